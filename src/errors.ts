@@ -1,0 +1,18 @@
+/**
+ * The one error type headlens throws for bad input. `message` names the problem, `fix` says what to do;
+ * the CLI prints both on one line and exits with code 2.
+ */
+export class HeadlensError extends Error {
+  constructor(
+    message: string,
+    readonly fix?: string,
+  ) {
+    super(fix ? `${message} (${fix})` : message);
+    this.name = 'HeadlensError';
+  }
+}
+
+/** Throws a HeadlensError unless `cond` holds. */
+export function check(cond: unknown, message: string, fix?: string): asserts cond {
+  if (!cond) throw new HeadlensError(message, fix);
+}
