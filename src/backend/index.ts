@@ -1,0 +1,192 @@
+/**
+ * Choosing and starting a TensorFlow.js backend.
+ *
+ * `initBackend()` starts the fastest backend that can run here and says which and why:
+ *   webgpu      a GPU adapter through WebGPU: natively in a browser, in Node through the `webgpu` package
+ *               (Google's Dawn as a Node addon), which must be installed into globalThis before
+ *               @tensorflow/tfjs-backend-webgpu is imported, because that module registers itself only
+ *               when it finds `navigator.gpu` at import time;
+ *   tensorflow  libtensorflow through @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node, if the user
+ *               installed one (optional peer dependencies: their install step downloads libtensorflow);
+ *   wasm        the default on a CPU: XNNPACK kernels, SIMD, one thread (the threaded build fails in Node);
+ *   cpu         plain JavaScript, about 25× slower than wasm: the last resort.
+ * `HEADLENS_BACKEND` or an explicit `backend` option forces one; if it cannot start that is an error,
+ * never a silent fallback, so a benchmark always runs where its user thinks it does.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { HeadlensError } from '../errors.js';
+
+export const BACKENDS = ['webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+export interface BackendChoice {
+  name: BackendName;
+  /** Why this backend: what was found, and why the faster ones were passed over. */
+  reason: string;
+}
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+const require = createRequire(import.meta.url);
+
+let current: BackendChoice | undefined;
+
+/** The backend headlens started, if any. */
+export function currentBackend(): BackendChoice | undefined {
+  return current;
+}
+
+/**
+ * Starts a backend. `backend` (or env HEADLENS_BACKEND) forces one; 'auto' or nothing picks the best.
+ * Calling it again with the same request returns the running choice.
+ */
+export async function initBackend(opts: { backend?: BackendName | 'auto' } = {}): Promise<BackendChoice> {
+  const requested = opts.backend ?? envBackend() ?? 'auto';
+  if (current && (requested === 'auto' || requested === current.name)) return current;
+  if (requested !== 'auto') {
+    const why = await tryStart(requested);
+    if (typeof why !== 'string') {
+      throw new HeadlensError(
+        `backend '${requested}' cannot start here: ${why.error}`,
+        `pick another with --backend or HEADLENS_BACKEND (${BACKENDS.join(', ')}), or leave it unset to choose automatically`,
+      );
+    }
+    current = { name: requested, reason: `asked for ${requested}${why ? `: ${why}` : ''}` };
+    return current;
+  }
+  const skipped: string[] = [];
+  for (const name of BACKENDS) {
+    const why = await tryStart(name);
+    if (typeof why === 'string') {
+      current = { name, reason: [why, ...skipped].filter(Boolean).join('; ') };
+      return current;
+    }
+    skipped.push(`${name} skipped: ${why.error}`);
+  }
+  throw new HeadlensError(`no TensorFlow.js backend could start (${skipped.join('; ')})`);
+}
+
+function envBackend(): BackendName | undefined {
+  const v = isNode ? process.env.HEADLENS_BACKEND : undefined;
+  if (!v || v === 'auto') return undefined;
+  if (!(BACKENDS as readonly string[]).includes(v)) {
+    throw new HeadlensError(`HEADLENS_BACKEND='${v}' is not a backend`, `use one of ${BACKENDS.join(', ')} or auto`);
+  }
+  return v as BackendName;
+}
+
+/** Returns a description of what started, or {error} saying why it could not. */
+async function tryStart(name: BackendName): Promise<string | { error: string }> {
+  try {
+    switch (name) {
+      case 'webgpu':
+        return await startWebGPU();
+      case 'tensorflow':
+        return await startTensorflow();
+      case 'wasm':
+        return await startWasm();
+      case 'cpu':
+        await setBackend('cpu');
+        return 'pure-JavaScript kernels (slow)';
+    }
+  } catch (e) {
+    return { error: (e as Error).message.split('\n')[0] };
+  }
+}
+
+async function setBackend(name: string): Promise<void> {
+  const ok = await tf.setBackend(name);
+  if (!ok) throw new Error(`tf.setBackend('${name}') returned false`);
+  await tf.ready();
+}
+
+async function startWebGPU(): Promise<string> {
+  const g = globalThis as unknown as { navigator?: { gpu?: GPUish } };
+  let via = 'navigator.gpu';
+  if (!g.navigator?.gpu) {
+    if (!isNode) throw new Error('this browser has no navigator.gpu');
+    const loader = findVulkanLoader();
+    if (!loader) throw new Error('no Vulkan loader (libvulkan.so.1) for Dawn, so no GPU adapter');
+    let mod: { create: (o: string[]) => GPUish; globals: Record<string, unknown> };
+    try {
+      mod = await import('webgpu' as string);
+    } catch {
+      throw new Error("the optional package 'webgpu' is not installed (npm install webgpu)");
+    }
+    const gpu = mod.create([]);
+    const adapter = await gpu.requestAdapter();
+    if (!adapter) throw new Error('Dawn found no GPU adapter');
+    Object.assign(globalThis, mod.globals);
+    // Node 21+ defines a read-only navigator; replace it rather than mutate it
+    Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+    via = "Dawn (npm 'webgpu')";
+  } else {
+    const adapter = await g.navigator.gpu.requestAdapter();
+    if (!adapter) throw new Error('navigator.gpu has no adapter');
+  }
+  if (!tf.findBackendFactory('webgpu')) await import('@tensorflow/tfjs-backend-webgpu');
+  await setBackend('webgpu');
+  return `GPU adapter through ${via}`;
+}
+
+interface GPUish {
+  requestAdapter(): Promise<unknown>;
+}
+
+function findVulkanLoader(): string | undefined {
+  if (process.platform === 'darwin' || process.platform === 'win32') return 'system';
+  const dirs = [
+    ...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean),
+    '/usr/lib/x86_64-linux-gnu',
+    '/usr/lib/aarch64-linux-gnu',
+    '/usr/lib64',
+    '/usr/lib',
+    '/lib/x86_64-linux-gnu',
+  ];
+  return dirs.map((d) => path.join(d, 'libvulkan.so.1')).find((f) => existsSync(f));
+}
+
+async function startTensorflow(): Promise<string> {
+  if (!isNode) throw new Error('tfjs-node runs only in Node');
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      require.resolve(pkg);
+    } catch {
+      continue;
+    }
+    await import(pkg);
+    await setBackend('tensorflow');
+    return `libtensorflow through ${pkg}`;
+  }
+  throw new Error('neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node is installed');
+}
+
+/** Where the wasm binaries are: the installed package, else beside the running script (a bundle). */
+export function wasmDir(): string | undefined {
+  const candidates: string[] = [];
+  if (isNode) {
+    try {
+      candidates.push(path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist'));
+    } catch {
+      /* bundled: no package to resolve */
+    }
+    if (process.argv[1]) candidates.push(path.dirname(path.resolve(process.argv[1])));
+  }
+  return candidates.find((d) => existsSync(path.join(d, 'tfjs-backend-wasm-simd.wasm')));
+}
+
+async function startWasm(): Promise<string> {
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  if (isNode) {
+    const dir = wasmDir();
+    if (!dir) throw new Error('the .wasm files of @tensorflow/tfjs-backend-wasm were not found');
+    // a file path, not a URL: Emscripten reads it with fs in Node, whatever the working directory
+    wasm.setWasmPaths(dir + path.sep);
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+  }
+  await setBackend('wasm');
+  const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+  return `CPU through WebAssembly (${simd ? 'SIMD' : 'no SIMD'}, one thread)`;
+}

@@ -1,0 +1,136 @@
+/**
+ * HookedTransformer: the model with TransformerLens' ways in. `runWithCache` keeps named activations,
+ * `runWithHooks` runs functions at hook points that may replace an activation (patching, ablation).
+ * Hooks given to a run are removed when it ends, also when one throws; `addHook` keeps one across runs
+ * until `resetHooks()`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { HeadlensError } from '../errors.js';
+import type { HookedConfig } from '../model/config.js';
+import type { Interceptor } from '../model/hook_point.js';
+import { Transformer, type TokenInput } from '../model/transformer.js';
+import { layerOf, nearest } from './act_name.js';
+import { ActivationCache } from './activation_cache.js';
+
+export interface HookContext {
+  name: string;
+  /** The block index, or undefined for embeddings and the final norm. */
+  layer: number | undefined;
+}
+
+/** A hook: sees an activation, returns a replacement of the same shape or nothing. */
+export type HookFn = (act: tf.Tensor, ctx: HookContext) => tf.Tensor | void;
+export type HookFilter = string | ((name: string) => boolean);
+export type FwdHook = [HookFilter, HookFn];
+
+/** Which activations to keep: 'all' (every hook point but attn.hook_result), a list, or a predicate. */
+export type NamesFilter = 'all' | string[] | ((name: string) => boolean);
+
+export interface RunOptions {
+  fwdHooks?: FwdHook[];
+  stopAtLayer?: number;
+}
+
+export class HookedTransformer extends Transformer {
+  private permanent: FwdHook[] = [];
+
+  static override random(cfg: HookedConfig, opts: { seed?: number; std?: number } = {}): HookedTransformer {
+    const base = Transformer.random(cfg, opts);
+    return HookedTransformer.from(base);
+  }
+
+  /** Wraps a plain Transformer, taking over its parameters. */
+  static from(t: Transformer): HookedTransformer {
+    const params: Record<string, tf.Tensor> = {};
+    for (const n of t.paramNames()) params[n] = t.param(n);
+    return new HookedTransformer(t.cfg, params);
+  }
+
+  /** Adds a hook that stays for later runs until resetHooks(). */
+  addHook(filter: HookFilter, fn: HookFn): void {
+    this.checkFilters([[filter, fn]]);
+    this.permanent.push([filter, fn]);
+  }
+
+  resetHooks(): void {
+    this.permanent = [];
+  }
+
+  /** Runs with hooks for this call only; returns logits [batch, pos, d_vocab] (caller owns). */
+  runWithHooks(tokens: TokenInput, opts: RunOptions = {}): tf.Tensor3D {
+    const hooks = [...this.permanent, ...(opts.fwdHooks ?? [])];
+    this.checkFilters(hooks);
+    return this.forward(tokens, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer });
+  }
+
+  /**
+   * Runs and keeps the named activations (after any hook of this run changed them).
+   * Returns logits and a cache; the caller owns both and disposes them.
+   */
+  runWithCache(tokens: TokenInput, opts: RunOptions & { names?: NamesFilter } = {}): { logits: tf.Tensor3D; cache: ActivationCache } {
+    const hooks = [...this.permanent, ...(opts.fwdHooks ?? [])];
+    this.checkFilters(hooks);
+    const keep = this.namesPredicate(opts.names ?? 'all');
+    const acts = new Map<string, tf.Tensor>();
+    const base = interceptor(hooks);
+    const withCache: Interceptor = {
+      wants: (n) => keep(n) || base.wants(n),
+      call: (n, act) => {
+        const out = base.wants(n) ? base.call(n, act) : act;
+        if (keep(n)) acts.set(n, tf.keep(out));
+        return out;
+      },
+    };
+    try {
+      const logits = this.forward(tokens, { interceptor: withCache, stopAtLayer: opts.stopAtLayer });
+      return { logits, cache: new ActivationCache(acts, this.cfg) };
+    } catch (e) {
+      for (const t of acts.values()) t.dispose();
+      throw e;
+    }
+  }
+
+  private namesPredicate(names: NamesFilter): (n: string) => boolean {
+    if (names === 'all') {
+      const all = new Set(this.hookNames());
+      return (n) => all.has(n);
+    }
+    if (typeof names === 'function') return names;
+    this.checkNames(names);
+    const set = new Set(names);
+    return (n) => set.has(n);
+  }
+
+  private checkFilters(hooks: FwdHook[]): void {
+    this.checkNames(hooks.map(([f]) => f).filter((f): f is string => typeof f === 'string'));
+  }
+
+  private checkNames(names: string[]): void {
+    const known = this.hookNames({ withResult: true });
+    const set = new Set(known);
+    for (const n of names) {
+      if (!set.has(n)) {
+        throw new HeadlensError(`unknown hook point '${n}'`, `did you mean '${nearest(n, known)}'? model.hookNames() lists them all`);
+      }
+    }
+  }
+}
+
+function interceptor(hooks: FwdHook[]): Interceptor {
+  const matches = (f: HookFilter, n: string) => (typeof f === 'string' ? f === n : f(n));
+  return {
+    wants: (n) => hooks.some(([f]) => matches(f, n)),
+    call: (n, act) => {
+      let x = act;
+      for (const [f, fn] of hooks) {
+        if (!matches(f, n)) continue;
+        const out = fn(x, { name: n, layer: layerOf(n) });
+        if (out !== undefined && out !== null) {
+          if (!(out instanceof tf.Tensor)) throw new HeadlensError(`hook at ${n} returned something that is not a tensor`, 'return a tf.Tensor or nothing');
+          x = out;
+        }
+      }
+      return x;
+    },
+  };
+}

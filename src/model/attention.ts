@@ -1,0 +1,85 @@
+/**
+ * Multi-head causal self-attention, with grouped-query attention (GQA/MQA): query head h reads key/value
+ * head floor(h / (n_heads / n_key_value_heads)), the grouping transformers' repeat_kv uses.
+ * Hook points (TransformerLens names, under blocks.{l}.attn.):
+ *   hook_q [batch, pos, head, d_head]; hook_k, hook_v [batch, pos, kv_head, d_head];
+ *   hook_rot_q, hook_rot_k (rotary models, after rotation);
+ *   hook_attn_scores [batch, head, query_pos, key_pos] (scaled, masked keys are -Infinity);
+ *   hook_pattern (softmax of the scores); hook_z [batch, pos, head, d_head];
+ *   hook_result [batch, pos, head, d_model], each head's output, computed only when someone asks for it.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { HookedConfig } from './config.js';
+import type { HookPoints } from './hook_point.js';
+import { applyRotary } from './rotary.js';
+
+export interface AttentionContext {
+  /** Additive mask [query_pos, key_pos]: 0 where a query may attend, -Infinity elsewhere. */
+  mask: tf.Tensor2D;
+  cos?: tf.Tensor2D;
+  sin?: tf.Tensor2D;
+}
+
+type Param = (name: string) => tf.Tensor;
+
+/** x·W + b for per-head weights W [head, d_model, d_head]: x [batch, pos, d_model] → [batch, pos, head, d_head]. */
+function project(x2d: tf.Tensor2D, W: tf.Tensor, b: tf.Tensor, batch: number, pos: number): tf.Tensor4D {
+  const [h, d, e] = W.shape;
+  const Wmat = W.transpose([1, 0, 2]).reshape([d, h * e]); // [d_model, head*d_head]
+  return x2d.matMul(Wmat as tf.Tensor2D).add(b.reshape([h * e])).reshape([batch, pos, h, e]);
+}
+
+/** Repeats key/value heads so each query head has its own: [batch, kv_head, pos, d_head] → [batch, head, pos, d_head]. */
+function repeatKV(x: tf.Tensor4D, nRep: number): tf.Tensor4D {
+  if (nRep === 1) return x;
+  const [b, kv, p, e] = x.shape;
+  return x.reshape([b, kv, 1, p, e]).tile([1, 1, nRep, 1, 1]).reshape([b, kv * nRep, p, e]);
+}
+
+export function attention(
+  cfg: HookedConfig,
+  layer: number,
+  x: tf.Tensor3D,
+  P: Param,
+  hp: HookPoints,
+  ctx: AttentionContext,
+): tf.Tensor3D {
+  const n = `blocks.${layer}.attn`;
+  const [batch, pos, d] = x.shape;
+  const { n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
+  const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
+  let q = hp.point(`${n}.hook_q`, project(x2d, P(`${n}.W_Q`), P(`${n}.b_Q`), batch, pos));
+  let k = hp.point(`${n}.hook_k`, project(x2d, P(`${n}.W_K`), P(`${n}.b_K`), batch, pos));
+  const v = hp.point(`${n}.hook_v`, project(x2d, P(`${n}.W_V`), P(`${n}.b_V`), batch, pos));
+  if (cfg.positional_embedding_type === 'rotary') {
+    q = hp.point(`${n}.hook_rot_q`, applyRotary(q, ctx.cos!, ctx.sin!, cfg.rotary_dim!));
+    k = hp.point(`${n}.hook_rot_k`, applyRotary(k, ctx.cos!, ctx.sin!, cfg.rotary_dim!));
+  }
+  const qh = q.transpose([0, 2, 1, 3]) as tf.Tensor4D; // [batch, head, query_pos, d_head]
+  const kh = repeatKV(k.transpose([0, 2, 1, 3]) as tf.Tensor4D, h / kv); // [batch, head, key_pos, d_head]
+  const vh = repeatKV(v.transpose([0, 2, 1, 3]) as tf.Tensor4D, h / kv); // [batch, head, key_pos, d_head]
+  let scale = cfg.attn_scale;
+  if (cfg.scale_attn_by_inverse_layer_idx) scale *= layer + 1;
+  const scores = hp.point(
+    `${n}.hook_attn_scores`,
+    tf.matMul(qh, kh, false, true).div(scale).add(ctx.mask) as tf.Tensor4D, // [batch, head, query_pos, key_pos]
+  );
+  const pattern = hp.point(`${n}.hook_pattern`, tf.softmax(scores, -1) as tf.Tensor4D);
+  const z = hp.point(
+    `${n}.hook_z`,
+    tf.matMul(pattern, vh).transpose([0, 2, 1, 3]) as tf.Tensor4D, // [batch, pos, head, d_head]
+  );
+  const W_O = P(`${n}.W_O`); // [head, d_head, d_model]
+  const b_O = P(`${n}.b_O`);
+  if (hp.wants(`${n}.hook_result`)) {
+    const zh = z.transpose([2, 0, 1, 3]).reshape([h, batch * pos, e]) as tf.Tensor3D; // [head, batch*pos, d_head]
+    const perHead = tf.matMul(zh, W_O as tf.Tensor3D); // [head, batch*pos, d_model]
+    const result = hp.point(
+      `${n}.hook_result`,
+      perHead.reshape([h, batch, pos, d]).transpose([1, 2, 0, 3]) as tf.Tensor4D, // [batch, pos, head, d_model]
+    );
+    return result.sum(2).add(b_O) as tf.Tensor3D;
+  }
+  const out = z.reshape([batch * pos, h * e]).matMul(W_O.reshape([h * e, d]) as tf.Tensor2D); // [batch*pos, d_model]
+  return out.add(b_O).reshape([batch, pos, d]) as tf.Tensor3D;
+}

@@ -1,0 +1,96 @@
+/**
+ * The model configuration, with TransformerLens' field names. One zod schema gives the runtime check
+ * (a config.json from the internet is untrusted) and the static type.
+ */
+import { z } from 'zod';
+import { HeadlensError } from '../errors.js';
+
+export const ACT_FNS = ['gelu_new', 'gelu', 'gelu_fast', 'gelu_pytorch_tanh', 'relu', 'silu'] as const;
+
+export const RopeScalingSchema = z.object({
+  type: z.enum(['linear', 'llama3']),
+  factor: z.number().positive(),
+  low_freq_factor: z.number().positive().optional(),
+  high_freq_factor: z.number().positive().optional(),
+  original_max_position_embeddings: z.number().int().positive().optional(),
+});
+
+const int = z.number().int();
+
+export const ConfigSchema = z
+  .object({
+    model_name: z.string().default('unnamed'),
+    /** The HF architecture it came from (GPT2LMHeadModel, GPTNeoXForCausalLM, LlamaForCausalLM, …) or 'HeadlensAttnOnly'. */
+    original_architecture: z.string().default('HeadlensAttnOnly'),
+    d_model: int.positive(),
+    n_layers: int.positive(),
+    n_heads: int.positive(),
+    /** Key/value heads: n_heads for multi-head attention, fewer under GQA, 1 under MQA. */
+    n_key_value_heads: int.positive().optional(),
+    d_head: int.positive(),
+    /** Hidden width of the MLP; null for attention-only models. */
+    d_mlp: int.positive().nullable().default(null),
+    d_vocab: int.positive(),
+    n_ctx: int.positive(),
+    act_fn: z.enum(ACT_FNS).default('gelu_new'),
+    normalization_type: z.enum(['LN', 'RMS']).nullable().default('LN'),
+    eps: z.number().positive().default(1e-5),
+    positional_embedding_type: z.enum(['standard', 'rotary']).default('standard'),
+    /** How many dimensions of each head rotary touches (the first ones), e.g. d_head / 4 in Pythia. */
+    rotary_dim: int.positive().nullable().default(null),
+    rotary_base: z.number().positive().default(10000),
+    rope_scaling: RopeScalingSchema.nullable().default(null),
+    parallel_attn_mlp: z.boolean().default(false),
+    attn_only: z.boolean().default(false),
+    gated_mlp: z.boolean().default(false),
+    tie_word_embeddings: z.boolean().default(false),
+    /** Scores are divided by attn_scale (sqrt(d_head) unless the checkpoint says otherwise). */
+    attn_scale: z.number().positive().optional(),
+    scale_attn_by_inverse_layer_idx: z.boolean().default(false),
+    /** Which biases the checkpoint has; absent ones are zeros here and are not written by save. */
+    attn_qkv_bias: z.boolean().default(true),
+    attn_out_bias: z.boolean().default(true),
+    mlp_bias: z.boolean().default(true),
+    unembed_bias: z.boolean().default(false),
+    /** Keys farther back than this are masked (Mistral); null: full causal attention. */
+    sliding_window: int.positive().nullable().default(null),
+    bos_token_id: int.nonnegative().nullable().default(null),
+    eos_token_id: int.nonnegative().nullable().default(null),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const kv = c.n_key_value_heads ?? c.n_heads;
+    if (c.n_heads % kv !== 0) {
+      ctx.addIssue({ code: 'custom', message: `n_heads (${c.n_heads}) must be a multiple of n_key_value_heads (${kv})` });
+    }
+    if (!c.attn_only && c.d_mlp == null) {
+      ctx.addIssue({ code: 'custom', message: 'd_mlp is required unless attn_only is true' });
+    }
+    if (c.positional_embedding_type === 'rotary') {
+      const rd = c.rotary_dim ?? c.d_head;
+      if (rd % 2 !== 0 || rd > c.d_head) {
+        ctx.addIssue({ code: 'custom', message: `rotary_dim (${rd}) must be even and at most d_head (${c.d_head})` });
+      }
+    }
+  });
+
+export type HookedConfigInput = z.input<typeof ConfigSchema>;
+type Parsed = z.output<typeof ConfigSchema>;
+/** A checked config with every default filled in. */
+export type HookedConfig = Parsed & { n_key_value_heads: number; attn_scale: number; rotary_dim: number | null };
+
+/** Checks a config and fills in the derived fields. Throws a HeadlensError listing every problem. */
+export function makeConfig(input: HookedConfigInput): HookedConfig {
+  const r = ConfigSchema.safeParse(input);
+  if (!r.success) {
+    const problems = r.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ');
+    throw new HeadlensError(`invalid model config: ${problems}`, 'fix these fields in config.json');
+  }
+  const c = r.data;
+  return {
+    ...c,
+    n_key_value_heads: c.n_key_value_heads ?? c.n_heads,
+    attn_scale: c.attn_scale ?? Math.sqrt(c.d_head),
+    rotary_dim: c.positional_embedding_type === 'rotary' ? (c.rotary_dim ?? c.d_head) : null,
+  };
+}

@@ -1,0 +1,237 @@
+/**
+ * The transformer itself: embeddings, blocks (attention then MLP, sequential or parallel), final norm,
+ * unembedding. It computes exactly what the checkpoint computes; weight processing is a separate,
+ * opt-in step (weight_processing.ts). Hook points are named as in TransformerLens and visited in the
+ * order `hookNames()` lists them; src/hooks builds caching and interventions on top.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { HeadlensError } from '../errors.js';
+import { attention } from './attention.js';
+import type { HookedConfig } from './config.js';
+import { HookPoints, type Interceptor } from './hook_point.js';
+import { mlp } from './mlp.js';
+import { norm } from './norm.js';
+import { countParams, paramShapes } from './params.js';
+import { rotaryTables } from './rotary.js';
+
+/** Token ids [batch, pos]: nested arrays, one sequence, or an int32 tensor. */
+export type TokenInput = number[][] | number[] | tf.Tensor;
+
+export interface ForwardOptions {
+  interceptor?: Interceptor;
+  /** Stop before this block and return its resid_pre [batch, pos, d_model] instead of logits. */
+  stopAtLayer?: number;
+}
+
+/** The names of the hook points of one block, in the order the forward pass visits them. */
+export function blockHookNames(cfg: HookedConfig, l: number, opts: { withResult?: boolean } = {}): string[] {
+  const b = `blocks.${l}`;
+  const ln = (p: string) => (cfg.normalization_type ? [`${p}.hook_scale`, `${p}.hook_normalized`] : []);
+  const attn = [
+    `${b}.attn.hook_q`,
+    `${b}.attn.hook_k`,
+    `${b}.attn.hook_v`,
+    ...(cfg.positional_embedding_type === 'rotary' ? [`${b}.attn.hook_rot_q`, `${b}.attn.hook_rot_k`] : []),
+    `${b}.attn.hook_attn_scores`,
+    `${b}.attn.hook_pattern`,
+    `${b}.attn.hook_z`,
+    ...(opts.withResult ? [`${b}.attn.hook_result`] : []),
+    `${b}.hook_attn_out`,
+  ];
+  const mlpHooks = cfg.gated_mlp
+    ? [`${b}.mlp.hook_pre`, `${b}.mlp.hook_pre_linear`, `${b}.mlp.hook_post`, `${b}.hook_mlp_out`]
+    : [`${b}.mlp.hook_pre`, `${b}.mlp.hook_post`, `${b}.hook_mlp_out`];
+  const names = [`${b}.hook_resid_pre`, ...ln(`${b}.ln1`), ...attn];
+  if (cfg.attn_only) return [...names, `${b}.hook_resid_post`];
+  if (cfg.parallel_attn_mlp) return [...names, ...ln(`${b}.ln2`), ...mlpHooks, `${b}.hook_resid_post`];
+  return [...names, `${b}.hook_resid_mid`, ...ln(`${b}.ln2`), ...mlpHooks, `${b}.hook_resid_post`];
+}
+
+/** Every hook point of a model, in forward order. `attn.hook_result` only with withResult. */
+export function hookNames(cfg: HookedConfig, opts: { withResult?: boolean } = {}): string[] {
+  const names = ['hook_embed'];
+  if (cfg.positional_embedding_type === 'standard') names.push('hook_pos_embed');
+  for (let l = 0; l < cfg.n_layers; l++) names.push(...blockHookNames(cfg, l, opts));
+  if (cfg.normalization_type) names.push('ln_final.hook_scale', 'ln_final.hook_normalized');
+  return names;
+}
+
+export class Transformer {
+  readonly cfg: HookedConfig;
+  protected params: Map<string, tf.Tensor>;
+
+  /**
+   * Takes ownership of `params` (TransformerLens names and shapes, see params.ts). Every expected
+   * parameter must be there with the right shape, and nothing else: checked before anything is kept.
+   */
+  constructor(cfg: HookedConfig, params: Record<string, tf.Tensor>) {
+    this.cfg = cfg;
+    const expected = paramShapes(cfg);
+    const problems: string[] = [];
+    for (const [name, shape] of Object.entries(expected)) {
+      const t = params[name];
+      if (!t) problems.push(`missing ${name} [${shape}]`);
+      else if (t.shape.join() !== shape.join()) problems.push(`${name} is [${t.shape}], expected [${shape}]`);
+    }
+    for (const name of Object.keys(params)) if (!(name in expected)) problems.push(`unexpected parameter ${name}`);
+    if (problems.length) {
+      throw new HeadlensError(`parameters do not fit the config: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? ` (and ${problems.length - 8} more)` : ''}`);
+    }
+    this.params = new Map(Object.keys(expected).map((n) => [n, params[n].dtype === 'float32' ? params[n] : params[n].toFloat()]));
+  }
+
+  /** A model with random weights (normal, std 0.02 by default; norms at 1, biases 0). For tests and benchmarks. */
+  static random(cfg: HookedConfig, opts: { seed?: number; std?: number } = {}): Transformer {
+    return new Transformer(cfg, randomParams(cfg, opts));
+  }
+
+  /** A parameter by its TransformerLens name, e.g. `blocks.0.attn.W_Q` [head, d_model, d_head]. Owned by the model. */
+  param(name: string): tf.Tensor {
+    const t = this.params.get(name);
+    if (!t) throw new HeadlensError(`no parameter ${name}`, `known: ${[...this.params.keys()].slice(0, 6).join(', ')}, …`);
+    return t;
+  }
+
+  paramNames(): string[] {
+    return [...this.params.keys()];
+  }
+
+  /** Replaces parameters (same names, same shapes); the model takes ownership and disposes the old ones. */
+  setParams(updates: Record<string, tf.Tensor>): void {
+    for (const [name, t] of Object.entries(updates)) {
+      const old = this.param(name);
+      if (old.shape.join() !== t.shape.join()) {
+        throw new HeadlensError(`setParams: ${name} is [${old.shape}], got [${t.shape}]`);
+      }
+      if (old !== t) old.dispose();
+      this.params.set(name, t);
+    }
+  }
+
+  /** Parameters as the checkpoint counts them. */
+  get nParams(): number {
+    return countParams(this.cfg);
+  }
+
+  hookNames(opts: { withResult?: boolean } = {}): string[] {
+    return hookNames(this.cfg, opts);
+  }
+
+  /** Checks token ids and returns them as an int32 tensor [batch, pos] that the caller owns. */
+  toTokens(tokens: TokenInput): tf.Tensor2D {
+    let rows: number[][];
+    if (tokens instanceof tf.Tensor) {
+      if (tokens.rank !== 2 && tokens.rank !== 1) {
+        throw new HeadlensError(`tokens must be [batch, pos], got a tensor of shape [${tokens.shape}]`);
+      }
+      const t2 = tokens.rank === 1 ? tokens.reshape([1, -1]) : tokens;
+      rows = t2.arraySync() as number[][];
+      if (t2 !== tokens) t2.dispose();
+    } else {
+      rows = tokens.length > 0 && Array.isArray(tokens[0]) ? (tokens as number[][]) : [tokens as number[]];
+    }
+    const { d_vocab, n_ctx } = this.cfg;
+    if (rows.length === 0 || rows[0].length === 0) throw new HeadlensError('no tokens given', 'pass at least one token id');
+    const len = rows[0].length;
+    rows.forEach((r, i) => {
+      if (r.length !== len) {
+        throw new HeadlensError(`token rows differ in length (row 0 has ${len}, row ${i} has ${r.length})`, 'pad or trim the rows to one length');
+      }
+      r.forEach((id, j) => {
+        if (!Number.isInteger(id) || id < 0 || id >= d_vocab) {
+          throw new HeadlensError(`token id ${id} at [${i}, ${j}] is not in the vocabulary [0, ${d_vocab})`, 'check the tokenizer matches the model');
+        }
+      });
+    });
+    if (len > n_ctx) {
+      throw new HeadlensError(`sequence of ${len} tokens is longer than the model's context (n_ctx ${n_ctx})`, `shorten it to at most ${n_ctx} tokens`);
+    }
+    return tf.tensor2d(rows, [rows.length, len], 'int32');
+  }
+
+  /**
+   * Runs the model. Returns logits [batch, pos, d_vocab] (or the residual stream at `stopAtLayer`),
+   * owned by the caller. Every intermediate tensor is freed unless an interceptor kept it.
+   */
+  forward(tokens: TokenInput, opts: ForwardOptions = {}): tf.Tensor3D {
+    const { cfg } = this;
+    if (opts.stopAtLayer !== undefined && !(Number.isInteger(opts.stopAtLayer) && opts.stopAtLayer >= 0 && opts.stopAtLayer <= cfg.n_layers)) {
+      throw new HeadlensError(`stopAtLayer ${opts.stopAtLayer} is not a layer index`, `use 0..${cfg.n_layers}`);
+    }
+    const ids = this.toTokens(tokens);
+    try {
+      return tf.tidy(() => this.run(ids, new HookPoints(opts.interceptor), opts.stopAtLayer));
+    } finally {
+      ids.dispose();
+    }
+  }
+
+  private run(ids: tf.Tensor2D, hp: HookPoints, stopAtLayer?: number): tf.Tensor3D {
+    const { cfg } = this;
+    const P = (n: string) => this.param(n);
+    const [batch, pos] = ids.shape;
+    let x = hp.point('hook_embed', tf.gather(P('embed.W_E'), ids) as tf.Tensor3D); // [batch, pos, d_model]
+    if (cfg.positional_embedding_type === 'standard') {
+      const posEmbed = P('pos_embed.W_pos').slice([0, 0], [pos, cfg.d_model]).expandDims(0).tile([batch, 1, 1]) as tf.Tensor3D;
+      x = x.add(hp.point('hook_pos_embed', posEmbed));
+    }
+    const ctx = { mask: causalMask(pos, cfg.sliding_window), ...(cfg.rotary_dim ? rotaryTables(cfg, pos) : {}) };
+    const lnParams = (p: string) => [cfg.normalization_type ? P(`${p}.w`) : undefined, cfg.normalization_type === 'LN' ? P(`${p}.b`) : undefined] as const;
+    for (let l = 0; l < cfg.n_layers; l++) {
+      if (stopAtLayer === l) return x;
+      const b = `blocks.${l}`;
+      const resid = hp.point(`${b}.hook_resid_pre`, x);
+      const attnIn = norm(cfg, resid, ...lnParams(`${b}.ln1`), `${b}.ln1`, hp);
+      const attnOut = hp.point(`${b}.hook_attn_out`, attention(cfg, l, attnIn, P, hp, ctx));
+      if (cfg.attn_only) {
+        x = hp.point(`${b}.hook_resid_post`, resid.add(attnOut));
+      } else if (cfg.parallel_attn_mlp) {
+        const mlpOut = hp.point(`${b}.hook_mlp_out`, mlp(cfg, l, norm(cfg, resid, ...lnParams(`${b}.ln2`), `${b}.ln2`, hp), P, hp));
+        x = hp.point(`${b}.hook_resid_post`, resid.add(attnOut).add(mlpOut));
+      } else {
+        const mid = hp.point(`${b}.hook_resid_mid`, resid.add(attnOut));
+        const mlpOut = hp.point(`${b}.hook_mlp_out`, mlp(cfg, l, norm(cfg, mid, ...lnParams(`${b}.ln2`), `${b}.ln2`, hp), P, hp));
+        x = hp.point(`${b}.hook_resid_post`, mid.add(mlpOut));
+      }
+    }
+    if (stopAtLayer === cfg.n_layers) return x;
+    const final = norm(cfg, x, ...lnParams('ln_final'), 'ln_final', hp);
+    const logits = final.reshape([batch * pos, cfg.d_model]).matMul(P('unembed.W_U') as tf.Tensor2D).add(P('unembed.b_U'));
+    return logits.reshape([batch, pos, cfg.d_vocab]) as tf.Tensor3D;
+  }
+
+  dispose(): void {
+    const seen = new Set<tf.Tensor>();
+    for (const t of this.params.values()) if (!seen.has(t)) (seen.add(t), t.dispose());
+    this.params.clear();
+  }
+}
+
+/** 0 where key ≤ query (and within the sliding window, if any), -Infinity elsewhere. [query_pos, key_pos] */
+export function causalMask(pos: number, window: number | null): tf.Tensor2D {
+  const m = new Float32Array(pos * pos);
+  for (let q = 0; q < pos; q++) {
+    for (let k = 0; k < pos; k++) {
+      m[q * pos + k] = k <= q && (window === null || q - k < window) ? 0 : -Infinity;
+    }
+  }
+  return tf.tensor2d(m, [pos, pos]);
+}
+
+/** A seeded random parameter set: a small normal everywhere, norms at 1, biases at 0. */
+export function randomParams(cfg: HookedConfig, opts: { seed?: number; std?: number } = {}): Record<string, tf.Tensor> {
+  const std = opts.std ?? 0.02;
+  let seed = opts.seed ?? 0;
+  const out: Record<string, tf.Tensor> = {};
+  for (const [name, shape] of Object.entries(paramShapes(cfg))) {
+    const leaf = name.slice(name.lastIndexOf('.') + 1);
+    if (leaf === 'w') out[name] = tf.ones(shape);
+    else if (leaf.startsWith('b')) out[name] = tf.zeros(shape);
+    else out[name] = tf.randomNormal(shape, 0, std, 'float32', seed++);
+  }
+  if (cfg.tie_word_embeddings) {
+    out['unembed.W_U'].dispose();
+    out['unembed.W_U'] = out['embed.W_E'].transpose();
+  }
+  return out;
+}
