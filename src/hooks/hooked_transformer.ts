@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
 import type { HookedConfig } from '../model/config.js';
 import type { Interceptor } from '../model/hook_point.js';
+import type { TextTokenizer } from '../model/tokenizer.js';
 import { Transformer, type TokenInput } from '../model/transformer.js';
 import { layerOf, nearest } from './act_name.js';
 import { ActivationCache } from './activation_cache.js';
@@ -33,6 +34,33 @@ export interface RunOptions {
 
 export class HookedTransformer extends Transformer {
   private permanent: FwdHook[] = [];
+  /** The tokenizer loaded with the model (tokenizer.json), if the folder had one. */
+  tokenizer?: TextTokenizer;
+
+  /** Text → token ids [batch, pos], exactly as the tokenizer.json encodes it (its own special tokens included). */
+  toTokens(text: string | string[]): number[][] {
+    const tok = this.requireTokenizer();
+    const rows = (Array.isArray(text) ? text : [text]).map((t) => tok.encode(t));
+    if (rows.some((r) => r.length !== rows[0].length)) {
+      throw new HeadlensError(`texts encode to different lengths (${rows.map((r) => r.length).join(', ')})`, 'run them one at a time or make them the same length in tokens');
+    }
+    return rows;
+  }
+
+  /** Token ids → text. */
+  toText(ids: number[]): string {
+    return this.requireTokenizer().decode(ids);
+  }
+
+  /** One label per token, `(i) token`, for axes of pictures. */
+  tokenLabels(ids: number[]): string[] {
+    return ids.map((id, i) => `(${i}) ${this.tokenizer ? this.tokenizer.tokenText(id) : id}`);
+  }
+
+  private requireTokenizer(): TextTokenizer {
+    if (!this.tokenizer) throw new HeadlensError(`model ${this.cfg.model_name} has no tokenizer`, 'its folder needs a tokenizer.json, or pass token ids');
+    return this.tokenizer;
+  }
 
   static override random(cfg: HookedConfig, opts: { seed?: number; std?: number } = {}): HookedTransformer {
     const base = Transformer.random(cfg, opts);

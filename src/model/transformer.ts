@@ -118,7 +118,7 @@ export class Transformer {
   }
 
   /** Checks token ids and returns them as an int32 tensor [batch, pos] that the caller owns. */
-  toTokens(tokens: TokenInput): tf.Tensor2D {
+  tokensTensor(tokens: TokenInput): tf.Tensor2D {
     let rows: number[][];
     if (tokens instanceof tf.Tensor) {
       if (tokens.rank !== 2 && tokens.rank !== 1) {
@@ -158,7 +158,7 @@ export class Transformer {
     if (opts.stopAtLayer !== undefined && !(Number.isInteger(opts.stopAtLayer) && opts.stopAtLayer >= 0 && opts.stopAtLayer <= cfg.n_layers)) {
       throw new HeadlensError(`stopAtLayer ${opts.stopAtLayer} is not a layer index`, `use 0..${cfg.n_layers}`);
     }
-    const ids = this.toTokens(tokens);
+    const ids = this.tokensTensor(tokens);
     try {
       return tf.tidy(() => this.run(ids, new HookPoints(opts.interceptor), opts.stopAtLayer));
     } finally {
@@ -184,14 +184,14 @@ export class Transformer {
       const attnIn = norm(cfg, resid, ...lnParams(`${b}.ln1`), `${b}.ln1`, hp);
       const attnOut = hp.point(`${b}.hook_attn_out`, attention(cfg, l, attnIn, P, hp, ctx));
       if (cfg.attn_only) {
-        x = hp.point(`${b}.hook_resid_post`, resid.add(attnOut));
+        x = hp.point(`${b}.hook_resid_post`, resid.add(attnOut) as tf.Tensor3D);
       } else if (cfg.parallel_attn_mlp) {
         const mlpOut = hp.point(`${b}.hook_mlp_out`, mlp(cfg, l, norm(cfg, resid, ...lnParams(`${b}.ln2`), `${b}.ln2`, hp), P, hp));
-        x = hp.point(`${b}.hook_resid_post`, resid.add(attnOut).add(mlpOut));
+        x = hp.point(`${b}.hook_resid_post`, resid.add(attnOut).add(mlpOut) as tf.Tensor3D);
       } else {
-        const mid = hp.point(`${b}.hook_resid_mid`, resid.add(attnOut));
+        const mid = hp.point(`${b}.hook_resid_mid`, resid.add(attnOut) as tf.Tensor3D);
         const mlpOut = hp.point(`${b}.hook_mlp_out`, mlp(cfg, l, norm(cfg, mid, ...lnParams(`${b}.ln2`), `${b}.ln2`, hp), P, hp));
-        x = hp.point(`${b}.hook_resid_post`, mid.add(mlpOut));
+        x = hp.point(`${b}.hook_resid_post`, mid.add(mlpOut) as tf.Tensor3D);
       }
     }
     if (stopAtLayer === cfg.n_layers) return x;

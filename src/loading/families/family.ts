@@ -1,0 +1,40 @@
+/**
+ * What each supported checkpoint family provides: its config.json → HookedConfig mapping, the tensors
+ * its checkpoint must hold (names and shapes, checked before anything is copied), and the conversion
+ * both ways between its layout and headlens' per-head TransformerLens layout. Fused or transposed
+ * tensors are split and transposed here and nowhere else.
+ */
+import type * as tf from '@tensorflow/tfjs';
+import type { HookedConfig, HookedConfigInput } from '../../model/config.js';
+
+export type HFConfig = Record<string, unknown>;
+
+export interface Family {
+  /** HF model_type values this family reads. */
+  modelTypes: string[];
+  /** config.json → headlens config fields. Throws HeadlensError for what it cannot represent. */
+  config(hf: HFConfig, modelType: string): HookedConfigInput;
+  /** The checkpoint tensors (HF names, without any optional prefix) and their shapes. */
+  hfShapes(cfg: HookedConfig): Record<string, number[]>;
+  /** Prefixes some checkpoints put before every name (e.g. 'transformer.' in GPT2LMHeadModel saves). */
+  prefixes: string[];
+  /** Extra checkpoint tensors that carry nothing (masks and rotary buffers older versions saved). */
+  ignore?: RegExp;
+  /** HF tensors → headlens parameters. `get` returns a float32 tensor of an HF name; results are new tensors. */
+  toHooked(cfg: HookedConfig, get: (hfName: string) => tf.Tensor): Record<string, tf.Tensor>;
+  /** headlens parameters → HF tensors (names with the prefix transformers writes). */
+  toHF(cfg: HookedConfig, P: (name: string) => tf.Tensor): Record<string, tf.Tensor>;
+  /** headlens config → config.json. */
+  hfConfig(cfg: HookedConfig): HFConfig;
+}
+
+/** Reads a config.json field of the expected type; undefined when absent or null. */
+export function field<T extends 'number' | 'boolean' | 'string' | 'object'>(
+  hf: HFConfig,
+  key: string,
+  type: T,
+): (T extends 'number' ? number : T extends 'boolean' ? boolean : T extends 'string' ? string : Record<string, unknown>) | undefined {
+  const v = hf[key];
+  if (v === undefined || v === null) return undefined;
+  return typeof v === type ? (v as never) : (NaN as never); // a wrong type reaches the zod check, which names the field
+}

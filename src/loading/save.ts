@@ -1,0 +1,29 @@
+/**
+ * Saves a model in the HuggingFace layout of its family (config.json, model.safetensors, tokenizer.json),
+ * float32, so that loadPretrained gives back the same parameters bit for bit and transformers can read
+ * GPT-2, GPT-NeoX, Llama, Mistral and Qwen2 saves.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Transformer } from '../model/transformer.js';
+import { familyForArchitecture } from './families/index.js';
+import { encodeSafetensors } from './safetensors.js';
+import { HFTokenizer } from './tokenizer.js';
+
+export function saveModel(model: Transformer & { tokenizer?: unknown }, dir: string, opts: { metadata?: Record<string, string> } = {}): void {
+  const family = familyForArchitecture(model.cfg.original_architecture);
+  mkdirSync(dir, { recursive: true });
+  const tensors: Parameters<typeof encodeSafetensors>[0] = {};
+  tf.tidy(() => {
+    const hf = family.toHF(model.cfg, (n) => model.param(n));
+    for (const [name, t] of Object.entries(hf)) tensors[name] = { dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array };
+  });
+  writeFileSync(path.join(dir, 'model.safetensors'), encodeSafetensors(tensors, { format: 'pt', ...opts.metadata }));
+  const config = { ...family.hfConfig(model.cfg), _name_or_path: model.cfg.model_name, dtype: 'float32' };
+  writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  if (model.tokenizer instanceof HFTokenizer) {
+    writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(model.tokenizer.json));
+    if (Object.keys(model.tokenizer.config).length) writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(model.tokenizer.config, null, 2));
+  }
+}

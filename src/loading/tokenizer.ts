@@ -1,0 +1,60 @@
+/**
+ * tokenizer.json through @huggingface/tokenizers, the implementation transformers.js uses, so the ids are
+ * those of HF tokenizers (the parity tests check this) and no BPE is written here.
+ */
+import { Tokenizer } from '@huggingface/tokenizers';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { HeadlensError } from '../errors.js';
+import type { TextTokenizer } from '../model/tokenizer.js';
+
+export class HFTokenizer implements TextTokenizer {
+  private readonly tok: Tokenizer;
+  private readonly idToToken: Map<number, string>;
+
+  /** `json` is the parsed tokenizer.json; `config` tokenizer_config.json if there is one. */
+  constructor(
+    readonly json: Record<string, unknown>,
+    readonly config: Record<string, unknown> = {},
+  ) {
+    try {
+      this.tok = new Tokenizer(json, config);
+    } catch (e) {
+      throw new HeadlensError(`tokenizer.json could not be read: ${(e as Error).message}`);
+    }
+    const vocab = ((json.model as Record<string, unknown> | undefined)?.vocab ?? {}) as Record<string, number> | [string, number][];
+    this.idToToken = new Map(Array.isArray(vocab) ? vocab.map(([t], i) => [i, t]) : Object.entries(vocab).map(([t, i]) => [i, t]));
+    for (const a of (json.added_tokens ?? []) as { id: number; content: string }[]) this.idToToken.set(a.id, a.content);
+  }
+
+  /** Reads DIR/tokenizer.json (and tokenizer_config.json); undefined when the folder has none. */
+  static fromDir(dir: string): HFTokenizer | undefined {
+    const file = path.join(dir, 'tokenizer.json');
+    if (!existsSync(file)) return undefined;
+    const cfgFile = path.join(dir, 'tokenizer_config.json');
+    return new HFTokenizer(readJson(file), existsSync(cfgFile) ? readJson(cfgFile) : {});
+  }
+
+  encode(text: string): number[] {
+    return this.tok.encode(text).ids;
+  }
+
+  decode(ids: number[]): string {
+    return ids.length === 0 ? '' : this.tok.decode(ids);
+  }
+
+  tokenText(id: number): string {
+    // byte-level BPE spells a space as Ġ and Metaspace as ▁; show both as a plain space
+    return (this.idToToken.get(id) ?? `<${id}>`).replace(/^[Ġ▁]/, ' ').replace(/Ċ/g, '\\n');
+  }
+}
+
+function readJson(file: string): Record<string, unknown> {
+  try {
+    const v = JSON.parse(readFileSync(file, 'utf8'));
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
+    return v;
+  } catch (e) {
+    throw new HeadlensError(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}

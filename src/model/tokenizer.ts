@@ -1,0 +1,10 @@
+/**
+ * What the model needs of a tokenizer. The model layer names only this interface; src/loading provides
+ * the implementation (tokenizer.json through @huggingface/tokenizers).
+ */
+export interface TextTokenizer {
+  encode(text: string): number[];
+  decode(ids: number[]): string;
+  /** The text of one token id, as the vocabulary spells it (for axis labels). */
+  tokenText(id: number): string;
+}

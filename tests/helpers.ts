@@ -1,0 +1,28 @@
+import * as tf from '@tensorflow/tfjs';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { parseSafetensors, type SafetensorsFile } from '../src/loading/safetensors.js';
+
+export const FIXTURES = path.join(import.meta.dirname, 'fixtures', 'hf');
+
+/** The fixture model folders made by tests/fixtures/make_fixtures.py (transformers 5.17). */
+export function fixtureModels(): string[] {
+  return readdirSync(FIXTURES).filter((d) => existsSync(path.join(FIXTURES, d, 'config.json'))).sort();
+}
+
+export function reference(name: string): SafetensorsFile {
+  const file = path.join(FIXTURES, name, 'reference.safetensors');
+  return parseSafetensors(new Uint8Array(readFileSync(file)), file);
+}
+
+/** Largest absolute difference between a tensor and reference values (shapes must match). */
+export function maxAbsDiff(t: tf.Tensor, ref: Float32Array, refShape: number[]): number {
+  if (t.shape.join() !== refShape.join()) throw new Error(`shape [${t.shape}] vs reference [${refShape}]`);
+  const a = t.dataSync();
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - ref[i]);
+    if (!(d <= m)) m = d; // NaN wins
+  }
+  return m;
+}
