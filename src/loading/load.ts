@@ -4,7 +4,8 @@
  * be there with its shape, and nothing unknown may be left over; the error lists every problem.
  */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { initBackend, type BackendName } from '../backend/index.js';
 import { HeadlensError } from '../errors.js';
@@ -46,14 +47,23 @@ export function readModelConfig(dir: string): { cfg: HookedConfig; family: Famil
   }
 }
 
-/** Resolves a folder or hub id to a local folder. */
+/** Where the models headlens ships live (datasets/zoo), from src/loading or dist/loading alike. */
+export const ZOO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'datasets', 'zoo');
+
+/** The names of the shipped models (`--model NAME`). */
+export function zooModels(): string[] {
+  return existsSync(ZOO_DIR) ? readdirSync(ZOO_DIR).filter((d) => existsSync(path.join(ZOO_DIR, d, 'config.json'))).sort() : [];
+}
+
+/** Resolves a folder, a shipped model's name, or a hub id to a local folder. */
 export async function resolveModelDir(nameOrDir: string, opts: HubOptions = {}): Promise<string> {
+  if (!existsSync(nameOrDir) && zooModels().includes(nameOrDir)) return path.join(ZOO_DIR, nameOrDir);
   if (existsSync(nameOrDir)) {
     if (!statSync(nameOrDir).isDirectory()) throw new HeadlensError(`${nameOrDir} is a file, not a model folder`, 'pass the folder that holds config.json');
     return nameOrDir;
   }
   if (isHubId(nameOrDir) && !nameOrDir.startsWith('.') && !path.isAbsolute(nameOrDir)) return downloadFromHub(nameOrDir, opts);
-  throw new HeadlensError(`no model folder at ${nameOrDir}`, 'pass a folder holding config.json and model.safetensors, or a hub id such as gpt2');
+  throw new HeadlensError(`no model folder at ${nameOrDir}`, `pass a folder holding config.json and model.safetensors, a shipped model (${zooModels().join(', ') || 'none'}), or a hub id such as gpt2`);
 }
 
 /** Loads a model folder or hub id. The model computes exactly what the checkpoint computes. */

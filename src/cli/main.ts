@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+/**
+ * The `headlens` command. Bad input exits with code 2 and one line naming the problem and the fix;
+ * anything else that goes wrong is a bug and exits with 1 and its stack.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { HeadlensError } from '../errors.js';
+import { cacheCommand } from './cache.js';
+import { demoCommand } from './demo.js';
+import { infoCommand } from './info.js';
+
+const USAGE = `headlens — attention heads, opened up
+
+usage:
+  headlens info  --model M [--backend B] [--json]
+  headlens cache --model M (--tokens "1,2,3;4,5,6" | --text "…") [--names all|NAME,NAME] --out FILE.safetensors [--backend B]
+  headlens demo  [--model M] [--text "…"] [--out DIR] [--backend B]
+
+M is a model folder (config.json + model.safetensors), a shipped model's name, or a hub id (online only).
+B is webgpu, tensorflow, wasm or cpu (default: the best available; env HEADLENS_BACKEND).`;
+
+export interface Command {
+  options: NonNullable<ParseArgsConfig['options']>;
+  run(values: Record<string, string | boolean | string[] | undefined>): Promise<void>;
+}
+
+const COMMON = { backend: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
+
+const COMMANDS: Record<string, Command> = { info: infoCommand, cache: cacheCommand, demo: demoCommand };
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === 'help' || name === '--help' || name === '-h') {
+    console.log(USAGE);
+    return name ? 0 : 2;
+  }
+  try {
+    const cmd = COMMANDS[name];
+    if (!cmd) throw new HeadlensError(`unknown command '${name}'`, `use one of ${Object.keys(COMMANDS).join(', ')} (headlens help)`);
+    let values: Record<string, string | boolean | string[] | undefined>;
+    try {
+      ({ values } = parseArgs({ args: rest, options: { ...COMMON, ...cmd.options }, strict: true, allowPositionals: false }) as { values: typeof values });
+    } catch (e) {
+      throw new HeadlensError(`${name}: ${(e as Error).message}`, 'see headlens help');
+    }
+    if (values.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    await cmd.run(values);
+    return 0;
+  } catch (e) {
+    if (e instanceof HeadlensError) {
+      console.error(`headlens: ${e.message}`);
+      return 2;
+    }
+    console.error(e);
+    return 1;
+  }
+}
+
+/** A required string option, or a HeadlensError naming it. */
+export function required(values: Record<string, unknown>, key: string, example: string): string {
+  const v = values[key];
+  if (typeof v !== 'string' || v === '') throw new HeadlensError(`--${key} is required`, `e.g. --${key} ${example}`);
+  return v;
+}
+
+const invokedDirectly = process.argv[1] && /headlens$|main\.[jt]s$/.test(process.argv[1]);
+if (invokedDirectly) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
