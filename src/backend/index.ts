@@ -44,6 +44,9 @@ export function currentBackend(): BackendChoice | undefined {
  */
 export async function initBackend(opts: { backend?: BackendName | 'auto' } = {}): Promise<BackendChoice> {
   const requested = opts.backend ?? envBackend() ?? 'auto';
+  if (requested !== 'auto' && !(BACKENDS as readonly string[]).includes(requested)) {
+    throw new HeadlensError(`'${requested}' is not a backend`, `use one of ${BACKENDS.join(', ')} (or leave it unset to choose automatically)`);
+  }
   if (current && (requested === 'auto' || requested === current.name)) return current;
   if (requested !== 'auto') {
     const why = await tryStart(requested);

@@ -105,7 +105,9 @@ export class HookedTransformer extends Transformer {
       wants: (n) => keep(n) || base.wants(n),
       call: (n, act) => {
         const out = base.wants(n) ? base.call(n, act) : act;
-        if (keep(n)) acts.set(n, tf.keep(out));
+        // the cache's own handle: `out` may be the caller's tensor or another cache's (patching), and one
+        // tensor can sit at two points (resid_post of l is resid_pre of l+1); clone shares the data, not the handle
+        if (keep(n)) acts.set(n, tf.keep(out.clone()));
         return out;
       },
     };

@@ -11,6 +11,7 @@ import { initBackend, type BackendName } from '../backend/index.js';
 import { HeadlensError } from '../errors.js';
 import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { makeConfig, type HookedConfig } from '../model/config.js';
+import { processWeights, type ProcessingOptions } from '../model/weight_processing.js';
 import { openCheckpoint, type CheckpointTensors } from './checkpoint_files.js';
 import type { Family, HFConfig } from './families/family.js';
 import { familyFor } from './families/index.js';
@@ -20,6 +21,8 @@ import { HFTokenizer } from './tokenizer.js';
 export interface LoadOptions extends HubOptions {
   /** Start this backend first (default: the one running, or the best available). */
   backend?: BackendName | 'auto';
+  /** Opt-in weight processing (fold norms, centre weights); default none: the checkpoint as it is. */
+  processing?: ProcessingOptions;
 }
 
 /** Reads config.json of a model folder into a headlens config (with the family that reads it). */
@@ -88,6 +91,7 @@ export async function loadPretrained(nameOrDir: string, opts: LoadOptions = {}):
   }) as Record<string, tf.Tensor>;
   const model = new HookedTransformer(cfg, params);
   model.tokenizer = HFTokenizer.fromDir(dir);
+  if (opts.processing) processWeights(model, opts.processing);
   return model;
 }
 

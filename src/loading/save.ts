@@ -6,12 +6,16 @@
 import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { HeadlensError } from '../errors.js';
 import type { Transformer } from '../model/transformer.js';
 import { familyForArchitecture } from './families/index.js';
 import { encodeSafetensors } from './safetensors.js';
 import { HFTokenizer } from './tokenizer.js';
 
 export function saveModel(model: Transformer & { tokenizer?: unknown }, dir: string, opts: { metadata?: Record<string, string> } = {}): void {
+  if (model.processing.length) {
+    throw new HeadlensError(`this model's weights were processed (${model.processing.join(', ')}); saving them would not give the checkpoint back`, 'save before processing, or reload the checkpoint');
+  }
   const family = familyForArchitecture(model.cfg.original_architecture);
   mkdirSync(dir, { recursive: true });
   const tensors: Parameters<typeof encodeSafetensors>[0] = {};

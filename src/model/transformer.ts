@@ -59,6 +59,8 @@ export function hookNames(cfg: HookedConfig, opts: { withResult?: boolean } = {}
 export class Transformer {
   readonly cfg: HookedConfig;
   protected params: Map<string, tf.Tensor>;
+  /** Weight processing applied so far (weight_processing.ts); empty: the checkpoint as it is. */
+  readonly processing: string[] = [];
 
   /**
    * Takes ownership of `params` (TransformerLens names and shapes, see params.ts). Every expected
@@ -178,7 +180,7 @@ export class Transformer {
     const ctx = { mask: causalMask(pos, cfg.sliding_window), ...(cfg.rotary_dim ? rotaryTables(cfg, pos) : {}) };
     const lnParams = (p: string) => [cfg.normalization_type ? P(`${p}.w`) : undefined, cfg.normalization_type === 'LN' ? P(`${p}.b`) : undefined] as const;
     for (let l = 0; l < cfg.n_layers; l++) {
-      if (stopAtLayer === l) return x;
+      if (stopAtLayer === l) return x.clone(); // a new handle: x may be a tensor a hook or cache owns
       const b = `blocks.${l}`;
       const resid = hp.point(`${b}.hook_resid_pre`, x);
       const attnIn = norm(cfg, resid, ...lnParams(`${b}.ln1`), `${b}.ln1`, hp);
@@ -194,7 +196,7 @@ export class Transformer {
         x = hp.point(`${b}.hook_resid_post`, mid.add(mlpOut) as tf.Tensor3D);
       }
     }
-    if (stopAtLayer === cfg.n_layers) return x;
+    if (stopAtLayer === cfg.n_layers) return x.clone();
     const final = norm(cfg, x, ...lnParams('ln_final'), 'ln_final', hp);
     const logits = final.reshape([batch * pos, cfg.d_model]).matMul(P('unembed.W_U') as tf.Tensor2D).add(P('unembed.b_U'));
     return logits.reshape([batch, pos, cfg.d_vocab]) as tf.Tensor3D;

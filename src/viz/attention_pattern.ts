@@ -10,7 +10,7 @@ export interface AttentionPatternOptions {
   labels?: string[];
   /** Panel titles, one per head. Default: `H{h}`. */
   headLabels?: string[];
-  /** Title above the chart. Default: none. */
+  /** Accessible name of the SVG (aria-label). Default: none. */
   title?: string;
   /** Width of one panel in pixels. Default: 24 per token, at least 160. */
   panelWidth?: number;
@@ -37,7 +37,8 @@ export function attentionPatternSVG(patterns: number[][][], opts: AttentionPatte
   const panel = opts.panelWidth ?? Math.max(160, 24 * nPos);
   const chart = Plot.plot({
     document: serverDocument(),
-    title: opts.title,
+    // Plot wraps a titled chart in an HTML <figure>; keep a bare SVG and name it through aria-label
+    ariaLabel: opts.title,
     width: 120 + panel * patterns.length,
     height: 90 + Math.max(160, 18 * nPos),
     marginLeft: 110,

@@ -1,0 +1,121 @@
+/**
+ * The `headlens` command as a user runs it: the built dist/cli/main.js in a child process
+ * (`npm install` builds it; `npm test` rebuilds it first).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseSafetensors } from '../src/loading/safetensors.js';
+import { FIXTURES, fixtureModels, reference } from './helpers.js';
+
+const ROOT = path.join(import.meta.dirname, '..');
+const BIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+
+function headlens(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, HEADLENS_BACKEND: 'wasm' }, cwd: ROOT });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'headlens-cli-'));
+
+describe('headlens info', () => {
+  it('info --model DIR names the family, size and backend', () => {
+    const r = headlens('info', '--model', path.join(FIXTURES, 'llama-gqa'));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/family\s+LlamaForCausalLM/);
+    expect(r.stdout).toMatch(/2 × 8 heads \(2 key\/value heads\)/);
+    expect(r.stdout).toMatch(/backend\s+wasm/);
+  });
+
+  it('info --json prints one JSON object', () => {
+    const r = headlens('info', '--model', path.join(FIXTURES, 'pythia-parallel'), '--json');
+    const info = JSON.parse(r.stdout);
+    expect(info).toMatchObject({ family: 'GPTNeoXForCausalLM', n_layers: 2, n_heads: 4, d_head: 8, backend: 'wasm', parallel_attn_mlp: true });
+    expect(info.parameters).toBe(33600); // transformers' count for this checkpoint (make_fixtures.py log)
+  });
+
+  it('info --model NAME finds a shipped model', () => {
+    const r = headlens('info', '--model', 'tiny-gpt2-random');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/GPT2LMHeadModel/);
+  });
+});
+
+describe('headlens cache gives transformers’ numbers', () => {
+  it.each(fixtureModels())('cache --tokens on %s writes logits, resid_pre and patterns equal to transformers within 1e-4', (name) => {
+    const ref = reference(name);
+    const [batch, pos] = ref.info('input_ids').shape;
+    const ids = ref.int32('input_ids');
+    const rows = Array.from({ length: batch }, (_, b) => Array.from(ids.subarray(b * pos, (b + 1) * pos)).join(',')).join(';');
+    const out = path.join(tmp(), 'acts.safetensors');
+    const r = headlens('cache', '--model', path.join(FIXTURES, name), '--tokens', rows, '--names', 'all', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    const got = parseSafetensors(new Uint8Array(readFileSync(out)), out);
+    const nLayers = got.names.filter((n) => n.endsWith('.hook_resid_pre')).length;
+    const pairs: [string, string][] = [['logits', 'logits'], ['ln_final.hook_normalized', `hidden_states.${nLayers}`]];
+    for (let l = 0; l < nLayers; l++) {
+      pairs.push([`blocks.${l}.hook_resid_pre`, `hidden_states.${l}`], [`blocks.${l}.attn.hook_pattern`, `attentions.${l}`]);
+    }
+    for (const [mine, theirs] of pairs) {
+      expect(got.info(mine).shape).toEqual(ref.info(theirs).shape);
+      const a = got.float32(mine);
+      const b = ref.float32(theirs);
+      let worst = 0;
+      for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+      expect(worst, `${name} ${mine}`).toBeLessThan(1e-4);
+    }
+    expect(Array.from(got.int32('input_ids'))).toEqual(Array.from(ids));
+  });
+
+  it('cache --text tokenizes with tokenizer.json and keeps only --names', () => {
+    const out = path.join(tmp(), 'acts.safetensors');
+    const r = headlens('cache', '--model', path.join(FIXTURES, 'gpt2'), '--text', 'Answer: B', '--names', 'blocks.0.attn.hook_pattern,blocks.1.hook_resid_post', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    const got = parseSafetensors(new Uint8Array(readFileSync(out)), out);
+    expect([...got.names].sort()).toEqual(['blocks.0.attn.hook_pattern', 'blocks.1.hook_resid_post', 'input_ids', 'logits']);
+    const expected = JSON.parse(readFileSync(path.join(FIXTURES, 'tokenizers', 'byte_level_bpe.expected.json'), 'utf8'));
+    expect(Array.from(got.int32('input_ids'))).toEqual(expected.ids[expected.texts.indexOf('Answer: B')]);
+  });
+});
+
+describe('headlens on bad input exits 2 with one line naming the problem and the fix', () => {
+  const model = path.join(FIXTURES, 'gpt2');
+  const cases: [string, string[], RegExp][] = [
+    ['no command', [], /usage/],
+    ['unknown command', ['frobnicate'], /unknown command 'frobnicate'.*info, cache, demo/],
+    ['unknown flag', ['info', '--modle', 'x'], /Unknown option '--modle'/],
+    ['missing --model', ['info'], /--model is required/],
+    ['missing folder', ['info', '--model', '/nonexistent/model'], /no model folder at \/nonexistent\/model/],
+    ['a non-id token', ['cache', '--model', model, '--tokens', '1,x,3', '--out', '/tmp/x.safetensors'], /'x' is not a token id/],
+    ['unequal rows', ['cache', '--model', model, '--tokens', '1,2,3;4,5', '--out', '/tmp/x.safetensors'], /differ in length/],
+    ['id ≥ d_vocab', ['cache', '--model', model, '--tokens', '1,2,999', '--out', '/tmp/x.safetensors'], /token id 999 .* not in the vocabulary \[0, 257\)/],
+    ['too long', ['cache', '--model', model, '--tokens', Array.from({ length: 33 }, () => '1').join(','), '--out', '/tmp/x.safetensors'], /longer than the model's context \(n_ctx 32\)/],
+    ['unknown hook', ['cache', '--model', model, '--tokens', '1,2', '--names', 'blocks.0.attn.hook_patern', '--out', '/tmp/x.safetensors'], /unknown hook point 'blocks.0.attn.hook_patern'.*did you mean 'blocks.0.attn.hook_pattern'/],
+    ['both inputs', ['cache', '--model', model, '--tokens', '1', '--text', 'a', '--out', '/tmp/x.safetensors'], /exactly one of --tokens and --text/],
+    ['bad backend', ['info', '--model', model, '--backend', 'tpu'], /'tpu' is not a backend.*webgpu, tensorflow, wasm, cpu/],
+  ];
+  it.each(cases)('%s', (_, args, pattern) => {
+    const r = headlens(...args);
+    expect(r.code).toBe(2);
+    const text = args.length === 0 ? r.stdout : r.stderr.trim();
+    expect(text).toMatch(pattern);
+    if (args.length) expect(text.split('\n')).toHaveLength(1);
+  });
+});
+
+describe('headlens demo', () => {
+  it('demo writes one attention picture per layer of the shipped model', () => {
+    const out = tmp();
+    const r = headlens('demo', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/next token/);
+    const files = readdirSync(out).sort();
+    expect(files).toEqual(['attention-layer0.svg', 'attention-layer1.svg']);
+    const svg = readFileSync(path.join(out, files[0]), 'utf8');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg).toContain('L0H3');
+    expect(existsSync(path.join(out, files[1]))).toBe(true);
+  });
+});
