@@ -9,7 +9,7 @@ import { HeadlensError } from '../errors.js';
 import type { HookedConfig } from '../model/config.js';
 import type { Interceptor } from '../model/hook_point.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
-import { Transformer, type TokenInput } from '../model/transformer.js';
+import { Transformer, type ForwardOptions, type TokenInput } from '../model/transformer.js';
 import { layerOf, nearest } from './act_name.js';
 import { ActivationCache } from './activation_cache.js';
 
@@ -82,6 +82,12 @@ export class HookedTransformer extends Transformer {
 
   resetHooks(): void {
     this.permanent = [];
+  }
+
+  /** A plain run; hooks added with addHook apply here too, as in TransformerLens. */
+  override forward(tokens: TokenInput, opts: ForwardOptions = {}): tf.Tensor3D {
+    if (opts.interceptor || this.permanent.length === 0) return super.forward(tokens, opts);
+    return super.forward(tokens, { ...opts, interceptor: interceptor(this.permanent) });
   }
 
   /** Runs with hooks for this call only; returns logits [batch, pos, d_vocab] (caller owns). */

@@ -41,9 +41,9 @@ export function readModelConfig(dir: string): { cfg: HookedConfig; family: Famil
   const h = hf as HFConfig;
   const family = familyFor(h.model_type, file);
   const name = typeof h._name_or_path === 'string' && h._name_or_path ? h._name_or_path : path.basename(path.resolve(dir));
-  const input = family.config(h, h.model_type as string);
   try {
-    return { cfg: makeConfig({ model_name: name, ...input }), family, hf: h };
+    const input = family.config(h, h.model_type as string);
+    return { cfg: makeConfig({ model_name: name, ...input }, family.hfKeys), family, hf: h };
   } catch (e) {
     if (e instanceof HeadlensError) throw new HeadlensError(`${file}: ${e.message}`);
     throw e;

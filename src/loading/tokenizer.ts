@@ -44,8 +44,8 @@ export class HFTokenizer implements TextTokenizer {
   }
 
   tokenText(id: number): string {
-    // byte-level BPE spells a space as Ġ and Metaspace as ▁; show both as a plain space
-    return (this.idToToken.get(id) ?? `<${id}>`).replace(/^[Ġ▁]/, ' ').replace(/Ċ/g, '\\n');
+    // byte-level BPE spells a space as Ġ and Metaspace as ▁ (anywhere in a token: 'en▁'); show both as a plain space
+    return (this.idToToken.get(id) ?? `<${id}>`).replace(/[Ġ▁]/g, ' ').replace(/Ċ/g, '\\n');
   }
 }
 

@@ -32,8 +32,9 @@ function project(x2d: tf.Tensor2D, W: tf.Tensor, b: tf.Tensor, batch: number, po
 /** Repeats key/value heads so each query head has its own: [batch, kv_head, pos, d_head] → [batch, head, pos, d_head]. */
 function repeatKV(x: tf.Tensor4D, nRep: number): tf.Tensor4D {
   if (nRep === 1) return x;
-  const [b, kv, p, e] = x.shape;
-  return x.reshape([b, kv, 1, p, e]).tile([1, 1, nRep, 1, 1]).reshape([b, kv * nRep, p, e]);
+  // a gather along the head axis rather than a 5-d tile, which WebGPU runs on the CPU
+  const kvOf = tf.tensor1d(Array.from({ length: x.shape[1] * nRep }, (_, h) => Math.floor(h / nRep)), 'int32');
+  return tf.gather(x, kvOf, 1) as tf.Tensor4D;
 }
 
 export function attention(

@@ -61,15 +61,15 @@ export const ConfigSchema = z
   .superRefine((c, ctx) => {
     const kv = c.n_key_value_heads ?? c.n_heads;
     if (c.n_heads % kv !== 0) {
-      ctx.addIssue({ code: 'custom', message: `n_heads (${c.n_heads}) must be a multiple of n_key_value_heads (${kv})` });
+      ctx.addIssue({ code: 'custom', path: ['n_key_value_heads'], message: `n_heads (${c.n_heads}) must be a multiple of n_key_value_heads (${kv})` });
     }
     if (!c.attn_only && c.d_mlp == null) {
-      ctx.addIssue({ code: 'custom', message: 'd_mlp is required unless attn_only is true' });
+      ctx.addIssue({ code: 'custom', path: ['d_mlp'], message: 'd_mlp is required unless attn_only is true' });
     }
     if (c.positional_embedding_type === 'rotary') {
       const rd = c.rotary_dim ?? c.d_head;
       if (rd % 2 !== 0 || rd > c.d_head) {
-        ctx.addIssue({ code: 'custom', message: `rotary_dim (${rd}) must be even and at most d_head (${c.d_head})` });
+        ctx.addIssue({ code: 'custom', path: ['rotary_dim'], message: `rotary_dim (${rd}) must be even and at most d_head (${c.d_head})` });
       }
     }
   });
@@ -79,11 +79,19 @@ type Parsed = z.output<typeof ConfigSchema>;
 /** A checked config with every default filled in. */
 export type HookedConfig = Parsed & { n_key_value_heads: number; attn_scale: number; rotary_dim: number | null };
 
-/** Checks a config and fills in the derived fields. Throws a HeadlensError listing every problem. */
-export function makeConfig(input: HookedConfigInput): HookedConfig {
+/**
+ * Checks a config and fills in the derived fields. Throws a HeadlensError listing every problem;
+ * `sources` names the config.json key behind a field (d_model ← n_embd), so the message names what to edit.
+ */
+export function makeConfig(input: HookedConfigInput, sources: Record<string, string> = {}): HookedConfig {
   const r = ConfigSchema.safeParse(input);
   if (!r.success) {
-    const problems = r.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`).join('; ');
+    const where = (path: PropertyKey[]) => {
+      const f = path.join('.') || 'config';
+      const src = Object.hasOwn(sources, String(path[0])) ? sources[String(path[0])] : undefined;
+      return src ? `${f} (config.json ${src})` : f;
+    };
+    const problems = r.error.issues.map((i) => `${where(i.path)}: ${i.message}`).join('; ');
     throw new HeadlensError(`invalid model config: ${problems}`, 'fix these fields in config.json');
   }
   const c = r.data;

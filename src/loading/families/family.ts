@@ -12,6 +12,8 @@ export type HFConfig = Record<string, unknown>;
 export interface Family {
   /** HF model_type values this family reads. */
   modelTypes: string[];
+  /** The config.json key(s) each headlens field comes from, where named differently, for error messages. */
+  hfKeys?: Record<string, string>;
   /** config.json → headlens config fields. Throws HeadlensError for what it cannot represent. */
   config(hf: HFConfig, modelType: string): HookedConfigInput;
   /** The checkpoint tensors (HF names, without any optional prefix) and their shapes. */

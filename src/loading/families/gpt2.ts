@@ -8,6 +8,10 @@ import { field, type Family } from './family.js';
 
 export const gpt2: Family = {
   modelTypes: ['gpt2'],
+  hfKeys: {
+    d_model: 'n_embd', n_layers: 'n_layer', n_heads: 'n_head', d_head: 'n_embd / n_head', d_mlp: 'n_inner', d_vocab: 'vocab_size',
+    n_ctx: 'n_positions', act_fn: 'activation_function', eps: 'layer_norm_epsilon',
+  },
   prefixes: ['transformer.'],
   ignore: /^(transformer\.)?h\.\d+\.attn\.(masked_)?bias$/,
   config(hf) {

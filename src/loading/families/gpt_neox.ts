@@ -11,6 +11,12 @@ import { ropeFromHF, ropeToHF } from './rope_config.js';
 
 export const gptNeox: Family = {
   modelTypes: ['gpt_neox'],
+  hfKeys: {
+    d_model: 'hidden_size', n_layers: 'num_hidden_layers', n_heads: 'num_attention_heads', d_head: 'hidden_size / num_attention_heads',
+    d_mlp: 'intermediate_size', d_vocab: 'vocab_size', n_ctx: 'max_position_embeddings', act_fn: 'hidden_act', eps: 'layer_norm_eps',
+    rotary_dim: 'rotary_pct or partial_rotary_factor', rotary_base: 'rope_theta', rope_scaling: 'rope_parameters',
+    parallel_attn_mlp: 'use_parallel_residual', attn_qkv_bias: 'attention_bias',
+  },
   prefixes: [],
   ignore: /^gpt_neox\.layers\.\d+\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$/,
   config(hf) {

@@ -13,6 +13,12 @@ const ARCH: Record<string, string> = { llama: 'LlamaForCausalLM', mistral: 'Mist
 
 export const llama: Family = {
   modelTypes: ['llama', 'mistral', 'qwen2'],
+  hfKeys: {
+    d_model: 'hidden_size', n_layers: 'num_hidden_layers', n_heads: 'num_attention_heads', n_key_value_heads: 'num_key_value_heads',
+    d_head: 'head_dim or hidden_size / num_attention_heads', d_mlp: 'intermediate_size', d_vocab: 'vocab_size',
+    n_ctx: 'max_position_embeddings', act_fn: 'hidden_act', eps: 'rms_norm_eps', rotary_base: 'rope_theta',
+    rope_scaling: 'rope_parameters', attn_qkv_bias: 'attention_bias',
+  },
   prefixes: [],
   ignore: /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/,
   config(hf, modelType) {

@@ -18,7 +18,8 @@ export function ropeFromHF(hf: HFConfig, defaults: { theta: number; partial?: nu
   const num = (k: string) => (typeof scaling[k] === 'number' ? (scaling[k] as number) : undefined);
   const theta = num('rope_theta') ?? field(hf, 'rope_theta', 'number') ?? field(hf, 'rotary_emb_base', 'number') ?? defaults.theta;
   const partial = num('partial_rotary_factor') ?? field(hf, 'partial_rotary_factor', 'number') ?? field(hf, 'rotary_pct', 'number') ?? defaults.partial ?? 1;
-  const type = (scaling.rope_type ?? scaling.type ?? 'default') as string;
+  const type = scaling.rope_type ?? scaling.type ?? 'default';
+  if (typeof type !== 'string') throw new HeadlensError(`rope_type ${JSON.stringify(type)} is not a string`, 'supported: default, linear, llama3');
   let rope_scaling: HookedConfigInput['rope_scaling'] = null;
   if (type === 'linear' || type === 'llama3') {
     rope_scaling = {

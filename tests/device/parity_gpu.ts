@@ -1,0 +1,65 @@
+/**
+ * The parity check on the GPU machine, where vitest cannot run (no Node.js there: see ../shared/device).
+ * Bundled by ../shared/device/pack.sh and run with `bash .device/boot.sh --backend webgpu OUT_DIR`.
+ * For every fixture model it compares logits, hidden states and attention patterns with transformers'
+ * and writes the largest errors as JSON; it also checks that 100 runWithCache + dispose calls leak nothing.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { initBackend, type BackendName } from '../../src/backend/index.js';
+import { loadPretrained } from '../../src/loading/load.js';
+import { FIXTURES, fixtureModels, reference } from '../helpers.js';
+
+async function maxAbsDiff(t: tf.Tensor, ref: Float32Array): Promise<number> {
+  const a = (await t.data()) as Float32Array;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - ref[i]);
+    if (!(d <= m)) m = d;
+  }
+  return m;
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  const backend = (args[args.indexOf('--backend') + 1] ?? 'webgpu') as BackendName;
+  const outDir = args[args.length - 1];
+  const choice = await initBackend({ backend });
+  console.log(`backend ${choice.name}: ${choice.reason}`);
+  const results: Record<string, Record<string, number>> = {};
+  for (const name of fixtureModels()) {
+    const model = await loadPretrained(path.join(FIXTURES, name));
+    const ref = reference(name);
+    const [batch, pos] = ref.info('input_ids').shape;
+    const ids = ref.int32('input_ids');
+    const rows = Array.from({ length: batch }, (_, b) => Array.from(ids.subarray(b * pos, (b + 1) * pos)));
+    const { logits, cache } = model.runWithCache(rows, { names: 'all' });
+    const e: Record<string, number> = { logits: await maxAbsDiff(logits, ref.float32('logits')) };
+    for (let l = 0; l < model.cfg.n_layers; l++) {
+      e[`resid_pre.${l}`] = await maxAbsDiff(cache.get(`blocks.${l}.hook_resid_pre`), ref.float32(`hidden_states.${l}`));
+      e[`pattern.${l}`] = await maxAbsDiff(cache.get(`blocks.${l}.attn.hook_pattern`), ref.float32(`attentions.${l}`));
+    }
+    e.ln_final = await maxAbsDiff(cache.get('ln_final.hook_normalized'), ref.float32(`hidden_states.${model.cfg.n_layers}`));
+    cache.dispose();
+    logits.dispose();
+    // leak check: 100 cached runs
+    const before = tf.memory().numTensors;
+    for (let i = 0; i < 100; i++) {
+      const r = model.runWithCache(rows, { names: 'all' });
+      r.cache.dispose();
+      r.logits.dispose();
+    }
+    e.leaked_tensors = tf.memory().numTensors - before;
+    results[name] = e;
+    const worst = Math.max(...Object.entries(e).filter(([k]) => k !== 'leaked_tensors').map(([, v]) => v));
+    console.log(`${name}: max |error| ${worst.toExponential(2)}, leaked ${e.leaked_tensors}`);
+    model.dispose();
+  }
+  writeFileSync(path.join(outDir, `parity-${choice.name}.json`), JSON.stringify({ backend: choice, results }, null, 1));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
