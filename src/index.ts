@@ -22,3 +22,43 @@ export { downloadFromHub, isHubId, type HubOptions } from './loading/hub.js';
 export { parseSafetensors, encodeSafetensors, type SafetensorsFile } from './loading/safetensors.js';
 export { openCheckpoint } from './loading/checkpoint_files.js';
 export { supportedModelTypes } from './loading/families/index.js';
+
+export { headAblationHooks, runWithAblatedHeads, kvHeadAblationHooks, mlpAblationHooks, queryHeadsOf, type HeadRef, type KvHeadRef, type AblationKind, type AblationOptions } from './interp/ablation.js';
+export { Labelled, type Axis, type LabelledJSON } from './interp/labelled.js';
+export { logitDiff, logitOf, probability, klDivergence, normalized, metricValue, type Metric, type Answer, type MetricOptions } from './interp/metrics.js';
+export { patchSites, activationPatching, patchComponents, patchResidPre, patchResidMid, patchResidPost, patchAttnOut, patchMlpOut, patchHeadOutByPos, patchHeadOutAllPos, patchHeadPatternAllPos, patchEveryBlock, patchEveryHead, PATCH_COMPONENTS, type PatchSite, type PatchComponent, type SweepOptions, type ActivationPatchingOptions } from './interp/patching.js';
+export { pathPatch, pathPatchMany, pathPatchingSweep, type Receiver, type PathPatchingOptions } from './interp/path_patching.js';
+export { attributionPatching, attributionTerms, type AttributionOptions, type RunSpec } from './interp/attribution_patching.js';
+export { edgeAttribution, type Edge, type EdgeAttribution, type EdgeAttributionOptions } from './interp/eap.js';
+export { directLogitAttribution, dlaPerHead, dlaPerLayer, type DlaOptions } from './interp/dla.js';
+export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './interp/logit_lens.js';
+export { attentionRollout, rolloutFromPatterns, type RolloutOptions } from './interp/attention_rollout.js';
+
+export { svd, singularValues, eigenvalues, mat, matmul, transpose, identity, randomNormal, type Mat, type SVD, type Complex } from './interp/svd.js';
+export { FactoredMatrix } from './interp/factored_matrix.js';
+export { qkCircuit, ovCircuit, fullQKCircuit, fullOVCircuit, headWeights, kvHead, embeddings, paramMatrix, headLabel } from './interp/head_circuits.js';
+export { compositionScore, compositionScores, qComposition, kComposition, vComposition, randomBaseline, COMPOSITION_KINDS, type CompositionKind, type CompositionScores, type CompositionOptions, type HeadPairScore } from './interp/composition.js';
+export { copyingScore, copyingScores, eigenvalueScore, type CopyingScore } from './interp/copying.js';
+export { relationScore, relationScores, salientMappings, sourceEmbeddings, type MapsOptions, type RelationScore, type TokenMapping } from './interp/maps.js';
+export { subspaceAlignment, writeSubspace, readSubspace, headChannel, layerChannel, type ReceiverSide, type TalkingHeadsOptions, type HeadChannel, type LayerChannel } from './interp/talking_heads.js';
+
+export { topHeads, runScorer, combine, type HeadScores, type HeadScorer, type ItemScores, type TopHead } from './interp/scores/head_scores.js';
+export { detectHeads, detectorScorer, type DetectorOptions, type DetectionPattern } from './interp/scores/head_detector.js';
+export { previousTokenScores, previousTokenScorer, previousTokenPattern } from './interp/scores/previous_token.js';
+export { duplicateTokenScores, duplicateTokenScorer, duplicateTokenPattern } from './interp/scores/duplicate_token.js';
+export { inductionScores, inductionScorer, inductionPattern } from './interp/scores/induction.js';
+export { attentionSinkScores, attentionSinkScorer, type SinkOptions } from './interp/scores/attention_sink.js';
+export { streamingScores, streamingScorer, type StreamingOptions } from './interp/scores/streaming.js';
+export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, unigramRecall, type NeedleTrial, type RetrievalOptions } from './interp/scores/retrieval.js';
+export { correctLetterScores, correctLetterScorer, headLogitContributions, type LetterPrompt } from './interp/scores/correct_letter.js';
+export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './interp/scores/temporal.js';
+export { maskHeadsCheck, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './interp/scores/mask_heads.js';
+export { scanTask, SCAN_TASKS, type ScanTask, type TaskSetup } from './interp/scores/tasks.js';
+export { scan, itemsHash, type ScanOptions } from './interp/scan.js';
+export { inductionSequences, InductionSetSchema, type InductionSet } from './datasets/induction.js';
+export { ioiPrompts, singleTokenWords, IoiSetSchema, IoiPromptSchema, IOI_TEMPLATES, type IoiSet, type IoiPrompt } from './datasets/ioi.js';
+export { needleTextTrials, needleTokenTrials, needleGrid, fillerText, NeedleSetSchema, NeedleTrialSchema, DEFAULT_NEEDLE, type NeedleSet } from './datasets/needle.js';
+export { mcqItems, mcqTokens, mcqPrompt, McqSetSchema, McqItemSchema, type McqSet, type McqItem } from './datasets/mcq.js';
+export { temporalItems, temporalTokenPairs, yearInWords, TemporalSetSchema, TemporalItemSchema, TEMPORAL_FACTS, CONTROL_FACTS, type TemporalSet, type TemporalItem } from './datasets/temporal.js';
+
+export { runBench, PRESETS as BENCH_PRESETS, type BenchOptions, type BenchResult, type BenchPreset } from './bench/bench.js';

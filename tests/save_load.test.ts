@@ -63,7 +63,7 @@ describe.each(fixtureModels())('saveModel then loadPretrained: %s', (name) => {
   it('gives bit-identical parameters and logits, the same tokenizer, and config.json in HF field names', async () => {
     const original = await loadPretrained(path.join(FIXTURES, name));
     const dir = path.join(TMP, name);
-    saveModel(original, dir);
+    await saveModel(original, dir);
     const reloaded = await loadPretrained(dir);
     try {
       expectSameModel(original, reloaded);
@@ -103,7 +103,7 @@ describe('saveModel of a headlens-native model', () => {
     const cfg = makeConfig({ model_name: 'attn-only-2l', d_model: 16, n_layers: 2, n_heads: 2, d_head: 8, d_vocab: 20, n_ctx: 16, attn_only: true });
     const model = HookedTransformer.random(cfg, { seed: 7, std: 0.5 });
     const dir = path.join(TMP, 'attn-only');
-    saveModel(model, dir);
+    await saveModel(model, dir);
     const saved = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
     expect(saved.model_type).toBe('headlens');
     expect(saved.headlens_config.attn_only).toBe(true);
@@ -129,7 +129,7 @@ describe('saveModel of a headlens-native model', () => {
     const biases = Object.fromEntries(model.paramNames().filter((n) => /\.b_\w+$/.test(n)).map((n, i) => [n, tf.randomNormal(model.param(n).shape, 0, 0.5, 'float32', 100 + i)]));
     model.setParams(biases);
     const dir = path.join(TMP, 'toy-rotary');
-    saveModel(model, dir);
+    await saveModel(model, dir);
     const reloaded = await loadPretrained(dir);
     try {
       expectSameModel(model, reloaded);
@@ -143,8 +143,8 @@ describe('saveModel of a headlens-native model', () => {
     const model = await loadPretrained(path.join(FIXTURES, 'llama-gqa'));
     const a = path.join(TMP, 'twice-a');
     const b = path.join(TMP, 'twice-b');
-    saveModel(model, a);
-    saveModel(model, b);
+    await saveModel(model, a);
+    await saveModel(model, b);
     for (const f of ['config.json', 'model.safetensors', 'tokenizer.json']) {
       expect(fs.readFileSync(path.join(b, f)).equals(fs.readFileSync(path.join(a, f))), f).toBe(true);
     }

@@ -70,7 +70,7 @@ describe.each(['llama-gqa', 'llama-mqa-tied-bias-bf16', 'qwen2'])('weight proces
 describe('processed models', () => {
   it('saveModel refuses a processed model and folding twice is refused', async () => {
     const m = await loadPretrained(path.join(FIXTURES, 'gpt2'), { processing: { foldLayerNorm: true } });
-    expect(() => saveModel(m, path.join(os.tmpdir(), 'headlens-never'))).toThrow(HeadlensError);
+    await expect(saveModel(m, path.join(os.tmpdir(), 'headlens-never'))).rejects.toThrow(HeadlensError);
     const { foldLayerNorm } = await import('../src/model/weight_processing.js');
     expect(() => foldLayerNorm(m)).toThrow(/already applied/);
     m.dispose();

@@ -18,6 +18,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { HeadlensError } from '../errors.js';
+import { registerWasmKernels } from './wasm_kernels.js';
 
 export const BACKENDS = ['webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -189,6 +190,7 @@ async function startWasm(): Promise<string> {
     wasm.setWasmPaths(dir + path.sep);
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   }
+  registerWasmKernels();
   await setBackend('wasm');
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   return `CPU through WebAssembly (${simd ? 'SIMD' : 'no SIMD'}, one thread)`;

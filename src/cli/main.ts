@@ -5,9 +5,15 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { HeadlensError } from '../errors.js';
+import { benchCommand } from './bench.js';
 import { cacheCommand } from './cache.js';
+import { compositionCommand } from './composition.js';
 import { demoCommand } from './demo.js';
 import { infoCommand } from './info.js';
+import { patchCommand } from './patch.js';
+import { scanCommand } from './scan.js';
+import { svdCommand } from './svd.js';
+import { trainCommand } from './train.js';
 
 const USAGE = `headlens — attention heads, opened up
 
@@ -15,7 +21,14 @@ usage:
   headlens info  --model M [--backend B] [--json]
   headlens cache --model M (--tokens "1,2,3;4,5,6" | --text "…") [--names all|NAME,NAME] --out FILE.safetensors [--backend B]
   headlens demo  [--model M] [--text "…"] [--out DIR] [--backend B]
+  headlens patch --model M --clean TEXT|IDS --corrupted TEXT|IDS --answer TOKEN --wrong TOKEN --component C [--by-pos] [--direction denoising|noising] --out FILE.json [--backend B]
+  headlens svd   --model M --layer L --head H --circuit qk|ov [--k N] [--json] [--backend B]
+  headlens composition --model M --kind q|k|v [--top N] [--json] [--backend B]
+  headlens bench [--quick | --preset gpt2-small|quick|tiny] [--batch N] [--pos N] [--ablate] [--json] [--out FILE.json] [--backend B]
+  headlens train --recipe NAME --out DIR [--steps N] [--seed S] [--resume DIR] [--max-seconds T] [--backend B]
+  headlens scan  --model M --task induction|prev-token|duplicate|sink|retrieval|streaming|temporal|correct-letter|ioi [--samples N] [--seed S] [--causal [--k K] [--draws D]] [--resume] [--checkpoint FILE] (--json | --out FILE.json) [--backend B]
 
+C is resid-pre, resid-mid, resid-post, attn-out, mlp-out, head-out, head-q, head-k, head-v or head-pattern; IDS "1,2,3"; TOKEN text of one token or an id.
 M is a model folder (config.json + model.safetensors), a shipped model's name, or a hub id (online only).
 B is webgpu, tensorflow, wasm or cpu (default: the best available; env HEADLENS_BACKEND).`;
 
@@ -26,7 +39,7 @@ export interface Command {
 
 const COMMON = { backend: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
-const COMMANDS: Record<string, Command> = { info: infoCommand, cache: cacheCommand, demo: demoCommand };
+const COMMANDS: Record<string, Command> = { info: infoCommand, cache: cacheCommand, demo: demoCommand, train: trainCommand, bench: benchCommand, svd: svdCommand, composition: compositionCommand, patch: patchCommand, scan: scanCommand };
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;

@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HookedConfig } from './config.js';
 import type { HookPoints } from './hook_point.js';
+import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
 
 export interface AttentionContext {
@@ -18,6 +19,12 @@ export interface AttentionContext {
   mask: tf.Tensor2D;
   cos?: tf.Tensor2D;
   sin?: tf.Tensor2D;
+  /** W_Q, W_K, W_V fused and pre-transposed: [d_model, (head + 2·kv_head)·d_head] and its bias (see Transformer.qkvWeights). */
+  qkv?: { W: tf.Tensor2D; b: tf.Tensor1D };
+  /** Add biases inside the matmul kernel (tf.fused.matMul). */
+  fused?: boolean;
+  /** Free each step's temporaries (transposes, unscaled scores) as soon as the step ends. */
+  scoped?: boolean;
 }
 
 type Param = (name: string) => tf.Tensor;
@@ -49,26 +56,40 @@ export function attention(
   const [batch, pos, d] = x.shape;
   const { n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
   const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
-  let q = hp.point(`${n}.hook_q`, project(x2d, P(`${n}.W_Q`), P(`${n}.b_Q`), batch, pos));
-  let k = hp.point(`${n}.hook_k`, project(x2d, P(`${n}.W_K`), P(`${n}.b_K`), batch, pos));
-  const v = hp.point(`${n}.hook_v`, project(x2d, P(`${n}.W_V`), P(`${n}.b_V`), batch, pos));
+  let q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D;
+  if (ctx.qkv) {
+    // one matmul for all three, split along the columns: [batch*pos, (head + 2·kv_head)·d_head]
+    const [qf, kf, vf] = tf.split(linear(x2d, ctx.qkv.W, ctx.qkv.b, ctx.fused ?? false), [h * e, kv * e, kv * e], 1);
+    q = hp.point(`${n}.hook_q`, qf.reshape([batch, pos, h, e]) as tf.Tensor4D);
+    k = hp.point(`${n}.hook_k`, kf.reshape([batch, pos, kv, e]) as tf.Tensor4D);
+    v = hp.point(`${n}.hook_v`, vf.reshape([batch, pos, kv, e]) as tf.Tensor4D);
+  } else {
+    q = hp.point(`${n}.hook_q`, project(x2d, P(`${n}.W_Q`), P(`${n}.b_Q`), batch, pos));
+    k = hp.point(`${n}.hook_k`, project(x2d, P(`${n}.W_K`), P(`${n}.b_K`), batch, pos));
+    v = hp.point(`${n}.hook_v`, project(x2d, P(`${n}.W_V`), P(`${n}.b_V`), batch, pos));
+  }
   if (cfg.positional_embedding_type === 'rotary') {
     q = hp.point(`${n}.hook_rot_q`, applyRotary(q, ctx.cos!, ctx.sin!, cfg.rotary_dim!));
     k = hp.point(`${n}.hook_rot_k`, applyRotary(k, ctx.cos!, ctx.sin!, cfg.rotary_dim!));
   }
-  const qh = q.transpose([0, 2, 1, 3]) as tf.Tensor4D; // [batch, head, query_pos, d_head]
-  const kh = repeatKV(k.transpose([0, 2, 1, 3]) as tf.Tensor4D, h / kv); // [batch, head, key_pos, d_head]
-  const vh = repeatKV(v.transpose([0, 2, 1, 3]) as tf.Tensor4D, h / kv); // [batch, head, key_pos, d_head]
+  const step = <T extends tf.Tensor>(f: () => T): T => (ctx.scoped ? tf.tidy(f) : f());
   let scale = cfg.attn_scale;
   if (cfg.scale_attn_by_inverse_layer_idx) scale *= layer + 1;
   const scores = hp.point(
     `${n}.hook_attn_scores`,
-    tf.matMul(qh, kh, false, true).div(scale).add(ctx.mask) as tf.Tensor4D, // [batch, head, query_pos, key_pos]
+    step(() => {
+      const qh = q.transpose([0, 2, 1, 3]) as tf.Tensor4D; // [batch, head, query_pos, d_head]
+      const kh = repeatKV(k.transpose([0, 2, 1, 3]) as tf.Tensor4D, h / kv); // [batch, head, key_pos, d_head]
+      return tf.matMul(qh, kh, false, true).div(scale).add(ctx.mask) as tf.Tensor4D; // [batch, head, query_pos, key_pos]
+    }),
   );
   const pattern = hp.point(`${n}.hook_pattern`, tf.softmax(scores, -1) as tf.Tensor4D);
   const z = hp.point(
     `${n}.hook_z`,
-    tf.matMul(pattern, vh).transpose([0, 2, 1, 3]) as tf.Tensor4D, // [batch, pos, head, d_head]
+    step(() => {
+      const vh = repeatKV(v.transpose([0, 2, 1, 3]) as tf.Tensor4D, h / kv); // [batch, head, key_pos, d_head]
+      return tf.matMul(pattern, vh).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [batch, pos, head, d_head]
+    }),
   );
   const W_O = P(`${n}.W_O`); // [head, d_head, d_model]
   const b_O = P(`${n}.b_O`);
@@ -81,6 +102,6 @@ export function attention(
     );
     return result.sum(2).add(b_O) as tf.Tensor3D;
   }
-  const out = z.reshape([batch * pos, h * e]).matMul(W_O.reshape([h * e, d]) as tf.Tensor2D); // [batch*pos, d_model]
-  return out.add(b_O).reshape([batch, pos, d]) as tf.Tensor3D;
+  const out = linear(z.reshape([batch * pos, h * e]) as tf.Tensor2D, W_O.reshape([h * e, d]) as tf.Tensor2D, b_O, ctx.fused ?? false); // [batch*pos, d_model]
+  return out.reshape([batch, pos, d]) as tf.Tensor3D;
 }

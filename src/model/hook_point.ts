@@ -3,7 +3,7 @@
  * happens there (caching, patching, ablating) belongs to src/hooks, which hands the forward an
  * Interceptor. With no interceptor a hook point costs one branch.
  */
-import type * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
 
 export interface Interceptor {
@@ -13,8 +13,40 @@ export interface Interceptor {
   call(name: string, act: tf.Tensor): tf.Tensor;
 }
 
+/**
+ * The forward frees each block's temporaries when the block ends (optimisations.blockScopes). A hook may
+ * hold on to the activation it was given, or to what it returned, and read it at a later hook point of the
+ * same run (path patching does): so every tensor made in this run that a hook saw or returned is kept
+ * until the run ends (`release()`), as if the whole forward were one scope. Tensors a hook makes and keeps
+ * elsewhere still need tf.keep.
+ */
 export class HookPoints {
-  constructor(private readonly interceptor?: Interceptor) {}
+  private readonly held = new Set<tf.Tensor>();
+  /** Tensors with an id from here on were made during this run. */
+  private readonly firstId: number;
+
+  constructor(private readonly interceptor?: Interceptor) {
+    if (!interceptor) {
+      this.firstId = Infinity;
+      return;
+    }
+    const probe = tf.scalar(0);
+    this.firstId = probe.id;
+    probe.dispose();
+  }
+
+  /** Frees what hooks saw or returned during the run. Called once the run's output exists. */
+  release(): void {
+    for (const t of this.held) t.dispose();
+    this.held.clear();
+  }
+
+  private hold(t: tf.Tensor): void {
+    if (t.id >= this.firstId && !t.kept && !t.isDisposed) {
+      tf.keep(t);
+      this.held.add(t);
+    }
+  }
 
   wants(name: string): boolean {
     return this.interceptor?.wants(name) ?? false;
@@ -22,7 +54,9 @@ export class HookPoints {
 
   point<T extends tf.Tensor>(name: string, act: T): T {
     if (!this.interceptor || !this.interceptor.wants(name)) return act;
+    this.hold(act);
     const out = this.interceptor.call(name, act);
+    if (out !== act) this.hold(out);
     if (out !== act && (out.shape.length !== act.shape.length || out.shape.some((n, i) => n !== act.shape[i]))) {
       throw new HeadlensError(
         `hook at ${name} returned shape [${out.shape}] but the activation is [${act.shape}]`,

@@ -9,24 +9,28 @@ import { activation } from './activation.js';
 import type { HookedConfig } from './config.js';
 import type { HookPoints } from './hook_point.js';
 
-export function mlp(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: (name: string) => tf.Tensor, hp: HookPoints): tf.Tensor3D {
+/** x·W + b [rows, out] for x [rows, in], W [in, out]; with `fused`, the bias is added inside the matmul kernel. */
+export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor, fused: boolean): tf.Tensor2D {
+  return (fused ? tf.fused.matMul({ a: x, b: W, bias: b }) : x.matMul(W).add(b)) as tf.Tensor2D;
+}
+
+/** `fused`: biases inside the matmul kernels; `scoped`: the activation function's temporaries freed at once. */
+export function mlp(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: (name: string) => tf.Tensor, hp: HookPoints, fused = false, scoped = false): tf.Tensor3D {
   const n = `blocks.${layer}.mlp`;
   const [batch, pos, d] = x.shape;
   const m = cfg.d_mlp!;
   const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
-  const linear = (W: string, b?: string) => {
-    const y = x2d.matMul(P(W) as tf.Tensor2D);
-    return (b ? y.add(P(b)) : y).reshape([batch, pos, m]) as tf.Tensor3D;
-  };
+  const project = (W: string, b: string) => linear(x2d, P(W) as tf.Tensor2D, P(b), fused).reshape([batch, pos, m]) as tf.Tensor3D;
+  const act = (f: () => tf.Tensor3D) => (scoped ? tf.tidy(f) : f());
   let post: tf.Tensor3D;
   if (cfg.gated_mlp) {
-    const gate = hp.point(`${n}.hook_pre`, linear(`${n}.W_gate`, `${n}.b_gate`));
-    const lin = hp.point(`${n}.hook_pre_linear`, linear(`${n}.W_in`, `${n}.b_in`));
-    post = hp.point(`${n}.hook_post`, activation(cfg.act_fn, gate).mul(lin) as tf.Tensor3D);
+    const gate = hp.point(`${n}.hook_pre`, project(`${n}.W_gate`, `${n}.b_gate`));
+    const lin = hp.point(`${n}.hook_pre_linear`, project(`${n}.W_in`, `${n}.b_in`));
+    post = hp.point(`${n}.hook_post`, act(() => activation(cfg.act_fn, gate).mul(lin) as tf.Tensor3D));
   } else {
-    const pre = hp.point(`${n}.hook_pre`, linear(`${n}.W_in`, `${n}.b_in`));
-    post = hp.point(`${n}.hook_post`, activation(cfg.act_fn, pre) as tf.Tensor3D);
+    const pre = hp.point(`${n}.hook_pre`, project(`${n}.W_in`, `${n}.b_in`));
+    post = hp.point(`${n}.hook_post`, act(() => activation(cfg.act_fn, pre) as tf.Tensor3D));
   }
-  const out = post.reshape([batch * pos, m]).matMul(P(`${n}.W_out`) as tf.Tensor2D).add(P(`${n}.b_out`));
+  const out = linear(post.reshape([batch * pos, m]) as tf.Tensor2D, P(`${n}.W_out`) as tf.Tensor2D, P(`${n}.b_out`), fused);
   return out.reshape([batch, pos, d]) as tf.Tensor3D;
 }

@@ -9,7 +9,7 @@ import { HeadlensError } from '../errors.js';
 import { attention } from './attention.js';
 import type { HookedConfig } from './config.js';
 import { HookPoints, type Interceptor } from './hook_point.js';
-import { mlp } from './mlp.js';
+import { linear, mlp } from './mlp.js';
 import { norm } from './norm.js';
 import { countParams, paramShapes } from './params.js';
 import { rotaryTables } from './rotary.js';
@@ -17,10 +17,31 @@ import { rotaryTables } from './rotary.js';
 /** Token ids [batch, pos]: nested arrays, one sequence, or an int32 tensor. */
 export type TokenInput = number[][] | number[] | tf.Tensor;
 
+/**
+ * Switches for the forward pass's speed-ups, all on by default. They exist so that `headlens bench --ablate`
+ * can time each one against the plain path in the same run; switching one off never changes a result
+ * beyond float rounding.
+ *   cachedWeights  W_Q, W_K, W_V fused into one pre-transposed [d_model, (head + 2·kv_head)·d_head] matrix
+ *                  per layer, made on first use and kept until setParams or dispose (skipped for tf.Variable
+ *                  parameters, which the trainer updates in place and differentiates through);
+ *   blockScopes    a tf.tidy per block, norm, activation function and attention step, so temporaries are
+ *                  freed when their step ends rather than when the whole forward does;
+ *   fusedMatMul    bias added inside the matmul kernel (tf.fused.matMul) instead of a separate add;
+ *   lazyHooks      activations that exist only to be hooked (hook_pos_embed's [batch, pos, d_model] copy)
+ *                  are made only when a hook or cache asks for them.
+ */
+export const optimisations = { cachedWeights: true, blockScopes: true, fusedMatMul: true, lazyHooks: true };
+
 export interface ForwardOptions {
   interceptor?: Interceptor;
   /** Stop before this block and return its resid_pre [batch, pos, d_model] instead of logits. */
   stopAtLayer?: number;
+}
+
+/** Fused attention input weights of one layer: [d_model, (head + 2·kv_head)·d_head] and [(head + 2·kv_head)·d_head]. */
+export interface QKVWeights {
+  W: tf.Tensor2D;
+  b: tf.Tensor1D;
 }
 
 /** The names of the hook points of one block, in the order the forward pass visits them. */
@@ -61,6 +82,8 @@ export class Transformer {
   protected params: Map<string, tf.Tensor>;
   /** Weight processing applied so far (weight_processing.ts); empty: the checkpoint as it is. */
   readonly processing: string[] = [];
+  /** Per layer, the fused QKV weights made from the current parameters (optimisations.cachedWeights). */
+  private qkvCache = new Map<number, QKVWeights>();
 
   /**
    * Takes ownership of `params` (TransformerLens names and shapes, see params.ts). Every expected
@@ -107,7 +130,40 @@ export class Transformer {
       }
       if (old !== t) old.dispose();
       this.params.set(name, t);
+      const attn = /^blocks\.(\d+)\.attn\.[Wb]_[QKV]$/.exec(name);
+      if (attn) this.dropQKV(Number(attn[1]));
     }
+  }
+
+  /**
+   * The fused, pre-transposed QKV weights of layer l, made once and kept (owned by the model) unless a
+   * parameter is a tf.Variable: then they are made anew inside the caller's scope, so gradients reach the
+   * variables and in-place updates are seen.
+   */
+  qkvWeights(l: number): QKVWeights {
+    const cached = this.qkvCache.get(l);
+    if (cached) return cached;
+    const n = `blocks.${l}.attn`;
+    const parts = ['Q', 'K', 'V'].map((x) => [this.param(`${n}.W_${x}`), this.param(`${n}.b_${x}`)] as const);
+    const make = (): QKVWeights => ({
+      // [head, d_model, d_head] → [d_model, head·d_head], Q then K then V along the columns
+      W: tf.concat(parts.map(([W]) => W.transpose([1, 0, 2]).reshape([this.cfg.d_model, -1])), 1) as tf.Tensor2D,
+      b: tf.concat(parts.map(([, b]) => b.reshape([-1])), 0) as tf.Tensor1D,
+    });
+    if (!optimisations.cachedWeights || parts.some(([W, b]) => W instanceof tf.Variable || b instanceof tf.Variable)) return make();
+    const [W, b] = tf.tidy(() => {
+      const m = make();
+      return [m.W, m.b];
+    }) as [tf.Tensor2D, tf.Tensor1D];
+    const made = { W: tf.keep(W), b: tf.keep(b) }; // kept: the first forward may run inside a caller's tidy
+    this.qkvCache.set(l, made);
+    return made;
+  }
+
+  private dropQKV(l: number): void {
+    const c = this.qkvCache.get(l);
+    if (c) tf.dispose([c.W, c.b]);
+    this.qkvCache.delete(l);
   }
 
   /** Parameters as the checkpoint counts them. */
@@ -161,10 +217,37 @@ export class Transformer {
       throw new HeadlensError(`stopAtLayer ${opts.stopAtLayer} is not a layer index`, `use 0..${cfg.n_layers}`);
     }
     const ids = this.tokensTensor(tokens);
+    const hp = new HookPoints(opts.interceptor);
     try {
-      return tf.tidy(() => this.run(ids, new HookPoints(opts.interceptor), opts.stopAtLayer));
+      return tf.tidy(() => this.run(ids, hp, opts.stopAtLayer));
     } finally {
+      hp.release();
       ids.dispose();
+    }
+  }
+
+  /**
+   * Runs blocks `layer`…n_layers-1 on a given resid_pre [batch, pos, d_model] (the caller keeps it), skipping
+   * the embeddings and earlier blocks: for sweeps whose variants agree up to a layer, such as patching one
+   * layer's heads (src/bench/head_sweep.ts). Hook points before blocks.{layer}.hook_resid_pre are not visited.
+   * Returns logits, or the residual stream at `stopAtLayer`; caller owns it.
+   */
+  runFrom(layer: number, resid: tf.Tensor3D, opts: ForwardOptions = {}): tf.Tensor3D {
+    const { cfg } = this;
+    if (!(Number.isInteger(layer) && layer >= 0 && layer <= cfg.n_layers)) {
+      throw new HeadlensError(`runFrom: layer ${layer} is not a layer index`, `use 0..${cfg.n_layers}`);
+    }
+    if (resid.rank !== 3 || resid.shape[2] !== cfg.d_model || resid.shape[1] > cfg.n_ctx) {
+      throw new HeadlensError(`runFrom: resid is [${resid.shape}], expected [batch, pos ≤ ${cfg.n_ctx}, ${cfg.d_model}]`);
+    }
+    if (opts.stopAtLayer !== undefined && !(Number.isInteger(opts.stopAtLayer) && opts.stopAtLayer >= layer && opts.stopAtLayer <= cfg.n_layers)) {
+      throw new HeadlensError(`stopAtLayer ${opts.stopAtLayer} is not a layer index from ${layer}`, `use ${layer}..${cfg.n_layers}`);
+    }
+    const hp = new HookPoints(opts.interceptor);
+    try {
+      return tf.tidy(() => this.blocks(resid, layer, hp, opts.stopAtLayer));
+    } finally {
+      hp.release();
     }
   }
 
@@ -174,35 +257,58 @@ export class Transformer {
     const [batch, pos] = ids.shape;
     let x = hp.point('hook_embed', tf.gather(P('embed.W_E'), ids) as tf.Tensor3D); // [batch, pos, d_model]
     if (cfg.positional_embedding_type === 'standard') {
-      const posEmbed = P('pos_embed.W_pos').slice([0, 0], [pos, cfg.d_model]).expandDims(0).tile([batch, 1, 1]) as tf.Tensor3D;
-      x = x.add(hp.point('hook_pos_embed', posEmbed));
-    }
-    const ctx = { mask: causalMask(pos, cfg.sliding_window), ...(cfg.rotary_dim ? rotaryTables(cfg, pos) : {}) };
-    const lnParams = (p: string) => [cfg.normalization_type ? P(`${p}.w`) : undefined, cfg.normalization_type === 'LN' ? P(`${p}.b`) : undefined] as const;
-    for (let l = 0; l < cfg.n_layers; l++) {
-      if (stopAtLayer === l) return x.clone(); // a new handle: x may be a tensor a hook or cache owns
-      const b = `blocks.${l}`;
-      const resid = hp.point(`${b}.hook_resid_pre`, x);
-      const attnIn = norm(cfg, resid, ...lnParams(`${b}.ln1`), `${b}.ln1`, hp);
-      const attnOut = hp.point(`${b}.hook_attn_out`, attention(cfg, l, attnIn, P, hp, ctx));
-      if (cfg.attn_only) {
-        x = hp.point(`${b}.hook_resid_post`, resid.add(attnOut) as tf.Tensor3D);
-      } else if (cfg.parallel_attn_mlp) {
-        const mlpOut = hp.point(`${b}.hook_mlp_out`, mlp(cfg, l, norm(cfg, resid, ...lnParams(`${b}.ln2`), `${b}.ln2`, hp), P, hp));
-        x = hp.point(`${b}.hook_resid_post`, resid.add(attnOut).add(mlpOut) as tf.Tensor3D);
+      const posRows = P('pos_embed.W_pos').slice([0, 0], [pos, cfg.d_model]); // [pos, d_model]
+      // broadcast unless someone looks: the [batch, pos, d_model] copy is only made for a hook
+      if (!optimisations.lazyHooks || hp.wants('hook_pos_embed')) {
+        x = x.add(hp.point('hook_pos_embed', posRows.expandDims(0).tile([batch, 1, 1]) as tf.Tensor3D));
       } else {
-        const mid = hp.point(`${b}.hook_resid_mid`, resid.add(attnOut) as tf.Tensor3D);
-        const mlpOut = hp.point(`${b}.hook_mlp_out`, mlp(cfg, l, norm(cfg, mid, ...lnParams(`${b}.ln2`), `${b}.ln2`, hp), P, hp));
-        x = hp.point(`${b}.hook_resid_post`, mid.add(mlpOut) as tf.Tensor3D);
+        x = x.add(posRows);
       }
     }
+    return this.blocks(x, 0, hp, stopAtLayer);
+  }
+
+  /** Blocks from `first` on, then the final norm and unembedding. x is resid_pre of block `first`. */
+  private blocks(x: tf.Tensor3D, first: number, hp: HookPoints, stopAtLayer?: number): tf.Tensor3D {
+    const { cfg } = this;
+    const P = (n: string) => this.param(n);
+    const [batch, pos] = x.shape;
+    const fused = optimisations.fusedMatMul;
+    const ctx = { mask: causalMask(pos, cfg.sliding_window), fused, ...(cfg.rotary_dim ? rotaryTables(cfg, pos) : {}) };
+    const lnParams = (p: string) => [cfg.normalization_type ? P(`${p}.w`) : undefined, cfg.normalization_type === 'LN' ? P(`${p}.b`) : undefined] as const;
+    // a norm's temporaries (centred, squared, …) freed as soon as it returns
+    const ln = (x: tf.Tensor3D, p: string) => (optimisations.blockScopes ? tf.tidy(() => norm(cfg, x, ...lnParams(p), p, hp)) : norm(cfg, x, ...lnParams(p), p, hp));
+    const block = (l: number, x: tf.Tensor3D): tf.Tensor3D => {
+      const b = `blocks.${l}`;
+      const qkv = optimisations.cachedWeights ? this.qkvWeights(l) : undefined;
+      const resid = hp.point(`${b}.hook_resid_pre`, x);
+      const attnIn = ln(resid, `${b}.ln1`);
+      const attnOut = hp.point(`${b}.hook_attn_out`, attention(cfg, l, attnIn, P, hp, { ...ctx, qkv, scoped: optimisations.blockScopes }));
+      if (cfg.attn_only) {
+        return hp.point(`${b}.hook_resid_post`, resid.add(attnOut) as tf.Tensor3D);
+      } else if (cfg.parallel_attn_mlp) {
+        const mlpOut = hp.point(`${b}.hook_mlp_out`, mlp(cfg, l, ln(resid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes));
+        return hp.point(`${b}.hook_resid_post`, resid.add(attnOut).add(mlpOut) as tf.Tensor3D);
+      } else {
+        const mid = hp.point(`${b}.hook_resid_mid`, resid.add(attnOut) as tf.Tensor3D);
+        const mlpOut = hp.point(`${b}.hook_mlp_out`, mlp(cfg, l, ln(mid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes));
+        return hp.point(`${b}.hook_resid_post`, mid.add(mlpOut) as tf.Tensor3D);
+      }
+    };
+    for (let l = first; l < cfg.n_layers; l++) {
+      if (stopAtLayer === l) return x.clone(); // a new handle: x may be a tensor a hook or cache owns
+      const input = x;
+      // a block's temporaries die with its scope; what a hook or cache kept, and the block's output, live on
+      x = optimisations.blockScopes ? tf.tidy(() => block(l, input)) : block(l, input);
+    }
     if (stopAtLayer === cfg.n_layers) return x.clone();
-    const final = norm(cfg, x, ...lnParams('ln_final'), 'ln_final', hp);
-    const logits = final.reshape([batch * pos, cfg.d_model]).matMul(P('unembed.W_U') as tf.Tensor2D).add(P('unembed.b_U'));
+    const final = ln(x, 'ln_final');
+    const logits = linear(final.reshape([batch * pos, cfg.d_model]) as tf.Tensor2D, P('unembed.W_U') as tf.Tensor2D, P('unembed.b_U'), fused);
     return logits.reshape([batch, pos, cfg.d_vocab]) as tf.Tensor3D;
   }
 
   dispose(): void {
+    for (const l of [...this.qkvCache.keys()]) this.dropQKV(l);
     const seen = new Set<tf.Tensor>();
     for (const t of this.params.values()) if (!seen.has(t)) (seen.add(t), t.dispose());
     this.params.clear();

@@ -1,3 +1,13 @@
 /** headlens/viz: pictures. A separate entry so that model-only users never load d3 or Plot. */
-export { attentionPatternSVG, type AttentionPatternOptions } from './attention_pattern.js';
+export { type View } from './view.js';
+export { attentionPattern, attentionPatternSVG, positionLabels, type AttentionPatternOptions } from './attention_pattern.js';
+export { headGrid, topHeads, type HeadGridOptions, type HeadScore } from './head_grid.js';
+export { tokenLines, headColour, type TokenLinesOptions } from './token_lines.js';
+export { patchingByPosition, patchingByHead, type PatchingResultsOptions } from './patching_results.js';
+export { circuitGraph, defaultRank, type CircuitEdge, type CircuitGraphOptions } from './circuit_graph.js';
+export { svdSpectrum, type Spectrum, type SvdSpectrumOptions } from './svd_spectrum.js';
+export { topTokenTable, type TopTokenRow, type TopTokenTableOptions } from './top_token_table.js';
+export { logitLensTable, type LogitLensData, type LogitLensOptions } from './logit_lens.js';
+export { atlasHTML, writeAtlas, atlasHeads, type AtlasData, type AtlasScorer } from './atlas.js';
+export { show, type ShowOptions, type ShowResult } from './show.js';
 export { serverDocument } from './dom.js';

@@ -1,0 +1,61 @@
+import { writeFileSync } from 'node:fs';
+import { initBackend, type BackendName } from '../backend/index.js';
+import { runBench, PRESETS, type BenchPreset, type BenchResult } from '../bench/bench.js';
+import { HeadlensError } from '../errors.js';
+import type { Command } from './main.js';
+
+function positiveInt(v: unknown, key: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new HeadlensError(`--${key} must be a positive integer, got '${v}'`, `e.g. --${key} 8`);
+  return n;
+}
+
+/** The human-readable summary: each ratio beside its goal. */
+export function formatBench(r: BenchResult): string {
+  const f = (x: number, d = 2) => x.toFixed(d);
+  const mb = (b: number) => `${(b / 1e6).toFixed(1)} MB`;
+  const lines = [
+    `backend            ${r.backend} (${r.backend_reason})`,
+    `model              ${r.preset}: ${r.model.n_layers} layers × ${r.model.n_heads} heads, d_model ${r.model.d_model}, ${r.model.parameters.toLocaleString('en-US')} parameters; batch ${r.batch} × pos ${r.pos}`,
+    `hook_overhead      ${f(r.hook_overhead, 3)}  (goal ≤ 1.10)  runWithCache('all') ${f(r.raw.cache_ms)} ms / forward ${f(r.raw.forward_ms)} ms`,
+    `sweep_speedup      ${f(r.sweep_speedup)}  (goal ≥ 10)  loop ${f(r.raw.sweep_loop_ms, 0)} ms / batched ${f(r.raw.sweep_batched_ms, 0)} ms over ${r.raw.sweep_heads} heads, max |diff| ${r.raw.sweep_max_abs_diff.toExponential(1)}`,
+    `forward_vs_matmul  ${f(r.forward_vs_matmul, 3)}  (goal ≥ 0.6)  forward ${f(r.raw.forward_gflops, 1)} GFLOP/s, its matmuls alone ${f(r.raw.matmul_gflops, 1)} GFLOP/s`,
+    `cache_memory_ratio ${f(r.cache_memory_ratio, 3)}  (goal ≤ 1.2)  peak ${mb(r.raw.cache_peak_bytes)} / cache ${mb(r.raw.cache_bytes)} + logits ${mb(r.raw.logits_bytes)}`,
+    `tokens/s           ${f(r.raw.tokens_per_s_forward, 0)} forward, ${f(r.raw.tokens_per_s_cache, 0)} with the full cache`,
+  ];
+  for (const [name, g] of Object.entries(r.optimisations ?? {})) {
+    lines.push(`optimisation       ${name}: forward ${f(g.off_ms)} → ${f(g.on_ms)} ms (×${f(g.speedup, 3)}), peak ${mb(g.off_peak_bytes)} → ${mb(g.on_peak_bytes)}`);
+  }
+  return lines.join('\n');
+}
+
+export const benchCommand: Command = {
+  options: {
+    json: { type: 'boolean' },
+    quick: { type: 'boolean' },
+    preset: { type: 'string' },
+    batch: { type: 'string' },
+    pos: { type: 'string' },
+    reps: { type: 'string' },
+    trials: { type: 'string' },
+    ablate: { type: 'boolean' },
+    out: { type: 'string' },
+  },
+  async run(v) {
+    const preset = (v.preset as string | undefined) ?? (v.quick ? 'quick' : 'gpt2-small');
+    if (!(preset in PRESETS)) throw new HeadlensError(`no bench preset '${preset}'`, `use one of ${Object.keys(PRESETS).join(', ')}`);
+    await initBackend({ backend: v.backend as BackendName | undefined });
+    const result = await runBench({
+      preset: preset as BenchPreset,
+      batch: positiveInt(v.batch, 'batch'),
+      pos: positiveInt(v.pos, 'pos'),
+      reps: positiveInt(v.reps, 'reps'),
+      trials: positiveInt(v.trials, 'trials'),
+      ablate: !!v.ablate,
+      log: (line) => console.error(line),
+    });
+    if (v.out) writeFileSync(v.out as string, JSON.stringify(result, null, 1) + '\n');
+    console.log(v.json ? JSON.stringify(result) : formatBench(result));
+  },
+};

@@ -1,0 +1,91 @@
+/**
+ * `headlens scan`: score every head of a model on a task, print or write
+ * {"model","task","settings","scores","top","causal"?}. Long scans checkpoint each finished item to
+ * FILE.partial.json (or --checkpoint FILE); --resume continues one after a crash, recomputing nothing.
+ */
+import cliProgress from 'cli-progress';
+import { writeFileSync } from 'node:fs';
+import type { BackendName } from '../backend/index.js';
+import { HeadlensError } from '../errors.js';
+import { loadPretrained } from '../loading/load.js';
+import { scan } from '../interp/scan.js';
+import { maskHeadsCheck } from '../interp/scores/mask_heads.js';
+import { SCAN_TASKS, ioiTask, scanTask, type ScanTask } from '../interp/scores/tasks.js';
+import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
+import { topHeads } from '../interp/scores/head_scores.js';
+import { required, type Command } from './main.js';
+
+function positiveInt(v: unknown, key: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new HeadlensError(`--${key} ${String(v)} is not a positive integer`, `e.g. --${key} ${fallback}`);
+  return n;
+}
+
+export const scanCommand: Command = {
+  options: {
+    model: { type: 'string' },
+    task: { type: 'string' },
+    samples: { type: 'string' },
+    seed: { type: 'string' },
+    causal: { type: 'boolean' },
+    k: { type: 'string' },
+    draws: { type: 'string' },
+    resume: { type: 'boolean' },
+    checkpoint: { type: 'string' },
+    json: { type: 'boolean' },
+    out: { type: 'string' },
+  },
+  async run(v) {
+    const modelArg = required(v, 'model', 'datasets/zoo/tiny-gpt2-random');
+    const task = required(v, 'task', 'induction') as ScanTask;
+    if (!SCAN_TASKS.includes(task)) throw new HeadlensError(`unknown task '${task}'`, `use one of ${SCAN_TASKS.join(', ')}`);
+    const out = v.out as string | undefined;
+    if (!v.json && !out) throw new HeadlensError('say where the result goes: --json (stdout) or --out FILE', 'e.g. --json');
+    const samples = positiveInt(v.samples, 'samples', 8);
+    const seed = v.seed === undefined ? 0 : Number(v.seed);
+    if (!Number.isInteger(seed)) throw new HeadlensError(`--seed ${String(v.seed)} is not an integer`);
+    const checkpoint = (v.checkpoint as string | undefined) ?? (out ? `${out}.partial.json` : undefined);
+    if (v.resume && !checkpoint) throw new HeadlensError('--resume needs the checkpoint: --out FILE (it uses FILE.partial.json) or --checkpoint FILE');
+    const model = await loadPretrained(modelArg, { backend: v.backend as BackendName });
+    const emit = (report: Record<string, unknown>) => {
+      const text = JSON.stringify(report);
+      if (out) {
+        writeFileSync(out, text + '\n');
+        console.error(`wrote ${task} scores of ${model.cfg.n_layers}×${model.cfg.n_heads} heads to ${out}`);
+      }
+      if (v.json) console.log(text);
+    };
+    try {
+      if (task === 'ioi') {
+        // one batch of prompts through path patching: nothing to checkpoint item by item
+        if (v.causal || v.resume) throw new HeadlensError('--causal and --resume do not apply to --task ioi', 'drop them');
+        const { prompts, droppedNames } = ioiTask(model, { samples, seed });
+        const r = ioiHeadClasses(model, prompts);
+        const scores = r.tables.logits.map((row) => row.map((x) => -x)); // name-mover strength: the share of the logit difference lost
+        emit({ model: model.cfg.model_name, task, settings: { ...r.settings, samples, seed, droppedNames }, scores, top: topHeads(scores), classes: r.classes, tables: r.tables, attention: r.attention, clean: r.clean, corrupted: r.corrupted });
+        return;
+      }
+      const setup = scanTask(model, task, { samples, seed });
+      if (v.causal && !setup.causal) throw new HeadlensError(`task ${task} has no causal check`, 'drop --causal');
+      const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ stream: process.stderr, format: `${task} [{bar}] {value}/{total} items`, hideCursor: true }) : undefined;
+      bar?.start(setup.scorer.items.length, 0);
+      let result;
+      try {
+        result = scan(model, setup.scorer, { checkpoint, resume: !!v.resume, onProgress: (done) => bar?.update(done) });
+      } finally {
+        bar?.stop();
+      }
+      let causal;
+      if (v.causal && setup.causal) {
+        const k = Math.min(positiveInt(v.k, 'k', 3), model.cfg.n_layers * model.cfg.n_heads - 1);
+        const heads = result.top.slice(0, k).map(({ layer, head }) => ({ layer, head }));
+        causal = maskHeadsCheck(model, heads, setup.causal.metric, setup.causal.names, { draws: positiveInt(v.draws, 'draws', 5), seed, ablation: setup.causal.ablation });
+      }
+      const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(causal ? { causal } : {}) };
+      emit(report);
+    } finally {
+      model.dispose();
+    }
+  },
+};

@@ -1,0 +1,53 @@
+import { existsSync } from 'node:fs';
+import type { BackendName } from '../backend/index.js';
+import { initBackend } from '../backend/index.js';
+import { HeadlensError } from '../errors.js';
+import { HookedTransformer } from '../hooks/hooked_transformer.js';
+import { loadPretrained } from '../loading/load.js';
+import { makeConfig } from '../model/config.js';
+import { recipe, RECIPES } from '../train/recipes.js';
+import { train } from '../train/trainer.js';
+import { required, type Command } from './main.js';
+
+function positiveInt(v: unknown, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new HeadlensError(`--${flag} ${v} is not a positive integer`, `e.g. --${flag} 100`);
+  return n;
+}
+
+export const trainCommand: Command = {
+  options: {
+    recipe: { type: 'string' },
+    out: { type: 'string' },
+    steps: { type: 'string' },
+    seed: { type: 'string' },
+    resume: { type: 'string' },
+    'max-seconds': { type: 'string' },
+  },
+  async run(v) {
+    const r = recipe(required(v, 'recipe', Object.keys(RECIPES)[0]));
+    const resumeDir = v.resume as string | undefined;
+    const out = (v.out as string | undefined) ?? resumeDir;
+    if (!out) throw new HeadlensError('--out is required', `e.g. --out models/${r.name}`);
+    const steps = positiveInt(v.steps, 'steps') ?? r.train.steps;
+    const seed = v.seed !== undefined ? Number(v.seed) : r.train.seed;
+    const maxSeconds = positiveInt(v['max-seconds'], 'max-seconds');
+    await initBackend({ backend: v.backend as BackendName });
+    let model: HookedTransformer;
+    if (resumeDir) {
+      if (!existsSync(resumeDir)) throw new HeadlensError(`--resume ${resumeDir} does not exist`, 'pass the folder an earlier `headlens train` wrote');
+      model = await loadPretrained(resumeDir);
+    } else {
+      model = HookedTransformer.random(makeConfig(r.config), { seed, std: 0.02 });
+    }
+    const res = await train(
+      model,
+      r.data(seed),
+      { ...r.train, steps, seed, outDir: out, maxSeconds, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
+      resumeDir,
+    );
+    console.log(JSON.stringify({ recipe: r.name, out, seed, ...res, history: undefined }));
+    model.dispose();
+  },
+};

@@ -1,0 +1,144 @@
+/**
+ * Needle in a haystack (Kamradt 2023; the retrieval-head setting of Wu et al. 2024): a long distracting text,
+ * one sentence (the needle) inserted at a chosen depth, and a question only the needle answers. Wu et al. score
+ * heads over a grid of context lengths up to the model's context and depths 0–100 % (their detection grid
+ * spans 1K–50K tokens), placing the needle at a sentence boundary: the insertion point backs up to just after
+ * the nearest earlier full stop.
+ *
+ * Two forms: `needleTextTrials` builds text prompts for a model with a tokenizer (haystack: your text, or
+ * seeded filler sentences); `needleTokenTrials` builds token-only prompts for toy models (haystack and needle
+ * drawn from disjoint token pools; the prompt ends with a cue, the needle's first tokens, which the model
+ * should continue with the rest of the needle). Each part is tokenized on its own and the ids concatenated, so
+ * the needle span is exact (their script finds it by a fuzzy search).
+ */
+import { z } from 'zod';
+import { HeadlensError } from '../errors.js';
+import type { TextTokenizer } from '../model/tokenizer.js';
+import { Random } from '../util/random.js';
+
+const int = z.number().int().nonnegative();
+
+export const NeedleTrialSchema = z
+  .object({
+    tokens: z.array(int).min(2),
+    needleStart: int,
+    needleEnd: int,
+    answer: z.array(int).min(1),
+    answerText: z.string().optional(),
+    contextLength: z.number().int().positive(),
+    depth: z.number().min(0).max(100),
+  })
+  .strict()
+  .refine((t) => t.needleStart < t.needleEnd && t.needleEnd <= t.tokens.length, { message: 'needle span must lie inside tokens' });
+export type NeedleTrialItem = z.infer<typeof NeedleTrialSchema>;
+
+export const NeedleSetSchema = z.object({ kind: z.literal('needle'), seed: z.number().int(), trials: z.array(NeedleTrialSchema).min(1) }).strict();
+export type NeedleSet = z.infer<typeof NeedleSetSchema>;
+
+/** Context lengths and depths as in Wu et al.'s grid: rounded linspace, lengths up to maxLength, depths 0–100 %. */
+export function needleGrid(minLength: number, maxLength: number, nLengths: number, nDepths: number): { contextLengths: number[]; depths: number[] } {
+  const lin = (a: number, b: number, n: number) => (n === 1 ? [Math.round(a)] : Array.from({ length: n }, (_, i) => Math.round(a + ((b - a) * i) / (n - 1))));
+  return { contextLengths: lin(minLength, maxLength, nLengths), depths: lin(0, 100, nDepths) };
+}
+
+/** A needle of our own (Kamradt's and Wu et al.'s needles are sentences of the same kind). */
+export const DEFAULT_NEEDLE = {
+  needle: ' The secret ingredient in Grandma Rosa’s soup is a spoonful of smoked paprika.',
+  question: '\nQuestion: What is the secret ingredient in Grandma Rosa’s soup?\nAnswer:',
+  answer: ' a spoonful of smoked paprika',
+};
+
+const SUBJECTS = ['The river', 'An old map', 'The committee', 'A quiet street', 'The harvest', 'Our neighbour', 'The library', 'A long winter', 'The market', 'The engineer'];
+const VERBS = ['changed', 'described', 'ignored', 'followed', 'shaped', 'remembered', 'surprised', 'measured', 'outlasted', 'explained'];
+const OBJECTS = ['the town', 'every visitor', 'the last train', 'a small garden', 'the northern hills', 'the morning news', 'two careful students', 'the city walls', 'a borrowed boat', 'the evening light'];
+
+/** Seeded filler text: plain sentences that say nothing a question could ask about. */
+export function fillerText(sentences: number, seed: number): string {
+  const rng = new Random(seed);
+  return Array.from({ length: sentences }, () => ` ${rng.pick(SUBJECTS)} ${rng.pick(VERBS)} ${rng.pick(OBJECTS)}.`).join('');
+}
+
+export interface NeedleTextOptions {
+  tokenizer: TextTokenizer;
+  contextLengths: number[];
+  depths: number[];
+  needle?: string;
+  question?: string;
+  answer?: string;
+  /** Haystack text (default: seeded filler). It is repeated if too short. */
+  haystack?: string;
+  /** Token ids put first (e.g. BOS); none by default. */
+  prefix?: number[];
+  seed?: number;
+}
+
+/** Text needle trials over a grid of context lengths (in tokens) and depths (%). */
+export function needleTextTrials(opts: NeedleTextOptions): NeedleSet {
+  const seed = opts.seed ?? 0;
+  const tok = opts.tokenizer;
+  const needle = tok.encode(opts.needle ?? DEFAULT_NEEDLE.needle);
+  const question = tok.encode(opts.question ?? DEFAULT_NEEDLE.question);
+  const answerText = opts.answer ?? DEFAULT_NEEDLE.answer;
+  const answer = tok.encode(answerText);
+  const prefix = opts.prefix ?? [];
+  const maxLen = Math.max(...opts.contextLengths);
+  let hay = tok.encode(opts.haystack ?? fillerText(Math.ceil(maxLen / 4) + 8, seed));
+  if (hay.length === 0) throw new HeadlensError('needle: the haystack is empty', 'pass some text as haystack');
+  while (hay.length < maxLen) hay = hay.concat(hay);
+  const stops = new Set([tok.encode('.'), tok.encode(' .')].filter((ids) => ids.length === 1).map((ids) => ids[0]));
+  const trials = [];
+  for (const contextLength of opts.contextLengths) {
+    const room = contextLength - prefix.length - needle.length - question.length;
+    if (room < 1) throw new HeadlensError(`needle: context length ${contextLength} leaves no room for a haystack`, `use lengths above ${prefix.length + needle.length + question.length}`);
+    const context = hay.slice(0, room);
+    for (const depth of opts.depths) {
+      let at = depth >= 100 ? context.length : Math.floor((context.length * depth) / 100);
+      while (at > 0 && depth < 100 && !stops.has(context[at - 1])) at--; // back up to a sentence end
+      const tokens = [...prefix, ...context.slice(0, at), ...needle, ...context.slice(at), ...question];
+      const needleStart = prefix.length + at;
+      trials.push({ tokens, needleStart, needleEnd: needleStart + needle.length, answer, answerText, contextLength, depth });
+    }
+  }
+  return NeedleSetSchema.parse({ kind: 'needle', seed, trials });
+}
+
+export interface NeedleTokenOptions {
+  contextLengths: number[];
+  depths: number[];
+  /** Token pools; they must not overlap, so the needle is findable. */
+  haystackPool: number[];
+  needlePool: number[];
+  needleLength: number;
+  /** How many of the needle's first tokens end the prompt as the cue (default 1). */
+  cueLength?: number;
+  bos?: number | null;
+  seed?: number;
+}
+
+/** Token-only needle trials for toy models: [bos] hay… needle hay… cue → answer = rest of the needle. */
+export function needleTokenTrials(opts: NeedleTokenOptions): NeedleSet {
+  const seed = opts.seed ?? 0;
+  const rng = new Random(seed);
+  const cue = opts.cueLength ?? 1;
+  const overlap = opts.needlePool.filter((t) => opts.haystackPool.includes(t));
+  if (overlap.length) throw new HeadlensError(`needle: pools overlap in ${overlap.slice(0, 5).join(', ')}`, 'draw needle and haystack from disjoint token pools');
+  if (!(opts.needleLength > cue && opts.needleLength <= opts.needlePool.length)) {
+    throw new HeadlensError(`needle: needleLength ${opts.needleLength} must exceed cueLength ${cue} and fit the needle pool (${opts.needlePool.length} distinct tokens)`);
+  }
+  const bos = opts.bos ?? null;
+  const trials = [];
+  for (const contextLength of opts.contextLengths) {
+    for (const depth of opts.depths) {
+      const needle = rng.shuffle(opts.needlePool).slice(0, opts.needleLength);
+      const room = contextLength - (bos === null ? 0 : 1) - needle.length - cue;
+      if (room < 0) throw new HeadlensError(`needle: context length ${contextLength} is too short for the needle and cue`);
+      const hay = Array.from({ length: room }, () => rng.pick(opts.haystackPool));
+      const at = Math.round((room * depth) / 100);
+      const head = bos === null ? [] : [bos];
+      const tokens = [...head, ...hay.slice(0, at), ...needle, ...hay.slice(at), ...needle.slice(0, cue)];
+      const needleStart = head.length + at;
+      trials.push({ tokens, needleStart, needleEnd: needleStart + needle.length, answer: needle.slice(cue), contextLength, depth });
+    }
+  }
+  return NeedleSetSchema.parse({ kind: 'needle', seed, trials });
+}

@@ -1,0 +1,214 @@
+/**
+ * Path patching (Wang et al. 2022, "Interpretability in the Wild": the IOI circuit in GPT-2 small).
+ *
+ * Activation patching a head measures everything downstream of it. Path patching isolates one path:
+ * the effect of sender heads on receivers *directly*, not through other heads. Wang et al. used it to
+ * find IOI's circuit one class at a time: the name movers (9.9, 9.6, 10.0) by their direct path to the
+ * logits, the S-inhibition heads (7.3, 7.9, 8.6, 8.10) by their path to the name movers' queries, and so
+ * on, 26 heads in 7 classes that together keep 87% of the logit difference of the full model (3.56).
+ *
+ * What is run here (orig = clean prompts, new = corrupted prompts), exactly:
+ *  1. Two caches: every head's z on orig, the senders' z on new.
+ *  2. A run on orig in which every head's z, in every layer, is frozen to its orig value, except the
+ *     senders, whose z is their new value. MLPs are recomputed from the residual they see (as Wang et al.
+ *     do; `freezeMlps: true` freezes hook_mlp_out to orig as well). Embeddings and biases are orig.
+ *     So the residual stream downstream of the senders differs from orig by the senders' change, carried
+ *     directly and through MLPs only, never through another head.
+ *  3a. Receiver 'logits': the metric of run 2 is the answer (every head being frozen, only direct and
+ *     MLP-mediated paths from the senders reach the unembedding).
+ *  3b. Receiver heads' q, k or v: run 2's hook_q/hook_k/hook_v of those heads (computed from the
+ *     recomputed residual through ln1, W_Q/W_K/W_V and rotary where the model has it) are kept; then a
+ *     fresh run on orig in which only those inputs are replaced, everything else computed freely, gives
+ *     the metric. Under GQA a receiver's k or v is its key/value head's, which the other query heads of
+ *     its group read too: patching it changes them all (there is no per-query-head key in the model).
+ *
+ * `senderPositions` and `receiverPositions` restrict steps 2 and 3b to some positions (Wang et al.
+ * patch e.g. the S-inhibition heads' output at END only).
+ *
+ * Many sender sets are evaluated in one forward pass each step by stacking them along the batch axis, as
+ * in patching.ts.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { HeadlensError } from '../errors.js';
+import type { ActivationCache } from '../hooks/activation_cache.js';
+import { actName } from '../hooks/act_name.js';
+import type { FwdHook, HookedTransformer } from '../hooks/hooked_transformer.js';
+import type { TokenInput } from '../model/transformer.js';
+import type { HeadRef } from './ablation.js';
+import { headAxisLabels, Labelled, layerAxis } from './labelled.js';
+import type { Metric } from './metrics.js';
+
+export type Receiver = { kind: 'logits' } | { kind: 'heads'; heads: HeadRef[]; inputs: ('q' | 'k' | 'v')[] };
+
+export interface PathPatchingOptions {
+  /** The original prompts (orig). */
+  clean: TokenInput;
+  /** The prompts the senders' activations come from (new). */
+  corrupted: TokenInput;
+  metric: Metric;
+  /** Freeze MLP outputs to the clean run too (default false: recomputed, as in the IOI paper). */
+  freezeMlps?: boolean;
+  /** Sender sets per forward pass (default 32). */
+  batchSize?: number;
+  /** Only at these positions do senders take their new z (default all); e.g. IOI's END token. */
+  senderPositions?: number[];
+  /** Only at these positions are the receivers' q/k/v patched (default all). */
+  receiverPositions?: number[];
+}
+
+/** The metric after patching the path senders → receiver. */
+export function pathPatch(model: HookedTransformer, senders: HeadRef[], receiver: Receiver, opts: PathPatchingOptions): number {
+  return pathPatchMany(model, [senders], receiver, opts)[0];
+}
+
+/**
+ * Every head before the receivers' first layer as a sender on its own: axes [layer, head] (layers
+ * 0 … first receiver layer − 1; all layers for 'logits'). meta holds the clean and corrupted metrics.
+ */
+export function pathPatchingSweep(model: HookedTransformer, receiver: Receiver, opts: PathPatchingOptions): Labelled {
+  const { n_layers, n_heads } = model.cfg;
+  const upTo = receiver.kind === 'logits' ? n_layers : Math.min(...receiver.heads.map((h) => h.layer));
+  if (upTo === 0) throw new HeadlensError('receivers in layer 0 have no sender heads before them', 'choose receivers in a later layer');
+  const sets: HeadRef[][] = [];
+  for (let l = 0; l < upTo; l++) for (let h = 0; h < n_heads; h++) sets.push([{ layer: l, head: h }]);
+  const vals = pathPatchMany(model, sets, receiver, opts);
+  const [clean, corrupted] = [opts.clean, opts.corrupted].map((t) => {
+    const logits = model.forward(t);
+    const v = tf.tidy(() => opts.metric(logits).mean().dataSync()[0]);
+    logits.dispose();
+    return v;
+  });
+  return new Labelled([layerAxis(upTo), headAxisLabels(n_heads)], vals, { method: 'path patching', receiver, clean, corrupted });
+}
+
+/** The metric for each sender set (one value per set). */
+export function pathPatchMany(model: HookedTransformer, senderSets: HeadRef[][], receiver: Receiver, opts: PathPatchingOptions): Float64Array {
+  const { cfg } = model;
+  checkHeads(model, senderSets.flat(), 'sender');
+  if (receiver.kind === 'heads') {
+    checkHeads(model, receiver.heads, 'receiver');
+    if (receiver.heads.length === 0 || receiver.inputs.length === 0) throw new HeadlensError('receiver heads need at least one head and one input (q, k or v)');
+    for (const i of receiver.inputs) if (!['q', 'k', 'v'].includes(i)) throw new HeadlensError(`receiver input '${i}' is not q, k or v`);
+  } else if (receiver.kind !== 'logits') {
+    throw new HeadlensError(`unknown receiver kind '${(receiver as { kind: string }).kind}'`, "use { kind: 'logits' } or { kind: 'heads', heads, inputs }");
+  }
+  const rows = (() => {
+    const t = model.tokensTensor(opts.clean);
+    const r = t.arraySync() as number[][];
+    t.dispose();
+    return r;
+  })();
+  const B = rows.length;
+  const zNames = Array.from({ length: cfg.n_layers }, (_, l) => actName('z', l));
+  const mlpNames = opts.freezeMlps && !cfg.attn_only ? Array.from({ length: cfg.n_layers }, (_, l) => actName('mlp_out', l)) : [];
+  const orig = model.runWithCache(opts.clean, { names: [...zNames, ...mlpNames] });
+  const fresh = model.runWithCache(opts.corrupted, { names: zNames });
+  orig.logits.dispose();
+  fresh.logits.dispose();
+  try {
+    if (fresh.cache.get(zNames[0]).shape.slice(0, 2).join() !== [B, rows[0].length].join()) {
+      throw new HeadlensError('clean and corrupted prompts must have the same batch size and length in tokens');
+    }
+    const P = rows[0].length;
+    for (const p of [...(opts.senderPositions ?? []), ...(opts.receiverPositions ?? [])]) {
+      if (!Number.isInteger(p) || p < 0 || p >= P) throw new HeadlensError(`position ${p} is outside the sequence (${P} tokens)`);
+    }
+    const per = opts.batchSize ?? 32;
+    const out = new Float64Array(senderSets.length);
+    for (let start = 0; start < senderSets.length; start += per) {
+      const chunk = senderSets.slice(start, start + per);
+      const vals = runChunk(model, chunk, receiver, rows, orig.cache, fresh.cache, zNames, mlpNames, opts);
+      vals.forEach((v, i) => (out[start + i] = v));
+    }
+    return out;
+  } finally {
+    orig.cache.dispose();
+    fresh.cache.dispose();
+  }
+}
+
+function runChunk(
+  model: HookedTransformer,
+  chunk: HeadRef[][],
+  receiver: Receiver,
+  rows: number[][],
+  orig: ActivationCache,
+  fresh: ActivationCache,
+  zNames: string[],
+  mlpNames: string[],
+  opts: PathPatchingOptions,
+): number[] {
+  const { cfg } = model;
+  const { metric } = opts;
+  const V = chunk.length;
+  const B = rows.length;
+  const P = rows[0].length;
+  const posMask = (positions: number[] | undefined) => Array.from({ length: P }, (_, p) => (!positions || positions.includes(p) ? 1 : 0));
+  const senderPos = posMask(opts.senderPositions);
+  const receiverPos = posMask(opts.receiverPositions);
+  const tokens = Array.from({ length: V * B }, (_, i) => rows[i % B]);
+  // step 2: every head frozen to orig, the senders set to new
+  const frozen: FwdHook[] = zNames.map((name, l): FwdHook => [
+    name,
+    (z) => {
+      const H = cfg.n_heads;
+      const m = new Float32Array(V * P * H);
+      chunk.forEach((set, v) => set.forEach((s) => {
+        if (s.layer === l) for (let p = 0; p < P; p++) m[(v * P + p) * H + s.head] = senderPos[p];
+      }));
+      const sender = tf.tensor(m, [V, 1, P, H, 1]).cast('bool'); // [variant, 1, pos, head, 1]
+      const mixed = tf.where(sender, fresh.get(name).expandDims(0), orig.get(name).expandDims(0)); // [variant, batch, pos, head, d_head]
+      return mixed.reshape(z.shape);
+    },
+  ]);
+  for (const name of mlpNames) frozen.push([name, (x) => tf.tile(orig.get(name), [V, 1, 1]).reshape(x.shape)]);
+  const mean = (logits: tf.Tensor3D) => Array.from(tf.tidy(() => metric(logits).reshape([V, B]).mean(1).dataSync()));
+  if (receiver.kind === 'logits') {
+    const logits = model.runWithHooks(tokens, { fwdHooks: frozen });
+    try {
+      return mean(logits);
+    } finally {
+      logits.dispose();
+    }
+  }
+  // step 3: only the receivers' q/k/v from step 2, everything else recomputed on orig
+  const group = cfg.n_heads / cfg.n_key_value_heads;
+  const targets = new Map<string, Set<number>>();
+  for (const h of receiver.heads) {
+    for (const input of receiver.inputs) {
+      const name = actName(input, h.layer);
+      const idx = input === 'q' ? h.head : Math.floor(h.head / group);
+      targets.set(name, (targets.get(name) ?? new Set()).add(idx));
+    }
+  }
+  const step2 = model.runWithCache(tokens, { fwdHooks: frozen, names: [...targets.keys()] });
+  step2.logits.dispose();
+  try {
+    const hooks: FwdHook[] = [...targets].map(([name, idx]): FwdHook => [
+      name,
+      (act) => {
+        const n = act.shape[2]!;
+        const m = Array.from({ length: P * n }, (_, i) => (idx.has(i % n) ? receiverPos[Math.floor(i / n)] : 0));
+        const sel = tf.tensor(m, [1, P, n, 1]).cast('bool'); // [1, pos, head, 1]
+        return tf.where(sel, step2.cache.get(name), act);
+      },
+    ]);
+    const logits = model.runWithHooks(tokens, { fwdHooks: hooks });
+    try {
+      return mean(logits);
+    } finally {
+      logits.dispose();
+    }
+  } finally {
+    step2.cache.dispose();
+  }
+}
+
+function checkHeads(model: HookedTransformer, heads: HeadRef[], what: string): void {
+  const { n_layers, n_heads } = model.cfg;
+  for (const h of heads) {
+    if (!h || !Number.isInteger(h.layer) || h.layer < 0 || h.layer >= n_layers || !Number.isInteger(h.head) || h.head < 0 || h.head >= n_heads) {
+      throw new HeadlensError(`${what} head ${JSON.stringify(h)} is not in the model`, `layers 0..${n_layers - 1}, heads 0..${n_heads - 1}`);
+    }
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * What every head scorer returns, and the one loop they share. A scorer is a list of items (prompts, trials)
+ * and a function that scores one item: a table [n_layers][n_heads] per named quantity plus a weight (0 leaves
+ * the item out, e.g. a needle trial the model failed). The result is the weighted mean of each table over the
+ * items. `scan` (../scan.ts) runs the same loop with checkpoints; the plain functions run it in one go.
+ * A score alone is a correlation: each technique file says which causal check goes with it.
+ */
+import { HeadlensError } from '../../errors.js';
+import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+
+export interface TopHead {
+  layer: number;
+  head: number;
+  score: number;
+}
+
+/** A scorer's answer: the primary table [n_layers][n_heads], the settings that produced it, the best heads. */
+export interface HeadScores {
+  scores: number[][];
+  settings: Record<string, unknown>;
+  top: TopHead[];
+  /** Further tables of the same shape (e.g. attention next to DLA), named. */
+  tables?: Record<string, number[][]>;
+  /** How many items counted (weight > 0) out of how many were scored. */
+  counted?: { used: number; total: number };
+}
+
+/** One item's contribution: tables [n_layers][n_heads] and its weight in the mean. */
+export interface ItemScores {
+  tables: Record<string, number[][]>;
+  weight: number;
+  /** Anything worth keeping about the item (JSON-able): a decoded answer, its recall. */
+  info?: Record<string, unknown>;
+}
+
+/** A scorer as data: what `scan` checkpoints and resumes. */
+export interface HeadScorer<S = unknown> {
+  task: string;
+  /** JSON-able settings; a resumed scan must have the same ones. */
+  settings: Record<string, unknown>;
+  /** The name of the table reported as `scores`. */
+  primary: string;
+  items: S[];
+  scoreItem(model: HookedTransformer, item: S, index: number): ItemScores;
+  /** Tables computed from the averaged ones (e.g. a difference of two); may define the primary. */
+  derive?(tables: Record<string, number[][]>): Record<string, number[][]>;
+}
+
+export function zeros(nLayers: number, nHeads: number): number[][] {
+  return Array.from({ length: nLayers }, () => new Array<number>(nHeads).fill(0));
+}
+
+/** The k heads with the highest score, best first (ties: lower layer, then lower head, first). */
+export function topHeads(scores: number[][], k = 10): TopHead[] {
+  const all: TopHead[] = [];
+  scores.forEach((row, layer) => row.forEach((score, head) => all.push({ layer, head, score })));
+  all.sort((a, b) => b.score - a.score || a.layer - b.layer || a.head - b.head);
+  return all.slice(0, k);
+}
+
+/**
+ * Weighted means of each table over the item results that have it; a table no counted item had is zeros.
+ * Sums run in item order, so the same results give bit-identical means (scan's resume relies on it).
+ */
+export function combine(results: ItemScores[], nLayers: number, nHeads: number): { tables: Record<string, number[][]>; used: number } {
+  const sums: Record<string, number[][]> = {};
+  const wsums: Record<string, number> = {};
+  let used = 0;
+  for (const r of results) {
+    for (const name of Object.keys(r.tables)) (sums[name] ??= zeros(nLayers, nHeads), (wsums[name] ??= 0));
+    if (!(r.weight > 0)) continue;
+    used++;
+    for (const [name, t] of Object.entries(r.tables)) {
+      wsums[name] += r.weight;
+      t.forEach((row, l) => row.forEach((v, h) => (sums[name][l][h] += r.weight * v)));
+    }
+  }
+  for (const [name, t] of Object.entries(sums)) if (wsums[name] > 0) t.forEach((row) => row.forEach((_, h) => (row[h] /= wsums[name])));
+  return { tables: sums, used };
+}
+
+/** Turns item results into the answer every scorer gives. */
+export function finish(scorer: HeadScorer<any>, model: HookedTransformer, results: ItemScores[], k = 10): HeadScores {
+  const { n_layers, n_heads } = model.cfg;
+  const combined = combine(results, n_layers, n_heads);
+  const used = combined.used;
+  const tables = { ...combined.tables, ...(scorer.derive ? scorer.derive(combined.tables) : {}) };
+  const scores = tables[scorer.primary] ?? zeros(n_layers, n_heads);
+  const others = Object.fromEntries(Object.entries(tables).filter(([n]) => n !== scorer.primary));
+  return {
+    scores,
+    settings: { task: scorer.task, ...scorer.settings },
+    top: topHeads(scores, k),
+    ...(Object.keys(others).length ? { tables: others } : {}),
+    counted: { used, total: results.length },
+  };
+}
+
+/** Runs a scorer over all its items in one go (no checkpoints; see scan for that). */
+export function runScorer(model: HookedTransformer, scorer: HeadScorer<any>, opts: { top?: number; onItem?: (i: number) => void } = {}): HeadScores {
+  if (scorer.items.length === 0) throw new HeadlensError(`${scorer.task}: no items to score`, 'pass at least one sample');
+  const results = scorer.items.map((item, i) => {
+    const r = scorer.scoreItem(model, item, i);
+    opts.onItem?.(i);
+    return r;
+  });
+  return finish(scorer, model, results, opts.top);
+}
+
+/** Token rows as one sequence each; checks they are non-empty integer lists. */
+export function checkSequences(task: string, seqs: number[][]): void {
+  if (!Array.isArray(seqs) || seqs.length === 0) throw new HeadlensError(`${task}: no sequences given`, 'pass a non-empty list of token-id lists');
+  seqs.forEach((s, i) => {
+    if (!Array.isArray(s) || s.length < 2) throw new HeadlensError(`${task}: sequence ${i} has fewer than 2 tokens`, 'attention scores need at least two positions');
+  });
+}

@@ -1,0 +1,51 @@
+/**
+ * Streaming vs retrieval heads (DuoAttention, Xiao et al. 2024; RazorAttention, Tang et al. 2024). Most heads
+ * of a long-context model only need the attention sink and a window of recent tokens ("streaming" heads);
+ * a few need the whole context ("retrieval" heads) — DuoAttention keeps full KV caches for about a quarter to
+ * a half of the heads (25 % in MHA models, 50 % in GQA models) with little loss on long-context benchmarks,
+ * RazorAttention compresses the KV cache of the other heads to sink + window. Score here: the attention
+ * mass on the first `sinkTokens` keys plus the last `recent` keys (q − recent < k ≤ q), averaged over queries
+ * q ≥ sinkTokens + recent (where sink and window leave something out). Near 1: a streaming head; low: the head
+ * reads the middle of the context. DuoAttention itself learns a gate per head by optimisation; this is the
+ * attention-mass proxy RazorAttention argues from. `retrievalness` = 1 − score is given as a second table.
+ */
+import { HeadlensError } from '../../errors.js';
+import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import { attentionMass, range } from './attention_mass.js';
+import { checkSequences, runScorer, type HeadScorer, type HeadScores } from './head_scores.js';
+
+export interface StreamingOptions {
+  /** Leading keys that count as the sink (default 4, as StreamingLLM and RazorAttention keep). */
+  sinkTokens?: number;
+  /** The recent window, the query itself included (default 16). */
+  recent?: number;
+  top?: number;
+}
+
+export function streamingScorer(sequences: number[][], opts: StreamingOptions = {}): HeadScorer<number[]> {
+  checkSequences('streaming', sequences);
+  const sink = opts.sinkTokens ?? 4;
+  const recent = opts.recent ?? 16;
+  if (!Number.isInteger(sink) || sink < 0 || !Number.isInteger(recent) || recent < 1) {
+    throw new HeadlensError(`sinkTokens ${sink} and recent ${recent} must be integers (sink ≥ 0, recent ≥ 1)`);
+  }
+  const short = sequences.findIndex((s) => s.length <= sink + recent);
+  if (short >= 0) {
+    throw new HeadlensError(`streaming: sequence ${short} has ${sequences[short].length} tokens, not more than sinkTokens + recent (${sink + recent})`, 'use longer sequences or a smaller --recent');
+  }
+  return {
+    task: 'streaming',
+    settings: { sinkTokens: sink, recent, sequences: sequences.length, length: sequences[0].length },
+    primary: 'score',
+    items: sequences,
+    scoreItem: (model, tokens) => {
+      const score = attentionMass(model, tokens, (q, k) => k < sink || q - k < recent, range(sink + recent, tokens.length));
+      return { tables: { score, retrievalness: score.map((row) => row.map((v) => 1 - v)) }, weight: 1 };
+    },
+  };
+}
+
+/** Sink + recent-window attention mass of every head, [n_layers][n_heads]; high = streaming head. */
+export function streamingScores(model: HookedTransformer, sequences: number[][], opts: StreamingOptions = {}): HeadScores {
+  return runScorer(model, streamingScorer(sequences, opts), { top: opts.top });
+}

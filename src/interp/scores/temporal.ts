@@ -1,0 +1,98 @@
+/**
+ * Temporal heads ("Temporal Heads: Where Language Models Recall Time-specific Information", Park et al. 2025).
+ * A few heads carry the year into time-dependent facts ("In 2004, the president of the United States was") —
+ * knocking them out degrades time-conditioned recall while time-invariant facts and general QA are unaffected,
+ * and they respond to textual years ("in the year two thousand four") as to numeric ones. The paper finds them
+ * with circuit discovery; here each head's effect is measured by activation patching:
+ *   effect(head) = log p(answer | clean) − log p(answer | clean with the head's hook_z from the year-patched run)
+ * in nats, averaged per kind of prompt: `temporal` (the answer depends on the year), `control` (time-invariant
+ * facts with the same year change; a temporal head should not matter there), `alias` (temporal facts with
+ * spelled-out years). `scores` = selectivity = temporal − control; all four tables are returned.
+ * The causal check: mask the top heads and compare accuracy on temporal facts with time-invariant controls.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { HeadlensError } from '../../errors.js';
+import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import { runScorer, zeros, type HeadScorer, type HeadScores } from './head_scores.js';
+
+/** A prompt and its year-patched twin (same length in tokens), with the clean answer's first token. */
+export interface TemporalPair {
+  clean: number[];
+  corrupted: number[];
+  answer: number;
+  kind: 'temporal' | 'control' | 'alias';
+}
+
+export interface TemporalOptions {
+  top?: number;
+}
+
+function logProbAt(logits: tf.Tensor3D, token: number): number {
+  return tf.tidy(() => {
+    const last = logits.shape[1] - 1;
+    return tf.logSoftmax(logits.slice([0, last, 0], [1, 1, -1]).reshape([-1])).gather([token]).dataSync()[0];
+  });
+}
+
+/** Drop in log p(answer) when one head's hook_z comes from the corrupted run: [layer][head] (nats). */
+export function headPatchEffects(model: HookedTransformer, pair: { clean: number[]; corrupted: number[]; answer: number }): number[][] {
+  const { n_layers, n_heads } = model.cfg;
+  const zNames = Array.from({ length: n_layers }, (_, l) => `blocks.${l}.attn.hook_z`);
+  const clean = model.forward([pair.clean]);
+  const base = logProbAt(clean, pair.answer);
+  clean.dispose();
+  const { logits, cache } = model.runWithCache([pair.corrupted], { names: zNames });
+  logits.dispose();
+  try {
+    const out = zeros(n_layers, n_heads);
+    for (let l = 0; l < n_layers; l++) {
+      for (let h = 0; h < n_heads; h++) {
+        const patched = model.runWithHooks([pair.clean], {
+          fwdHooks: [
+            [
+              zNames[l],
+              (z) =>
+                tf.tidy(() => {
+                  const mask = tf.oneHot(h, n_heads).reshape([1, 1, n_heads, 1]); // [1, 1, head, 1]
+                  return z.mul(tf.sub(1, mask)).add(cache.get(zNames[l]).mul(mask));
+                }),
+            ],
+          ],
+        });
+        out[l][h] = base - logProbAt(patched, pair.answer);
+        patched.dispose();
+      }
+    }
+    return out;
+  } finally {
+    cache.dispose();
+  }
+}
+
+export function temporalScorer(pairs: TemporalPair[], _opts: TemporalOptions = {}): HeadScorer<TemporalPair> {
+  if (!Array.isArray(pairs) || pairs.length === 0) throw new HeadlensError('temporal: no prompt pairs given', 'pass TemporalPair items');
+  pairs.forEach((p, i) => {
+    if (p.clean.length !== p.corrupted.length) {
+      throw new HeadlensError(`temporal: pair ${i} has clean and corrupted prompts of different lengths (${p.clean.length}, ${p.corrupted.length})`, 'patch a year by a year of the same token length');
+    }
+    if (!['temporal', 'control', 'alias'].includes(p.kind)) throw new HeadlensError(`temporal: pair ${i} has kind '${p.kind}'`, 'use temporal, control or alias');
+  });
+  if (!pairs.some((p) => p.kind === 'temporal')) throw new HeadlensError('temporal: no time-dependent (kind temporal) pairs', 'the score needs some');
+  const count = (k: string) => pairs.filter((p) => p.kind === k).length;
+  return {
+    task: 'temporal',
+    settings: { metric: 'drop in log p(answer), nats', patched: 'attn.hook_z per head', temporal: count('temporal'), control: count('control'), alias: count('alias') },
+    primary: 'selectivity',
+    items: pairs,
+    scoreItem: (model, p) => ({ tables: { [p.kind]: headPatchEffects(model, p) }, weight: 1 }),
+    derive: (t) => {
+      const ctl = t.control;
+      return { selectivity: t.temporal.map((row, l) => row.map((v, h) => v - (ctl ? ctl[l][h] : 0))) };
+    },
+  };
+}
+
+/** Temporal-head scores: selectivity (temporal − control patching effect), with temporal, control, alias tables. */
+export function temporalScores(model: HookedTransformer, pairs: TemporalPair[], opts: TemporalOptions = {}): HeadScores {
+  return runScorer(model, temporalScorer(pairs, opts), { top: opts.top });
+}

@@ -1,0 +1,82 @@
+/**
+ * Recipes: everything needed to retrain a zoo model from its seed (config, data, hyperparameters).
+ * `headlens train --recipe NAME` runs one; the model card records the exact command.
+ */
+import { HeadlensError } from '../errors.js';
+import type { HookedConfigInput } from '../model/config.js';
+import { Random } from '../util/random.js';
+import type { Batch, DataSource, TrainOptions } from './trainer.js';
+
+export interface Recipe {
+  name: string;
+  description: string;
+  config: HookedConfigInput;
+  data(seed: number): DataSource;
+  train: Omit<TrainOptions, 'outDir' | 'progress' | 'log' | 'maxSeconds'>;
+}
+
+/**
+ * Sequences [BOS, s, s, r]: s is a span of uniformly random tokens whose length varies from sequence to
+ * sequence, r random filler up to a fixed length. The second copy of s is predictable only by finding the
+ * earlier occurrence of the current token and copying the token after it, which is what an induction head
+ * does (Olsson et al. 2022, "In-context Learning and Induction Heads": a previous-token head in one layer,
+ * an induction head that K-composes with it in the next). With a fixed span a layer-0 head could instead
+ * learn "attend span − 1 positions back" from positions alone; the varying length rules that out.
+ * The loss counts every position; the evaluation counts the repeated copy only.
+ */
+export function repeatedSpans(opts: {
+  vocab: number;
+  minSpan: number;
+  maxSpan: number;
+  bos: number;
+  evalSeed: number;
+  evalBatches?: number;
+  evalSize?: number;
+}): DataSource {
+  const length = 1 + 2 * opts.maxSpan;
+  const make = (rng: Random, n: number, withMask: boolean): Batch => {
+    const tokens: number[][] = [];
+    const lossMask: number[][] = [];
+    for (let i = 0; i < n; i++) {
+      const span = rng.int(opts.minSpan, opts.maxSpan + 1);
+      const s = Array.from({ length: span }, () => rng.int(1, opts.vocab));
+      const r = Array.from({ length: length - 1 - 2 * span }, () => rng.int(1, opts.vocab));
+      tokens.push([opts.bos, ...s, ...s, ...r]);
+      // the prediction made at position p is of token p + 1; the second copy occupies span + 1 .. 2·span
+      lossMask.push(Array.from({ length: length - 1 }, (_, p) => (p + 1 >= span + 1 && p + 1 <= 2 * span ? 1 : 0)));
+    }
+    return withMask ? { tokens, lossMask } : { tokens };
+  };
+  const evalRng = new Random(opts.evalSeed);
+  const evals = Array.from({ length: opts.evalBatches ?? 4 }, () => make(evalRng, opts.evalSize ?? 32, true));
+  return { batch: (rng, n) => make(rng, n, false), evalBatches: () => evals };
+}
+
+export const RECIPES: Record<string, Recipe> = {
+  'toy-induction-2l': {
+    name: 'toy-induction-2l',
+    description: 'attention-only, 2 layers × 4 heads, trained on repeated random spans: a previous-token head in layer 0, an induction head in layer 1',
+    config: {
+      model_name: 'toy-induction-2l',
+      original_architecture: 'HeadlensAttnOnly',
+      attn_only: true,
+      n_layers: 2,
+      n_heads: 4,
+      d_model: 64,
+      d_head: 16,
+      d_vocab: 64,
+      n_ctx: 64,
+      normalization_type: 'LN',
+      positional_embedding_type: 'standard',
+      bos_token_id: 0,
+    },
+    data: (seed) => repeatedSpans({ vocab: 64, minSpan: 6, maxSpan: 16, bos: 0, evalSeed: seed + 1_000_003 }),
+    train: { steps: 3000, batchSize: 32, lr: 1e-3, warmup: 100, minLrRatio: 0.3, weightDecay: 0.01, clip: 1, seed: 0, evalEvery: 100 },
+  },
+};
+
+export function recipe(name: string): Recipe {
+  const r = RECIPES[name];
+  if (!r) throw new HeadlensError(`no recipe '${name}'`, `recipes: ${Object.keys(RECIPES).join(', ')}`);
+  return r;
+}

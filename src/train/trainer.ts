@@ -1,0 +1,241 @@
+/**
+ * A small trainer for the toy zoo and for teaching: next-token cross-entropy, AdamW, warm-up + cosine
+ * schedule, global-norm gradient clipping, a seeded data order, periodic evaluation, and checkpoints in
+ * the model's HF layout plus the optimizer state, from which `resume` continues exactly where it stopped
+ * (same data, same moments, same schedule).
+ */
+import * as tf from '@tensorflow/tfjs';
+import cliProgress from 'cli-progress';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { HeadlensError } from '../errors.js';
+import type { HookedTransformer } from '../hooks/hooked_transformer.js';
+import { encodeSafetensors, parseSafetensors } from '../loading/safetensors.js';
+import { saveModel } from '../loading/save.js';
+import { inCheckpoint } from '../model/params.js';
+import { Random } from '../util/random.js';
+import { AdamW, warmupCosine } from './adamw.js';
+
+/** A batch of token rows and, optionally, which next-token predictions count (1) in the loss. */
+export interface Batch {
+  tokens: number[][];
+  /** [batch, pos - 1]: weight of predicting tokens[b][p + 1] from position p. Default: all 1. */
+  lossMask?: number[][];
+}
+
+export interface DataSource {
+  /** A training batch; all randomness must come from `rng` so the data order is seeded and resumable. */
+  batch(rng: Random, batchSize: number): Batch;
+  /** Fixed evaluation batches (the same on every call). */
+  evalBatches(): Batch[];
+}
+
+export interface TrainOptions {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  minLrRatio?: number;
+  weightDecay?: number;
+  beta1?: number;
+  beta2?: number;
+  /** Global gradient-norm clip (0: off). */
+  clip?: number;
+  seed: number;
+  evalEvery?: number;
+  /** Write a checkpoint to `outDir` every this many steps and at the end (0: only at the end). */
+  checkpointEvery?: number;
+  outDir?: string;
+  /** Stop (after checkpointing) once this many seconds have passed; `resume` continues. */
+  maxSeconds?: number;
+  /** A progress bar on stderr (default: when stderr is a terminal). */
+  progress?: boolean;
+  log?: (line: TrainLog) => void;
+}
+
+export interface TrainLog {
+  step: number;
+  loss: number;
+  evalLoss?: number;
+  lr: number;
+  tokensPerSecond: number;
+}
+
+export interface TrainResult {
+  step: number;
+  finalLoss: number;
+  finalEvalLoss: number;
+  tokens: number;
+  seconds: number;
+  history: TrainLog[];
+  /** false when it stopped early at maxSeconds. */
+  finished: boolean;
+}
+
+interface TrainerState {
+  step: number;
+  rng: number;
+  tokens: number;
+  seconds: number;
+  history: TrainLog[];
+  optimizerStep: number;
+}
+
+const STATE = 'trainer_state.json';
+const MOMENTS = 'optimizer_state.safetensors';
+
+/** Mean next-token cross-entropy of `tokens` (weighted by the mask). A scalar the caller owns. */
+export function lmLoss(model: HookedTransformer, batch: Batch): tf.Scalar {
+  return tf.tidy(() => {
+    const logits = model.forward(batch.tokens); // [batch, pos, d_vocab]
+    const [b, p, v] = logits.shape;
+    const logp = tf.logSoftmax(logits.slice([0, 0, 0], [b, p - 1, v])); // predictions for positions 1..p-1
+    const targets = tf.tensor2d(batch.tokens.map((r) => r.slice(1)), [b, p - 1], 'int32');
+    const nll = tf.oneHot(targets, v).mul(logp).sum(-1).neg(); // [batch, pos - 1]
+    const mask = batch.lossMask ? tf.tensor2d(batch.lossMask, [b, p - 1]) : tf.onesLike(nll);
+    return nll.mul(mask).sum().div(mask.sum()) as tf.Scalar;
+  });
+}
+
+/** Mean loss over the data source's evaluation batches. */
+export async function evaluate(model: HookedTransformer, data: DataSource): Promise<number> {
+  const batches = data.evalBatches();
+  let total = 0;
+  for (const b of batches) {
+    const l = lmLoss(model, b);
+    total += (await l.data())[0];
+    l.dispose();
+  }
+  return total / batches.length;
+}
+
+/**
+ * Trains `model` in place. With `outDir` it checkpoints there. With `resumeFrom` (a folder an earlier run
+ * checkpointed into) it continues from that run's step, data order and optimizer state; the model passed
+ * in must be the one loaded from that folder.
+ */
+export async function train(model: HookedTransformer, data: DataSource, opts: TrainOptions, resumeFrom?: string): Promise<TrainResult> {
+  if (model.processing.length) throw new HeadlensError('cannot train a model whose weights were processed', 'train the checkpoint as it is');
+  const evalEvery = opts.evalEvery ?? Math.max(1, Math.floor(opts.steps / 10));
+  const optimizer = new AdamW({ beta1: opts.beta1, beta2: opts.beta2, weightDecay: opts.weightDecay });
+  let state: TrainerState = { step: 0, rng: opts.seed, tokens: 0, seconds: 0, history: [], optimizerStep: 0 };
+  if (resumeFrom !== undefined) {
+    if (!existsSync(path.join(resumeFrom, STATE)) || !existsSync(path.join(resumeFrom, MOMENTS))) {
+      throw new HeadlensError(`nothing to resume in ${resumeFrom}`, `it needs ${STATE} and ${MOMENTS} from an earlier run`);
+    }
+    state = JSON.parse(readFileSync(path.join(resumeFrom, STATE), 'utf8'));
+    loadMoments(optimizer, path.join(resumeFrom, MOMENTS));
+    optimizer.step = state.optimizerStep;
+  }
+  if (model.cfg.tie_word_embeddings) {
+    throw new HeadlensError('training a model with tied embeddings is not supported yet', 'set tie_word_embeddings to false in the config');
+  }
+  // trainable copies of the parameters the checkpoint stores (a bias the format has no room for stays
+  // zero, so a checkpoint always holds the whole trained model); names are made unique because tfjs
+  // registers variables globally
+  const uid = Math.random().toString(36).slice(2, 8);
+  const vars = new Map<string, tf.Variable>();
+  const updates: Record<string, tf.Tensor> = {};
+  for (const name of model.paramNames().filter((n) => inCheckpoint(model.cfg, n))) {
+    const v = tf.variable(model.param(name), true, `${name}#${uid}`);
+    vars.set(name, v);
+    updates[name] = v;
+  }
+  model.setParams(updates);
+  const rng = new Random(state.rng);
+  const bar = (opts.progress ?? process.stderr.isTTY) ? new cliProgress.SingleBar({ format: 'train [{bar}] {value}/{total} loss {loss} eval {eval} {tps} tok/s', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+  bar?.start(opts.steps, state.step, { loss: '-', eval: '-', tps: '-' });
+  const t0 = Date.now() - state.seconds * 1000;
+  let lastLoss = NaN;
+  let lastEval = state.history.at(-1)?.evalLoss ?? NaN;
+  let finished = true;
+  try {
+    while (state.step < opts.steps) {
+      const batch = data.batch(rng, opts.batchSize);
+      const lr = warmupCosine(state.step, opts.steps, opts.lr, opts.warmup, opts.minLrRatio);
+      const { value, grads } = tf.variableGrads(() => lmLoss(model, batch), [...vars.values()]);
+      const named: Record<string, tf.Tensor> = {};
+      for (const [name, v] of vars) named[name] = grads[v.name];
+      const clipped = clipByGlobalNorm(named, opts.clip ?? 1);
+      optimizer.apply(vars, clipped, lr);
+      lastLoss = (await value.data())[0];
+      tf.dispose([value, ...Object.values(grads), ...Object.values(clipped)]);
+      state.step++;
+      state.tokens += batch.tokens.length * batch.tokens[0].length;
+      state.seconds = (Date.now() - t0) / 1000;
+      const tps = state.tokens / Math.max(1e-9, state.seconds);
+      if (state.step % evalEvery === 0 || state.step === opts.steps) {
+        lastEval = await evaluate(model, data);
+        const line = { step: state.step, loss: lastLoss, evalLoss: lastEval, lr, tokensPerSecond: Math.round(tps) };
+        state.history.push(line);
+        opts.log?.(line);
+      }
+      bar?.update(state.step, { loss: lastLoss.toFixed(3), eval: Number.isNaN(lastEval) ? '-' : lastEval.toFixed(3), tps: Math.round(tps) });
+      const timeUp = opts.maxSeconds !== undefined && state.seconds >= opts.maxSeconds && state.step < opts.steps;
+      if (opts.outDir && ((opts.checkpointEvery && state.step % opts.checkpointEvery === 0) || timeUp)) {
+        state.rng = rng.state;
+        state.optimizerStep = optimizer.step;
+        await checkpoint(model, optimizer, state, opts.outDir);
+      }
+      if (timeUp) {
+        finished = false;
+        break;
+      }
+    }
+    if (opts.outDir && finished) {
+      state.rng = rng.state;
+      state.optimizerStep = optimizer.step;
+      await checkpoint(model, optimizer, state, opts.outDir);
+    }
+  } finally {
+    bar?.stop();
+    optimizer.dispose();
+  }
+  return {
+    step: state.step,
+    finalLoss: lastLoss,
+    finalEvalLoss: lastEval,
+    tokens: state.tokens,
+    seconds: state.seconds,
+    history: state.history,
+    finished,
+  };
+}
+
+/** Scales all gradients down together so their global L2 norm is at most maxNorm. New tensors. */
+function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): Record<string, tf.Tensor> {
+  return tf.tidy(() => {
+    const entries = Object.entries(grads).filter(([, g]) => g);
+    if (maxNorm <= 0) return Object.fromEntries(entries.map(([n, g]) => [n, g.clone()]));
+    const norm = tf.sqrt(tf.addN(entries.map(([, g]) => g.square().sum())));
+    const scale = tf.minimum(1, tf.div(maxNorm, norm.add(1e-6)));
+    return Object.fromEntries(entries.map(([n, g]) => [n, g.mul(scale)]));
+  });
+}
+
+/** Writes the model (HF layout) and the trainer's state; a crash mid-write leaves the previous checkpoint. */
+async function checkpoint(model: HookedTransformer, opt: AdamW, state: TrainerState, dir: string): Promise<void> {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  await saveModel(model, tmp, { metadata: { step: String(state.step) } });
+  const moments: Parameters<typeof encodeSafetensors>[0] = {};
+  for (const [kind, map] of [['m', opt.m], ['v', opt.v]] as const) {
+    for (const [name, t] of map) moments[`${kind}.${name}`] = { dtype: 'F32', shape: t.shape, data: (await t.data()) as Float32Array };
+  }
+  writeFileSync(path.join(tmp, MOMENTS), encodeSafetensors(moments));
+  writeFileSync(path.join(tmp, STATE), JSON.stringify(state, null, 1));
+  const old = `${dir}.old-${process.pid}`;
+  if (existsSync(dir)) renameSync(dir, old);
+  renameSync(tmp, dir);
+  rmSync(old, { recursive: true, force: true });
+}
+
+function loadMoments(opt: AdamW, file: string): void {
+  const f = parseSafetensors(new Uint8Array(readFileSync(file)), file);
+  for (const n of f.names) {
+    const [kind, ...rest] = n.split('.');
+    const t = tf.tensor(f.float32(n), f.info(n).shape);
+    (kind === 'm' ? opt.m : opt.v).set(rest.join('.'), t);
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Head grid: any per-head score table [layer][head] as a heatmap, heads labelled L{l}H{h}, the top heads
+ * ringed and named. Every head scorer (induction, previous-token, retrieval, ablation effect…) ends in
+ * such a table, so this one picture serves all of them.
+ */
+import * as Plot from '@observablehq/plot';
+import { serverDocument, toSVGString } from './dom.js';
+import { round } from './html.js';
+import { legendSVG, stackSVGs } from './legend.js';
+import { makeView, type View } from './view.js';
+
+export interface HeadGridOptions {
+  /** Title (aria-label of the SVG, page title). Default: 'head scores'. */
+  title?: string;
+  /** Name of the score, shown in the legend. Default: 'score'. */
+  scoreLabel?: string;
+  /** How many of the highest-scoring heads to ring and name. Default: 3 (0 for none). */
+  top?: number;
+  /** Rank heads by |score| instead of score (for signed effects). Default: false. */
+  byMagnitude?: boolean;
+  /** Colour scheme (Plot's names). Default: 'viridis'; 'rdbu' with a symmetric domain when `diverging`. */
+  scheme?: string;
+  /** Colour around 0 (diverging, symmetric domain). Default: false. */
+  diverging?: boolean;
+  /** Colour domain [min, max]. Default: the data's extent (symmetric ±max|score| when diverging). */
+  domain?: [number, number];
+  /** Row labels instead of `L{l}` (for other square tables, e.g. composition between two layers' heads). Default: L0, L1, … */
+  rowLabels?: string[];
+  /** Column labels instead of `H{h}`. Default: H0, H1, … */
+  columnLabels?: string[];
+  /** Size of one cell in pixels. Default: 40. */
+  cellSize?: number;
+}
+
+export interface HeadScore {
+  layer: number;
+  head: number;
+  label: string;
+  score: number;
+}
+
+/** The heads with the highest score (or |score|), best first; NaN scores never rank. */
+export function topHeads(scores: number[][], k: number, byMagnitude = false): HeadScore[] {
+  const all: HeadScore[] = [];
+  scores.forEach((row, l) => row.forEach((s, h) => Number.isFinite(s) && all.push({ layer: l, head: h, label: `L${l}H${h}`, score: s })));
+  const key = (x: HeadScore) => (byMagnitude ? Math.abs(x.score) : x.score);
+  return all.sort((a, b) => key(b) - key(a) || a.layer - b.layer || a.head - b.head).slice(0, Math.max(0, k));
+}
+
+/** Renders scores [layer][head]. */
+export function headGrid(scores: number[][], opts: HeadGridOptions = {}): View {
+  const nLayers = scores.length;
+  const nHeads = Math.max(0, ...scores.map((r) => r.length));
+  const cell = opts.cellSize ?? 40;
+  const title = opts.title ?? 'head scores';
+  const scoreLabel = opts.scoreLabel ?? 'score';
+  const rowLabels = opts.rowLabels ?? Array.from({ length: nLayers }, (_, l) => `L${l}`);
+  const colLabels = opts.columnLabels ?? Array.from({ length: nHeads }, (_, h) => `H${h}`);
+  const custom = opts.rowLabels !== undefined || opts.columnLabels !== undefined;
+  const cellLabel = (l: number, h: number) => (custom ? `${rowLabels[l]}·${colLabels[h]}` : `L${l}H${h}`);
+  const data = scores.flatMap((row, l) => row.map((s, h) => ({ layer: rowLabels[l], head: colLabels[h], label: cellLabel(l, h), score: round(s) })));
+  const top = topHeads(scores, opts.top ?? 3, opts.byMagnitude).map((t) => ({ ...t, label: cellLabel(t.layer, t.head) }));
+  const topData = top.map((t) => ({ layer: rowLabels[t.layer], head: colLabels[t.head], label: t.label }));
+  const finite = data.map((d) => d.score).filter(Number.isFinite);
+  const maxAbs = Math.max(1e-12, ...finite.map(Math.abs));
+  const domain = opts.domain ?? (opts.diverging ? [-maxAbs, maxAbs] : [Math.min(...finite, 0), Math.max(...finite, 1e-12)]);
+  const chart = Plot.plot({
+    document: serverDocument(),
+    ariaLabel: title,
+    width: 70 + Math.max(8, nHeads) * cell + 60,
+    height: 60 + nLayers * cell + 50,
+    marginLeft: custom ? 60 : 40,
+    marginTop: 50,
+    marginRight: 60,
+    padding: 0,
+    x: { domain: colLabels, label: custom ? null : 'head', axis: 'top' },
+    y: { domain: rowLabels, label: custom ? null : 'layer' },
+    color: {
+      scheme: (opts.scheme ?? (opts.diverging ? 'rdbu' : 'viridis')) as Plot.ColorScheme,  // same as the legend's
+      domain,
+      legend: false,
+      ...(opts.diverging ? { reverse: true } : {}),
+    },
+    marks: [
+      Plot.cell(data, { x: 'head', y: 'layer', fill: 'score', inset: 0.5, title: (d: { label: string; score: number }) => `${d.label} ${scoreLabel} ${d.score.toFixed(3)}` }),
+      Plot.cell(topData, { x: 'head', y: 'layer', fill: 'none', stroke: '#d62728', strokeWidth: 2.5, inset: 1.5 }),
+      Plot.text(topData, { x: 'head', y: 'layer', text: 'label', fill: '#b00000', stroke: 'white', strokeWidth: 3, paintOrder: 'stroke', fontSize: custom ? 8 : 10, fontWeight: 'bold' }),
+    ],
+  });
+  const scheme = opts.scheme ?? (opts.diverging ? 'rdbu' : 'viridis');
+  const legend = legendSVG({ scheme, domain: domain as [number, number], label: scoreLabel, reverse: opts.diverging });
+  const svg = stackSVGs([legend, toSVGString(chart as unknown as Element)], 4, title);
+  const list = top.map((t) => `${t.label} ${t.score.toFixed(3)}`).join(', ');
+  return makeView('head grid', title, svg, `<figure>${svg}</figure><p class="hl-note">top heads: ${list || 'none'}</p>`);
+}

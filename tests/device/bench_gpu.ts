@@ -1,0 +1,83 @@
+/**
+ * `headlens bench` on the GPU machine, where vitest cannot run (no Node.js there: see ../shared/device).
+ * Bundled by ../shared/device/pack.sh and run with `bash .device/boot.sh --backend webgpu --out DIR`.
+ * In one process: the WebGPU parity check of every fixture against transformers (after the forward's
+ * speed-ups, which must keep it within 1e-4), then the benchmark on GPT-2 small's shape at the IOI-sized
+ * batch (with each speed-up timed on and off) and at a larger batch where the GPU is busy. Each result is
+ * written as JSON into DIR, where bench/pytorch_bench.py, run after it, finds them.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { initBackend, type BackendName } from '../../src/backend/index.js';
+import { runBench, type BenchOptions } from '../../src/bench/bench.js';
+import { loadPretrained } from '../../src/loading/load.js';
+import { FIXTURES, fixtureModels, reference } from '../helpers.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+
+async function maxAbsDiff(t: tf.Tensor, ref: Float32Array): Promise<number> {
+  const a = (await t.data()) as Float32Array;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - ref[i]);
+    if (!(d <= m)) m = d;
+  }
+  return m;
+}
+
+/** Largest error per fixture over logits, every resid_pre and pattern, and ln_final. */
+async function parity(): Promise<Record<string, number>> {
+  const worst: Record<string, number> = {};
+  for (const name of fixtureModels()) {
+    const model = await loadPretrained(path.join(FIXTURES, name));
+    const ref = reference(name);
+    const [batch, pos] = ref.info('input_ids').shape;
+    const ids = ref.int32('input_ids');
+    const rows = Array.from({ length: batch }, (_, b) => Array.from(ids.subarray(b * pos, (b + 1) * pos)));
+    const { logits, cache } = model.runWithCache(rows, { names: 'all' });
+    const errs = [await maxAbsDiff(logits, ref.float32('logits'))];
+    for (let l = 0; l < model.cfg.n_layers; l++) {
+      errs.push(await maxAbsDiff(cache.get(`blocks.${l}.hook_resid_pre`), ref.float32(`hidden_states.${l}`)));
+      errs.push(await maxAbsDiff(cache.get(`blocks.${l}.attn.hook_pattern`), ref.float32(`attentions.${l}`)));
+    }
+    errs.push(await maxAbsDiff(cache.get('ln_final.hook_normalized'), ref.float32(`hidden_states.${model.cfg.n_layers}`)));
+    cache.dispose();
+    logits.dispose();
+    model.dispose();
+    worst[name] = Math.max(...errs);
+    console.log(`parity ${name}: max |error| ${worst[name].toExponential(2)}`);
+  }
+  return worst;
+}
+
+async function main() {
+  const backend = arg('backend', 'webgpu') as BackendName;
+  const outDir = arg('out', process.env.OUT ?? '.');
+  const choice = await initBackend({ backend });
+  console.log(`backend ${choice.name}: ${choice.reason}`);
+  const worst = await parity();
+  const ok = Object.values(worst).every((e) => e < 1e-4);
+  writeFileSync(path.join(outDir, `bench-parity-${choice.name}.json`), JSON.stringify({ backend: choice, max_abs_error: worst, within_1e4: ok }, null, 1));
+  console.log(`parity within 1e-4 on every fixture: ${ok}`);
+
+  const runs: { name: string; opts: BenchOptions }[] = [
+    { name: 'ioi', opts: { preset: 'gpt2-small', ablate: true } },
+    { name: 'large', opts: { preset: 'gpt2-small', batch: Number(arg('large-batch', '32')), pos: Number(arg('large-pos', '128')), reps: 3, trials: 2 } },
+  ];
+  if (arg('quick', 'no') === 'yes') runs.splice(0, 2, { name: 'quick', opts: { preset: 'quick', ablate: true } });
+  for (const { name, opts } of runs) {
+    const r = await runBench({ ...opts, log: (line) => console.log(line) });
+    const file = path.join(outDir, `bench-${choice.name}-${name}.json`);
+    writeFileSync(file, JSON.stringify(r, null, 1));
+    console.log(JSON.stringify({ run: name, hook_overhead: r.hook_overhead, sweep_speedup: r.sweep_speedup, forward_vs_matmul: r.forward_vs_matmul, cache_memory_ratio: r.cache_memory_ratio, tokens_per_s_forward: r.raw.tokens_per_s_forward, tokens_per_s_cache: r.raw.tokens_per_s_cache }));
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

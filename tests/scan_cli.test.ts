@@ -1,0 +1,81 @@
+/**
+ * `headlens scan` as a user runs it (dist/cli/main.js in a child process) on the planted model saved to disk:
+ * it finds the planted head, runs the causal check, and --resume continues a killed scan to the same result.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend/index.js';
+import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
+import { saveModel } from '../src/loading/save.js';
+import { loadPretrained } from '../src/loading/load.js';
+import { scan } from '../src/interp/scan.js';
+import { scanTask } from '../src/interp/scores/tasks.js';
+import { plantedModel } from './scores_planted.js';
+
+const ROOT = path.join(import.meta.dirname, '..');
+const BIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'headlens-scan-cli-'));
+let dir: string;
+
+function headlens(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, HEADLENS_BACKEND: 'wasm' }, cwd: ROOT });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+  const m = plantedModel();
+  dir = path.join(tmp(), 'planted');
+  await saveModel(m, dir);
+  m.dispose();
+});
+
+describe('headlens scan', () => {
+  it('scan --task induction --causal --json finds L1H0 and masking it breaks copying', () => {
+    const r = headlens('scan', '--model', dir, '--task', 'induction', '--samples', '3', '--causal', '--k', '1', '--draws', '2', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out).toMatchObject({ model: 'planted-heads', task: 'induction', settings: { samples: 3, seed: 0 } });
+    expect(out.scores).toHaveLength(2);
+    expect(out.scores[0]).toHaveLength(3);
+    expect(out.top[0]).toMatchObject({ layer: 1, head: 0 });
+    console.log('cli causal', JSON.stringify(out.causal));
+    expect(out.causal.top.heads).toEqual([{ layer: 1, head: 0 }]);
+    expect(out.causal.top.main).toBeLessThan(out.causal.baseline.main - 0.5);
+  });
+
+  it('scan --resume continues a scan killed after 2 items and gives what an uninterrupted scan gives', async () => {
+    const d = tmp();
+    const whole = headlens('scan', '--model', dir, '--task', 'sink', '--samples', '5', '--out', path.join(d, 'whole.json'));
+    expect(whole.code, whole.stderr).toBe(0);
+    // the crash: the same scan (as the command builds it) stops after 2 items, leaving its checkpoint
+    const model: HookedTransformer = await loadPretrained(dir, { backend: 'wasm' });
+    const { scorer } = scanTask(model, 'sink', { samples: 5, seed: 0 });
+    const crashing = { ...scorer, scoreItem: (m: HookedTransformer, item: number[], i: number) => { if (i === 2) throw new Error('killed'); return scorer.scoreItem(m, item, i); } };
+    const resumedOut = path.join(d, 'resumed.json');
+    expect(() => scan(model, crashing, { checkpoint: `${resumedOut}.partial.json` })).toThrow('killed');
+    model.dispose();
+    const again = headlens('scan', '--model', dir, '--task', 'sink', '--samples', '5', '--out', resumedOut);
+    expect(again.code).toBe(2); // the checkpoint is there: a fresh scan would overwrite it
+    expect(again.stderr).toMatch(/--resume/);
+    const r = headlens('scan', '--model', dir, '--task', 'sink', '--samples', '5', '--resume', '--out', resumedOut);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readFileSync(resumedOut, 'utf8')).toBe(readFileSync(path.join(d, 'whole.json'), 'utf8'));
+  });
+
+  it('bad input exits 2 with one line: unknown task, no output, text tasks without a tokenizer', () => {
+    for (const [args, msg] of [
+      [['--task', 'nope', '--json'], /unknown task 'nope'/],
+      [['--task', 'induction'], /--json .* or --out/],
+      [['--task', 'temporal', '--json'], /needs a model with a tokenizer/],
+      [['--task', 'ioi', '--json'], /needs a model with a tokenizer/],
+    ] as const) {
+      const r = headlens('scan', '--model', dir, ...args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(msg);
+    }
+  });
+});

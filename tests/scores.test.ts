@@ -1,0 +1,209 @@
+/**
+ * Head scorers on a hand-built model with planted heads (tests/scores_planted.ts): each scorer must put the
+ * planted head first, with a margin, and the numbers that can be worked out by hand must come out.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend/index.js';
+import { inductionSequences } from '../src/datasets/induction.js';
+import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
+import { attentionSinkScores } from '../src/interp/scores/attention_sink.js';
+import { duplicateTokenScores } from '../src/interp/scores/duplicate_token.js';
+import { inductionScores, inductionPattern } from '../src/interp/scores/induction.js';
+import { previousTokenScores } from '../src/interp/scores/previous_token.js';
+import { streamingScores } from '../src/interp/scores/streaming.js';
+import { retrievalHeads, retrievalScores, retrievalScoresTeacherForced } from '../src/interp/scores/retrieval.js';
+import { correctLetterScores } from '../src/interp/scores/correct_letter.js';
+import { temporalScores } from '../src/interp/scores/temporal.js';
+import { ioiHeadClasses, type IoiTokens } from '../src/interp/scores/ioi_classes.js';
+import { Random } from '../src/util/random.js';
+import { PLANTED, TOK, letterPrompts, needleTrials, plantedModel, temporalPairs } from './scores_planted.js';
+
+let model: HookedTransformer;
+let seqs: number[][];
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+  model = plantedModel();
+  seqs = inductionSequences({ n: 4, halfLength: 20, pool: TOK.CONTENT, bos: TOK.BOS, seed: 3 }).sequences;
+});
+afterAll(() => model.dispose());
+
+/** The planted head is first and every other head is at most `rest`. */
+function expectOnly(scores: number[][], top: { layer: number; head: number }[], planted: { layer: number; head: number }, min: number, rest: number) {
+  expect({ layer: top[0].layer, head: top[0].head }).toEqual(planted);
+  scores.forEach((row, l) =>
+    row.forEach((v, h) => {
+      if (l === planted.layer && h === planted.head) expect(v).toBeGreaterThan(min);
+      else expect(v).toBeLessThan(rest);
+    }),
+  );
+}
+
+describe('pattern detectors', () => {
+  it('previousTokenScores(model, seqs) finds L0H1 with score (pos − 1)/pos', () => {
+    const r = previousTokenScores(model, seqs);
+    console.log('prev-token', JSON.stringify(r.scores));
+    expectOnly(r.scores, r.top, PLANTED.previous, 0.97, 0.3);
+    expect(r.scores[0][1]).toBeCloseTo(40 / 41, 5); // query 0 can only attend to itself
+  });
+
+  it('duplicateTokenScores(model, seqs) finds L0H0', () => {
+    const r = duplicateTokenScores(model, seqs);
+    console.log('duplicate', JSON.stringify(r.scores));
+    expectOnly(r.scores, r.top, PLANTED.duplicate, 0.4, 0.2);
+  });
+
+  it('inductionScores(model, seqs) finds L1H0', () => {
+    const r = inductionScores(model, seqs);
+    console.log('induction', JSON.stringify(r.scores));
+    expectOnly(r.scores, r.top, PLANTED.induction, 0.4, 0.2);
+  });
+
+  it('inductionPattern marks the token after each earlier occurrence', () => {
+    expect(inductionPattern([7, 8, 7, 9])).toEqual([
+      [0, 0, 0, 0],
+      [0, 0, 0, 0],
+      [0, 1, 0, 0],
+      [0, 0, 0, 0],
+    ]);
+  });
+
+  it('attentionSinkScores(model, seqs) finds L1H1 with mass ≈ 1', () => {
+    const r = attentionSinkScores(model, seqs);
+    console.log('sink', JSON.stringify(r.scores));
+    expectOnly(r.scores, r.top, PLANTED.sink, 0.999, 0.3);
+  });
+
+  it('streamingScores(model, seqs) puts exactly the sink and previous-token heads near 1', () => {
+    const r = streamingScores(model, seqs, { sinkTokens: 1, recent: 4 });
+    console.log('streaming', JSON.stringify(r.scores));
+    const streaming = [PLANTED.sink, PLANTED.previous];
+    r.scores.forEach((row, layer) =>
+      row.forEach((v, head) => {
+        if (streaming.some((p) => p.layer === layer && p.head === head)) expect(v).toBeGreaterThan(0.999);
+        else expect(v).toBeLessThan(0.3);
+      }),
+    );
+    expect(r.tables!.retrievalness[1][0]).toBeCloseTo(1 - r.scores[1][0], 12);
+  });
+});
+
+describe('retrieval heads (Wu et al. 2024)', () => {
+  it('retrievalScores(model, trials) finds exactly L1H0, scoring 4/5 per trial when decoding the 4 answer tokens', () => {
+    const r = retrievalScores(model, needleTrials(), { maxNewTokens: 4 });
+    console.log('retrieval (4 steps)', JSON.stringify(r.scores));
+    expect(r.counted).toEqual({ used: 9, total: 9 }); // every trial passes the recall gate
+    r.scores.forEach((row, l) => row.forEach((v, h) => expect(v).toBeCloseTo(l === 1 && h === 0 ? 4 / 5 : 0, 12)));
+    expect(retrievalHeads(r.scores)).toEqual([{ layer: 1, head: 0, score: r.scores[1][0] }]);
+  });
+
+  it('retrievalScores with the default 50 steps still finds only L1H0 above 0.1', () => {
+    const r = retrievalScores(model, needleTrials().filter((_, i) => i % 3 === 1));
+    console.log('retrieval (50 steps)', JSON.stringify(r.scores));
+    expect(retrievalHeads(r.scores).map((h) => [h.layer, h.head])).toEqual([[1, 0]]);
+  });
+
+  it('retrievalScoresTeacherForced agrees with decoding on the planted model', () => {
+    const trials = needleTrials();
+    const exact = retrievalScores(model, trials, { maxNewTokens: 4 });
+    const forced = retrievalScoresTeacherForced(model, trials);
+    console.log('teacher-forced', JSON.stringify(forced.scores));
+    expect(forced.scores).toEqual(exact.scores);
+  });
+
+  it('a trial that loops over repeated needle tokens scores above 1 unless cap is set', () => {
+    const [a, b] = [TOK.LABELS[0], TOK.LABELS[1]];
+    const hay = TOK.CONTENT.slice(0, 10);
+    const tokens = [TOK.BOS, ...hay, a, b, a, b, TOK.SEP, ...hay, a]; // needle a b a b SEP; the model loops a b a b …
+    const trial = { tokens, needleStart: 11, needleEnd: 16, answer: [b, a, b, TOK.SEP] };
+    const loose = retrievalScores(model, [trial]);
+    const capped = retrievalScores(model, [trial], { cap: true });
+    console.log('uncapped L1H0', loose.scores[1][0]);
+    expect(loose.scores[1][0]).toBeGreaterThan(1);
+    expect(capped.scores[1][0]).toBe(1);
+  });
+
+  it('a trial whose answer fails the recall gate is left out', () => {
+    const trial = { ...needleTrials()[0] };
+    trial.answer = [TOK.CONTENT[0], TOK.CONTENT[1]]; // not what the model says
+    const r = retrievalScores(model, [trial, needleTrials()[1]], { maxNewTokens: 4 });
+    expect(r.counted).toEqual({ used: 1, total: 2 });
+  });
+});
+
+describe('correct-letter heads (Lieberum et al. 2023)', () => {
+  it.each([false, true])('correctLetterScores finds exactly L1H0 (labels shuffled: %s)', (shuffled) => {
+    const prompts = letterPrompts(8, shuffled);
+    const r = correctLetterScores(model, prompts);
+    console.log('correct-letter dla', JSON.stringify(r.scores), 'attention', JSON.stringify(r.tables!.attention));
+    expectOnly(r.scores, r.top, PLANTED.induction, 9.9, 0.01);
+    expect(r.tables!.attention[1][0]).toBeGreaterThan(0.999);
+    // the per-head DLAs add up to the logit of the correct label (no norm, no biases; the query token is no label)
+    const logits = model.forward([prompts[0].tokens]);
+    const logit = logits.slice([0, prompts[0].tokens.length - 1, prompts[0].labelTokens[prompts[0].correct]], [1, 1, 1]).dataSync()[0];
+    logits.dispose();
+    const single = correctLetterScores(model, [prompts[0]]);
+    expect(single.scores.flat().reduce((a, b) => a + b, 0)).toBeCloseTo(logit, 4);
+  });
+});
+
+describe('temporal heads (2025)', () => {
+  it('temporalScores finds exactly L1H2, also on textual aliases, and no head moves the controls', () => {
+    const r = temporalScores(model, temporalPairs());
+    console.log('temporal selectivity', JSON.stringify(r.scores), 'tables', JSON.stringify(r.tables));
+    expectOnly(r.scores, r.top, PLANTED.temporal, 9, 0.01);
+    expect(r.tables!.alias[1][2]).toBeGreaterThan(9);
+    for (const row of r.tables!.control) for (const v of row) expect(Math.abs(v)).toBeLessThan(1e-3);
+  });
+});
+
+/**
+ * BABA prompts [BOS, S, IO, x, y, S2]: the planted induction head, at S2, attends to the token after S1 (= IO)
+ * and copies it, so it alone is the name mover; ABC prompts put a third name C at S2.
+ */
+function ioiPrompts(n: number): IoiTokens[] {
+  const rng = new Random(21);
+  return Array.from({ length: n }, () => {
+    const [s, io, c, x, y] = rng.shuffle(TOK.CONTENT).slice(0, 5);
+    return { clean: [TOK.BOS, s, io, x, y, s], corrupted: [TOK.BOS, s, io, x, y, c], io, s, ioPos: 2, s1Pos: 1, s2Pos: 5 };
+  });
+}
+
+describe('IOI head classes by path patching (Wang et al. 2022)', () => {
+  it('ioiHeadClasses finds exactly L1H0 as the name mover and no other class on the planted model', () => {
+    const r = ioiHeadClasses(model, ioiPrompts(6));
+    console.log('ioi', JSON.stringify({ classes: r.classes, clean: r.clean, corrupted: r.corrupted, logits: r.tables.logits, sInhibition: r.tables.sInhibition }));
+    expect(r.classes.nameMovers.map(({ layer, head }) => ({ layer, head }))).toEqual([PLANTED.induction]);
+    // by hand: clean LD = 10 − 1 = 9 (copy of IO vs the direct path of S), ABC LD = 0; patched, L1H0 spreads 10/6 over
+    // the six tokens while the direct path still adds 1 to S: LD = −1, effect (−1 − 9) / 9
+    expect(r.classes.nameMovers[0].effect).toBeCloseTo(-10 / 9, 4);
+    expect([r.clean, r.corrupted].map((x) => Math.round(x * 1e4) / 1e4)).toEqual([9, 0]);
+    expect(r.classes.negativeNameMovers).toEqual([]);
+    expect(r.classes.sInhibition).toEqual([]); // nothing in layer 0 writes what L1H0's query reads
+    expect(r.attention.endToIo[1][0]).toBeGreaterThan(0.999);
+  });
+});
+
+describe('scorers leave no tensors behind', () => {
+  it('every scorer, called a second time, leaves tf.memory().numTensors unchanged', () => {
+    const calls = [
+      () => previousTokenScores(model, seqs.slice(0, 1)),
+      () => inductionScores(model, seqs.slice(0, 1)),
+      () => duplicateTokenScores(model, seqs.slice(0, 1)),
+      () => attentionSinkScores(model, seqs.slice(0, 1)),
+      () => streamingScores(model, seqs.slice(0, 1), { sinkTokens: 1, recent: 4 }),
+      () => retrievalScores(model, needleTrials().slice(0, 1), { maxNewTokens: 2 }),
+      () => retrievalScoresTeacherForced(model, needleTrials().slice(0, 1)),
+      () => correctLetterScores(model, letterPrompts(1, false)),
+      () => temporalScores(model, temporalPairs().slice(0, 3)),
+      () => ioiHeadClasses(model, ioiPrompts(2)),
+    ];
+    for (const call of calls) {
+      call();
+      const before = tf.memory().numTensors;
+      call();
+      expect(tf.memory().numTensors).toBe(before);
+    }
+  });
+});
