@@ -14,6 +14,7 @@ import { measurePeak, uniqueBytes } from '../src/bench/memory.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { makeConfig } from '../src/model/config.js';
+import { linear } from '../src/model/mlp.js';
 import { optimisations } from '../src/model/transformer.js';
 import { FIXTURES } from './helpers.js';
 
@@ -124,6 +125,17 @@ describe('Transformer.runFrom', () => {
 });
 
 describe('the forward speed-ups', () => {
+  it('linear(x, W, b, fused) with and without fusing equals x·W + b computed by hand', () => {
+    const x = [[1, 2, 3], [-1, 0.5, 2]];
+    const W = [[0.5, -1], [2, 0.25], [-0.5, 1]];
+    const b = [0.1, -0.2];
+    const byHand = x.map((row) => b.map((bj, j) => row.reduce((s, xi, i) => s + xi * W[i][j], bj)));
+    for (const fused of [true, false]) {
+      const got = tf.tidy(() => linear(tf.tensor2d(x), tf.tensor2d(W), tf.tensor1d(b), fused).arraySync());
+      got.forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(byHand[i][j], 5)));
+    }
+  });
+
   it('forward with every optimisation off gives the same logits as with them on (gpt2 fixture)', async () => {
     const gpt2 = await loadPretrained(path.join(FIXTURES, 'gpt2'));
     const tokens = [[3, 14, 15, 92, 65]];
@@ -169,6 +181,26 @@ describe('the forward speed-ups', () => {
     expect(tf.max(tf.abs(y1.sub(y2))).arraySync()).toBeGreaterThan(1e-3);
     tf.dispose([y1, y2, ...Object.values(grads)]);
     m.dispose();
+  });
+
+  it('tf.variableGrads through forward gives the same gradient for every parameter with the speed-ups on and off', () => {
+    const m = HookedTransformer.random(CFG, { seed: 7, std: 0.3 });
+    const vars = Object.fromEntries(m.paramNames().map((n) => [n, tf.variable(m.param(n).clone(), true, `bench-grad-${n}-${Date.now()}`)]));
+    m.setParams(vars);
+    const flags = Object.keys(optimisations) as (keyof typeof optimisations)[];
+    const grads = (on: boolean) => {
+      for (const f of flags) optimisations[f] = on;
+      return tf.variableGrads(() => m.forward(TASK.clean).square().mean() as tf.Scalar, Object.values(vars)).grads;
+    };
+    try {
+      const on = grads(true);
+      const off = grads(false);
+      for (const k of Object.keys(on)) expect(tf.max(tf.abs(on[k].sub(off[k]))).arraySync(), k).toBeLessThan(1e-6);
+      expect(tf.max(tf.abs(on[vars['blocks.0.attn.W_Q'].name])).arraySync()).toBeGreaterThan(1e-4);
+    } finally {
+      for (const f of flags) optimisations[f] = true;
+      m.dispose();
+    }
   });
 
   it('a hook may keep the activation it saw and read it at a later block of the same run', () => {

@@ -2,55 +2,51 @@
  * The `headlens` command as a user runs it: the built dist/cli/main.js in a child process
  * (`npm install` builds it; `npm test` rebuilds it first).
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseSafetensors } from '../src/loading/safetensors.js';
-import { FIXTURES, fixtureModels, reference } from './helpers.js';
+import { FIXTURES, fixtureModels, reference, runHeadlens } from './helpers.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 
-function headlens(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, HEADLENS_BACKEND: 'wasm' }, cwd: ROOT });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const headlens = (...args: string[]) => runHeadlens(args);
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'headlens-cli-'));
 
 describe('headlens info', () => {
-  it('info --model DIR names the family, size and backend', () => {
-    const r = headlens('info', '--model', path.join(FIXTURES, 'llama-gqa'));
+  it('info --model DIR names the family, size and backend', async () => {
+    const r = await headlens('info', '--model', path.join(FIXTURES, 'llama-gqa'));
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/family\s+LlamaForCausalLM/);
     expect(r.stdout).toMatch(/2 × 8 heads \(2 key\/value heads\)/);
     expect(r.stdout).toMatch(/backend\s+wasm/);
   });
 
-  it('info --json prints one JSON object', () => {
-    const r = headlens('info', '--model', path.join(FIXTURES, 'pythia-parallel'), '--json');
+  it('info --json prints one JSON object', async () => {
+    const r = await headlens('info', '--model', path.join(FIXTURES, 'pythia-parallel'), '--json');
     const info = JSON.parse(r.stdout);
     expect(info).toMatchObject({ family: 'GPTNeoXForCausalLM', n_layers: 2, n_heads: 4, d_head: 8, backend: 'wasm', parallel_attn_mlp: true });
     expect(info.parameters).toBe(33600); // transformers' count for this checkpoint (make_fixtures.py log)
   });
 
-  it('info --model NAME finds a shipped model', () => {
-    const r = headlens('info', '--model', 'tiny-gpt2-random');
+  it('info --model NAME finds a shipped model', async () => {
+    const r = await headlens('info', '--model', 'tiny-gpt2-random');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/GPT2LMHeadModel/);
   });
 });
 
 describe('headlens cache gives transformers’ numbers', () => {
-  it.each(fixtureModels())('cache --tokens on %s writes logits, resid_pre and patterns equal to transformers within 1e-4', (name) => {
+  it.each(fixtureModels())('cache --tokens on %s writes logits, resid_pre and patterns equal to transformers within 1e-4', async (name) => {
     const ref = reference(name);
     const [batch, pos] = ref.info('input_ids').shape;
     const ids = ref.int32('input_ids');
     const rows = Array.from({ length: batch }, (_, b) => Array.from(ids.subarray(b * pos, (b + 1) * pos)).join(',')).join(';');
     const out = path.join(tmp(), 'acts.safetensors');
-    const r = headlens('cache', '--model', path.join(FIXTURES, name), '--tokens', rows, '--names', 'all', '--out', out);
+    const r = await headlens('cache', '--model', path.join(FIXTURES, name), '--tokens', rows, '--names', 'all', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     const got = parseSafetensors(new Uint8Array(readFileSync(out)), out);
     const nLayers = got.names.filter((n) => n.endsWith('.hook_resid_pre')).length;
@@ -69,9 +65,9 @@ describe('headlens cache gives transformers’ numbers', () => {
     expect(Array.from(got.int32('input_ids'))).toEqual(Array.from(ids));
   });
 
-  it('cache --text tokenizes with tokenizer.json and keeps only --names', () => {
+  it('cache --text tokenizes with tokenizer.json and keeps only --names', async () => {
     const out = path.join(tmp(), 'acts.safetensors');
-    const r = headlens('cache', '--model', path.join(FIXTURES, 'gpt2'), '--text', 'Answer: B', '--names', 'blocks.0.attn.hook_pattern,blocks.1.hook_resid_post', '--out', out);
+    const r = await headlens('cache', '--model', path.join(FIXTURES, 'gpt2'), '--text', 'Answer: B', '--names', 'blocks.0.attn.hook_pattern,blocks.1.hook_resid_post', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     const got = parseSafetensors(new Uint8Array(readFileSync(out)), out);
     expect([...got.names].sort()).toEqual(['blocks.0.attn.hook_pattern', 'blocks.1.hook_resid_post', 'input_ids', 'logits']);
@@ -96,8 +92,8 @@ describe('headlens on bad input exits 2 with one line naming the problem and the
     ['both inputs', ['cache', '--model', model, '--tokens', '1', '--text', 'a', '--out', '/tmp/x.safetensors'], /exactly one of --tokens and --text/],
     ['bad backend', ['info', '--model', model, '--backend', 'tpu'], /'tpu' is not a backend.*webgpu, tensorflow, wasm, cpu/],
   ];
-  it.each(cases)('%s', (_, args, pattern) => {
-    const r = headlens(...args);
+  it.each(cases)('%s', async (_, args, pattern) => {
+    const r = await headlens(...args);
     expect(r.code).toBe(2);
     const text = args.length === 0 ? r.stdout : r.stderr.trim();
     expect(text).toMatch(pattern);
@@ -105,10 +101,10 @@ describe('headlens on bad input exits 2 with one line naming the problem and the
   });
 });
 
-describe('headlens demo', () => {
-  it('demo writes one attention picture per layer of the shipped model', () => {
+describe('headlens demo', async () => {
+  it('demo writes one attention picture per layer of the shipped model', async () => {
     const out = tmp();
-    const r = headlens('demo', '--out', out);
+    const r = await headlens('demo', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/next token/);
     const files = readdirSync(out).sort();

@@ -2,7 +2,6 @@
  * `headlens patch` as a user runs it (the built dist/cli/main.js in a child process): the JSON it writes
  * agrees with activationPatching called in-process, and bad input exits with code 2 and one line.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,7 +11,7 @@ import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { logitDiff, normalized } from '../src/interp/metrics.js';
 import { activationPatching } from '../src/interp/patching.js';
 import { loadPretrained } from '../src/loading/load.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, runHeadlens } from './helpers.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -20,10 +19,7 @@ const GPT2 = path.join(FIXTURES, 'gpt2');
 const CLEAN = 'When M and J met, J gave it to';
 const CORRUPTED = 'When M and J met, M gave it to';
 
-function headlens(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, HEADLENS_BACKEND: 'wasm' }, cwd: ROOT });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const headlens = (...args: string[]) => runHeadlens(args);
 
 let model: HookedTransformer;
 beforeAll(async () => {
@@ -33,9 +29,9 @@ beforeAll(async () => {
 afterAll(() => model.dispose());
 
 describe('headlens patch', () => {
-  it('patch --component head-out writes [layer, head] normalised logit differences that match activationPatching', () => {
+  it('patch --component head-out writes [layer, head] normalised logit differences that match activationPatching', async () => {
     const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'headlens-patch-')), 'r.json');
-    const r = headlens('patch', '--model', GPT2, '--clean', CLEAN, '--corrupted', CORRUPTED, '--answer', 'M', '--wrong', 'J', '--component', 'head-out', '--out', out);
+    const r = await headlens('patch', '--model', GPT2, '--clean', CLEAN, '--corrupted', CORRUPTED, '--answer', 'M', '--wrong', 'J', '--component', 'head-out', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     const json = JSON.parse(readFileSync(out, 'utf8'));
     const [answer, wrong] = model.tokenizer!.encode('MJ');
@@ -50,9 +46,9 @@ describe('headlens patch', () => {
     expect(api.meta.corrupted).toBeCloseTo(0, 5);
   });
 
-  it('patch --component resid-pre --by-pos with token ids writes [layer, pos]', () => {
+  it('patch --component resid-pre --by-pos with token ids writes [layer, pos]', async () => {
     const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'headlens-patch-')), 'r.json');
-    const r = headlens('patch', '--model', GPT2, '--clean', '5,6,7,8', '--corrupted', '5,9,7,8', '--answer', '12', '--wrong', '13', '--component', 'resid-pre', '--by-pos', '--direction', 'noising', '--out', out);
+    const r = await headlens('patch', '--model', GPT2, '--clean', '5,6,7,8', '--corrupted', '5,9,7,8', '--answer', '12', '--wrong', '13', '--component', 'resid-pre', '--by-pos', '--direction', 'noising', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     const json = JSON.parse(readFileSync(out, 'utf8'));
     expect(json.result.shape).toEqual([2, 4]);
@@ -62,14 +58,14 @@ describe('headlens patch', () => {
     expect(json.result.values[0]).toBeCloseTo(1, 5);
   });
 
-  it('patch with a bad component, a multi-token answer or prompts of different lengths exits 2 with one line', () => {
+  it('patch with a bad component, a multi-token answer or prompts of different lengths exits 2 with one line', async () => {
     const base = ['patch', '--model', GPT2, '--out', path.join(os.tmpdir(), 'never.json')];
     for (const args of [
       ['--clean', '1,2', '--corrupted', '1,3', '--answer', '4', '--wrong', '5', '--component', 'heads'],
       ['--clean', '1,2', '--corrupted', '1,3', '--answer', 'MJ', '--wrong', '5', '--component', 'head-out'],
       ['--clean', '1,2', '--corrupted', '1,3,4', '--answer', '4', '--wrong', '5', '--component', 'head-out'],
     ]) {
-      const r = headlens(...base, ...args);
+      const r = await headlens(...base, ...args);
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.trim().split('\n').length).toBe(1);
       expect(r.stderr).toMatch(/^headlens: /);

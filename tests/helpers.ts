@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
+import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseSafetensors, type SafetensorsFile } from '../src/loading/safetensors.js';
@@ -25,4 +26,23 @@ export function maxAbsDiff(t: tf.Tensor, ref: Float32Array, refShape: number[]):
     if (!(d <= m)) m = d; // NaN wins
   }
   return m;
+}
+
+export const ROOT = path.join(import.meta.dirname, '..');
+export const BIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+
+/**
+ * Runs the built `headlens` command (dist/cli/main.js) on wasm without blocking the test worker:
+ * spawnSync would starve vitest's worker of its event loop on a loaded machine.
+ */
+export function runHeadlens(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, HEADLENS_BACKEND: 'wasm', ...env }, cwd: ROOT });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }

@@ -8,7 +8,7 @@
  * `npm test` builds first). Without them this test FAILS and says what to install — it never skips, since a
  * skipped notebook test would let a broken notebook through.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,18 +23,26 @@ const out = mkdtempSync(path.join(os.tmpdir(), 'headlens-nb-'));
 
 afterAll(() => rmSync(out, { recursive: true, force: true }));
 
-function requireTools(): void {
-  const which = spawnSync('jupyter', ['nbconvert', '--version'], { env, encoding: 'utf8' });
-  if (which.status !== 0) {
-    throw new Error('jupyter nbconvert is not installed: apt-get install jupyter-nbconvert python3-ipykernel (as .ci/run does)');
-  }
-  const kernels = spawnSync('jupyter', ['kernelspec', 'list'], { env, encoding: 'utf8' });
-  if (!/\btslab\b/.test(kernels.stdout)) {
-    throw new Error('the tslab kernel is not installed: npx tslab install --python=/usr/bin/python3 (as .ci/run does)');
-  }
-  if (!existsSync(path.join(ROOT, 'dist', 'index.js')) || !existsSync(path.join(ROOT, 'dist', 'viz', 'index.js'))) {
-    throw new Error('dist/ is missing: the notebooks import the built package; run npm run build (npm test does)');
-  }
+const run = promisify(execFile);
+
+/** Checks once (asynchronously, so the worker stays responsive) that Jupyter, the kernel and dist/ are there. */
+let tools: Promise<void> | undefined;
+function requireTools(): Promise<void> {
+  tools ??= (async () => {
+    try {
+      await run('jupyter', ['nbconvert', '--version'], { env });
+    } catch {
+      throw new Error('jupyter nbconvert is not installed: apt-get install jupyter-nbconvert python3-ipykernel (as .ci/run does)');
+    }
+    const { stdout } = await run('jupyter', ['kernelspec', 'list'], { env, encoding: 'utf8' });
+    if (!/\btslab\b/.test(stdout)) {
+      throw new Error('the tslab kernel is not installed: npx tslab install --python=/usr/bin/python3 (as .ci/run does)');
+    }
+    if (!existsSync(path.join(ROOT, 'dist', 'index.js')) || !existsSync(path.join(ROOT, 'dist', 'viz', 'index.js'))) {
+      throw new Error('dist/ is missing: the notebooks import the built package; run npm run build (npm test does)');
+    }
+  })();
+  return tools;
 }
 
 const notebooks = readdirSync(NOTEBOOKS).filter((f) => f.endsWith('.ipynb')).sort();
@@ -46,11 +54,11 @@ describe('notebooks', () => {
 
   for (const nb of notebooks) {
     it.concurrent(`jupyter nbconvert --execute ${nb} runs every cell without error`, { timeout: 300_000 }, async () => {
-      requireTools();
+      await requireTools();
       const target = path.join(out, nb);
       try {
         // asynchronously: a blocked worker cannot answer vitest's RPC for the half minute a notebook takes
-        await promisify(execFile)('jupyter', ['nbconvert', '--to', 'notebook', '--execute', `--ExecutePreprocessor.timeout=240`, '--output', target, path.join(NOTEBOOKS, nb)], {
+        await run('jupyter', ['nbconvert', '--to', 'notebook', '--execute', `--ExecutePreprocessor.timeout=240`, '--output', target, path.join(NOTEBOOKS, nb)], {
           cwd: NOTEBOOKS,
           env,
           encoding: 'utf8',

@@ -2,7 +2,6 @@
  * `headlens scan` as a user runs it (dist/cli/main.js in a child process) on the planted model saved to disk:
  * it finds the planted head, runs the causal check, and --resume continues a killed scan to the same result.
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,16 +13,14 @@ import { loadPretrained } from '../src/loading/load.js';
 import { scan } from '../src/interp/scan.js';
 import { scanTask } from '../src/interp/scores/tasks.js';
 import { plantedModel } from './scores_planted.js';
+import { runHeadlens } from './helpers.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'dist', 'cli', 'main.js');
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'headlens-scan-cli-'));
 let dir: string;
 
-function headlens(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, HEADLENS_BACKEND: 'wasm' }, cwd: ROOT });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const headlens = (...args: string[]) => runHeadlens(args);
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
@@ -34,8 +31,8 @@ beforeAll(async () => {
 });
 
 describe('headlens scan', () => {
-  it('scan --task induction --causal --json finds L1H0 and masking it breaks copying', () => {
-    const r = headlens('scan', '--model', dir, '--task', 'induction', '--samples', '3', '--causal', '--k', '1', '--draws', '2', '--json');
+  it('scan --task induction --causal --json finds L1H0 and masking it breaks copying', async () => {
+    const r = await headlens('scan', '--model', dir, '--task', 'induction', '--samples', '3', '--causal', '--k', '1', '--draws', '2', '--json');
     expect(r.code, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out).toMatchObject({ model: 'planted-heads', task: 'induction', settings: { samples: 3, seed: 0 } });
@@ -49,7 +46,7 @@ describe('headlens scan', () => {
 
   it('scan --resume continues a scan killed after 2 items and gives what an uninterrupted scan gives', async () => {
     const d = tmp();
-    const whole = headlens('scan', '--model', dir, '--task', 'sink', '--samples', '5', '--out', path.join(d, 'whole.json'));
+    const whole = await headlens('scan', '--model', dir, '--task', 'sink', '--samples', '5', '--out', path.join(d, 'whole.json'));
     expect(whole.code, whole.stderr).toBe(0);
     // the crash: the same scan (as the command builds it) stops after 2 items, leaving its checkpoint
     const model: HookedTransformer = await loadPretrained(dir, { backend: 'wasm' });
@@ -58,22 +55,22 @@ describe('headlens scan', () => {
     const resumedOut = path.join(d, 'resumed.json');
     expect(() => scan(model, crashing, { checkpoint: `${resumedOut}.partial.json` })).toThrow('killed');
     model.dispose();
-    const again = headlens('scan', '--model', dir, '--task', 'sink', '--samples', '5', '--out', resumedOut);
+    const again = await headlens('scan', '--model', dir, '--task', 'sink', '--samples', '5', '--out', resumedOut);
     expect(again.code).toBe(2); // the checkpoint is there: a fresh scan would overwrite it
     expect(again.stderr).toMatch(/--resume/);
-    const r = headlens('scan', '--model', dir, '--task', 'sink', '--samples', '5', '--resume', '--out', resumedOut);
+    const r = await headlens('scan', '--model', dir, '--task', 'sink', '--samples', '5', '--resume', '--out', resumedOut);
     expect(r.code, r.stderr).toBe(0);
     expect(readFileSync(resumedOut, 'utf8')).toBe(readFileSync(path.join(d, 'whole.json'), 'utf8'));
   });
 
-  it('bad input exits 2 with one line: unknown task, no output, text tasks without a tokenizer', () => {
+  it('bad input exits 2 with one line: unknown task, no output, text tasks without a tokenizer', async () => {
     for (const [args, msg] of [
       [['--task', 'nope', '--json'], /unknown task 'nope'/],
       [['--task', 'induction'], /--json .* or --out/],
       [['--task', 'temporal', '--json'], /needs a model with a tokenizer/],
       [['--task', 'ioi', '--json'], /needs a model with a tokenizer/],
     ] as const) {
-      const r = headlens('scan', '--model', dir, ...args);
+      const r = await headlens('scan', '--model', dir, ...args);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(msg);
     }

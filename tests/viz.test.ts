@@ -296,6 +296,12 @@ describe('atlas and show', () => {
     ]);
   });
 
+  it('atlasHTML with patterns but no scorer leaves the attention section out', () => {
+    const html = atlasHTML({ model: { name: 'toy' }, scorers: [], tokens: TOKENS.slice(0, 3), patterns: [samplePatterns(1, 3, 1)] });
+    expect(html).not.toContain('id="attention"');
+    expect(html).not.toContain('class="hl-attn"');
+  });
+
   it('atlasHTML without a model name is a HeadlensError', () => {
     expect(() => atlasHTML({ model: {}, scorers: [] })).toThrow(HeadlensError);
   });

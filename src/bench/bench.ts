@@ -9,7 +9,8 @@
  *                      i.e. time of the forward's matmuls alone / time of the forward;
  *   cache_memory_ratio peak bytes allocated at once during runWithCache('all') / bytes it returns
  *                      (the cache, shared buffers counted once, plus the logits) (goal ≤ 1.2); memory.ts.
- * Times are the best of `trials` blocks of `reps` calls, each block closed by one readback (timing.ts).
+ * Times are the best of `trials` blocks of `reps` calls, each block closed by one readback; on CPU
+ * backends they are the process's CPU time, on GPUs wall time (timing.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { currentBackend } from '../backend/index.js';
@@ -19,7 +20,7 @@ import { optimisations } from '../model/transformer.js';
 import { forwardMatmuls, matmulFlops } from './flops.js';
 import { patchHeadsBatched, patchHeadsOneByOne, type HeadPatchingTask } from './head_sweep.js';
 import { measurePeak, uniqueBytes } from './memory.js';
-import { msPerCall, sync } from './timing.js';
+import { clockName, msPerCall, now, sync } from './timing.js';
 
 export const PRESETS = {
   /** GPT-2 small's shape (the `gpt2` checkpoint), tied embeddings. */
@@ -115,6 +116,8 @@ export interface BenchResult {
   optimisations?: Record<string, OptimisationGain>;
   reps: number;
   trials: number;
+  /** 'cpu': times are this process's CPU time (wasm, cpu backends); 'wall': wall-clock time (GPU backends). */
+  clock: 'cpu' | 'wall';
   seconds: number;
 }
 
@@ -207,15 +210,15 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     const cpu = ['wasm', 'cpu'].includes(tf.getBackend());
     const first = cpu ? undefined : batched();
     if (first) await sync(first);
-    const t0 = performance.now();
+    const t0 = now();
     const b = batched();
     await sync(b);
-    const sweepBatchedMs = performance.now() - t0;
+    const sweepBatchedMs = now() - t0;
     log(`bench: batched sweep over ${cfg.n_layers * cfg.n_heads} heads ${sweepBatchedMs.toFixed(1)} ms; now the loop`);
-    const t1 = performance.now();
+    const t1 = now();
     const loop = patchHeadsOneByOne(model, task);
     await sync(loop);
-    const sweepLoopMs = performance.now() - t1;
+    const sweepLoopMs = now() - t1;
     const diff = tf.tidy(() => tf.max(tf.abs(loop.sub(b))));
     const scale = tf.tidy(() => tf.max(tf.abs(loop)));
     const sweepDiff = (await diff.data())[0];
@@ -294,6 +297,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
       ...(gains ? { optimisations: gains } : {}),
       reps,
       trials,
+      clock: clockName(),
       seconds: (performance.now() - started) / 1000,
     };
   } finally {

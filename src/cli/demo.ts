@@ -3,6 +3,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BackendName } from '../backend/index.js';
 import { loadPretrained, zooModels } from '../loading/load.js';
+import { inductionSequences } from '../datasets/induction.js';
+import { inductionScores } from '../interp/scores/induction.js';
+import { previousTokenScores } from '../interp/scores/previous_token.js';
 import { attentionPatternSVG } from '../viz/attention_pattern.js';
 import { formatInfo, modelInfo } from './info.js';
 import type { Command } from './main.js';
@@ -12,13 +15,18 @@ const DEFAULT_TEXT = 'When Mary and John went to the store, John gave a drink to
 export const demoCommand: Command = {
   options: { model: { type: 'string' }, text: { type: 'string' }, out: { type: 'string' } },
   async run(v) {
-    const name = (v.model as string | undefined) ?? zooModels()[0];
+    const zoo = zooModels();
+    const name = (v.model as string | undefined) ?? (zoo.includes('toy-induction-2l') ? 'toy-induction-2l' : zoo[0]);
     const outDir = (v.out as string | undefined) ?? 'headlens-demo';
     const model = await loadPretrained(name, { backend: v.backend as BackendName });
     console.log(formatInfo(modelInfo(model)));
-    // a long text is cut to what the model and a readable picture can take
+    // a long text is cut to what the model and a readable picture can take; a model without a tokenizer
+    // (the toy zoo) gets a random span repeated, the input on which induction heads show themselves
     const maxLen = Math.min(model.cfg.n_ctx, 24);
-    const ids = (model.tokenizer ? model.toTokens((v.text as string | undefined) ?? DEFAULT_TEXT)[0] : Array.from({ length: 12 }, (_, i) => i % model.cfg.d_vocab)).slice(0, maxLen);
+    const half = Math.min(8, Math.floor((model.cfg.n_ctx - 1) / 2));
+    const ids = model.tokenizer
+      ? model.toTokens((v.text as string | undefined) ?? DEFAULT_TEXT)[0].slice(0, maxLen)
+      : inductionSequences({ n: 1, halfLength: half, low: 1, high: model.cfg.d_vocab, bos: model.cfg.bos_token_id ?? undefined, seed: 1 }).sequences[0];
     const labels = model.tokenLabels(ids);
     const { logits, cache } = model.runWithCache([ids], { names: (n) => n.endsWith('attn.hook_pattern') });
     mkdirSync(outDir, { recursive: true });
@@ -33,6 +41,12 @@ export const demoCommand: Command = {
     console.log(`\ntext        ${JSON.stringify(model.tokenizer ? model.toText(ids) : ids.join(' '))}`);
     console.log(`next token  ${JSON.stringify(model.tokenizer ? model.toText([next]) : String(next))} (id ${next})`);
     console.log(`attention   ${files.join(', ')}`);
+    if (!model.tokenizer) {
+      const seqs = inductionSequences({ n: 16, halfLength: half, low: 1, high: model.cfg.d_vocab, bos: model.cfg.bos_token_id ?? undefined, seed: 2 }).sequences;
+      const prev = previousTokenScores(model, seqs).top[0];
+      const ind = inductionScores(model, seqs).top[0];
+      console.log(`heads       previous-token L${prev.layer}H${prev.head} (score ${prev.score.toFixed(2)}), induction L${ind.layer}H${ind.head} (score ${ind.score.toFixed(2)})`);
+    }
     cache.dispose();
     logits.dispose();
     model.dispose();

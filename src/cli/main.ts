@@ -5,15 +5,6 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { HeadlensError } from '../errors.js';
-import { benchCommand } from './bench.js';
-import { cacheCommand } from './cache.js';
-import { compositionCommand } from './composition.js';
-import { demoCommand } from './demo.js';
-import { infoCommand } from './info.js';
-import { patchCommand } from './patch.js';
-import { scanCommand } from './scan.js';
-import { svdCommand } from './svd.js';
-import { trainCommand } from './train.js';
 
 const USAGE = `headlens — attention heads, opened up
 
@@ -39,7 +30,18 @@ export interface Command {
 
 const COMMON = { backend: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
-const COMMANDS: Record<string, Command> = { info: infoCommand, cache: cacheCommand, demo: demoCommand, train: trainCommand, bench: benchCommand, svd: svdCommand, composition: compositionCommand, patch: patchCommand, scan: scanCommand };
+// commands load on demand, so `headlens info` does not pay for d3, Plot and every analysis module
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  info: async () => (await import('./info.js')).infoCommand,
+  cache: async () => (await import('./cache.js')).cacheCommand,
+  demo: async () => (await import('./demo.js')).demoCommand,
+  train: async () => (await import('./train.js')).trainCommand,
+  bench: async () => (await import('./bench.js')).benchCommand,
+  svd: async () => (await import('./svd.js')).svdCommand,
+  composition: async () => (await import('./composition.js')).compositionCommand,
+  patch: async () => (await import('./patch.js')).patchCommand,
+  scan: async () => (await import('./scan.js')).scanCommand,
+};
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
@@ -48,8 +50,9 @@ export async function main(argv: string[]): Promise<number> {
     return name ? 0 : 2;
   }
   try {
-    const cmd = COMMANDS[name];
-    if (!cmd) throw new HeadlensError(`unknown command '${name}'`, `use one of ${Object.keys(COMMANDS).join(', ')} (headlens help)`);
+    const load = COMMANDS[name];
+    if (!load) throw new HeadlensError(`unknown command '${name}'`, `use one of ${Object.keys(COMMANDS).join(', ')} (headlens help)`);
+    const cmd = await load();
     let values: Record<string, string | boolean | string[] | undefined>;
     try {
       ({ values } = parseArgs({ args: rest, options: { ...COMMON, ...cmd.options }, strict: true, allowPositionals: false }) as { values: typeof values });

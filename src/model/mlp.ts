@@ -11,7 +11,7 @@ import type { HookPoints } from './hook_point.js';
 
 /** x·W + b [rows, out] for x [rows, in], W [in, out]; with `fused`, the bias is added inside the matmul kernel. */
 export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor, fused: boolean): tf.Tensor2D {
-  return (fused ? tf.fused.matMul({ a: x, b: W, bias: b }) : x.matMul(W).add(b)) as tf.Tensor2D;
+  return (fused ? tf.fused.matMul({ a: x, b: W, bias: b }) : tf.tidy(() => x.matMul(W).add(b))) as tf.Tensor2D; // the product before the bias freed at once
 }
 
 /** `fused`: biases inside the matmul kernels; `scoped`: the activation function's temporaries freed at once. */

@@ -22,7 +22,7 @@ export interface Recipe {
  * does (Olsson et al. 2022, "In-context Learning and Induction Heads": a previous-token head in one layer,
  * an induction head that K-composes with it in the next). With a fixed span a layer-0 head could instead
  * learn "attend span − 1 positions back" from positions alone; the varying length rules that out.
- * The loss counts every position; the evaluation counts the repeated copy only.
+ * The loss counts every position; the evaluation counts the predictable part of the repeated copy only.
  */
 export function repeatedSpans(opts: {
   vocab: number;
@@ -42,8 +42,9 @@ export function repeatedSpans(opts: {
       const s = Array.from({ length: span }, () => rng.int(1, opts.vocab));
       const r = Array.from({ length: length - 1 - 2 * span }, () => rng.int(1, opts.vocab));
       tokens.push([opts.bos, ...s, ...s, ...r]);
-      // the prediction made at position p is of token p + 1; the second copy occupies span + 1 .. 2·span
-      lossMask.push(Array.from({ length: length - 1 }, (_, p) => (p + 1 >= span + 1 && p + 1 <= 2 * span ? 1 : 0)));
+      // the prediction made at position p is of token p + 1; the second copy occupies span + 1 .. 2·span,
+      // and its first token cannot be foreseen (nothing marks where the repeat starts), so it is not counted
+      lossMask.push(Array.from({ length: length - 1 }, (_, p) => (p + 1 >= span + 2 && p + 1 <= 2 * span ? 1 : 0)));
     }
     return withMask ? { tokens, lossMask } : { tokens };
   };
@@ -55,15 +56,16 @@ export function repeatedSpans(opts: {
 export const RECIPES: Record<string, Recipe> = {
   'toy-induction-2l': {
     name: 'toy-induction-2l',
-    description: 'attention-only, 2 layers × 4 heads, trained on repeated random spans: a previous-token head in layer 0, an induction head in layer 1',
+    description: 'attention-only, 2 layers × 2 heads, trained on repeated random spans: a previous-token head in layer 0, an induction head in layer 1',
     config: {
       model_name: 'toy-induction-2l',
       original_architecture: 'HeadlensAttnOnly',
       attn_only: true,
       n_layers: 2,
-      n_heads: 4,
+      // two heads a layer: with four, induction was shared by every layer-1 head and no single one mattered
+      n_heads: 2,
       d_model: 64,
-      d_head: 16,
+      d_head: 32,
       d_vocab: 64,
       n_ctx: 64,
       normalization_type: 'LN',
