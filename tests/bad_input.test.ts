@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Random } from '../src/util/random.js';
 import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
@@ -248,16 +249,10 @@ describe('forward(bad token ids)', () => {
 
 // ---- config fuzz ----
 
-/** mulberry32: a tiny seeded PRNG, so every failure can be replayed from its iteration number. */
+/** The project's seeded generator, so every failure can be replayed from its iteration number. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Random(seed);
+  return () => r.next();
 }
 
 /** Raw JSON spellings JSON.stringify cannot produce: they parse to ±Infinity, -0 and a denormal. */

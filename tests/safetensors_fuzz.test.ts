@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Random } from '../src/util/random.js';
 import { HeadlensError } from '../src/errors.js';
 import { MAX_HEADER_BYTES, encodeSafetensors, parseSafetensors, type SafetensorsFile } from '../src/loading/safetensors.js';
 
@@ -10,16 +11,10 @@ import { MAX_HEADER_BYTES, encodeSafetensors, parseSafetensors, type Safetensors
 const MUTATIONS = 20_000;
 const HF = path.join(import.meta.dirname, 'fixtures', 'hf');
 
-/** mulberry32: a tiny seeded PRNG, so every failure can be replayed from its mutation number. */
+/** The project's seeded generator, so every failure can be replayed from its number. */
 function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = new Random(seed);
+  return () => r.next();
 }
 
 type Rng = () => number;

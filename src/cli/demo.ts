@@ -23,7 +23,7 @@ export const demoCommand: Command = {
     // a long text is cut to what the model and a readable picture can take; a model without a tokenizer
     // (the toy zoo) gets a random span repeated, the input on which induction heads show themselves
     const maxLen = Math.min(model.cfg.n_ctx, 24);
-    const half = Math.min(8, Math.floor((model.cfg.n_ctx - 1) / 2));
+    const half = Math.min(16, Math.floor((model.cfg.n_ctx - 1) / 2));
     const ids = model.tokenizer
       ? model.toTokens((v.text as string | undefined) ?? DEFAULT_TEXT)[0].slice(0, maxLen)
       : inductionSequences({ n: 1, halfLength: half, low: 1, high: model.cfg.d_vocab, bos: model.cfg.bos_token_id ?? undefined, seed: 1 }).sequences[0];

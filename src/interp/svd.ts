@@ -19,6 +19,7 @@
  * tests/svd.test.ts (tests/fixtures/make_numpy_fixtures.py).
  */
 import { HeadlensError } from '../errors.js';
+import { Random } from '../util/random.js';
 
 /** A dense row-major float64 matrix: element (i, j) is data[i * cols + j]. */
 export interface Mat {
@@ -114,9 +115,10 @@ export function frobeniusNorm(a: Mat): number {
   return Math.sqrt(s);
 }
 
-/** A seeded standard-normal matrix (mulberry32 + Box–Muller), for baselines and tests. */
+/** A seeded standard-normal matrix (src/util/random.ts + Box–Muller), for baselines and tests. */
 export function randomNormal(rows: number, cols: number, seed: number): Mat {
-  const rand = mulberry32(seed);
+  const rng = new Random(seed);
+  const rand = () => rng.next();
   const out = mat(rows, cols);
   for (let i = 0; i < out.data.length; i += 2) {
     const u = 1 - rand();
@@ -126,17 +128,6 @@ export function randomNormal(rows: number, cols: number, seed: number): Mat {
     if (i + 1 < out.data.length) out.data[i + 1] = r * Math.sin(2 * Math.PI * v);
   }
   return out;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function checkFinite(a: Mat, what: string): void {

@@ -3,7 +3,8 @@
  * Bundled by ../shared/device/pack.sh and run with `bash .device/boot.sh --backend webgpu --out DIR`.
  * In one process: the WebGPU parity check of every fixture against transformers (after the forward's
  * speed-ups, which must keep it within 1e-4), then the benchmark on GPT-2 small's shape at the IOI-sized
- * batch (with each speed-up timed on and off) and at a larger batch where the GPU is busy. Each result is
+ * batch (with each speed-up timed on and off) and at a larger batch where the GPU is busy (32 × 128 tokens;
+ * --large-batch, --large-pos, or --skip-large yes). --quick yes benches the quick preset instead. Each result is
  * written as JSON into DIR, where bench/pytorch_bench.py, run after it, finds them.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -68,6 +69,7 @@ async function main() {
     { name: 'ioi', opts: { preset: 'gpt2-small', ablate: true } },
     { name: 'large', opts: { preset: 'gpt2-small', batch: Number(arg('large-batch', '32')), pos: Number(arg('large-pos', '128')), reps: 3, trials: 2 } },
   ];
+  if (arg('skip-large', 'no') === 'yes') runs.pop();
   if (arg('quick', 'no') === 'yes') runs.splice(0, 2, { name: 'quick', opts: { preset: 'quick', ablate: true } });
   for (const { name, opts } of runs) {
     const r = await runBench({ ...opts, log: (line) => console.log(line) });
