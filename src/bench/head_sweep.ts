@@ -110,7 +110,10 @@ export function patchHeadsBatched(model: HookedTransformer, task: HeadPatchingTa
           const x = resid.tile([H, 1, 1]) as tf.Tensor3D; // [head·batch, pos, d_model]: variant h is rows h·batch…
           const clean = cleanZ[l].tile([H, 1, 1, 1]); // [head·batch, pos, head, d_head]
           // variant h takes head h from the clean run: [head·batch, 1, head, 1]
-          const mask = tf.oneHot(tf.range(0, H, 1, 'int32'), H).reshape([H, 1, 1, H, 1]).tile([1, batch, 1, 1, 1]).reshape([H * batch, 1, H, 1]);
+          // (written out rather than tiled: WebGPU runs 5-d tiles on the CPU)
+          const maskData = new Float32Array(H * batch * H);
+          for (let h = 0; h < H; h++) for (let b = 0; b < batch; b++) maskData[(h * batch + b) * H + h] = 1;
+          const mask = tf.tensor4d(maskData, [H * batch, 1, H, 1]);
           const zName = `blocks.${l}.attn.hook_z`;
           const patch: Interceptor = {
             wants: (n) => n === zName,

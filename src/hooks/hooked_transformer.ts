@@ -112,8 +112,9 @@ export class HookedTransformer extends Transformer {
       call: (n, act) => {
         const out = base.wants(n) ? base.call(n, act) : act;
         // the cache's own handle: `out` may be the caller's tensor or another cache's (patching), and one
-        // tensor can sit at two points (resid_post of l is resid_pre of l+1); clone shares the data, not the handle
-        if (keep(n)) acts.set(n, tf.keep(out.clone()));
+        // tensor can sit at two points (resid_post of l is resid_pre of l+1). A same-shape reshape gives a new
+        // handle on the same data on every backend; clone() copies the data on wasm
+        if (keep(n)) acts.set(n, tf.keep(out.reshape(out.shape)));
         return out;
       },
     };
