@@ -107,11 +107,12 @@ describe('headlens demo', async () => {
     const r = await headlens('demo', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/next token/);
+    expect(r.stdout).toMatch(/heads\s+previous-token L0H\d .* induction L1H\d/);
     const files = readdirSync(out).sort();
     expect(files).toEqual(['attention-layer0.svg', 'attention-layer1.svg']);
     const svg = readFileSync(path.join(out, files[0]), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg).toContain('L0H3');
+    expect(svg).toContain('L0H1');
     expect(existsSync(path.join(out, files[1]))).toBe(true);
   });
 });
