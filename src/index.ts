@@ -62,3 +62,8 @@ export { mcqItems, mcqTokens, mcqPrompt, McqSetSchema, McqItemSchema, type McqSe
 export { temporalItems, temporalTokenPairs, yearInWords, TemporalSetSchema, TemporalItemSchema, TEMPORAL_FACTS, CONTROL_FACTS, type TemporalSet, type TemporalItem } from './datasets/temporal.js';
 
 export { runBench, PRESETS as BENCH_PRESETS, type BenchOptions, type BenchResult, type BenchPreset } from './bench/bench.js';
+
+export { train, lmLoss, evaluate, type TrainOptions, type TrainResult, type TrainLog, type DataSource, type Batch } from './train/trainer.js';
+export { RECIPES, recipe, repeatedSpans, type Recipe } from './train/recipes.js';
+export { AdamW, warmupCosine, type AdamWOptions } from './train/adamw.js';
+export { Random } from './util/random.js';

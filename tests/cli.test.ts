@@ -102,15 +102,18 @@ describe('headlens on bad input exits 2 with one line naming the problem and the
 });
 
 describe('headlens demo', async () => {
-  it('demo writes one attention picture per layer of the shipped model', async () => {
+  it('demo writes one attention picture per layer and the head atlas of the shipped model', async () => {
     const out = tmp();
     const r = await headlens('demo', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/next token/);
     expect(r.stdout).toMatch(/heads\s+previous-token L0H\d .* induction L1H\d/);
     const files = readdirSync(out).sort();
-    expect(files).toEqual(['attention-layer0.svg', 'attention-layer1.svg']);
-    const svg = readFileSync(path.join(out, files[0]), 'utf8');
+    expect(files).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg']);
+    const atlas = readFileSync(path.join(out, 'atlas.html'), 'utf8');
+    expect(atlas).toContain('head atlas: toy-induction-2l');
+    expect(atlas).not.toMatch(/<script[^>]+src=|<link[^>]+href="http/); // self-contained
+    const svg = readFileSync(path.join(out, 'attention-layer0.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg).toContain('L0H1');
     expect(existsSync(path.join(out, files[1]))).toBe(true);

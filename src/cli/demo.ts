@@ -6,7 +6,10 @@ import { loadPretrained, zooModels } from '../loading/load.js';
 import { inductionSequences } from '../datasets/induction.js';
 import { inductionScores } from '../interp/scores/induction.js';
 import { previousTokenScores } from '../interp/scores/previous_token.js';
+import { kComposition } from '../interp/composition.js';
+import { ovCircuit, qkCircuit } from '../interp/head_circuits.js';
 import { attentionPatternSVG } from '../viz/attention_pattern.js';
+import { writeAtlas } from '../viz/atlas.js';
 import { formatInfo, modelInfo } from './info.js';
 import type { Command } from './main.js';
 
@@ -41,12 +44,39 @@ export const demoCommand: Command = {
     console.log(`\ntext        ${JSON.stringify(model.tokenizer ? model.toText(ids) : ids.join(' '))}`);
     console.log(`next token  ${JSON.stringify(model.tokenizer ? model.toText([next]) : String(next))} (id ${next})`);
     console.log(`attention   ${files.join(', ')}`);
+    // the head atlas: one self-contained page with what headlens finds in this model
+    const seqs = inductionSequences({ n: 16, halfLength: half, low: 1, high: model.cfg.d_vocab, bos: model.cfg.bos_token_id ?? undefined, seed: 2 }).sequences;
+    const prev = previousTokenScores(model, seqs);
+    const ind = inductionScores(model, seqs);
     if (!model.tokenizer) {
-      const seqs = inductionSequences({ n: 16, halfLength: half, low: 1, high: model.cfg.d_vocab, bos: model.cfg.bos_token_id ?? undefined, seed: 2 }).sequences;
-      const prev = previousTokenScores(model, seqs).top[0];
-      const ind = inductionScores(model, seqs).top[0];
-      console.log(`heads       previous-token L${prev.layer}H${prev.head} (score ${prev.score.toFixed(2)}), induction L${ind.layer}H${ind.head} (score ${ind.score.toFixed(2)})`);
+      const [p, i] = [prev.top[0], ind.top[0]];
+      console.log(`heads       previous-token L${p.layer}H${p.head} (score ${p.score.toFixed(2)}), induction L${i.layer}H${i.head} (score ${i.score.toFixed(2)})`);
     }
+    const shown = [...prev.top.slice(0, 2), ...ind.top.slice(0, 2)];
+    const spectra = ['qk', 'ov'].map((c) => ({
+      title: `${c.toUpperCase()} circuit singular values`,
+      spectra: shown.map((t) => ({
+        label: `L${t.layer}H${t.head} ${c.toUpperCase()}`,
+        values: Array.from((c === 'qk' ? qkCircuit : ovCircuit)(model, t.layer, t.head).singularValues()),
+      })),
+    }));
+    const k = model.cfg.n_layers > 1 ? kComposition(model) : undefined;
+    const atlasFile = writeAtlas(path.join(outDir, 'atlas.html'), {
+      model: { name: model.cfg.model_name, ...modelInfo(model) },
+      note: `Scores on ${seqs.length} random spans of ${half} tokens repeated; attention on the prompt below. Written by \`headlens demo\`.`,
+      scorers: [
+        { name: 'previous token', description: 'attention to the previous position (TransformerLens head detector)', scores: prev.scores },
+        { name: 'induction', description: 'attention to the token after the earlier occurrence of the current one (TransformerLens head detector)', scores: ind.scores },
+      ],
+      tokens: labels,
+      patterns: tf.tidy(() => Array.from({ length: model.cfg.n_layers }, (_, l) => cache.get(`blocks.${l}.attn.hook_pattern`).squeeze([0]).arraySync() as number[][][])),
+      spectra,
+      circuit: k && {
+        title: `K-composition above the random baseline (${k.baseline.mean.toFixed(3)} ± ${k.baseline.std.toFixed(3)})`,
+        edges: k.pairs.filter((p) => p.score > k.baseline.mean + 3 * k.baseline.std).map((p) => ({ from: p.from.label, to: p.to.label, score: p.score })),
+      },
+    });
+    console.log(`atlas       ${atlasFile}`);
     cache.dispose();
     logits.dispose();
     model.dispose();

@@ -24,8 +24,8 @@ export function modelInfo(model: HookedTransformer) {
     attn_only: c.attn_only,
     parallel_attn_mlp: c.parallel_attn_mlp,
     tokenizer: model.tokenizer ? 'tokenizer.json' : null,
-    backend: currentBackend()?.name,
-    backend_reason: currentBackend()?.reason,
+    backend: currentBackend()?.name ?? null,
+    backend_reason: currentBackend()?.reason ?? null,
   };
 }
 
