@@ -15,6 +15,7 @@ import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained, readModelConfig } from '../src/loading/load.js';
 import { encodeSafetensors, parseSafetensors } from '../src/loading/safetensors.js';
 import { FIXTURES } from './helpers.js';
+import { headlensError } from './expect_error.js';
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'headlens-bad-input-'));
 let gpt2: HookedTransformer;
@@ -70,16 +71,6 @@ async function loadError(dir: string): Promise<HeadlensError> {
     return e as HeadlensError;
   }
   throw new Error(`loading ${dir} should have failed`);
-}
-
-function headlensError(fn: () => unknown): HeadlensError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(HeadlensError);
-    return e as HeadlensError;
-  }
-  throw new Error('expected a HeadlensError, but nothing was thrown');
 }
 
 describe('loadPretrained(bad folder)', () => {

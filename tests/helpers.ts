@@ -46,3 +46,15 @@ export function runHeadlens(args: string[], env: Record<string, string> = {}): P
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+
+/** maxAbsDiff for any backend: reads the tensor asynchronously (WebGPU has no synchronous readback). */
+export async function maxAbsDiffAsync(t: tf.Tensor, ref: Float32Array): Promise<number> {
+  const a = (await t.data()) as Float32Array;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - ref[i]);
+    if (!(d <= m)) m = d; // NaN wins
+  }
+  return m;
+}

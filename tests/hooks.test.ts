@@ -12,6 +12,7 @@ import { actName } from '../src/hooks/act_name.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { FIXTURES } from './helpers.js';
+import { headlensError } from './expect_error.js';
 
 // gpt2 fixture: 2 layers, 4 heads, d_model 32, d_head 8, vocab 257; llama-gqa: 8 heads over 2 kv heads
 let gpt2: HookedTransformer;
@@ -45,16 +46,6 @@ function bits(t: tf.Tensor): number[] {
 
 function maxDiff(a: tf.Tensor, b: tf.Tensor): number {
   return tf.tidy(() => a.sub(b).abs().max().dataSync()[0]);
-}
-
-function headlensError(fn: () => unknown): HeadlensError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(HeadlensError);
-    return e as HeadlensError;
-  }
-  throw new Error('expected a HeadlensError, but nothing was thrown');
 }
 
 /** Runs `fn` with the plain forward's logits of `tokens`, disposing them after. */

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { headlensError } from './expect_error.js';
 import { HeadlensError } from '../src/errors.js';
 import { openCheckpoint } from '../src/loading/checkpoint_files.js';
 import {
@@ -46,17 +47,6 @@ function oneTensor(dtype: string, shape: number[], data: Uint8Array): Safetensor
 
 function bitsOf(values: Float32Array): number[] {
   return Array.from(new Uint32Array(values.buffer, values.byteOffset, values.length));
-}
-
-/** The HeadlensError `fn` throws; fails the test if it throws anything else or nothing. */
-function headlensError(fn: () => unknown): HeadlensError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(HeadlensError);
-    return e as HeadlensError;
-  }
-  throw new Error('expected a HeadlensError, but nothing was thrown');
 }
 
 const tempDirs: string[] = [];

@@ -13,21 +13,11 @@ import path from 'node:path';
 import { initBackend, type BackendName } from '../../src/backend/index.js';
 import { runBench, type BenchOptions } from '../../src/bench/bench.js';
 import { loadPretrained } from '../../src/loading/load.js';
-import { FIXTURES, fixtureModels, reference } from '../helpers.js';
+import { FIXTURES, fixtureModels, maxAbsDiffAsync, reference } from '../helpers.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
-
-async function maxAbsDiff(t: tf.Tensor, ref: Float32Array): Promise<number> {
-  const a = (await t.data()) as Float32Array;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - ref[i]);
-    if (!(d <= m)) m = d;
-  }
-  return m;
 }
 
 /** Largest error per fixture over logits, every resid_pre and pattern, and ln_final. */
@@ -40,12 +30,12 @@ async function parity(): Promise<Record<string, number>> {
     const ids = ref.int32('input_ids');
     const rows = Array.from({ length: batch }, (_, b) => Array.from(ids.subarray(b * pos, (b + 1) * pos)));
     const { logits, cache } = model.runWithCache(rows, { names: 'all' });
-    const errs = [await maxAbsDiff(logits, ref.float32('logits'))];
+    const errs = [await maxAbsDiffAsync(logits, ref.float32('logits'))];
     for (let l = 0; l < model.cfg.n_layers; l++) {
-      errs.push(await maxAbsDiff(cache.get(`blocks.${l}.hook_resid_pre`), ref.float32(`hidden_states.${l}`)));
-      errs.push(await maxAbsDiff(cache.get(`blocks.${l}.attn.hook_pattern`), ref.float32(`attentions.${l}`)));
+      errs.push(await maxAbsDiffAsync(cache.get(`blocks.${l}.hook_resid_pre`), ref.float32(`hidden_states.${l}`)));
+      errs.push(await maxAbsDiffAsync(cache.get(`blocks.${l}.attn.hook_pattern`), ref.float32(`attentions.${l}`)));
     }
-    errs.push(await maxAbsDiff(cache.get('ln_final.hook_normalized'), ref.float32(`hidden_states.${model.cfg.n_layers}`)));
+    errs.push(await maxAbsDiffAsync(cache.get('ln_final.hook_normalized'), ref.float32(`hidden_states.${model.cfg.n_layers}`)));
     cache.dispose();
     logits.dispose();
     model.dispose();

@@ -9,17 +9,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend, type BackendName } from '../../src/backend/index.js';
 import { loadPretrained } from '../../src/loading/load.js';
-import { FIXTURES, fixtureModels, reference } from '../helpers.js';
-
-async function maxAbsDiff(t: tf.Tensor, ref: Float32Array): Promise<number> {
-  const a = (await t.data()) as Float32Array;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - ref[i]);
-    if (!(d <= m)) m = d;
-  }
-  return m;
-}
+import { FIXTURES, fixtureModels, maxAbsDiffAsync, reference } from '../helpers.js';
 
 async function main() {
   const args = process.argv.slice(2);
@@ -35,12 +25,12 @@ async function main() {
     const ids = ref.int32('input_ids');
     const rows = Array.from({ length: batch }, (_, b) => Array.from(ids.subarray(b * pos, (b + 1) * pos)));
     const { logits, cache } = model.runWithCache(rows, { names: 'all' });
-    const e: Record<string, number> = { logits: await maxAbsDiff(logits, ref.float32('logits')) };
+    const e: Record<string, number> = { logits: await maxAbsDiffAsync(logits, ref.float32('logits')) };
     for (let l = 0; l < model.cfg.n_layers; l++) {
-      e[`resid_pre.${l}`] = await maxAbsDiff(cache.get(`blocks.${l}.hook_resid_pre`), ref.float32(`hidden_states.${l}`));
-      e[`pattern.${l}`] = await maxAbsDiff(cache.get(`blocks.${l}.attn.hook_pattern`), ref.float32(`attentions.${l}`));
+      e[`resid_pre.${l}`] = await maxAbsDiffAsync(cache.get(`blocks.${l}.hook_resid_pre`), ref.float32(`hidden_states.${l}`));
+      e[`pattern.${l}`] = await maxAbsDiffAsync(cache.get(`blocks.${l}.attn.hook_pattern`), ref.float32(`attentions.${l}`));
     }
-    e.ln_final = await maxAbsDiff(cache.get('ln_final.hook_normalized'), ref.float32(`hidden_states.${model.cfg.n_layers}`));
+    e.ln_final = await maxAbsDiffAsync(cache.get('ln_final.hook_normalized'), ref.float32(`hidden_states.${model.cfg.n_layers}`));
     cache.dispose();
     logits.dispose();
     // leak check: 100 cached runs
