@@ -58,3 +58,12 @@ export async function maxAbsDiffAsync(t: tf.Tensor, ref: Float32Array): Promise<
   }
   return m;
 }
+
+/** Overwrites head `h` of a per-head parameter ([head, rows, cols]) with fill(i, j), for planted circuits. */
+export function setHead(m: { param(n: string): tf.Tensor; setParams(u: Record<string, tf.Tensor>): void }, name: string, h: number, fill: (i: number, j: number) => number): void {
+  const old = m.param(name);
+  const [n, r, c] = old.shape;
+  const data = Float32Array.from(old.dataSync());
+  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) data[h * r * c + i * c + j] = fill(i, j);
+  m.setParams({ [name]: tf.tensor3d(data, [n, r, c]) });
+}

@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setHead } from './helpers.js';
 import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
@@ -18,14 +19,6 @@ const next: [number, number][] = Array.from({ length: 10 }, (_, s) => [s, (s + 1
 const skip: [number, number][] = Array.from({ length: 10 }, (_, s) => [s, (s + 2) % 10]);
 
 let model: HookedTransformer;
-
-function setHead(m: HookedTransformer, name: string, h: number, fill: (i: number, j: number) => number): void {
-  const old = m.param(name);
-  const [n, r, c] = old.shape;
-  const data = Float32Array.from(old.dataSync());
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) data[h * r * c + i * c + j] = fill(i, j);
-  m.setParams({ [name]: tf.tensor3d(data, [n, r, c]) });
-}
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });

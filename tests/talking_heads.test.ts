@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { setHead } from './helpers.js';
 import { initBackend } from '../src/backend/index.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { mat } from '../src/interp/svd.js';
@@ -14,14 +15,6 @@ import { makeConfig } from '../src/model/config.js';
 const D = 32;
 const E = 4;
 let model: HookedTransformer;
-
-function setHead(m: HookedTransformer, name: string, h: number, fill: (i: number, j: number) => number): void {
-  const old = m.param(name);
-  const [n, r, c] = old.shape;
-  const data = Float32Array.from(old.dataSync());
-  for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) data[h * r * c + i * c + j] = fill(i, j);
-  m.setParams({ [name]: tf.tensor3d(data, [n, r, c]) });
-}
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });

@@ -7,13 +7,12 @@
  * --large-batch, --large-pos, or --skip-large yes). --quick yes benches the quick preset instead. Each result is
  * written as JSON into DIR, where bench/pytorch_bench.py, run after it, finds them.
  */
-import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend, type BackendName } from '../../src/backend/index.js';
 import { runBench, type BenchOptions } from '../../src/bench/bench.js';
-import { loadPretrained } from '../../src/loading/load.js';
-import { FIXTURES, fixtureModels, maxAbsDiffAsync, reference } from '../helpers.js';
+import { fixtureModels } from '../helpers.js';
+import { fixtureErrors } from './fixture_parity.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -24,22 +23,9 @@ function arg(name: string, fallback: string): string {
 async function parity(): Promise<Record<string, number>> {
   const worst: Record<string, number> = {};
   for (const name of fixtureModels()) {
-    const model = await loadPretrained(path.join(FIXTURES, name));
-    const ref = reference(name);
-    const [batch, pos] = ref.info('input_ids').shape;
-    const ids = ref.int32('input_ids');
-    const rows = Array.from({ length: batch }, (_, b) => Array.from(ids.subarray(b * pos, (b + 1) * pos)));
-    const { logits, cache } = model.runWithCache(rows, { names: 'all' });
-    const errs = [await maxAbsDiffAsync(logits, ref.float32('logits'))];
-    for (let l = 0; l < model.cfg.n_layers; l++) {
-      errs.push(await maxAbsDiffAsync(cache.get(`blocks.${l}.hook_resid_pre`), ref.float32(`hidden_states.${l}`)));
-      errs.push(await maxAbsDiffAsync(cache.get(`blocks.${l}.attn.hook_pattern`), ref.float32(`attentions.${l}`)));
-    }
-    errs.push(await maxAbsDiffAsync(cache.get('ln_final.hook_normalized'), ref.float32(`hidden_states.${model.cfg.n_layers}`)));
-    cache.dispose();
-    logits.dispose();
+    const { model, errors } = await fixtureErrors(name);
     model.dispose();
-    worst[name] = Math.max(...errs);
+    worst[name] = Math.max(...Object.values(errors));
     console.log(`parity ${name}: max |error| ${worst[name].toExponential(2)}`);
   }
   return worst;

@@ -8,8 +8,8 @@ import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend, type BackendName } from '../../src/backend/index.js';
-import { loadPretrained } from '../../src/loading/load.js';
-import { FIXTURES, fixtureModels, maxAbsDiffAsync, reference } from '../helpers.js';
+import { fixtureModels } from '../helpers.js';
+import { fixtureErrors, fixtureTokens } from './fixture_parity.js';
 
 async function main() {
   const args = process.argv.slice(2);
@@ -19,20 +19,8 @@ async function main() {
   console.log(`backend ${choice.name}: ${choice.reason}`);
   const results: Record<string, Record<string, number>> = {};
   for (const name of fixtureModels()) {
-    const model = await loadPretrained(path.join(FIXTURES, name));
-    const ref = reference(name);
-    const [batch, pos] = ref.info('input_ids').shape;
-    const ids = ref.int32('input_ids');
-    const rows = Array.from({ length: batch }, (_, b) => Array.from(ids.subarray(b * pos, (b + 1) * pos)));
-    const { logits, cache } = model.runWithCache(rows, { names: 'all' });
-    const e: Record<string, number> = { logits: await maxAbsDiffAsync(logits, ref.float32('logits')) };
-    for (let l = 0; l < model.cfg.n_layers; l++) {
-      e[`resid_pre.${l}`] = await maxAbsDiffAsync(cache.get(`blocks.${l}.hook_resid_pre`), ref.float32(`hidden_states.${l}`));
-      e[`pattern.${l}`] = await maxAbsDiffAsync(cache.get(`blocks.${l}.attn.hook_pattern`), ref.float32(`attentions.${l}`));
-    }
-    e.ln_final = await maxAbsDiffAsync(cache.get('ln_final.hook_normalized'), ref.float32(`hidden_states.${model.cfg.n_layers}`));
-    cache.dispose();
-    logits.dispose();
+    const { model, errors: e } = await fixtureErrors(name);
+    const rows = fixtureTokens(name);
     // leak check: 100 cached runs
     const before = tf.memory().numTensors;
     for (let i = 0; i < 100; i++) {
