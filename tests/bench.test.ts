@@ -61,6 +61,17 @@ describe('patchHeadsBatched', () => {
     tf.dispose([loop, batched]);
   });
 
+  it('patchHeadsBatched(model, task, {maxPassBytes}) gives the same numbers in one pass or in passes of one head', () => {
+    const loop = patchHeadsOneByOne(model, TASK);
+    const a = loop.arraySync().flat();
+    for (const maxPassBytes of [1, 3 * TASK.corrupted.length * model.cfg.n_heads * TASK.corrupted[0].length ** 2 * 4, Infinity]) {
+      const r = patchHeadsBatched(model, TASK, { maxPassBytes });
+      r.arraySync().flat().forEach((x, i) => expect(Math.abs(x - a[i]), `maxPassBytes ${maxPassBytes}`).toBeLessThan(1e-4));
+      r.dispose();
+    }
+    loop.dispose();
+  });
+
   it('patchHeadsBatched(model, task) with clean = corrupted gives the unpatched logit difference for every head', () => {
     const same = { ...TASK, corrupted: TASK.clean };
     const logits = model.forward(TASK.clean);

@@ -60,6 +60,8 @@ export interface BenchOptions {
   /** Also time the forward with each optimisation switched off (transformer.ts `optimisations`). */
   ablate?: boolean;
   seed?: number;
+  /** Bytes of attention scores one pass of the batched sweep may hold (patchHeadsBatched's maxPassBytes). */
+  maxPassBytes?: number;
   /** Progress lines (to stderr in the CLI). */
   log?: (line: string) => void;
 }
@@ -205,7 +207,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     log(`bench: cache ${(cacheBytes / 1e6).toFixed(1)} MB + logits ${(logitsBytes / 1e6).toFixed(1)} MB, peak ${(cached.peak / 1e6).toFixed(1)} MB`);
 
     // the head sweep, both ways
-    const batched = () => patchHeadsBatched(model, task);
+    const batched = () => patchHeadsBatched(model, task, { maxPassBytes: opts.maxPassBytes });
     // a GPU compiles shaders for the batched shapes on first use; CPU backends have nothing to warm up
     const cpu = ['wasm', 'cpu'].includes(tf.getBackend());
     const first = cpu ? undefined : batched();

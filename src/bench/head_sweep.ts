@@ -92,48 +92,62 @@ export function patchHeadsOneByOne(model: HookedTransformer, task: HeadPatchingT
   }
 }
 
-/** The batched sweep: per layer, all heads' variants in one pass that starts at that layer. Same result; caller owns it. */
-export function patchHeadsBatched(model: HookedTransformer, task: HeadPatchingTask): tf.Tensor2D {
+/**
+ * The batched sweep: per layer, the heads' variants stacked along the batch axis in passes that start at that
+ * layer. Same result as the loop; caller owns it. A pass holds as many heads' variants as keep its attention
+ * scores under `maxPassBytes` (default 64 MiB): one pass of GPT-2 small at 32 × 128 would otherwise hold
+ * about 300 MB of scores in one tensor.
+ */
+export function patchHeadsBatched(model: HookedTransformer, task: HeadPatchingTask, opts: { maxPassBytes?: number } = {}): tf.Tensor2D {
   check(model, task);
   const { cfg } = model;
   const { n_layers: L, n_heads: H } = cfg;
   const cleanZ = zOf(model, task.clean);
   const { logits, cache } = model.runWithCache(task.corrupted, { names: (n) => n.endsWith('hook_resid_pre') });
   logits.dispose();
+  const [batch, pos] = [task.corrupted.length, task.corrupted[0].length];
+  const scoresBytesPerVariant = batch * H * pos * pos * 4;
+  const perPass = Math.max(1, Math.min(H, Math.floor((opts.maxPassBytes ?? 64 * 2 ** 20) / scoresBytesPerVariant)));
   const perLayer: tf.Tensor[] = [];
   try {
     for (let l = 0; l < L; l++) {
-      perLayer.push(
-        tf.tidy(() => {
-          const resid = cache.get(`blocks.${l}.hook_resid_pre`) as tf.Tensor3D; // [batch, pos, d_model]
-          const [batch, pos, d] = resid.shape;
-          const x = resid.tile([H, 1, 1]) as tf.Tensor3D; // [head·batch, pos, d_model]: variant h is rows h·batch…
-          const clean = cleanZ[l].tile([H, 1, 1, 1]); // [head·batch, pos, head, d_head]
-          // variant h takes head h from the clean run: [head·batch, 1, head, 1]
-          // (written out rather than tiled: WebGPU runs 5-d tiles on the CPU)
-          const maskData = new Float32Array(H * batch * H);
-          for (let h = 0; h < H; h++) for (let b = 0; b < batch; b++) maskData[(h * batch + b) * H + h] = 1;
-          const mask = tf.tensor4d(maskData, [H * batch, 1, H, 1]);
-          const zName = `blocks.${l}.attn.hook_z`;
-          const patch: Interceptor = {
-            wants: (n) => n === zName,
-            call: (_n, z) => z.mul(tf.sub(1, mask)).add(clean.mul(mask)),
-          };
-          const final = model.runFrom(l, x, { interceptor: patch, stopAtLayer: L }); // [head·batch, pos, d_model]
-          const last = final.slice([0, pos - 1, 0], [H * batch, 1, d]) as tf.Tensor3D; // [head·batch, 1, d_model]
-          const P = (n: string) => model.param(n);
-          const normed = norm(
-            cfg,
-            last,
-            cfg.normalization_type ? P('ln_final.w') : undefined,
-            cfg.normalization_type === 'LN' ? P('ln_final.b') : undefined,
-            'ln_final',
-            new HookPoints(),
-          );
-          const lastLogits = linear(normed.reshape([H * batch, d]) as tf.Tensor2D, P('unembed.W_U') as tf.Tensor2D, P('unembed.b_U'), true);
-          return logitDiff(lastLogits, task.correct, task.wrong); // [head]
-        }),
-      );
+      const parts: tf.Tensor[] = [];
+      for (let h0 = 0; h0 < H; h0 += perPass) {
+        const g = Math.min(perPass, H - h0); // heads h0 … h0 + g − 1 in this pass
+        parts.push(
+          tf.tidy(() => {
+            const resid = cache.get(`blocks.${l}.hook_resid_pre`) as tf.Tensor3D; // [batch, pos, d_model]
+            const d = resid.shape[2];
+            const x = resid.tile([g, 1, 1]) as tf.Tensor3D; // [g·batch, pos, d_model]: variant i is rows i·batch…
+            const clean = cleanZ[l].tile([g, 1, 1, 1]); // [g·batch, pos, head, d_head]
+            // variant i takes head h0 + i from the clean run: [g·batch, 1, head, 1]
+            // (written out rather than tiled: WebGPU runs 5-d tiles on the CPU)
+            const maskData = new Float32Array(g * batch * H);
+            for (let i = 0; i < g; i++) for (let b = 0; b < batch; b++) maskData[(i * batch + b) * H + h0 + i] = 1;
+            const mask = tf.tensor4d(maskData, [g * batch, 1, H, 1]);
+            const zName = `blocks.${l}.attn.hook_z`;
+            const patch: Interceptor = {
+              wants: (n) => n === zName,
+              call: (_n, z) => z.mul(tf.sub(1, mask)).add(clean.mul(mask)),
+            };
+            const final = model.runFrom(l, x, { interceptor: patch, stopAtLayer: L }); // [g·batch, pos, d_model]
+            const last = final.slice([0, pos - 1, 0], [g * batch, 1, d]) as tf.Tensor3D; // [g·batch, 1, d_model]
+            const P = (n: string) => model.param(n);
+            const normed = norm(
+              cfg,
+              last,
+              cfg.normalization_type ? P('ln_final.w') : undefined,
+              cfg.normalization_type === 'LN' ? P('ln_final.b') : undefined,
+              'ln_final',
+              new HookPoints(),
+            );
+            const lastLogits = linear(normed.reshape([g * batch, d]) as tf.Tensor2D, P('unembed.W_U') as tf.Tensor2D, P('unembed.b_U'), true);
+            return logitDiff(lastLogits, task.correct, task.wrong); // [g]
+          }),
+        );
+      }
+      perLayer.push(tf.concat(parts));
+      tf.dispose(parts);
     }
     return tf.tidy(() => tf.stack(perLayer) as tf.Tensor2D); // [layer, head]
   } finally {

@@ -36,6 +36,15 @@ async function main() {
   const outDir = arg('out', process.env.OUT ?? '.');
   const choice = await initBackend({ backend });
   console.log(`backend ${choice.name}: ${choice.reason}`);
+  if (arg('only-large', 'no') === 'yes') {
+    // the batched sweep at 32 × 128 in passes of at most 64 MiB of scores (the default), then in one pass
+    for (const [name, maxPassBytes] of [['large-chunked', undefined], ['large-one-pass', Infinity]] as const) {
+      const r = await runBench({ preset: 'gpt2-small', batch: 32, pos: 128, reps: 2, trials: 1, maxPassBytes, log: (line) => console.log(line) });
+      writeFileSync(path.join(outDir, `bench-${choice.name}-${name}.json`), JSON.stringify(r, null, 1));
+      console.log(JSON.stringify({ run: name, sweep_speedup: r.sweep_speedup, sweep_max_abs_diff: (r.raw as Record<string, unknown>).sweep_max_abs_diff }));
+    }
+    return;
+  }
   const worst = await parity();
   const ok = Object.values(worst).every((e) => e < 1e-4);
   writeFileSync(path.join(outDir, `bench-parity-${choice.name}.json`), JSON.stringify({ backend: choice, max_abs_error: worst, within_1e4: ok }, null, 1));
