@@ -119,3 +119,16 @@ describe('headlens demo', async () => {
     expect(existsSync(path.join(out, files[1]))).toBe(true);
   });
 });
+
+describe('headlens scan --report', () => {
+  it('scan --report FILE.html writes the head atlas of the scan (grid and attention on its first item)', async () => {
+    const file = path.join(tmp(), 'report.html');
+    const r = await headlens('scan', '--model', 'toy-induction-2l', '--task', 'induction', '--samples', '2', '--report', file);
+    expect(r.code, r.stderr).toBe(0);
+    const html = readFileSync(file, 'utf8');
+    expect(html).toContain('head atlas: toy-induction-2l');
+    expect(html).toContain('headlens scan --task induction');
+    expect(html).toMatch(/L1H[01]/);
+    expect(html).not.toMatch(/<script[^>]+src=/);
+  });
+});

@@ -66,7 +66,7 @@ describe('headlens scan', () => {
   it('bad input exits 2 with one line: unknown task, no output, text tasks without a tokenizer', async () => {
     for (const [args, msg] of [
       [['--task', 'nope', '--json'], /unknown task 'nope'/],
-      [['--task', 'induction'], /--json .* or --out/],
+      [['--task', 'induction'], /--json .*, --out FILE or --report FILE.html/],
       [['--task', 'temporal', '--json'], /needs a model with a tokenizer/],
       [['--task', 'ioi', '--json'], /needs a model with a tokenizer/],
     ] as const) {

@@ -17,7 +17,7 @@ usage:
   headlens composition --model M --kind q|k|v [--top N] [--json] [--backend B]
   headlens bench [--quick | --preset gpt2-small|quick|tiny] [--batch N] [--pos N] [--ablate] [--json] [--out FILE.json] [--backend B]
   headlens train --recipe NAME --out DIR [--steps N] [--seed S] [--resume DIR] [--max-seconds T] [--backend B]
-  headlens scan  --model M --task induction|prev-token|duplicate|sink|retrieval|streaming|temporal|correct-letter|ioi [--samples N] [--seed S] [--causal [--k K] [--draws D]] [--resume] [--checkpoint FILE] (--json | --out FILE.json) [--backend B]
+  headlens scan  --model M --task induction|prev-token|duplicate|sink|retrieval|streaming|temporal|correct-letter|ioi [--samples N] [--seed S] [--causal [--k K] [--draws D]] [--resume] [--checkpoint FILE] (--json | --out FILE.json | --report FILE.html) [--backend B]
 
 C is resid-pre, resid-mid, resid-post, attn-out, mlp-out, head-out, head-q, head-k, head-v or head-pattern; IDS "1,2,3"; TOKEN text of one token or an id.
 M is a model folder (config.json + model.safetensors), a shipped model's name, or a hub id (online only).

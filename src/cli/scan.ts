@@ -3,6 +3,7 @@
  * {"model","task","settings","scores","top","causal"?}. Long scans checkpoint each finished item to
  * FILE.partial.json (or --checkpoint FILE); --resume continues one after a crash, recomputing nothing.
  */
+import * as tf from '@tensorflow/tfjs';
 import cliProgress from 'cli-progress';
 import { writeFileSync } from 'node:fs';
 import type { BackendName } from '../backend/index.js';
@@ -13,6 +14,9 @@ import { maskHeadsCheck } from '../interp/scores/mask_heads.js';
 import { SCAN_TASKS, ioiTask, scanTask, type ScanTask } from '../interp/scores/tasks.js';
 import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
 import { topHeads } from '../interp/scores/head_scores.js';
+import type { HookedTransformer } from '../hooks/hooked_transformer.js';
+import { writeAtlas } from '../viz/atlas.js';
+import { modelInfo } from './info.js';
 import { required, type Command } from './main.js';
 
 function positiveInt(v: unknown, key: string, fallback: number): number {
@@ -35,13 +39,15 @@ export const scanCommand: Command = {
     checkpoint: { type: 'string' },
     json: { type: 'boolean' },
     out: { type: 'string' },
+    report: { type: 'string' },
   },
   async run(v) {
     const modelArg = required(v, 'model', 'datasets/zoo/tiny-gpt2-random');
     const task = required(v, 'task', 'induction') as ScanTask;
     if (!SCAN_TASKS.includes(task)) throw new HeadlensError(`unknown task '${task}'`, `use one of ${SCAN_TASKS.join(', ')}`);
     const out = v.out as string | undefined;
-    if (!v.json && !out) throw new HeadlensError('say where the result goes: --json (stdout) or --out FILE', 'e.g. --json');
+    const reportFile = v.report as string | undefined;
+    if (!v.json && !out && !reportFile) throw new HeadlensError('say where the result goes: --json (stdout), --out FILE or --report FILE.html', 'e.g. --json');
     const samples = positiveInt(v.samples, 'samples', 8);
     const seed = v.seed === undefined ? 0 : Number(v.seed);
     if (!Number.isInteger(seed)) throw new HeadlensError(`--seed ${String(v.seed)} is not an integer`);
@@ -64,6 +70,7 @@ export const scanCommand: Command = {
         const r = ioiHeadClasses(model, prompts);
         const scores = r.tables.logits.map((row) => row.map((x) => -x)); // name-mover strength: the share of the logit difference lost
         emit({ model: model.cfg.model_name, task, settings: { ...r.settings, samples, seed, droppedNames }, scores, top: topHeads(scores), classes: r.classes, tables: r.tables, attention: r.attention, clean: r.clean, corrupted: r.corrupted });
+        if (reportFile) writeReport(model, reportFile, task, scores, r.tables, prompts[0]?.clean);
         return;
       }
       const setup = scanTask(model, task, { samples, seed });
@@ -84,8 +91,38 @@ export const scanCommand: Command = {
       }
       const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(causal ? { causal } : {}) };
       emit(report);
+      if (reportFile) writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]));
     } finally {
       model.dispose();
     }
   },
 };
+
+/** The token ids of a scorer's item, when it has them (a token list, or an object with `tokens`). */
+function firstTokens(item: unknown): number[] | undefined {
+  if (Array.isArray(item) && item.every((x) => typeof x === 'number')) return item as number[];
+  const t = (item as { tokens?: unknown } | undefined)?.tokens;
+  return Array.isArray(t) && t.every((x) => typeof x === 'number') ? (t as number[]) : undefined;
+}
+
+/** `--report FILE.html`: the head atlas of this scan (model card, one head grid per table, attention on the first item). */
+function writeReport(model: HookedTransformer, file: string, task: string, scores: number[][], tables: Record<string, number[][]> | undefined, tokens: number[] | undefined): void {
+  const { n_layers, n_heads } = model.cfg;
+  const isGrid = (t: unknown): t is number[][] => Array.isArray(t) && t.length === n_layers && t.every((r) => Array.isArray(r) && r.length === n_heads);
+  const extra = Object.entries(tables ?? {}).filter(([name, t]) => isGrid(t) && t !== scores && name !== 'score');
+  const shown = tokens?.slice(0, Math.min(tokens.length, 48));
+  let patterns: number[][][][] | undefined;
+  if (shown) {
+    const { logits, cache } = model.runWithCache([shown], { names: (n) => n.endsWith('attn.hook_pattern') });
+    patterns = Array.from({ length: n_layers }, (_, l) => tf.tidy(() => cache.get(`blocks.${l}.attn.hook_pattern`).squeeze([0]).arraySync() as number[][][]));
+    cache.dispose();
+    logits.dispose();
+  }
+  writeAtlas(file, {
+    model: { name: model.cfg.model_name, ...modelInfo(model) },
+    note: `headlens scan --task ${task}${shown ? `; attention on the scan's first item${tokens!.length > shown.length ? ` (its first ${shown.length} tokens)` : ''}` : ''}.`,
+    scorers: [{ name: task, scores, diverging: scores.flat().some((x) => x < 0) }, ...extra.map(([name, t]) => ({ name: `${task}: ${name}`, scores: t, diverging: t.flat().some((x) => x < 0) }))],
+    ...(shown && patterns ? { tokens: model.tokenLabels(shown), patterns } : {}),
+  });
+  console.error(`wrote the head atlas of this scan to ${file}`);
+}
