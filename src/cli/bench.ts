@@ -2,14 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { initBackend, type BackendName } from '../backend/index.js';
 import { runBench, PRESETS, type BenchPreset, type BenchResult } from '../bench/bench.js';
 import { HeadlensError } from '../errors.js';
-import type { Command } from './main.js';
-
-function positiveInt(v: unknown, key: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new HeadlensError(`--${key} must be a positive integer, got '${v}'`, `e.g. --${key} 8`);
-  return n;
-}
+import { positiveInt, type Command } from './main.js';
 
 /** The human-readable summary: each ratio beside its goal. */
 export function formatBench(r: BenchResult): string {

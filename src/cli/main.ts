@@ -75,6 +75,14 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** An optional positive-integer option (undefined when absent), or a HeadlensError naming it. */
+export function positiveInt(v: unknown, key: string, example = 8): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new HeadlensError(`--${key} ${String(v)} is not a positive integer`, `e.g. --${key} ${example}`);
+  return n;
+}
+
 /** A required string option, or a HeadlensError naming it. */
 export function required(values: Record<string, unknown>, key: string, example: string): string {
   const v = values[key];

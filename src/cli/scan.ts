@@ -17,14 +17,7 @@ import { topHeads } from '../interp/scores/head_scores.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { writeAtlas } from '../viz/atlas.js';
 import { modelInfo } from './info.js';
-import { required, type Command } from './main.js';
-
-function positiveInt(v: unknown, key: string, fallback: number): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new HeadlensError(`--${key} ${String(v)} is not a positive integer`, `e.g. --${key} ${fallback}`);
-  return n;
-}
+import { positiveInt, required, type Command } from './main.js';
 
 export const scanCommand: Command = {
   options: {
@@ -48,7 +41,7 @@ export const scanCommand: Command = {
     const out = v.out as string | undefined;
     const reportFile = v.report as string | undefined;
     if (!v.json && !out && !reportFile) throw new HeadlensError('say where the result goes: --json (stdout), --out FILE or --report FILE.html', 'e.g. --json');
-    const samples = positiveInt(v.samples, 'samples', 8);
+    const samples = positiveInt(v.samples, 'samples', 8) ?? 8;
     const seed = v.seed === undefined ? 0 : Number(v.seed);
     if (!Number.isInteger(seed)) throw new HeadlensError(`--seed ${String(v.seed)} is not an integer`);
     const checkpoint = (v.checkpoint as string | undefined) ?? (out ? `${out}.partial.json` : undefined);
@@ -85,9 +78,9 @@ export const scanCommand: Command = {
       }
       let causal;
       if (v.causal && setup.causal) {
-        const k = Math.min(positiveInt(v.k, 'k', 3), model.cfg.n_layers * model.cfg.n_heads - 1);
+        const k = Math.min((positiveInt(v.k, 'k', 3) ?? 3), model.cfg.n_layers * model.cfg.n_heads - 1);
         const heads = result.top.slice(0, k).map(({ layer, head }) => ({ layer, head }));
-        causal = maskHeadsCheck(model, heads, setup.causal.metric, setup.causal.names, { draws: positiveInt(v.draws, 'draws', 5), seed, ablation: setup.causal.ablation });
+        causal = maskHeadsCheck(model, heads, setup.causal.metric, setup.causal.names, { draws: (positiveInt(v.draws, 'draws', 5) ?? 5), seed, ablation: setup.causal.ablation });
       }
       const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(causal ? { causal } : {}) };
       emit(report);

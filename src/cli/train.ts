@@ -7,14 +7,7 @@ import { loadPretrained } from '../loading/load.js';
 import { makeConfig } from '../model/config.js';
 import { recipe, RECIPES } from '../train/recipes.js';
 import { train } from '../train/trainer.js';
-import { required, type Command } from './main.js';
-
-function positiveInt(v: unknown, flag: string): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new HeadlensError(`--${flag} ${v} is not a positive integer`, `e.g. --${flag} 100`);
-  return n;
-}
+import { positiveInt, required, type Command } from './main.js';
 
 export const trainCommand: Command = {
   options: {
@@ -30,9 +23,9 @@ export const trainCommand: Command = {
     const resumeDir = v.resume as string | undefined;
     const out = (v.out as string | undefined) ?? resumeDir;
     if (!out) throw new HeadlensError('--out is required', `e.g. --out models/${r.name}`);
-    const steps = positiveInt(v.steps, 'steps') ?? r.train.steps;
+    const steps = positiveInt(v.steps, 'steps', 100) ?? r.train.steps;
     const seed = v.seed !== undefined ? Number(v.seed) : r.train.seed;
-    const maxSeconds = positiveInt(v['max-seconds'], 'max-seconds');
+    const maxSeconds = positiveInt(v['max-seconds'], 'max-seconds', 100);
     await initBackend({ backend: v.backend as BackendName });
     let model: HookedTransformer;
     if (resumeDir) {
