@@ -16,6 +16,8 @@ export const trainCommand: Command = {
     steps: { type: 'string' },
     seed: { type: 'string' },
     resume: { type: 'string' },
+    'batch-size': { type: 'string' },
+    lr: { type: 'string' },
     'max-seconds': { type: 'string' },
   },
   async run(v) {
@@ -26,6 +28,9 @@ export const trainCommand: Command = {
     const steps = positiveInt(v.steps, 'steps', 100) ?? r.train.steps;
     const seed = v.seed !== undefined ? Number(v.seed) : r.train.seed;
     const maxSeconds = positiveInt(v['max-seconds'], 'max-seconds', 100);
+    const lr = v.lr !== undefined ? Number(v.lr) : r.train.lr;
+    if (!(Number.isFinite(lr) && lr > 0)) throw new HeadlensError(`--lr ${String(v.lr)} is not a positive number`, 'e.g. --lr 1e-3');
+    const batchSize = positiveInt(v['batch-size'], 'batch-size', 8) ?? r.train.batchSize;
     await initBackend({ backend: v.backend as BackendName });
     let model: HookedTransformer;
     if (resumeDir) {
@@ -33,11 +38,12 @@ export const trainCommand: Command = {
       model = await loadPretrained(resumeDir);
     } else {
       model = HookedTransformer.random(makeConfig(r.config), { seed, std: 0.02 });
+      if (r.tokenizer) model.tokenizer = r.tokenizer();
     }
     const res = await train(
       model,
       r.data(seed),
-      { ...r.train, steps, seed, outDir: out, maxSeconds, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
+      { ...r.train, steps, seed, batchSize, lr, outDir: out, maxSeconds, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
       resumeDir,
     );
     console.log(JSON.stringify({ recipe: r.name, out, seed, ...res, history: undefined }));

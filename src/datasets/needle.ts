@@ -52,10 +52,36 @@ const SUBJECTS = ['The river', 'An old map', 'The committee', 'A quiet street', 
 const VERBS = ['changed', 'described', 'ignored', 'followed', 'shaped', 'remembered', 'surprised', 'measured', 'outlasted', 'explained'];
 const OBJECTS = ['the town', 'every visitor', 'the last train', 'a small garden', 'the northern hills', 'the morning news', 'two careful students', 'the city walls', 'a borrowed boat', 'the evening light'];
 
+/** One filler sentence (with its leading space). */
+export function fillerSentence(rng: Random): string {
+  return ` ${rng.pick(SUBJECTS)} ${rng.pick(VERBS)} ${rng.pick(OBJECTS)}.`;
+}
+
 /** Seeded filler text: plain sentences that say nothing a question could ask about. */
 export function fillerText(sentences: number, seed: number): string {
   const rng = new Random(seed);
-  return Array.from({ length: sentences }, () => ` ${rng.pick(SUBJECTS)} ${rng.pick(VERBS)} ${rng.pick(OBJECTS)}.`).join('');
+  return Array.from({ length: sentences }, () => fillerSentence(rng)).join('');
+}
+
+const OWNERS = ['Grandma', 'Uncle', 'Aunt', 'Chef', 'Doctor', 'Captain'];
+const OWNER_NAMES = ['Rosa', 'Mary', 'John', 'Anna', 'Peter', 'Helen', 'Frank', 'Ruth', 'Simon', 'Clara', 'Otto', 'Nina'];
+const MEASURES = ['spoonful', 'pinch', 'cup', 'handful', 'slice', 'drop'];
+const FLAVOURS = ['smoked', 'sweet', 'dried', 'fresh', 'roasted', 'bitter', 'wild', 'salted', 'green', 'black', 'golden', 'crushed'];
+const INGREDIENTS = ['paprika', 'honey', 'ginger', 'thyme', 'pepper', 'garlic', 'saffron', 'basil', 'cinnamon', 'lemon', 'mustard', 'vanilla', 'fennel', 'cocoa'];
+
+/**
+ * A needle of DEFAULT_NEEDLE's shape with its owner and answer drawn at random, for training a toy model to
+ * retrieve: the answer must be copied from the context, since no pairing of owner and answer is fixed.
+ * DEFAULT_NEEDLE's own pairing (Grandma Rosa, a spoonful of smoked paprika) is never drawn, so a model
+ * trained on these sees the scan's needle for the first time when it is scored.
+ */
+export function needleVariant(rng: Random): { needle: string; question: string; answer: string } {
+  for (;;) {
+    const owner = `${rng.pick(OWNERS)} ${rng.pick(OWNER_NAMES)}`;
+    const answer = ` a ${rng.pick(MEASURES)} of ${rng.pick(FLAVOURS)} ${rng.pick(INGREDIENTS)}`;
+    if (owner === 'Grandma Rosa' && answer === DEFAULT_NEEDLE.answer) continue;
+    return { needle: ` The secret ingredient in ${owner}’s soup is${answer}.`, question: `\nQuestion: What is the secret ingredient in ${owner}’s soup?\nAnswer:`, answer };
+  }
 }
 
 export interface NeedleTextOptions {

@@ -86,7 +86,8 @@ export type TemporalItem = z.infer<typeof TemporalItemSchema>;
 export const TemporalSetSchema = z.object({ kind: z.literal('temporal'), seed: z.number().int(), items: z.array(TemporalItemSchema).min(1) }).strict();
 export type TemporalSet = z.infer<typeof TemporalSetSchema>;
 
-function say(frame: string, year: number, alias: boolean): string {
+/** A frame with its year filled in: "In 2004, …" or, as an alias, "In the year two thousand four, …". */
+export function temporalPrompt(frame: string, year: number, alias: boolean): string {
   return frame.replace('{year}', alias ? `In the year ${yearInWords(year)}` : `In ${year}`);
 }
 
@@ -105,7 +106,7 @@ export function temporalItems(opts: { seed?: number; controls?: number } = {}): 
       for (const alias of [false, true]) {
         items.push({
           kind: alias ? 'alias' : 'temporal', relation: f.relation, year, corruptedYear,
-          clean: say(f.frame, year, alias), corrupted: say(f.frame, corruptedYear, alias),
+          clean: temporalPrompt(f.frame, year, alias), corrupted: temporalPrompt(f.frame, corruptedYear, alias),
           answer: ` ${f.answers[year]}`, corruptedAnswer: ` ${f.answers[corruptedYear]}`,
         });
       }
@@ -116,7 +117,7 @@ export function temporalItems(opts: { seed?: number; controls?: number } = {}): 
   for (const c of CONTROL_FACTS) {
     for (let i = 0; i < nControls; i++) {
       const [year, corruptedYear] = rng.shuffle(years).slice(0, 2);
-      items.push({ kind: 'control', relation: c.relation, year, corruptedYear, clean: say(c.frame, year, false), corrupted: say(c.frame, corruptedYear, false), answer: ` ${c.answer}`, corruptedAnswer: ` ${c.answer}` });
+      items.push({ kind: 'control', relation: c.relation, year, corruptedYear, clean: temporalPrompt(c.frame, year, false), corrupted: temporalPrompt(c.frame, corruptedYear, false), answer: ` ${c.answer}`, corruptedAnswer: ` ${c.answer}` });
     }
   }
   return TemporalSetSchema.parse({ kind: 'temporal', seed, items });

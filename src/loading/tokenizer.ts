@@ -43,6 +43,11 @@ export class HFTokenizer implements TextTokenizer {
     return ids.length === 0 ? '' : this.tok.decode(ids);
   }
 
+  /** Number of ids (vocabulary plus added tokens): the model's d_vocab must be at least this. */
+  get vocabSize(): number {
+    return Math.max(...this.idToToken.keys()) + 1;
+  }
+
   tokenText(id: number): string {
     // byte-level BPE spells a space as Ġ and Metaspace as ▁ (anywhere in a token: 'en▁'); show both as a plain space
     return (this.idToToken.get(id) ?? `<${id}>`).replace(/[Ġ▁]/g, ' ').replace(/Ċ/g, '\\n');

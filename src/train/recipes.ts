@@ -4,15 +4,27 @@
  */
 import { HeadlensError } from '../errors.js';
 import type { HookedConfigInput } from '../model/config.js';
+import { HFTokenizer } from '../loading/tokenizer.js';
 import { Random } from '../util/random.js';
+import { toyLmData, vocabularyTexts } from './toy_lm_data.js';
 import type { Batch, DataSource, TrainOptions } from './trainer.js';
+import { wordTokenizerJson, wordVocabulary } from './word_tokenizer.js';
 
 export interface Recipe {
   name: string;
   description: string;
   config: HookedConfigInput;
+  /** The tokenizer the model is trained with and saved beside it (absent: token ids only). */
+  tokenizer?: () => HFTokenizer;
   data(seed: number): DataSource;
   train: Omit<TrainOptions, 'outDir' | 'progress' | 'log' | 'maxSeconds'>;
+}
+
+let toyLmTok: HFTokenizer | undefined;
+/** toy-lm's word-level tokenizer, built from the vocabulary of its training mixture (deterministic). */
+export function toyLmTokenizer(): HFTokenizer {
+  toyLmTok ??= new HFTokenizer(wordTokenizerJson(wordVocabulary(vocabularyTexts())));
+  return toyLmTok;
 }
 
 /**
@@ -75,6 +87,36 @@ export const RECIPES: Record<string, Recipe> = {
     data: (seed) => repeatedSpans({ vocab: 64, minSpan: 6, maxSpan: 16, bos: 0, evalSeed: seed + 1_000_003 }),
     train: { steps: 3000, batchSize: 32, lr: 1e-3, warmup: 100, minLrRatio: 0.3, weightDecay: 0.01, clip: 1, seed: 0, evalEvery: 100 },
   },
+};
+
+const TOY_LM_CTX = 512;
+
+RECIPES['toy-lm'] = {
+  name: 'toy-lm',
+  description: 'GPT-2 architecture, 4 layers × 4 heads, n_ctx 512, word-level tokenizer, trained on a mixture of needle haystacks, IOI stories, letter-labelled multiple choice, year-dependent facts and repeated spans',
+  get config(): HookedConfigInput {
+    return {
+      model_name: 'toy-lm',
+      original_architecture: 'GPT2LMHeadModel',
+      // sized to train on one CPU thread in about an hour (wasm): ~1M parameters
+      n_layers: 4,
+      n_heads: 4,
+      d_model: 128,
+      d_head: 32,
+      d_mlp: 512,
+      d_vocab: toyLmTokenizer().vocabSize,
+      n_ctx: TOY_LM_CTX,
+      act_fn: 'gelu_new',
+      normalization_type: 'LN',
+      positional_embedding_type: 'standard',
+      tie_word_embeddings: false,
+      bos_token_id: 0,
+      eos_token_id: 0,
+    };
+  },
+  tokenizer: toyLmTokenizer,
+  data: (seed) => toyLmData({ tokenizer: toyLmTokenizer(), nCtx: TOY_LM_CTX, bos: 0, vocabSize: toyLmTokenizer().vocabSize, evalSeed: seed + 1_000_003, evalBatches: 2, evalSize: 8 }),
+  train: { steps: 700, batchSize: 8, lr: 2e-3, warmup: 30, minLrRatio: 0.1, weightDecay: 0.01, clip: 1, seed: 0, evalEvery: 25, checkpointEvery: 25 },
 };
 
 export function recipe(name: string): Recipe {

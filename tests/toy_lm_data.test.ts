@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import { IOI_TEMPLATES } from '../src/datasets/ioi.js';
+import { DEFAULT_NEEDLE, needleVariant } from '../src/datasets/needle.js';
+import { FIRST_NAMES } from '../src/datasets/word_lists.js';
+import { RECIPES, toyLmTokenizer } from '../src/train/recipes.js';
+import { IOI_HELD_OUT, shortDocument, vocabularyTexts } from '../src/train/toy_lm_data.js';
+import { wordTokenizerJson, wordVocabulary } from '../src/train/word_tokenizer.js';
+import { HFTokenizer } from '../src/loading/tokenizer.js';
+import { Random } from '../src/util/random.js';
+
+const UNK = 1;
+
+describe('the word-level tokenizer', () => {
+  it('wordTokenizerJson(words) encodes each word, and each run of punctuation, as one token', () => {
+    const tok = new HFTokenizer(wordTokenizerJson(wordVocabulary(['Mary gave a drink, to John.'])));
+    const ids = tok.encode('Mary gave a drink, to John.');
+    expect(ids.map((i) => tok.tokenText(i))).toEqual(['Mary', 'gave', 'a', 'drink', ',', 'to', 'John', '.']);
+    expect(tok.encode(' John')).toEqual([tok.encode('John')[0]]);
+    expect(tok.encode('Bob')).toEqual([UNK]);
+    expect(tok.vocabSize).toBe(10); // <|endoftext|>, [UNK] and 8 words
+  });
+
+  it('refuses a word holding whitespace, naming it', () => {
+    expect(() => wordTokenizerJson(['two words'])).toThrow(/'two words'/);
+  });
+
+  it("toy-lm's tokenizer encodes every text of its mixture without [UNK], and the scan tasks' words as one token each", () => {
+    const tok = toyLmTokenizer();
+    for (const t of vocabularyTexts().slice(0, 3000)) expect(tok.encode(t).includes(UNK), t).toBe(false);
+    for (const w of [...FIRST_NAMES, 'A', 'B', 'C', 'D']) expect(tok.encode(` ${w}`).length, w).toBe(1);
+    for (const t of [DEFAULT_NEEDLE.needle, DEFAULT_NEEDLE.question, DEFAULT_NEEDLE.answer]) expect(tok.encode(t).includes(UNK), t).toBe(false);
+    expect(RECIPES['toy-lm'].config.d_vocab).toBe(tok.vocabSize);
+  });
+
+  it('decoding and encoding again gives the same ids', () => {
+    const tok = toyLmTokenizer();
+    const ids = tok.encode(shortDocument('mcq', new Random(3)));
+    expect(tok.encode(tok.decode(ids))).toEqual(ids);
+  });
+});
+
+describe('the toy-lm training mixture', () => {
+  it('batch(rng, n) gives n rows of n_ctx tokens starting with BOS, the same for the same seed', () => {
+    const data = RECIPES['toy-lm'].data(0);
+    const a = data.batch(new Random(7), 3);
+    const b = data.batch(new Random(7), 3);
+    expect(a.tokens).toEqual(b.tokens);
+    expect(a.tokens.map((r) => r.length)).toEqual([512, 512, 512]);
+    expect(a.tokens.every((r) => r[0] === 0)).toBe(true);
+    expect(a.tokens.flat().includes(UNK)).toBe(false);
+    const text = toyLmTokenizer().decode(a.tokens.flat());
+    expect(text).toMatch(/secret ingredient/);
+    expect(data.batch(new Random(8), 3).tokens).not.toEqual(a.tokens);
+  });
+
+  it('IOI stories never use the held-out names, which still occur in other documents', () => {
+    const rng = new Random(11);
+    const stories = Array.from({ length: 2000 }, () => shortDocument('ioi', rng));
+    const people = Array.from({ length: 2000 }, () => shortDocument('people', rng));
+    const words = (s: string) => new Set(s.split(/[^A-Za-z]+/));
+    for (const s of stories) for (const n of IOI_HELD_OUT) expect(words(s).has(n), s).toBe(false);
+    for (const n of IOI_HELD_OUT) expect(people.some((s) => words(s).has(n)), n).toBe(true);
+    const starts = new Set(IOI_TEMPLATES.map((t) => t.split(' ')[0]));
+    expect(stories.every((s) => starts.has(s.split(' ')[0]))).toBe(true);
+  });
+
+  it("needleVariant never draws the scan's own needle, so scoring sees it for the first time", () => {
+    const rng = new Random(5);
+    for (let i = 0; i < 20000; i++) {
+      const v = needleVariant(rng);
+      expect(v.needle === DEFAULT_NEEDLE.needle).toBe(false);
+      expect(v.needle.endsWith(`is${v.answer}.`)).toBe(true);
+    }
+  });
+});
