@@ -22,6 +22,9 @@ type KernelFunc = (args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMa
 
 let wrappedBatchMatMul = false;
 
+/** Switches for `headlens bench --ablate`: off runs the wasm backend's own BatchMatMul unchanged. */
+export const wasmKernelSwitches = { batchMatMul: true };
+
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 
 function registerBatchMatMul(): void {
@@ -39,7 +42,7 @@ function registerBatchMatMul(): void {
       let { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
       const { transposeA, transposeB } = attrs as { transposeA: boolean; transposeB: boolean };
       // only same-rank float products whose batch is shared or broadcast from 1; anything else as before
-      if (a.shape.length !== b.shape.length || a.dtype !== 'float32' || b.dtype !== 'float32') return matmul({ inputs, attrs, backend });
+      if (!wasmKernelSwitches.batchMatMul || a.shape.length !== b.shape.length || a.dtype !== 'float32' || b.dtype !== 'float32') return matmul({ inputs, attrs, backend });
       const made: tf.TensorInfo[] = [];
       const swapLast = (t: tf.TensorInfo) => {
         const perm = t.shape.map((_, i) => i);

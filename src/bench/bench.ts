@@ -14,6 +14,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { currentBackend } from '../backend/index.js';
+import { wasmKernelSwitches } from '../backend/wasm_kernels.js';
+import { lmLoss } from '../train/trainer.js';
 import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { makeConfig, type HookedConfigInput } from '../model/config.js';
 import { optimisations } from '../model/transformer.js';
@@ -259,6 +261,33 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
           set(true);
         }
       }
+    }
+
+    // on wasm: a training step (forward + backward) with the BatchMatMul wrapper (wasm_kernels.ts) off and on
+    if (opts.ablate && tf.getBackend() === 'wasm') {
+      gains ??= {};
+      const step = () => {
+        const { value, grads } = tf.variableGrads(() => lmLoss(model, { tokens }), vars);
+        tf.dispose(Object.values(grads));
+        return value;
+      };
+      const vars = model.paramNames().map((n) => tf.variable(model.param(n), true, `${n}#bench${Math.random().toString(36).slice(2, 8)}`));
+      // the last measurement: the model keeps the variables (and disposes them with itself)
+      model.setParams(Object.fromEntries(model.paramNames().map((n, i) => [n, vars[i]])));
+      let on = Infinity;
+      let off = Infinity;
+      try {
+        for (let t = 0; t < trials; t++) {
+          wasmKernelSwitches.batchMatMul = false;
+          off = Math.min(off, await msPerCall(step, { reps, trials: 1, warmup: 1 }));
+          wasmKernelSwitches.batchMatMul = true;
+          on = Math.min(on, await msPerCall(step, { reps, trials: 1, warmup: 1 }));
+        }
+      } finally {
+        wasmKernelSwitches.batchMatMul = true;
+      }
+      gains.wasm_batch_matmul_train_step = { on_ms: on, off_ms: off, speedup: off / on, on_peak_bytes: 0, off_peak_bytes: 0 };
+      log(`bench: wasm BatchMatMul wrapper: training step ${off.toFixed(2)} → ${on.toFixed(2)} ms (×${(off / on).toFixed(3)})`);
     }
 
     const choice = currentBackend();

@@ -18,7 +18,9 @@ export function formatBench(r: BenchResult): string {
     `tokens/s           ${f(r.raw.tokens_per_s_forward, 0)} forward, ${f(r.raw.tokens_per_s_cache, 0)} with the full cache`,
   ];
   for (const [name, g] of Object.entries(r.optimisations ?? {})) {
-    lines.push(`optimisation       ${name}: forward ${f(g.off_ms)} → ${f(g.on_ms)} ms (×${f(g.speedup, 3)}), peak ${mb(g.off_peak_bytes)} → ${mb(g.on_peak_bytes)}`);
+    const what = name.endsWith('_train_step') ? 'training step' : 'forward';
+    const peak = g.on_peak_bytes || g.off_peak_bytes ? `, peak ${mb(g.off_peak_bytes)} → ${mb(g.on_peak_bytes)}` : '';
+    lines.push(`optimisation       ${name}: ${what} ${f(g.off_ms)} → ${f(g.on_ms)} ms (×${f(g.speedup, 3)})${peak}`);
   }
   return lines.join('\n');
 }
