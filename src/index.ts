@@ -52,18 +52,22 @@ export { streamingScores, streamingScorer, type StreamingOptions } from './inter
 export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, unigramRecall, type NeedleTrial, type RetrievalOptions } from './interp/scores/retrieval.js';
 export { correctLetterScores, correctLetterScorer, headLogitContributions, type LetterPrompt } from './interp/scores/correct_letter.js';
 export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './interp/scores/temporal.js';
+export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './interp/scores/task_metrics.js';
+export { ioiHeadClasses, ioiTokens, type IoiTokens, type IoiClasses, type ClassHead } from './interp/scores/ioi_classes.js';
 export { maskHeadsCheck, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './interp/scores/mask_heads.js';
-export { scanTask, SCAN_TASKS, type ScanTask, type TaskSetup } from './interp/scores/tasks.js';
+export { scanTask, ioiTask, SCAN_TASKS, type ScanTask, type TaskSetup } from './interp/scores/tasks.js';
 export { scan, itemsHash, type ScanOptions } from './interp/scan.js';
 export { inductionSequences, InductionSetSchema, type InductionSet } from './datasets/induction.js';
 export { ioiPrompts, singleTokenWords, IoiSetSchema, IoiPromptSchema, IOI_TEMPLATES, type IoiSet, type IoiPrompt } from './datasets/ioi.js';
-export { needleTextTrials, needleTokenTrials, needleGrid, fillerText, NeedleSetSchema, NeedleTrialSchema, DEFAULT_NEEDLE, type NeedleSet } from './datasets/needle.js';
+export { needleTextTrials, needleTokenTrials, needleGrid, fillerText, fillerSentence, needleVariant, NeedleSetSchema, NeedleTrialSchema, DEFAULT_NEEDLE, type NeedleSet } from './datasets/needle.js';
 export { mcqItems, mcqTokens, mcqPrompt, McqSetSchema, McqItemSchema, type McqSet, type McqItem } from './datasets/mcq.js';
-export { temporalItems, temporalTokenPairs, yearInWords, TemporalSetSchema, TemporalItemSchema, TEMPORAL_FACTS, CONTROL_FACTS, type TemporalSet, type TemporalItem } from './datasets/temporal.js';
+export { temporalItems, temporalTokenPairs, temporalPrompt, yearInWords, TemporalSetSchema, TemporalItemSchema, TEMPORAL_FACTS, CONTROL_FACTS, type TemporalSet, type TemporalItem } from './datasets/temporal.js';
 
 export { runBench, PRESETS as BENCH_PRESETS, type BenchOptions, type BenchResult, type BenchPreset } from './bench/bench.js';
 
 export { train, lmLoss, evaluate, type TrainOptions, type TrainResult, type TrainLog, type DataSource, type Batch } from './train/trainer.js';
-export { RECIPES, recipe, repeatedSpans, type Recipe } from './train/recipes.js';
+export { RECIPES, recipe, repeatedSpans, toyLmTokenizer, type Recipe } from './train/recipes.js';
+export { toyLmData, shortDocument, IOI_HELD_OUT, IOI_TRAIN_NAMES, type ToyLmDataOptions } from './train/toy_lm_data.js';
+export { wordTokenizerJson, wordVocabulary, BOS_TOKEN, UNK_TOKEN } from './train/word_tokenizer.js';
 export { AdamW, warmupCosine, type AdamWOptions } from './train/adamw.js';
 export { Random } from './util/random.js';
