@@ -32,7 +32,7 @@ function requireTools(): Promise<void> {
     try {
       await run('jupyter', ['nbconvert', '--version'], { env });
     } catch {
-      throw new Error('jupyter nbconvert is not installed: apt-get install jupyter-nbconvert python3-ipykernel (as .ci/run does)');
+      throw new Error('jupyter nbconvert is not installed: apt-get install jupyter-nbconvert jupyter-client python3-ipykernel (as .ci/run does)');
     }
     const { stdout } = await run('jupyter', ['kernelspec', 'list'], { env, encoding: 'utf8' });
     if (!/\btslab\b/.test(stdout)) {
