@@ -106,16 +106,17 @@ describe('headlens demo', async () => {
     const out = tmp();
     const r = await headlens('demo', '--out', out);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/next token/);
-    expect(r.stdout).toMatch(/heads\s+previous-token L0H\d .* induction L1H\d/);
+    // toy-lm, the default, completes the IOI prompt with the indirect object
+    expect(r.stdout).toMatch(/next token\s+"Mary"/);
+    expect(r.stdout).toMatch(/heads\s+previous-token L\dH\d .* induction L\dH\d/);
     const files = readdirSync(out).sort();
-    expect(files).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg']);
+    expect(files).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg', 'attention-layer2.svg', 'attention-layer3.svg']);
     const atlas = readFileSync(path.join(out, 'atlas.html'), 'utf8');
-    expect(atlas).toContain('head atlas: toy-induction-2l');
+    expect(atlas).toContain('head atlas: toy-lm');
     expect(atlas).not.toMatch(/<script[^>]+src=|<link[^>]+href="http/); // self-contained
     const svg = readFileSync(path.join(out, 'attention-layer0.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg).toContain('L0H1');
+    expect(svg).toContain('L0H3');
     expect(existsSync(path.join(out, files[1]))).toBe(true);
   });
 });

@@ -180,6 +180,8 @@ describe('IOI head classes by path patching (Wang et al. 2022)', () => {
     expect(r.classes.nameMovers[0].effect).toBeCloseTo(-10 / 9, 4);
     expect([r.clean, r.corrupted].map((x) => Math.round(x * 1e4) / 1e4)).toEqual([9, 0]);
     expect(r.classes.negativeNameMovers).toEqual([]);
+    // no other head copies names, so with L1H0 mean-ablated none takes over its job
+    expect(r.classes.backupNameMovers).toEqual([]);
     expect(r.classes.sInhibition).toEqual([]); // nothing in layer 0 writes what L1H0's query reads
     expect(r.attention.endToIo[1][0]).toBeGreaterThan(0.999);
   });

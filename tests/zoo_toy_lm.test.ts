@@ -61,7 +61,7 @@ describe('toy-lm (datasets/zoo/toy-lm)', () => {
     const base = { clean: prompts.map((p) => p.clean), corrupted: prompts.map((p) => p.corrupted), metric: logitDiff(prompts.map((p) => p.io), prompts.map((p) => p.s)) };
     const patched = pathPatch(model, movers, { kind: 'logits' }, base);
     const carried = (classes.clean - patched) / classes.clean;
-    report('ioi', { heldOutLogitDiff: heldOutLd, clean: classes.clean, corrupted: classes.corrupted, nameMovers: classes.classes.nameMovers, negativeNameMovers: classes.classes.negativeNameMovers, sInhibition: classes.classes.sInhibition, induction: classes.classes.induction, duplicateToken: classes.classes.duplicateToken, previousToken: classes.classes.previousToken, patchedDirect: patched, carried });
+    report('ioi', { heldOutLogitDiff: heldOutLd, clean: classes.clean, corrupted: classes.corrupted, nameMovers: classes.classes.nameMovers, negativeNameMovers: classes.classes.negativeNameMovers, backupNameMovers: classes.classes.backupNameMovers, sInhibition: classes.classes.sInhibition, induction: classes.classes.induction, duplicateToken: classes.classes.duplicateToken, previousToken: classes.classes.previousToken, patchedDirect: patched, carried });
     expect(heldOutLd).toBeGreaterThan(2);
     expect(carried).toBeGreaterThanOrEqual(0.5);
   });

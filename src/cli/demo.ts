@@ -19,7 +19,7 @@ export const demoCommand: Command = {
   options: { model: { type: 'string' }, text: { type: 'string' }, out: { type: 'string' } },
   async run(v) {
     const zoo = zooModels();
-    const name = (v.model as string | undefined) ?? (zoo.includes('toy-induction-2l') ? 'toy-induction-2l' : zoo[0]);
+    const name = (v.model as string | undefined) ?? ['toy-lm', 'toy-induction-2l'].find((n) => zoo.includes(n)) ?? zoo[0];
     const outDir = (v.out as string | undefined) ?? 'headlens-demo';
     const model = await loadPretrained(name, { backend: v.backend as BackendName });
     console.log(formatInfo(modelInfo(model)));
@@ -48,10 +48,8 @@ export const demoCommand: Command = {
     const seqs = inductionSequences({ n: 16, halfLength: half, low: 1, high: model.cfg.d_vocab, bos: model.cfg.bos_token_id ?? undefined, seed: 2 }).sequences;
     const prev = previousTokenScores(model, seqs);
     const ind = inductionScores(model, seqs);
-    if (!model.tokenizer) {
-      const [p, i] = [prev.top[0], ind.top[0]];
-      console.log(`heads       previous-token L${p.layer}H${p.head} (score ${p.score.toFixed(2)}), induction L${i.layer}H${i.head} (score ${i.score.toFixed(2)})`);
-    }
+    const [p, i] = [prev.top[0], ind.top[0]];
+    console.log(`heads       previous-token L${p.layer}H${p.head} (score ${p.score.toFixed(2)}), induction L${i.layer}H${i.head} (score ${i.score.toFixed(2)})`);
     const shown = [...prev.top.slice(0, 2), ...ind.top.slice(0, 2)];
     const spectra = ['qk', 'ov'].map((c) => ({
       title: `${c.toUpperCase()} circuit singular values`,

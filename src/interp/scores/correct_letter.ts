@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
-import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { runScorer, type HeadScorer, type HeadScores } from './head_scores.js';
 
 /** One multiple-choice prompt in tokens. */
@@ -47,15 +47,15 @@ function checkPrompts(prompts: LetterPrompt[]): void {
   });
 }
 
-/** Per-head contributions to the logits of `labels` at position `pos`, through the final norm: [layer][head][label]. */
-export function headLogitContributions(model: HookedTransformer, tokens: number[], pos: number, labels: number[]): { dla: number[][][]; attention: number[][][] } {
+/** Per-head contributions to the logits of `labels` at position `pos`, through the final norm: [layer][head][label]; `fwdHooks` apply to the run (e.g. other heads ablated). */
+export function headLogitContributions(model: HookedTransformer, tokens: number[], pos: number, labels: number[], fwdHooks: FwdHook[] = []): { dla: number[][][]; attention: number[][][] } {
   const { cfg } = model;
   const names = [
     ...Array.from({ length: cfg.n_layers }, (_, l) => `blocks.${l}.attn.hook_result`),
     ...Array.from({ length: cfg.n_layers }, (_, l) => `blocks.${l}.attn.hook_pattern`),
     ...(cfg.normalization_type ? ['ln_final.hook_scale'] : []),
   ];
-  const { logits, cache } = model.runWithCache([tokens], { names });
+  const { logits, cache } = model.runWithCache([tokens], { names, fwdHooks });
   try {
     return tf.tidy(() => {
       const W = tf.gather(model.param('unembed.W_U'), tf.tensor1d(labels, 'int32'), 1); // [d_model, label]
