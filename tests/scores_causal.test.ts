@@ -7,9 +7,11 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import type { FwdHook, HookedTransformer } from '../src/hooks/hooked_transformer.js';
+import { inductionSequences } from '../src/datasets/induction.js';
+import { headAblationHooks } from '../src/interp/ablation.js';
 import { maskHeadsCheck } from '../src/interp/scores/mask_heads.js';
 import { answerRecall, greedyDecode } from '../src/interp/scores/retrieval.js';
-import { PLANTED, letterPrompts, needleTrials, plantedModel, temporalPairs } from './scores_planted.js';
+import { PLANTED, TOK, letterPrompts, needleTrials, plantedModel, temporalPairs } from './scores_planted.js';
 
 let model: HookedTransformer;
 beforeAll(async () => {
@@ -75,5 +77,51 @@ describe('maskHeadsCheck', () => {
     const before = tf.memory().numTensors;
     maskHeadsCheck(model, [PLANTED.induction], metric, { metric: 'x' }, { draws: 2 });
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe("'window' ablation (DuoAttention's streaming attention)", () => {
+  const seqs = () => inductionSequences({ n: 3, halfLength: 20, pool: TOK.CONTENT, bos: TOK.BOS, seed: 5 }).sequences;
+  const repeatAcc = (h: FwdHook[]) => {
+    let hit = 0;
+    let n = 0;
+    for (const s of seqs()) {
+      const logits = model.runWithHooks([s], { fwdHooks: h });
+      const pred = tf.tidy(() => Array.from(logits.squeeze([0]).argMax(1).dataSync()));
+      logits.dispose();
+      for (let p = 21; p < s.length - 1; p++) (hit += pred[p] === s[p + 1] ? 1 : 0), n++;
+    }
+    return { main: hit / n };
+  };
+
+  it('a windowed head attends only to the sink and the recent keys, with its weights summing to 1', () => {
+    const s = seqs()[0];
+    const hooks = headAblationHooks(model, [PLANTED.induction], { kind: 'window', sinkTokens: 2, recent: 3 });
+    const { logits, cache } = model.runWithCache([s], { names: ['blocks.1.attn.hook_pattern'], fwdHooks: hooks });
+    const pat = tf.tidy(() => cache.get('blocks.1.attn.hook_pattern').squeeze([0]).arraySync() as number[][][]); // [head, query_pos, key_pos]
+    cache.dispose();
+    logits.dispose();
+    for (let q = 0; q < s.length; q++) {
+      const row = pat[PLANTED.induction.head][q];
+      for (let k = 0; k < s.length; k++) if (k >= 2 && k <= q - 3) expect(row[k]).toBe(0);
+      expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+    }
+    // the other heads of the layer are untouched
+    expect(pat[PLANTED.sink.head][30][0]).toBeGreaterThan(0.99);
+  });
+
+  it('windowing the sink head costs nothing; windowing the induction head (which reads 20 back) breaks the repeat', () => {
+    const opts = { kind: 'window' as const, sinkTokens: 1, recent: 4 };
+    const base = repeatAcc([]).main;
+    const sink = repeatAcc(headAblationHooks(model, [PLANTED.sink], opts)).main;
+    const induction = repeatAcc(headAblationHooks(model, [PLANTED.induction], opts)).main;
+    console.log('window ablation', JSON.stringify({ base, sink, induction }));
+    expect(base).toBeGreaterThan(0.5);
+    expect(sink).toBe(base);
+    expect(induction).toBeLessThan(base / 3);
+  });
+
+  it('rejects a negative window, naming it', () => {
+    expect(() => headAblationHooks(model, [PLANTED.sink], { kind: 'window', recent: 0 })).toThrow(/recent 0/);
   });
 });

@@ -13,6 +13,9 @@
  * top ones made LLaMA-2-7B-80K fail Needle-in-a-Haystack and hallucinate, while masking as many random
  * heads left it intact (their Figure 1). Here 'uniform' sets the head's pre-softmax scores to one value over its allowed keys (masked
  * keys stay -Infinity), so its pattern is 1/(number of allowed keys) on each of them.
+ * 'window' is DuoAttention's streaming attention (Xiao et al. 2024): the head keeps only the first
+ * `sinkTokens` keys and the `recent` keys up to the query (q − recent < k ≤ q), everything else masked before
+ * the softmax. A streaming head loses nothing by it; a retrieval head loses what it reads from the middle.
  *
  * Under grouped-query attention a key/value head is shared: ablating kv head g of layer l (its hook_k and
  * hook_v) takes it away from every query head h with floor(h / (n_heads / n_key_value_heads)) = g.
@@ -30,7 +33,7 @@ import type { FwdHook, HookedTransformer } from '../hooks/hooked_transformer.js'
 import type { TokenInput } from '../model/transformer.js';
 
 export type HeadRef = { layer: number; head: number };
-export type AblationKind = 'zero' | 'mean' | 'resample' | 'uniform';
+export type AblationKind = 'zero' | 'mean' | 'resample' | 'uniform' | 'window';
 export interface AblationOptions {
   kind: AblationKind;
   /** mean: activations to average over (a cache from runWithCache on reference prompts, holding attn.hook_z of the layers needed); resample: the same, rows drawn with `seed` */
@@ -38,6 +41,8 @@ export interface AblationOptions {
   perPosition?: boolean; // mean per position (default true) or over positions
   seed?: number; // resample
   positions?: number[]; // only these query positions (default all)
+  sinkTokens?: number; // window: leading keys kept (default 4)
+  recent?: number; // window: recent keys kept, the query's own included (default 16)
 }
 
 /** A key/value head: under GQA one serves n_heads / n_key_value_heads query heads. */
@@ -52,6 +57,8 @@ export function headAblationHooks(model: HookedTransformer, heads: HeadRef[], op
   for (const [layer, idx] of byLayer) {
     if (opts.kind === 'uniform') {
       hooks.push([actName('attn_scores', layer), (scores) => uniformScores(scores as tf.Tensor4D, idx, opts.positions)]);
+    } else if (opts.kind === 'window') {
+      hooks.push([actName('attn_scores', layer), (scores) => windowScores(scores as tf.Tensor4D, idx, opts.sinkTokens ?? 4, opts.recent ?? 16)]);
     } else {
       const name = actName('z', layer);
       hooks.push([name, (z) => replaceSlots(z, 2, idx, opts, name, layer)]);
@@ -121,10 +128,16 @@ export function mlpAblationHooks(model: HookedTransformer, layers: number[], opt
 // ---------------------------------------------------------------------------------------------------
 
 function checkKind(opts: AblationOptions): void {
-  const kinds: AblationKind[] = ['zero', 'mean', 'resample', 'uniform'];
+  const kinds: AblationKind[] = ['zero', 'mean', 'resample', 'uniform', 'window'];
   if (!opts || !kinds.includes(opts.kind)) throw new HeadlensError(`unknown ablation kind '${opts?.kind}'`, `use one of ${kinds.join(', ')}`);
   if ((opts.kind === 'mean' || opts.kind === 'resample') && !opts.reference) {
     throw new HeadlensError(`'${opts.kind}' ablation needs a reference cache`, "pass reference: model.runWithCache(referenceTokens, { names: [...] }).cache");
+  }
+  if (opts.kind === 'window') {
+    const [sink, recent] = [opts.sinkTokens ?? 4, opts.recent ?? 16];
+    if (!(Number.isInteger(sink) && sink >= 0 && Number.isInteger(recent) && recent >= 1)) {
+      throw new HeadlensError(`window ablation: sinkTokens ${sink} and recent ${recent} must be integers, sinkTokens ≥ 0 and recent ≥ 1`);
+    }
   }
   if (opts.positions) {
     for (const p of opts.positions) if (!Number.isInteger(p) || p < 0) throw new HeadlensError(`position ${p} is not a position index`);
@@ -206,6 +219,15 @@ export function drawRows(n: number, nRef: number, seed: number): number[] {
 }
 
 /** Scores [batch, head, query_pos, key_pos] with the chosen heads' allowed scores set to 0 (masked keys stay -Infinity). */
+/** The selected heads' scores outside sink ∪ recent window set to −Infinity. [batch, head, query_pos, key_pos]. */
+function windowScores(scores: tf.Tensor4D, heads: number[], sink: number, recent: number): tf.Tensor {
+  const [, nHeads, qPos, kPos] = scores.shape;
+  const m = new Uint8Array(nHeads * qPos * kPos); // 1 where a selected head loses the key
+  for (const h of heads) for (let q = 0; q < qPos; q++) for (let k = 0; k < kPos; k++) if (k >= sink && k <= q - recent) m[(h * qPos + q) * kPos + k] = 1;
+  const drop = tf.tensor4d(m, [1, nHeads, qPos, kPos], 'bool'); // [1, head, query_pos, key_pos]
+  return tf.where(drop, tf.fill(scores.shape, -Infinity), scores);
+}
+
 function uniformScores(scores: tf.Tensor4D, heads: number[], positions: number[] | undefined): tf.Tensor {
   const [, nHeads, qPos] = scores.shape;
   for (const p of positions ?? []) if (p >= qPos) throw new HeadlensError(`position ${p} is beyond the sequence (${qPos} tokens)`);

@@ -95,7 +95,16 @@ export function scanTask(model: HookedTransformer, task: ScanTask, opts: TaskOpt
       const half = Math.min(50, Math.floor((cfg.n_ctx - prefix.length) / 2));
       const seqs = inductionSequences({ n: samples, halfLength: half, low: Math.min(1, cfg.d_vocab - 2), high: cfg.d_vocab, bos, seed }).sequences;
       if (task === 'sink') return { scorer: attentionSinkScorer(seqs) };
-      if (task === 'streaming') return { scorer: streamingScorer(seqs, { sinkTokens: Math.min(4, half), recent: Math.max(1, Math.min(16, Math.floor(half / 2))) }) };
+      if (task === 'streaming') {
+        const sinkTokens = Math.min(4, half);
+        const recent = Math.max(1, Math.min(16, Math.floor(half / 2)));
+        // DuoAttention's claim, inverted from the other checks: restricting the top streaming heads to sink +
+        // window should cost nothing, while as many random heads (some of which read far back) may cost accuracy
+        return {
+          scorer: streamingScorer(seqs, { sinkTokens, recent }),
+          causal: { metric: (h) => ({ main: repeatAccuracy(model, seqs, half, h) }), names: { metric: 'top-1 accuracy on the repeated half (should not move when streaming heads are windowed)' }, ablation: { kind: 'window', sinkTokens, recent } },
+        };
+      }
       const scorer = task === 'induction' ? inductionScorer(seqs) : task === 'prev-token' ? previousTokenScorer(seqs) : duplicateTokenScorer(seqs);
       return { scorer, causal: { metric: (h) => ({ main: repeatAccuracy(model, seqs, half, h) }), names: { metric: 'top-1 accuracy on the repeated half' }, ablation: uniform } };
     }
