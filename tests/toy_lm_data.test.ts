@@ -3,7 +3,7 @@ import { IOI_TEMPLATES } from '../src/datasets/ioi.js';
 import { DEFAULT_NEEDLE, needleVariant } from '../src/datasets/needle.js';
 import { FIRST_NAMES } from '../src/datasets/word_lists.js';
 import { RECIPES, toyLmTokenizer } from '../src/train/recipes.js';
-import { IOI_HELD_OUT, shortDocument, vocabularyTexts } from '../src/train/toy_lm_data.js';
+import { ANSWER_WEIGHT, IOI_HELD_OUT, shortDocument, vocabularyTexts } from '../src/train/toy_lm_data.js';
 import { wordTokenizerJson, wordVocabulary } from '../src/train/word_tokenizer.js';
 import { HFTokenizer } from '../src/loading/tokenizer.js';
 import { Random } from '../src/util/random.js';
@@ -34,7 +34,8 @@ describe('the word-level tokenizer', () => {
 
   it('decoding and encoding again gives the same ids', () => {
     const tok = toyLmTokenizer();
-    const ids = tok.encode(shortDocument('mcq', new Random(3)));
+    const d = shortDocument('mcq', new Random(3));
+    const ids = tok.encode(d.prompt + d.answer);
     expect(tok.encode(tok.decode(ids))).toEqual(ids);
   });
 });
@@ -51,12 +52,26 @@ describe('the toy-lm training mixture', () => {
     const text = toyLmTokenizer().decode(a.tokens.flat());
     expect(text).toMatch(/secret ingredient/);
     expect(data.batch(new Random(8), 3).tokens).not.toEqual(a.tokens);
+    // answers weigh ANSWER_WEIGHT in the loss, everything else 1: the token after "Answer:" in an MCQ is a letter
+    expect(a.lossMask!.map((m) => m.length)).toEqual([511, 511, 511]);
+    expect(new Set(a.lossMask!.flat())).toEqual(new Set([1, ANSWER_WEIGHT]));
+    const tok = toyLmTokenizer();
+    let letters = 0;
+    a.tokens.forEach((row, b) => row.forEach((t, p) => {
+      if (p > 1 && tok.tokenText(row[p - 1]) === ':' && tok.tokenText(row[p - 2]) === 'Answer' && row[p + 1] === 0 && /^[A-Z]$/.test(tok.tokenText(t))) {
+        expect(a.lossMask![b][p - 1]).toBe(ANSWER_WEIGHT);
+        expect(a.lossMask![b][p - 2]).toBe(1); // ':' itself is part of the prompt
+        letters++;
+      }
+    }));
+    expect(letters).toBeGreaterThan(0);
   });
 
   it('IOI stories never use the held-out names, which still occur in other documents', () => {
     const rng = new Random(11);
-    const stories = Array.from({ length: 2000 }, () => shortDocument('ioi', rng));
-    const people = Array.from({ length: 2000 }, () => shortDocument('people', rng));
+    const text = (d: { prompt: string; answer: string }) => d.prompt + d.answer;
+    const stories = Array.from({ length: 2000 }, () => text(shortDocument('ioi', rng)));
+    const people = Array.from({ length: 2000 }, () => text(shortDocument('people', rng)));
     const words = (s: string) => new Set(s.split(/[^A-Za-z]+/));
     for (const s of stories) for (const n of IOI_HELD_OUT) expect(words(s).has(n), s).toBe(false);
     for (const n of IOI_HELD_OUT) expect(people.some((s) => words(s).has(n)), n).toBe(true);

@@ -116,7 +116,7 @@ RECIPES['toy-lm'] = {
   },
   tokenizer: toyLmTokenizer,
   data: (seed) => toyLmData({ tokenizer: toyLmTokenizer(), nCtx: TOY_LM_CTX, bos: 0, vocabSize: toyLmTokenizer().vocabSize, evalSeed: seed + 1_000_003, evalBatches: 2, evalSize: 8 }),
-  train: { steps: 700, batchSize: 8, lr: 2e-3, warmup: 30, minLrRatio: 0.1, weightDecay: 0.01, clip: 1, seed: 0, evalEvery: 25, checkpointEvery: 25 },
+  train: { steps: 900, batchSize: 8, lr: 2e-3, warmup: 50, minLrRatio: 0.1, weightDecay: 0.01, clip: 1, seed: 0, evalEvery: 25, checkpointEvery: 25 },
 };
 
 export function recipe(name: string): Recipe {
