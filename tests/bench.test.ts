@@ -254,7 +254,10 @@ describe('runBench', () => {
     expect(r.raw.sweep_heads).toBe(8);
     // resid_post of l is resid_pre of l+1: one buffer where the cache's handles share data (WebGPU), two on wasm (clone copies)
     expect(r.raw.cache_bytes).toBeLessThanOrEqual(r.raw.cache_bytes_per_entry);
-    expect(Object.keys(r.optimisations!)).toEqual(['cachedWeights', 'blockScopes', 'fusedMatMul', 'lazyHooks', 'all']);
+    // on wasm --ablate also times a training step with the BatchMatMul wrapper off and on
+    expect(Object.keys(r.optimisations!)).toEqual(['cachedWeights', 'blockScopes', 'fusedMatMul', 'lazyHooks', 'all', 'wasm_batch_matmul_train_step']);
+    const mm = r.optimisations!.wasm_batch_matmul_train_step;
+    expect(Number.isFinite(mm.speedup) && mm.on_ms > 0 && mm.off_ms > 0).toBe(true);
     expect(tf.memory().numTensors).toBe(before);
   });
 
