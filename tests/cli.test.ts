@@ -106,17 +106,17 @@ describe('headlens demo', async () => {
     const out = tmp();
     const r = await headlens('demo', '--out', out);
     expect(r.code, r.stderr).toBe(0);
-    // toy-lm, the default, completes the IOI prompt with the indirect object
-    expect(r.stdout).toMatch(/next token\s+"Mary"/);
-    expect(r.stdout).toMatch(/heads\s+previous-token L\dH\d .* induction L\dH\d/);
+    // the demo prefers toy-lm and falls back to toy-induction-2l; only the latter ships so far
+    expect(r.stdout).toMatch(/next token/);
+    expect(r.stdout).toMatch(/heads\s+previous-token L0H\d .* induction L1H\d/);
     const files = readdirSync(out).sort();
-    expect(files).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg', 'attention-layer2.svg', 'attention-layer3.svg']);
+    expect(files).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg']);
     const atlas = readFileSync(path.join(out, 'atlas.html'), 'utf8');
-    expect(atlas).toContain('head atlas: toy-lm');
+    expect(atlas).toContain('head atlas: toy-induction-2l');
     expect(atlas).not.toMatch(/<script[^>]+src=|<link[^>]+href="http/); // self-contained
     const svg = readFileSync(path.join(out, 'attention-layer0.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
-    expect(svg).toContain('L0H3');
+    expect(svg).toContain('L0H1');
     expect(existsSync(path.join(out, files[1]))).toBe(true);
   });
 });
@@ -131,5 +131,22 @@ describe('headlens scan --report', () => {
     expect(html).toContain('headlens scan --task induction');
     expect(html).toMatch(/L1H[01]/);
     expect(html).not.toMatch(/<script[^>]+src=/);
+  });
+});
+
+describe('headlens train --init', () => {
+  it('train --init DIR starts a new run from an earlier run’s weights, and refuses a model of another shape', async () => {
+    const first = path.join(tmp(), 'first');
+    const a = await headlens('train', '--recipe', 'toy-induction-2l', '--out', first, '--steps', '2', '--batch-size', '4');
+    expect(a.code, a.stderr).toBe(0);
+    const second = path.join(tmp(), 'second');
+    const b = await headlens('train', '--recipe', 'toy-induction-2l', '--init', first, '--out', second, '--steps', '2', '--batch-size', '4');
+    expect(b.code, b.stderr).toBe(0);
+    // a new run: its own step count and schedule, not the first run's
+    expect(JSON.parse(readFileSync(path.join(second, 'trainer_state.json'), 'utf8')).step).toBe(2);
+    expect(readFileSync(path.join(second, 'model.safetensors')).equals(readFileSync(path.join(first, 'model.safetensors')))).toBe(false);
+    const c = await headlens('train', '--recipe', 'toy-lm', '--init', first, '--out', path.join(tmp(), 'third'), '--steps', '1');
+    expect(c.code).toBe(2);
+    expect(c.stderr).toMatch(/--init .* has n_layers 2, recipe toy-lm wants 4/);
   });
 });

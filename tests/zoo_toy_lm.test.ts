@@ -3,7 +3,11 @@
  * name-mover, temporal and correct-letter heads exist, and headlens' own scorers find them and its
  * interventions show they matter (issue 6's criteria; the numbers go into the model card).
  * Each block prints one `toy-lm …` JSON line with what it measured.
+ * toy-lm is not shipped yet (see its recipe in src/train/recipes.ts and the README): until
+ * datasets/zoo/toy-lm exists this file is skipped and says so. TOY_LM_DIR points it at a trained folder.
  */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { ioiPrompts } from '../src/datasets/ioi.js';
@@ -20,9 +24,12 @@ import { retrievalHeads } from '../src/interp/scores/retrieval.js';
 import { factAccuracy, ioiLogitDiff, letterAccuracy } from '../src/interp/scores/task_metrics.js';
 import { ioiTask, scanTask } from '../src/interp/scores/tasks.js';
 import type { LetterPrompt } from '../src/interp/scores/correct_letter.js';
-import { loadPretrained } from '../src/loading/load.js';
+import { loadPretrained, ZOO_DIR } from '../src/loading/load.js';
 import { IOI_HELD_OUT } from '../src/train/toy_lm_data.js';
 
+const MODEL = process.env.TOY_LM_DIR ?? path.join(ZOO_DIR, 'toy-lm');
+const shipped = existsSync(path.join(MODEL, 'model.safetensors'));
+if (!shipped) console.log(`tests/zoo_toy_lm.test.ts skipped: no trained toy-lm at ${MODEL}`);
 let model: HookedTransformer;
 const BOS = [0];
 const report = (what: string, data: unknown) => console.log(`toy-lm ${what} ${JSON.stringify(data)}`);
@@ -32,10 +39,10 @@ const leaders = (top: TopHead[], max: number): HeadRef[] => top.filter((h, i) =>
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
-  model = await loadPretrained(process.env.TOY_LM_DIR ?? 'toy-lm');
+  if (shipped) model = await loadPretrained(MODEL);
 });
 
-describe('toy-lm (datasets/zoo/toy-lm)', () => {
+describe.skipIf(!shipped)('toy-lm (datasets/zoo/toy-lm)', () => {
   it('retrieval: top heads score > 0.1; masking them drops needle accuracy ≥ 80 points, as many random heads ≤ 10', { timeout: 600_000 }, () => {
     const setup = scanTask(model, 'retrieval', { samples: 8, seed: 0 });
     const scores = runScorer(model, setup.scorer);

@@ -18,6 +18,7 @@ export const trainCommand: Command = {
     resume: { type: 'string' },
     'batch-size': { type: 'string' },
     lr: { type: 'string' },
+    init: { type: 'string' },
     'max-seconds': { type: 'string' },
   },
   async run(v) {
@@ -36,6 +37,15 @@ export const trainCommand: Command = {
     if (resumeDir) {
       if (!existsSync(resumeDir)) throw new HeadlensError(`--resume ${resumeDir} does not exist`, 'pass the folder an earlier `headlens train` wrote');
       model = await loadPretrained(resumeDir);
+    } else if (v.init !== undefined) {
+      // a new run (fresh optimizer, schedule and data order) from an earlier run's weights: a curriculum's next stage
+      const init = v.init as string;
+      if (!existsSync(init)) throw new HeadlensError(`--init ${init} does not exist`, 'pass the folder an earlier `headlens train` wrote');
+      model = await loadPretrained(init);
+      const want = makeConfig(r.config);
+      for (const k of ['n_layers', 'n_heads', 'd_model', 'd_head', 'd_vocab', 'n_ctx'] as const) {
+        if (model.cfg[k] !== want[k]) throw new HeadlensError(`--init ${init} has ${k} ${model.cfg[k]}, recipe ${r.name} wants ${want[k]}`, 'start from a model of the same shape');
+      }
     } else {
       model = HookedTransformer.random(makeConfig(r.config), { seed, std: 0.02 });
       if (r.tokenizer) model.tokenizer = r.tokenizer();
