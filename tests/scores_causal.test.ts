@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import type { FwdHook, HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { inductionSequences } from '../src/datasets/induction.js';
-import { headAblationHooks } from '../src/interp/ablation.js';
+import { headAblationHooks, kvHeadAblationHooks } from '../src/interp/ablation.js';
 import { maskHeadsCheck } from '../src/interp/scores/mask_heads.js';
 import { answerRecall, greedyDecode } from '../src/interp/scores/retrieval.js';
 import { PLANTED, TOK, letterPrompts, needleTrials, plantedModel, temporalPairs } from './scores_planted.js';
@@ -121,7 +121,8 @@ describe("'window' ablation (DuoAttention's streaming attention)", () => {
     expect(induction).toBeLessThan(base / 3);
   });
 
-  it('rejects a negative window, naming it', () => {
+  it('rejects a negative window, naming it, and MLPs or key/value heads, which have no attention scores', () => {
     expect(() => headAblationHooks(model, [PLANTED.sink], { kind: 'window', recent: 0 })).toThrow(/recent 0/);
+    expect(() => kvHeadAblationHooks(model, [{ layer: 1, kvHead: 0 }], { kind: 'window' })).toThrow(/'window' ablation acts on query heads/);
   });
 });

@@ -85,8 +85,8 @@ export function kvHeadAblationHooks(
 ): FwdHook[] {
   const { cfg } = model;
   checkKind(opts);
-  if (opts.kind === 'uniform') {
-    throw new HeadlensError("'uniform' ablation acts on query heads' scores, not on key/value heads", 'use headAblationHooks with the query heads of the group (queryHeadsOf)');
+  if (opts.kind === 'uniform' || opts.kind === 'window') {
+    throw new HeadlensError(`'${opts.kind}' ablation acts on query heads' scores, not on key/value heads`, 'use headAblationHooks with the query heads of the group (queryHeadsOf)');
   }
   const which = opts.which ?? 'kv';
   const byLayer = groupByLayer(kvHeads.map((h) => ({ layer: h.layer, index: h.kvHead })), cfg.n_layers, cfg.n_key_value_heads, 'kv head');
@@ -112,7 +112,7 @@ export function mlpAblationHooks(model: HookedTransformer, layers: number[], opt
   const { cfg } = model;
   checkKind(opts);
   if (cfg.attn_only) throw new HeadlensError(`model ${cfg.model_name} is attention-only and has no MLPs`);
-  if (opts.kind === 'uniform') throw new HeadlensError("'uniform' ablation is for attention heads", "use 'zero', 'mean' or 'resample' for MLPs");
+  if (opts.kind === 'uniform' || opts.kind === 'window') throw new HeadlensError(`'${opts.kind}' ablation is for attention heads`, "use 'zero', 'mean' or 'resample' for MLPs");
   const seen = new Set<number>();
   const hooks: FwdHook[] = [];
   for (const l of layers) {
