@@ -15,9 +15,8 @@ import { streamingScores } from '../src/interp/scores/streaming.js';
 import { retrievalHeads, retrievalScores, retrievalScoresTeacherForced } from '../src/interp/scores/retrieval.js';
 import { correctLetterScores } from '../src/interp/scores/correct_letter.js';
 import { temporalScores } from '../src/interp/scores/temporal.js';
-import { ioiHeadClasses, type IoiTokens } from '../src/interp/scores/ioi_classes.js';
-import { Random } from '../src/util/random.js';
-import { PLANTED, TOK, letterPrompts, needleTrials, plantedModel, temporalPairs } from './scores_planted.js';
+import { ioiHeadClasses } from '../src/interp/scores/ioi_classes.js';
+import { PLANTED, TOK, ioiPrompts, letterPrompts, needleTrials, plantedModel, temporalPairs } from './scores_planted.js';
 
 let model: HookedTransformer;
 let seqs: number[][];
@@ -157,18 +156,6 @@ describe('temporal heads (2025)', () => {
     for (const row of r.tables!.control) for (const v of row) expect(Math.abs(v)).toBeLessThan(1e-3);
   });
 });
-
-/**
- * BABA prompts [BOS, S, IO, x, y, S2]: the planted induction head, at S2, attends to the token after S1 (= IO)
- * and copies it, so it alone is the name mover; ABC prompts put a third name C at S2.
- */
-function ioiPrompts(n: number): IoiTokens[] {
-  const rng = new Random(21);
-  return Array.from({ length: n }, () => {
-    const [s, io, c, x, y] = rng.shuffle(TOK.CONTENT).slice(0, 5);
-    return { clean: [TOK.BOS, s, io, x, y, s], corrupted: [TOK.BOS, s, io, x, y, c], io, s, ioPos: 2, s1Pos: 1, s2Pos: 5 };
-  });
-}
 
 describe('IOI head classes by path patching (Wang et al. 2022)', () => {
   it('ioiHeadClasses finds exactly L1H0 as the name mover and no other class on the planted model', () => {

@@ -17,6 +17,7 @@ import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { makeConfig } from '../src/model/config.js';
 import { needleTokenTrials } from '../src/datasets/needle.js';
 import type { LetterPrompt } from '../src/interp/scores/correct_letter.js';
+import type { IoiTokens } from '../src/interp/scores/ioi_classes.js';
 import type { NeedleTrial } from '../src/interp/scores/retrieval.js';
 import type { TemporalPair } from '../src/interp/scores/temporal.js';
 import { Random } from '../src/util/random.js';
@@ -147,3 +148,15 @@ export function temporalPairs(): TemporalPair[] {
   return pairs;
 }
 
+
+/**
+ * BABA prompts [BOS, S, IO, x, y, S2]: the planted induction head, at S2, attends to the token after S1 (= IO)
+ * and copies it, so it alone is the name mover; ABC prompts put a third name C at S2.
+ */
+export function ioiPrompts(n: number): IoiTokens[] {
+  const rng = new Random(21);
+  return Array.from({ length: n }, () => {
+    const [s, io, c, x, y] = rng.shuffle(TOK.CONTENT).slice(0, 5);
+    return { clean: [TOK.BOS, s, io, x, y, s], corrupted: [TOK.BOS, s, io, x, y, c], io, s, ioPos: 2, s1Pos: 1, s2Pos: 5 };
+  });
+}

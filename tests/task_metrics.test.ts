@@ -3,10 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { headAblationHooks } from '../src/interp/ablation.js';
-import type { IoiTokens } from '../src/interp/scores/ioi_classes.js';
 import { factAccuracy, ioiLogitDiff, letterAccuracy } from '../src/interp/scores/task_metrics.js';
-import { Random } from '../src/util/random.js';
-import { PLANTED, TOK, letterPrompts, plantedModel, temporalPairs } from './scores_planted.js';
+import { PLANTED, ioiPrompts, letterPrompts, plantedModel, temporalPairs } from './scores_planted.js';
 
 let model: HookedTransformer;
 beforeAll(async () => {
@@ -14,15 +12,6 @@ beforeAll(async () => {
   model = plantedModel();
 });
 afterAll(() => model.dispose());
-
-/** BABA prompts [BOS, S, IO, x, y, S2] on which the planted induction head copies IO (see scores.test.ts). */
-function ioiPrompts(n: number): IoiTokens[] {
-  const rng = new Random(21);
-  return Array.from({ length: n }, () => {
-    const [s, io, c, x, y] = rng.shuffle(TOK.CONTENT).slice(0, 5);
-    return { clean: [TOK.BOS, s, io, x, y, s], corrupted: [TOK.BOS, s, io, x, y, c], io, s, ioPos: 2, s1Pos: 1, s2Pos: 5 };
-  });
-}
 
 describe('task metrics (the numbers causal checks compare)', () => {
   it('ioiLogitDiff is 9 on the planted model, as computed by hand (copy of IO 10, direct path of S 1), and falls with the name mover masked', () => {
