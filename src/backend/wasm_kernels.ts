@@ -60,10 +60,7 @@ function registerBatchMatMul(): void {
         const batchA = size(a.shape.slice(0, -2));
         const batchB = size(b.shape.slice(0, -2));
         const plain = { transposeA: false, transposeB: false };
-        if (batchA === 1 && batchB === 1) {
-          const r = matmul({ inputs: { a, b }, attrs: { ...attrs, ...plain }, backend }) as tf.TensorInfo;
-          return r;
-        }
+        if (batchA === 1 && batchB === 1) return matmul({ inputs: { a, b }, attrs: { ...attrs, ...plain }, backend });
         const sameBatch = a.shape.slice(0, -2).every((d, i) => d === b.shape[i]);
         if (!sameBatch && batchA !== 1 && batchB !== 1) return matmul({ inputs: { a, b }, attrs: { ...attrs, ...plain }, backend });
         const batchShape = batchA >= batchB ? a.shape.slice(0, -2) : b.shape.slice(0, -2);
