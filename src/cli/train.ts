@@ -20,6 +20,9 @@ export const trainCommand: Command = {
     lr: { type: 'string' },
     init: { type: 'string' },
     'max-seconds': { type: 'string' },
+    'init-std': { type: 'string' },
+    'eval-every': { type: 'string' },
+    'checkpoint-every': { type: 'string' },
   },
   async run(v) {
     const r = recipe(required(v, 'recipe', Object.keys(RECIPES)[0]));
@@ -31,7 +34,11 @@ export const trainCommand: Command = {
     const maxSeconds = positiveInt(v['max-seconds'], 'max-seconds', 100);
     const lr = v.lr !== undefined ? Number(v.lr) : r.train.lr;
     if (!(Number.isFinite(lr) && lr > 0)) throw new HeadlensError(`--lr ${String(v.lr)} is not a positive number`, 'e.g. --lr 1e-3');
+    const initStd = v['init-std'] !== undefined ? Number(v['init-std']) : (r.initStd ?? 0.02);
+    if (!(Number.isFinite(initStd) && initStd > 0)) throw new HeadlensError(`--init-std ${String(v['init-std'])} is not a positive number`, 'e.g. --init-std 0.02');
     const batchSize = positiveInt(v['batch-size'], 'batch-size', 8) ?? r.train.batchSize;
+    const evalEvery = positiveInt(v['eval-every'], 'eval-every', 100) ?? r.train.evalEvery;
+    const checkpointEvery = positiveInt(v['checkpoint-every'], 'checkpoint-every', 500) ?? r.train.checkpointEvery;
     await initBackend({ backend: v.backend as BackendName });
     let model: HookedTransformer;
     if (resumeDir) {
@@ -47,13 +54,13 @@ export const trainCommand: Command = {
         if (model.cfg[k] !== want[k]) throw new HeadlensError(`--init ${init} has ${k} ${model.cfg[k]}, recipe ${r.name} wants ${want[k]}`, 'start from a model of the same shape');
       }
     } else {
-      model = HookedTransformer.random(makeConfig(r.config), { seed, std: 0.02 });
+      model = HookedTransformer.random(makeConfig(r.config), { seed, std: initStd });
       if (r.tokenizer) model.tokenizer = r.tokenizer();
     }
     const res = await train(
       model,
       r.data(seed),
-      { ...r.train, steps, seed, batchSize, lr, outDir: out, maxSeconds, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
+      { ...r.train, steps, seed, batchSize, lr, evalEvery, checkpointEvery, outDir: out, maxSeconds, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
       resumeDir,
     );
     console.log(JSON.stringify({ recipe: r.name, out, seed, ...res, history: undefined }));

@@ -17,6 +17,8 @@ export interface Recipe {
   /** The tokenizer the model is trained with and saved beside it (absent: token ids only). */
   tokenizer?: () => HFTokenizer;
   data(seed: number): DataSource;
+  /** Standard deviation of the random initial weights (default 0.02, GPT-2's initializer_range). */
+  initStd?: number;
   train: Omit<TrainOptions, 'outDir' | 'progress' | 'log' | 'maxSeconds'>;
 }
 

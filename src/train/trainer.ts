@@ -149,6 +149,7 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
   let lastLoss = NaN;
   let lastEval = state.history.at(-1)?.evalLoss ?? NaN;
   let finished = true;
+  let pendingLoss: tf.Tensor | undefined;
   try {
     while (state.step < opts.steps) {
       const batch = data.batch(rng, opts.batchSize);
@@ -158,20 +159,28 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
       for (const [name, v] of vars) named[name] = grads[v.name];
       const clipped = clipByGlobalNorm(named, opts.clip ?? 1);
       optimizer.apply(vars, clipped, lr);
-      lastLoss = (await value.data())[0];
-      tf.dispose([value, ...Object.values(grads), ...Object.values(clipped)]);
+      tf.dispose([...Object.values(grads), ...Object.values(clipped)]);
+      // the previous step's loss is read only now, with this step already queued: on a GPU backend the device
+      // keeps working while JavaScript builds the next step, instead of idling at every read
+      if (pendingLoss) lastLoss = await readLoss(pendingLoss);
+      pendingLoss = value;
       state.step++;
       state.tokens += batch.tokens.length * batch.tokens[0].length;
       state.seconds = (Date.now() - t0) / 1000;
       const tps = state.tokens / Math.max(1e-9, state.seconds);
-      if (state.step % evalEvery === 0 || state.step === opts.steps) {
+      const timeUp = opts.maxSeconds !== undefined && state.seconds >= opts.maxSeconds && state.step < opts.steps;
+      const evalNow = state.step % evalEvery === 0 || state.step === opts.steps;
+      if (evalNow || bar || timeUp) {
+        lastLoss = await readLoss(pendingLoss);
+        pendingLoss = undefined;
+      }
+      if (evalNow) {
         lastEval = await evaluate(model, data);
         const line = { step: state.step, loss: lastLoss, evalLoss: lastEval, lr, tokensPerSecond: Math.round(tps) };
         state.history.push(line);
         opts.log?.(line);
       }
       bar?.update(state.step, { loss: lastLoss.toFixed(3), eval: Number.isNaN(lastEval) ? '-' : lastEval.toFixed(3), tps: Math.round(tps) });
-      const timeUp = opts.maxSeconds !== undefined && state.seconds >= opts.maxSeconds && state.step < opts.steps;
       if (opts.outDir && ((opts.checkpointEvery && state.step % opts.checkpointEvery === 0) || timeUp)) {
         state.rng = rng.state;
         state.optimizerStep = optimizer.step;
@@ -188,6 +197,7 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
       await checkpoint(model, optimizer, state, opts.outDir);
     }
   } finally {
+    pendingLoss?.dispose();
     bar?.stop();
     optimizer.dispose();
   }
@@ -207,10 +217,32 @@ function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): Re
   return tf.tidy(() => {
     const entries = Object.entries(grads).filter(([, g]) => g);
     if (maxNorm <= 0) return Object.fromEntries(entries.map(([n, g]) => [n, g.clone()]));
-    const norm = tf.sqrt(tf.addN(entries.map(([, g]) => g.square().sum())));
+    const norm = tf.sqrt(sumScalars(entries.map(([, g]) => g.square().sum())));
     const scale = tf.minimum(1, tf.div(maxNorm, norm.add(1e-6)));
     return Object.fromEntries(entries.map(([n, g]) => [n, g.mul(scale)]));
   });
+}
+
+/** A scalar loss tensor's value; disposes it. */
+async function readLoss(t: tf.Tensor | undefined): Promise<number> {
+  if (!t) return NaN;
+  const v = (await t.data())[0];
+  t.dispose();
+  return v;
+}
+
+/**
+ * The sum of many tensors, a few at a time: WebGPU binds one storage buffer per AddN input and allows only
+ * 8 in a shader (Dawn on an H200 refused a 70-input AddN: "number of storage buffers (70) … exceeds … (8)").
+ */
+function sumScalars(xs: tf.Tensor[]): tf.Tensor {
+  let level = xs;
+  while (level.length > 1) {
+    const next: tf.Tensor[] = [];
+    for (let i = 0; i < level.length; i += 6) next.push(level.length - i === 1 ? level[i] : tf.addN(level.slice(i, i + 6)));
+    level = next;
+  }
+  return level[0];
 }
 
 /** Writes the model (HF layout) and the trainer's state; a crash mid-write leaves the previous checkpoint. */

@@ -4,25 +4,30 @@
 #   bash tests/device/train_toy_lm.sh TRAIN_SECONDS "NAME:ARGS" ["NAME:ARGS" …]
 # Each variant first runs a short probe to measure its own steps/s with all variants running, then trains
 # from scratch with as many steps as fit TRAIN_SECONDS (the cosine schedule needs the step count up front).
-# Results: $OUT/NAME.tgz (the HF folder) and $OUT/NAME.log (one JSON line per evaluation).
+# Results: $OUT/NAME.tgz, one file a variant (the tool returns at most 8): the HF folder, run.json (the
+# command's result line) and train.log (one JSON line per evaluation).
 set -u
 budget=${1:?usage: train_toy_lm.sh TRAIN_SECONDS NAME:ARGS...}; shift
-bash .device/boot.sh --help >/dev/null 2>&1 || true   # unpack the loaders and node once, before the parallel runs
+probe=${PROBE_SECONDS:-30}
+common="--recipe toy-lm --backend webgpu --eval-every 100 --checkpoint-every 1000000"
+bash .device/boot.sh --help >/dev/null 2>&1 || true   # unpack the loaders and node once: boot.sh's dpkg -x races when run in parallel
+[ -f /usr/share/vulkan/icd.d/nvidia_icd.json ] || export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+hl() { .device/node .device/bundle.cjs "$@"; }
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
-probe=40
 for spec in "$@"; do
   name=${spec%%:*}; args=${spec#*:}
-  ( bash .device/boot.sh train --recipe toy-lm --backend webgpu --out /tmp/probe-$name --steps 100000 --max-seconds $probe $args > /tmp/probe-$name.json 2>/tmp/probe-$name.err ) &
+  ( hl train $common --out /tmp/probe-$name --steps 100000 --max-seconds $probe $args > /tmp/probe-$name.json 2>/tmp/probe-$name.err ) &
 done
 wait
 for spec in "$@"; do
   name=${spec%%:*}; args=${spec#*:}
-  steps=$(python3 -c "import json,sys; r=json.load(open('/tmp/probe-$name.json')); print(max(50, int(r['step'] / r['seconds'] * $budget)))" 2>/dev/null || echo 0)
-  echo "$name: probe $(cat /tmp/probe-$name.json 2>/dev/null | head -c 300) -> $steps steps"
-  [ "$steps" = 0 ] && { tail -5 /tmp/probe-$name.err; continue; }
-  ( bash .device/boot.sh train --recipe toy-lm --backend webgpu --out /tmp/run-$name --steps $steps --max-seconds $((budget + 60)) $args > $OUT/$name.json 2> $OUT/$name.log
-    cd /tmp/run-$name && tar czf $OUT/$name.tgz config.json model.safetensors tokenizer.json trainer_state.json ) &
+  steps=$(python3 -c "import json; r=json.load(open('/tmp/probe-$name.json')); print(max(50, int(r['step'] / r['seconds'] * $budget)))" 2>/dev/null || echo 0)
+  echo "$name: probe $(head -c 200 /tmp/probe-$name.json 2>/dev/null) -> $steps steps"
+  if [ "$steps" = 0 ]; then tail -n 20 /tmp/probe-$name.err; continue; fi
+  ( mkdir -p /tmp/log-$name   # not in the run's folder: a checkpoint replaces that folder
+    hl train $common --out /tmp/run-$name --steps $steps --max-seconds $((budget + 45)) $args > /tmp/log-$name/run.json 2> /tmp/log-$name/train.log
+    tar czf $OUT/$name.tgz -C /tmp/run-$name config.json model.safetensors tokenizer.json trainer_state.json -C /tmp/log-$name run.json train.log ) &
 done
 wait
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
-for spec in "$@"; do name=${spec%%:*}; echo "== $name"; cat $OUT/$name.json; grep evalLoss $OUT/$name.log | tail -3; done
+for spec in "$@"; do name=${spec%%:*}; echo "== $name"; head -c 400 /tmp/log-$name/run.json; echo; grep evalLoss /tmp/log-$name/train.log | tail -n 2; tail -n 3 /tmp/log-$name/train.log | grep -v evalLoss; done
