@@ -75,6 +75,9 @@ describe('the toy-lm training mixture', () => {
     const words = (s: string) => new Set(s.split(/[^A-Za-z]+/));
     for (const s of stories) for (const n of IOI_HELD_OUT) expect(words(s).has(n), s).toBe(false);
     for (const n of IOI_HELD_OUT) expect(people.some((s) => words(s).has(n)), n).toBe(true);
+    // and each comes back in the second sentence of some document, so copying it from the context is trained
+    const second = (s: string) => s.split('. ')[1]?.split(' ')[0];
+    for (const n of IOI_HELD_OUT) expect(people.some((s) => second(s) === n && s.split('. ')[0].split(' ').includes(n)), n).toBe(true);
     const starts = new Set(IOI_TEMPLATES.map((t) => t.split(' ')[0]));
     expect(stories.every((s) => starts.has(s.split(' ')[0]))).toBe(true);
   });

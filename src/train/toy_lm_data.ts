@@ -64,8 +64,15 @@ export function shortDocument(kind: ShortKind, rng: Random): ShortDocument {
       const year = rng.pick(Object.keys(f.answers).map(Number));
       return { prompt: temporalPrompt(f.frame, year, alias), answer: ` ${f.answers[year]}.` };
     }
-    case 'people':
-      return { prompt: `${rng.pick(FIRST_NAMES)} ${rng.pick(PEOPLE_VERBS)} the ${rng.pick(PLACES)}.`, answer: '' };
+    case 'people': {
+      // a name that comes back later in the document: every name, the IOI-held-out ones too, is copied from
+      // the context somewhere in training (held-out names that were never an answer stayed at an IO − S logit
+      // difference of 0.15 while the training names reached 1.97)
+      const [a, b] = [rng.pick(FIRST_NAMES), rng.pick(FIRST_NAMES)];
+      const act = () => `${rng.pick(PEOPLE_VERBS)} the ${rng.pick(PLACES)}.`;
+      if (rng.next() < 0.5 || a === b) return { prompt: `${a} ${act()} ${a} ${act()}`, answer: '' };
+      return { prompt: `${a} and ${b} ${act()} ${rng.next() < 0.5 ? a : b} ${act()}`, answer: '' };
+    }
   }
 }
 
@@ -73,9 +80,14 @@ export function shortDocument(kind: ShortKind, rng: Random): ShortDocument {
 export function vocabularyTexts(): string[] {
   const rng = new Random(12345);
   const texts: string[] = [];
-  for (let i = 0; i < 4000; i++) for (const k of ['ioi', 'mcq', 'temporal', 'people'] as const) {
-    const d = shortDocument(k, rng);
-    texts.push(d.prompt + d.answer);
+  for (let i = 0; i < 4000; i++) {
+    for (const k of ['ioi', 'mcq', 'temporal'] as const) {
+      const d = shortDocument(k, rng);
+      texts.push(d.prompt + d.answer);
+    }
+    // the one-sentence form of 'people' that toy-lm's first stages were trained with: the ids are ordered by
+    // these counts, so they stay what the shipped model was trained on (the two-sentence form has the same words)
+    texts.push(`${rng.pick(FIRST_NAMES)} ${rng.pick(PEOPLE_VERBS)} the ${rng.pick(PLACES)}.`);
   }
   for (let i = 0; i < 4000; i++) {
     const v = needleVariant(rng);
@@ -146,7 +158,8 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
     }
     // the in-context tasks (IOI, multiple choice) get most of the room: runs with 28 % / 24 % of the short
     // documents learned the controls within 400 steps but stayed at chance on both
-    const kind = r < 0.45 ? 'ioi' : r < 0.8 ? 'mcq' : r < 0.96 ? 'temporal' : 'people';
+    // (temporal facts need little room: a run with 16 % of the short documents reached 100 % on them)
+    const kind = r < 0.45 ? 'ioi' : r < 0.8 ? 'mcq' : r < 0.9 ? 'temporal' : 'people';
     const d = shortDocument(kind, rng);
     return doc(enc(d.prompt), d.answer ? enc(d.answer) : []);
   };
