@@ -106,18 +106,30 @@ describe('headlens demo', async () => {
     const out = tmp();
     const r = await headlens('demo', '--out', out);
     expect(r.code, r.stderr).toBe(0);
-    // the demo prefers toy-lm and falls back to toy-induction-2l; only the latter ships so far
-    expect(r.stdout).toMatch(/next token/);
-    expect(r.stdout).toMatch(/heads\s+previous-token L0H\d .* induction L1H\d/);
+    // the demo prefers toy-lm: the IOI prompt (BOS first, as toy-lm was trained) is completed with the IO name,
+    // and the IOI and temporal scans find the heads its model card names
+    expect(r.stdout).toMatch(/next token\s+"Mary"/);
+    expect(r.stdout).toMatch(/IOI name mover L2H0/);
+    expect(r.stdout).toMatch(/temporal L2H1/);
     const files = readdirSync(out).sort();
-    expect(files).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg']);
+    expect(files).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg', 'attention-layer2.svg', 'attention-layer3.svg']);
     const atlas = readFileSync(path.join(out, 'atlas.html'), 'utf8');
-    expect(atlas).toContain('head atlas: toy-induction-2l');
+    expect(atlas).toContain('head atlas: toy-lm');
+    expect(atlas).toContain('IOI name mover');
     expect(atlas).not.toMatch(/<script[^>]+src=|<link[^>]+href="http/); // self-contained
     const svg = readFileSync(path.join(out, 'attention-layer0.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg).toContain('L0H1');
     expect(existsSync(path.join(out, files[1]))).toBe(true);
+  });
+
+  it('demo --model toy-induction-2l shows the previous-token head of layer 0 and the induction head of layer 1', async () => {
+    const out = tmp();
+    const r = await headlens('demo', '--model', 'toy-induction-2l', '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/heads\s+previous-token L0H\d .* induction L1H\d/);
+    expect(readdirSync(out).sort()).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg']);
+    expect(readFileSync(path.join(out, 'atlas.html'), 'utf8')).toContain('head atlas: toy-induction-2l');
   });
 });
 

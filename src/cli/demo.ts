@@ -2,10 +2,15 @@ import * as tf from '@tensorflow/tfjs';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BackendName } from '../backend/index.js';
+import { HeadlensError } from '../errors.js';
+import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { loadPretrained, zooModels } from '../loading/load.js';
 import { inductionSequences } from '../datasets/induction.js';
 import { inductionScores } from '../interp/scores/induction.js';
 import { previousTokenScores } from '../interp/scores/previous_token.js';
+import { runScorer, topHeads } from '../interp/scores/head_scores.js';
+import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
+import { ioiTask, scanTask } from '../interp/scores/tasks.js';
 import { kComposition } from '../interp/composition.js';
 import { ovCircuit, qkCircuit } from '../interp/head_circuits.js';
 import { attentionPatternSVG } from '../viz/attention_pattern.js';
@@ -28,7 +33,7 @@ export const demoCommand: Command = {
     const maxLen = Math.min(model.cfg.n_ctx, 24);
     const half = Math.min(16, Math.floor((model.cfg.n_ctx - 1) / 2));
     const ids = model.tokenizer
-      ? model.toTokens((v.text as string | undefined) ?? DEFAULT_TEXT)[0].slice(0, maxLen)
+      ? model.toTokens((v.text as string | undefined) ?? DEFAULT_TEXT, { prependBos: model.cfg.bos_token_id !== null && model.cfg.bos_token_id !== undefined })[0].slice(0, maxLen)
       : inductionSequences({ n: 1, halfLength: half, low: 1, high: model.cfg.d_vocab, bos: model.cfg.bos_token_id ?? undefined, seed: 1 }).sequences[0];
     const labels = model.tokenLabels(ids);
     const { logits, cache } = model.runWithCache([ids], { names: (n) => n.endsWith('attn.hook_pattern') });
@@ -50,6 +55,8 @@ export const demoCommand: Command = {
     const ind = inductionScores(model, seqs);
     const [p, i] = [prev.top[0], ind.top[0]];
     console.log(`heads       previous-token L${p.layer}H${p.head} (score ${p.score.toFixed(2)}), induction L${i.layer}H${i.head} (score ${i.score.toFixed(2)})`);
+    const taskScorers = model.tokenizer ? taskGrids(model) : [];
+    for (const t of taskScorers) console.log(`            ${t.name} L${t.top.layer}H${t.top.head} (score ${t.top.score.toFixed(2)})`);
     const shown = [...prev.top.slice(0, 2), ...ind.top.slice(0, 2)];
     const spectra = ['qk', 'ov'].map((c) => ({
       title: `${c.toUpperCase()} circuit singular values`,
@@ -65,6 +72,7 @@ export const demoCommand: Command = {
       scorers: [
         { name: 'previous token', description: 'attention to the previous position (TransformerLens head detector)', scores: prev.scores },
         { name: 'induction', description: 'attention to the token after the earlier occurrence of the current one (TransformerLens head detector)', scores: ind.scores },
+        ...taskScorers.map(({ name, description, scores }) => ({ name, description, scores })),
       ],
       tokens: labels,
       patterns: tf.tidy(() => Array.from({ length: model.cfg.n_layers }, (_, l) => cache.get(`blocks.${l}.attn.hook_pattern`).squeeze([0]).arraySync() as number[][][])),
@@ -80,3 +88,26 @@ export const demoCommand: Command = {
     model.dispose();
   },
 };
+
+/**
+ * The task scans a model with a tokenizer can run (IOI name movers, temporal heads), as head grids for the
+ * atlas; a task the tokenizer cannot express (names of several tokens, years that change length) is left out.
+ */
+function taskGrids(model: HookedTransformer): { name: string; description: string; scores: number[][]; top: { layer: number; head: number; score: number } }[] {
+  const out = [];
+  try {
+    const { prompts } = ioiTask(model, { samples: 8, seed: 0 });
+    const r = ioiHeadClasses(model, prompts);
+    const scores = r.tables.logits.map((row) => row.map((x) => -x));
+    out.push({ name: 'IOI name mover', description: `share of the IO − S logit difference lost when the head's direct path to the logits is patched from the ABC run (${prompts.length} IOI prompts)`, scores, top: topHeads(scores)[0] });
+  } catch (e) {
+    if (!(e instanceof HeadlensError)) throw e;
+  }
+  try {
+    const r = runScorer(model, scanTask(model, 'temporal', { samples: 8, seed: 0 }).scorer);
+    out.push({ name: 'temporal', description: 'drop in log p(answer) of year-dependent facts when the head is patched from a run with another year, minus the same on time-invariant controls (nats)', scores: r.scores, top: r.top[0] });
+  } catch (e) {
+    if (!(e instanceof HeadlensError)) throw e;
+  }
+  return out;
+}

@@ -37,10 +37,18 @@ export class HookedTransformer extends Transformer {
   /** The tokenizer loaded with the model (tokenizer.json), if the folder had one. */
   tokenizer?: TextTokenizer;
 
-  /** Text → token ids [batch, pos], exactly as the tokenizer.json encodes it (its own special tokens included). */
-  toTokens(text: string | string[]): number[][] {
+  /**
+   * Text → token ids [batch, pos], exactly as the tokenizer.json encodes it (its own special tokens included).
+   * `prependBos` puts the config's bos_token_id first (TransformerLens' prepend_bos), as models trained on
+   * BOS-separated documents (GPT-2, the toy zoo) expect.
+   */
+  toTokens(text: string | string[], opts: { prependBos?: boolean } = {}): number[][] {
     const tok = this.requireTokenizer();
-    const rows = (Array.isArray(text) ? text : [text]).map((t) => tok.encode(t));
+    const bos = this.cfg.bos_token_id;
+    if (opts.prependBos && (bos === null || bos === undefined)) {
+      throw new HeadlensError(`prependBos: ${this.cfg.model_name} has no bos_token_id in its config`, 'encode without prependBos, or set bos_token_id');
+    }
+    const rows = (Array.isArray(text) ? text : [text]).map((t) => (opts.prependBos ? [bos as number, ...tok.encode(t)] : tok.encode(t)));
     if (rows.some((r) => r.length !== rows[0].length)) {
       throw new HeadlensError(`texts encode to different lengths (${rows.map((r) => r.length).join(', ')})`, 'run them one at a time or make them the same length in tokens');
     }

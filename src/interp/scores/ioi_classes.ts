@@ -61,8 +61,8 @@ export interface IoiClasses {
   };
   /** Normalised path-patching effects per step, [n_layers][n_heads] (0 for layers a step does not sweep). */
   tables: Record<'logits' | 'sInhibition' | 'values' | 'keys', number[][]>;
-  /** Mean attention on clean prompts: END→IO, END→S, S2→S1+1, S2→S1. */
-  attention: Record<'endToIo' | 'endToS' | 's2ToS1Next' | 's2ToS1', number[][]>;
+  /** Mean attention on clean prompts: END→IO, END→S1 (endToS), END→S2, S2→S1+1, S2→S1. */
+  attention: Record<'endToIo' | 'endToS' | 'endToS2' | 's2ToS1Next' | 's2ToS1', number[][]>;
   settings: Record<string, unknown>;
   clean: number;
   corrupted: number;
@@ -130,10 +130,13 @@ export function ioiHeadClasses(model: HookedTransformer, prompts: IoiTokens[], o
   const attention = {
     endToIo: meanAttention(model, prompts, end, (p) => p.ioPos),
     endToS: meanAttention(model, prompts, end, (p) => p.s1Pos),
+    endToS2: meanAttention(model, prompts, end, (p) => p.s2Pos),
     s2ToS1Next: meanAttention(model, prompts, (p) => p.s2Pos, (p) => p.s1Pos + 1),
     s2ToS1: meanAttention(model, prompts, (p) => p.s2Pos, (p) => p.s1Pos),
   };
-  const toIo = (l: number, h: number) => attention.endToIo[l][h] > attention.endToS[l][h];
+  // a name mover attends to IO more than to both S tokens together (toy-lm's L2H0 attends to S2 with 0.98 and
+  // raises IO − S by lowering S: compared with S1 alone it passed for a name mover)
+  const toIo = (l: number, h: number) => attention.endToIo[l][h] > attention.endToS[l][h] + attention.endToS2[l][h];
   const tables = { logits: sweep({ kind: 'logits' }), sInhibition: zeros(n_layers, n_heads), values: zeros(n_layers, n_heads), keys: zeros(n_layers, n_heads) };
   const nameMovers = pick(tables.logits, -1, toIo);
   const negativeNameMovers = pick(tables.logits, 1, toIo);
