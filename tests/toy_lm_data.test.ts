@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ZOO_DIR } from '../src/loading/load.js';
 import { IOI_TEMPLATES } from '../src/datasets/ioi.js';
 import { DEFAULT_NEEDLE, needleVariant } from '../src/datasets/needle.js';
 import { FIRST_NAMES } from '../src/datasets/word_lists.js';
@@ -30,6 +33,11 @@ describe('the word-level tokenizer', () => {
     for (const w of [...FIRST_NAMES, 'A', 'B', 'C', 'D']) expect(tok.encode(` ${w}`).length, w).toBe(1);
     for (const t of [DEFAULT_NEEDLE.needle, DEFAULT_NEEDLE.question, DEFAULT_NEEDLE.answer]) expect(tok.encode(t).includes(UNK), t).toBe(false);
     expect(RECIPES['toy-lm'].config.d_vocab).toBe(tok.vocabSize);
+  });
+
+  it("the recipe's tokenizer is the shipped toy-lm's, id for id (a mixture change must not renumber the words)", () => {
+    const shipped = JSON.parse(readFileSync(path.join(ZOO_DIR, 'toy-lm', 'tokenizer.json'), 'utf8'));
+    expect((wordTokenizerJson(wordVocabulary(vocabularyTexts())) as { model: { vocab: unknown } }).model.vocab).toEqual(shipped.model.vocab);
   });
 
   it('decoding and encoding again gives the same ids', () => {

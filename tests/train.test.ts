@@ -73,16 +73,29 @@ describe('train', () => {
   });
 });
 
+describe('seeded initialisation', () => {
+  it('HookedTransformer.random gives the same weights for the same seed, seed 0 included (tfjs reads a seed of 0 as none)', () => {
+    const cfg = makeConfig(recipe('toy-induction-2l').config);
+    for (const seed of [0, 1]) {
+      const [a, b] = [HookedTransformer.random(cfg, { seed }), HookedTransformer.random(cfg, { seed })];
+      for (const name of a.paramNames()) expect(Array.from(a.param(name).dataSync()), `${name}, seed ${seed}`).toEqual(Array.from(b.param(name).dataSync()));
+      a.dispose();
+      b.dispose();
+    }
+  });
+});
+
 describe('the toy-lm recipe', () => {
   it('headlens train --recipe toy-lm: a few steps from its seed lower the loss on its evaluation rows', { timeout: 300_000 }, async () => {
     const r = recipe('toy-lm');
-    const model = HookedTransformer.random(makeConfig(r.config), { seed: 0, std: 0.02 });
+    const model = HookedTransformer.random(makeConfig(r.config), { seed: 0, std: r.initStd });
     model.tokenizer = r.tokenizer!();
     const data = r.data(0);
     const initial = await evaluate(model, data);
     const res = await train(model, data, { ...r.train, steps: 8, batchSize: 2, warmup: 2, evalEvery: 8, progress: false });
     console.log(`toy-lm short run: eval loss ${initial.toFixed(3)} (untrained; ln d_vocab = ${Math.log(model.cfg.d_vocab).toFixed(3)}) → ${res.finalEvalLoss.toFixed(3)} after 8 steps`);
-    expect(Math.abs(initial - Math.log(model.cfg.d_vocab))).toBeLessThan(0.2);
+    // untrained: no better than uniform over the vocabulary (6.575 from std 0.08, against ln 418 = 6.035)
+    expect(initial).toBeGreaterThan(Math.log(model.cfg.d_vocab) - 0.2);
     expect(res.finalEvalLoss).toBeLessThan(initial - 0.5);
     model.dispose();
   });

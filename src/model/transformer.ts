@@ -329,6 +329,14 @@ export function causalMask(pos: number, window: number | null): tf.Tensor2D {
   return tf.tensor2d(m, [pos, pos]);
 }
 
+/**
+ * tfjs' random ops take a seed of 0 for "no seed" (`seed ? seed : Math.random()`), so seed 0 is mapped to
+ * another fixed value; every other seed is passed as it is (the toy zoo's recipes were trained with those).
+ */
+function tfjsSeed(seed: number): number {
+  return seed === 0 ? 0x9e3779b9 : seed;
+}
+
 /** A seeded random parameter set: a small normal everywhere, norms at 1, biases at 0. */
 export function randomParams(cfg: HookedConfig, opts: { seed?: number; std?: number } = {}): Record<string, tf.Tensor> {
   const std = opts.std ?? 0.02;
@@ -338,7 +346,7 @@ export function randomParams(cfg: HookedConfig, opts: { seed?: number; std?: num
     const leaf = name.slice(name.lastIndexOf('.') + 1);
     if (leaf === 'w') out[name] = tf.ones(shape);
     else if (leaf.startsWith('b')) out[name] = tf.zeros(shape);
-    else out[name] = tf.randomNormal(shape, 0, std, 'float32', seed++);
+    else out[name] = tf.randomNormal(shape, 0, std, 'float32', tfjsSeed(seed++));
   }
   if (cfg.tie_word_embeddings) {
     out['unembed.W_U'].dispose();

@@ -129,8 +129,16 @@ export function scanTask(model: HookedTransformer, task: ScanTask, opts: TaskOpt
       return {
         scorer,
         causal: {
-          metric: (h) => ({ main: trials.filter((t) => answerRecall(model, t, greedyDecode(model, t.tokens, { maxNewTokens: t.answer.length, fwdHooks: h })) > gate).length / trials.length }),
-          names: { metric: 'needle accuracy (answer recall > 0.5)' },
+          // exact: a short answer in a fixed frame ("a spoonful of smoked paprika") passes the recall gate on its
+          // frame words alone ("a … of" is 2 of 5), so a model that lost the needle still scored there
+          metric: (h) => {
+            const outs = trials.map((t) => greedyDecode(model, t.tokens, { maxNewTokens: t.answer.length, fwdHooks: h }));
+            return {
+              main: outs.filter((o, i) => o.length === trials[i].answer.length && o.every((x, j) => x === trials[i].answer[j])).length / trials.length,
+              control: outs.filter((o, i) => answerRecall(model, trials[i], o) > gate).length / trials.length,
+            };
+          },
+          names: { metric: 'needle accuracy (the answer decoded exactly)', control: "answer recall > 0.5 (Wu et al.'s gate)" },
           ablation: uniform,
         },
       };
