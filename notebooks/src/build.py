@@ -14,7 +14,7 @@ for src in sorted(here.glob('*.md')) if len(sys.argv) < 2 else [here / a for a i
         text = '\n'.join(lines).strip('\n')
         body = [l + '\n' for l in text.split('\n')]
         body[-1] = body[-1].rstrip('\n')
-        cell = {"cell_type": "markdown" if kind == 'md' else "code", "metadata": {}, "source": body}
+        cell = {"cell_type": "markdown" if kind == 'md' else "code", "id": f"c{len(cells):02d}", "metadata": {}, "source": body}
         if kind == 'ts': cell.update(execution_count=None, outputs=[])
         cells.append(cell)
     for line in src.read_text().split('\n'):
