@@ -69,5 +69,6 @@ export { train, lmLoss, evaluate, type TrainOptions, type TrainResult, type Trai
 export { RECIPES, recipe, repeatedSpans, toyLmTokenizer, type Recipe } from './train/recipes.js';
 export { toyLmData, shortDocument, IOI_HELD_OUT, IOI_TRAIN_NAMES, type ToyLmDataOptions } from './train/toy_lm_data.js';
 export { wordTokenizerJson, wordVocabulary, BOS_TOKEN, UNK_TOKEN } from './train/word_tokenizer.js';
+export { plantedModel, PLANTED, PLANTED_TOK, plantedNeedleTrials, plantedLetterPrompts, plantedTemporalPairs, plantedIoiPrompts } from './train/planted.js';
 export { AdamW, warmupCosine, type AdamWOptions } from './train/adamw.js';
 export { Random } from './util/random.js';

@@ -15,7 +15,7 @@ import { scan } from '../src/interp/scan.js';
 import type { HeadScorer } from '../src/interp/scores/head_scores.js';
 import { inductionScorer } from '../src/interp/scores/induction.js';
 import { retrievalScorer } from '../src/interp/scores/retrieval.js';
-import { plantedModel, TOK } from './scores_planted.js';
+import { plantedModel, PLANTED_TOK as TOK } from '../src/train/planted.js';
 
 let model: HookedTransformer;
 const tmp = () => path.join(mkdtempSync(path.join(os.tmpdir(), 'headlens-scan-')), 'scan.json');

@@ -12,7 +12,7 @@ import { saveModel } from '../src/loading/save.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { scan } from '../src/interp/scan.js';
 import { scanTask } from '../src/interp/scores/tasks.js';
-import { plantedModel } from './scores_planted.js';
+import { plantedModel } from '../src/train/planted.js';
 import { runHeadlens } from './helpers.js';
 
 const ROOT = path.join(import.meta.dirname, '..');

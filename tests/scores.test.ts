@@ -16,7 +16,7 @@ import { retrievalHeads, retrievalScores, retrievalScoresTeacherForced } from '.
 import { correctLetterScores } from '../src/interp/scores/correct_letter.js';
 import { temporalScores } from '../src/interp/scores/temporal.js';
 import { ioiHeadClasses } from '../src/interp/scores/ioi_classes.js';
-import { PLANTED, TOK, ioiPrompts, letterPrompts, needleTrials, plantedModel, temporalPairs } from './scores_planted.js';
+import { PLANTED, PLANTED_TOK as TOK, plantedIoiPrompts as ioiPrompts, plantedLetterPrompts as letterPrompts, plantedNeedleTrials as needleTrials, plantedModel, plantedTemporalPairs as temporalPairs } from '../src/train/planted.js';
 
 let model: HookedTransformer;
 let seqs: number[][];

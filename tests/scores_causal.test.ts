@@ -11,7 +11,7 @@ import { inductionSequences } from '../src/datasets/induction.js';
 import { headAblationHooks, kvHeadAblationHooks } from '../src/interp/ablation.js';
 import { maskHeadsCheck } from '../src/interp/scores/mask_heads.js';
 import { answerRecall, greedyDecode } from '../src/interp/scores/retrieval.js';
-import { PLANTED, TOK, letterPrompts, needleTrials, plantedModel, temporalPairs } from './scores_planted.js';
+import { PLANTED, PLANTED_TOK as TOK, plantedLetterPrompts as letterPrompts, plantedNeedleTrials as needleTrials, plantedModel, plantedTemporalPairs as temporalPairs } from '../src/train/planted.js';
 
 let model: HookedTransformer;
 beforeAll(async () => {

@@ -4,7 +4,7 @@ import { initBackend } from '../src/backend/index.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { headAblationHooks } from '../src/interp/ablation.js';
 import { factAccuracy, ioiLogitDiff, letterAccuracy } from '../src/interp/scores/task_metrics.js';
-import { PLANTED, ioiPrompts, letterPrompts, plantedModel, temporalPairs } from './scores_planted.js';
+import { PLANTED, plantedIoiPrompts as ioiPrompts, plantedLetterPrompts as letterPrompts, plantedModel, plantedTemporalPairs as temporalPairs } from '../src/train/planted.js';
 
 let model: HookedTransformer;
 beforeAll(async () => {
