@@ -1,5 +1,5 @@
 /**
- * Head scorers on a hand-built model with planted heads (tests/scores_planted.ts): each scorer must put the
+ * Head scorers on a hand-built model with planted heads (src/train/planted.ts): each scorer must put the
  * planted head first, with a margin, and the numbers that can be worked out by hand must come out.
  */
 import * as tf from '@tensorflow/tfjs';
