@@ -1,7 +1,8 @@
 /**
  * A hand-built attention-only model whose heads do known things (weights set with setParams): the scorers' tests
- * run on it, and a notebook can show what a scorer finds where the answer is known. No norms, standard positions, 2 layers × 3 heads; the residual stream is split into one-hot
- * subspaces so every head reads and writes exactly one thing:
+ * run on it, and a notebook can show what a scorer finds where the answer is known. No norms, standard positions,
+ * 2 layers × 3 heads; the residual stream is split into one-hot subspaces so every head reads and writes exactly
+ * one thing:
  *   L0H0 duplicate-token head (attends to earlier copies of its token, never to itself)
  *   L0H1 previous-token head (query q attends to key q − 1; writes "previous token" into its own subspace)
  *   L0H2 does nothing (zero weights: uniform attention, writes nothing)
@@ -24,7 +25,7 @@ import { Random } from '../util/random.js';
 
 const V = 48; // vocabulary
 const C = 64; // n_ctx
-export const PLANTED_TOK = {
+const TOK = {
   BOS: 0,
   LABELS: [1, 2, 3, 4], // A B C D
   SEP: 5,
@@ -36,6 +37,8 @@ export const PLANTED_TOK = {
   SUBJECTS: [20, 21],
   CONTENT: Array.from({ length: 26 }, (_, i) => 22 + i),
 };
+/** The planted model's token ids. */
+export const PLANTED_TOK = TOK;
 const LOGIT = 20;
 const COPY = 10;
 
@@ -48,7 +51,7 @@ export const PLANTED = {
 };
 
 export function plantedModel(): HookedTransformer {
-  const nY = PLANTED_TOK.YEARS.length;
+  const nY = TOK.YEARS.length;
   const R = { tok: 0, pos: V, prev: V + C, yf: 2 * V + C, yid: 2 * V + C + 1 };
   const d = 2 * V + C + 1 + nY;
   const e = V + C;
@@ -84,15 +87,15 @@ export function plantedModel(): HookedTransformer {
   bQ[1][1][0] = s;
   W.K[1][1][R.pos + 0][0] = 1;
   // L1H2 temporal: R_T attends to the year feature, R_C to BOS; writes the year's answer
-  W.Q[1][2][R.tok + PLANTED_TOK.R_T][0] = s;
+  W.Q[1][2][R.tok + TOK.R_T][0] = s;
   W.K[1][2][R.yf][0] = 1;
-  W.Q[1][2][R.tok + PLANTED_TOK.R_C][1] = s;
+  W.Q[1][2][R.tok + TOK.R_C][1] = s;
   W.K[1][2][R.pos + 0][1] = 1;
-  for (let i = 0; i < nY; i++) (W.V[1][2][R.yid + i][i] = 1), (W.O[1][2][i][R.tok + PLANTED_TOK.YEAR_ANSWERS[i]] = COPY);
+  for (let i = 0; i < nY; i++) (W.V[1][2][R.yid + i][i] = 1), (W.O[1][2][i][R.tok + TOK.YEAR_ANSWERS[i]] = COPY);
 
   const WE = mat(V, d);
   for (let t = 0; t < V; t++) WE[t][R.tok + t] = 1;
-  for (let i = 0; i < nY; i++) for (const t of [PLANTED_TOK.YEARS[i], PLANTED_TOK.ALIASES[i]]) (WE[t][R.yf] = 1), (WE[t][R.yid + i] = 1);
+  for (let i = 0; i < nY; i++) for (const t of [TOK.YEARS[i], TOK.ALIASES[i]]) (WE[t][R.yf] = 1), (WE[t][R.yid + i] = 1);
   const Wpos = mat(C, d);
   for (let p = 0; p < C; p++) Wpos[p][R.pos + p] = 1;
   const WU = mat(d, V);
@@ -114,40 +117,37 @@ export function plantedModel(): HookedTransformer {
 
 // Task data the planted heads solve
 
-const NEEDLE_POOL = [...PLANTED_TOK.LABELS, PLANTED_TOK.SEP, ...PLANTED_TOK.YEAR_ANSWERS, ...PLANTED_TOK.SUBJECTS];
+const NEEDLE_POOL = [...TOK.LABELS, TOK.SEP, ...TOK.YEAR_ANSWERS, ...TOK.SUBJECTS];
 
 export function plantedNeedleTrials(): NeedleTrial[] {
-  return needleTokenTrials({ contextLengths: [24, 40, 60], depths: [0, 50, 100], haystackPool: PLANTED_TOK.CONTENT, needlePool: NEEDLE_POOL, needleLength: 5, bos: PLANTED_TOK.BOS, seed: 7 }).trials;
+  return needleTokenTrials({ contextLengths: [24, 40, 60], depths: [0, 50, 100], haystackPool: TOK.CONTENT, needlePool: NEEDLE_POOL, needleLength: 5, bos: TOK.BOS, seed: 7 }).trials;
 }
-
 
 /** [BOS, o1, L1, o2, L2, o3, L3, o4, L4, SEP, q]: q names the correct option's content. */
 export function plantedLetterPrompts(n: number, shuffleLabels: boolean): LetterPrompt[] {
   const rng = new Random(11);
   return Array.from({ length: n }, (_, i) => {
-    const opts = rng.shuffle(PLANTED_TOK.CONTENT).slice(0, 4);
-    const labels = shuffleLabels ? rng.shuffle(PLANTED_TOK.LABELS) : PLANTED_TOK.LABELS;
+    const opts = rng.shuffle(TOK.CONTENT).slice(0, 4);
+    const labels = shuffleLabels ? rng.shuffle(TOK.LABELS) : TOK.LABELS;
     const correct = i % 4;
-    const tokens = [PLANTED_TOK.BOS, ...opts.flatMap((o, j) => [o, labels[j]]), PLANTED_TOK.SEP, opts[correct]];
+    const tokens = [TOK.BOS, ...opts.flatMap((o, j) => [o, labels[j]]), TOK.SEP, opts[correct]];
     return { tokens, labelTokens: labels, labelPositions: [2, 4, 6, 8], correct };
   });
 }
 
-
 export function plantedTemporalPairs(): TemporalPair[] {
   const pairs: TemporalPair[] = [];
-  const Y = PLANTED_TOK.YEARS.length;
+  const Y = TOK.YEARS.length;
   for (let i = 0; i < Y; i++) {
     const j = (i + 1) % Y;
-    for (const subj of PLANTED_TOK.SUBJECTS) {
-      pairs.push({ kind: 'temporal', clean: [PLANTED_TOK.BOS, PLANTED_TOK.YEARS[i], subj, PLANTED_TOK.R_T], corrupted: [PLANTED_TOK.BOS, PLANTED_TOK.YEARS[j], subj, PLANTED_TOK.R_T], answer: PLANTED_TOK.YEAR_ANSWERS[i] });
-      pairs.push({ kind: 'alias', clean: [PLANTED_TOK.BOS, PLANTED_TOK.ALIASES[i], subj, PLANTED_TOK.R_T], corrupted: [PLANTED_TOK.BOS, PLANTED_TOK.ALIASES[j], subj, PLANTED_TOK.R_T], answer: PLANTED_TOK.YEAR_ANSWERS[i] });
-      pairs.push({ kind: 'control', clean: [PLANTED_TOK.BOS, PLANTED_TOK.YEARS[i], subj, PLANTED_TOK.R_C], corrupted: [PLANTED_TOK.BOS, PLANTED_TOK.YEARS[j], subj, PLANTED_TOK.R_C], answer: PLANTED_TOK.R_C });
+    for (const subj of TOK.SUBJECTS) {
+      pairs.push({ kind: 'temporal', clean: [TOK.BOS, TOK.YEARS[i], subj, TOK.R_T], corrupted: [TOK.BOS, TOK.YEARS[j], subj, TOK.R_T], answer: TOK.YEAR_ANSWERS[i] });
+      pairs.push({ kind: 'alias', clean: [TOK.BOS, TOK.ALIASES[i], subj, TOK.R_T], corrupted: [TOK.BOS, TOK.ALIASES[j], subj, TOK.R_T], answer: TOK.YEAR_ANSWERS[i] });
+      pairs.push({ kind: 'control', clean: [TOK.BOS, TOK.YEARS[i], subj, TOK.R_C], corrupted: [TOK.BOS, TOK.YEARS[j], subj, TOK.R_C], answer: TOK.R_C });
     }
   }
   return pairs;
 }
-
 
 /**
  * BABA prompts [BOS, S, IO, x, y, S2]: the planted induction head, at S2, attends to the token after S1 (= IO)
@@ -156,7 +156,7 @@ export function plantedTemporalPairs(): TemporalPair[] {
 export function plantedIoiPrompts(n: number): IoiTokens[] {
   const rng = new Random(21);
   return Array.from({ length: n }, () => {
-    const [s, io, c, x, y] = rng.shuffle(PLANTED_TOK.CONTENT).slice(0, 5);
-    return { clean: [PLANTED_TOK.BOS, s, io, x, y, s], corrupted: [PLANTED_TOK.BOS, s, io, x, y, c], io, s, ioPos: 2, s1Pos: 1, s2Pos: 5 };
+    const [s, io, c, x, y] = rng.shuffle(TOK.CONTENT).slice(0, 5);
+    return { clean: [TOK.BOS, s, io, x, y, s], corrupted: [TOK.BOS, s, io, x, y, c], io, s, ioPos: 2, s1Pos: 1, s2Pos: 5 };
   });
 }
