@@ -109,13 +109,13 @@ describe('headlens demo', async () => {
     // the demo prefers toy-lm: the IOI prompt (BOS first, as toy-lm was trained) is completed with the IO name,
     // and the IOI and temporal scans find the heads its model card names
     expect(r.stdout).toMatch(/next token\s+"Mary"/);
-    expect(r.stdout).toMatch(/IOI name mover L2H0/);
+    expect(r.stdout).toMatch(/IOI direct path L2H0/);
     expect(r.stdout).toMatch(/temporal L2H1/);
     const files = readdirSync(out).sort();
     expect(files).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg', 'attention-layer2.svg', 'attention-layer3.svg']);
     const atlas = readFileSync(path.join(out, 'atlas.html'), 'utf8');
     expect(atlas).toContain('head atlas: toy-lm');
-    expect(atlas).toContain('IOI name mover');
+    expect(atlas).toContain('IOI direct path');
     expect(atlas).not.toMatch(/<script[^>]+src=|<link[^>]+href="http/); // self-contained
     const svg = readFileSync(path.join(out, 'attention-layer0.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);

@@ -90,7 +90,7 @@ export const demoCommand: Command = {
 };
 
 /**
- * The task scans a model with a tokenizer can run (IOI name movers, temporal heads), as head grids for the
+ * The task scans a model with a tokenizer can run (IOI direct paths, temporal heads), as head grids for the
  * atlas; a task the tokenizer cannot express (names of several tokens, years that change length) is left out.
  */
 function taskGrids(model: HookedTransformer): { name: string; description: string; scores: number[][]; top: { layer: number; head: number; score: number } }[] {
@@ -99,7 +99,7 @@ function taskGrids(model: HookedTransformer): { name: string; description: strin
     const { prompts } = ioiTask(model, { samples: 8, seed: 0 });
     const r = ioiHeadClasses(model, prompts);
     const scores = r.tables.logits.map((row) => row.map((x) => -x));
-    out.push({ name: 'IOI name mover', description: `share of the IO − S logit difference lost when the head's direct path to the logits is patched from the ABC run (${prompts.length} IOI prompts)`, scores, top: topHeads(scores)[0] });
+    out.push({ name: 'IOI direct path', description: `share of the IO − S logit difference lost when the head's direct path to the logits is patched from the ABC run (${prompts.length} IOI prompts)`, scores, top: topHeads(scores)[0] });
   } catch (e) {
     if (!(e instanceof HeadlensError)) throw e;
   }
