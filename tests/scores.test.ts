@@ -12,7 +12,8 @@ import { duplicateTokenScores } from '../src/interp/scores/duplicate_token.js';
 import { inductionScores, inductionPattern } from '../src/interp/scores/induction.js';
 import { previousTokenScores } from '../src/interp/scores/previous_token.js';
 import { streamingScores } from '../src/interp/scores/streaming.js';
-import { retrievalHeads, retrievalScores, retrievalScoresTeacherForced } from '../src/interp/scores/retrieval.js';
+import { decodesExactly, greedyDecode, retrievalHeads, retrievalScores, retrievalScoresTeacherForced } from '../src/interp/scores/retrieval.js';
+import { headAblationHooks } from '../src/interp/ablation.js';
 import { correctLetterScores } from '../src/interp/scores/correct_letter.js';
 import { temporalScores } from '../src/interp/scores/temporal.js';
 import { ioiHeadClasses } from '../src/interp/scores/ioi_classes.js';
@@ -109,6 +110,20 @@ describe('retrieval heads (Wu et al. 2024)', () => {
     const forced = retrievalScoresTeacherForced(model, trials);
     console.log('teacher-forced', JSON.stringify(forced.scores));
     expect(forced.scores).toEqual(exact.scores);
+  });
+
+  it('decodesExactly (one teacher-forced pass) says what greedy decoding says, intact and with the retrieval head masked', () => {
+    const masked = headAblationHooks(model, [PLANTED.induction], { kind: 'uniform' });
+    let agreed = 0;
+    for (const hooks of [[], masked]) {
+      for (const t of needleTrials()) {
+        const decoded = greedyDecode(model, t.tokens, { maxNewTokens: t.answer.length, fwdHooks: hooks });
+        const same = decoded.length === t.answer.length && decoded.every((x, j) => x === t.answer[j]);
+        expect(decodesExactly(model, t.tokens, t.answer, hooks)).toBe(same);
+        agreed += same ? 1 : 0;
+      }
+    }
+    expect(agreed).toBe(needleTrials().length); // every trial exact intact, none with the head masked
   });
 
   it('a trial that loops over repeated needle tokens scores above 1 unless cap is set', () => {

@@ -80,6 +80,24 @@ function lastStep(model: HookedTransformer, seq: number[], fwdHooks?: FwdHook[])
   }
 }
 
+/**
+ * Whether greedy decoding from `prompt` writes exactly `answer`, in one forward pass: decoding gives the answer
+ * exactly when every answer token is the argmax given the answer before it, which teacher forcing reads off at
+ * once (greedyDecode needs a pass per token).
+ */
+export function decodesExactly(model: HookedTransformer, prompt: number[], answer: number[], fwdHooks: FwdHook[] = []): boolean {
+  if (answer.length === 0) return true;
+  const seq = [...prompt, ...answer.slice(0, -1)];
+  if (seq.length > model.cfg.n_ctx) throw new HeadlensError(`decodesExactly: prompt and answer take ${seq.length} positions, more than n_ctx ${model.cfg.n_ctx}`, 'use a shorter prompt');
+  const logits = model.runWithHooks([seq], { fwdHooks });
+  try {
+    const pred = tf.tidy(() => logits.slice([0, prompt.length - 1, 0], [1, answer.length, -1]).squeeze([0]).argMax(1).dataSync());
+    return answer.every((a, j) => pred[j] === a);
+  } finally {
+    logits.dispose();
+  }
+}
+
 /** Greedy (argmax) decoding on the growing sequence. Returns the generated tokens. */
 export function greedyDecode(
   model: HookedTransformer,

@@ -18,7 +18,7 @@ import type { HeadScorer } from './head_scores.js';
 import { inductionScorer } from './induction.js';
 import type { MaskMetric } from './mask_heads.js';
 import { previousTokenScorer } from './previous_token.js';
-import { answerRecall, greedyDecode, retrievalScorer, type NeedleTrial } from './retrieval.js';
+import { answerRecall, decodesExactly, greedyDecode, retrievalScorer, type NeedleTrial } from './retrieval.js';
 import { streamingScorer } from './streaming.js';
 import { temporalScorer, type TemporalPair } from './temporal.js';
 import { ioiTokens, type IoiTokens } from './ioi_classes.js';
@@ -131,12 +131,15 @@ export function scanTask(model: HookedTransformer, task: ScanTask, opts: TaskOpt
         causal: {
           // exact: a short answer in a fixed frame ("a spoonful of smoked paprika") passes the recall gate on its
           // frame words alone ("a … of" is 2 of 5), so a model that lost the needle still scored there
+          // (an exact answer has recall 1, so only the other trials are decoded for the gate)
           metric: (h) => {
-            const outs = trials.map((t) => greedyDecode(model, t.tokens, { maxNewTokens: t.answer.length, fwdHooks: h }));
-            return {
-              main: outs.filter((o, i) => o.length === trials[i].answer.length && o.every((x, j) => x === trials[i].answer[j])).length / trials.length,
-              control: outs.filter((o, i) => answerRecall(model, trials[i], o) > gate).length / trials.length,
-            };
+            let exact = 0;
+            let gated = 0;
+            for (const t of trials) {
+              if (decodesExactly(model, t.tokens, t.answer, h)) (exact++, gated++);
+              else if (answerRecall(model, t, greedyDecode(model, t.tokens, { maxNewTokens: t.answer.length, fwdHooks: h })) > gate) gated++;
+            }
+            return { main: exact / trials.length, control: gated / trials.length };
           },
           names: { metric: 'needle accuracy (the answer decoded exactly)', control: "answer recall > 0.5 (Wu et al.'s gate)" },
           ablation: uniform,
