@@ -49,7 +49,7 @@ export { duplicateTokenScores, duplicateTokenScorer, duplicateTokenPattern } fro
 export { inductionScores, inductionScorer, inductionPattern } from './interp/scores/induction.js';
 export { attentionSinkScores, attentionSinkScorer, type SinkOptions } from './interp/scores/attention_sink.js';
 export { streamingScores, streamingScorer, type StreamingOptions } from './interp/scores/streaming.js';
-export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, unigramRecall, type NeedleTrial, type RetrievalOptions } from './interp/scores/retrieval.js';
+export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, decodesExactly, unigramRecall, type NeedleTrial, type RetrievalOptions } from './interp/scores/retrieval.js';
 export { correctLetterScores, correctLetterScorer, headLogitContributions, type LetterPrompt } from './interp/scores/correct_letter.js';
 export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './interp/scores/temporal.js';
 export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './interp/scores/task_metrics.js';

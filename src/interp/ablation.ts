@@ -218,7 +218,6 @@ export function drawRows(n: number, nRef: number, seed: number): number[] {
   return Array.from({ length: n }, () => Math.floor(next() * nRef));
 }
 
-/** Scores [batch, head, query_pos, key_pos] with the chosen heads' allowed scores set to 0 (masked keys stay -Infinity). */
 /** The selected heads' scores outside sink ∪ recent window set to −Infinity. [batch, head, query_pos, key_pos]. */
 function windowScores(scores: tf.Tensor4D, heads: number[], sink: number, recent: number): tf.Tensor {
   const [, nHeads, qPos, kPos] = scores.shape;
@@ -228,6 +227,7 @@ function windowScores(scores: tf.Tensor4D, heads: number[], sink: number, recent
   return tf.where(drop, tf.fill(scores.shape, -Infinity), scores);
 }
 
+/** Scores [batch, head, query_pos, key_pos] with the chosen heads' allowed scores set to 0 (masked keys stay -Infinity). */
 function uniformScores(scores: tf.Tensor4D, heads: number[], positions: number[] | undefined): tf.Tensor {
   const [, nHeads, qPos] = scores.shape;
   for (const p of positions ?? []) if (p >= qPos) throw new HeadlensError(`position ${p} is beyond the sequence (${qPos} tokens)`);

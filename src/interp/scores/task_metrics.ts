@@ -23,7 +23,8 @@ export function lastLogProbs(model: HookedTransformer, tokens: number[], fwdHook
   }
 }
 
-function argmax(xs: ArrayLike<number>): number {
+/** Index of the largest value (the first, on ties). */
+export function argmax(xs: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i;
   return best;

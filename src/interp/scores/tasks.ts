@@ -18,6 +18,7 @@ import type { HeadScorer } from './head_scores.js';
 import { inductionScorer } from './induction.js';
 import type { MaskMetric } from './mask_heads.js';
 import { previousTokenScorer } from './previous_token.js';
+import { argmax, lastLogProbs } from './task_metrics.js';
 import { answerRecall, decodesExactly, greedyDecode, retrievalScorer, type NeedleTrial } from './retrieval.js';
 import { streamingScorer } from './streaming.js';
 import { temporalScorer, type TemporalPair } from './temporal.js';
@@ -38,21 +39,6 @@ export interface TaskOptions {
   samples?: number;
   seed?: number;
 }
-
-function lastLogits(model: HookedTransformer, tokens: number[], fwdHooks: FwdHook[]): Float32Array {
-  const logits = model.runWithHooks([tokens], { fwdHooks });
-  try {
-    return tf.tidy(() => tf.logSoftmax(logits.slice([0, tokens.length - 1, 0], [1, 1, -1]).reshape([-1])).dataSync() as Float32Array);
-  } finally {
-    logits.dispose();
-  }
-}
-
-const argmax = (xs: ArrayLike<number>) => {
-  let best = 0;
-  for (let i = 1; i < xs.length; i++) if (xs[i] > xs[best]) best = i;
-  return best;
-};
 
 /** Top-1 accuracy on the predictable half of repeated sequences (in-context copying). */
 function repeatAccuracy(model: HookedTransformer, seqs: number[][], half: number, fwdHooks: FwdHook[]): number {
@@ -157,7 +143,7 @@ export function scanTask(model: HookedTransformer, task: ScanTask, opts: TaskOpt
             let hit = 0;
             let mass = 0;
             for (const p of prompts) {
-              const lp = lastLogits(model, p.tokens, h);
+              const lp = lastLogProbs(model, p.tokens, h);
               const onLabels = p.labelTokens.map((t) => lp[t]);
               hit += argmax(onLabels) === p.correct ? 1 : 0;
               mass += onLabels.reduce((a, b) => a + Math.exp(b), 0);
@@ -176,7 +162,7 @@ export function scanTask(model: HookedTransformer, task: ScanTask, opts: TaskOpt
       const pick = (k: TemporalPair['kind']) => fits.filter((p) => p.kind === k).slice(0, samples);
       const chosen = [...pick('temporal'), ...pick('alias'), ...pick('control')];
       if (!chosen.some((p) => p.kind === 'temporal')) throw new HeadlensError(`temporal: no time-dependent fact pair both tokenizes to equal lengths and fits the context (${cfg.n_ctx} tokens) of this model`);
-      const meanLogp = (ps: TemporalPair[], h: FwdHook[]) => (ps.length ? ps.reduce((a, p) => a + lastLogits(model, p.clean, h)[p.answer], 0) / ps.length : undefined);
+      const meanLogp = (ps: TemporalPair[], h: FwdHook[]) => (ps.length ? ps.reduce((a, p) => a + lastLogProbs(model, p.clean, h)[p.answer], 0) / ps.length : undefined);
       return {
         scorer: temporalScorer(chosen),
         causal: {
