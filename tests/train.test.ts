@@ -121,6 +121,49 @@ describe('AdamW', () => {
     tf.dispose([W, b, gW, gb]);
   });
 
+  it('clips the global gradient norm over all variables together, before the update', () => {
+    // step 1 with Adam's part sign(g): clipping cannot show there, so look at the moment m = (1 − β1)·g·scale
+    const W = tf.variable(tf.tensor2d([[1, 2]]), true, 'adamw-clip-W');
+    const b = tf.variable(tf.tensor1d([3]), true, 'adamw-clip-b');
+    const gW = tf.tensor2d([[3, 0]]);
+    const gb = tf.tensor1d([4]); // global norm 5
+    const opt = new AdamW({ beta1: 0.5, weightDecay: 0 });
+    opt.apply(new Map<string, tf.Variable>([['W', W], ['b', b]]), { W: gW, b: gb }, 0.01, 1);
+    const { m, v } = opt.moments();
+    expect(Array.from(m.get('W')!.dataSync())).toEqual([expect.closeTo(0.5 * 0.6, 6), 0]);
+    expect(m.get('W')!.shape).toEqual([1, 2]);
+    expect(m.get('b')!.dataSync()[0]).toBeCloseTo(0.5 * 0.8, 6);
+    tf.dispose([...m.values(), ...v.values()]);
+    opt.dispose();
+    tf.dispose([W, b, gW, gb]);
+  });
+
+  it('continues from moments it handed out as if it had never stopped, and names a missing gradient', () => {
+    const run = (split: boolean) => {
+      const W = tf.tidy(() => tf.variable(tf.tensor2d([[1, -2], [3, 0.5]]), true, `adamw-resume-W-${split}`)); // the initial value freed
+      const vars = new Map<string, tf.Variable>([['W', W]]);
+      const grads = [tf.tensor2d([[0.5, -1], [0, 2]]), tf.tensor2d([[-0.3, 0.2], [1, -1]])];
+      let opt = new AdamW({ weightDecay: 0.1 });
+      opt.apply(vars, { W: grads[0] }, 0.01);
+      if (split) {
+        const { m, v } = opt.moments();
+        opt.dispose();
+        opt = new AdamW({ weightDecay: 0.1 });
+        opt.setMoments(m, v);
+        opt.step = 1;
+      }
+      opt.apply(vars, { W: grads[1] }, 0.01);
+      expect(() => opt.apply(vars, {}, 0.01)).toThrow(/no gradient for 'W'/);
+      const out = Array.from(W.dataSync());
+      opt.dispose();
+      tf.dispose([W, ...grads]);
+      return out;
+    };
+    const before = tf.memory().numTensors;
+    expect(run(true)).toEqual(run(false));
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('warmupCosine rises linearly, then falls from lr to lr·minRatio', () => {
     expect(warmupCosine(0, 100, 1, 10)).toBeCloseTo(0.1);
     expect(warmupCosine(9, 100, 1, 10)).toBeCloseTo(1);

@@ -5,6 +5,7 @@
  * The moments are plain tensors the optimizer owns, so a checkpoint can store them and resume exactly.
  */
 import * as tf from '@tensorflow/tfjs';
+import { HeadlensError } from '../errors.js';
 
 export interface AdamWOptions {
   beta1?: number; // default 0.9
@@ -13,6 +14,21 @@ export interface AdamWOptions {
   weightDecay?: number; // default 0.01
 }
 
+/** Where each variable sits in the optimizer's flat vectors. */
+interface Layout {
+  names: string[];
+  shapes: number[][];
+  sizes: number[];
+  /** Per element: the weight decay (matrices) or 0 (biases, norm weights). */
+  decay: tf.Tensor1D;
+}
+
+/**
+ * The update runs on all parameters at once, as flat vectors (the gradients concatenated, one moment vector
+ * each), not parameter by parameter: on toy-lm's 70 parameters that is ~110 kernels a step instead of ~1,280
+ * (1,058 for the update, the rest for clipping, counted with tf.profile on wasm), and on WebGPU every kernel
+ * is a dispatch. Each element's arithmetic is the same as a per-parameter update's.
+ */
 export class AdamW {
   readonly beta1: number;
   readonly beta2: number;
@@ -20,8 +36,11 @@ export class AdamW {
   readonly weightDecay: number;
   /** Updates taken so far (for bias correction). */
   step = 0;
-  readonly m = new Map<string, tf.Tensor>();
-  readonly v = new Map<string, tf.Tensor>();
+  private layout?: Layout;
+  private m?: tf.Tensor1D;
+  private v?: tf.Tensor1D;
+  /** Moments set before the first update (a resumed run), by parameter name. */
+  private pending?: { m: Map<string, tf.Tensor>; v: Map<string, tf.Tensor> };
 
   constructor(opts: AdamWOptions = {}) {
     this.beta1 = opts.beta1 ?? 0.9;
@@ -30,37 +49,90 @@ export class AdamW {
     this.weightDecay = opts.weightDecay ?? 0.01;
   }
 
-  /** One update of every variable that has a gradient, at learning rate `lr`. */
-  apply(vars: Map<string, tf.Variable>, grads: Record<string, tf.Tensor>, lr: number): void {
+  /**
+   * One update of every variable, at learning rate `lr`. With `clipNorm` > 0 the gradients are first scaled
+   * down together so that their global L2 norm is at most `clipNorm`. Every call must pass the same variables,
+   * each with a gradient.
+   */
+  apply(vars: Map<string, tf.Variable>, grads: Record<string, tf.Tensor | undefined>, lr: number, clipNorm = 0): void {
+    const layout = this.layoutFor(vars);
+    for (const n of layout.names) {
+      if (!grads[n]) throw new HeadlensError(`AdamW: no gradient for '${n}'`, 'pass only the variables the loss depends on, each with its gradient');
+    }
     this.step++;
     const { beta1: b1, beta2: b2, eps } = this;
     const c1 = 1 - Math.pow(b1, this.step);
     const c2 = 1 - Math.pow(b2, this.step);
-    for (const [name, p] of vars) {
-      const g = grads[name];
-      if (!g) continue;
-      const [m, v, next] = tf.tidy(() => {
-        const m0 = this.m.get(name) ?? tf.zerosLike(p);
-        const v0 = this.v.get(name) ?? tf.zerosLike(p);
-        const m1 = m0.mul(b1).add(g.mul(1 - b1));
-        const v1 = v0.mul(b2).add(g.square().mul(1 - b2));
-        let update = m1.div(c1).div(v1.div(c2).sqrt().add(eps));
-        if (p.rank >= 2 && this.weightDecay > 0) update = update.add(p.mul(this.weightDecay));
-        return [m1, v1, p.sub(update.mul(lr))];
-      });
-      this.m.get(name)?.dispose();
-      this.v.get(name)?.dispose();
-      this.m.set(name, m);
-      this.v.set(name, v);
-      p.assign(next);
-      next.dispose();
+    const params = layout.names.map((n) => vars.get(n)!);
+    const [m, v, next] = tf.tidy(() => {
+      let g = tf.concat(layout.names.map((n) => grads[n]!.reshape([-1]))) as tf.Tensor1D;
+      if (clipNorm > 0) g = g.mul(tf.minimum(1, tf.div(clipNorm, g.square().sum().sqrt().add(1e-6))));
+      const p = tf.concat(params.map((x) => x.reshape([-1]))) as tf.Tensor1D;
+      const m1 = this.m!.mul(b1).add(g.mul(1 - b1));
+      const v1 = this.v!.mul(b2).add(g.square().mul(1 - b2));
+      const update = m1.div(c1).div(v1.div(c2).sqrt().add(eps)).add(p.mul(layout.decay));
+      const out = tf.split(p.sub(update.mul(lr)), layout.sizes).map((x, i) => x.reshape(layout.shapes[i]));
+      return [m1, v1, out] as [tf.Tensor1D, tf.Tensor1D, tf.Tensor[]];
+    });
+    this.m!.dispose();
+    this.v!.dispose();
+    this.m = m;
+    this.v = v;
+    params.forEach((x, i) => {
+      x.assign(next[i]);
+      next[i].dispose();
+    });
+  }
+
+  private layoutFor(vars: Map<string, tf.Variable>): Layout {
+    const names = [...vars.keys()];
+    if (this.layout) {
+      if (names.length !== this.layout.names.length || names.some((n, i) => n !== this.layout!.names[i])) {
+        throw new HeadlensError('AdamW: the variables differ from those of the first update', 'use one optimizer per set of variables');
+      }
+      return this.layout;
     }
+    const shapes = names.map((n) => vars.get(n)!.shape);
+    const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
+    const decay = tf.tidy(() => tf.concat(shapes.map((s, i) => tf.fill([sizes[i]], s.length >= 2 ? this.weightDecay : 0))) as tf.Tensor1D);
+    this.layout = { names, shapes, sizes, decay };
+    const flat = (which: 'm' | 'v') =>
+      tf.tidy(() => tf.concat(names.map((n, i) => this.pending?.[which].get(n)?.reshape([-1]) ?? tf.zeros([sizes[i]]))) as tf.Tensor1D);
+    this.m = flat('m');
+    this.v = flat('v');
+    if (this.pending) for (const t of [...this.pending.m.values(), ...this.pending.v.values()]) t.dispose();
+    this.pending = undefined;
+    return this.layout;
+  }
+
+  /** The moment estimates by parameter name (new tensors the caller owns; empty before the first update). */
+  moments(): { m: Map<string, tf.Tensor>; v: Map<string, tf.Tensor> } {
+    const out = { m: new Map<string, tf.Tensor>(), v: new Map<string, tf.Tensor>() };
+    if (this.pending) {
+      for (const k of ['m', 'v'] as const) for (const [n, t] of this.pending[k]) out[k].set(n, t.clone());
+    } else if (this.layout) {
+      const { names, shapes, sizes } = this.layout;
+      for (const k of ['m', 'v'] as const) {
+        const parts = tf.split(this[k]!, sizes);
+        parts.forEach((x, i) => {
+          out[k].set(names[i], x.reshape(shapes[i]));
+          x.dispose();
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Sets the moments (takes ownership), before the first update: how a resumed run continues. */
+  setMoments(m: Map<string, tf.Tensor>, v: Map<string, tf.Tensor>): void {
+    if (this.layout) throw new HeadlensError('AdamW: moments can only be set before the first update', 'set them on a new optimizer');
+    this.pending = { m, v };
   }
 
   dispose(): void {
-    for (const t of [...this.m.values(), ...this.v.values()]) t.dispose();
-    this.m.clear();
-    this.v.clear();
+    for (const t of [this.m, this.v, this.layout?.decay]) t?.dispose();
+    if (this.pending) for (const t of [...this.pending.m.values(), ...this.pending.v.values()]) t.dispose();
+    this.m = this.v = this.pending = this.layout = undefined;
   }
 }
 

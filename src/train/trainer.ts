@@ -157,9 +157,8 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
       const { value, grads } = tf.variableGrads(() => lmLoss(model, batch), [...vars.values()]);
       const named: Record<string, tf.Tensor> = {};
       for (const [name, v] of vars) named[name] = grads[v.name];
-      const clipped = clipByGlobalNorm(named, opts.clip ?? 1);
-      optimizer.apply(vars, clipped, lr);
-      tf.dispose([...Object.values(grads), ...Object.values(clipped)]);
+      optimizer.apply(vars, named, lr, opts.clip ?? 1);
+      tf.dispose(Object.values(grads));
       // the previous step's loss is read only now, with this step already queued: on a GPU backend the device
       // keeps working while JavaScript builds the next step, instead of idling at every read
       if (pendingLoss) lastLoss = await readLoss(pendingLoss);
@@ -212,37 +211,12 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
   };
 }
 
-/** Scales all gradients down together so their global L2 norm is at most maxNorm. New tensors. */
-function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): Record<string, tf.Tensor> {
-  return tf.tidy(() => {
-    const entries = Object.entries(grads).filter(([, g]) => g);
-    if (maxNorm <= 0) return Object.fromEntries(entries.map(([n, g]) => [n, g.clone()]));
-    const norm = tf.sqrt(sumScalars(entries.map(([, g]) => g.square().sum())));
-    const scale = tf.minimum(1, tf.div(maxNorm, norm.add(1e-6)));
-    return Object.fromEntries(entries.map(([n, g]) => [n, g.mul(scale)]));
-  });
-}
-
 /** A scalar loss tensor's value; disposes it. */
 async function readLoss(t: tf.Tensor | undefined): Promise<number> {
   if (!t) return NaN;
   const v = (await t.data())[0];
   t.dispose();
   return v;
-}
-
-/**
- * The sum of many tensors, a few at a time: WebGPU binds one storage buffer per AddN input and allows only
- * 8 in a shader (Dawn on an H200 refused a 70-input AddN: "number of storage buffers (70) … exceeds … (8)").
- */
-function sumScalars(xs: tf.Tensor[]): tf.Tensor {
-  let level = xs;
-  while (level.length > 1) {
-    const next: tf.Tensor[] = [];
-    for (let i = 0; i < level.length; i += 6) next.push(level.length - i === 1 ? level[i] : tf.addN(level.slice(i, i + 6)));
-    level = next;
-  }
-  return level[0];
 }
 
 /** Writes the model (HF layout) and the trainer's state; a crash mid-write leaves the previous checkpoint. */
@@ -252,8 +226,13 @@ async function checkpoint(model: HookedTransformer, opt: AdamW, state: TrainerSt
   mkdirSync(tmp, { recursive: true });
   await saveModel(model, tmp, { metadata: { step: String(state.step) } });
   const moments: Parameters<typeof encodeSafetensors>[0] = {};
-  for (const [kind, map] of [['m', opt.m], ['v', opt.v]] as const) {
-    for (const [name, t] of map) moments[`${kind}.${name}`] = { dtype: 'F32', shape: t.shape, data: (await t.data()) as Float32Array };
+  const held = opt.moments();
+  try {
+    for (const [kind, map] of Object.entries(held)) {
+      for (const [name, t] of map) moments[`${kind}.${name}`] = { dtype: 'F32', shape: t.shape, data: (await t.data()) as Float32Array };
+    }
+  } finally {
+    for (const map of Object.values(held)) tf.dispose([...map.values()]);
   }
   writeFileSync(path.join(tmp, MOMENTS), encodeSafetensors(moments));
   writeFileSync(path.join(tmp, STATE), JSON.stringify(state, null, 1));
@@ -265,9 +244,11 @@ async function checkpoint(model: HookedTransformer, opt: AdamW, state: TrainerSt
 
 function loadMoments(opt: AdamW, file: string): void {
   const f = parseSafetensors(new Uint8Array(readFileSync(file)), file);
+  const m = new Map<string, tf.Tensor>();
+  const v = new Map<string, tf.Tensor>();
   for (const n of f.names) {
     const [kind, ...rest] = n.split('.');
-    const t = tf.tensor(f.float32(n), f.info(n).shape);
-    (kind === 'm' ? opt.m : opt.v).set(rest.join('.'), t);
+    (kind === 'm' ? m : v).set(rest.join('.'), tf.tensor(f.float32(n), f.info(n).shape));
   }
+  opt.setMoments(m, v);
 }
