@@ -6,7 +6,7 @@ import { IOI_TEMPLATES } from '../src/datasets/ioi.js';
 import { DEFAULT_NEEDLE, needleVariant } from '../src/datasets/needle.js';
 import { FIRST_NAMES } from '../src/datasets/word_lists.js';
 import { RECIPES, toyLmTokenizer } from '../src/train/recipes.js';
-import { ANSWER_WEIGHT, IOI_HELD_OUT, shortDocument, vocabularyTexts } from '../src/train/toy_lm_data.js';
+import { ANSWER_WEIGHT, IOI_HELD_OUT, parseMix, shortDocument, TOY_LM_MIX, vocabularyTexts } from '../src/train/toy_lm_data.js';
 import { wordTokenizerJson, wordVocabulary } from '../src/train/word_tokenizer.js';
 import { HFTokenizer } from '../src/loading/tokenizer.js';
 import { Random } from '../src/util/random.js';
@@ -73,6 +73,21 @@ describe('the toy-lm training mixture', () => {
       }
     }));
     expect(letters).toBeGreaterThan(0);
+  });
+
+  it('--mix sets the shares of the short documents: multiple choice alone gives rows of questions and one needle', () => {
+    const tok = toyLmTokenizer();
+    const rows = RECIPES['toy-lm'].data(0, { mix: 'mcq=1,ioi=0,temporal=0,people=0,repeat=0' }).batch(new Random(7), 2).tokens;
+    const text = tok.decode(rows.flat());
+    expect(text).toMatch(/Question/);
+    const docs = rows.flatMap((r) => tok.decode(r).split('<|endoftext|>').map((d) => d.trim()).filter(Boolean));
+    // every document but the needle's and the row's cut-off last one is a question
+    expect(docs.filter((d) => d.startsWith('Question')).length).toBeGreaterThanOrEqual(docs.length - 4);
+    expect(() => parseMix('mcq=lots')).toThrow(/share 'lots' of mcq/);
+    expect(() => parseMix('poems=0.5')).toThrow(/no document kind 'poems'.*kinds: repeat, ioi/);
+    expect(() => parseMix('repeat=0,ioi=0,mcq=0,temporal=0,people=0')).toThrow(/every share is 0/);
+    expect(parseMix('mcq=0.6')).toEqual({ ...TOY_LM_MIX, mcq: 0.6 });
+    expect(() => RECIPES['toy-induction-2l'].data(0, { mix: 'mcq=1' })).toThrow(/no mixture/);
   });
 
   it('IOI stories never use the held-out names, which still occur in other documents', () => {

@@ -17,7 +17,8 @@ usage:
   headlens composition --model M --kind q|k|v [--top N] [--json] [--backend B]
   headlens bench [--quick | --preset gpt2-small|quick|tiny] [--batch N] [--pos N] [--ablate] [--json] [--out FILE.json] [--backend B]
   headlens train --recipe NAME --out DIR [--steps N] [--seed S] [--lr X] [--batch-size B] [--init-std S] [--eval-every N] [--checkpoint-every N]
-                 [--resume DIR | --init DIR] [--max-seconds T] [--backend B]
+                 [--mix KIND=SHARE,…] [--resume DIR | --init DIR] [--max-seconds T] [--backend B]
+  headlens findings --model M [--tasks retrieval,ioi,temporal,correct-letter] [--backend B]
   headlens scan  --model M --task induction|prev-token|duplicate|sink|retrieval|streaming|temporal|correct-letter|ioi [--samples N] [--seed S] [--causal [--k K] [--draws D]] [--resume] [--checkpoint FILE] (--json | --out FILE.json | --report FILE.html) [--backend B]
 
 C is resid-pre, resid-mid, resid-post, attn-out, mlp-out, head-out, head-q, head-k, head-v or head-pattern; IDS "1,2,3"; TOKEN text of one token or an id.
@@ -42,6 +43,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   composition: async () => (await import('./composition.js')).compositionCommand,
   patch: async () => (await import('./patch.js')).patchCommand,
   scan: async () => (await import('./scan.js')).scanCommand,
+  findings: async () => (await import('./findings.js')).findingsCommand,
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -23,6 +23,7 @@ export const trainCommand: Command = {
     'init-std': { type: 'string' },
     'eval-every': { type: 'string' },
     'checkpoint-every': { type: 'string' },
+    mix: { type: 'string' },
   },
   async run(v) {
     const r = recipe(required(v, 'recipe', Object.keys(RECIPES)[0]));
@@ -59,7 +60,7 @@ export const trainCommand: Command = {
     }
     const res = await train(
       model,
-      r.data(seed),
+      r.data(seed, { mix: v.mix as string | undefined }),
       { ...r.train, steps, seed, batchSize, lr, evalEvery, checkpointEvery, outDir: out, maxSeconds, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
       resumeDir,
     );

@@ -6,9 +6,14 @@ import { HeadlensError } from '../errors.js';
 import type { HookedConfigInput } from '../model/config.js';
 import { HFTokenizer } from '../loading/tokenizer.js';
 import { Random } from '../util/random.js';
-import { toyLmData, vocabularyTexts } from './toy_lm_data.js';
+import { parseMix, toyLmData, vocabularyTexts } from './toy_lm_data.js';
 import type { Batch, DataSource, TrainOptions } from './trainer.js';
 import { wordTokenizerJson, wordVocabulary } from './word_tokenizer.js';
+
+export interface RecipeDataOptions {
+  /** toy-lm: "kind=share,…" for the short documents (toy_lm_data.ts, parseMix). */
+  mix?: string;
+}
 
 export interface Recipe {
   name: string;
@@ -16,7 +21,7 @@ export interface Recipe {
   config: HookedConfigInput;
   /** The tokenizer the model is trained with and saved beside it (absent: token ids only). */
   tokenizer?: () => HFTokenizer;
-  data(seed: number): DataSource;
+  data(seed: number, opts?: RecipeDataOptions): DataSource;
   /** Standard deviation of the random initial weights (default 0.02, GPT-2's initializer_range). */
   initStd?: number;
   train: Omit<TrainOptions, 'outDir' | 'progress' | 'log' | 'maxSeconds'>;
@@ -86,7 +91,10 @@ export const RECIPES: Record<string, Recipe> = {
       positional_embedding_type: 'standard',
       bos_token_id: 0,
     },
-    data: (seed) => repeatedSpans({ vocab: 64, minSpan: 6, maxSpan: 16, bos: 0, evalSeed: seed + 1_000_003 }),
+    data: (seed, opts) => {
+      if (opts?.mix) throw new HeadlensError('recipe toy-induction-2l has no mixture to set', 'drop --mix (it is for toy-lm)');
+      return repeatedSpans({ vocab: 64, minSpan: 6, maxSpan: 16, bos: 0, evalSeed: seed + 1_000_003 });
+    },
     train: { steps: 3000, batchSize: 32, lr: 1e-3, warmup: 100, minLrRatio: 0.3, weightDecay: 0.01, clip: 1, seed: 0, evalEvery: 100 },
   },
 };
@@ -121,7 +129,9 @@ RECIPES['toy-lm'] = {
   // GPT-2's 0.02 left this width on a plateau: on repeated spans alone, 300 steps reached a repeat loss of 4.13
   // nats (ln 63 = 4.14) from std 0.02 and 3.54 from std 0.08
   initStd: 0.08,
-  data: (seed) => toyLmData({ tokenizer: toyLmTokenizer(), nCtx: TOY_LM_CTX, bos: 0, vocabSize: toyLmTokenizer().vocabSize, evalSeed: seed + 1_000_003, evalBatches: 2, evalSize: 8 }),
+  // the evaluation rows are drawn from the mixture in use, so runs with different --mix are not compared by eval loss
+  data: (seed, opts) =>
+    toyLmData({ tokenizer: toyLmTokenizer(), nCtx: TOY_LM_CTX, bos: 0, vocabSize: toyLmTokenizer().vocabSize, evalSeed: seed + 1_000_003, evalBatches: 2, evalSize: 8, mix: opts?.mix ? parseMix(opts.mix) : undefined }),
   train: { steps: 900, batchSize: 8, lr: 2e-3, warmup: 50, minLrRatio: 0.1, weightDecay: 0.01, clip: 1, seed: 0, evalEvery: 25, checkpointEvery: 25 },
 };
 

@@ -17,6 +17,7 @@ import { mcqItems } from '../datasets/mcq.js';
 import { fillerSentence, needleVariant } from '../datasets/needle.js';
 import { CONTROL_FACTS, TEMPORAL_FACTS, temporalPrompt } from '../datasets/temporal.js';
 import { CATEGORIES, FIRST_NAMES, PLACES } from '../datasets/word_lists.js';
+import { HeadlensError } from '../errors.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import { Random } from '../util/random.js';
 import type { Batch, DataSource } from './trainer.js';
@@ -107,6 +108,30 @@ export function vocabularyTexts(): string[] {
  */
 export const ANSWER_WEIGHT = 8;
 
+/** Shares of the short documents by kind ('repeat': repeated random spans); they need not sum to 1. */
+export type ToyLmMix = Record<ShortKind | 'repeat', number>;
+
+/**
+ * The mixture toy-lm's last stage was trained with. The in-context tasks (IOI, multiple choice) get most of
+ * the room: runs with 28 % / 24 % of the short documents learned the controls within 400 steps but stayed at
+ * chance on both; temporal facts need little room (a run with 16 % reached 100 % on them).
+ */
+export const TOY_LM_MIX: ToyLmMix = { repeat: 0.05, ioi: 0.4, mcq: 0.35, temporal: 0.1, people: 0.1 };
+
+/** Parses "ioi=0.4,mcq=0.35,…" (kinds left out keep their TOY_LM_MIX share). */
+export function parseMix(text: string): ToyLmMix {
+  const mix = { ...TOY_LM_MIX };
+  for (const part of text.split(',').filter((p) => p.trim())) {
+    const [k, v] = part.split('=').map((x) => x.trim());
+    if (!(k in mix)) throw new HeadlensError(`mix: no document kind '${k}'`, `kinds: ${Object.keys(mix).join(', ')} (e.g. --mix mcq=0.5,ioi=0.3)`);
+    const share = Number(v);
+    if (!(Number.isFinite(share) && share >= 0)) throw new HeadlensError(`mix: share '${v}' of ${k} is not a number ≥ 0`, 'e.g. --mix mcq=0.5');
+    mix[k as keyof ToyLmMix] = share;
+  }
+  if (Object.values(mix).every((x) => x === 0)) throw new HeadlensError('mix: every share is 0', 'give at least one kind a share above 0');
+  return mix;
+}
+
 export interface ToyLmDataOptions {
   tokenizer: TextTokenizer;
   nCtx: number;
@@ -118,6 +143,8 @@ export interface ToyLmDataOptions {
   answerWeight?: number;
   evalBatches?: number;
   evalSize?: number;
+  /** Shares of the short documents (default TOY_LM_MIX). */
+  mix?: ToyLmMix;
 }
 
 /** Rows of exactly nCtx tokens: [BOS] doc [BOS] doc …, one needle document per row at a random place. */
@@ -150,16 +177,16 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
     const at = rng.int(0, sentences.length + 1); // at a sentence boundary, as the scan's grid places it
     return doc([...sentences.slice(0, at).flat(), ...needle, ...sentences.slice(at).flat(), ...question], answer);
   };
+  const mix = opts.mix ?? TOY_LM_MIX;
+  const kinds = (['repeat', 'ioi', 'mcq', 'temporal', 'people'] as const).filter((k) => mix[k] > 0);
+  const total = kinds.reduce((a, k) => a + mix[k], 0);
   const shortDoc = (rng: Random): Doc => {
-    const r = rng.next();
-    if (r < 0.05) {
+    let r = rng.next() * total;
+    const kind = kinds.find((k) => (r -= mix[k]) < 0) ?? kinds[kinds.length - 1];
+    if (kind === 'repeat') {
       const span = Array.from({ length: rng.int(4, 25) }, () => rng.int(2, opts.vocabSize));
       return doc([...span, ...span], []);
     }
-    // the in-context tasks (IOI, multiple choice) get most of the room: runs with 28 % / 24 % of the short
-    // documents learned the controls within 400 steps but stayed at chance on both
-    // (temporal facts need little room: a run with 16 % of the short documents reached 100 % on them)
-    const kind = r < 0.45 ? 'ioi' : r < 0.8 ? 'mcq' : r < 0.9 ? 'temporal' : 'people';
     const d = shortDocument(kind, rng);
     return doc(enc(d.prompt), d.answer ? enc(d.answer) : []);
   };

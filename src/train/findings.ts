@@ -1,0 +1,147 @@
+/**
+ * What a zoo model's model card reports about its heads, measured with headlens' own scorers and
+ * interventions: for toy-lm, one function per task of issue 6's acceptance (retrieval, IOI, temporal,
+ * correct letter). `tests/zoo_toy_lm.test.ts` checks the criteria on these numbers, and
+ * `headlens findings --model DIR` prints them for any trained folder (a run in progress, a variant).
+ * Every measure runs on held-out data where the mixture has some (IOI_HELD_OUT names, the scan's own needle,
+ * the seeds below, which the training data never draws).
+ */
+import { ioiPrompts } from '../datasets/ioi.js';
+import { mcqItems, mcqTokens } from '../datasets/mcq.js';
+import { temporalItems, temporalTokenPairs } from '../datasets/temporal.js';
+import { HeadlensError } from '../errors.js';
+import type { HookedTransformer } from '../hooks/hooked_transformer.js';
+import { headAblationHooks, type HeadRef } from '../interp/ablation.js';
+import { logitDiff } from '../interp/metrics.js';
+import { pathPatch } from '../interp/path_patching.js';
+import type { LetterPrompt } from '../interp/scores/correct_letter.js';
+import { runScorer, topHeads, type TopHead } from '../interp/scores/head_scores.js';
+import { ioiHeadClasses, ioiTokens, type IoiTokens } from '../interp/scores/ioi_classes.js';
+import { maskHeadsCheck } from '../interp/scores/mask_heads.js';
+import { retrievalHeads } from '../interp/scores/retrieval.js';
+import { factAccuracy, ioiLogitDiff, letterAccuracy } from '../interp/scores/task_metrics.js';
+import { ioiTask, scanTask } from '../interp/scores/tasks.js';
+import { IOI_HELD_OUT } from './toy_lm_data.js';
+
+const label = (hs: HeadRef[]) => hs.map((h) => `L${h.layer}H${h.head}`);
+
+/** The heads a scorer ranks first: those within half of the best score, at most `max` (at least one). */
+export function leaders(top: TopHead[], max: number): HeadRef[] {
+  return top
+    .filter((h, i) => i === 0 || (h.score > 0 && h.score >= top[0].score / 2))
+    .slice(0, max)
+    .map(({ layer, head }) => ({ layer, head }));
+}
+
+function bos(model: HookedTransformer): number[] {
+  const id = model.cfg.bos_token_id;
+  if (id === undefined || id === null) throw new HeadlensError('findings need a model with a BOS token (bos_token_id in its config)', 'set bos_token_id');
+  return [id];
+}
+
+/** Retrieval (Wu et al.), part 1: the scan's scores and the heads above 0.1. */
+export function retrievalScan(model: HookedTransformer, opts: { samples?: number } = {}) {
+  const setup = scanTask(model, 'retrieval', { samples: opts.samples ?? 8, seed: 0 });
+  const scores = runScorer(model, setup.scorer);
+  return { setup, found: retrievalHeads(scores.scores, 0.1), top: topHeads(scores.scores, 6), counted: scores.counted };
+}
+
+/**
+ * Retrieval, part 2: needle accuracy with up to 3 of the heads found masked, against as many random heads
+ * (`draws` seeded draws). Apart from part 1 so that a caller can yield in between (a test worker that blocks
+ * its event loop for 60 s is declared dead).
+ */
+export function retrievalMasking(model: HookedTransformer, scan: ReturnType<typeof retrievalScan>, opts: { draws?: number } = {}) {
+  const { setup, found } = scan;
+  const heads = found.slice(0, 3).map(({ layer, head }) => ({ layer, head }));
+  const base = { heads: label(heads), scores: found.slice(0, 6), top: scan.top, counted: scan.counted };
+  if (!heads.length) return { ...base, masking: undefined };
+  const check = maskHeadsCheck(model, heads, setup.causal!.metric, setup.causal!.names, { draws: opts.draws ?? 5, seed: 1, ablation: setup.causal!.ablation });
+  const masking = {
+    baseline: check.baseline.main,
+    masked: check.top.main,
+    random: check.random.map((r) => ({ heads: label(r.heads), accuracy: r.main })),
+    randomMean: check.randomMean.main,
+  };
+  return { ...base, masking };
+}
+
+/** Retrieval: both parts at once. */
+export function retrievalFindings(model: HookedTransformer) {
+  return retrievalMasking(model, retrievalScan(model));
+}
+
+/**
+ * IOI (Wang et al.): the logit difference on 40 stories with held-out names, the name movers headlens' IOI
+ * classes find, the share of the clean–corrupted logit difference their direct paths carry, and the head whose
+ * direct path matters most with where it looks from the last position.
+ */
+export function ioiFindings(model: HookedTransformer) {
+  const tok = model.tokenizer;
+  if (!tok) throw new HeadlensError('IOI findings need a model with a tokenizer', 'use a model folder with tokenizer.json');
+  const heldOut = ioiPrompts({ n: 40, seed: 77, names: [...IOI_HELD_OUT] })
+    .prompts.map((p) => ioiTokens(p, tok, bos(model)))
+    .filter((p): p is IoiTokens => p !== undefined);
+  const heldOutLogitDiff = ioiLogitDiff(model, heldOut);
+  const { prompts } = ioiTask(model, { samples: 16, seed: 3 });
+  const classes = ioiHeadClasses(model, prompts);
+  const movers = classes.classes.nameMovers.map(({ layer, head }) => ({ layer, head }));
+  const base = { clean: prompts.map((p) => p.clean), corrupted: prompts.map((p) => p.corrupted), metric: logitDiff(prompts.map((p) => p.io), prompts.map((p) => p.s)) };
+  const patchedDirect = movers.length ? pathPatch(model, movers, { kind: 'logits' }, base) : classes.clean;
+  const best = topHeads(classes.tables.logits.map((r) => r.map((x) => -x)))[0];
+  const look = (k: keyof typeof classes.attention) => classes.attention[k][best.layer][best.head];
+  return {
+    heldOutPrompts: heldOut.length,
+    heldOutLogitDiff,
+    clean: classes.clean,
+    corrupted: classes.corrupted,
+    classes: classes.classes,
+    nameMovers: label(movers),
+    patchedDirect,
+    /** Share of the clean logit difference the name movers' direct paths carry (0 with no name movers). */
+    carried: (classes.clean - patchedDirect) / classes.clean,
+    strongestDirect: { head: `L${best.layer}H${best.head}`, share: best.score, endToIo: look('endToIo'), endToS1: look('endToS'), endToS2: look('endToS2') },
+  };
+}
+
+/** Temporal heads: the leaders of the temporal scan (up to 3), fact accuracy with them ablated, their response to year aliases. */
+export function temporalFindings(model: HookedTransformer) {
+  const setup = scanTask(model, 'temporal', { samples: 8, seed: 0 });
+  const scores = runScorer(model, setup.scorer);
+  const heads = leaders(scores.top, 3);
+  const { pairs } = temporalTokenPairs(temporalItems({ seed: 0 }), model.tokenizer!, bos(model));
+  const of = (k: string) => pairs.filter((p) => p.kind === k);
+  const hooks = headAblationHooks(model, heads, setup.causal!.ablation);
+  const acc = (h: typeof hooks) => ({ temporal: factAccuracy(model, of('temporal'), h), alias: factAccuracy(model, of('alias'), h), control: factAccuracy(model, of('control'), h) });
+  const alias = scores.tables!.alias;
+  const sorted = alias.flat().sort((a, b) => a - b);
+  return {
+    heads: label(heads),
+    top: scores.top.slice(0, 5),
+    before: acc([]),
+    after: acc(hooks),
+    aliasOfFound: heads.map((h) => alias[h.layer][h.head]),
+    aliasMedian: sorted[Math.floor(sorted.length / 2)],
+    pairs: { temporal: of('temporal').length, alias: of('alias').length, control: of('control').length },
+  };
+}
+
+/** Correct-letter heads (Lieberum et al.): the scan's leaders (up to 3), and MCQ accuracy and letter rate with them ablated, per labelling. */
+export function letterFindings(model: HookedTransformer) {
+  const setup = scanTask(model, 'correct-letter', { samples: 16, seed: 0 });
+  const scores = runScorer(model, setup.scorer);
+  const heads = leaders(scores.top, 3);
+  const tok = model.tokenizer!;
+  const held = (labels: 'ordered' | 'shuffled' | 'random') =>
+    mcqItems({ n: 48, seed: 4242, labels })
+      .items.map((it) => mcqTokens(it, tok, bos(model)))
+      .filter((p): p is LetterPrompt => p !== undefined);
+  const hooks = headAblationHooks(model, heads, setup.causal!.ablation);
+  const labelling = Object.fromEntries(
+    (['ordered', 'shuffled', 'random'] as const).map((m) => [m, { before: letterAccuracy(model, held(m)), after: letterAccuracy(model, held(m), hooks) }]),
+  ) as Record<'ordered' | 'shuffled' | 'random', { before: { accuracy: number; letterRate: number }; after: { accuracy: number; letterRate: number } }>;
+  return { heads: label(heads), top: scores.top.slice(0, 5), attention: heads.map((h) => scores.tables!.attention[h.layer][h.head]), ...labelling };
+}
+
+export const FINDINGS = { retrieval: retrievalFindings, ioi: ioiFindings, temporal: temporalFindings, 'correct-letter': letterFindings } as const;
+export type FindingTask = keyof typeof FINDINGS;
