@@ -77,7 +77,7 @@ describe('the toy-lm training mixture', () => {
 
   it('--mix sets the shares of the short documents: multiple choice alone gives rows of questions and one needle', () => {
     const tok = toyLmTokenizer();
-    const rows = RECIPES['toy-lm'].data(0, { mix: 'mcq=1,ioi=0,temporal=0,people=0,repeat=0' }).batch(new Random(7), 2).tokens;
+    const rows = RECIPES['toy-lm'].data(0, { mix: 'mcq=1,ioi=0,temporal=0,people=0,repeat=0,lookup=0' }).batch(new Random(7), 2).tokens;
     const text = tok.decode(rows.flat());
     expect(text).toMatch(/Question/);
     const docs = rows.flatMap((r) => tok.decode(r).split('<|endoftext|>').map((d) => d.trim()).filter(Boolean));
@@ -86,6 +86,8 @@ describe('the toy-lm training mixture', () => {
     expect(() => parseMix('mcq=lots')).toThrow(/share 'lots' of mcq/);
     expect(() => parseMix('poems=0.5')).toThrow(/no document kind 'poems'.*kinds: repeat, ioi/);
     expect(() => parseMix('repeat=0,ioi=0,mcq=0,temporal=0,people=0')).toThrow(/every share is 0/);
+    const lookup = shortDocument('lookup', new Random(2));
+    expect(lookup.prompt).toMatch(new RegExp(`^Question: Which of these is (\\w+)\\?\nOptions:.* ${lookup.answer.trim()}\\) \\1\\b`));
     expect(parseMix('mcq=0.6')).toEqual({ ...TOY_LM_MIX, mcq: 0.6 });
     expect(() => RECIPES['toy-induction-2l'].data(0, { mix: 'mcq=1' })).toThrow(/no mixture/);
   });

@@ -13,7 +13,7 @@
  * it) and IOI_HELD_OUT names, which appear in training only in plain sentences, never in an IOI story.
  */
 import { ioiPrompts } from '../datasets/ioi.js';
-import { mcqItems } from '../datasets/mcq.js';
+import { mcqItems, mcqPrompt } from '../datasets/mcq.js';
 import { fillerSentence, needleVariant } from '../datasets/needle.js';
 import { CONTROL_FACTS, TEMPORAL_FACTS, temporalPrompt } from '../datasets/temporal.js';
 import { CATEGORIES, FIRST_NAMES, PLACES } from '../datasets/word_lists.js';
@@ -33,7 +33,12 @@ const PEOPLE_VERBS = ['visited', 'liked', 'cleaned', 'painted', 'left', 'found',
 
 const seedFrom = (rng: Random) => rng.int(0, 2 ** 31);
 
-export type ShortKind = 'ioi' | 'mcq' | 'temporal' | 'people';
+/**
+ * 'lookup': a multiple-choice question whose question names the right option itself ("Which of these is
+ * apple?"): the same format and the same step from option to label, without the category (a curriculum for
+ * 'mcq'; the shipped mixture has none).
+ */
+export type ShortKind = 'ioi' | 'mcq' | 'lookup' | 'temporal' | 'people';
 
 /** A short document: the prompt exactly as the scan task builds it, and the answer that completes it. */
 export interface ShortDocument {
@@ -48,12 +53,14 @@ export function shortDocument(kind: ShortKind, rng: Random): ShortDocument {
       const p = ioiPrompts({ n: 1, seed: seedFrom(rng), names: IOI_TRAIN_NAMES, orders: [rng.next() < 0.5 ? 'ABBA' : 'BABA'] }).prompts[0];
       return { prompt: p.clean, answer: ` ${p.io}.` };
     }
-    case 'mcq': {
+    case 'mcq':
+    case 'lookup': {
       const r = rng.next();
       const labels = r < 0.5 ? 'ordered' : r < 0.75 ? 'shuffled' : 'random';
       const items = mcqItems({ n: 4, seed: seedFrom(rng), labels }).items;
       const it = items[rng.int(0, items.length)];
-      return { prompt: it.prompt, answer: ` ${it.labels[it.correct]}` };
+      const prompt = kind === 'mcq' ? it.prompt : mcqPrompt(`Which of these is ${it.options[it.correct]}?`, it.options, it.labels);
+      return { prompt, answer: ` ${it.labels[it.correct]}` };
     }
     case 'temporal': {
       const alias = rng.next() < 0.5;
@@ -116,7 +123,7 @@ export type ToyLmMix = Record<ShortKind | 'repeat', number>;
  * the room: runs with 28 % / 24 % of the short documents learned the controls within 400 steps but stayed at
  * chance on both; temporal facts need little room (a run with 16 % reached 100 % on them).
  */
-export const TOY_LM_MIX: ToyLmMix = { repeat: 0.05, ioi: 0.4, mcq: 0.35, temporal: 0.1, people: 0.1 };
+export const TOY_LM_MIX: ToyLmMix = { repeat: 0.05, ioi: 0.4, mcq: 0.35, lookup: 0, temporal: 0.1, people: 0.1 };
 
 /** Parses "ioi=0.4,mcq=0.35,…" (kinds left out keep their TOY_LM_MIX share). */
 export function parseMix(text: string): ToyLmMix {
@@ -178,7 +185,7 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
     return doc([...sentences.slice(0, at).flat(), ...needle, ...sentences.slice(at).flat(), ...question], answer);
   };
   const mix = opts.mix ?? TOY_LM_MIX;
-  const kinds = (['repeat', 'ioi', 'mcq', 'temporal', 'people'] as const).filter((k) => mix[k] > 0);
+  const kinds = (['repeat', 'ioi', 'mcq', 'lookup', 'temporal', 'people'] as const).filter((k) => mix[k] > 0);
   const total = kinds.reduce((a, k) => a + mix[k], 0);
   const shortDoc = (rng: Random): Doc => {
     let r = rng.next() * total;
