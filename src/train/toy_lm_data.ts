@@ -34,11 +34,13 @@ const PEOPLE_VERBS = ['visited', 'liked', 'cleaned', 'painted', 'left', 'found',
 const seedFrom = (rng: Random) => rng.int(0, 2 ** 31);
 
 /**
+ * 'mcq': multiple choice with four options, as the scan asks it; 'mcq-few': with two or three (chance 1/2 or
+ * 1/3, an easier start: on the CPU, a model trained on questions with 2–4 options left chance after ~1,000
+ * steps, while one with four options only was still at chance after 500).
  * 'lookup': a multiple-choice question whose question names the right option itself ("Which of these is
- * apple?"): the same format and the same step from option to label, without the category (a curriculum for
- * 'mcq'; the shipped mixture has none).
+ * apple?"): the same format and the same step from option to label, without the category.
  */
-export type ShortKind = 'ioi' | 'mcq' | 'lookup' | 'temporal' | 'people';
+export type ShortKind = 'ioi' | 'mcq' | 'mcq-few' | 'lookup' | 'temporal' | 'people';
 
 /** A short document: the prompt exactly as the scan task builds it, and the answer that completes it. */
 export interface ShortDocument {
@@ -54,12 +56,14 @@ export function shortDocument(kind: ShortKind, rng: Random): ShortDocument {
       return { prompt: p.clean, answer: ` ${p.io}.` };
     }
     case 'mcq':
+    case 'mcq-few':
     case 'lookup': {
       const r = rng.next();
       const labels = r < 0.5 ? 'ordered' : r < 0.75 ? 'shuffled' : 'random';
-      const items = mcqItems({ n: 4, seed: seedFrom(rng), labels }).items;
+      const nOptions = kind === 'mcq-few' ? rng.int(2, 4) : 4;
+      const items = mcqItems({ n: nOptions, seed: seedFrom(rng), labels, nOptions }).items;
       const it = items[rng.int(0, items.length)];
-      const prompt = kind === 'mcq' ? it.prompt : mcqPrompt(`Which of these is ${it.options[it.correct]}?`, it.options, it.labels);
+      const prompt = kind === 'lookup' ? mcqPrompt(`Which of these is ${it.options[it.correct]}?`, it.options, it.labels) : it.prompt;
       return { prompt, answer: ` ${it.labels[it.correct]}` };
     }
     case 'temporal': {
@@ -123,7 +127,7 @@ export type ToyLmMix = Record<ShortKind | 'repeat', number>;
  * the room: runs with 28 % / 24 % of the short documents learned the controls within 400 steps but stayed at
  * chance on both; temporal facts need little room (a run with 16 % reached 100 % on them).
  */
-export const TOY_LM_MIX: ToyLmMix = { repeat: 0.05, ioi: 0.4, mcq: 0.35, lookup: 0, temporal: 0.1, people: 0.1 };
+export const TOY_LM_MIX: ToyLmMix = { repeat: 0.05, ioi: 0.4, mcq: 0.35, 'mcq-few': 0, lookup: 0, temporal: 0.1, people: 0.1 };
 
 /** Parses "ioi=0.4,mcq=0.35,…" (kinds left out keep their TOY_LM_MIX share). */
 export function parseMix(text: string): ToyLmMix {
@@ -185,7 +189,7 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
     return doc([...sentences.slice(0, at).flat(), ...needle, ...sentences.slice(at).flat(), ...question], answer);
   };
   const mix = opts.mix ?? TOY_LM_MIX;
-  const kinds = (['repeat', 'ioi', 'mcq', 'lookup', 'temporal', 'people'] as const).filter((k) => mix[k] > 0);
+  const kinds = (['repeat', 'ioi', 'mcq', 'mcq-few', 'lookup', 'temporal', 'people'] as const).filter((k) => mix[k] > 0);
   const total = kinds.reduce((a, k) => a + mix[k], 0);
   const shortDoc = (rng: Random): Doc => {
     let r = rng.next() * total;
