@@ -5,7 +5,8 @@
 # Each variant first runs a short probe to measure its own steps/s with all variants running, then trains
 # from scratch with as many steps as fit TRAIN_SECONDS (the cosine schedule needs the step count up front).
 # Results: $OUT/NAME.tgz, one file a variant (the tool returns at most 8): the HF folder, run.json (the
-# command's result line) and train.log (one JSON line per evaluation).
+# command's result line), train.log (one JSON line per evaluation) and, with FINDINGS=1, findings.jsonl
+# (`headlens findings` on the trained folder, run on the CPU with wasm).
 set -u
 budget=${1:?usage: train_toy_lm.sh TRAIN_SECONDS NAME:ARGS...}; shift
 probe=${PROBE_SECONDS:-30}
@@ -16,7 +17,9 @@ hl() { .device/node .device/bundle.cjs "$@"; }
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
 for spec in "$@"; do
   name=${spec%%:*}; args=${spec#*:}
-  ( hl train $common --out /tmp/probe-$name --steps 100000 --max-seconds $probe $args > /tmp/probe-$name.json 2>/tmp/probe-$name.err ) &
+  # the probe's own limits come after the variant's arguments, which may hold --steps or --max-seconds of their own
+  # (the last value wins: a variant with --max-seconds 425 once turned its 3 s probe into a 425 s run)
+  ( hl train $common --out /tmp/probe-$name $args --steps 100000 --max-seconds $probe > /tmp/probe-$name.json 2>/tmp/probe-$name.err ) &
 done
 wait
 for spec in "$@"; do
@@ -26,8 +29,11 @@ for spec in "$@"; do
   if [ "$steps" = 0 ]; then tail -n 20 /tmp/probe-$name.err; continue; fi
   ( mkdir -p /tmp/log-$name   # not in the run's folder: a checkpoint replaces that folder
     hl train $common --out /tmp/run-$name --steps $steps --max-seconds $((budget + 45)) $args > /tmp/log-$name/run.json 2> /tmp/log-$name/train.log
-    tar czf $OUT/$name.tgz -C /tmp/run-$name config.json model.safetensors tokenizer.json trainer_state.json -C /tmp/log-$name run.json train.log ) &
+    # what the model card reports, measured on the CPU cores (wasm) while other variants still train
+    if [ "${FINDINGS:-0}" = 1 ]; then hl findings --model /tmp/run-$name --backend wasm > /tmp/log-$name/findings.jsonl 2>&1; fi
+    touch /tmp/log-$name/findings.jsonl
+    tar czf $OUT/$name.tgz -C /tmp/run-$name config.json model.safetensors tokenizer.json trainer_state.json -C /tmp/log-$name run.json train.log findings.jsonl ) &
 done
 wait
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
-for spec in "$@"; do name=${spec%%:*}; echo "== $name"; head -c 400 /tmp/log-$name/run.json; echo; grep evalLoss /tmp/log-$name/train.log | tail -n 2; tail -n 3 /tmp/log-$name/train.log | grep -v evalLoss; done
+for spec in "$@"; do name=${spec%%:*}; echo "== $name"; head -c 400 /tmp/log-$name/run.json; echo; grep evalLoss /tmp/log-$name/train.log | tail -n 2; tail -n 3 /tmp/log-$name/train.log | grep -v evalLoss; cut -c1-300 /tmp/log-$name/findings.jsonl; done
