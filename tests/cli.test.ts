@@ -162,3 +162,24 @@ describe('headlens train --init', () => {
     expect(c.stderr).toMatch(/--init .* has n_layers 2, recipe toy-lm wants 4/);
   });
 });
+
+describe('headlens findings', () => {
+  it("prints one JSON line per task with what the model card reports, and names a task it does not know", async () => {
+    const r = await headlens('findings', '--model', 'toy-lm', '--tasks', 'ioi');
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.task)).toEqual(['ioi']);
+    expect(lines[0].heldOutPrompts).toBe(40);
+    expect(lines[0].heldOutLogitDiff).toBeGreaterThan(2); // the card's 5.79
+    expect(lines[0].strongestDirect.head).toMatch(/^L\dH\d$/);
+    const bad = await headlens('findings', '--model', 'toy-lm', '--tasks', 'ioi,poems');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/no task 'poems'.*retrieval, ioi, temporal, correct-letter/);
+  });
+
+  it('train --mix refuses a kind the mixture does not have', async () => {
+    const r = await headlens('train', '--recipe', 'toy-lm', '--out', path.join(tmp(), 'm'), '--steps', '1', '--mix', 'poems=1');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no document kind 'poems'/);
+  });
+});
