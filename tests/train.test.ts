@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -61,6 +61,22 @@ describe('train', () => {
     const state = JSON.parse(readFileSync(path.join(dir, 'trainer_state.json'), 'utf8'));
     expect(state.step).toBe(12);
     straight.dispose();
+    resumed.dispose();
+  });
+
+  it('maxSeconds limits each call, not the whole run: a resumed run with the same limit goes on', async () => {
+    const dir = tmp();
+    const first = HookedTransformer.random(tinyCfg(), { seed: 1 });
+    await train(first, data(), { ...opts(6, dir), maxSeconds: 0 }); // one step
+    first.dispose();
+    // as if the first call had trained for a day (one 10-minute device call after another)
+    const file = path.join(dir, 'trainer_state.json');
+    writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), seconds: 86_400 }));
+    const resumed = await loadPretrained(dir);
+    const res = await train(resumed, data(), { ...opts(6, dir), maxSeconds: 600 }, dir);
+    expect(res.step).toBe(6);
+    expect(res.finished).toBe(true);
+    expect(res.seconds).toBeGreaterThanOrEqual(86_400); // the run's total still counts both calls
     resumed.dispose();
   });
 

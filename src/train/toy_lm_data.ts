@@ -123,9 +123,10 @@ export const ANSWER_WEIGHT = 8;
 export type ToyLmMix = Record<ShortKind | 'repeat', number>;
 
 /**
- * The mixture toy-lm's last stage was trained with. The in-context tasks (IOI, multiple choice) get most of
- * the room: runs with 28 % / 24 % of the short documents learned the controls within 400 steps but stayed at
- * chance on both; temporal facts need little room (a run with 16 % reached 100 % on them).
+ * The recipe's default mixture, the one stage 3 of the shipped toy-lm was trained with (stages 4–5 set
+ * theirs with --mix; its model card gives the commands). The in-context tasks (IOI, multiple choice) get most
+ * of the room: runs with 28 % / 24 % of the short documents learned the controls within 400 steps but stayed
+ * at chance on both; temporal facts need little room (a run with 16 % reached 100 % on them).
  */
 export const TOY_LM_MIX: ToyLmMix = { repeat: 0.05, ioi: 0.4, mcq: 0.35, 'mcq-few': 0, lookup: 0, temporal: 0.1, people: 0.1 };
 

@@ -46,7 +46,7 @@ export interface TrainOptions {
   /** Write a checkpoint to `outDir` every this many steps and at the end (0: only at the end). */
   checkpointEvery?: number;
   outDir?: string;
-  /** Stop (after checkpointing) once this many seconds have passed; `resume` continues. */
+  /** Stop (after checkpointing) once this call has trained this many seconds; `resume` continues (and counts its own). */
   maxSeconds?: number;
   /** A progress bar on stderr (default: when stderr is a terminal). */
   progress?: boolean;
@@ -145,7 +145,8 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
   const rng = new Random(state.rng);
   const bar = (opts.progress ?? process.stderr.isTTY) ? new cliProgress.SingleBar({ format: 'train [{bar}] {value}/{total} loss {loss} eval {eval} {tps} tok/s', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
   bar?.start(opts.steps, state.step, { loss: '-', eval: '-', tps: '-' });
-  const t0 = Date.now() - state.seconds * 1000;
+  const callStart = Date.now();
+  const t0 = callStart - state.seconds * 1000; // state.seconds counts the whole run, resumed parts included
   let lastLoss = NaN;
   let lastEval = state.history.at(-1)?.evalLoss ?? NaN;
   let finished = true;
@@ -167,7 +168,7 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
       state.tokens += batch.tokens.length * batch.tokens[0].length;
       state.seconds = (Date.now() - t0) / 1000;
       const tps = state.tokens / Math.max(1e-9, state.seconds);
-      const timeUp = opts.maxSeconds !== undefined && state.seconds >= opts.maxSeconds && state.step < opts.steps;
+      const timeUp = opts.maxSeconds !== undefined && (Date.now() - callStart) / 1000 >= opts.maxSeconds && state.step < opts.steps;
       const evalNow = state.step % evalEvery === 0 || state.step === opts.steps;
       if (evalNow || bar || timeUp) {
         lastLoss = await readLoss(pendingLoss);
