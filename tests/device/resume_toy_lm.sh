@@ -3,7 +3,8 @@
 # (same schedule, optimizer state and data order) or --init from weights (a new stage). Copy each FROM folder into
 # .device/FROM first. Used for the stage-5 continuations the toy-lm model card reports (not shipped).
 #   bash tests/device/resume_toy_lm.sh SECONDS "NAME:resume|init:FROM:ARGS" …
-# A resumed run counts the seconds of the run it continues: give it --max-seconds (those + SECONDS) in ARGS.
+# (The card's continuations ran when --max-seconds still counted the resumed run's earlier seconds, and passed
+# --max-seconds 755 = 425 + 330 in ARGS; it now counts each call's own.)
 # Results: $OUT/NAME.tgz (the folder, its run line and train log) and $OUT/NAME.findings.jsonl (headlens findings).
 set -u
 secs=$1; shift
