@@ -163,6 +163,30 @@ describe('headlens train --init', () => {
   });
 });
 
+describe('headlens train --resume', () => {
+  it('continues with the flags the run was started with, and says so when one given again differs', async () => {
+    const dir = path.join(tmp(), 'run');
+    const a = await headlens('train', '--recipe', 'toy-induction-2l', '--out', dir, '--steps', '100000', '--lr', '5e-4', '--batch-size', '4', '--max-seconds', '1');
+    expect(a.code, a.stderr).toBe(0);
+    const state = () => JSON.parse(readFileSync(path.join(dir, 'trainer_state.json'), 'utf8'));
+    const first = state();
+    expect(first.meta).toMatchObject({ recipe: 'toy-induction-2l', steps: '100000', lr: '0.0005', 'batch-size': '4' });
+    expect(first.step).toBeLessThan(100000);
+    // no --recipe, --steps, --lr: the recipe's defaults (3000 steps, lr 1e-3) would change the schedule
+    const b = await headlens('train', '--resume', dir, '--max-seconds', '1');
+    expect(b.code, b.stderr).toBe(0);
+    const second = state();
+    expect(second.step).toBeGreaterThan(first.step);
+    expect(second.meta).toEqual(first.meta);
+    expect(second.history.at(-1)?.lr ?? 5e-4).toBeLessThanOrEqual(5e-4);
+    const c = await headlens('train', '--resume', dir, '--max-seconds', '1', '--lr', '1e-3');
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stderr).toMatch(/--lr 1e-3 \(the run being resumed had 0\.0005\)/);
+    const d = await headlens('train', '--resume', dir, '--max-seconds', '1', '--lr', '1e-3'); // the same number, written as saved
+    expect(d.stderr).not.toMatch(/the run being resumed had/);
+  });
+});
+
 describe('headlens findings', () => {
   it("prints one JSON line per task with what the model card reports, and names a task it does not know", async () => {
     const r = await headlens('findings', '--model', 'toy-lm', '--tasks', 'ioi');

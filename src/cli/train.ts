@@ -6,8 +6,11 @@ import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { loadPretrained } from '../loading/load.js';
 import { makeConfig } from '../model/config.js';
 import { recipe, RECIPES } from '../train/recipes.js';
-import { train } from '../train/trainer.js';
+import { readTrainerMeta, train } from '../train/trainer.js';
 import { positiveInt, required, type Command } from './main.js';
+
+/** The flags a run keeps with its checkpoints, which `--resume` reuses unless given again. */
+const KEPT = ['recipe', 'steps', 'seed', 'lr', 'batch-size', 'mix', 'eval-every', 'checkpoint-every'] as const;
 
 export const trainCommand: Command = {
   options: {
@@ -25,9 +28,18 @@ export const trainCommand: Command = {
     'checkpoint-every': { type: 'string' },
     mix: { type: 'string' },
   },
-  async run(v) {
+  async run(given) {
+    const resumeDir = given.resume as string | undefined;
+    // --resume continues with the flags the run was started with (kept in its trainer_state.json); a flag given
+    // again wins, with a note when it differs
+    const saved = resumeDir && existsSync(resumeDir) ? readTrainerMeta(resumeDir) : {};
+    const v: typeof given = { ...given };
+    for (const k of KEPT) {
+      if (saved[k] === undefined) continue;
+      if (given[k] === undefined) v[k] = saved[k];
+      else if (k === 'recipe' || k === 'mix' ? given[k] !== saved[k] : Number(given[k]) !== Number(saved[k])) console.error(`headlens train: --${k} ${String(given[k])} (the run being resumed had ${saved[k]})`);
+    }
     const r = recipe(required(v, 'recipe', Object.keys(RECIPES)[0]));
-    const resumeDir = v.resume as string | undefined;
     const out = (v.out as string | undefined) ?? resumeDir;
     if (!out) throw new HeadlensError('--out is required', `e.g. --out models/${r.name}`);
     const steps = positiveInt(v.steps, 'steps', 100) ?? r.train.steps;
@@ -58,10 +70,15 @@ export const trainCommand: Command = {
       model = HookedTransformer.random(makeConfig(r.config), { seed, std: initStd });
       if (r.tokenizer) model.tokenizer = r.tokenizer();
     }
+    const mix = v.mix as string | undefined;
+    const meta: Record<string, string> = { recipe: r.name, steps: String(steps), seed: String(seed), lr: String(lr), 'batch-size': String(batchSize) };
+    if (evalEvery !== undefined) meta['eval-every'] = String(evalEvery);
+    if (checkpointEvery !== undefined) meta['checkpoint-every'] = String(checkpointEvery);
+    if (mix !== undefined) meta.mix = mix;
     const res = await train(
       model,
-      r.data(seed, { mix: v.mix as string | undefined }),
-      { ...r.train, steps, seed, batchSize, lr, evalEvery, checkpointEvery, outDir: out, maxSeconds, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
+      r.data(seed, { mix }),
+      { ...r.train, steps, seed, batchSize, lr, evalEvery, checkpointEvery, outDir: out, maxSeconds, meta, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
       resumeDir,
     );
     console.log(JSON.stringify({ recipe: r.name, out, seed, ...res, history: undefined }));

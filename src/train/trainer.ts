@@ -51,6 +51,11 @@ export interface TrainOptions {
   /** A progress bar on stderr (default: when stderr is a terminal). */
   progress?: boolean;
   log?: (line: TrainLog) => void;
+  /**
+   * Kept in the checkpoint's trainer_state.json as `meta` (readTrainerMeta reads it back): the CLI keeps the
+   * flags a run was started with there, so that `--resume` continues with them.
+   */
+  meta?: Record<string, string>;
 }
 
 export interface TrainLog {
@@ -79,10 +84,19 @@ interface TrainerState {
   seconds: number;
   history: TrainLog[];
   optimizerStep: number;
+  /** The caller's own record of how the run was started (TrainOptions.meta), kept with every checkpoint. */
+  meta?: Record<string, string>;
 }
 
 const STATE = 'trainer_state.json';
 const MOMENTS = 'optimizer_state.safetensors';
+
+/** The `meta` a checkpoint folder's run was started with (TrainOptions.meta), or {} when it has none. */
+export function readTrainerMeta(dir: string): Record<string, string> {
+  const file = path.join(dir, STATE);
+  if (!existsSync(file)) return {};
+  return (JSON.parse(readFileSync(file, 'utf8')) as TrainerState).meta ?? {};
+}
 
 /** Mean next-token cross-entropy of `tokens` (weighted by the mask). A scalar the caller owns. */
 export function lmLoss(model: HookedTransformer, batch: Batch): tf.Scalar {
@@ -118,12 +132,13 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
   if (model.processing.length) throw new HeadlensError('cannot train a model whose weights were processed', 'train the checkpoint as it is');
   const evalEvery = opts.evalEvery ?? Math.max(1, Math.floor(opts.steps / 10));
   const optimizer = new AdamW({ beta1: opts.beta1, beta2: opts.beta2, weightDecay: opts.weightDecay });
-  let state: TrainerState = { step: 0, rng: opts.seed, tokens: 0, seconds: 0, history: [], optimizerStep: 0 };
+  let state: TrainerState = { step: 0, rng: opts.seed, tokens: 0, seconds: 0, history: [], optimizerStep: 0, ...(opts.meta ? { meta: opts.meta } : {}) };
   if (resumeFrom !== undefined) {
     if (!existsSync(path.join(resumeFrom, STATE)) || !existsSync(path.join(resumeFrom, MOMENTS))) {
       throw new HeadlensError(`nothing to resume in ${resumeFrom}`, `it needs ${STATE} and ${MOMENTS} from an earlier run`);
     }
     state = JSON.parse(readFileSync(path.join(resumeFrom, STATE), 'utf8'));
+    if (opts.meta) state.meta = opts.meta;
     loadMoments(optimizer, path.join(resumeFrom, MOMENTS));
     optimizer.step = state.optimizerStep;
   }
