@@ -28,6 +28,8 @@ interface Layout {
  * each), not parameter by parameter: on toy-lm's 70 parameters, counted with tf.profile on wasm, an update is
  * 229 kernels (210 of them reshapes, which copy nothing) where it was 1,058 without the clipping, and on WebGPU
  * every kernel that computes is a dispatch. Each element's arithmetic is the same as a per-parameter update's.
+ * (WebGPU binds a storage buffer per input and Dawn allows 8 per shader; tf.concat groups its 70 inputs within
+ * that limit itself, where the 70-input AddN of the earlier per-parameter clipping was refused on an H200.)
  */
 export class AdamW {
   readonly beta1: number;
