@@ -132,13 +132,17 @@ export function letterFindings(model: HookedTransformer) {
   const scores = runScorer(model, setup.scorer);
   const heads = leaders(scores.top, 3);
   const tok = model.tokenizer!;
+  const prefix = bos(model);
   const held = (labels: 'ordered' | 'shuffled' | 'random') =>
     mcqItems({ n: 48, seed: 4242, labels })
-      .items.map((it) => mcqTokens(it, tok, bos(model)))
+      .items.map((it) => mcqTokens(it, tok, prefix))
       .filter((p): p is LetterPrompt => p !== undefined);
   const hooks = headAblationHooks(model, heads, setup.causal!.ablation);
   const labelling = Object.fromEntries(
-    (['ordered', 'shuffled', 'random'] as const).map((m) => [m, { before: letterAccuracy(model, held(m)), after: letterAccuracy(model, held(m), hooks) }]),
+    (['ordered', 'shuffled', 'random'] as const).map((m) => {
+      const prompts = held(m);
+      return [m, { before: letterAccuracy(model, prompts), after: letterAccuracy(model, prompts, hooks) }];
+    }),
   ) as Record<'ordered' | 'shuffled' | 'random', { before: { accuracy: number; letterRate: number }; after: { accuracy: number; letterRate: number } }>;
   return { heads: label(heads), top: scores.top.slice(0, 5), attention: heads.map((h) => scores.tables!.attention[h.layer][h.head]), ...labelling };
 }
