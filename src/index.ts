@@ -71,4 +71,5 @@ export { toyLmData, shortDocument, IOI_HELD_OUT, IOI_TRAIN_NAMES, type ToyLmData
 export { wordTokenizerJson, wordVocabulary, BOS_TOKEN, UNK_TOKEN } from './train/word_tokenizer.js';
 export { plantedModel, PLANTED, PLANTED_TOK, plantedNeedleTrials, plantedLetterPrompts, plantedTemporalPairs, plantedIoiPrompts } from './train/planted.js';
 export { AdamW, warmupCosine, type AdamWOptions } from './train/adamw.js';
+export { leaders, retrievalFindings, ioiFindings, temporalFindings, letterFindings, FINDINGS, type FindingTask } from './train/findings.js';
 export { Random } from './util/random.js';
