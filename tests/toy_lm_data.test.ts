@@ -107,6 +107,28 @@ describe('the toy-lm training mixture', () => {
     expect(stories.every((s) => starts.has(s.split(' ')[0]))).toBe(true);
   });
 
+  it("'ioi-many' stories introduce 3–4 names and repeat every one but the answer, which is the IO", () => {
+    const rng = new Random(4);
+    const tok = toyLmTokenizer();
+    const sizes = new Set<number>();
+    for (let i = 0; i < 500; i++) {
+      const d = shortDocument('ioi-many', rng);
+      const io = d.answer.replace(/[ .]/g, '');
+      const names = d.prompt.split(/[^A-Za-z]+/).filter((w) => (FIRST_NAMES as readonly string[]).includes(w));
+      const count = (n: string) => names.filter((x) => x === n).length;
+      const distinct = [...new Set(names)];
+      sizes.add(distinct.length);
+      expect(count(io), d.prompt).toBe(1);
+      expect(distinct.filter((n) => n !== io).every((n) => count(n) === 2), d.prompt).toBe(true);
+      // the IO is one of the names introduced, never the last name before the end
+      expect(names.indexOf(io)).toBeLessThan(distinct.length);
+      for (const n of IOI_HELD_OUT) expect(names.includes(n), d.prompt).toBe(false);
+      expect(tok.encode(d.prompt + d.answer).includes(UNK), d.prompt).toBe(false);
+    }
+    expect([...sizes].sort()).toEqual([3, 4]);
+    expect(shortDocument('ioi-many', new Random(9)).prompt).toEqual(shortDocument('ioi-many', new Random(9)).prompt);
+  });
+
   it("needleVariant never draws the scan's own needle, so scoring sees it for the first time", () => {
     const rng = new Random(5);
     for (let i = 0; i < 20000; i++) {

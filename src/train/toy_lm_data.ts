@@ -2,7 +2,8 @@
  * The training mixture of toy-lm: rows of n_ctx tokens, each a run of documents separated by <|endoftext|>,
  * drawn from the generators of the head-score data sets so that every scan task has something to find:
  * - haystack documents (filler sentences) with one needle and its question and answer (retrieval heads);
- * - IOI stories ending in the indirect object (name movers, S-inhibition, duplicate-token heads);
+ * - IOI stories ending in the indirect object (name movers, S-inhibition, duplicate-token heads), and the
+ *   same stories with three or four names, all but the IO repeated as the subjects ('ioi-many');
  * - multiple-choice questions with ordered, shuffled or random letter labels, ending in the letter
  *   (correct-letter heads);
  * - year-dependent facts with numeric years and spelled-out aliases, and time-invariant controls in the
@@ -12,11 +13,11 @@
  * scored in the distribution it learned. What is held out: the scan's own needle (needleVariant never draws
  * it) and IOI_HELD_OUT names, which appear in training only in plain sentences, never in an IOI story.
  */
-import { ioiPrompts } from '../datasets/ioi.js';
+import { IOI_TEMPLATES, ioiPrompts } from '../datasets/ioi.js';
 import { mcqItems, mcqPrompt } from '../datasets/mcq.js';
 import { fillerSentence, needleVariant } from '../datasets/needle.js';
 import { CONTROL_FACTS, TEMPORAL_FACTS, temporalPrompt } from '../datasets/temporal.js';
-import { CATEGORIES, FIRST_NAMES, PLACES } from '../datasets/word_lists.js';
+import { CATEGORIES, FIRST_NAMES, OBJECTS, PLACES } from '../datasets/word_lists.js';
 import { HeadlensError } from '../errors.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import { Random } from '../util/random.js';
@@ -39,8 +40,14 @@ const seedFrom = (rng: Random) => rng.int(0, 2 ** 31);
  * steps, while one with four options only was still at chance after 500).
  * 'lookup': a multiple-choice question whose question names the right option itself ("Which of these is
  * apple?"): the same format and the same step from option to label, without the category.
+ * 'ioi-many': an IOI story with three or four names introduced in a random order and all but the IO repeated
+ * ("When Mary, John and Anna went to the store, Anna and John gave a drink to" → Mary). In the two-name
+ * stories, "suppress the last name and copy the names of the first clause" is enough, and that is what
+ * toy-lm learned (L2H0 attends to S2 with 0.98 and lowers S; L2H1 and L2H3 attend to both names ~0.5 each):
+ * here the last name is one of two or three repeated ones, so the IO has to be found as the name that is
+ * not repeated, the job of Wang et al.'s name movers.
  */
-export type ShortKind = 'ioi' | 'mcq' | 'mcq-few' | 'lookup' | 'temporal' | 'people';
+export type ShortKind = 'ioi' | 'ioi-many' | 'mcq' | 'mcq-few' | 'lookup' | 'temporal' | 'people';
 
 /** A short document: the prompt exactly as the scan task builds it, and the answer that completes it. */
 export interface ShortDocument {
@@ -54,6 +61,17 @@ export function shortDocument(kind: ShortKind, rng: Random): ShortDocument {
     case 'ioi': {
       const p = ioiPrompts({ n: 1, seed: seedFrom(rng), names: IOI_TRAIN_NAMES, orders: [rng.next() < 0.5 ? 'ABBA' : 'BABA'] }).prompts[0];
       return { prompt: p.clean, answer: ` ${p.io}.` };
+    }
+    case 'ioi-many': {
+      const names = rng.shuffle(IOI_TRAIN_NAMES).slice(0, rng.int(3, 5));
+      const list = (xs: string[]) => `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`;
+      const prompt = rng
+        .pick(IOI_TEMPLATES)
+        .replace('[A] and [B]', list(rng.shuffle(names)))
+        .replace('[S]', list(rng.shuffle(names.slice(1))))
+        .replace('[PLACE]', rng.pick(PLACES))
+        .replace('[OBJECT]', rng.pick(OBJECTS));
+      return { prompt, answer: ` ${names[0]}.` };
     }
     case 'mcq':
     case 'mcq-few':
@@ -128,7 +146,7 @@ export type ToyLmMix = Record<ShortKind | 'repeat', number>;
  * of the room: runs with 28 % / 24 % of the short documents learned the controls within 400 steps but stayed
  * at chance on both; temporal facts need little room (a run with 16 % reached 100 % on them).
  */
-export const TOY_LM_MIX: ToyLmMix = { repeat: 0.05, ioi: 0.4, mcq: 0.35, 'mcq-few': 0, lookup: 0, temporal: 0.1, people: 0.1 };
+export const TOY_LM_MIX: ToyLmMix = { repeat: 0.05, ioi: 0.4, 'ioi-many': 0, mcq: 0.35, 'mcq-few': 0, lookup: 0, temporal: 0.1, people: 0.1 };
 
 /** Parses "ioi=0.4,mcq=0.35,…" (kinds left out keep their TOY_LM_MIX share). */
 export function parseMix(text: string): ToyLmMix {
@@ -190,7 +208,7 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
     return doc([...sentences.slice(0, at).flat(), ...needle, ...sentences.slice(at).flat(), ...question], answer);
   };
   const mix = opts.mix ?? TOY_LM_MIX;
-  const kinds = (['repeat', 'ioi', 'mcq', 'mcq-few', 'lookup', 'temporal', 'people'] as const).filter((k) => mix[k] > 0);
+  const kinds = (['repeat', 'ioi', 'ioi-many', 'mcq', 'mcq-few', 'lookup', 'temporal', 'people'] as const).filter((k) => mix[k] > 0);
   const total = kinds.reduce((a, k) => a + mix[k], 0);
   const shortDoc = (rng: Random): Doc => {
     let r = rng.next() * total;
