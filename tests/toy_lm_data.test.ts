@@ -107,12 +107,12 @@ describe('the toy-lm training mixture', () => {
     expect(stories.every((s) => starts.has(s.split(' ')[0]))).toBe(true);
   });
 
-  it("'ioi-many' stories introduce 3–4 names and repeat every one but the answer, which is the IO", () => {
+  it.each([['ioi-many', [3, 4]], ['ioi-crowd', [5, 6, 7, 8]]] as const)("'%s' stories introduce %j names and repeat every one but the answer, which is the IO", (kind, counts) => {
     const rng = new Random(4);
     const tok = toyLmTokenizer();
     const sizes = new Set<number>();
     for (let i = 0; i < 500; i++) {
-      const d = shortDocument('ioi-many', rng);
+      const d = shortDocument(kind, rng);
       const io = d.answer.replace(/[ .]/g, '');
       const names = d.prompt.split(/[^A-Za-z]+/).filter((w) => (FIRST_NAMES as readonly string[]).includes(w));
       const count = (n: string) => names.filter((x) => x === n).length;
@@ -125,8 +125,8 @@ describe('the toy-lm training mixture', () => {
       for (const n of IOI_HELD_OUT) expect(names.includes(n), d.prompt).toBe(false);
       expect(tok.encode(d.prompt + d.answer).includes(UNK), d.prompt).toBe(false);
     }
-    expect([...sizes].sort()).toEqual([3, 4]);
-    expect(shortDocument('ioi-many', new Random(9)).prompt).toEqual(shortDocument('ioi-many', new Random(9)).prompt);
+    expect([...sizes].sort()).toEqual(counts);
+    expect(shortDocument(kind, new Random(9)).prompt).toEqual(shortDocument(kind, new Random(9)).prompt);
   });
 
   it("needleVariant never draws the scan's own needle, so scoring sees it for the first time", () => {

@@ -45,9 +45,9 @@ const seedFrom = (rng: Random) => rng.int(0, 2 ** 31);
  * stories, "suppress the last name and copy the names of the first clause" is enough, and that is what
  * toy-lm learned (L2H0 attends to S2 with 0.98 and lowers S; L2H1 and L2H3 attend to both names ~0.5 each):
  * here the last name is one of two or three repeated ones, so the IO has to be found as the name that is
- * not repeated, the job of Wang et al.'s name movers.
+ * not repeated, the job of Wang et al.'s name movers. 'ioi-crowd': the same with five to eight names.
  */
-export type ShortKind = 'ioi' | 'ioi-many' | 'mcq' | 'mcq-few' | 'lookup' | 'temporal' | 'people';
+export type ShortKind = 'ioi' | 'ioi-many' | 'ioi-crowd' | 'mcq' | 'mcq-few' | 'lookup' | 'temporal' | 'people';
 
 /** A short document: the prompt exactly as the scan task builds it, and the answer that completes it. */
 export interface ShortDocument {
@@ -62,8 +62,9 @@ export function shortDocument(kind: ShortKind, rng: Random): ShortDocument {
       const p = ioiPrompts({ n: 1, seed: seedFrom(rng), names: IOI_TRAIN_NAMES, orders: [rng.next() < 0.5 ? 'ABBA' : 'BABA'] }).prompts[0];
       return { prompt: p.clean, answer: ` ${p.io}.` };
     }
-    case 'ioi-many': {
-      const names = rng.shuffle(IOI_TRAIN_NAMES).slice(0, rng.int(3, 5));
+    case 'ioi-many':
+    case 'ioi-crowd': {
+      const names = rng.shuffle(IOI_TRAIN_NAMES).slice(0, kind === 'ioi-many' ? rng.int(3, 5) : rng.int(5, 9));
       const list = (xs: string[]) => `${xs.slice(0, -1).join(', ')} and ${xs[xs.length - 1]}`;
       const prompt = rng
         .pick(IOI_TEMPLATES)
@@ -146,7 +147,7 @@ export type ToyLmMix = Record<ShortKind | 'repeat', number>;
  * of the room: runs with 28 % / 24 % of the short documents learned the controls within 400 steps but stayed
  * at chance on both; temporal facts need little room (a run with 16 % reached 100 % on them).
  */
-export const TOY_LM_MIX: ToyLmMix = { repeat: 0.05, ioi: 0.4, 'ioi-many': 0, mcq: 0.35, 'mcq-few': 0, lookup: 0, temporal: 0.1, people: 0.1 };
+export const TOY_LM_MIX: ToyLmMix = { repeat: 0.05, ioi: 0.4, 'ioi-many': 0, 'ioi-crowd': 0, mcq: 0.35, 'mcq-few': 0, lookup: 0, temporal: 0.1, people: 0.1 };
 
 /** Parses "ioi=0.4,mcq=0.35,…" (kinds left out keep their TOY_LM_MIX share). */
 export function parseMix(text: string): ToyLmMix {
@@ -208,7 +209,7 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
     return doc([...sentences.slice(0, at).flat(), ...needle, ...sentences.slice(at).flat(), ...question], answer);
   };
   const mix = opts.mix ?? TOY_LM_MIX;
-  const kinds = (['repeat', 'ioi', 'ioi-many', 'mcq', 'mcq-few', 'lookup', 'temporal', 'people'] as const).filter((k) => mix[k] > 0);
+  const kinds = (['repeat', 'ioi', 'ioi-many', 'ioi-crowd', 'mcq', 'mcq-few', 'lookup', 'temporal', 'people'] as const).filter((k) => mix[k] > 0);
   const total = kinds.reduce((a, k) => a + mix[k], 0);
   const shortDoc = (rng: Random): Doc => {
     let r = rng.next() * total;
