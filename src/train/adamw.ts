@@ -1,7 +1,8 @@
 /**
  * AdamW (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization"): Adam's moment estimates with
  * the weight decay applied to the weights directly rather than through the gradient. tfjs ships Adam but
- * not AdamW, hence this file. Decay applies to matrices only (rank ≥ 2), not to biases and norm weights.
+ * not AdamW, hence this file. Decay applies to the variables `decays` picks (default: rank ≥ 2); the
+ * trainer picks the weight matrices by name, since headlens' b_Q, b_K and b_V are [n_heads, d_head].
  * The moments are plain tensors the optimizer owns, so a checkpoint can store them and resume exactly.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -12,6 +13,8 @@ export interface AdamWOptions {
   beta2?: number; // default 0.999
   eps?: number; // default 1e-8
   weightDecay?: number; // default 0.01
+  /** Which variables get the weight decay (default: those of rank ≥ 2). */
+  decays?: (name: string, shape: number[]) => boolean;
 }
 
 /** Where each variable sits in the optimizer's flat vectors. */
@@ -36,6 +39,7 @@ export class AdamW {
   readonly beta2: number;
   readonly eps: number;
   readonly weightDecay: number;
+  private readonly decays: (name: string, shape: number[]) => boolean;
   /** Updates taken so far (for bias correction). */
   step = 0;
   private layout?: Layout;
@@ -49,6 +53,7 @@ export class AdamW {
     this.beta2 = opts.beta2 ?? 0.999;
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0.01;
+    this.decays = opts.decays ?? ((_, shape) => shape.length >= 2);
   }
 
   /**
@@ -96,7 +101,7 @@ export class AdamW {
     }
     const shapes = names.map((n) => vars.get(n)!.shape);
     const sizes = shapes.map((s) => s.reduce((a, b) => a * b, 1));
-    const decay = tf.tidy(() => tf.concat(shapes.map((s, i) => tf.fill([sizes[i]], s.length >= 2 ? this.weightDecay : 0))) as tf.Tensor1D);
+    const decay = tf.tidy(() => tf.concat(shapes.map((s, i) => tf.fill([sizes[i]], this.decays(names[i], s) ? this.weightDecay : 0))) as tf.Tensor1D);
     this.layout = { names, shapes, sizes, decay };
     const flat = (which: 'm' | 'v') =>
       tf.tidy(() => tf.concat(names.map((n, i) => this.pending?.[which].get(n)?.reshape([-1]) ?? tf.zeros([sizes[i]]))) as tf.Tensor1D);

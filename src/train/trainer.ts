@@ -131,7 +131,9 @@ export async function evaluate(model: HookedTransformer, data: DataSource): Prom
 export async function train(model: HookedTransformer, data: DataSource, opts: TrainOptions, resumeFrom?: string): Promise<TrainResult> {
   if (model.processing.length) throw new HeadlensError('cannot train a model whose weights were processed', 'train the checkpoint as it is');
   const evalEvery = opts.evalEvery ?? Math.max(1, Math.floor(opts.steps / 10));
-  const optimizer = new AdamW({ beta1: opts.beta1, beta2: opts.beta2, weightDecay: opts.weightDecay });
+  // decay on the weight matrices (W_E, W_Q, …, W_U), not on biases and norms: by name, since b_Q, b_K and b_V are
+  // [n_heads, d_head] (by rank they were decayed until a PyTorch reference, tests/train_parity.test.ts, showed it)
+  const optimizer = new AdamW({ beta1: opts.beta1, beta2: opts.beta2, weightDecay: opts.weightDecay, decays: (name) => /(^|\.)W_\w+$/.test(name) });
   let state: TrainerState = { step: 0, rng: opts.seed, tokens: 0, seconds: 0, history: [], optimizerStep: 0, ...(opts.meta ? { meta: opts.meta } : {}) };
   if (resumeFrom !== undefined) {
     if (!existsSync(path.join(resumeFrom, STATE)) || !existsSync(path.join(resumeFrom, MOMENTS))) {
