@@ -206,4 +206,10 @@ describe('headlens findings', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/no document kind 'poems'/);
   });
+
+  it('train --head-dropout refuses a probability outside [0, 1), naming the flag', async () => {
+    const r = await headlens('train', '--recipe', 'toy-lm', '--out', path.join(tmp(), 'm'), '--steps', '1', '--head-dropout', '1');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--head-dropout 1 is not a number in \[0, 1\)/);
+  });
 });

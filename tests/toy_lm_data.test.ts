@@ -129,6 +129,28 @@ describe('the toy-lm training mixture', () => {
     expect(shortDocument(kind, new Random(9)).prompt).toEqual(shortDocument(kind, new Random(9)).prompt);
   });
 
+  it('the head-dropout region of a row covers its IOI stories and nothing else', () => {
+    const tok = toyLmTokenizer();
+    const b = RECIPES['toy-lm'].data(0, { mix: 'ioi=0.3,ioi-many=0.2,mcq=0.5' }).batch(new Random(3), 2);
+    let stories = 0;
+    b.tokens.forEach((row, r) => {
+      const region = b.headDropRegion![r];
+      expect(region.length).toBe(row.length);
+      // documents are the runs between <|endoftext|> (id 0); the row's cut-off last one is left out
+      const starts = row.flatMap((t, p) => (t === 0 ? [p] : []));
+      for (let k = 0; k + 1 < starts.length; k++) {
+        const [from, to] = [starts[k] + 1, starts[k + 1]];
+        if (from === to) continue;
+        const text = tok.decode(row.slice(from, to));
+        const ioi = IOI_TEMPLATES.some((t) => text.startsWith(t.split(' ')[0] + ' ')) && / to [A-Z][a-z]+\.$/.test(text);
+        expect(new Set(region.slice(from, to)), text).toEqual(new Set([ioi ? 1 : 0]));
+        expect(region[starts[k]]).toBe(0);
+        if (ioi) stories++;
+      }
+    });
+    expect(stories).toBeGreaterThan(5);
+  });
+
   it("needleVariant never draws the scan's own needle, so scoring sees it for the first time", () => {
     const rng = new Random(5);
     for (let i = 0; i < 20000; i++) {

@@ -9,7 +9,8 @@ import { loadPretrained } from '../src/loading/load.js';
 import { makeConfig } from '../src/model/config.js';
 import { AdamW, warmupCosine } from '../src/train/adamw.js';
 import { recipe, repeatedSpans } from '../src/train/recipes.js';
-import { evaluate, train, type TrainOptions } from '../src/train/trainer.js';
+import { Random } from '../src/util/random.js';
+import { evaluate, headDropoutHooks, train, type Batch, type TrainOptions } from '../src/train/trainer.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
@@ -114,6 +115,43 @@ describe('the toy-lm recipe', () => {
     expect(initial).toBeGreaterThan(Math.log(model.cfg.d_vocab) - 0.2);
     expect(res.finalEvalLoss).toBeLessThan(initial - 0.5);
     model.dispose();
+  });
+});
+
+describe('head dropout', () => {
+  const batch = (): Batch => ({ tokens: [[0, 1, 2, 3, 4, 5], [0, 5, 4, 3, 2, 1]], headDropRegion: [[0, 1, 1, 1, 1, 0], [0, 0, 0, 0, 0, 0]] });
+
+  it('drops heads inside the region only, with probability p, and scales the heads kept by 1/(1 − p)', () => {
+    const model = HookedTransformer.random(tinyCfg(), { seed: 1 });
+    expect(headDropoutHooks(model, batch(), 0, new Random(1))).toEqual([]);
+    expect(() => headDropoutHooks(model, batch(), 1, new Random(1))).toThrow(/head dropout 1 is not in \[0, 1\)/);
+    // an activation of ones through each layer's hook shows the mask
+    const masks = headDropoutHooks(model, { ...batch(), tokens: Array.from({ length: 2 }, () => Array(6).fill(1)), headDropRegion: [Array(6).fill(1), Array(6).fill(0)] }, 0.25, new Random(2))
+      .map(([, fn]) => tf.tidy(() => (fn(tf.ones([2, 6, 2, 8]), {} as never) as tf.Tensor).arraySync() as number[][][][]));
+    expect(masks.length).toBe(2);
+    const inside = masks.flatMap((m) => m[0].flatMap((pos) => pos.map((head) => head[0])));
+    const outside = masks.flatMap((m) => m[1].flatMap((pos) => pos.map((head) => head[0])));
+    expect(new Set(outside)).toEqual(new Set([1]));
+    expect(new Set(inside)).toEqual(new Set([0, Math.fround(1 / 0.75)]));
+    const dropped = inside.filter((x) => x === 0).length / inside.length;
+    expect(dropped).toBeGreaterThan(0.05); // 24 draws at p = 0.25
+    expect(dropped).toBeLessThan(0.6);
+    model.dispose();
+  });
+
+  it('train() with headDropout is seeded (the same run twice gives the same weights), differs from a run without, and leaks nothing', async () => {
+    const run = async (p: number) => {
+      const model = HookedTransformer.random(tinyCfg(), { seed: 1 });
+      const before = tf.memory().numTensors;
+      await train(model, data(), { ...opts(6), headDropout: p });
+      expect(tf.memory().numTensors).toBe(before);
+      const w = Array.from(model.param('blocks.1.attn.W_O').dataSync());
+      model.dispose();
+      return w;
+    };
+    const [a, b, none] = [await run(0.3), await run(0.3), await run(0)];
+    expect(a).toEqual(b);
+    expect(a).not.toEqual(none);
   });
 });
 

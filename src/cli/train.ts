@@ -10,7 +10,7 @@ import { readTrainerMeta, train } from '../train/trainer.js';
 import { positiveInt, required, type Command } from './main.js';
 
 /** The flags a run keeps with its checkpoints, which `--resume` reuses unless given again. */
-const KEPT = ['recipe', 'steps', 'seed', 'lr', 'batch-size', 'mix', 'eval-every', 'checkpoint-every'] as const;
+const KEPT = ['recipe', 'steps', 'seed', 'lr', 'batch-size', 'mix', 'eval-every', 'checkpoint-every', 'head-dropout'] as const;
 
 export const trainCommand: Command = {
   options: {
@@ -27,6 +27,7 @@ export const trainCommand: Command = {
     'eval-every': { type: 'string' },
     'checkpoint-every': { type: 'string' },
     mix: { type: 'string' },
+    'head-dropout': { type: 'string' },
   },
   async run(given) {
     const resumeDir = given.resume as string | undefined;
@@ -49,6 +50,8 @@ export const trainCommand: Command = {
     if (!(Number.isFinite(lr) && lr > 0)) throw new HeadlensError(`--lr ${String(v.lr)} is not a positive number`, 'e.g. --lr 1e-3');
     const initStd = v['init-std'] !== undefined ? Number(v['init-std']) : (r.initStd ?? 0.02);
     if (!(Number.isFinite(initStd) && initStd > 0)) throw new HeadlensError(`--init-std ${String(v['init-std'])} is not a positive number`, 'e.g. --init-std 0.02');
+    const headDropout = v['head-dropout'] !== undefined ? Number(v['head-dropout']) : 0;
+    if (!(headDropout >= 0 && headDropout < 1)) throw new HeadlensError(`--head-dropout ${String(v['head-dropout'])} is not a number in [0, 1)`, 'e.g. --head-dropout 0.2 (the probability that a head is dropped)');
     const batchSize = positiveInt(v['batch-size'], 'batch-size', 8) ?? r.train.batchSize;
     const evalEvery = positiveInt(v['eval-every'], 'eval-every', 100) ?? r.train.evalEvery;
     const checkpointEvery = positiveInt(v['checkpoint-every'], 'checkpoint-every', 500) ?? r.train.checkpointEvery;
@@ -75,10 +78,11 @@ export const trainCommand: Command = {
     if (evalEvery !== undefined) meta['eval-every'] = String(evalEvery);
     if (checkpointEvery !== undefined) meta['checkpoint-every'] = String(checkpointEvery);
     if (mix !== undefined) meta.mix = mix;
+    if (headDropout) meta['head-dropout'] = String(headDropout);
     const res = await train(
       model,
       r.data(seed, { mix }),
-      { ...r.train, steps, seed, batchSize, lr, evalEvery, checkpointEvery, outDir: out, maxSeconds, meta, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
+      { ...r.train, steps, seed, batchSize, lr, headDropout, evalEvery, checkpointEvery, outDir: out, maxSeconds, meta, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
       resumeDir,
     );
     console.log(JSON.stringify({ recipe: r.name, out, seed, ...res, history: undefined }));

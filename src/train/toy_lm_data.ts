@@ -190,7 +190,8 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
     }
     return ids;
   };
-  type Doc = { ids: number[]; w: number[] };
+  /** r: the document is an IOI story (where --head-dropout applies). */
+  type Doc = { ids: number[]; w: number[]; r?: boolean };
   const W = opts.answerWeight ?? ANSWER_WEIGHT;
   const doc = (prompt: number[], answer: number[]): Doc => ({ ids: [...prompt, ...answer], w: [...prompt.map(() => 1), ...answer.map(() => W)] });
   const needleDoc = (rng: Random, room: number): Doc => {
@@ -219,13 +220,14 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
       return doc([...span, ...span], []);
     }
     const d = shortDocument(kind, rng);
-    return doc(enc(d.prompt), d.answer ? enc(d.answer) : []);
+    return { ...doc(enc(d.prompt), d.answer ? enc(d.answer) : []), r: kind.startsWith('ioi') };
   };
-  const row = (rng: Random): Doc => {
-    const out: Doc = { ids: [opts.bos], w: [1] };
+  const row = (rng: Random): Doc & { region: number[] } => {
+    const out = { ids: [opts.bos], w: [1], region: [0] };
     const push = (d: Doc) => {
       out.ids.push(...d.ids, opts.bos);
       out.w.push(...d.w, 1);
+      out.region.push(...d.ids.map(() => (d.r ? 1 : 0)), 0);
     };
     // the needle document's length varies from a few sentences to nearly the whole row, and it comes first
     // in half the rows (so short documents are also seen at the start of the context, as the scans place them)
@@ -239,12 +241,12 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
         placed = true;
       } else push(shortDoc(rng));
     }
-    return { ids: out.ids.slice(0, opts.nCtx), w: out.w.slice(0, opts.nCtx) };
+    return { ids: out.ids.slice(0, opts.nCtx), w: out.w.slice(0, opts.nCtx), region: out.region.slice(0, opts.nCtx) };
   };
   const make = (rng: Random, n: number): Batch => {
     const rows = Array.from({ length: n }, () => row(rng));
     // lossMask[p] weighs the prediction of token p + 1
-    return { tokens: rows.map((r) => r.ids), lossMask: rows.map((r) => r.w.slice(1)) };
+    return { tokens: rows.map((r) => r.ids), lossMask: rows.map((r) => r.w.slice(1)), headDropRegion: rows.map((r) => r.region) };
   };
   const evalRng = new Random(opts.evalSeed);
   const evals = Array.from({ length: opts.evalBatches ?? 4 }, () => make(evalRng, opts.evalSize ?? 16));

@@ -9,7 +9,8 @@ import cliProgress from 'cli-progress';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { HeadlensError } from '../errors.js';
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
+import { actName } from '../hooks/act_name.js';
+import type { FwdHook, HookedTransformer } from '../hooks/hooked_transformer.js';
 import { encodeSafetensors, parseSafetensors } from '../loading/safetensors.js';
 import { saveModel } from '../loading/save.js';
 import { inCheckpoint } from '../model/params.js';
@@ -21,6 +22,8 @@ export interface Batch {
   tokens: number[][];
   /** [batch, pos - 1]: weight of predicting tokens[b][p + 1] from position p. Default: all 1. */
   lossMask?: number[][];
+  /** [batch, pos]: 1 where TrainOptions.headDropout applies, 0 where not. Default: everywhere. */
+  headDropRegion?: number[][];
 }
 
 export interface DataSource {
@@ -41,6 +44,12 @@ export interface TrainOptions {
   beta2?: number;
   /** Global gradient-norm clip (0: off). */
   clip?: number;
+  /**
+   * Head dropout: each attention head's output (hook_z) is dropped with this probability, independently at
+   * every position of every row inside the batch's headDropRegion, and the heads kept are scaled by 1/(1 − p)
+   * (default 0: off). The draws come from the run's seeded generator, so a resumed run draws the same.
+   */
+  headDropout?: number;
   seed: number;
   evalEvery?: number;
   /** Write a checkpoint to `outDir` every this many steps and at the end (0: only at the end). */
@@ -99,15 +108,35 @@ export function readTrainerMeta(dir: string): Record<string, string> {
 }
 
 /** Mean next-token cross-entropy of `tokens` (weighted by the mask). A scalar the caller owns. */
-export function lmLoss(model: HookedTransformer, batch: Batch): tf.Scalar {
+export function lmLoss(model: HookedTransformer, batch: Batch, hooks?: FwdHook[]): tf.Scalar {
   return tf.tidy(() => {
-    const logits = model.forward(batch.tokens); // [batch, pos, d_vocab]
+    const logits = hooks?.length ? model.runWithHooks(batch.tokens, { fwdHooks: hooks }) : model.forward(batch.tokens); // [batch, pos, d_vocab]
     const [b, p, v] = logits.shape;
     const logp = tf.logSoftmax(logits.slice([0, 0, 0], [b, p - 1, v])); // predictions for positions 1..p-1
     const targets = tf.tensor2d(batch.tokens.map((r) => r.slice(1)), [b, p - 1], 'int32');
     const nll = tf.oneHot(targets, v).mul(logp).sum(-1).neg(); // [batch, pos - 1]
     const mask = batch.lossMask ? tf.tensor2d(batch.lossMask, [b, p - 1]) : tf.onesLike(nll);
     return nll.mul(mask).sum().div(mask.sum()) as tf.Scalar;
+  });
+}
+
+/**
+ * The hooks of one step's head dropout (see TrainOptions.headDropout): per layer, a keep mask of
+ * [batch, pos, n_heads, 1] drawn from `rng`, multiplied into attn.hook_z.
+ */
+export function headDropoutHooks(model: HookedTransformer, batch: Batch, p: number, rng: Random): FwdHook[] {
+  if (!(p >= 0 && p < 1)) throw new HeadlensError(`head dropout ${p} is not in [0, 1)`, 'e.g. 0.1; 0 turns it off');
+  if (p === 0) return [];
+  const { n_layers: L, n_heads: H } = model.cfg;
+  const [b, pos] = [batch.tokens.length, batch.tokens[0].length];
+  const region = batch.headDropRegion;
+  return Array.from({ length: L }, (_, layer): FwdHook => {
+    const keep = new Float32Array(b * pos * H);
+    for (let r = 0; r < b; r++) for (let t = 0; t < pos; t++) for (let h = 0; h < H; h++) {
+      const inside = !region || region[r][t] === 1;
+      keep[(r * pos + t) * H + h] = !inside ? 1 : rng.next() < p ? 0 : 1 / (1 - p);
+    }
+    return [actName('z', layer), (z) => z.mul(tf.tensor4d(keep, [b, pos, H, 1]))];
   });
 }
 
@@ -172,7 +201,8 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
     while (state.step < opts.steps) {
       const batch = data.batch(rng, opts.batchSize);
       const lr = warmupCosine(state.step, opts.steps, opts.lr, opts.warmup, opts.minLrRatio);
-      const { value, grads } = tf.variableGrads(() => lmLoss(model, batch), [...vars.values()]);
+      const hooks = opts.headDropout ? headDropoutHooks(model, batch, opts.headDropout, rng) : undefined;
+      const { value, grads } = tf.variableGrads(() => lmLoss(model, batch, hooks), [...vars.values()]);
       const named: Record<string, tf.Tensor> = {};
       for (const [name, v] of vars) named[name] = grads[v.name];
       optimizer.apply(vars, named, lr, opts.clip ?? 1);
