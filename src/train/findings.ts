@@ -12,6 +12,7 @@ import { temporalItems, temporalTokenPairs } from '../datasets/temporal.js';
 import { HeadlensError } from '../errors.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { headAblationHooks, type HeadRef } from '../interp/ablation.js';
+import { headLabel } from '../interp/head_circuits.js';
 import { logitDiff } from '../interp/metrics.js';
 import { pathPatch } from '../interp/path_patching.js';
 import type { LetterPrompt } from '../interp/scores/correct_letter.js';
@@ -23,7 +24,7 @@ import { factAccuracy, ioiLogitDiff, letterAccuracy } from '../interp/scores/tas
 import { ioiTask, scanTask } from '../interp/scores/tasks.js';
 import { IOI_HELD_OUT } from './toy_lm_data.js';
 
-const label = (hs: HeadRef[]) => hs.map((h) => `L${h.layer}H${h.head}`);
+const label = (hs: HeadRef[]) => hs.map((h) => headLabel(h.layer, h.head));
 
 /** The heads a scorer ranks first: those within half of the best score, at most `max` (at least one). */
 export function leaders(top: TopHead[], max: number): HeadRef[] {
@@ -100,7 +101,7 @@ export function ioiFindings(model: HookedTransformer) {
     patchedDirect,
     /** Share of the clean logit difference the name movers' direct paths carry (0 with no name movers). */
     carried: (classes.clean - patchedDirect) / classes.clean,
-    strongestDirect: { head: `L${best.layer}H${best.head}`, share: best.score, endToIo: look('endToIo'), endToS1: look('endToS'), endToS2: look('endToS2') },
+    strongestDirect: { head: headLabel(best.layer, best.head), share: best.score, endToIo: look('endToIo'), endToS1: look('endToS'), endToS2: look('endToS2') },
   };
 }
 
