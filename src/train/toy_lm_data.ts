@@ -211,7 +211,8 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
     return doc([...sentences.slice(0, at).flat(), ...needle, ...sentences.slice(at).flat(), ...question], answer);
   };
   const mix = opts.mix ?? TOY_LM_MIX;
-  const kinds = (['repeat', 'ioi', 'ioi-many', 'ioi-crowd', 'mcq', 'mcq-few', 'lookup', 'temporal', 'people'] as const).filter((k) => mix[k] > 0);
+  // drawn in TOY_LM_MIX's order of kinds, whatever the order of `mix`
+  const kinds = (Object.keys(TOY_LM_MIX) as (keyof ToyLmMix)[]).filter((k) => mix[k] > 0);
   const total = kinds.reduce((a, k) => a + mix[k], 0);
   const shortDoc = (rng: Random): Doc => {
     let r = rng.next() * total;
