@@ -212,4 +212,18 @@ describe('headlens findings', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--head-dropout 1 is not a number in \[0, 1\)/);
   });
+
+  it('train --attention-target refuses a head the model lacks, a bad weight, and a recipe whose data marks no pairs', async () => {
+    const run = (...args: string[]) => headlens('train', '--out', path.join(tmp(), 'm'), '--steps', '1', ...args);
+    const noHead = await run('--recipe', 'toy-lm', '--attention-target', 'L4H0');
+    expect(noHead.code).toBe(2);
+    expect(noHead.stderr).toMatch(/no head L4H0: the model has 4 layers of 4 heads/);
+    const notALabel = await run('--recipe', 'toy-lm', '--attention-target', 'head3');
+    expect(notALabel.stderr).toMatch(/'head3' is not a head label.*L\{layer\}H\{head\}/s);
+    const weight = await run('--recipe', 'toy-lm', '--attention-target', 'L3H0:-1');
+    expect(weight.stderr).toMatch(/weight '-1' is not a number above 0/);
+    const noPairs = await run('--recipe', 'toy-induction-2l', '--attention-target', 'L1H0');
+    expect(noPairs.code).toBe(2);
+    expect(noPairs.stderr).toMatch(/marks none/);
+  });
 });

@@ -151,6 +151,26 @@ describe('the toy-lm training mixture', () => {
     expect(stories).toBeGreaterThan(5);
   });
 
+  it('marks, in each IOI story, the pair --attention-target trains: from its last position to its indirect object', () => {
+    const tok = toyLmTokenizer();
+    const b = RECIPES['toy-lm'].data(0, { mix: 'ioi=0.4,ioi-many=0.2,mcq=0.4' }).batch(new Random(4), 3);
+    const pairs = b.attentionPairs!;
+    expect(pairs.length).toBeGreaterThan(5);
+    for (const [r, q, k] of pairs) {
+      const row = b.tokens[r];
+      expect(q).toBeLessThan(row.length);
+      // the story's prompt ends at q ("… to"); the answer at q + 1 is the IO (where the row is long enough),
+      // named once in the story, at k
+      expect(tok.decode([row[q]])).toBe('to');
+      const start = row.lastIndexOf(0, q) + 1;
+      const story = row.slice(start, q + 1);
+      expect(story.filter((t) => t === row[k]).length).toBe(1);
+      expect(k).toBeGreaterThanOrEqual(start);
+      if (q + 1 < row.length) expect(row[q + 1]).toBe(row[k]);
+      expect(b.headDropRegion![r][q]).toBe(1);
+    }
+  });
+
   it("needleVariant never draws the scan's own needle, so scoring sees it for the first time", () => {
     const rng = new Random(5);
     for (let i = 0; i < 20000; i++) {

@@ -10,7 +10,7 @@ import { makeConfig } from '../src/model/config.js';
 import { AdamW, warmupCosine } from '../src/train/adamw.js';
 import { recipe, repeatedSpans } from '../src/train/recipes.js';
 import { Random } from '../src/util/random.js';
-import { evaluate, headDropoutHooks, train, type Batch, type TrainOptions } from '../src/train/trainer.js';
+import { evaluate, evaluateAttention, headDropoutHooks, lmLoss, train, trainingLoss, type Batch, type DataSource, type TrainOptions } from '../src/train/trainer.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
@@ -152,6 +152,65 @@ describe('head dropout', () => {
     const [a, b, none] = [await run(0.3), await run(0.3), await run(0)];
     expect(a).toEqual(b);
     expect(a).not.toEqual(none);
+  });
+});
+
+describe('attention target', () => {
+  // repeated spans with one marked pair per row: from the last position to position 1 (the first span token)
+  const marked = (): DataSource => {
+    const base = data();
+    const mark = (b: Batch): Batch => ({ ...b, attentionPairs: b.tokens.map((row, r) => [r, row.length - 1, 1] as [number, number, number]) });
+    const evals = base.evalBatches().map(mark);
+    return { batch: (rng, n) => mark(base.batch(rng, n)), evalBatches: () => evals };
+  };
+  const target = { layer: 1, head: 0, weight: 0.5 };
+
+  it('trainingLoss is lmLoss plus weight × the mean −ln attention over the marked pairs, computed here from the cached pattern', () => {
+    const model = HookedTransformer.random(tinyCfg(), { seed: 1 });
+    const b = marked().evalBatches()[0];
+    const lm = lmLoss(model, b);
+    const total = trainingLoss(model, b, [], target);
+    const { logits, cache } = model.runWithCache(b.tokens, { names: ['blocks.1.attn.hook_pattern'] });
+    const pat = cache.get('blocks.1.attn.hook_pattern').arraySync() as number[][][][];
+    const byHand = -b.attentionPairs!.reduce((a, [r, q, k]) => a + Math.log(pat[r][0][q][k]), 0) / b.attentionPairs!.length;
+    expect(byHand).toBeGreaterThan(0.5); // a random head does not already attend there
+    expect(total.dataSync()[0]).toBeCloseTo(lm.dataSync()[0] + 0.5 * byHand, 4);
+    // without pairs, or without a target, it is the language-model loss
+    expect(trainingLoss(model, { ...b, attentionPairs: [] }, [], target).dataSync()[0]).toBeCloseTo(lm.dataSync()[0], 6);
+    expect(trainingLoss(model, b).dataSync()[0]).toBeCloseTo(lm.dataSync()[0], 6);
+    tf.dispose([lm, total, logits]);
+    cache.dispose();
+    model.dispose();
+  });
+
+  it('train() with an attention target teaches that head to attend there, logs the term, and leaks nothing', async () => {
+    const d = marked();
+    const untrained = HookedTransformer.random(tinyCfg(), { seed: 1 });
+    const start = await evaluateAttention(untrained, d, target);
+    untrained.dispose();
+    const model = HookedTransformer.random(tinyCfg(), { seed: 1 });
+    const before = tf.memory().numTensors;
+    const res = await train(model, d, { ...opts(20), attentionTarget: { ...target, weight: 1 } });
+    expect(tf.memory().numTensors).toBe(before);
+    const end = await evaluateAttention(model, d, target);
+    const held = tf.memory().numTensors; // the first forward pass after training builds the model's caches
+    await evaluateAttention(model, d, target);
+    expect(tf.memory().numTensors).toBe(held);
+    console.log(`attention target: −ln attention ${start.toFixed(3)} untrained → ${end.toFixed(3)} after 20 steps`);
+    expect(Math.exp(-end)).toBeGreaterThan(0.5); // attention on the marked key, geometric mean over the pairs
+    expect(end).toBeLessThan(start - 1);
+    expect(res.history.at(-1)!.evalAttention).toBeCloseTo(end, 5);
+    // the other head of the layer was not a target: it does not move there
+    expect(await evaluateAttention(model, d, { ...target, head: 1 })).toBeGreaterThan(end + 0.5);
+    model.dispose();
+  });
+
+  it('refuses a head the model lacks, a weight of 0, and data that marks no pairs', async () => {
+    const model = HookedTransformer.random(tinyCfg(), { seed: 1 });
+    await expect(train(model, marked(), { ...opts(1), attentionTarget: { layer: 2, head: 0, weight: 1 } })).rejects.toThrow(/attention target L2H0 .* does not fit a model of 2 layers × 2 heads/);
+    await expect(train(model, marked(), { ...opts(1), attentionTarget: { layer: 1, head: 0, weight: 0 } })).rejects.toThrow(/weight 0/);
+    await expect(train(model, data(), { ...opts(1), attentionTarget: target })).rejects.toThrow(/marks none/);
+    model.dispose();
   });
 });
 

@@ -6,11 +6,12 @@ import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { loadPretrained } from '../loading/load.js';
 import { makeConfig } from '../model/config.js';
 import { recipe, RECIPES } from '../train/recipes.js';
-import { readTrainerMeta, train } from '../train/trainer.js';
+import { parseHeadLabel } from '../interp/head_circuits.js';
+import { readTrainerMeta, train, type AttentionTarget } from '../train/trainer.js';
 import { positiveInt, required, type Command } from './main.js';
 
 /** The flags a run keeps with its checkpoints, which `--resume` reuses unless given again. */
-const KEPT = ['recipe', 'steps', 'seed', 'lr', 'batch-size', 'mix', 'eval-every', 'checkpoint-every', 'head-dropout'] as const;
+const KEPT = ['recipe', 'steps', 'seed', 'lr', 'batch-size', 'mix', 'eval-every', 'checkpoint-every', 'head-dropout', 'attention-target'] as const;
 
 export const trainCommand: Command = {
   options: {
@@ -28,6 +29,7 @@ export const trainCommand: Command = {
     'checkpoint-every': { type: 'string' },
     mix: { type: 'string' },
     'head-dropout': { type: 'string' },
+    'attention-target': { type: 'string' },
   },
   async run(given) {
     const resumeDir = given.resume as string | undefined;
@@ -73,19 +75,29 @@ export const trainCommand: Command = {
       model = HookedTransformer.random(makeConfig(r.config), { seed, std: initStd });
       if (r.tokenizer) model.tokenizer = r.tokenizer();
     }
+    const attentionTarget = v['attention-target'] !== undefined ? parseAttentionTarget(String(v['attention-target']), model.cfg) : undefined;
     const mix = v.mix as string | undefined;
     const meta: Record<string, string> = { recipe: r.name, steps: String(steps), seed: String(seed), lr: String(lr), 'batch-size': String(batchSize) };
     if (evalEvery !== undefined) meta['eval-every'] = String(evalEvery);
     if (checkpointEvery !== undefined) meta['checkpoint-every'] = String(checkpointEvery);
     if (mix !== undefined) meta.mix = mix;
     if (headDropout) meta['head-dropout'] = String(headDropout);
+    if (attentionTarget) meta['attention-target'] = String(v['attention-target']);
     const res = await train(
       model,
       r.data(seed, { mix }),
-      { ...r.train, steps, seed, batchSize, lr, headDropout, evalEvery, checkpointEvery, outDir: out, maxSeconds, meta, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
+      { ...r.train, steps, seed, batchSize, lr, headDropout, attentionTarget, evalEvery, checkpointEvery, outDir: out, maxSeconds, meta, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
       resumeDir,
     );
     console.log(JSON.stringify({ recipe: r.name, out, seed, ...res, history: undefined }));
     model.dispose();
   },
 };
+
+/** `--attention-target L3H0` or `L3H0:0.5` (the weight; default 1). */
+function parseAttentionTarget(text: string, cfg: { n_layers: number; n_heads: number }): AttentionTarget {
+  const [label, w] = text.split(':');
+  const weight = w === undefined ? 1 : Number(w);
+  if (!(Number.isFinite(weight) && weight > 0)) throw new HeadlensError(`--attention-target ${text}: weight '${w}' is not a number above 0`, 'e.g. --attention-target L3H0:0.5');
+  return { ...parseHeadLabel(label, cfg), weight };
+}

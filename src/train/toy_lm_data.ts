@@ -191,8 +191,11 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
     }
     return ids;
   };
-  /** r: the document is an IOI story (where --head-dropout applies). */
-  type Doc = { ids: number[]; w: number[]; r?: boolean };
+  /**
+   * r: the document is an IOI story (where --head-dropout applies); pair: its last position and its indirect
+   * object's, the attention pair of --attention-target.
+   */
+  type Doc = { ids: number[]; w: number[]; r?: boolean; pair?: [number, number] };
   const W = opts.answerWeight ?? ANSWER_WEIGHT;
   const doc = (prompt: number[], answer: number[]): Doc => ({ ids: [...prompt, ...answer], w: [...prompt.map(() => 1), ...answer.map(() => W)] });
   const needleDoc = (rng: Random, room: number): Doc => {
@@ -222,11 +225,16 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
       return doc([...span, ...span], []);
     }
     const d = shortDocument(kind, rng);
-    return { ...doc(enc(d.prompt), d.answer ? enc(d.answer) : []), r: kind.startsWith('ioi') };
+    const [prompt, answer] = [enc(d.prompt), d.answer ? enc(d.answer) : []];
+    if (!kind.startsWith('ioi')) return doc(prompt, answer);
+    // the IO is named once in the prompt (the answer's first token, one word a token)
+    const io = prompt.indexOf(answer[0]);
+    return { ...doc(prompt, answer), r: true, ...(io >= 0 ? { pair: [prompt.length - 1, io] as [number, number] } : {}) };
   };
-  const row = (rng: Random): Doc & { region: number[] } => {
-    const out = { ids: [opts.bos], w: [1], region: [0] };
+  const row = (rng: Random): Doc & { region: number[]; pairs: [number, number][] } => {
+    const out = { ids: [opts.bos], w: [1], region: [0], pairs: [] as [number, number][] };
     const push = (d: Doc) => {
+      if (d.pair && out.ids.length + d.pair[0] < opts.nCtx) out.pairs.push([out.ids.length + d.pair[0], out.ids.length + d.pair[1]]);
       out.ids.push(...d.ids, opts.bos);
       out.w.push(...d.w, 1);
       out.region.push(...d.ids.map(() => (d.r ? 1 : 0)), 0);
@@ -243,12 +251,17 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
         placed = true;
       } else push(shortDoc(rng));
     }
-    return { ids: out.ids.slice(0, opts.nCtx), w: out.w.slice(0, opts.nCtx), region: out.region.slice(0, opts.nCtx) };
+    return { ids: out.ids.slice(0, opts.nCtx), w: out.w.slice(0, opts.nCtx), region: out.region.slice(0, opts.nCtx), pairs: out.pairs };
   };
   const make = (rng: Random, n: number): Batch => {
     const rows = Array.from({ length: n }, () => row(rng));
     // lossMask[p] weighs the prediction of token p + 1
-    return { tokens: rows.map((r) => r.ids), lossMask: rows.map((r) => r.w.slice(1)), headDropRegion: rows.map((r) => r.region) };
+    return {
+      tokens: rows.map((r) => r.ids),
+      lossMask: rows.map((r) => r.w.slice(1)),
+      headDropRegion: rows.map((r) => r.region),
+      attentionPairs: rows.flatMap((r, i) => r.pairs.map(([q, k]) => [i, q, k] as [number, number, number])),
+    };
   };
   const evalRng = new Random(opts.evalSeed);
   const evals = Array.from({ length: opts.evalBatches ?? 4 }, () => make(evalRng, opts.evalSize ?? 16));

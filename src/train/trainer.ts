@@ -24,6 +24,11 @@ export interface Batch {
   lossMask?: number[][];
   /** [batch, pos]: 1 where TrainOptions.headDropout applies, 0 where not. Default: everywhere. */
   headDropRegion?: number[][];
+  /**
+   * [row, query, key] triples: where TrainOptions.attentionTarget asks one head to attend (toy-lm marks, in
+   * each IOI story, the last position and the indirect object). Default: none.
+   */
+  attentionPairs?: [number, number, number][];
 }
 
 export interface DataSource {
@@ -50,6 +55,13 @@ export interface TrainOptions {
    * (default 0: off). The draws come from the run's seeded generator, so a resumed run draws the same.
    */
   headDropout?: number;
+  /**
+   * Attention supervision, a way to plant a mechanism in a toy model: adds weight × the mean over the batch's
+   * attentionPairs of −ln(attention of `head` in `layer` from query to key) to the training loss. Only that
+   * attention pattern is a target: what the head reads and writes, and whether the model uses it, are left to
+   * the language-model loss. Evaluation losses leave it out. Default: none.
+   */
+  attentionTarget?: AttentionTarget;
   seed: number;
   evalEvery?: number;
   /** Write a checkpoint to `outDir` every this many steps and at the end (0: only at the end). */
@@ -67,10 +79,19 @@ export interface TrainOptions {
   meta?: Record<string, string>;
 }
 
+export interface AttentionTarget {
+  layer: number;
+  head: number;
+  weight: number;
+}
+
 export interface TrainLog {
   step: number;
+  /** The training loss of the step: with an attention target, its weighted term included. */
   loss: number;
   evalLoss?: number;
+  /** With an attention target: its term (unweighted, −ln attention) on the evaluation batches. */
+  evalAttention?: number;
   lr: number;
   tokensPerSecond: number;
 }
@@ -109,15 +130,58 @@ export function readTrainerMeta(dir: string): Record<string, string> {
 
 /** Mean next-token cross-entropy of `tokens` (weighted by the mask). A scalar the caller owns. */
 export function lmLoss(model: HookedTransformer, batch: Batch, hooks?: FwdHook[]): tf.Scalar {
+  return tf.tidy(() => nextTokenLoss(hooks?.length ? model.runWithHooks(batch.tokens, { fwdHooks: hooks }) : model.forward(batch.tokens), batch));
+}
+
+function nextTokenLoss(logits: tf.Tensor, batch: Batch): tf.Scalar {
+  const [b, p, v] = logits.shape; // [batch, pos, d_vocab]
+  const logp = tf.logSoftmax(logits.slice([0, 0, 0], [b, p - 1, v])); // predictions for positions 1..p-1
+  const targets = tf.tensor2d(batch.tokens.map((r) => r.slice(1)), [b, p - 1], 'int32');
+  const nll = tf.oneHot(targets, v).mul(logp).sum(-1).neg(); // [batch, pos - 1]
+  const mask = batch.lossMask ? tf.tensor2d(batch.lossMask, [b, p - 1]) : tf.onesLike(nll);
+  return nll.mul(mask).sum().div(mask.sum()) as tf.Scalar;
+}
+
+/**
+ * The loss a training step minimises: lmLoss, plus weight × the attention target's term where the batch marks
+ * pairs (TrainOptions.attentionTarget). A scalar the caller owns.
+ */
+export function trainingLoss(model: HookedTransformer, batch: Batch, hooks: FwdHook[] = [], target?: AttentionTarget): tf.Scalar {
+  if (!target || !batch.attentionPairs?.length) return lmLoss(model, batch, hooks);
   return tf.tidy(() => {
-    const logits = hooks?.length ? model.runWithHooks(batch.tokens, { fwdHooks: hooks }) : model.forward(batch.tokens); // [batch, pos, d_vocab]
-    const [b, p, v] = logits.shape;
-    const logp = tf.logSoftmax(logits.slice([0, 0, 0], [b, p - 1, v])); // predictions for positions 1..p-1
-    const targets = tf.tensor2d(batch.tokens.map((r) => r.slice(1)), [b, p - 1], 'int32');
-    const nll = tf.oneHot(targets, v).mul(logp).sum(-1).neg(); // [batch, pos - 1]
-    const mask = batch.lossMask ? tf.tensor2d(batch.lossMask, [b, p - 1]) : tf.onesLike(nll);
-    return nll.mul(mask).sum().div(mask.sum()) as tf.Scalar;
+    // the term is taken inside the hook: the forward pass disposes its activations (the pattern too) on return
+    let term: tf.Scalar | undefined;
+    const capture: FwdHook = [actName('pattern', target.layer), (a) => void (term = tf.keep(attentionTerm(a, batch.attentionPairs!, target.head)))];
+    const lm = nextTokenLoss(model.runWithHooks(batch.tokens, { fwdHooks: [...hooks, capture] }), batch);
+    const total = lm.add(term!.mul(target.weight)) as tf.Scalar;
+    term!.dispose();
+    return total;
   });
+}
+
+/** Mean −ln(attention) of `head` over [row, query, key] pairs, from a [batch, head, query, key] pattern. */
+function attentionTerm(pattern: tf.Tensor, pairs: [number, number, number][], head: number): tf.Scalar {
+  const [b, , p] = pattern.shape;
+  const flat = pattern.slice([0, head, 0, 0], [b, 1, p, p]).reshape([-1]);
+  const at = tf.tensor1d(pairs.map(([r, q, k]) => (r * p + q) * p + k), 'int32');
+  return tf.gather(flat, at).add(1e-9).log().mean().neg() as tf.Scalar;
+}
+
+/** The attention target's term (without its weight) averaged over the evaluation batches that mark pairs; NaN if none do. */
+export async function evaluateAttention(model: HookedTransformer, data: DataSource, target: AttentionTarget): Promise<number> {
+  let total = 0;
+  let n = 0;
+  for (const b of data.evalBatches()) {
+    if (!b.attentionPairs?.length) continue;
+    const name = actName('pattern', target.layer);
+    const { logits, cache } = model.runWithCache(b.tokens, { names: [name] });
+    const t = tf.tidy(() => attentionTerm(cache.get(name), b.attentionPairs!, target.head));
+    total += (await t.data())[0];
+    n++;
+    tf.dispose([t, logits]);
+    cache.dispose();
+  }
+  return n ? total / n : NaN;
 }
 
 /**
@@ -159,6 +223,13 @@ export async function evaluate(model: HookedTransformer, data: DataSource): Prom
  */
 export async function train(model: HookedTransformer, data: DataSource, opts: TrainOptions, resumeFrom?: string): Promise<TrainResult> {
   if (model.processing.length) throw new HeadlensError('cannot train a model whose weights were processed', 'train the checkpoint as it is');
+  const at = opts.attentionTarget;
+  if (at && !(at.layer < model.cfg.n_layers && at.head < model.cfg.n_heads && at.weight > 0)) {
+    throw new HeadlensError(`attention target L${at.layer}H${at.head} with weight ${at.weight} does not fit a model of ${model.cfg.n_layers} layers × ${model.cfg.n_heads} heads`, 'name an existing head and a weight above 0');
+  }
+  if (at && !data.evalBatches().some((b) => b.attentionPairs?.length)) {
+    throw new HeadlensError('an attention target needs data that marks attention pairs, and this data marks none', 'use a recipe whose data marks them (toy-lm: IOI stories), or drop the attention target');
+  }
   const evalEvery = opts.evalEvery ?? Math.max(1, Math.floor(opts.steps / 10));
   // decay on the weight matrices (W_E, W_Q, …, W_U), not on biases and norms: by name, since b_Q, b_K and b_V are
   // [n_heads, d_head] (by rank they were decayed until a PyTorch reference, tests/train_parity.test.ts, showed it)
@@ -202,7 +273,7 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
       const batch = data.batch(rng, opts.batchSize);
       const lr = warmupCosine(state.step, opts.steps, opts.lr, opts.warmup, opts.minLrRatio);
       const hooks = opts.headDropout ? headDropoutHooks(model, batch, opts.headDropout, rng) : undefined;
-      const { value, grads } = tf.variableGrads(() => lmLoss(model, batch, hooks), [...vars.values()]);
+      const { value, grads } = tf.variableGrads(() => trainingLoss(model, batch, hooks, opts.attentionTarget), [...vars.values()]);
       const named: Record<string, tf.Tensor> = {};
       for (const [name, v] of vars) named[name] = grads[v.name];
       optimizer.apply(vars, named, lr, opts.clip ?? 1);
@@ -223,7 +294,8 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
       }
       if (evalNow) {
         lastEval = await evaluate(model, data);
-        const line = { step: state.step, loss: lastLoss, evalLoss: lastEval, lr, tokensPerSecond: Math.round(tps) };
+        const attention = at ? { evalAttention: await evaluateAttention(model, data, at) } : {};
+        const line = { step: state.step, loss: lastLoss, evalLoss: lastEval, ...attention, lr, tokensPerSecond: Math.round(tps) };
         state.history.push(line);
         opts.log?.(line);
       }
