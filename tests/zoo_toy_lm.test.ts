@@ -1,96 +1,10 @@
 /**
- * Acceptance of the shipped toy-lm (datasets/zoo/toy-lm) against issue 6's criteria, with headlens' own
- * scorers and interventions (measured by src/train/findings.ts, which `headlens findings` prints too). Each
- * block prints one `toy-lm …` JSON line with what it measured; the model card (datasets/zoo/toy-lm/README.md)
- * gives those numbers.
- * The criteria the shipped model does not meet stay here as the issue states them, listed in UNMET, and run
- * with TOY_LM_ACCEPT_ALL=1, where they fail on that model; `npm test` skips them and names them. TOY_LM_DIR
- * points the file at another trained folder.
+ * Acceptance of the shipped toy-lm (datasets/zoo/toy-lm) against issue 6's criteria (tests/toy_lm_acceptance.ts).
+ * It meets all but one: no head is classed a name mover (its IOI goes through a head that suppresses the
+ * subject). TOY_LM_DIR points the file at another trained folder.
  */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../src/backend/index.js';
-import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
-import { loadPretrained, ZOO_DIR } from '../src/loading/load.js';
-import { ioiFindings, letterFindings, retrievalMasking, retrievalScan, temporalFindings } from '../src/train/findings.js';
+import { ZOO_DIR } from '../src/loading/load.js';
+import { toyLmAcceptance } from './toy_lm_acceptance.js';
 
-const MODEL = process.env.TOY_LM_DIR ?? path.join(ZOO_DIR, 'toy-lm');
-const shipped = existsSync(path.join(MODEL, 'model.safetensors'));
-if (!shipped) console.log(`tests/zoo_toy_lm.test.ts skipped: no trained toy-lm at ${MODEL}`);
-/** The criteria today's toy-lm does not meet run only on request (issue 6 stays open for them). */
-const ALL = process.env.TOY_LM_ACCEPT_ALL === '1';
-const UNMET = new Set(['ioi-movers']);
-const unmet = (k: string) => !ALL && UNMET.has(k);
-const tag = (k: string) => (UNMET.has(k) ? ' [not met by the shipped toy-lm: runs with TOY_LM_ACCEPT_ALL=1]' : '');
-let model: HookedTransformer;
-const report = (what: string, data: unknown) => console.log(`toy-lm ${what} ${JSON.stringify(data)}`);
-
-beforeAll(async () => {
-  await initBackend({ backend: 'wasm' });
-  if (shipped) model = await loadPretrained(MODEL);
-});
-
-describe.skipIf(!shipped)('toy-lm (datasets/zoo/toy-lm)', () => {
-  // scores first, the masking check after: each part stays well under the 60 s a vitest worker may go without
-  // answering (one 60 s block failed a CI run with "Timeout calling onTaskUpdate")
-  describe('retrieval: top heads score > 0.1; masking them drops needle accuracy ≥ 80 points, as many random heads ≤ 10', () => {
-    let scan: ReturnType<typeof retrievalScan>;
-    beforeAll(() => {
-      scan = retrievalScan(model);
-    }, 600_000);
-    it('some head scores above 0.1', () => {
-      expect(scan.found.length).toBeGreaterThan(0);
-      expect(scan.found[0].score).toBeGreaterThan(0.1);
-    });
-    it('masking the top heads (up to 3) costs ≥ 80 points; as many random heads, 5 draws, ≤ 10 on average', { timeout: 600_000 }, () => {
-      const m = retrievalMasking(model, scan);
-      report('retrieval', m);
-      expect(m.masking).toBeDefined();
-      const { baseline, masked, randomMean } = m.masking!;
-      expect(baseline - masked).toBeGreaterThanOrEqual(0.8);
-      expect(baseline - randomMean).toBeLessThanOrEqual(0.1);
-    });
-  });
-
-  describe('IOI', () => {
-    let m: ReturnType<typeof ioiFindings>;
-    beforeAll(() => {
-      m = ioiFindings(model);
-      report('ioi', m);
-    }, 600_000);
-    it('logit difference IO − S > 2 on 40 stories with held-out names (never in an IOI story in training)', () => {
-      expect(m.heldOutPrompts).toBe(40);
-      expect(m.heldOutLogitDiff).toBeGreaterThan(2);
-    });
-    it.skipIf(unmet('ioi-movers'))('path patching names name movers whose direct paths carry ≥ 50 % of the logit difference' + tag('ioi-movers'), () => {
-      expect(m.nameMovers.length).toBeGreaterThan(0);
-      expect(m.carried).toBeGreaterThanOrEqual(0.5);
-    });
-  });
-
-  describe('temporal', () => {
-    let m: ReturnType<typeof temporalFindings>;
-    beforeAll(() => {
-      m = temporalFindings(model);
-      report('temporal', m);
-    }, 600_000);
-    it('the heads found barely touch time-invariant facts (≤ 5 points) and respond to the textual year aliases', () => {
-      expect(Math.abs(m.before.control - m.after.control)).toBeLessThanOrEqual(0.05);
-      // "respond to the aliases": patching the year of a spelled-out alias through these heads matters more
-      // than through the median head
-      expect(Math.max(...m.aliasOfFound)).toBeGreaterThan(m.aliasMedian + 0.5);
-      expect(m.before.temporal).toBeGreaterThanOrEqual(0.8);
-    });
-    it.skipIf(unmet('temporal-drop'))('ablating the heads found drops time-dependent accuracy ≥ 50 points' + tag('temporal-drop'), () => {
-      expect(m.before.temporal - m.after.temporal).toBeGreaterThanOrEqual(0.5);
-    });
-  });
-
-  it.skipIf(unmet('correct-letter'))('correct letter: ablating the heads found drops accuracy ≥ 50 points while the answer stays a letter ≥ 95 %' + tag('correct-letter'), { timeout: 600_000 }, () => {
-    const m = letterFindings(model);
-    report('correct-letter', m);
-    expect(m.ordered.before.accuracy - m.ordered.after.accuracy).toBeGreaterThanOrEqual(0.5);
-    expect(m.ordered.after.letterRate).toBeGreaterThanOrEqual(0.95);
-  });
-});
+toyLmAcceptance('toy-lm', process.env.TOY_LM_DIR ?? path.join(ZOO_DIR, 'toy-lm'), ['ioi-movers']);
