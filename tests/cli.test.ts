@@ -185,6 +185,19 @@ describe('headlens train --resume', () => {
     const d = await headlens('train', '--resume', dir, '--max-seconds', '1', '--lr', '1e-3'); // the same number, written as saved
     expect(d.stderr).not.toMatch(/the run being resumed had/);
   });
+
+  it('keeps --attention-target: a resumed run goes on with it, and the same target given again is no change', async () => {
+    const dir = path.join(tmp(), 'planted');
+    const a = await headlens('train', '--recipe', 'toy-lm', '--out', dir, '--steps', '100', '--batch-size', '1', '--max-seconds', '1', '--eval-every', '1', '--attention-target', 'L3H0:0.3');
+    expect(a.code, a.stderr).toBe(0);
+    const state = () => JSON.parse(readFileSync(path.join(dir, 'trainer_state.json'), 'utf8'));
+    expect(state().meta['attention-target']).toBe('L3H0:0.3');
+    expect(state().history[0].evalAttention).toBeGreaterThan(0);
+    const b = await headlens('train', '--resume', dir, '--max-seconds', '1', '--attention-target', 'L3H0:0.3');
+    expect(b.code, b.stderr).toBe(0);
+    expect(b.stderr).not.toMatch(/the run being resumed had/);
+    expect(state().history.at(-1).evalAttention).toBeGreaterThan(0); // logged, so the target was on
+  });
 });
 
 describe('headlens findings', () => {

@@ -40,7 +40,7 @@ export const trainCommand: Command = {
     for (const k of KEPT) {
       if (saved[k] === undefined) continue;
       if (given[k] === undefined) v[k] = saved[k];
-      else if (k === 'recipe' || k === 'mix' ? given[k] !== saved[k] : Number(given[k]) !== Number(saved[k])) console.error(`headlens train: --${k} ${String(given[k])} (the run being resumed had ${saved[k]})`);
+      else if (k === 'recipe' || k === 'mix' || k === 'attention-target' ? given[k] !== saved[k] : Number(given[k]) !== Number(saved[k])) console.error(`headlens train: --${k} ${String(given[k])} (the run being resumed had ${saved[k]})`);
     }
     const r = recipe(required(v, 'recipe', Object.keys(RECIPES)[0]));
     const out = (v.out as string | undefined) ?? resumeDir;
