@@ -169,19 +169,7 @@ function attentionTerm(pattern: tf.Tensor, pairs: [number, number, number][], he
 
 /** The attention target's term (without its weight) averaged over the evaluation batches that mark pairs; NaN if none do. */
 export async function evaluateAttention(model: HookedTransformer, data: DataSource, target: AttentionTarget): Promise<number> {
-  let total = 0;
-  let n = 0;
-  for (const b of data.evalBatches()) {
-    if (!b.attentionPairs?.length) continue;
-    const name = actName('pattern', target.layer);
-    const { logits, cache } = model.runWithCache(b.tokens, { names: [name] });
-    const t = tf.tidy(() => attentionTerm(cache.get(name), b.attentionPairs!, target.head));
-    total += (await t.data())[0];
-    n++;
-    tf.dispose([t, logits]);
-    cache.dispose();
-  }
-  return n ? total / n : NaN;
+  return (await evaluateBoth(model, data, target)).attention;
 }
 
 /**
@@ -206,14 +194,30 @@ export function headDropoutHooks(model: HookedTransformer, batch: Batch, p: numb
 
 /** Mean loss over the data source's evaluation batches. */
 export async function evaluate(model: HookedTransformer, data: DataSource): Promise<number> {
+  return (await evaluateBoth(model, data)).loss;
+}
+
+/**
+ * evaluate's loss and, with a target, evaluateAttention's term, from one forward pass over each evaluation batch
+ * (the pattern is cached only where the batch marks pairs).
+ */
+async function evaluateBoth(model: HookedTransformer, data: DataSource, target?: AttentionTarget): Promise<{ loss: number; attention: number }> {
   const batches = data.evalBatches();
-  let total = 0;
+  const name = target && actName('pattern', target.layer);
+  let [loss, attention, marked] = [0, 0, 0];
   for (const b of batches) {
-    const l = lmLoss(model, b);
-    total += (await l.data())[0];
-    l.dispose();
+    const pairs = name ? b.attentionPairs ?? [] : [];
+    const { logits, cache } = pairs.length ? model.runWithCache(b.tokens, { names: [name!] }) : { logits: model.forward(b.tokens), cache: undefined };
+    const [l, t] = tf.tidy(() => [nextTokenLoss(logits, b), ...(cache ? [attentionTerm(cache.get(name!), pairs, target!.head)] : [])]);
+    loss += (await l.data())[0];
+    if (t) {
+      attention += (await t.data())[0];
+      marked++;
+    }
+    tf.dispose([l, t, logits].filter((x) => x !== undefined));
+    cache?.dispose();
   }
-  return total / batches.length;
+  return { loss: loss / batches.length, attention: marked ? attention / marked : NaN };
 }
 
 /**
@@ -293,8 +297,9 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
         pendingLoss = undefined;
       }
       if (evalNow) {
-        lastEval = await evaluate(model, data);
-        const attention = at ? { evalAttention: await evaluateAttention(model, data, at) } : {};
+        const evaluated = await evaluateBoth(model, data, at);
+        lastEval = evaluated.loss;
+        const attention = at ? { evalAttention: evaluated.attention } : {};
         const line = { step: state.step, loss: lastLoss, evalLoss: lastEval, ...attention, lr, tokensPerSecond: Math.round(tps) };
         state.history.push(line);
         opts.log?.(line);
