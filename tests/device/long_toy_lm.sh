@@ -11,10 +11,7 @@
 # run's JSON line and its train log); `headlens findings` is run on them where they land, not here.
 set -u
 mode=${1:?usage: long_toy_lm.sh start TOTAL CALL NAME:ARGS… | resume CALL NAME…}; shift
-common="--recipe toy-lm --backend webgpu --eval-every 100 --checkpoint-every 1000000"
-bash .device/boot.sh --help >/dev/null 2>&1 || true   # unpack the loaders and node once (boot.sh's dpkg -x races in parallel)
-[ -f /usr/share/vulkan/icd.d/nvidia_icd.json ] || export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-hl() { .device/node .device/bundle.cjs "$@"; }
+. tests/device/toy_lm_common.sh
 runs=/tmp/runs; mkdir -p $runs
 pack() { # NAME: the call's results
   cp /tmp/run-$1.json /tmp/train-$1.log $runs/$1/ 2>/dev/null
@@ -22,16 +19,11 @@ pack() { # NAME: the call's results
 }
 if [ "$mode" = start ]; then
   total=$1; secs=$2; shift 2
+  probe_all ${PROBE_SECONDS:-25} "$@"
   for spec in "$@"; do
     name=${spec%%:*}; args=${spec#*:}
-    ( hl train $common --out /tmp/probe-$name $args --steps 100000 --max-seconds ${PROBE_SECONDS:-25} > /tmp/probe-$name.json 2>/tmp/probe-$name.err ) &
-  done
-  wait
-  for spec in "$@"; do
-    name=${spec%%:*}; args=${spec#*:}
-    steps=$(python3 -c "import json; r=json.load(open('/tmp/probe-$name.json')); print(max(50, int(r['step'] / r['seconds'] * $total)))" 2>/dev/null || echo 0)
-    echo "$name: probe $(head -c 160 /tmp/probe-$name.json 2>/dev/null) -> $steps steps"
-    if [ "$steps" = 0 ]; then tail -n 20 /tmp/probe-$name.err; continue; fi
+    steps=$(probed_steps $name $total)
+    [ "$steps" = 0 ] && continue
     ( hl train $common --out $runs/$name --steps $steps --max-seconds $secs $args > /tmp/run-$name.json 2> /tmp/train-$name.log; pack $name ) &
   done
 else

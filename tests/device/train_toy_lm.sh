@@ -10,23 +10,13 @@
 set -u
 budget=${1:?usage: train_toy_lm.sh TRAIN_SECONDS NAME:ARGS...}; shift
 probe=${PROBE_SECONDS:-30}
-common="--recipe toy-lm --backend webgpu --eval-every 100 --checkpoint-every 1000000"
-bash .device/boot.sh --help >/dev/null 2>&1 || true   # unpack the loaders and node once: boot.sh's dpkg -x races when run in parallel
-[ -f /usr/share/vulkan/icd.d/nvidia_icd.json ] || export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-hl() { .device/node .device/bundle.cjs "$@"; }
+. tests/device/toy_lm_common.sh
 nvidia-smi --query-gpu=name,memory.used --format=csv,noheader
+probe_all $probe "$@"
 for spec in "$@"; do
   name=${spec%%:*}; args=${spec#*:}
-  # the probe's own limits come after the variant's arguments, which may hold --steps or --max-seconds of their own
-  # (the last value wins: a variant with --max-seconds 425 once turned its 3 s probe into a 425 s run)
-  ( hl train $common --out /tmp/probe-$name $args --steps 100000 --max-seconds $probe > /tmp/probe-$name.json 2>/tmp/probe-$name.err ) &
-done
-wait
-for spec in "$@"; do
-  name=${spec%%:*}; args=${spec#*:}
-  steps=$(python3 -c "import json; r=json.load(open('/tmp/probe-$name.json')); print(max(50, int(r['step'] / r['seconds'] * $budget)))" 2>/dev/null || echo 0)
-  echo "$name: probe $(head -c 200 /tmp/probe-$name.json 2>/dev/null) -> $steps steps"
-  if [ "$steps" = 0 ]; then tail -n 20 /tmp/probe-$name.err; continue; fi
+  steps=$(probed_steps $name $budget)
+  [ "$steps" = 0 ] && continue
   ( mkdir -p /tmp/log-$name   # not in the run's folder: a checkpoint replaces that folder
     hl train $common --out /tmp/run-$name --steps $steps --max-seconds $((budget + 45)) $args > /tmp/log-$name/run.json 2> /tmp/log-$name/train.log
     # what the model card reports, measured on the CPU cores (wasm) while other variants still train
