@@ -188,15 +188,19 @@ describe('headlens train --resume', () => {
 
   it('keeps --attention-target: a resumed run goes on with it, and the same target given again is no change', async () => {
     const dir = path.join(tmp(), 'planted');
-    const a = await headlens('train', '--recipe', 'toy-lm', '--out', dir, '--steps', '100', '--batch-size', '1', '--max-seconds', '1', '--eval-every', '1', '--attention-target', 'L3H0:0.3');
+    const a = await headlens('train', '--recipe', 'toy-lm', '--out', dir, '--steps', '100', '--batch-size', '1', '--max-seconds', '1', '--eval-every', '1', '--attention-target', 'L3H0:0.3,L3H3:0.2@mcq');
     expect(a.code, a.stderr).toBe(0);
     const state = () => JSON.parse(readFileSync(path.join(dir, 'trainer_state.json'), 'utf8'));
-    expect(state().meta['attention-target']).toBe('L3H0:0.3');
-    expect(state().history[0].evalAttention).toBeGreaterThan(0);
-    const b = await headlens('train', '--resume', dir, '--max-seconds', '1', '--attention-target', 'L3H0:0.3');
+    expect(state().meta['attention-target']).toBe('L3H0:0.3,L3H3:0.2@mcq');
+    expect(Object.keys(state().history[0].evalAttention)).toEqual(['L3H0@ioi', 'L3H3@mcq']);
+    expect(state().history[0].evalAttention['L3H3@mcq']).toBeGreaterThan(0);
+    const b = await headlens('train', '--resume', dir, '--max-seconds', '1', '--attention-target', 'L3H0:0.3,L3H3:0.2@mcq');
     expect(b.code, b.stderr).toBe(0);
     expect(b.stderr).not.toMatch(/the run being resumed had/);
-    expect(state().history.at(-1).evalAttention).toBeGreaterThan(0); // logged, so the target was on
+    const last = state().history.at(-1);
+    expect(last.step).toBeGreaterThan(state().history[0].step);
+    expect(last.evalAttention['L3H0@ioi']).toBeGreaterThan(0); // logged, so both targets were on
+    expect(last.evalAttention['L3H3@mcq']).toBeGreaterThan(0);
   });
 });
 
@@ -235,6 +239,10 @@ describe('headlens findings', () => {
     expect(notALabel.stderr).toMatch(/'head3' is not a head label.*L\{layer\}H\{head\}/s);
     const weight = await run('--recipe', 'toy-lm', '--attention-target', 'L3H0:-1');
     expect(weight.stderr).toMatch(/weight '-1' is not a number above 0/);
+    expect((await run('--recipe', 'toy-lm', '--attention-target', 'L3H0:')).stderr).toMatch(/weight '' is not a number above 0/);
+    const kind = await run('--recipe', 'toy-lm', '--attention-target', 'L3H0,L3H3@quiz');
+    expect(kind.code).toBe(2);
+    expect(kind.stderr).toMatch(/L3H3@quiz needs data that marks 'quiz' pairs, and this data marks 'ioi', 'mcq'/);
     const noPairs = await run('--recipe', 'toy-induction-2l', '--attention-target', 'L1H0');
     expect(noPairs.code).toBe(2);
     expect(noPairs.stderr).toMatch(/marks none/);

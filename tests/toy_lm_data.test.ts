@@ -154,7 +154,7 @@ describe('the toy-lm training mixture', () => {
   it('marks, in each IOI story, the pair --attention-target trains: from its last position to its indirect object', () => {
     const tok = toyLmTokenizer();
     const b = RECIPES['toy-lm'].data(0, { mix: 'ioi=0.4,ioi-many=0.2,mcq=0.4' }).batch(new Random(4), 3);
-    const pairs = b.attentionPairs!;
+    const pairs = b.attentionPairs!.ioi;
     expect(pairs.length).toBeGreaterThan(5);
     for (const [r, q, k] of pairs) {
       const row = b.tokens[r];
@@ -169,6 +169,30 @@ describe('the toy-lm training mixture', () => {
       if (q + 1 < row.length) expect(row[q + 1]).toBe(row[k]);
       expect(b.headDropRegion![r][q]).toBe(1);
     }
+  });
+
+  it("marks, in each question, the 'mcq' pair: from the colon of \"Answer:\" to the first word of the correct option", () => {
+    const tok = toyLmTokenizer();
+    const b = RECIPES['toy-lm'].data(0, { mix: 'mcq=0.4,mcq-few=0.3,lookup=0.1,ioi=0.2' }).batch(new Random(4), 3);
+    const pairs = b.attentionPairs!.mcq;
+    expect(pairs.length).toBeGreaterThan(10);
+    const letters = new Set<string>();
+    for (const [r, q, k] of pairs) {
+      const row = b.tokens[r];
+      const start = row.lastIndexOf(0, q) + 1;
+      const question = tok.decode(row.slice(start, q + 1));
+      expect(question).toMatch(/^Question : .* Answer :$/s); // decode puts a space between tokens
+      // the option at k is the one whose label the answer names
+      expect(tok.decode([row[k - 1]])).toBe(')');
+      const label = tok.decode([row[k - 2]]);
+      if (q + 1 < row.length) expect(tok.decode([row[q + 1]])).toBe(label);
+      letters.add(label);
+      expect(k).toBeGreaterThan(start);
+    }
+    expect(letters.size).toBeGreaterThan(3); // not always the same option
+    // IOI pairs are kept apart
+    expect(b.attentionPairs!.ioi.length).toBeGreaterThan(0);
+    expect(b.attentionPairs!.ioi.some(([r, q]) => pairs.some(([r2, q2]) => r === r2 && q === q2))).toBe(false);
   });
 
   it("needleVariant never draws the scan's own needle, so scoring sees it for the first time", () => {

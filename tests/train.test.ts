@@ -159,26 +159,50 @@ describe('attention target', () => {
   // repeated spans with one marked pair per row: from the last position to position 1 (the first span token)
   const marked = (): DataSource => {
     const base = data();
-    const mark = (b: Batch): Batch => ({ ...b, attentionPairs: b.tokens.map((row, r) => [r, row.length - 1, 1] as [number, number, number]) });
+    const mark = (b: Batch): Batch => ({ ...b, attentionPairs: { first: b.tokens.map((row, r) => [r, row.length - 1, 1] as [number, number, number]) } });
     const evals = base.evalBatches().map(mark);
     return { batch: (rng, n) => mark(base.batch(rng, n)), evalBatches: () => evals };
   };
-  const target = { layer: 1, head: 0, weight: 0.5 };
+  const target = { layer: 1, head: 0, weight: 0.5, pairs: 'first' };
 
   it('trainingLoss is lmLoss plus weight × the mean −ln attention over the marked pairs, computed here from the cached pattern', () => {
     const model = HookedTransformer.random(tinyCfg(), { seed: 1 });
     const b = marked().evalBatches()[0];
     const lm = lmLoss(model, b);
-    const total = trainingLoss(model, b, [], target);
+    const total = trainingLoss(model, b, [], [target]);
     const { logits, cache } = model.runWithCache(b.tokens, { names: ['blocks.1.attn.hook_pattern'] });
     const pat = cache.get('blocks.1.attn.hook_pattern').arraySync() as number[][][][];
-    const byHand = -b.attentionPairs!.reduce((a, [r, q, k]) => a + Math.log(pat[r][0][q][k]), 0) / b.attentionPairs!.length;
+    const pairs = b.attentionPairs!.first;
+    const byHand = -pairs.reduce((a, [r, q, k]) => a + Math.log(pat[r][0][q][k]), 0) / pairs.length;
     expect(byHand).toBeGreaterThan(0.5); // a random head does not already attend there
     expect(total.dataSync()[0]).toBeCloseTo(lm.dataSync()[0] + 0.5 * byHand, 4);
     // without pairs, or without a target, it is the language-model loss
-    expect(trainingLoss(model, { ...b, attentionPairs: [] }, [], target).dataSync()[0]).toBeCloseTo(lm.dataSync()[0], 6);
+    expect(trainingLoss(model, { ...b, attentionPairs: { first: [] } }, [], [target]).dataSync()[0]).toBeCloseTo(lm.dataSync()[0], 6);
+    expect(trainingLoss(model, b, [], [{ ...target, pairs: 'other' }]).dataSync()[0]).toBeCloseTo(lm.dataSync()[0], 6);
     expect(trainingLoss(model, b).dataSync()[0]).toBeCloseTo(lm.dataSync()[0], 6);
     tf.dispose([lm, total, logits]);
+    cache.dispose();
+    model.dispose();
+  });
+
+  it("trainingLoss with several targets adds each one's term, on its own layer, head and pairs", () => {
+    const model = HookedTransformer.random(tinyCfg(), { seed: 1 });
+    const base = marked().evalBatches()[0];
+    const b: Batch = { ...base, attentionPairs: { ...base.attentionPairs, second: base.tokens.map((row, r) => [r, row.length - 2, 2] as [number, number, number]) } };
+    const second = { layer: 0, head: 1, weight: 2, pairs: 'second' };
+    const { logits, cache } = model.runWithCache(b.tokens, { names: ['blocks.0.attn.hook_pattern', 'blocks.1.attn.hook_pattern'] });
+    const term = (layer: number, head: number, pairs: [number, number, number][]) => {
+      const pat = cache.get(`blocks.${layer}.attn.hook_pattern`).arraySync() as number[][][][];
+      return -pairs.reduce((a, [r, q, k]) => a + Math.log(pat[r][head][q][k]), 0) / pairs.length;
+    };
+    const lm = lmLoss(model, b);
+    const both = trainingLoss(model, b, [], [target, second]);
+    const byHand = lm.dataSync()[0] + 0.5 * term(1, 0, b.attentionPairs!.first) + 2 * term(0, 1, b.attentionPairs!.second);
+    expect(both.dataSync()[0]).toBeCloseTo(byHand, 4);
+    // two targets on one layer: both terms from the one pattern
+    const sameLayer = trainingLoss(model, b, [], [target, { ...second, layer: 1 }]);
+    expect(sameLayer.dataSync()[0]).toBeCloseTo(lm.dataSync()[0] + 0.5 * term(1, 0, b.attentionPairs!.first) + 2 * term(1, 1, b.attentionPairs!.second), 4);
+    tf.dispose([lm, both, sameLayer, logits]);
     cache.dispose();
     model.dispose();
   });
@@ -190,7 +214,7 @@ describe('attention target', () => {
     untrained.dispose();
     const model = HookedTransformer.random(tinyCfg(), { seed: 1 });
     const before = tf.memory().numTensors;
-    const res = await train(model, d, { ...opts(20), attentionTarget: { ...target, weight: 1 } });
+    const res = await train(model, d, { ...opts(20), attentionTargets: [{ ...target, weight: 1 }] });
     expect(tf.memory().numTensors).toBe(before);
     const end = await evaluateAttention(model, d, target);
     const held = tf.memory().numTensors; // the first forward pass after training builds the model's caches
@@ -199,7 +223,7 @@ describe('attention target', () => {
     console.log(`attention target: −ln attention ${start.toFixed(3)} untrained → ${end.toFixed(3)} after 20 steps`);
     expect(Math.exp(-end)).toBeGreaterThan(0.5); // attention on the marked key, geometric mean over the pairs
     expect(end).toBeLessThan(start - 1);
-    expect(res.history.at(-1)!.evalAttention).toBeCloseTo(end, 5);
+    expect(res.history.at(-1)!.evalAttention!['L1H0@first']).toBeCloseTo(end, 5);
     // the other head of the layer was not a target: it does not move there
     expect(await evaluateAttention(model, d, { ...target, head: 1 })).toBeGreaterThan(end + 0.5);
     model.dispose();
@@ -207,9 +231,10 @@ describe('attention target', () => {
 
   it('refuses a head the model lacks, a weight of 0, and data that marks no pairs', async () => {
     const model = HookedTransformer.random(tinyCfg(), { seed: 1 });
-    await expect(train(model, marked(), { ...opts(1), attentionTarget: { layer: 2, head: 0, weight: 1 } })).rejects.toThrow(/attention target L2H0 .* does not fit a model of 2 layers × 2 heads/);
-    await expect(train(model, marked(), { ...opts(1), attentionTarget: { layer: 1, head: 0, weight: 0 } })).rejects.toThrow(/weight 0/);
-    await expect(train(model, data(), { ...opts(1), attentionTarget: target })).rejects.toThrow(/marks none/);
+    await expect(train(model, marked(), { ...opts(1), attentionTargets: [{ ...target, layer: 2 }] })).rejects.toThrow(/attention target L2H0 .* does not fit a model of 2 layers × 2 heads/);
+    await expect(train(model, marked(), { ...opts(1), attentionTargets: [{ ...target, weight: 0 }] })).rejects.toThrow(/weight 0/);
+    await expect(train(model, data(), { ...opts(1), attentionTargets: [target] })).rejects.toThrow(/marks none/);
+    await expect(train(model, marked(), { ...opts(1), attentionTargets: [{ ...target, pairs: 'mcq' }] })).rejects.toThrow(/L1H0@mcq needs data that marks 'mcq' pairs, and this data marks 'first'/);
     model.dispose();
   });
 });

@@ -17,7 +17,7 @@ usage:
   headlens composition --model M --kind q|k|v [--top N] [--json] [--backend B]
   headlens bench [--quick | --preset gpt2-small|quick|tiny] [--batch N] [--pos N] [--ablate] [--json] [--out FILE.json] [--backend B]
   headlens train --recipe NAME --out DIR [--steps N] [--seed S] [--lr X] [--batch-size B] [--init-std S] [--eval-every N] [--checkpoint-every N]
-                 [--mix KIND=SHARE,…] [--head-dropout P] [--attention-target LxHy[:W]]
+                 [--mix KIND=SHARE,…] [--head-dropout P] [--attention-target LxHy[:W][@PAIRS],…]
                  [--resume DIR | --init DIR] [--max-seconds T] [--backend B]
   headlens findings --model M [--tasks retrieval,ioi,temporal,correct-letter] [--backend B]
   headlens scan  --model M --task induction|prev-token|duplicate|sink|retrieval|streaming|temporal|correct-letter|ioi [--samples N] [--seed S] [--causal [--k K] [--draws D]] [--resume] [--checkpoint FILE] (--json | --out FILE.json | --report FILE.html) [--backend B]

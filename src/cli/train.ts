@@ -75,18 +75,18 @@ export const trainCommand: Command = {
       model = HookedTransformer.random(makeConfig(r.config), { seed, std: initStd });
       if (r.tokenizer) model.tokenizer = r.tokenizer();
     }
-    const attentionTarget = v['attention-target'] !== undefined ? parseAttentionTarget(String(v['attention-target']), model.cfg) : undefined;
+    const attentionTargets = v['attention-target'] !== undefined ? parseAttentionTargets(String(v['attention-target']), model.cfg) : undefined;
     const mix = v.mix as string | undefined;
     const meta: Record<string, string> = { recipe: r.name, steps: String(steps), seed: String(seed), lr: String(lr), 'batch-size': String(batchSize) };
     if (evalEvery !== undefined) meta['eval-every'] = String(evalEvery);
     if (checkpointEvery !== undefined) meta['checkpoint-every'] = String(checkpointEvery);
     if (mix !== undefined) meta.mix = mix;
     if (headDropout) meta['head-dropout'] = String(headDropout);
-    if (attentionTarget) meta['attention-target'] = String(v['attention-target']);
+    if (attentionTargets) meta['attention-target'] = String(v['attention-target']);
     const res = await train(
       model,
       r.data(seed, { mix }),
-      { ...r.train, steps, seed, batchSize, lr, headDropout, attentionTarget, evalEvery, checkpointEvery, outDir: out, maxSeconds, meta, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
+      { ...r.train, steps, seed, batchSize, lr, headDropout, attentionTargets, evalEvery, checkpointEvery, outDir: out, maxSeconds, meta, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
       resumeDir,
     );
     console.log(JSON.stringify({ recipe: r.name, out, seed, ...res, history: undefined }));
@@ -94,10 +94,16 @@ export const trainCommand: Command = {
   },
 };
 
-/** `--attention-target L3H0` or `L3H0:0.5` (the weight; default 1). */
-function parseAttentionTarget(text: string, cfg: { n_layers: number; n_heads: number }): AttentionTarget {
-  const [label, w] = text.split(':');
-  const weight = w === undefined ? 1 : Number(w);
-  if (!(Number.isFinite(weight) && weight > 0)) throw new HeadlensError(`--attention-target ${text}: weight '${w}' is not a number above 0`, 'e.g. --attention-target L3H0:0.5');
-  return { ...parseHeadLabel(label, cfg), weight };
+/**
+ * `--attention-target L3H0`, `L3H0:0.5` (the weight; default 1), `L3H3:0.3@mcq` (the pairs; default ioi), or
+ * several, comma-separated: `L3H0:0.3,L3H3:0.3@mcq`.
+ */
+function parseAttentionTargets(text: string, cfg: { n_layers: number; n_heads: number }): AttentionTarget[] {
+  return text.split(',').map((one) => {
+    const m = /^([^:@]+)(?::([^@]*))?(?:@(\w[\w-]*))?$/.exec(one.trim());
+    if (!m) throw new HeadlensError(`--attention-target ${text}: cannot read '${one}'`, 'write LxHy[:WEIGHT][@PAIRS], comma-separated, e.g. --attention-target L3H0:0.3,L3H3:0.3@mcq');
+    const weight = m[2] === undefined ? 1 : Number(m[2]);
+    if (!(m[2] !== '' && Number.isFinite(weight) && weight > 0)) throw new HeadlensError(`--attention-target ${text}: weight '${m[2]}' is not a number above 0`, 'e.g. --attention-target L3H0:0.5');
+    return { ...parseHeadLabel(m[1], cfg), weight, pairs: m[3] ?? 'ioi' };
+  });
 }

@@ -54,6 +54,8 @@ export type ShortKind = 'ioi' | 'ioi-many' | 'ioi-crowd' | 'mcq' | 'mcq-few' | '
 export interface ShortDocument {
   prompt: string;
   answer: string;
+  /** A question's: which of its options is right (0-based). */
+  correctOption?: number;
 }
 
 /** One short document (not the needle, whose length is set in tokens). */
@@ -84,7 +86,7 @@ export function shortDocument(kind: ShortKind, rng: Random): ShortDocument {
       const items = mcqItems({ n: nOptions, seed: seedFrom(rng), labels, nOptions }).items;
       const it = items[rng.int(0, items.length)];
       const prompt = kind === 'lookup' ? mcqPrompt(`Which of these is ${it.options[it.correct]}?`, it.options, it.labels) : it.prompt;
-      return { prompt, answer: ` ${it.labels[it.correct]}` };
+      return { prompt, answer: ` ${it.labels[it.correct]}`, correctOption: it.correct };
     }
     case 'temporal': {
       const alias = rng.next() < 0.5;
@@ -191,11 +193,13 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
     }
     return ids;
   };
+  const [closeId, optionsId] = [enc(')')[0], enc('Options')[0]];
   /**
-   * r: the document is an IOI story (where --head-dropout applies); pair: its last position and its indirect
-   * object's, the attention pair of --attention-target.
+   * r: the document is an IOI story (where --head-dropout applies); pairs: the attention pairs of
+   * --attention-target, by kind ('ioi': its last position → its indirect object; 'mcq': the colon of "Answer:" →
+   * the correct option's first token), as [query, key] within the document.
    */
-  type Doc = { ids: number[]; w: number[]; r?: boolean; pair?: [number, number] };
+  type Doc = { ids: number[]; w: number[]; r?: boolean; pairs?: [string, number, number][] };
   const W = opts.answerWeight ?? ANSWER_WEIGHT;
   const doc = (prompt: number[], answer: number[]): Doc => ({ ids: [...prompt, ...answer], w: [...prompt.map(() => 1), ...answer.map(() => W)] });
   const needleDoc = (rng: Random, room: number): Doc => {
@@ -226,15 +230,21 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
     }
     const d = shortDocument(kind, rng);
     const [prompt, answer] = [enc(d.prompt), d.answer ? enc(d.answer) : []];
+    if (d.correctOption !== undefined) {
+      // the options follow "Options:"; each is "label ) words", so the correct one starts after its ")"
+      const close = prompt.flatMap((t, i) => (t === closeId && i > prompt.indexOf(optionsId) ? [i] : []));
+      const k = close[d.correctOption] + 1;
+      return { ...doc(prompt, answer), ...(k > 0 && k < prompt.length ? { pairs: [['mcq', prompt.length - 1, k]] } : {}) };
+    }
     if (!kind.startsWith('ioi')) return doc(prompt, answer);
     // the IO is named once in the prompt (the answer's first token, one word a token)
     const io = prompt.indexOf(answer[0]);
-    return { ...doc(prompt, answer), r: true, ...(io >= 0 ? { pair: [prompt.length - 1, io] as [number, number] } : {}) };
+    return { ...doc(prompt, answer), r: true, ...(io >= 0 ? { pairs: [['ioi', prompt.length - 1, io]] } : {}) };
   };
-  const row = (rng: Random): Doc & { region: number[]; pairs: [number, number][] } => {
-    const out = { ids: [opts.bos], w: [1], region: [0], pairs: [] as [number, number][] };
+  const row = (rng: Random): Doc & { region: number[]; pairs: [string, number, number][] } => {
+    const out = { ids: [opts.bos], w: [1], region: [0], pairs: [] as [string, number, number][] };
     const push = (d: Doc) => {
-      if (d.pair && out.ids.length + d.pair[0] < opts.nCtx) out.pairs.push([out.ids.length + d.pair[0], out.ids.length + d.pair[1]]);
+      for (const [kind, q, k] of d.pairs ?? []) if (out.ids.length + q < opts.nCtx) out.pairs.push([kind, out.ids.length + q, out.ids.length + k]);
       out.ids.push(...d.ids, opts.bos);
       out.w.push(...d.w, 1);
       out.region.push(...d.ids.map(() => (d.r ? 1 : 0)), 0);
@@ -260,7 +270,9 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
       tokens: rows.map((r) => r.ids),
       lossMask: rows.map((r) => r.w.slice(1)),
       headDropRegion: rows.map((r) => r.region),
-      attentionPairs: rows.flatMap((r, i) => r.pairs.map(([q, k]) => [i, q, k] as [number, number, number])),
+      attentionPairs: Object.fromEntries(
+        ['ioi', 'mcq'].map((kind) => [kind, rows.flatMap((r, i) => r.pairs.filter((x) => x[0] === kind).map(([, q, k]) => [i, q, k] as [number, number, number]))]),
+      ),
     };
   };
   const evalRng = new Random(opts.evalSeed);

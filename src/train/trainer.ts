@@ -25,10 +25,11 @@ export interface Batch {
   /** [batch, pos]: 1 where TrainOptions.headDropout applies, 0 where not. Default: everywhere. */
   headDropRegion?: number[][];
   /**
-   * [row, query, key] triples: where TrainOptions.attentionTarget asks one head to attend (toy-lm marks, in
-   * each IOI story, the last position and the indirect object). Default: none.
+   * Where TrainOptions.attentionTargets may ask a head to attend: [row, query, key] triples, by what they mark
+   * (toy-lm: 'ioi', from the last position of each IOI story to its indirect object; 'mcq', from the colon of a
+   * question's "Answer:" to the first token of its correct option). Default: none.
    */
-  attentionPairs?: [number, number, number][];
+  attentionPairs?: Record<string, [number, number, number][]>;
 }
 
 export interface DataSource {
@@ -56,12 +57,12 @@ export interface TrainOptions {
    */
   headDropout?: number;
   /**
-   * Attention supervision, a way to plant a mechanism in a toy model: adds weight × the mean over the batch's
-   * attentionPairs of −ln(attention of `head` in `layer` from query to key) to the training loss. Only that
-   * attention pattern is a target: what the head reads and writes, and whether the model uses it, are left to
-   * the language-model loss. Evaluation losses leave it out. Default: none.
+   * Attention supervision, a way to plant a mechanism in a toy model: each target adds weight × the mean over
+   * the batch's attentionPairs[pairs] of −ln(attention of `head` in `layer` from query to key) to the training
+   * loss. Only that attention pattern is a target: what the head reads and writes, and whether the model uses
+   * it, are left to the language-model loss. Evaluation losses leave it out. Default: none.
    */
-  attentionTarget?: AttentionTarget;
+  attentionTargets?: AttentionTarget[];
   seed: number;
   evalEvery?: number;
   /** Write a checkpoint to `outDir` every this many steps and at the end (0: only at the end). */
@@ -83,15 +84,20 @@ export interface AttentionTarget {
   layer: number;
   head: number;
   weight: number;
+  /** Which of the batch's attentionPairs: e.g. 'ioi'. */
+  pairs: string;
 }
+
+/** A target's name in logs: "L3H0@ioi". */
+export const targetName = (t: AttentionTarget): string => `L${t.layer}H${t.head}@${t.pairs}`;
 
 export interface TrainLog {
   step: number;
   /** The training loss of the step: with an attention target, its weighted term included. */
   loss: number;
   evalLoss?: number;
-  /** With an attention target: its term (unweighted, −ln attention) on the evaluation batches. */
-  evalAttention?: number;
+  /** With attention targets: each one's term (unweighted, −ln attention) on the evaluation batches, by targetName. */
+  evalAttention?: Record<string, number>;
   lr: number;
   tokensPerSecond: number;
 }
@@ -143,33 +149,46 @@ function nextTokenLoss(logits: tf.Tensor, batch: Batch): tf.Scalar {
 }
 
 /**
- * The loss a training step minimises: lmLoss, plus weight × the attention target's term where the batch marks
- * pairs (TrainOptions.attentionTarget). A scalar the caller owns.
+ * The loss a training step minimises: lmLoss, plus each target's weight × its term where the batch marks its
+ * pairs (TrainOptions.attentionTargets). A scalar the caller owns.
  */
-export function trainingLoss(model: HookedTransformer, batch: Batch, hooks: FwdHook[] = [], target?: AttentionTarget): tf.Scalar {
-  if (!target || !batch.attentionPairs?.length) return lmLoss(model, batch, hooks);
+export function trainingLoss(model: HookedTransformer, batch: Batch, hooks: FwdHook[] = [], targets: AttentionTarget[] = []): tf.Scalar {
+  const active = targets.filter((t) => batch.attentionPairs?.[t.pairs]?.length);
+  if (!active.length) return lmLoss(model, batch, hooks);
   return tf.tidy(() => {
-    // the term is taken inside the hook: the forward pass disposes its activations (the pattern too) on return
-    let term: tf.Scalar | undefined;
-    const capture: FwdHook = [actName('pattern', target.layer), (a) => void (term = tf.keep(attentionTerm(a, batch.attentionPairs!, target.head)))];
-    const lm = nextTokenLoss(model.runWithHooks(batch.tokens, { fwdHooks: [...hooks, capture] }), batch);
-    const total = lm.add(term!.mul(target.weight)) as tf.Scalar;
-    term!.dispose();
+    // the terms are taken inside the hooks (one per layer): the forward pass disposes its activations, the
+    // patterns too, on return
+    let terms: tf.Scalar = tf.scalar(0);
+    const capture = [...new Set(active.map((t) => t.layer))].map((layer): FwdHook => [
+      actName('pattern', layer),
+      (a) => {
+        for (const t of active.filter((x) => x.layer === layer)) {
+          const next = tf.keep(terms.add(attentionTerm(a, batch.attentionPairs![t.pairs], t.head).mul(t.weight)) as tf.Scalar);
+          terms.dispose();
+          terms = next;
+        }
+      },
+    ]);
+    const lm = nextTokenLoss(model.runWithHooks(batch.tokens, { fwdHooks: [...hooks, ...capture] }), batch);
+    const total = lm.add(terms) as tf.Scalar;
+    terms.dispose();
     return total;
   });
 }
 
 /** Mean −ln(attention) of `head` over [row, query, key] pairs, from a [batch, head, query, key] pattern. */
 function attentionTerm(pattern: tf.Tensor, pairs: [number, number, number][], head: number): tf.Scalar {
-  const [b, , p] = pattern.shape;
-  const flat = pattern.slice([0, head, 0, 0], [b, 1, p, p]).reshape([-1]);
-  const at = tf.tensor1d(pairs.map(([r, q, k]) => (r * p + q) * p + k), 'int32');
-  return tf.gather(flat, at).add(1e-9).log().mean().neg() as tf.Scalar;
+  return tf.tidy(() => {
+    const [b, , p] = pattern.shape;
+    const flat = pattern.slice([0, head, 0, 0], [b, 1, p, p]).reshape([-1]);
+    const at = tf.tensor1d(pairs.map(([r, q, k]) => (r * p + q) * p + k), 'int32');
+    return tf.gather(flat, at).add(1e-9).log().mean().neg() as tf.Scalar;
+  });
 }
 
-/** The attention target's term (without its weight) averaged over the evaluation batches that mark pairs; NaN if none do. */
+/** A target's term (without its weight) averaged over the evaluation batches that mark its pairs; NaN if none do. */
 export async function evaluateAttention(model: HookedTransformer, data: DataSource, target: AttentionTarget): Promise<number> {
-  return (await evaluateBoth(model, data, target)).attention;
+  return (await evaluateBoth(model, data, [target])).attention[0];
 }
 
 /**
@@ -198,26 +217,28 @@ export async function evaluate(model: HookedTransformer, data: DataSource): Prom
 }
 
 /**
- * evaluate's loss and, with a target, evaluateAttention's term, from one forward pass over each evaluation batch
- * (the pattern is cached only where the batch marks pairs).
+ * evaluate's loss and each target's evaluateAttention term, from one forward pass over each evaluation batch
+ * (the patterns are cached only where the batch marks a target's pairs).
  */
-async function evaluateBoth(model: HookedTransformer, data: DataSource, target?: AttentionTarget): Promise<{ loss: number; attention: number }> {
+async function evaluateBoth(model: HookedTransformer, data: DataSource, targets: AttentionTarget[] = []): Promise<{ loss: number; attention: number[] }> {
   const batches = data.evalBatches();
-  const name = target && actName('pattern', target.layer);
-  let [loss, attention, marked] = [0, 0, 0];
+  let loss = 0;
+  const [attention, marked] = [targets.map(() => 0), targets.map(() => 0)];
   for (const b of batches) {
-    const pairs = name ? b.attentionPairs ?? [] : [];
-    const { logits, cache } = pairs.length ? model.runWithCache(b.tokens, { names: [name!] }) : { logits: model.forward(b.tokens), cache: undefined };
-    const [l, t] = tf.tidy(() => [nextTokenLoss(logits, b), ...(cache ? [attentionTerm(cache.get(name!), pairs, target!.head)] : [])]);
+    const here = targets.map((t) => b.attentionPairs?.[t.pairs] ?? []);
+    const names = [...new Set(targets.filter((_, i) => here[i].length).map((t) => actName('pattern', t.layer)))];
+    const { logits, cache } = names.length ? model.runWithCache(b.tokens, { names }) : { logits: model.forward(b.tokens), cache: undefined };
+    const [l, ...ts] = tf.tidy(() => [nextTokenLoss(logits, b), ...targets.map((t, i) => (here[i].length ? attentionTerm(cache!.get(actName('pattern', t.layer)), here[i], t.head) : tf.scalar(NaN)))]);
     loss += (await l.data())[0];
-    if (t) {
-      attention += (await t.data())[0];
-      marked++;
+    for (let i = 0; i < targets.length; i++) {
+      if (!here[i].length) continue;
+      attention[i] += (await ts[i].data())[0];
+      marked[i]++;
     }
-    tf.dispose([l, t, logits].filter((x) => x !== undefined));
+    tf.dispose([l, ...ts, logits]);
     cache?.dispose();
   }
-  return { loss: loss / batches.length, attention: marked ? attention / marked : NaN };
+  return { loss: loss / batches.length, attention: attention.map((a, i) => (marked[i] ? a / marked[i] : NaN)) };
 }
 
 /**
@@ -227,12 +248,18 @@ async function evaluateBoth(model: HookedTransformer, data: DataSource, target?:
  */
 export async function train(model: HookedTransformer, data: DataSource, opts: TrainOptions, resumeFrom?: string): Promise<TrainResult> {
   if (model.processing.length) throw new HeadlensError('cannot train a model whose weights were processed', 'train the checkpoint as it is');
-  const at = opts.attentionTarget;
-  if (at && !(at.layer < model.cfg.n_layers && at.head < model.cfg.n_heads && at.weight > 0)) {
-    throw new HeadlensError(`attention target L${at.layer}H${at.head} with weight ${at.weight} does not fit a model of ${model.cfg.n_layers} layers × ${model.cfg.n_heads} heads`, 'name an existing head and a weight above 0');
-  }
-  if (at && !data.evalBatches().some((b) => b.attentionPairs?.length)) {
-    throw new HeadlensError('an attention target needs data that marks attention pairs, and this data marks none', 'use a recipe whose data marks them (toy-lm: IOI stories), or drop the attention target');
+  const targets = opts.attentionTargets ?? [];
+  for (const at of targets) {
+    if (!(at.layer < model.cfg.n_layers && at.head < model.cfg.n_heads && at.weight > 0)) {
+      throw new HeadlensError(`attention target L${at.layer}H${at.head} with weight ${at.weight} does not fit a model of ${model.cfg.n_layers} layers × ${model.cfg.n_heads} heads`, 'name an existing head and a weight above 0');
+    }
+    if (!data.evalBatches().some((b) => b.attentionPairs?.[at.pairs]?.length)) {
+      const kinds = [...new Set(data.evalBatches().flatMap((b) => Object.keys(b.attentionPairs ?? {})))];
+      throw new HeadlensError(
+        `attention target ${targetName(at)} needs data that marks '${at.pairs}' pairs, and this data marks ${kinds.length ? kinds.map((k) => `'${k}'`).join(', ') : 'none'}`,
+        kinds.length ? `target one of those (e.g. @${kinds[0]}), or drop it` : 'use a recipe whose data marks them (toy-lm: IOI stories and questions), or drop the attention target',
+      );
+    }
   }
   const evalEvery = opts.evalEvery ?? Math.max(1, Math.floor(opts.steps / 10));
   // decay on the weight matrices (W_E, W_Q, …, W_U), not on biases and norms: by name, since b_Q, b_K and b_V are
@@ -277,7 +304,7 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
       const batch = data.batch(rng, opts.batchSize);
       const lr = warmupCosine(state.step, opts.steps, opts.lr, opts.warmup, opts.minLrRatio);
       const hooks = opts.headDropout ? headDropoutHooks(model, batch, opts.headDropout, rng) : undefined;
-      const { value, grads } = tf.variableGrads(() => trainingLoss(model, batch, hooks, opts.attentionTarget), [...vars.values()]);
+      const { value, grads } = tf.variableGrads(() => trainingLoss(model, batch, hooks, targets), [...vars.values()]);
       const named: Record<string, tf.Tensor> = {};
       for (const [name, v] of vars) named[name] = grads[v.name];
       optimizer.apply(vars, named, lr, opts.clip ?? 1);
@@ -297,9 +324,9 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
         pendingLoss = undefined;
       }
       if (evalNow) {
-        const evaluated = await evaluateBoth(model, data, at);
+        const evaluated = await evaluateBoth(model, data, targets);
         lastEval = evaluated.loss;
-        const attention = at ? { evalAttention: evaluated.attention } : {};
+        const attention = targets.length ? { evalAttention: Object.fromEntries(targets.map((t, i) => [targetName(t), evaluated.attention[i]])) } : {};
         const line = { step: state.step, loss: lastLoss, evalLoss: lastEval, ...attention, lr, tokensPerSecond: Math.round(tps) };
         state.history.push(line);
         opts.log?.(line);
