@@ -109,8 +109,8 @@ describe('headlens demo', async () => {
     // the demo prefers toy-lm: the IOI prompt (BOS first, as toy-lm was trained) is completed with the IO name,
     // and the IOI and temporal scans find the heads its model card names
     expect(r.stdout).toMatch(/next token\s+"Mary"/);
-    expect(r.stdout).toMatch(/IOI direct path L2H0/);
-    expect(r.stdout).toMatch(/temporal L2H1/);
+    expect(r.stdout).toMatch(/IOI direct path L3H0/); // the name mover
+    expect(r.stdout).toMatch(/temporal L3H0/);
     const files = readdirSync(out).sort();
     expect(files).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg', 'attention-layer2.svg', 'attention-layer3.svg']);
     const atlas = readFileSync(path.join(out, 'atlas.html'), 'utf8');

@@ -1,7 +1,7 @@
 /**
  * What a zoo model's model card reports about its heads, measured with headlens' own scorers and
  * interventions: for toy-lm, one function per task of issue 6's acceptance (retrieval, IOI, temporal,
- * correct letter). `tests/toy_lm_acceptance.ts` checks the criteria on these numbers (for toy-lm and toy-lm-ioi), and
+ * correct letter). `tests/toy_lm_acceptance.ts` checks the criteria on these numbers, and
  * `headlens findings --model DIR` prints them for any trained folder (a run in progress, a variant).
  * Every measure runs on held-out data where the mixture has some (IOI_HELD_OUT names, the scan's own needle,
  * the seeds below, which the training data never draws).

@@ -43,10 +43,10 @@ const seedFrom = (rng: Random) => rng.int(0, 2 ** 31);
  * 'ioi-many': an IOI story with three or four names introduced in a random order and all but the IO repeated
  * ("When Mary, John and Anna went to the store, Anna and John gave a drink to" → Mary). In the two-name
  * stories, "suppress the last name and copy the names of the first clause" is enough, and that is what
- * toy-lm learned (L2H0 attends to S2 with 0.98 and lowers S; L2H1 and L2H3 attend to both names ~0.5 each):
+ * the first toy-lm learned (L2H0 attends to S2 with 0.98 and lowers S; L2H1 and L2H3 attend to both names ~0.5 each):
  * here the last name is only one of the repeated ones. 'ioi-crowd': the same with five to eight names.
  * (Tried as a way to name movers, they did not make any: continued on them, L2H0 lowered every repeated name
- * and L2H1 copied every name introduced, which answers stories of any size; the toy-lm card has the runs.)
+ * and L2H1 copied every name introduced, which answers stories of any size; the first toy-lm's card, in git history, has the runs.)
  */
 export type ShortKind = 'ioi' | 'ioi-many' | 'ioi-crowd' | 'mcq' | 'mcq-few' | 'lookup' | 'temporal' | 'people';
 

@@ -134,8 +134,8 @@ export function ioiHeadClasses(model: HookedTransformer, prompts: IoiTokens[], o
     s2ToS1Next: meanAttention(model, prompts, (p) => p.s2Pos, (p) => p.s1Pos + 1),
     s2ToS1: meanAttention(model, prompts, (p) => p.s2Pos, (p) => p.s1Pos),
   };
-  // a name mover attends to IO more than to both S tokens together (toy-lm's L2H0 attends to S2 with 0.98 and
-  // raises IO − S by lowering S: compared with S1 alone it passed for a name mover)
+  // a name mover attends to IO more than to both S tokens together (the first toy-lm's L2H0 attended to S2 with 0.98 and
+  // raised IO − S by lowering S: compared with S1 alone it passed for a name mover)
   const toIo = (l: number, h: number) => attention.endToIo[l][h] > attention.endToS[l][h] + attention.endToS2[l][h];
   const tables = { logits: sweep({ kind: 'logits' }), sInhibition: zeros(n_layers, n_heads), values: zeros(n_layers, n_heads), keys: zeros(n_layers, n_heads) };
   const nameMovers = pick(tables.logits, -1, toIo);
