@@ -232,7 +232,8 @@ export function toyLmData(opts: ToyLmDataOptions): DataSource {
     const [prompt, answer] = [enc(d.prompt), d.answer ? enc(d.answer) : []];
     if (d.correctOption !== undefined) {
       // the options follow "Options:"; each is "label ) words", so the correct one starts after its ")"
-      const close = prompt.flatMap((t, i) => (t === closeId && i > prompt.indexOf(optionsId) ? [i] : []));
+      const options = prompt.indexOf(optionsId);
+      const close = prompt.flatMap((t, i) => (t === closeId && i > options ? [i] : []));
       const k = close[d.correctOption] + 1;
       return { ...doc(prompt, answer), ...(k > 0 && k < prompt.length ? { pairs: [['mcq', prompt.length - 1, k]] } : {}) };
     }
