@@ -23,24 +23,24 @@ export { parseSafetensors, encodeSafetensors, type SafetensorsFile } from './loa
 export { openCheckpoint } from './loading/checkpoint_files.js';
 export { supportedModelTypes } from './loading/families/index.js';
 
-export { headAblationHooks, runWithAblatedHeads, kvHeadAblationHooks, mlpAblationHooks, queryHeadsOf, type HeadRef, type KvHeadRef, type AblationKind, type AblationOptions } from './interp/ablation.js';
+export { headAblationHooks, runWithAblatedHeads, kvHeadAblationHooks, mlpAblationHooks, queryHeadsOf, type HeadRef, type KvHeadRef, type AblationKind, type AblationOptions } from './interp/interventions/ablation.js';
 export { Labelled, type Axis, type LabelledJSON } from './interp/labelled.js';
 export { logitDiff, logitOf, probability, klDivergence, normalized, metricValue, type Metric, type Answer, type MetricOptions } from './interp/metrics.js';
-export { patchSites, activationPatching, patchComponents, patchResidPre, patchResidMid, patchResidPost, patchAttnOut, patchMlpOut, patchHeadOutByPos, patchHeadOutAllPos, patchHeadPatternAllPos, patchEveryBlock, patchEveryHead, PATCH_COMPONENTS, type PatchSite, type PatchComponent, type SweepOptions, type ActivationPatchingOptions } from './interp/patching.js';
-export { pathPatch, pathPatchMany, pathPatchingSweep, type Receiver, type PathPatchingOptions } from './interp/path_patching.js';
-export { attributionPatching, attributionTerms, type AttributionOptions, type RunSpec } from './interp/attribution_patching.js';
-export { edgeAttribution, type Edge, type EdgeAttribution, type EdgeAttributionOptions } from './interp/eap.js';
-export { directLogitAttribution, dlaPerHead, dlaPerLayer, type DlaOptions } from './interp/dla.js';
-export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './interp/logit_lens.js';
-export { attentionRollout, rolloutFromPatterns, type RolloutOptions } from './interp/attention_rollout.js';
+export { patchSites, activationPatching, patchComponents, patchResidPre, patchResidMid, patchResidPost, patchAttnOut, patchMlpOut, patchHeadOutByPos, patchHeadOutAllPos, patchHeadPatternAllPos, patchEveryBlock, patchEveryHead, PATCH_COMPONENTS, type PatchSite, type PatchComponent, type SweepOptions, type ActivationPatchingOptions } from './interp/interventions/patching.js';
+export { pathPatch, pathPatchMany, pathPatchingSweep, type Receiver, type PathPatchingOptions } from './interp/interventions/path_patching.js';
+export { attributionPatching, attributionTerms, type AttributionOptions, type RunSpec } from './interp/interventions/attribution_patching.js';
+export { edgeAttribution, type Edge, type EdgeAttribution, type EdgeAttributionOptions } from './interp/interventions/eap.js';
+export { directLogitAttribution, dlaPerHead, dlaPerLayer, type DlaOptions } from './interp/attribution/dla.js';
+export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './interp/attribution/logit_lens.js';
+export { attentionRollout, rolloutFromPatterns, type RolloutOptions } from './interp/attribution/attention_rollout.js';
 
-export { svd, singularValues, eigenvalues, mat, matmul, transpose, identity, randomNormal, type Mat, type SVD, type Complex } from './interp/svd.js';
-export { FactoredMatrix } from './interp/factored_matrix.js';
-export { qkCircuit, ovCircuit, fullQKCircuit, fullOVCircuit, headWeights, kvHead, embeddings, paramMatrix, headLabel } from './interp/head_circuits.js';
-export { compositionScore, compositionScores, qComposition, kComposition, vComposition, randomBaseline, COMPOSITION_KINDS, type CompositionKind, type CompositionScores, type CompositionOptions, type HeadPairScore } from './interp/composition.js';
-export { copyingScore, copyingScores, eigenvalueScore, type CopyingScore } from './interp/copying.js';
-export { relationScore, relationScores, salientMappings, sourceEmbeddings, type MapsOptions, type RelationScore, type TokenMapping } from './interp/maps.js';
-export { subspaceAlignment, writeSubspace, readSubspace, headChannel, layerChannel, type ReceiverSide, type TalkingHeadsOptions, type HeadChannel, type LayerChannel } from './interp/talking_heads.js';
+export { svd, singularValues, eigenvalues, mat, matmul, transpose, identity, randomNormal, type Mat, type SVD, type Complex } from './linalg/svd.js';
+export { FactoredMatrix } from './linalg/factored_matrix.js';
+export { qkCircuit, ovCircuit, fullQKCircuit, fullOVCircuit, headWeights, kvHead, embeddings, paramMatrix, headLabel } from './interp/weights/head_circuits.js';
+export { compositionScore, compositionScores, qComposition, kComposition, vComposition, randomBaseline, COMPOSITION_KINDS, type CompositionKind, type CompositionScores, type CompositionOptions, type HeadPairScore } from './interp/weights/composition.js';
+export { copyingScore, copyingScores, eigenvalueScore, type CopyingScore } from './interp/weights/copying.js';
+export { relationScore, relationScores, salientMappings, sourceEmbeddings, type MapsOptions, type RelationScore, type TokenMapping } from './interp/weights/maps.js';
+export { subspaceAlignment, writeSubspace, readSubspace, headChannel, layerChannel, type ReceiverSide, type TalkingHeadsOptions, type HeadChannel, type LayerChannel } from './interp/weights/talking_heads.js';
 
 export { topHeads, runScorer, combine, type HeadScores, type HeadScorer, type ItemScores, type TopHead } from './interp/scores/head_scores.js';
 export { detectHeads, detectorScorer, type DetectorOptions, type DetectionPattern } from './interp/scores/head_detector.js';
@@ -56,7 +56,7 @@ export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './inte
 export { ioiHeadClasses, ioiTokens, type IoiTokens, type IoiClasses, type ClassHead } from './interp/scores/ioi_classes.js';
 export { maskHeadsCheck, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './interp/scores/mask_heads.js';
 export { scanTask, ioiTask, SCAN_TASKS, type ScanTask, type TaskSetup } from './interp/scores/tasks.js';
-export { scan, itemsHash, type ScanOptions } from './interp/scan.js';
+export { scan, itemsHash, type ScanOptions } from './interp/scores/scan.js';
 export { inductionSequences, InductionSetSchema, type InductionSet } from './datasets/induction.js';
 export { ioiPrompts, singleTokenWords, IoiSetSchema, IoiPromptSchema, IOI_TEMPLATES, type IoiSet, type IoiPrompt } from './datasets/ioi.js';
 export { needleTextTrials, needleTokenTrials, needleGrid, fillerText, fillerSentence, needleVariant, NeedleSetSchema, NeedleTrialSchema, DEFAULT_NEEDLE, type NeedleSet } from './datasets/needle.js';
@@ -66,10 +66,10 @@ export { temporalItems, temporalTokenPairs, temporalPrompt, yearInWords, Tempora
 export { runBench, PRESETS as BENCH_PRESETS, type BenchOptions, type BenchResult, type BenchPreset } from './bench/bench.js';
 
 export { train, lmLoss, evaluate, type TrainOptions, type TrainResult, type TrainLog, type DataSource, type Batch } from './train/trainer.js';
-export { RECIPES, recipe, repeatedSpans, toyLmTokenizer, type Recipe } from './train/recipes.js';
-export { toyLmData, shortDocument, IOI_HELD_OUT, IOI_TRAIN_NAMES, type ToyLmDataOptions } from './train/toy_lm_data.js';
-export { wordTokenizerJson, wordVocabulary, BOS_TOKEN, UNK_TOKEN } from './train/word_tokenizer.js';
-export { plantedModel, PLANTED, PLANTED_TOK, plantedNeedleTrials, plantedLetterPrompts, plantedTemporalPairs, plantedIoiPrompts } from './train/planted.js';
+export { RECIPES, recipe, repeatedSpans, toyLmTokenizer, type Recipe } from './zoo/recipes.js';
+export { toyLmData, shortDocument, IOI_HELD_OUT, IOI_TRAIN_NAMES, type ToyLmDataOptions } from './zoo/toy_lm_data.js';
+export { wordTokenizerJson, wordVocabulary, BOS_TOKEN, UNK_TOKEN } from './zoo/word_tokenizer.js';
+export { plantedModel, PLANTED, PLANTED_TOK, plantedNeedleTrials, plantedLetterPrompts, plantedTemporalPairs, plantedIoiPrompts } from './zoo/planted.js';
 export { AdamW, warmupCosine, type AdamWOptions } from './train/adamw.js';
-export { leaders, retrievalFindings, ioiFindings, temporalFindings, letterFindings, FINDINGS, type FindingTask } from './train/findings.js';
+export { leaders, retrievalFindings, ioiFindings, temporalFindings, letterFindings, FINDINGS, type FindingTask } from './zoo/findings.js';
 export { Random } from './util/random.js';

@@ -18,7 +18,7 @@ import {
   queryHeadsOf,
   runWithAblatedHeads,
   type AblationKind,
-} from '../src/interp/ablation.js';
+} from '../src/interp/interventions/ablation.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { makeConfig } from '../src/model/config.js';
 import { FIXTURES } from './helpers.js';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { logitDiff, normalized } from '../src/interp/metrics.js';
-import { activationPatching } from '../src/interp/patching.js';
+import { activationPatching } from '../src/interp/interventions/patching.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { FIXTURES, runHeadlens } from './helpers.js';
 

@@ -9,10 +9,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
-import { compositionScore, compositionScores, kComposition, qComposition, randomBaseline, vComposition } from '../src/interp/composition.js';
-import { copyingScore, copyingScores } from '../src/interp/copying.js';
-import { FactoredMatrix } from '../src/interp/factored_matrix.js';
-import { mat, matmul, randomNormal, svd, transpose } from '../src/interp/svd.js';
+import { compositionScore, compositionScores, kComposition, qComposition, randomBaseline, vComposition } from '../src/interp/weights/composition.js';
+import { copyingScore, copyingScores } from '../src/interp/weights/copying.js';
+import { FactoredMatrix } from '../src/linalg/factored_matrix.js';
+import { mat, matmul, randomNormal, svd, transpose } from '../src/linalg/svd.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { makeConfig } from '../src/model/config.js';
 import { FIXTURES } from './helpers.js';
@@ -185,7 +185,7 @@ describe('against numpy on the transformers fixtures', () => {
 
 describe('compositionScores and compositionScore agree', () => {
   it('compositionScores(model, kind) gives, for every pair, compositionScore of the circuits themselves', async () => {
-    const { ovCircuit, qkCircuit } = await import('../src/interp/head_circuits.js');
+    const { ovCircuit, qkCircuit } = await import('../src/interp/weights/head_circuits.js');
     const cfg = makeConfig({ d_model: 24, n_layers: 3, n_heads: 2, n_key_value_heads: 1, d_head: 6, d_vocab: 10, n_ctx: 4, attn_only: true });
     const model = HookedTransformer.random(cfg, { seed: 8 });
     for (const kind of ['q', 'k', 'v'] as const) {

@@ -10,7 +10,7 @@ import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
 import { actName } from '../src/hooks/act_name.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
-import { directLogitAttribution, dlaPerHead, dlaPerLayer } from '../src/interp/dla.js';
+import { directLogitAttribution, dlaPerHead, dlaPerLayer } from '../src/interp/attribution/dla.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { makeConfig } from '../src/model/config.js';
 import { FIXTURES, fixtureModels } from './helpers.js';

@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HeadlensError } from '../src/errors.js';
-import { FactoredMatrix } from '../src/interp/factored_matrix.js';
-import { mat, matmul, randomNormal, scaleCols, transpose, type Mat } from '../src/interp/svd.js';
+import { FactoredMatrix } from '../src/linalg/factored_matrix.js';
+import { mat, matmul, randomNormal, scaleCols, transpose, type Mat } from '../src/linalg/svd.js';
 
 interface Raw { rows: number; cols: number; data: number[] }
 const F = (JSON.parse(readFileSync(path.join(import.meta.dirname, 'fixtures', 'numpy', 'linalg.json'), 'utf8')) as {

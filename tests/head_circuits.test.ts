@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
-import { fullOVCircuit, fullQKCircuit, headWeights, kvHead, ovCircuit, qkCircuit } from '../src/interp/head_circuits.js';
+import { fullOVCircuit, fullQKCircuit, headWeights, kvHead, ovCircuit, qkCircuit } from '../src/interp/weights/head_circuits.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { FIXTURES } from './helpers.js';
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
-import { logitLens, logitLensSummary } from '../src/interp/logit_lens.js';
+import { logitLens, logitLensSummary } from '../src/interp/attribution/logit_lens.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { FIXTURES } from './helpers.js';
 

@@ -8,8 +8,8 @@ import { setHead } from './helpers.js';
 import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
-import { relationScore, relationScores, salientMappings, sourceEmbeddings } from '../src/interp/maps.js';
-import { randomNormal, svd, transpose } from '../src/interp/svd.js';
+import { relationScore, relationScores, salientMappings, sourceEmbeddings } from '../src/interp/weights/maps.js';
+import { randomNormal, svd, transpose } from '../src/linalg/svd.js';
 import { makeConfig } from '../src/model/config.js';
 
 const D = 32;

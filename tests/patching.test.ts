@@ -19,7 +19,7 @@ import {
   patchResidPre,
   patchSites,
   PATCH_COMPONENTS,
-} from '../src/interp/patching.js';
+} from '../src/interp/interventions/patching.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { makeConfig } from '../src/model/config.js';
 import { FIXTURES } from './helpers.js';

@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
 import { actName } from '../src/hooks/act_name.js';
-import { attentionRollout, rolloutFromPatterns } from '../src/interp/attention_rollout.js';
+import { attentionRollout, rolloutFromPatterns } from '../src/interp/attribution/attention_rollout.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { FIXTURES } from './helpers.js';
 

@@ -11,11 +11,11 @@ import { inductionSequences } from '../src/datasets/induction.js';
 import { needleTokenTrials } from '../src/datasets/needle.js';
 import { HeadlensError } from '../src/errors.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
-import { scan } from '../src/interp/scan.js';
+import { scan } from '../src/interp/scores/scan.js';
 import type { HeadScorer } from '../src/interp/scores/head_scores.js';
 import { inductionScorer } from '../src/interp/scores/induction.js';
 import { retrievalScorer } from '../src/interp/scores/retrieval.js';
-import { plantedModel, PLANTED_TOK as TOK } from '../src/train/planted.js';
+import { plantedModel, PLANTED_TOK as TOK } from '../src/zoo/planted.js';
 
 let model: HookedTransformer;
 const tmp = () => path.join(mkdtempSync(path.join(os.tmpdir(), 'headlens-scan-')), 'scan.json');

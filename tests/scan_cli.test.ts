@@ -10,9 +10,9 @@ import { initBackend } from '../src/backend/index.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { saveModel } from '../src/loading/save.js';
 import { loadPretrained } from '../src/loading/load.js';
-import { scan } from '../src/interp/scan.js';
+import { scan } from '../src/interp/scores/scan.js';
 import { scanTask } from '../src/interp/scores/tasks.js';
-import { plantedModel } from '../src/train/planted.js';
+import { plantedModel } from '../src/zoo/planted.js';
 import { runHeadlens } from './helpers.js';
 
 const ROOT = path.join(import.meta.dirname, '..');

@@ -17,7 +17,7 @@ import { ioiHeadClasses } from '../src/interp/scores/ioi_classes.js';
 import { SCAN_TASKS, ioiTask, scanTask } from '../src/interp/scores/tasks.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { makeConfig } from '../src/model/config.js';
-import { toyLmTokenizer } from '../src/train/recipes.js';
+import { toyLmTokenizer } from '../src/zoo/recipes.js';
 import { FIXTURES, fixtureModels } from './helpers.js';
 import path from 'node:path';
 

@@ -1,5 +1,5 @@
 /**
- * Head scorers on a hand-built model with planted heads (src/train/planted.ts): each scorer must put the
+ * Head scorers on a hand-built model with planted heads (src/zoo/planted.ts): each scorer must put the
  * planted head first, with a margin, and the numbers that can be worked out by hand must come out.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -13,11 +13,11 @@ import { inductionScores, inductionPattern } from '../src/interp/scores/inductio
 import { previousTokenScores } from '../src/interp/scores/previous_token.js';
 import { streamingScores } from '../src/interp/scores/streaming.js';
 import { decodesExactly, greedyDecode, retrievalHeads, retrievalScores, retrievalScoresTeacherForced } from '../src/interp/scores/retrieval.js';
-import { headAblationHooks } from '../src/interp/ablation.js';
+import { headAblationHooks } from '../src/interp/interventions/ablation.js';
 import { correctLetterScores } from '../src/interp/scores/correct_letter.js';
 import { temporalScores } from '../src/interp/scores/temporal.js';
 import { ioiHeadClasses } from '../src/interp/scores/ioi_classes.js';
-import { PLANTED, PLANTED_TOK as TOK, plantedIoiPrompts as ioiPrompts, plantedLetterPrompts as letterPrompts, plantedNeedleTrials as needleTrials, plantedModel, plantedTemporalPairs as temporalPairs } from '../src/train/planted.js';
+import { PLANTED, PLANTED_TOK as TOK, plantedIoiPrompts as ioiPrompts, plantedLetterPrompts as letterPrompts, plantedNeedleTrials as needleTrials, plantedModel, plantedTemporalPairs as temporalPairs } from '../src/zoo/planted.js';
 
 let model: HookedTransformer;
 let seqs: number[][];

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { retrievalHeads, retrievalScores, retrievalScoresTeacherForced } from '../src/interp/scores/retrieval.js';
-import { plantedNeedleTrials as needleTrials, plantedModel } from '../src/train/planted.js';
+import { plantedNeedleTrials as needleTrials, plantedModel } from '../src/zoo/planted.js';
 
 let models: HookedTransformer[] = [];
 const NOISE = [0.1, 0.12, 0.13, 0.14];

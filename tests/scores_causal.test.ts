@@ -1,5 +1,5 @@
 /**
- * The causal checks beside the scores (maskHeadsCheck, with src/interp/ablation.ts): on the planted model,
+ * The causal checks beside the scores (maskHeadsCheck, with src/interp/interventions/ablation.ts): on the planted model,
  * masking the planted head breaks its task while masking as many random heads mostly does not, and the
  * control metric does not move.
  */
@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import type { FwdHook, HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { inductionSequences } from '../src/datasets/induction.js';
-import { headAblationHooks, kvHeadAblationHooks } from '../src/interp/ablation.js';
+import { headAblationHooks, kvHeadAblationHooks } from '../src/interp/interventions/ablation.js';
 import { maskHeadsCheck } from '../src/interp/scores/mask_heads.js';
 import { answerRecall, greedyDecode } from '../src/interp/scores/retrieval.js';
-import { PLANTED, PLANTED_TOK as TOK, plantedLetterPrompts as letterPrompts, plantedNeedleTrials as needleTrials, plantedModel, plantedTemporalPairs as temporalPairs } from '../src/train/planted.js';
+import { PLANTED, PLANTED_TOK as TOK, plantedLetterPrompts as letterPrompts, plantedNeedleTrials as needleTrials, plantedModel, plantedTemporalPairs as temporalPairs } from '../src/zoo/planted.js';
 
 let model: HookedTransformer;
 beforeAll(async () => {

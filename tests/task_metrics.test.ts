@@ -2,9 +2,9 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
-import { headAblationHooks } from '../src/interp/ablation.js';
+import { headAblationHooks } from '../src/interp/interventions/ablation.js';
 import { factAccuracy, ioiLogitDiff, letterAccuracy } from '../src/interp/scores/task_metrics.js';
-import { PLANTED, plantedIoiPrompts as ioiPrompts, plantedLetterPrompts as letterPrompts, plantedModel, plantedTemporalPairs as temporalPairs } from '../src/train/planted.js';
+import { PLANTED, plantedIoiPrompts as ioiPrompts, plantedLetterPrompts as letterPrompts, plantedModel, plantedTemporalPairs as temporalPairs } from '../src/zoo/planted.js';
 
 let model: HookedTransformer;
 beforeAll(async () => {

@@ -1,6 +1,6 @@
 /**
  * Issue 6's acceptance criteria for a toy-lm-shaped model, with headlens' own scorers and interventions
- * (measured by src/train/findings.ts, which `headlens findings` prints too). Each block prints one `NAME …` JSON
+ * (measured by src/zoo/findings.ts, which `headlens findings` prints too). Each block prints one `NAME …` JSON
  * line with what it measured; the model's card gives those numbers.
  */
 import { existsSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
-import { ioiFindings, letterFindings, retrievalMasking, retrievalScan, temporalFindings } from '../src/train/findings.js';
+import { ioiFindings, letterFindings, retrievalMasking, retrievalScan, temporalFindings } from '../src/zoo/findings.js';
 
 export function toyLmAcceptance(name: string, dir: string): void {
   const shipped = existsSync(path.join(dir, 'model.safetensors'));

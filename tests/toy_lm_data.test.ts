@@ -5,9 +5,9 @@ import { ZOO_DIR } from '../src/loading/load.js';
 import { IOI_TEMPLATES } from '../src/datasets/ioi.js';
 import { DEFAULT_NEEDLE, needleVariant } from '../src/datasets/needle.js';
 import { FIRST_NAMES } from '../src/datasets/word_lists.js';
-import { RECIPES, toyLmTokenizer } from '../src/train/recipes.js';
-import { ANSWER_WEIGHT, IOI_HELD_OUT, parseMix, shortDocument, TOY_LM_MIX, vocabularyTexts } from '../src/train/toy_lm_data.js';
-import { wordTokenizerJson, wordVocabulary } from '../src/train/word_tokenizer.js';
+import { RECIPES, toyLmTokenizer } from '../src/zoo/recipes.js';
+import { ANSWER_WEIGHT, IOI_HELD_OUT, parseMix, shortDocument, TOY_LM_MIX, vocabularyTexts } from '../src/zoo/toy_lm_data.js';
+import { wordTokenizerJson, wordVocabulary } from '../src/zoo/word_tokenizer.js';
 import { HFTokenizer } from '../src/loading/tokenizer.js';
 import { Random } from '../src/util/random.js';
 

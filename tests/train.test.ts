@@ -8,7 +8,7 @@ import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { makeConfig } from '../src/model/config.js';
 import { AdamW, warmupCosine } from '../src/train/adamw.js';
-import { recipe, repeatedSpans } from '../src/train/recipes.js';
+import { recipe, repeatedSpans } from '../src/zoo/recipes.js';
 import { Random } from '../src/util/random.js';
 import { evaluate, evaluateAttention, headDropoutHooks, lmLoss, train, trainingLoss, type Batch, type DataSource, type TrainOptions } from '../src/train/trainer.js';
 

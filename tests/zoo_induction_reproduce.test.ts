@@ -9,7 +9,7 @@ import { initBackend } from '../src/backend/index.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { makeConfig } from '../src/model/config.js';
-import { recipe } from '../src/train/recipes.js';
+import { recipe } from '../src/zoo/recipes.js';
 import { train } from '../src/train/trainer.js';
 
 beforeAll(async () => {

@@ -4,7 +4,7 @@
  */
 import type { BackendName } from '../backend/index.js';
 import { HeadlensError } from '../errors.js';
-import { COMPOSITION_KINDS, compositionScores, type CompositionKind, type CompositionScores } from '../interp/composition.js';
+import { COMPOSITION_KINDS, compositionScores, type CompositionKind, type CompositionScores } from '../interp/weights/composition.js';
 import { loadPretrained } from '../loading/load.js';
 import { required, type Command } from './main.js';
 import { intOption } from './svd.js';

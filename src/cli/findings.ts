@@ -1,11 +1,11 @@
 import type { BackendName } from '../backend/index.js';
 import { HeadlensError } from '../errors.js';
 import { loadPretrained } from '../loading/load.js';
-import { FINDINGS, type FindingTask } from '../train/findings.js';
+import { FINDINGS, type FindingTask } from '../zoo/findings.js';
 import { required, type Command } from './main.js';
 
 /**
- * `headlens findings`: what a zoo model's card reports about its heads (src/train/findings.ts), one JSON line
+ * `headlens findings`: what a zoo model's card reports about its heads (src/zoo/findings.ts), one JSON line
  * per task, for the shipped toy-lm or any folder a `headlens train` run wrote.
  */
 export const findingsCommand: Command = {

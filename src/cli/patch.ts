@@ -8,7 +8,7 @@ import type { BackendName } from '../backend/index.js';
 import { HeadlensError } from '../errors.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { logitDiff, metricValue, normalized } from '../interp/metrics.js';
-import { activationPatching, PATCH_COMPONENTS, type PatchComponent } from '../interp/patching.js';
+import { activationPatching, PATCH_COMPONENTS, type PatchComponent } from '../interp/interventions/patching.js';
 import { loadPretrained } from '../loading/load.js';
 import { parseTokenRows } from './cache.js';
 import { required, type Command } from './main.js';

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import type { BackendName } from '../backend/index.js';
 import { HeadlensError } from '../errors.js';
 import { loadPretrained } from '../loading/load.js';
-import { scan } from '../interp/scan.js';
+import { scan } from '../interp/scores/scan.js';
 import { maskHeadsCheck } from '../interp/scores/mask_heads.js';
 import { SCAN_TASKS, ioiTask, scanTask, type ScanTask } from '../interp/scores/tasks.js';
 import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';

@@ -5,8 +5,8 @@ import { HeadlensError } from '../errors.js';
 import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { loadPretrained } from '../loading/load.js';
 import { makeConfig } from '../model/config.js';
-import { recipe, RECIPES } from '../train/recipes.js';
-import { parseHeadLabel } from '../interp/head_circuits.js';
+import { recipe, RECIPES } from '../zoo/recipes.js';
+import { parseHeadLabel } from '../interp/weights/head_circuits.js';
 import { readTrainerMeta, train, type AttentionTarget } from '../train/trainer.js';
 import { positiveInt, required, type Command } from './main.js';
 

@@ -24,10 +24,10 @@ import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import type { TextTokenizer } from '../../model/tokenizer.js';
 import type { IoiPrompt } from '../../datasets/ioi.js';
-import { headAblationHooks, type HeadRef } from '../ablation.js';
+import { headAblationHooks, type HeadRef } from '../interventions/ablation.js';
 import { headLogitContributions } from './correct_letter.js';
 import { logitDiff } from '../metrics.js';
-import { pathPatchingSweep, type Receiver } from '../path_patching.js';
+import { pathPatchingSweep, type Receiver } from '../interventions/path_patching.js';
 import { zeros } from './head_scores.js';
 
 /** One IOI prompt in tokens: clean and corrupted (same length), the IO and S tokens and where they sit. */

@@ -2,7 +2,7 @@
  * The causal check beside every head score: mask the top-k heads and measure the task, against k heads drawn
  * at random (seeded, several draws) from the rest. A score alone is a correlation; Wu et al. 2024 showed the
  * claim is causal by masking the top retrieval heads (Needle-in-a-Haystack fails, the model hallucinates)
- * against as many random heads (accuracy barely moves). Masking uses src/interp/ablation.ts: 'uniform'
+ * against as many random heads (accuracy barely moves). Masking uses src/interp/interventions/ablation.ts: 'uniform'
  * (their masking: the head attends evenly over the keys it may see), or 'zero' / 'mean' / 'resample'.
  * A control metric, where the task has one (time-invariant facts for temporal heads, probability on the
  * label tokens for correct-letter heads), should not move when the right heads are masked.
@@ -10,7 +10,7 @@
 import { HeadlensError } from '../../errors.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { Random } from '../../util/random.js';
-import { headAblationHooks, type AblationOptions, type HeadRef } from '../ablation.js';
+import { headAblationHooks, type AblationOptions, type HeadRef } from '../interventions/ablation.js';
 
 /** What a metric returns: the task measure and, optionally, a control that should not move. */
 export interface MaskMetric {

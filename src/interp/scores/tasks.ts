@@ -10,7 +10,7 @@ import { DEFAULT_NEEDLE, needleGrid, needleTextTrials, needleTokenTrials } from 
 import { temporalItems, temporalTokenPairs } from '../../datasets/temporal.js';
 import { HeadlensError } from '../../errors.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
-import type { AblationOptions } from '../ablation.js';
+import type { AblationOptions } from '../interventions/ablation.js';
 import { attentionSinkScorer } from './attention_sink.js';
 import { correctLetterScorer, type LetterPrompt } from './correct_letter.js';
 import { duplicateTokenScorer } from './duplicate_token.js';

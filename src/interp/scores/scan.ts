@@ -9,9 +9,9 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { HeadlensError } from '../errors.js';
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { finish, type HeadScorer, type HeadScores, type ItemScores } from './scores/head_scores.js';
+import { HeadlensError } from '../../errors.js';
+import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import { finish, type HeadScorer, type HeadScores, type ItemScores } from './head_scores.js';
 
 export interface ScanOptions {
   /** JSON file for partial results; without it the scan just runs. */

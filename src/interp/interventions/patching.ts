@@ -23,13 +23,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import cliProgress from 'cli-progress';
-import { HeadlensError } from '../errors.js';
-import type { ActivationCache } from '../hooks/activation_cache.js';
-import { actName } from '../hooks/act_name.js';
-import type { FwdHook, HookedTransformer } from '../hooks/hooked_transformer.js';
-import type { TokenInput } from '../model/transformer.js';
-import { headAxisLabels, Labelled, layerAxis, posAxis, type Axis } from './labelled.js';
-import { metricValue, type Metric } from './metrics.js';
+import { HeadlensError } from '../../errors.js';
+import type { ActivationCache } from '../../hooks/activation_cache.js';
+import { actName } from '../../hooks/act_name.js';
+import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
+import type { TokenInput } from '../../model/transformer.js';
+import { headAxisLabels, Labelled, layerAxis, posAxis, type Axis } from '../labelled.js';
+import { metricValue, type Metric } from '../metrics.js';
 
 /** One patched variant: at hook `name`, the slot of `head` (all heads if absent) at query position `pos` (all if absent). */
 export interface PatchSite {

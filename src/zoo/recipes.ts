@@ -7,7 +7,7 @@ import type { HookedConfigInput } from '../model/config.js';
 import { HFTokenizer } from '../loading/tokenizer.js';
 import { Random } from '../util/random.js';
 import { parseMix, toyLmData, vocabularyTexts } from './toy_lm_data.js';
-import type { Batch, DataSource, TrainOptions } from './trainer.js';
+import type { Batch, DataSource, TrainOptions } from '../train/trainer.js';
 import { wordTokenizerJson, wordVocabulary } from './word_tokenizer.js';
 
 export interface RecipeDataOptions {

@@ -26,11 +26,11 @@
  * lazily, so nothing is allocated outside a run and nothing outlives it.
  */
 import * as tf from '@tensorflow/tfjs';
-import { HeadlensError } from '../errors.js';
-import type { ActivationCache } from '../hooks/activation_cache.js';
-import { actName } from '../hooks/act_name.js';
-import type { FwdHook, HookedTransformer } from '../hooks/hooked_transformer.js';
-import type { TokenInput } from '../model/transformer.js';
+import { HeadlensError } from '../../errors.js';
+import type { ActivationCache } from '../../hooks/activation_cache.js';
+import { actName } from '../../hooks/act_name.js';
+import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
+import type { TokenInput } from '../../model/transformer.js';
 
 export type HeadRef = { layer: number; head: number };
 export type AblationKind = 'zero' | 'mean' | 'resample' | 'uniform' | 'window';

@@ -13,13 +13,13 @@
  * al. 2023 train per-layer "tuned lens" translators for that); it is a first look, not a measurement.
  */
 import * as tf from '@tensorflow/tfjs';
-import { HeadlensError } from '../errors.js';
-import { actName } from '../hooks/act_name.js';
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { HookPoints } from '../model/hook_point.js';
-import { norm } from '../model/norm.js';
-import type { TokenInput } from '../model/transformer.js';
-import type { Answer } from './metrics.js';
+import { HeadlensError } from '../../errors.js';
+import { actName } from '../../hooks/act_name.js';
+import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import { HookPoints } from '../../model/hook_point.js';
+import { norm } from '../../model/norm.js';
+import type { TokenInput } from '../../model/transformer.js';
+import type { Answer } from '../metrics.js';
 
 export interface LogitLensOptions {
   /** Decode through the final norm (default true). */

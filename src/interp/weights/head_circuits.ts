@@ -14,10 +14,10 @@
  * include their weights.
  */
 import type * as tf from '@tensorflow/tfjs';
-import { HeadlensError } from '../errors.js';
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { FactoredMatrix } from './factored_matrix.js';
-import { mat, transpose, type Mat } from './svd.js';
+import { HeadlensError } from '../../errors.js';
+import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import { FactoredMatrix } from '../../linalg/factored_matrix.js';
+import { mat, transpose, type Mat } from '../../linalg/svd.js';
 
 /** The key/value head that query head h reads. */
 export function kvHead(model: HookedTransformer, head: number): number {

@@ -18,9 +18,9 @@
  * The eigenvalues are those of the [d_head, d_head] matrix (W_O·W_U)·(W_E·W_V), which has the same
  * nonzero eigenvalues as the [d_vocab, d_vocab] circuit (factored_matrix.ts).
  */
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
+import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { embeddings, fullOVCircuit, headLabel } from './head_circuits.js';
-import type { Complex } from './svd.js';
+import type { Complex } from '../../linalg/svd.js';
 
 export interface CopyingScore {
   layer: number;

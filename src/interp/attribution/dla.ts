@@ -16,12 +16,12 @@
  * moves. Wang et al. 2022 used it to find IOI's name mover heads (9.9, 10.0, 9.6 in GPT-2 small).
  */
 import * as tf from '@tensorflow/tfjs';
-import { HeadlensError } from '../errors.js';
-import { actName } from '../hooks/act_name.js';
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import type { TokenInput } from '../model/transformer.js';
-import { Labelled, layerAxis } from './labelled.js';
-import type { Answer } from './metrics.js';
+import { HeadlensError } from '../../errors.js';
+import { actName } from '../../hooks/act_name.js';
+import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import type { TokenInput } from '../../model/transformer.js';
+import { Labelled, layerAxis } from '../labelled.js';
+import type { Answer } from '../metrics.js';
 
 export interface DlaOptions {
   answer: Answer;

@@ -29,14 +29,14 @@
  * in patching.ts.
  */
 import * as tf from '@tensorflow/tfjs';
-import { HeadlensError } from '../errors.js';
-import type { ActivationCache } from '../hooks/activation_cache.js';
-import { actName } from '../hooks/act_name.js';
-import type { FwdHook, HookedTransformer } from '../hooks/hooked_transformer.js';
-import type { TokenInput } from '../model/transformer.js';
+import { HeadlensError } from '../../errors.js';
+import type { ActivationCache } from '../../hooks/activation_cache.js';
+import { actName } from '../../hooks/act_name.js';
+import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
+import type { TokenInput } from '../../model/transformer.js';
 import type { HeadRef } from './ablation.js';
-import { headAxisLabels, Labelled, layerAxis } from './labelled.js';
-import type { Metric } from './metrics.js';
+import { headAxisLabels, Labelled, layerAxis } from '../labelled.js';
+import type { Metric } from '../metrics.js';
 
 export type Receiver = { kind: 'logits' } | { kind: 'heads'; heads: HeadRef[]; inputs: ('q' | 'k' | 'v')[] };
 

@@ -15,7 +15,7 @@
  *   smaller inner dimension kept.
  *
  * TransformerLens has a FactoredMatrix class with the same ideas; this one is float64 on the CPU
- * (src/interp/svd.ts), and `dense()` is only ever computed when asked for.
+ * (src/linalg/svd.ts), and `dense()` is only ever computed when asked for.
  */
 import { HeadlensError } from '../errors.js';
 import { eigenvalues, matmul, scaleCols, scaleRows, svd, transpose, type Complex, type Mat, type SVD } from './svd.js';

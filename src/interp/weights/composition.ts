@@ -16,11 +16,11 @@
  *
  * Norms between layers are left out, as in the paper (fold them first to include their weights).
  */
-import { HeadlensError } from '../errors.js';
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { FactoredMatrix } from './factored_matrix.js';
+import { HeadlensError } from '../../errors.js';
+import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import { FactoredMatrix } from '../../linalg/factored_matrix.js';
 import { headLabel, ovCircuit, qkCircuit } from './head_circuits.js';
-import { matmul, randomNormal, transpose, type Mat } from './svd.js';
+import { matmul, randomNormal, transpose, type Mat } from '../../linalg/svd.js';
 
 export type CompositionKind = 'q' | 'k' | 'v';
 export const COMPOSITION_KINDS: readonly CompositionKind[] = ['q', 'k', 'v'];

@@ -14,10 +14,10 @@
  * is 1 when the receiver reads exactly what the sender writes and r / d_model on average for random
  * subspaces (`baseline`). A layer pair's channel score is the best aligned head pair.
  */
-import { HeadlensError } from '../errors.js';
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
+import { HeadlensError } from '../../errors.js';
+import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { checkHead, headLabel, ovCircuit, qkCircuit } from './head_circuits.js';
-import { columns, matmul, transpose, type Mat } from './svd.js';
+import { columns, matmul, transpose, type Mat } from '../../linalg/svd.js';
 
 export type ReceiverSide = 'query' | 'key';
 

@@ -30,15 +30,15 @@
  * corrupted (α = 1) embeddings with a midpoint Riemann sum of `steps` points.
  */
 import * as tf from '@tensorflow/tfjs';
-import { HeadlensError } from '../errors.js';
-import { actName } from '../hooks/act_name.js';
-import type { FwdHook, HookedTransformer } from '../hooks/hooked_transformer.js';
-import { HookPoints } from '../model/hook_point.js';
-import { norm } from '../model/norm.js';
-import type { TokenInput } from '../model/transformer.js';
+import { HeadlensError } from '../../errors.js';
+import { actName } from '../../hooks/act_name.js';
+import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
+import { HookPoints } from '../../model/hook_point.js';
+import { norm } from '../../model/norm.js';
+import type { TokenInput } from '../../model/transformer.js';
 import { runSpec, type RunSpec } from './attribution_patching.js';
-import { Labelled } from './labelled.js';
-import type { Metric } from './metrics.js';
+import { Labelled } from '../labelled.js';
+import type { Metric } from '../metrics.js';
 
 export interface EdgeAttributionOptions {
   clean: RunSpec;

@@ -12,10 +12,10 @@
  * the MLPs: a picture of information routing, not an attribution with guarantees.
  */
 import * as tf from '@tensorflow/tfjs';
-import { HeadlensError } from '../errors.js';
-import { actName } from '../hooks/act_name.js';
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import type { TokenInput } from '../model/transformer.js';
+import { HeadlensError } from '../../errors.js';
+import { actName } from '../../hooks/act_name.js';
+import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import type { TokenInput } from '../../model/transformer.js';
 
 export interface RolloutOptions {
   /** Weight of the identity (the residual stream) in each layer's matrix (default 0.5, as in the paper). */

@@ -21,7 +21,7 @@ import { CATEGORIES, FIRST_NAMES, OBJECTS, PLACES } from '../datasets/word_lists
 import { HeadlensError } from '../errors.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import { Random } from '../util/random.js';
-import type { Batch, DataSource } from './trainer.js';
+import type { Batch, DataSource } from '../train/trainer.js';
 
 /** Names never used in a training IOI story (the acceptance test measures the logit difference on them). */
 export const IOI_HELD_OUT = ['Grace', 'Kevin', 'Amy', 'Brian', 'Julia', 'Eric', 'Claire', 'Henry'] as const;

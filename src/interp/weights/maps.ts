@@ -17,14 +17,14 @@
  * Rows are computed one at a time from the factored circuit, so nothing vocab × vocab is ever formed.
  */
 import * as tf from '@tensorflow/tfjs';
-import { HeadlensError } from '../errors.js';
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { HookPoints } from '../model/hook_point.js';
-import { mlp } from '../model/mlp.js';
-import { norm } from '../model/norm.js';
-import { FactoredMatrix } from './factored_matrix.js';
+import { HeadlensError } from '../../errors.js';
+import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import { HookPoints } from '../../model/hook_point.js';
+import { mlp } from '../../model/mlp.js';
+import { norm } from '../../model/norm.js';
+import { FactoredMatrix } from '../../linalg/factored_matrix.js';
 import { checkHead, headLabel, ovCircuit, paramMatrix } from './head_circuits.js';
-import { mat, matmul, type Mat } from './svd.js';
+import { mat, matmul, type Mat } from '../../linalg/svd.js';
 
 export interface MapsOptions {
   /** Pass each source embedding through block 0's MLP (E + MLP_0(norm(E))) first (default false). */

@@ -17,12 +17,12 @@
  * forward is the model's own (hooks and all) and nothing is approximated but the first order.
  */
 import * as tf from '@tensorflow/tfjs';
-import { HeadlensError } from '../errors.js';
-import { actName } from '../hooks/act_name.js';
-import type { FwdHook, HookedTransformer } from '../hooks/hooked_transformer.js';
-import type { TokenInput } from '../model/transformer.js';
-import { headAxisLabels, Labelled, layerAxis, posAxis, type Axis } from './labelled.js';
-import type { Metric } from './metrics.js';
+import { HeadlensError } from '../../errors.js';
+import { actName } from '../../hooks/act_name.js';
+import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
+import type { TokenInput } from '../../model/transformer.js';
+import { headAxisLabels, Labelled, layerAxis, posAxis, type Axis } from '../labelled.js';
+import type { Metric } from '../metrics.js';
 import type { PatchComponent } from './patching.js';
 
 /** Prompts, optionally with hooks that change the run (e.g. noise at hook_embed as the corruption). */
