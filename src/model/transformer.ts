@@ -167,6 +167,51 @@ export class Transformer {
     this.qkvCache.delete(l);
   }
 
+  /**
+   * A norm of the model applied to any residual-shaped tensor [..., d_model]: `ln_final`, `blocks.{l}.ln1` or
+   * `blocks.{l}.ln2`. With `scale` ([..., 1], e.g. a cached `hook_scale`) the divisor is that one, frozen, as
+   * TransformerLens' apply_ln_to_stack does for linear attributions; without it the norm is recomputed from x.
+   * Identity for models without norms. Returns a new tensor (caller owns); no hook point is visited.
+   */
+  applyNorm(name: string, x: tf.Tensor, opts: { scale?: tf.Tensor } = {}): tf.Tensor {
+    const { cfg } = this;
+    if (!/^(ln_final|blocks\.\d+\.ln[12])$/.test(name)) throw new HeadlensError(`applyNorm: '${name}' is not a norm`, "use 'ln_final', 'blocks.{l}.ln1' or 'blocks.{l}.ln2'");
+    const l = /^blocks\.(\d+)\./.exec(name);
+    if (l && Number(l[1]) >= cfg.n_layers) throw new HeadlensError(`applyNorm: layer ${l[1]} is out of range (${cfg.n_layers} layers)`);
+    if (x.shape[x.rank - 1] !== cfg.d_model) throw new HeadlensError(`applyNorm: x is [${x.shape}], its last axis must be d_model (${cfg.d_model})`);
+    if (cfg.normalization_type === null) return x.clone();
+    const w = this.param(`${name}.w`);
+    const b = cfg.normalization_type === 'LN' ? this.param(`${name}.b`) : undefined;
+    return tf.tidy(() => {
+      if (!opts.scale) {
+        const lead = x.shape.slice(0, -1).reduce((a, c) => a * c, 1);
+        return norm(cfg, x.reshape([1, lead, cfg.d_model]) as tf.Tensor3D, w, b, name, new HookPoints()).reshape(x.shape);
+      }
+      const centred = cfg.normalization_type === 'LN' ? x.sub(x.mean(-1, true)) : x;
+      const out = centred.div(opts.scale).mul(w); // [..., d_model]
+      return b ? out.add(b) : out;
+    });
+  }
+
+  /** x [..., d_model] → logits [..., d_vocab] = x·W_U + b_U, without the final norm (apply it first). Caller owns. */
+  unembed(x: tf.Tensor): tf.Tensor {
+    const { cfg } = this;
+    if (x.shape[x.rank - 1] !== cfg.d_model) throw new HeadlensError(`unembed: x is [${x.shape}], its last axis must be d_model (${cfg.d_model})`);
+    return tf.tidy(() => {
+      const rows = x.reshape([-1, cfg.d_model]) as tf.Tensor2D;
+      const fused = optimisations.fusedMatMul;
+      return linear(rows, this.param('unembed.W_U') as tf.Tensor2D, this.param('unembed.b_U'), fused).reshape([...x.shape.slice(0, -1), cfg.d_vocab]);
+    });
+  }
+
+  /** Block l's MLP on x [batch, pos, d_model] (no norm before it, no hook point visited). Caller owns. */
+  applyMlp(l: number, x: tf.Tensor3D): tf.Tensor3D {
+    const { cfg } = this;
+    if (cfg.attn_only) throw new HeadlensError(`model ${cfg.model_name} is attention-only and has no MLPs`);
+    if (!(Number.isInteger(l) && l >= 0 && l < cfg.n_layers)) throw new HeadlensError(`applyMlp: layer ${l} is out of range (${cfg.n_layers} layers)`);
+    return tf.tidy(() => mlp(cfg, l, x, (n) => this.param(n), new HookPoints()));
+  }
+
   /** Parameters as the checkpoint counts them. */
   get nParams(): number {
     return countParams(this.cfg);
