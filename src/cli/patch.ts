@@ -10,6 +10,7 @@ import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { logitDiff, metricValue, normalized } from '../interp/metrics.js';
 import { activationPatching, PATCH_COMPONENTS, type PatchComponent } from '../interp/interventions/patching.js';
 import { loadPretrained } from '../loading/load.js';
+import { progressBar } from './progress.js';
 import { parseTokenRows } from './cache.js';
 import { required, type Command } from './main.js';
 
@@ -84,7 +85,7 @@ export const patchCommand: Command = {
         metric: normalized(diff, cleanLd, corruptedLd),
         direction,
         byPos: v['by-pos'] === true ? true : undefined,
-        progress: true,
+        onProgress: progressBar('patching', 'variants'),
       });
       const json = {
         model: model.cfg.model_name,

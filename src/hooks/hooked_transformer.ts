@@ -106,6 +106,23 @@ export class HookedTransformer extends Transformer {
   }
 
   /**
+   * Runs blocks `layer`…n_layers−1 on a given resid_pre [batch, pos, d_model] (the caller keeps it), with hooks
+   * for this call and addHook's: for sweeps whose variants agree up to a layer (the patching engine starts each
+   * variant there). Hook points before blocks.{layer}.hook_resid_pre are not visited. Returns logits, or the
+   * residual stream at `stopAtLayer`; caller owns it.
+   */
+  runWithHooksFrom(layer: number, resid: tf.Tensor3D, opts: RunOptions = {}): tf.Tensor3D {
+    const hooks = [...this.permanent, ...(opts.fwdHooks ?? [])];
+    this.checkFilters(hooks);
+    return this.runFrom(layer, resid, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer });
+  }
+
+  /** Whether a hook added with addHook applies at `name`. */
+  hasPermanentHook(name: string): boolean {
+    return interceptor(this.permanent).wants(name);
+  }
+
+  /**
    * Runs and keeps the named activations (after any hook of this run changed them).
    * Returns logits and a cache; the caller owns both and disposes them.
    */

@@ -17,8 +17,28 @@
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
 
-/** Logits [rows, pos, d_vocab] → one value per row [rows]. */
-export type Metric = (logits: tf.Tensor3D) => tf.Tensor1D;
+/**
+ * Logits [rows, pos, d_vocab] → one value per row [rows]. A metric that reads one position says so in `at`:
+ * `at.fn` maps that position's logits [rows, d_vocab] to the same values. The patching engine then unembeds that
+ * position alone (for GPT-2 small the unembedding costs as much as five blocks per position). Every metric made
+ * here has `at`; a hand-written function without it gets the full logits.
+ */
+export type Metric = ((logits: tf.Tensor3D) => tf.Tensor1D) & { at?: { pos: number; fn: (logits: tf.Tensor2D) => tf.Tensor1D } };
+
+/** A metric of one position's logits [rows, d_vocab], read at `pos` (negative: from the end). */
+export function atPosition(pos: number, fn: (logits: tf.Tensor2D) => tf.Tensor1D): Metric {
+  const metric = ((logits: tf.Tensor3D) => tf.tidy(() => fn(at(logits, pos)))) as Metric;
+  metric.at = { pos, fn: (x) => tf.tidy(() => fn(x)) };
+  return metric;
+}
+
+/** The position a metric reads, as an index into a sequence of `n` tokens, or undefined if it reads them all. */
+export function metricPosition(metric: Metric, n: number): number | undefined {
+  if (!metric.at) return undefined;
+  const p = metric.at.pos < 0 ? n + metric.at.pos : metric.at.pos;
+  if (!Number.isInteger(p) || p < 0 || p >= n) throw new HeadlensError(`metric position ${metric.at.pos} is outside the sequence (${n} tokens)`);
+  return p;
+}
 
 /** One token id for every prompt, or one per prompt. */
 export type Answer = number | number[];
@@ -52,30 +72,30 @@ function pick(x: tf.Tensor2D, id: tf.Tensor1D): tf.Tensor1D {
 
 /** logit(answer) − logit(wrong) at `pos`. */
 export function logitDiff(answer: Answer, wrong: Answer, opts: MetricOptions = {}): Metric {
-  return (logits) =>
-    tf.tidy(() => {
-      const x = at(logits, opts.pos);
-      const [rows, v] = x.shape;
-      return pick(x, ids(answer, rows, v, 'answer')).sub(pick(x, ids(wrong, rows, v, 'wrong'))) as tf.Tensor1D;
-    });
+  return atPosition(opts.pos ?? -1, (x) => {
+    const [rows, v] = x.shape;
+    return pick(x, ids(answer, rows, v, 'answer')).sub(pick(x, ids(wrong, rows, v, 'wrong'))) as tf.Tensor1D;
+  });
 }
 
 /** The logit of `answer` at `pos`. */
 export function logitOf(answer: Answer, opts: MetricOptions = {}): Metric {
-  return (logits) =>
-    tf.tidy(() => {
-      const x = at(logits, opts.pos);
-      return pick(x, ids(answer, x.shape[0], x.shape[1], 'answer'));
-    });
+  return atPosition(opts.pos ?? -1, (x) => pick(x, ids(answer, x.shape[0], x.shape[1], 'answer')));
 }
 
 /** The probability of `answer` at `pos`. */
 export function probability(answer: Answer, opts: MetricOptions = {}): Metric {
-  return (logits) =>
-    tf.tidy(() => {
-      const x = at(logits, opts.pos);
-      return pick(tf.softmax(x, -1) as tf.Tensor2D, ids(answer, x.shape[0], x.shape[1], 'answer'));
-    });
+  return atPosition(opts.pos ?? -1, (x) => pick(tf.softmax(x, -1) as tf.Tensor2D, ids(answer, x.shape[0], x.shape[1], 'answer')));
+}
+
+/** log p(answer) at `pos`, in nats (the temporal-head scorer's measure). */
+export function logProb(answer: Answer, opts: MetricOptions = {}): Metric {
+  return atPosition(opts.pos ?? -1, (x) => pick(tf.logSoftmax(x, -1) as tf.Tensor2D, ids(answer, x.shape[0], x.shape[1], 'answer')));
+}
+
+/** 1 where `answer` is the top token at `pos` (the first on ties), else 0: top-1 accuracy once averaged. */
+export function accuracy(answer: Answer, opts: MetricOptions = {}): Metric {
+  return atPosition(opts.pos ?? -1, (x) => x.argMax(1).equal(ids(answer, x.shape[0], x.shape[1], 'answer')).toFloat() as tf.Tensor1D);
 }
 
 /**
@@ -84,16 +104,14 @@ export function probability(answer: Answer, opts: MetricOptions = {}): Metric {
  */
 export function klDivergence(reference: tf.Tensor3D, opts: MetricOptions = {}): Metric {
   const ref = tf.tidy(() => tf.logSoftmax(at(reference, opts.pos), -1).arraySync() as number[][]); // [batch, d_vocab]
-  return (logits) =>
-    tf.tidy(() => {
-      const x = at(logits, opts.pos);
-      const rows = x.shape[0];
-      if (rows % ref.length !== 0 || x.shape[1] !== ref[0].length) {
-        throw new HeadlensError(`KL reference is [${ref.length}, ${ref[0].length}] but the run is [${x.shape}]`, 'use reference logits of the same prompts and model');
-      }
-      const lr = tf.tensor2d(Array.from({ length: rows }, (_, i) => ref[i % ref.length]));
-      return tf.exp(lr).mul(lr.sub(tf.logSoftmax(x, -1))).sum(1) as tf.Tensor1D;
-    });
+  return atPosition(opts.pos ?? -1, (x) => {
+    const rows = x.shape[0];
+    if (rows % ref.length !== 0 || x.shape[1] !== ref[0].length) {
+      throw new HeadlensError(`KL reference is [${ref.length}, ${ref[0].length}] but the run is [${x.shape}]`, 'use reference logits of the same prompts and model');
+    }
+    const lr = tf.tensor2d(Array.from({ length: rows }, (_, i) => ref[i % ref.length]));
+    return tf.exp(lr).mul(lr.sub(tf.logSoftmax(x, -1))).sum(1) as tf.Tensor1D;
+  });
 }
 
 /** (metric − corrupted) / (clean − corrupted): 0 is the corrupted run, 1 the clean one. */
@@ -102,7 +120,12 @@ export function normalized(metric: Metric, clean: number, corrupted: number): Me
   if (!Number.isFinite(span) || span === 0) {
     throw new HeadlensError(`the metric is ${clean} on the clean run and ${corrupted} on the corrupted one`, 'normalising needs two different values: choose prompts or answers that differ');
   }
-  return (logits) => tf.tidy(() => metric(logits).sub(corrupted).div(span) as tf.Tensor1D);
+  const scale = (v: tf.Tensor1D) => v.sub(corrupted).div(span) as tf.Tensor1D;
+  if (metric.at) {
+    const inner = metric.at.fn;
+    return atPosition(metric.at.pos, (x) => scale(inner(x)));
+  }
+  return (logits) => tf.tidy(() => scale(metric(logits)));
 }
 
 /** The metric averaged over rows, as a number. */

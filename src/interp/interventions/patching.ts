@@ -13,16 +13,15 @@
  * queries, keys, values and pattern, by position or over all positions; those are the named variants.
  *
  * Everything goes through `patchSites`: a list of sites (hook name, optional head, optional position),
- * each evaluated as one patched variant. Variants are stacked along the batch axis, `batchSize` of them
- * per forward pass: row v·batch + b of the stacked run is prompt b under variant v, and a 0/1 mask over
- * [variant, 1, …] picks which slots of which variant take the source's values. The result is exactly
- * what one forward per variant gives (same arithmetic per row), in far fewer passes.
+ * each evaluated as one patched variant, on the engine of stacked_runs.ts (variants stacked along the batch,
+ * each pass starting at its sites' layer, the metric's position alone unembedded). A 0/1 mask over
+ * [variant, 1, …] picks which slots of which variant take the source's values. The result is what one
+ * forward per variant gives, to float rounding, in far fewer and shorter passes.
  *
  * Positions mean query positions: for hook_pattern [batch, head, query_pos, key_pos] a site patches one
  * query row. Under GQA, 'head-k' and 'head-v' index key/value heads (hook_k/hook_v have that many).
  */
 import * as tf from '@tensorflow/tfjs';
-import cliProgress from 'cli-progress';
 import { HeadlensError } from '../../errors.js';
 import type { ActivationCache } from '../../hooks/activation_cache.js';
 import { actName } from '../../hooks/act_name.js';
@@ -30,6 +29,7 @@ import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.
 import type { TokenInput } from '../../model/transformer.js';
 import { headAxisLabels, Labelled, layerAxis, posAxis, type Axis } from '../labelled.js';
 import { metricValue, type Metric } from '../metrics.js';
+import { BaseRun, runStacked, startLayer, variantsPerPass, type PassOptions } from './stacked_runs.js';
 
 /** One patched variant: at hook `name`, the slot of `head` (all heads if absent) at query position `pos` (all if absent). */
 export interface PatchSite {
@@ -38,16 +38,12 @@ export interface PatchSite {
   pos?: number;
 }
 
-export interface SweepOptions {
-  /** Variants per forward pass (default: enough to fill about 4,096 rows). 1: one forward per variant. */
-  batchSize?: number;
-  /** A progress bar on stderr (only when stderr is a terminal). */
-  progress?: boolean;
-}
+export type SweepOptions = PassOptions;
 
 /**
  * The metric (averaged over prompts) of `base` run once per site with that site's activation taken from
- * `source`, a cache of a run on prompts of the same shape. Returns one number per site.
+ * `source`, a cache of a run on prompts of the same shape. Returns one number per site, in the order given.
+ * Sites are grouped by the layer they start at (stacked_runs.ts): each group's passes start there.
  */
 export function patchSites(
   model: HookedTransformer,
@@ -57,29 +53,29 @@ export function patchSites(
   metric: Metric,
   opts: SweepOptions = {},
 ): Float64Array {
-  const rows = tokenRows(model, base);
-  const B = rows.length;
-  for (const s of sites) checkSite(source, s, B, rows[0].length);
-  const per = opts.batchSize ?? Math.max(1, Math.floor(4096 / (B * rows[0].length)));
-  if (!Number.isInteger(per) || per < 1) throw new HeadlensError(`batchSize ${opts.batchSize} must be a positive integer`);
-  const out = new Float64Array(sites.length);
-  const bar = opts.progress && process.stderr.isTTY ? new cliProgress.SingleBar({ stream: process.stderr, format: 'patching {bar} {value}/{total} variants' }, cliProgress.Presets.shades_classic) : undefined;
-  bar?.start(sites.length, 0);
+  const run = new BaseRun(model, base);
   try {
-    for (let start = 0; start < sites.length; start += per) {
-      const chunk = sites.slice(start, start + per);
-      const V = chunk.length;
-      const tokens = Array.from({ length: V * B }, (_, i) => rows[i % B]);
-      const logits = model.runWithHooks(tokens, { fwdHooks: stackedHooks(source, chunk, B) });
-      const vals = tf.tidy(() => metric(logits).reshape([V, B]).mean(1).dataSync());
-      logits.dispose();
-      vals.forEach((v, i) => (out[start + i] = v));
-      bar?.update(start + V);
+    for (const s of sites) checkSite(source, s, run.batch, run.pos);
+    const per = variantsPerPass(model, run.batch, run.pos, opts);
+    const out = new Float64Array(sites.length);
+    // embeddings-level sites (start null) first, then blocks in increasing order: BaseRun walks forward once
+    const order = sites.map((site, i) => ({ site, i, start: startLayer([site.name]) }));
+    order.sort((a, b) => (a.start ?? -1) - (b.start ?? -1) || a.i - b.i);
+    let done = 0;
+    for (let g = 0; g < order.length; ) {
+      let end = g;
+      while (end < order.length && end - g < per && order[end].start === order[g].start) end++;
+      const chunk = order.slice(g, end);
+      const vals = runStacked(model, run, chunk.length, chunk[0].start, stackedHooks(source, chunk.map((c) => c.site), run.batch), metric);
+      chunk.forEach((c, k) => (out[c.i] = vals[k]));
+      done += chunk.length;
+      opts.onProgress?.(done, sites.length);
+      g = end;
     }
+    return out;
   } finally {
-    bar?.stop();
+    run.dispose();
   }
-  return out;
 }
 
 /** Hooks for a stack of V variants × B prompts: one hook per hook name, masking in the source's slots. */
@@ -122,13 +118,6 @@ function variantMask(name: string, rest: number[], V: number, list: { v: number;
     }
   }
   return tf.tensor(m, [V, 1, ...shape]).cast('bool');
-}
-
-function tokenRows(model: HookedTransformer, tokens: TokenInput): number[][] {
-  const t = model.tokensTensor(tokens);
-  const rows = t.arraySync() as number[][];
-  t.dispose();
-  return rows;
 }
 
 function checkSite(source: ActivationCache, s: PatchSite, B: number, pos: number): void {
