@@ -1,5 +1,5 @@
 /**
- * `headlens bench` and what it is built on: the batched head sweep (against the naive loop and a plain
+ * `headlens bench` and what it is built on: the public head sweep, activationPatching (against the naive loop and a plain
  * hand computation), Transformer.runFrom, and the forward's speed-ups (cached QKV weights, scopes), which
  * must never change a result. No timing is asserted anywhere: only that the numbers exist and are sane.
  */
@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { runBench } from '../src/bench/bench.js';
-import { patchHeadsBatched, patchHeadsOneByOne, type HeadPatchingTask } from '../src/bench/head_sweep.js';
+import { patchHeadsSweep, patchHeadsOneByOne, type HeadPatchingTask } from '../src/bench/head_sweep.js';
 import { measurePeak, uniqueBytes } from '../src/bench/memory.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
@@ -48,10 +48,10 @@ function logitDiffByHand(logits: number[][][], task: HeadPatchingTask): number {
   return logits.reduce((s, row, b) => s + row[row.length - 1][task.correct[b]] - row[row.length - 1][task.wrong[b]], 0) / logits.length;
 }
 
-describe('patchHeadsBatched', () => {
-  it('patchHeadsBatched(model, task) equals patchHeadsOneByOne(model, task) for every head', () => {
+describe('patchHeadsSweep (activationPatching head-out)', () => {
+  it('patchHeadsSweep(model, task) equals patchHeadsOneByOne(model, task) for every head', () => {
     const loop = patchHeadsOneByOne(model, TASK);
-    const batched = patchHeadsBatched(model, TASK);
+    const batched = patchHeadsSweep(model, TASK);
     expect(batched.shape).toEqual([3, 4]);
     const a = loop.arraySync().flat();
     const b = batched.arraySync().flat();
@@ -61,27 +61,27 @@ describe('patchHeadsBatched', () => {
     tf.dispose([loop, batched]);
   });
 
-  it('patchHeadsBatched(model, task, {maxPassBytes}) gives the same numbers in one pass or in passes of one head', () => {
+  it('patchHeadsSweep(model, task, {maxPassBytes}) gives the same numbers in one pass or in passes of one head', () => {
     const loop = patchHeadsOneByOne(model, TASK);
     const a = loop.arraySync().flat();
     for (const maxPassBytes of [1, 3 * TASK.corrupted.length * model.cfg.n_heads * TASK.corrupted[0].length ** 2 * 4, Infinity]) {
-      const r = patchHeadsBatched(model, TASK, { maxPassBytes });
+      const r = patchHeadsSweep(model, TASK, { maxPassBytes });
       r.arraySync().flat().forEach((x, i) => expect(Math.abs(x - a[i]), `maxPassBytes ${maxPassBytes}`).toBeLessThan(1e-4));
       r.dispose();
     }
     loop.dispose();
   });
 
-  it('patchHeadsBatched(model, task) with clean = corrupted gives the unpatched logit difference for every head', () => {
+  it('patchHeadsSweep(model, task) with clean = corrupted gives the unpatched logit difference for every head', () => {
     const same = { ...TASK, corrupted: TASK.clean };
     const logits = model.forward(TASK.clean);
     const expected = logitDiffByHand(logits.arraySync() as number[][][], TASK);
-    const r = patchHeadsBatched(model, same);
+    const r = patchHeadsSweep(model, same);
     for (const v of r.arraySync().flat()) expect(v).toBeCloseTo(expected, 4);
     tf.dispose([logits, r]);
   });
 
-  it('patchHeadsBatched(model, task) for the last layer matches patching that head by hand with runWithHooks', () => {
+  it('patchHeadsSweep(model, task) for the last layer matches patching that head by hand with runWithHooks', () => {
     // patch head 2 of the last layer from the clean run; read the logits in plain JS
     const { logits: cl, cache } = model.runWithCache(TASK.clean, { names: ['blocks.2.attn.hook_z'] });
     const cleanZ = cache.get('blocks.2.attn.hook_z').arraySync() as number[][][][];
@@ -98,23 +98,23 @@ describe('patchHeadsBatched', () => {
       ],
     });
     const expected = logitDiffByHand(patched.arraySync() as number[][][], TASK);
-    const r = patchHeadsBatched(model, TASK);
+    const r = patchHeadsSweep(model, TASK);
     expect((r.arraySync() as number[][])[2][2]).toBeCloseTo(expected, 4);
     tf.dispose([cl, patched, r]);
     cache.dispose();
   });
 
-  it('patchHeadsBatched and patchHeadsOneByOne, called again, leave numTensors unchanged', () => {
-    patchHeadsBatched(model, TASK).dispose();
+  it('patchHeadsSweep and patchHeadsOneByOne, called again, leave numTensors unchanged', () => {
+    patchHeadsSweep(model, TASK).dispose();
     patchHeadsOneByOne(model, TASK).dispose();
     const before = tf.memory().numTensors;
-    patchHeadsBatched(model, TASK).dispose();
+    patchHeadsSweep(model, TASK).dispose();
     patchHeadsOneByOne(model, TASK).dispose();
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('patchHeadsBatched(model, task) with one answer token missing is an error', () => {
-    expect(() => patchHeadsBatched(model, { ...TASK, correct: [5] })).toThrow(/one correct and one wrong token per prompt/);
+  it('patchHeadsSweep(model, task) with one answer token missing is an error', () => {
+    expect(() => patchHeadsSweep(model, { ...TASK, correct: [5] })).toThrow(/one correct and one wrong token per prompt/);
   });
 });
 

@@ -4,7 +4,7 @@
  * nothing downloaded) and an IOI-sized batch (Wang et al. 2022's prompts are about 15 tokens).
  * All ratios come from one run, on one backend:
  *   hook_overhead      runWithCache(names 'all') time / plain forward time (goal ≤ 1.10);
- *   sweep_speedup      one-forward-per-head patching loop / batched all-heads sweep, same results (goal ≥ 10);
+ *   sweep_speedup      one-forward-per-head patching loop / the public activationPatching('head-out') sweep, same results (goal ≥ 10);
  *   forward_vs_matmul  forward GFLOP/s / the backend's own matmul GFLOP/s on the forward's shapes (goal ≥ 0.6),
  *                      i.e. time of the forward's matmuls alone / time of the forward;
  *   cache_memory_ratio peak bytes allocated at once during runWithCache('all') / bytes it returns
@@ -20,7 +20,7 @@ import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { makeConfig, type HookedConfigInput } from '../model/config.js';
 import { optimisations } from '../model/transformer.js';
 import { forwardMatmuls, matmulFlops } from './flops.js';
-import { patchHeadsBatched, patchHeadsOneByOne, type HeadPatchingTask } from './head_sweep.js';
+import { patchHeadsOneByOne, patchHeadsSweep, type HeadPatchingTask } from './head_sweep.js';
 import { measurePeak, uniqueBytes } from './memory.js';
 import { clockName, msPerCall, now, sync } from './timing.js';
 
@@ -62,7 +62,7 @@ export interface BenchOptions {
   /** Also time the forward with each optimisation switched off (transformer.ts `optimisations`). */
   ablate?: boolean;
   seed?: number;
-  /** Bytes of attention scores one pass of the batched sweep may hold (patchHeadsBatched's maxPassBytes). */
+  /** Bytes of attention scores one pass of the batched sweep may hold (activationPatching's maxPassBytes). */
   maxPassBytes?: number;
   /** Progress lines (to stderr in the CLI). */
   log?: (line: string) => void;
@@ -209,7 +209,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     log(`bench: cache ${(cacheBytes / 1e6).toFixed(1)} MB + logits ${(logitsBytes / 1e6).toFixed(1)} MB, peak ${(cached.peak / 1e6).toFixed(1)} MB`);
 
     // the head sweep, both ways
-    const batched = () => patchHeadsBatched(model, task, { maxPassBytes: opts.maxPassBytes });
+    const batched = () => patchHeadsSweep(model, task, { maxPassBytes: opts.maxPassBytes }); // the public activationPatching
     // a GPU compiles shaders for the batched shapes on first use; CPU backends have nothing to warm up
     const cpu = ['wasm', 'cpu'].includes(tf.getBackend());
     const first = cpu ? undefined : batched();

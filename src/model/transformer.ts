@@ -275,7 +275,7 @@ export class Transformer {
   /**
    * Runs blocks `layer`…n_layers-1 on a given resid_pre [batch, pos, d_model] (the caller keeps it), skipping
    * the embeddings and earlier blocks: for sweeps whose variants agree up to a layer, such as patching one
-   * layer's heads (src/bench/head_sweep.ts). Hook points before blocks.{layer}.hook_resid_pre are not visited.
+   * layer's heads (the patching engine, src/interp/interventions/stacked_runs.ts). Hook points before blocks.{layer}.hook_resid_pre are not visited.
    * Returns logits, or the residual stream at `stopAtLayer`; caller owns it.
    */
   runFrom(layer: number, resid: tf.Tensor3D, opts: ForwardOptions = {}): tf.Tensor3D {

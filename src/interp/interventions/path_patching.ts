@@ -25,8 +25,9 @@
  * `senderPositions` and `receiverPositions` restrict steps 2 and 3b to some positions (Wang et al.
  * patch e.g. the S-inhibition heads' output at END only).
  *
- * Many sender sets are evaluated in one forward pass each step by stacking them along the batch axis, as
- * in patching.ts.
+ * Many sender sets are evaluated in one forward pass each step by stacking them along the batch axis, on
+ * the patching engine (stacked_runs.ts): step 2 starts at the chunk's first sender layer and stops after the
+ * last receiver, step 3 starts at the first receiver, and a one-position metric unembeds that position only.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
@@ -37,6 +38,7 @@ import type { TokenInput } from '../../model/transformer.js';
 import type { HeadRef } from './ablation.js';
 import { headAxisLabels, Labelled, layerAxis } from '../labelled.js';
 import type { Metric } from '../metrics.js';
+import { BaseRun, runStacked, variantsPerPass } from './stacked_runs.js';
 
 export type Receiver = { kind: 'logits' } | { kind: 'heads'; heads: HeadRef[]; inputs: ('q' | 'k' | 'v')[] };
 
@@ -48,8 +50,12 @@ export interface PathPatchingOptions {
   metric: Metric;
   /** Freeze MLP outputs to the clean run too (default false: recomputed, as in the IOI paper). */
   freezeMlps?: boolean;
-  /** Sender sets per forward pass (default 32). */
+  /** Sender sets per forward pass (default 32), within maxPassBytes. */
   batchSize?: number;
+  /** The most bytes of attention scores one pass may hold (default 64 MiB; see stacked_runs.ts). */
+  maxPassBytes?: number;
+  /** Called after each chunk of sender sets with the sets done so far and in all. */
+  onProgress?: (done: number, total: number) => void;
   /** Only at these positions do senders take their new z (default all); e.g. IOI's END token. */
   senderPositions?: number[];
   /** Only at these positions are the receivers' q/k/v patched (default all). */
@@ -92,13 +98,9 @@ export function pathPatchMany(model: HookedTransformer, senderSets: HeadRef[][],
   } else if (receiver.kind !== 'logits') {
     throw new HeadlensError(`unknown receiver kind '${(receiver as { kind: string }).kind}'`, "use { kind: 'logits' } or { kind: 'heads', heads, inputs }");
   }
-  const rows = (() => {
-    const t = model.tokensTensor(opts.clean);
-    const r = t.arraySync() as number[][];
-    t.dispose();
-    return r;
-  })();
-  const B = rows.length;
+  const base = new BaseRun(model, opts.clean);
+  const B = base.batch;
+  const P = base.pos;
   const zNames = Array.from({ length: cfg.n_layers }, (_, l) => actName('z', l));
   const mlpNames = opts.freezeMlps && !cfg.attn_only ? Array.from({ length: cfg.n_layers }, (_, l) => actName('mlp_out', l)) : [];
   const orig = model.runWithCache(opts.clean, { names: [...zNames, ...mlpNames] });
@@ -106,32 +108,42 @@ export function pathPatchMany(model: HookedTransformer, senderSets: HeadRef[][],
   orig.logits.dispose();
   fresh.logits.dispose();
   try {
-    if (fresh.cache.get(zNames[0]).shape.slice(0, 2).join() !== [B, rows[0].length].join()) {
+    if (fresh.cache.get(zNames[0]).shape.slice(0, 2).join() !== [B, P].join()) {
       throw new HeadlensError('clean and corrupted prompts must have the same batch size and length in tokens');
     }
-    const P = rows[0].length;
     for (const p of [...(opts.senderPositions ?? []), ...(opts.receiverPositions ?? [])]) {
       if (!Number.isInteger(p) || p < 0 || p >= P) throw new HeadlensError(`position ${p} is outside the sequence (${P} tokens)`);
     }
-    const per = opts.batchSize ?? 32;
+    const per = variantsPerPass(model, B, P, { batchSize: opts.batchSize ?? 32, maxPassBytes: opts.maxPassBytes });
     const out = new Float64Array(senderSets.length);
-    for (let start = 0; start < senderSets.length; start += per) {
-      const chunk = senderSets.slice(start, start + per);
-      const vals = runChunk(model, chunk, receiver, rows, orig.cache, fresh.cache, zNames, mlpNames, opts);
-      vals.forEach((v, i) => (out[start + i] = v));
+    // sets in order of their first sender's layer, so the base run walks forward once
+    const first = (set: HeadRef[]) => Math.min(cfg.n_layers, ...set.map((h) => h.layer));
+    const order = senderSets.map((set, i) => ({ set, i })).sort((x, y) => first(x.set) - first(y.set) || x.i - y.i);
+    let done = 0;
+    for (let start = 0; start < order.length; start += per) {
+      const chunk = order.slice(start, start + per);
+      const vals = runChunk(model, base, chunk.map((c) => c.set), receiver, orig.cache, fresh.cache, zNames, mlpNames, opts);
+      chunk.forEach((c, k) => (out[c.i] = vals[k]));
+      done += chunk.length;
+      opts.onProgress?.(done, senderSets.length);
     }
     return out;
   } finally {
+    base.dispose();
     orig.cache.dispose();
     fresh.cache.dispose();
   }
 }
 
+/**
+ * One pass per step for a chunk of sender sets. Step 2 starts at the chunk's first sender layer: before it,
+ * freezing every head to orig changes nothing, so the orig run's resid_pre there is the right input.
+ */
 function runChunk(
   model: HookedTransformer,
+  base: BaseRun,
   chunk: HeadRef[][],
   receiver: Receiver,
-  rows: number[][],
   orig: ActivationCache,
   fresh: ActivationCache,
   zNames: string[],
@@ -141,12 +153,11 @@ function runChunk(
   const { cfg } = model;
   const { metric } = opts;
   const V = chunk.length;
-  const B = rows.length;
-  const P = rows[0].length;
+  const P = base.pos;
   const posMask = (positions: number[] | undefined) => Array.from({ length: P }, (_, p) => (!positions || positions.includes(p) ? 1 : 0));
   const senderPos = posMask(opts.senderPositions);
   const receiverPos = posMask(opts.receiverPositions);
-  const tokens = Array.from({ length: V * B }, (_, i) => rows[i % B]);
+  const senderStart = Math.min(cfg.n_layers, ...chunk.flat().map((h) => h.layer));
   // step 2: every head frozen to orig, the senders set to new
   const frozen: FwdHook[] = zNames.map((name, l): FwdHook => [
     name,
@@ -162,15 +173,7 @@ function runChunk(
     },
   ]);
   for (const name of mlpNames) frozen.push([name, (x) => tf.tile(orig.get(name), [V, 1, 1]).reshape(x.shape)]);
-  const mean = (logits: tf.Tensor3D) => Array.from(tf.tidy(() => metric(logits).reshape([V, B]).mean(1).dataSync()));
-  if (receiver.kind === 'logits') {
-    const logits = model.runWithHooks(tokens, { fwdHooks: frozen });
-    try {
-      return mean(logits);
-    } finally {
-      logits.dispose();
-    }
-  }
+  if (receiver.kind === 'logits') return runStacked(model, base, V, Math.min(senderStart, cfg.n_layers - 1), frozen, metric);
   // step 3: only the receivers' q/k/v from step 2, everything else recomputed on orig
   const group = cfg.n_heads / cfg.n_key_value_heads;
   const targets = new Map<string, Set<number>>();
@@ -181,26 +184,26 @@ function runChunk(
       targets.set(name, (targets.get(name) ?? new Set()).add(idx));
     }
   }
-  const step2 = model.runWithCache(tokens, { fwdHooks: frozen, names: [...targets.keys()] });
-  step2.logits.dispose();
+  const receiverFirst = Math.min(...receiver.heads.map((h) => h.layer));
+  const receiverLast = Math.max(...receiver.heads.map((h) => h.layer));
+  // step 2 runs only as far as the last receiver reads, keeping the receivers' inputs (as runWithCache keeps a view)
+  const step2 = new Map<string, tf.Tensor>();
+  const keep: FwdHook[] = [...targets.keys()].map((name): FwdHook => [name, (act) => void step2.set(name, tf.keep(act.reshape(act.shape)))]);
+  const start2 = Math.min(senderStart, receiverFirst);
   try {
+    tf.tidy(() => model.runWithHooksFrom(start2, base.residPre(start2).tile([V, 1, 1]) as tf.Tensor3D, { fwdHooks: [...frozen, ...keep], stopAtLayer: receiverLast + 1 }).dispose());
     const hooks: FwdHook[] = [...targets].map(([name, idx]): FwdHook => [
       name,
       (act) => {
         const n = act.shape[2]!;
         const m = Array.from({ length: P * n }, (_, i) => (idx.has(i % n) ? receiverPos[Math.floor(i / n)] : 0));
         const sel = tf.tensor(m, [1, P, n, 1]).cast('bool'); // [1, pos, head, 1]
-        return tf.where(sel, step2.cache.get(name), act);
+        return tf.where(sel, step2.get(name)!, act);
       },
     ]);
-    const logits = model.runWithHooks(tokens, { fwdHooks: hooks });
-    try {
-      return mean(logits);
-    } finally {
-      logits.dispose();
-    }
+    return runStacked(model, base, V, receiverFirst, hooks, metric);
   } finally {
-    step2.cache.dispose();
+    for (const t of step2.values()) t.dispose();
   }
 }
 

@@ -8,11 +8,13 @@
  * in nats, averaged per kind of prompt: `temporal` (the answer depends on the year), `control` (time-invariant
  * facts with the same year change; a temporal head should not matter there), `alias` (temporal facts with
  * spelled-out years). `scores` = selectivity = temporal − control; all four tables are returned.
+ * Each pair is one sweep of activation patching (src/interp/interventions/patching.ts) with log p(answer) as the metric.
  * The causal check: mask the top heads and compare accuracy on temporal facts with time-invariant controls.
  */
-import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import { activationPatching } from '../interventions/patching.js';
+import { logProb } from '../metrics.js';
 import { runScorer, zeros, type HeadScorer, type HeadScores } from './head_scores.js';
 
 /** A prompt and its year-patched twin (same length in tokens), with the clean answer's first token. */
@@ -27,46 +29,16 @@ export interface TemporalOptions {
   top?: number;
 }
 
-function logProbAt(logits: tf.Tensor3D, token: number): number {
-  return tf.tidy(() => {
-    const last = logits.shape[1] - 1;
-    return tf.logSoftmax(logits.slice([0, last, 0], [1, 1, -1]).reshape([-1])).gather([token]).dataSync()[0];
-  });
-}
-
-/** Drop in log p(answer) when one head's hook_z comes from the corrupted run: [layer][head] (nats). */
+/**
+ * Drop in log p(answer) when one head's hook_z comes from the corrupted run: [layer][head] (nats). One
+ * activation-patching sweep (noising: corrupted into clean) on the patching engine.
+ */
 export function headPatchEffects(model: HookedTransformer, pair: { clean: number[]; corrupted: number[]; answer: number }): number[][] {
   const { n_layers, n_heads } = model.cfg;
-  const zNames = Array.from({ length: n_layers }, (_, l) => `blocks.${l}.attn.hook_z`);
-  const clean = model.forward([pair.clean]);
-  const base = logProbAt(clean, pair.answer);
-  clean.dispose();
-  const { logits, cache } = model.runWithCache([pair.corrupted], { names: zNames });
-  logits.dispose();
-  try {
-    const out = zeros(n_layers, n_heads);
-    for (let l = 0; l < n_layers; l++) {
-      for (let h = 0; h < n_heads; h++) {
-        const patched = model.runWithHooks([pair.clean], {
-          fwdHooks: [
-            [
-              zNames[l],
-              (z) =>
-                tf.tidy(() => {
-                  const mask = tf.oneHot(h, n_heads).reshape([1, 1, n_heads, 1]); // [1, 1, head, 1]
-                  return z.mul(tf.sub(1, mask)).add(cache.get(zNames[l]).mul(mask));
-                }),
-            ],
-          ],
-        });
-        out[l][h] = base - logProbAt(patched, pair.answer);
-        patched.dispose();
-      }
-    }
-    return out;
-  } finally {
-    cache.dispose();
-  }
+  const metric = logProb(pair.answer);
+  const r = activationPatching(model, 'head-out', { clean: [pair.clean], corrupted: [pair.corrupted], metric, direction: 'noising', byPos: false });
+  const base = r.meta.clean as number;
+  return Array.from({ length: n_layers }, (_, l) => Array.from({ length: n_heads }, (_, h) => base - r.get(l, h)));
 }
 
 export function temporalScorer(pairs: TemporalPair[], _opts: TemporalOptions = {}): HeadScorer<TemporalPair> {
