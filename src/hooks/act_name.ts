@@ -1,6 +1,7 @@
 /**
- * Typed hook names and `actName`, TransformerLens' get_act_name: `actName('pattern', 3)` is
- * 'blocks.3.attn.hook_pattern', `actName('scale', 2, 'ln1')` is 'blocks.2.ln1.hook_scale'.
+ * `actName`, TransformerLens' get_act_name: `actName('pattern', 3)` is 'blocks.3.attn.hook_pattern',
+ * `actName('scale', 2, 'ln1')` is 'blocks.2.ln1.hook_scale'. The short names, the full names and their types
+ * all come from the hook table (src/model/hook_names.ts); this file only reads it.
  */
 import { HeadlensError } from '../errors.js';
 import { hookName, NORM_SHORT_NAMES, SHORT_NAMES, shortKind, type ActShortName, type BlockHookName, type HookName } from '../model/hook_names.js';
