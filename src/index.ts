@@ -14,6 +14,7 @@ export { processWeights, foldLayerNorm, centerWritingWeights, centerUnembed, typ
 export { HookedTransformer, type HookFn, type FwdHook, type HookContext, type NamesFilter, type RunOptions } from './hooks/hooked_transformer.js';
 export { ActivationCache, headAxis } from './hooks/activation_cache.js';
 export { actName, layerOf, type HookName, type BlockHookName, type ActShortName } from './hooks/act_name.js';
+export { hookName, hookAxes, positionAxis, type HookAxis } from './hooks/act_name.js';
 
 export { loadPretrained, readModelConfig, resolveModelDir, zooModels, type LoadOptions } from './loading/load.js';
 export { saveModel } from './loading/save.js';

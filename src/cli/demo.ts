@@ -40,7 +40,7 @@ export const demoCommand: Command = {
     mkdirSync(outDir, { recursive: true });
     const files: string[] = [];
     for (let l = 0; l < model.cfg.n_layers; l++) {
-      const pattern = tf.tidy(() => cache.get(`blocks.${l}.attn.hook_pattern`).squeeze([0]).arraySync() as number[][][]);
+      const pattern = tf.tidy(() => cache.act('pattern', l).squeeze([0]).arraySync() as number[][][]);
       const file = path.join(outDir, `attention-layer${l}.svg`);
       writeFileSync(file, attentionPatternSVG(pattern, { labels, headLabels: pattern.map((_, h) => `L${l}H${h}`), title: `${model.cfg.model_name}: layer ${l}` }));
       files.push(file);
@@ -75,7 +75,7 @@ export const demoCommand: Command = {
         ...taskScorers.map(({ name, description, scores }) => ({ name, description, scores })),
       ],
       tokens: labels,
-      patterns: tf.tidy(() => Array.from({ length: model.cfg.n_layers }, (_, l) => cache.get(`blocks.${l}.attn.hook_pattern`).squeeze([0]).arraySync() as number[][][])),
+      patterns: tf.tidy(() => Array.from({ length: model.cfg.n_layers }, (_, l) => cache.act('pattern', l).squeeze([0]).arraySync() as number[][][])),
       spectra,
       circuit: k && {
         title: `K-composition above the random baseline (${k.baseline.mean.toFixed(3)} ± ${k.baseline.std.toFixed(3)})`,

@@ -107,7 +107,7 @@ function writeReport(model: HookedTransformer, file: string, task: string, score
   let patterns: number[][][][] | undefined;
   if (shown) {
     const { logits, cache } = model.runWithCache([shown], { names: (n) => n.endsWith('attn.hook_pattern') });
-    patterns = Array.from({ length: n_layers }, (_, l) => tf.tidy(() => cache.get(`blocks.${l}.attn.hook_pattern`).squeeze([0]).arraySync() as number[][][]));
+    patterns = Array.from({ length: n_layers }, (_, l) => tf.tidy(() => cache.act('pattern', l).squeeze([0]).arraySync() as number[][][]));
     cache.dispose();
     logits.dispose();
   }

@@ -5,13 +5,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
 import type { HookedConfig } from '../model/config.js';
+import { hookHeadAxis } from '../model/hook_names.js';
 import { actName, nearest, type ActShortName } from './act_name.js';
 
 /** The axis that indexes heads, for hook points that have one. */
 export function headAxis(name: string): number | undefined {
-  if (/attn\.hook_(attn_scores|pattern)$/.test(name)) return 1; // [batch, head, query_pos, key_pos]
-  if (/attn\.hook_(q|k|v|rot_q|rot_k|z|result)$/.test(name)) return 2; // [batch, pos, head, …]
-  return undefined;
+  return hookHeadAxis(name); // from the hook table's axes: 1 for scores and patterns, 2 for q, k, v, z, result
 }
 
 export class ActivationCache {

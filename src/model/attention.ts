@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { HookedConfig } from './config.js';
+import { blockHooks } from './hook_names.js';
 import type { HookPoints } from './hook_point.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
@@ -52,7 +53,8 @@ export function attention(
   hp: HookPoints,
   ctx: AttentionContext,
 ): tf.Tensor3D {
-  const n = `blocks.${layer}.attn`;
+  const n = `blocks.${layer}.attn`; // parameter prefix
+  const H = blockHooks(layer);
   const [batch, pos, d] = x.shape;
   const { n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
   const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
@@ -60,32 +62,32 @@ export function attention(
   if (ctx.qkv) {
     // one matmul for all three, split along the columns: [batch*pos, (head + 2·kv_head)·d_head]
     const [qf, kf, vf] = tf.split(linear(x2d, ctx.qkv.W, ctx.qkv.b, ctx.fused ?? false), [h * e, kv * e, kv * e], 1);
-    q = hp.point(`${n}.hook_q`, qf.reshape([batch, pos, h, e]) as tf.Tensor4D);
-    k = hp.point(`${n}.hook_k`, kf.reshape([batch, pos, kv, e]) as tf.Tensor4D);
-    v = hp.point(`${n}.hook_v`, vf.reshape([batch, pos, kv, e]) as tf.Tensor4D);
+    q = hp.point(H['attn.hook_q'], qf.reshape([batch, pos, h, e]) as tf.Tensor4D);
+    k = hp.point(H['attn.hook_k'], kf.reshape([batch, pos, kv, e]) as tf.Tensor4D);
+    v = hp.point(H['attn.hook_v'], vf.reshape([batch, pos, kv, e]) as tf.Tensor4D);
   } else {
-    q = hp.point(`${n}.hook_q`, project(x2d, P(`${n}.W_Q`), P(`${n}.b_Q`), batch, pos));
-    k = hp.point(`${n}.hook_k`, project(x2d, P(`${n}.W_K`), P(`${n}.b_K`), batch, pos));
-    v = hp.point(`${n}.hook_v`, project(x2d, P(`${n}.W_V`), P(`${n}.b_V`), batch, pos));
+    q = hp.point(H['attn.hook_q'], project(x2d, P(`${n}.W_Q`), P(`${n}.b_Q`), batch, pos));
+    k = hp.point(H['attn.hook_k'], project(x2d, P(`${n}.W_K`), P(`${n}.b_K`), batch, pos));
+    v = hp.point(H['attn.hook_v'], project(x2d, P(`${n}.W_V`), P(`${n}.b_V`), batch, pos));
   }
   if (cfg.positional_embedding_type === 'rotary') {
-    q = hp.point(`${n}.hook_rot_q`, applyRotary(q, ctx.cos!, ctx.sin!, cfg.rotary_dim!));
-    k = hp.point(`${n}.hook_rot_k`, applyRotary(k, ctx.cos!, ctx.sin!, cfg.rotary_dim!));
+    q = hp.point(H['attn.hook_rot_q'], applyRotary(q, ctx.cos!, ctx.sin!, cfg.rotary_dim!));
+    k = hp.point(H['attn.hook_rot_k'], applyRotary(k, ctx.cos!, ctx.sin!, cfg.rotary_dim!));
   }
   const step = <T extends tf.Tensor>(f: () => T): T => (ctx.scoped ? tf.tidy(f) : f());
   let scale = cfg.attn_scale;
   if (cfg.scale_attn_by_inverse_layer_idx) scale *= layer + 1;
   const scores = hp.point(
-    `${n}.hook_attn_scores`,
+    H['attn.hook_attn_scores'],
     step(() => {
       const qh = q.transpose([0, 2, 1, 3]) as tf.Tensor4D; // [batch, head, query_pos, d_head]
       const kh = repeatKV(k.transpose([0, 2, 1, 3]) as tf.Tensor4D, h / kv); // [batch, head, key_pos, d_head]
       return tf.matMul(qh, kh, false, true).div(scale).add(ctx.mask) as tf.Tensor4D; // [batch, head, query_pos, key_pos]
     }),
   );
-  const pattern = hp.point(`${n}.hook_pattern`, tf.softmax(scores, -1) as tf.Tensor4D);
+  const pattern = hp.point(H['attn.hook_pattern'], tf.softmax(scores, -1) as tf.Tensor4D);
   const z = hp.point(
-    `${n}.hook_z`,
+    H['attn.hook_z'],
     step(() => {
       const vh = repeatKV(v.transpose([0, 2, 1, 3]) as tf.Tensor4D, h / kv); // [batch, head, key_pos, d_head]
       return tf.matMul(pattern, vh).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [batch, pos, head, d_head]
@@ -93,11 +95,11 @@ export function attention(
   );
   const W_O = P(`${n}.W_O`); // [head, d_head, d_model]
   const b_O = P(`${n}.b_O`);
-  if (hp.wants(`${n}.hook_result`)) {
+  if (hp.wants(H['attn.hook_result'])) {
     const zh = z.transpose([2, 0, 1, 3]).reshape([h, batch * pos, e]) as tf.Tensor3D; // [head, batch*pos, d_head]
     const perHead = tf.matMul(zh, W_O as tf.Tensor3D); // [head, batch*pos, d_model]
     const result = hp.point(
-      `${n}.hook_result`,
+      H['attn.hook_result'],
       perHead.reshape([h, batch, pos, d]).transpose([1, 2, 0, 3]) as tf.Tensor4D, // [batch, pos, head, d_model]
     );
     return result.sum(2).add(b_O) as tf.Tensor3D;

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { activation } from './activation.js';
 import type { HookedConfig } from './config.js';
+import { blockHooks } from './hook_names.js';
 import type { HookPoints } from './hook_point.js';
 
 /** x·W + b [rows, out] for x [rows, in], W [in, out]; with `fused`, the bias is added inside the matmul kernel. */
@@ -16,7 +17,8 @@ export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor, fused: bool
 
 /** `fused`: biases inside the matmul kernels; `scoped`: the activation function's temporaries freed at once. */
 export function mlp(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: (name: string) => tf.Tensor, hp: HookPoints, fused = false, scoped = false): tf.Tensor3D {
-  const n = `blocks.${layer}.mlp`;
+  const n = `blocks.${layer}.mlp`; // parameter prefix
+  const H = blockHooks(layer);
   const [batch, pos, d] = x.shape;
   const m = cfg.d_mlp!;
   const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
@@ -24,12 +26,12 @@ export function mlp(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: (name: 
   const act = (f: () => tf.Tensor3D) => (scoped ? tf.tidy(f) : f());
   let post: tf.Tensor3D;
   if (cfg.gated_mlp) {
-    const gate = hp.point(`${n}.hook_pre`, project(`${n}.W_gate`, `${n}.b_gate`));
-    const lin = hp.point(`${n}.hook_pre_linear`, project(`${n}.W_in`, `${n}.b_in`));
-    post = hp.point(`${n}.hook_post`, act(() => activation(cfg.act_fn, gate).mul(lin) as tf.Tensor3D));
+    const gate = hp.point(H['mlp.hook_pre'], project(`${n}.W_gate`, `${n}.b_gate`));
+    const lin = hp.point(H['mlp.hook_pre_linear'], project(`${n}.W_in`, `${n}.b_in`));
+    post = hp.point(H['mlp.hook_post'], act(() => activation(cfg.act_fn, gate).mul(lin) as tf.Tensor3D));
   } else {
-    const pre = hp.point(`${n}.hook_pre`, project(`${n}.W_in`, `${n}.b_in`));
-    post = hp.point(`${n}.hook_post`, act(() => activation(cfg.act_fn, pre) as tf.Tensor3D));
+    const pre = hp.point(H['mlp.hook_pre'], project(`${n}.W_in`, `${n}.b_in`));
+    post = hp.point(H['mlp.hook_post'], act(() => activation(cfg.act_fn, pre) as tf.Tensor3D));
   }
   const out = linear(post.reshape([batch * pos, m]) as tf.Tensor2D, P(`${n}.W_out`) as tf.Tensor2D, P(`${n}.b_out`), fused);
   return out.reshape([batch, pos, d]) as tf.Tensor3D;

@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { HookedConfig } from './config.js';
+import { normHooks } from './hook_names.js';
 import type { HookPoints } from './hook_point.js';
 
 export function norm(
@@ -17,9 +18,10 @@ export function norm(
   hp: HookPoints,
 ): tf.Tensor3D {
   if (cfg.normalization_type === null) return x;
+  const H = normHooks(prefix);
   const centred = cfg.normalization_type === 'LN' ? x.sub(x.mean(-1, true)) : x;
-  const scale = hp.point(`${prefix}.hook_scale`, centred.square().mean(-1, true).add(cfg.eps).sqrt()); // [batch, pos, 1]
+  const scale = hp.point(H.scale, centred.square().mean(-1, true).add(cfg.eps).sqrt()); // [batch, pos, 1]
   let out = centred.div(scale).mul(w!);
   if (b) out = out.add(b);
-  return hp.point(`${prefix}.hook_normalized`, out as tf.Tensor3D);
+  return hp.point(H.normalized, out as tf.Tensor3D);
 }

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
 import { attention } from './attention.js';
 import type { HookedConfig } from './config.js';
+import { blockHooks, hookNames } from './hook_names.js';
 import { HookPoints, type Interceptor } from './hook_point.js';
 import { linear, mlp } from './mlp.js';
 import { norm } from './norm.js';
@@ -45,38 +46,8 @@ export interface QKVWeights {
   b: tf.Tensor1D;
 }
 
-/** The names of the hook points of one block, in the order the forward pass visits them. */
-export function blockHookNames(cfg: HookedConfig, l: number, opts: { withResult?: boolean } = {}): string[] {
-  const b = `blocks.${l}`;
-  const ln = (p: string) => (cfg.normalization_type ? [`${p}.hook_scale`, `${p}.hook_normalized`] : []);
-  const attn = [
-    `${b}.attn.hook_q`,
-    `${b}.attn.hook_k`,
-    `${b}.attn.hook_v`,
-    ...(cfg.positional_embedding_type === 'rotary' ? [`${b}.attn.hook_rot_q`, `${b}.attn.hook_rot_k`] : []),
-    `${b}.attn.hook_attn_scores`,
-    `${b}.attn.hook_pattern`,
-    `${b}.attn.hook_z`,
-    ...(opts.withResult ? [`${b}.attn.hook_result`] : []),
-    `${b}.hook_attn_out`,
-  ];
-  const mlpHooks = cfg.gated_mlp
-    ? [`${b}.mlp.hook_pre`, `${b}.mlp.hook_pre_linear`, `${b}.mlp.hook_post`, `${b}.hook_mlp_out`]
-    : [`${b}.mlp.hook_pre`, `${b}.mlp.hook_post`, `${b}.hook_mlp_out`];
-  const names = [`${b}.hook_resid_pre`, ...ln(`${b}.ln1`), ...attn];
-  if (cfg.attn_only) return [...names, `${b}.hook_resid_post`];
-  if (cfg.parallel_attn_mlp) return [...names, ...ln(`${b}.ln2`), ...mlpHooks, `${b}.hook_resid_post`];
-  return [...names, `${b}.hook_resid_mid`, ...ln(`${b}.ln2`), ...mlpHooks, `${b}.hook_resid_post`];
-}
-
-/** Every hook point of a model, in forward order. `attn.hook_result` only with withResult. */
-export function hookNames(cfg: HookedConfig, opts: { withResult?: boolean } = {}): string[] {
-  const names = ['hook_embed'];
-  if (cfg.positional_embedding_type === 'standard') names.push('hook_pos_embed');
-  for (let l = 0; l < cfg.n_layers; l++) names.push(...blockHookNames(cfg, l, opts));
-  if (cfg.normalization_type) names.push('ln_final.hook_scale', 'ln_final.hook_normalized');
-  return names;
-}
+// the forward-order lists of hook names are made from the hook table, which owns every name
+export { blockHookNames, hookNames } from './hook_names.js';
 
 export class Transformer {
   readonly cfg: HookedConfig;
@@ -326,20 +297,21 @@ export class Transformer {
     // a norm's temporaries (centred, squared, …) freed as soon as it returns
     const ln = (x: tf.Tensor3D, p: string) => (optimisations.blockScopes ? tf.tidy(() => norm(cfg, x, ...lnParams(p), p, hp)) : norm(cfg, x, ...lnParams(p), p, hp));
     const block = (l: number, x: tf.Tensor3D): tf.Tensor3D => {
-      const b = `blocks.${l}`;
+      const b = `blocks.${l}`; // the norms' prefix: their parameters and hook points are named under it
+      const H = blockHooks(l);
       const qkv = optimisations.cachedWeights ? this.qkvWeights(l) : undefined;
-      const resid = hp.point(`${b}.hook_resid_pre`, x);
+      const resid = hp.point(H['hook_resid_pre'], x);
       const attnIn = ln(resid, `${b}.ln1`);
-      const attnOut = hp.point(`${b}.hook_attn_out`, attention(cfg, l, attnIn, P, hp, { ...ctx, qkv, scoped: optimisations.blockScopes }));
+      const attnOut = hp.point(H['hook_attn_out'], attention(cfg, l, attnIn, P, hp, { ...ctx, qkv, scoped: optimisations.blockScopes }));
       if (cfg.attn_only) {
-        return hp.point(`${b}.hook_resid_post`, resid.add(attnOut) as tf.Tensor3D);
+        return hp.point(H['hook_resid_post'], resid.add(attnOut) as tf.Tensor3D);
       } else if (cfg.parallel_attn_mlp) {
-        const mlpOut = hp.point(`${b}.hook_mlp_out`, mlp(cfg, l, ln(resid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes));
-        return hp.point(`${b}.hook_resid_post`, resid.add(attnOut).add(mlpOut) as tf.Tensor3D);
+        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(resid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes));
+        return hp.point(H['hook_resid_post'], resid.add(attnOut).add(mlpOut) as tf.Tensor3D);
       } else {
-        const mid = hp.point(`${b}.hook_resid_mid`, resid.add(attnOut) as tf.Tensor3D);
-        const mlpOut = hp.point(`${b}.hook_mlp_out`, mlp(cfg, l, ln(mid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes));
-        return hp.point(`${b}.hook_resid_post`, mid.add(mlpOut) as tf.Tensor3D);
+        const mid = hp.point(H['hook_resid_mid'], resid.add(attnOut) as tf.Tensor3D);
+        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(mid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes));
+        return hp.point(H['hook_resid_post'], mid.add(mlpOut) as tf.Tensor3D);
       }
     };
     for (let l = first; l < cfg.n_layers; l++) {

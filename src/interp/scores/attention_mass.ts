@@ -3,12 +3,13 @@
  * receives, Σ_k A[q, k]·M[q, k], averaged over a set of queries. One sequence per item.
  */
 import * as tf from '@tensorflow/tfjs';
+import { actName } from '../../hooks/act_name.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 
 /** Mean over `queries` of the mass each head puts on keys where `inMask(q, k)`. Returns [layer][head]. */
 export function attentionMass(model: HookedTransformer, tokens: number[], inMask: (q: number, k: number) => boolean, queries: number[]): number[][] {
   const pos = tokens.length;
-  const names = Array.from({ length: model.cfg.n_layers }, (_, l) => `blocks.${l}.attn.hook_pattern`);
+  const names = Array.from({ length: model.cfg.n_layers }, (_, l) => actName('pattern', l));
   const { logits, cache } = model.runWithCache([tokens], { names });
   try {
     return tf.tidy(() => {

@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
+import { actName } from '../../hooks/act_name.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { checkSequences, runScorer, type HeadScorer, type HeadScores } from './head_scores.js';
 
@@ -63,7 +64,7 @@ function detectSequence(
   s: { excludeBos: boolean; excludeCurrentToken: boolean; errorMeasure: string },
 ): number[][] {
   const pos = tokens.length;
-  const names = Array.from({ length: model.cfg.n_layers }, (_, l) => `blocks.${l}.attn.hook_pattern`);
+  const names = Array.from({ length: model.cfg.n_layers }, (_, l) => actName('pattern', l));
   const { logits, cache } = model.runWithCache([tokens], { names });
   try {
     return tf.tidy(() => {

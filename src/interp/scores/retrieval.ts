@@ -24,6 +24,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
+import { actName } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { runScorer, zeros, type HeadScorer, type HeadScores } from './head_scores.js';
 
@@ -64,7 +65,7 @@ function checkTrials(trials: NeedleTrial[]): void {
 
 /** Top-1 key of every head at the last query, and the argmax next token: one forward pass. */
 function lastStep(model: HookedTransformer, seq: number[], fwdHooks?: FwdHook[]): { topKey: number[][]; next: number } {
-  const names = Array.from({ length: model.cfg.n_layers }, (_, l) => `blocks.${l}.attn.hook_pattern`);
+  const names = Array.from({ length: model.cfg.n_layers }, (_, l) => actName('pattern', l));
   const { logits, cache } = model.runWithCache([seq], { names, fwdHooks });
   try {
     return tf.tidy(() => {
@@ -195,7 +196,7 @@ export function retrievalTeacherForcedScorer(trials: NeedleTrial[], opts: Retrie
       const answer = trial.answer.slice(0, Math.min(settings.maxNewTokens, model.cfg.n_ctx - trial.tokens.length + 1)); // as far as decoding could go
       const seq = [...trial.tokens, ...answer.slice(0, -1)];
       const first = trial.tokens.length - 1; // the query that predicts answer[0]
-      const names = Array.from({ length: n_layers }, (_, l) => `blocks.${l}.attn.hook_pattern`);
+      const names = Array.from({ length: n_layers }, (_, l) => actName('pattern', l));
       const { logits, cache } = model.runWithCache([seq], { names });
       let topKey: number[][][];
       let predicted: number[];
