@@ -7,7 +7,7 @@ import { HeadlensError } from '../errors.js';
 import { hookName, NORM_SHORT_NAMES, SHORT_NAMES, shortKind, type ActShortName, type BlockHookName, type HookName } from '../model/hook_names.js';
 
 // the names themselves live in the model's table (src/model/hook_names.ts), which the forward pass reads too
-export { blockHooks, hookName, hookAxes, positionAxis, type ActShortName, type BlockHookName, type HookName, type HookAxis } from '../model/hook_names.js';
+export { blockHooks, hookName, hookAxes, hookHeadAxis, positionAxis, type ActShortName, type BlockHookName, type HookName, type HookAxis } from '../model/hook_names.js';
 
 /** The full hook name for a short one, TransformerLens style. */
 export function actName(name: ActShortName | string, layer?: number, sub?: 'ln1' | 'ln2' | 'ln_final'): HookName {

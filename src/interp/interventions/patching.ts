@@ -24,7 +24,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import type { ActivationCache } from '../../hooks/activation_cache.js';
-import { actName } from '../../hooks/act_name.js';
+import { actName, hookHeadAxis, positionAxis } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import type { TokenInput } from '../../model/transformer.js';
 import { headAxisLabels, Labelled, layerAxis, posAxis, type Axis } from '../labelled.js';
@@ -96,11 +96,10 @@ function stackedHooks(source: ActivationCache, chunk: PatchSite[], B: number): F
   ]);
 }
 
-/** Axes of the head and the (query) position in an activation without its batch axis. */
+/** Axes of the head and the (query) position in an activation without its batch axis (from the hook table). */
 function slotAxes(name: string): { head?: number; pos: number } {
-  if (/attn\.hook_(attn_scores|pattern)$/.test(name)) return { head: 0, pos: 1 }; // [head, query_pos, key_pos]
-  if (/attn\.hook_(q|k|v|rot_q|rot_k|z|result)$/.test(name)) return { head: 1, pos: 0 }; // [pos, head, …]
-  return { pos: 0 }; // [pos, d_model] and the like
+  const head = hookHeadAxis(name);
+  return { head: head === undefined ? undefined : head - 1, pos: (positionAxis(name) ?? 1) - 1 };
 }
 
 function variantMask(name: string, rest: number[], V: number, list: { v: number; site: PatchSite }[]): tf.Tensor {
