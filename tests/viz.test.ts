@@ -20,7 +20,7 @@ import {
   show,
   svdSpectrum,
   tokenLines,
-  topHeads,
+  rankedHeads,
   topTokenTable,
   type View,
 } from '../src/viz/index.js';
@@ -127,10 +127,10 @@ describe('headGrid', () => {
 
   it('headGrid(scores) matches its snapshot', () => snapshot('head-grid', v.svg));
 
-  it('topHeads(scores, 3) ranks by score, and by |score| when asked', () => {
-    expect(topHeads(SCORES, 3).map((h) => h.label)).toEqual(['L1H2', 'L0H1', 'L1H0']);
-    expect(topHeads([[0.2, -0.9, 0.5]], 2, true).map((h) => h.label)).toEqual(['L0H1', 'L0H2']);
-    expect(topHeads([[NaN, 0.1]], 2).map((h) => h.label)).toEqual(['L0H1']);
+  it('rankedHeads(scores, 3) ranks by score, and by |score| when asked', () => {
+    expect(rankedHeads(SCORES, 3).map((h) => h.label)).toEqual(['L1H2', 'L0H1', 'L1H0']);
+    expect(rankedHeads([[0.2, -0.9, 0.5]], 2, true).map((h) => h.label)).toEqual(['L0H1', 'L0H2']);
+    expect(rankedHeads([[NaN, 0.1]], 2).map((h) => h.label)).toEqual(['L0H1']);
   });
 
   it('headGrid(scores, {top: 2}) rings and names exactly the two best heads', () => {

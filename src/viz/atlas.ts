@@ -10,7 +10,7 @@ import { HeadlensError } from '../errors.js';
 import { attentionExplorerFragment, attentionPatternSVG } from './attention_pattern.js';
 import { circuitGraph, type CircuitEdge } from './circuit_graph.js';
 import { ATTENTION_EXPLORER_JS, TOKEN_LINES_JS } from './client_scripts.js';
-import { headGrid, topHeads } from './head_grid.js';
+import { headGrid, rankedHeads } from './head_grid.js';
 import { esc, htmlPage } from './html.js';
 import { logitLensTable, type LogitLensData } from './logit_lens.js';
 import { svdSpectrum, type Spectrum } from './svd_spectrum.js';
@@ -58,7 +58,7 @@ export function atlasHeads(data: AtlasData): { layer: number; head: number; labe
   const k = data.topPerScorer ?? 3;
   const seen = new Map<string, { layer: number; head: number; label: string; why: string }>();
   for (const s of data.scorers) {
-    for (const t of topHeads(s.scores, k, s.diverging)) {
+    for (const t of rankedHeads(s.scores, k, s.diverging)) {
       const prev = seen.get(t.label);
       if (prev) prev.why += `, ${s.name}`;
       else seen.set(t.label, { layer: t.layer, head: t.head, label: t.label, why: s.name });

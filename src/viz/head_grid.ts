@@ -8,6 +8,8 @@ import { serverDocument, toSVGString } from './dom.js';
 import { round } from './html.js';
 import { legendSVG, stackSVGs } from './legend.js';
 import { makeView, type View } from './view.js';
+import { headLabel } from '../interp/head_label.js';
+import { topHeads } from '../interp/scores/head_scores.js';
 
 export interface HeadGridOptions {
   /** Title (aria-label of the SVG, page title). Default: 'head scores'. */
@@ -39,12 +41,9 @@ export interface HeadScore {
   score: number;
 }
 
-/** The heads with the highest score (or |score|), best first; NaN scores never rank. */
-export function topHeads(scores: number[][], k: number, byMagnitude = false): HeadScore[] {
-  const all: HeadScore[] = [];
-  scores.forEach((row, l) => row.forEach((s, h) => Number.isFinite(s) && all.push({ layer: l, head: h, label: `L${l}H${h}`, score: s })));
-  const key = (x: HeadScore) => (byMagnitude ? Math.abs(x.score) : x.score);
-  return all.sort((a, b) => key(b) - key(a) || a.layer - b.layer || a.head - b.head).slice(0, Math.max(0, k));
+/** The heads with the highest score (or |score|), best first, labelled L{l}H{h}: headlens' topHeads, for the pictures. */
+export function rankedHeads(scores: number[][], k: number, byMagnitude = false): HeadScore[] {
+  return topHeads(scores, k, { byMagnitude }).map((t) => ({ ...t, label: headLabel(t.layer, t.head) }));
 }
 
 /** Renders scores [layer][head]. */
@@ -59,7 +58,7 @@ export function headGrid(scores: number[][], opts: HeadGridOptions = {}): View {
   const custom = opts.rowLabels !== undefined || opts.columnLabels !== undefined;
   const cellLabel = (l: number, h: number) => (custom ? `${rowLabels[l]}·${colLabels[h]}` : `L${l}H${h}`);
   const data = scores.flatMap((row, l) => row.map((s, h) => ({ layer: rowLabels[l], head: colLabels[h], label: cellLabel(l, h), score: round(s) })));
-  const top = topHeads(scores, opts.top ?? 3, opts.byMagnitude).map((t) => ({ ...t, label: cellLabel(t.layer, t.head) }));
+  const top = rankedHeads(scores, opts.top ?? 3, opts.byMagnitude).map((t) => ({ ...t, label: cellLabel(t.layer, t.head) }));
   const topData = top.map((t) => ({ layer: rowLabels[t.layer], head: colLabels[t.head], label: t.label }));
   const finite = data.map((d) => d.score).filter(Number.isFinite);
   const maxAbs = Math.max(1e-12, ...finite.map(Math.abs));

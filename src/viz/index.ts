@@ -1,7 +1,7 @@
 /** headlens/viz: pictures. A separate entry so that model-only users never load d3 or Plot. */
 export { type View } from './view.js';
 export { attentionPattern, attentionPatternSVG, positionLabels, type AttentionPatternOptions } from './attention_pattern.js';
-export { headGrid, topHeads, type HeadGridOptions, type HeadScore } from './head_grid.js';
+export { headGrid, rankedHeads, type HeadGridOptions, type HeadScore } from './head_grid.js';
 export { tokenLines, headColour, type TokenLinesOptions } from './token_lines.js';
 export { patchingByPosition, patchingByHead, type PatchingResultsOptions } from './patching_results.js';
 export { circuitGraph, defaultRank, type CircuitEdge, type CircuitGraphOptions } from './circuit_graph.js';

@@ -50,12 +50,16 @@ export function zeros(nLayers: number, nHeads: number): number[][] {
   return Array.from({ length: nLayers }, () => new Array<number>(nHeads).fill(0));
 }
 
-/** The k heads with the highest score, best first (ties: lower layer, then lower head, first). */
-export function topHeads(scores: number[][], k = 10): TopHead[] {
+/**
+ * The k heads with the highest score (or |score| with byMagnitude), best first (ties: lower layer, then lower
+ * head, first). Scores that are not finite never rank.
+ */
+export function topHeads(scores: number[][], k = 10, opts: { byMagnitude?: boolean } = {}): TopHead[] {
   const all: TopHead[] = [];
-  scores.forEach((row, layer) => row.forEach((score, head) => all.push({ layer, head, score })));
-  all.sort((a, b) => b.score - a.score || a.layer - b.layer || a.head - b.head);
-  return all.slice(0, k);
+  scores.forEach((row, layer) => row.forEach((score, head) => Number.isFinite(score) && all.push({ layer, head, score })));
+  const key = (x: TopHead) => (opts.byMagnitude ? Math.abs(x.score) : x.score);
+  all.sort((a, b) => key(b) - key(a) || a.layer - b.layer || a.head - b.head);
+  return all.slice(0, Math.max(0, k));
 }
 
 /**

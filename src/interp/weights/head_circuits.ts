@@ -15,6 +15,7 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
+export { headLabel, parseHeadLabel } from '../head_label.js'; // moved; importers switch after issue 17's merges
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { FactoredMatrix } from '../../linalg/factored_matrix.js';
 import { mat, transpose, type Mat } from '../../linalg/svd.js';
@@ -102,18 +103,3 @@ export function fullOVCircuit(model: HookedTransformer, layer: number, head: num
   return ovCircuit(model, layer, head).leftMatmul(emb.W_E).matmul(emb.W_U);
 }
 
-/** `L{l}H{h}`, TransformerLens' head label. */
-export function headLabel(layer: number, head: number): string {
-  return `L${layer}H${head}`;
-}
-
-/** The head a label names (headLabel's inverse): 'L3H0' → { layer: 3, head: 0 }; checked against the model's shape. */
-export function parseHeadLabel(label: string, cfg: { n_layers: number; n_heads: number }): { layer: number; head: number } {
-  const m = /^L(\d+)H(\d+)$/i.exec(label.trim());
-  if (!m) throw new HeadlensError(`'${label}' is not a head label`, 'write a head as L{layer}H{head}, e.g. L3H0');
-  const [layer, head] = [Number(m[1]), Number(m[2])];
-  if (layer >= cfg.n_layers || head >= cfg.n_heads) {
-    throw new HeadlensError(`no head ${label}: the model has ${cfg.n_layers} layers of ${cfg.n_heads} heads`, `use L0H0 … L${cfg.n_layers - 1}H${cfg.n_heads - 1}`);
-  }
-  return { layer, head };
-}
