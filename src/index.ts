@@ -35,7 +35,9 @@ export { directLogitAttribution, dlaPerHead, dlaPerLayer, type DlaOptions } from
 export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './interp/attribution/logit_lens.js';
 export { attentionRollout, rolloutFromPatterns, type RolloutOptions } from './interp/attribution/attention_rollout.js';
 
-export { svd, singularValues, eigenvalues, mat, matmul, transpose, identity, randomNormal, type Mat, type SVD, type Complex } from './linalg/svd.js';
+export { svd, singularValues, type SVD } from './linalg/svd.js';
+export { eigenvalues, type Complex } from './linalg/eig.js';
+export { mat, matmul, transpose, identity, randomNormal, type Mat } from './linalg/mat.js';
 export { FactoredMatrix } from './linalg/factored_matrix.js';
 export { qkCircuit, ovCircuit, fullQKCircuit, fullOVCircuit, headWeights, kvHead, embeddings, paramMatrix, headLabel } from './interp/weights/head_circuits.js';
 export { compositionScore, compositionScores, qComposition, kComposition, vComposition, randomBaseline, COMPOSITION_KINDS, type CompositionKind, type CompositionScores, type CompositionOptions, type HeadPairScore } from './interp/weights/composition.js';

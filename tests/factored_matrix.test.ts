@@ -7,7 +7,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HeadlensError } from '../src/errors.js';
 import { FactoredMatrix } from '../src/linalg/factored_matrix.js';
-import { mat, matmul, randomNormal, scaleCols, transpose, type Mat } from '../src/linalg/svd.js';
+import { mat, matmul, randomNormal, scaleCols, transpose, type Mat } from '../src/linalg/mat.js';
 
 interface Raw { rows: number; cols: number; data: number[] }
 const F = (JSON.parse(readFileSync(path.join(import.meta.dirname, 'fixtures', 'numpy', 'linalg.json'), 'utf8')) as {

@@ -9,7 +9,8 @@ import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { relationScore, relationScores, salientMappings, sourceEmbeddings } from '../src/interp/weights/maps.js';
-import { randomNormal, svd, transpose } from '../src/linalg/svd.js';
+import { randomNormal, transpose } from '../src/linalg/mat.js';
+import { svd } from '../src/linalg/svd.js';
 import { makeConfig } from '../src/model/config.js';
 
 const D = 32;

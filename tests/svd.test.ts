@@ -6,7 +6,9 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HeadlensError } from '../src/errors.js';
-import { eigenvalues, mat, matmul, randomNormal, scaleCols, singularValues, svd, transpose, type Complex, type Mat } from '../src/linalg/svd.js';
+import { eigenvalues, type Complex } from '../src/linalg/eig.js';
+import { mat, matmul, randomNormal, scaleCols, transpose, type Mat } from '../src/linalg/mat.js';
+import { singularValues, svd } from '../src/linalg/svd.js';
 
 interface SvdCase { name: string; rows: number; cols: number; data: number[]; singular_values: number[] }
 interface EigCase { name: string; n: number; data: number[]; re: number[]; im: number[] }

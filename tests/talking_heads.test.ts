@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setHead } from './helpers.js';
 import { initBackend } from '../src/backend/index.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
-import { mat } from '../src/linalg/svd.js';
+import { mat } from '../src/linalg/mat.js';
 import { headChannel, layerChannel, readSubspace, subspaceAlignment, writeSubspace } from '../src/interp/weights/talking_heads.js';
 import { makeConfig } from '../src/model/config.js';
 

@@ -5,7 +5,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
-import { mat, singularValues } from '../src/linalg/svd.js';
+import { mat } from '../src/linalg/mat.js';
+import { singularValues } from '../src/linalg/svd.js';
 import { atlasHeads, type AtlasData } from '../src/viz/atlas.js';
 import { CIRCUIT } from './viz_data.js';
 

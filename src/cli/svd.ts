@@ -9,7 +9,7 @@ import type { BackendName } from '../backend/index.js';
 import { HeadlensError } from '../errors.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { checkHead, embeddings, headLabel, ovCircuit, qkCircuit } from '../interp/weights/head_circuits.js';
-import { matmul, transpose, type Mat } from '../linalg/svd.js';
+import { matmul, transpose, type Mat } from '../linalg/mat.js';
 import { loadPretrained } from '../loading/load.js';
 import { required, type Command } from './main.js';
 

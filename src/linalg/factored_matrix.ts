@@ -18,7 +18,9 @@
  * (src/linalg/svd.ts), and `dense()` is only ever computed when asked for.
  */
 import { HeadlensError } from '../errors.js';
-import { eigenvalues, matmul, scaleCols, scaleRows, svd, transpose, type Complex, type Mat, type SVD } from './svd.js';
+import { eigenvalues, type Complex } from './eig.js';
+import { matmul, scaleCols, scaleRows, transpose, type Mat } from './mat.js';
+import { svd, type SVD } from './svd.js';
 
 export class FactoredMatrix {
   /** A [rows, inner] and B [inner, cols]; the matrix is A·B. */

@@ -20,7 +20,7 @@ import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { FactoredMatrix } from '../../linalg/factored_matrix.js';
 import { headLabel, ovCircuit, qkCircuit } from './head_circuits.js';
-import { matmul, randomNormal, transpose, type Mat } from '../../linalg/svd.js';
+import { matmul, randomNormal, transpose, type Mat } from '../../linalg/mat.js';
 
 export type CompositionKind = 'q' | 'k' | 'v';
 export const COMPOSITION_KINDS: readonly CompositionKind[] = ['q', 'k', 'v'];

@@ -20,7 +20,7 @@
  */
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { embeddings, fullOVCircuit, headLabel } from './head_circuits.js';
-import type { Complex } from '../../linalg/svd.js';
+import type { Complex } from '../../linalg/eig.js';
 
 export interface CopyingScore {
   layer: number;

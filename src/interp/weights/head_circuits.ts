@@ -18,7 +18,7 @@ import { HeadlensError } from '../../errors.js';
 export { headLabel, parseHeadLabel } from '../head_label.js'; // moved; importers switch after issue 17's merges
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { FactoredMatrix } from '../../linalg/factored_matrix.js';
-import { mat, transpose, type Mat } from '../../linalg/svd.js';
+import { mat, transpose, type Mat } from '../../linalg/mat.js';
 
 /** The key/value head that query head h reads. */
 export function kvHead(model: HookedTransformer, head: number): number {

@@ -24,7 +24,7 @@ import { mlp } from '../../model/mlp.js';
 import { norm } from '../../model/norm.js';
 import { FactoredMatrix } from '../../linalg/factored_matrix.js';
 import { checkHead, headLabel, ovCircuit, paramMatrix } from './head_circuits.js';
-import { mat, matmul, type Mat } from '../../linalg/svd.js';
+import { mat, matmul, type Mat } from '../../linalg/mat.js';
 
 export interface MapsOptions {
   /** Pass each source embedding through block 0's MLP (E + MLP_0(norm(E))) first (default false). */

@@ -17,7 +17,7 @@
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { checkHead, headLabel, ovCircuit, qkCircuit } from './head_circuits.js';
-import { columns, matmul, transpose, type Mat } from '../../linalg/svd.js';
+import { columns, matmul, transpose, type Mat } from '../../linalg/mat.js';
 
 export type ReceiverSide = 'query' | 'key';
 
