@@ -11,8 +11,3 @@ export class HeadlensError extends Error {
     this.name = 'HeadlensError';
   }
 }
-
-/** Throws a HeadlensError unless `cond` holds. */
-export function check(cond: unknown, message: string, fix?: string): asserts cond {
-  if (!cond) throw new HeadlensError(message, fix);
-}

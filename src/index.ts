@@ -68,7 +68,7 @@ export { temporalItems, temporalTokenPairs, temporalPrompt, yearInWords, Tempora
 
 export { runBench, PRESETS as BENCH_PRESETS, type BenchOptions, type BenchResult, type BenchPreset } from './bench/bench.js';
 
-export { train, lmLoss, evaluate, type TrainOptions, type TrainResult, type TrainLog, type DataSource, type Batch } from './train/trainer.js';
+export { train, prepareTraining, trainStep, saveCheckpoint, endTraining, lmLoss, evaluate, type Training, type TrainOptions, type TrainProgress, type TrainResult, type TrainLog, type DataSource, type Batch } from './train/trainer.js';
 export { RECIPES, recipe, repeatedSpans, toyLmTokenizer, type Recipe } from './zoo/recipes.js';
 export { toyLmData, shortDocument, IOI_HELD_OUT, IOI_TRAIN_NAMES, type ToyLmDataOptions } from './zoo/toy_lm_data.js';
 export { wordTokenizerJson, wordVocabulary, BOS_TOKEN, UNK_TOKEN } from './zoo/word_tokenizer.js';

@@ -155,6 +155,14 @@ describe('headAblationHooks', () => {
     ref.dispose();
   });
 
+  it('drawRows(n, nRef, seed) draws the rows it drew with its own mulberry32 before it used Random', () => {
+    // frozen from the earlier copy of the generator: resampled ablations, and the numbers derived from them, stay the same
+    expect(drawRows(4, 3, 0)).toEqual([0, 0, 0, 0]);
+    expect(drawRows(6, 7, 5 * 7919 + 1)).toEqual([5, 4, 4, 2, 3, 1]);
+    expect(drawRows(5, 1000, 0xffffffff)).toEqual([896, 189, 715, 944, 845]);
+    expect(drawRows(3, 10, -7)).toEqual([4, 3, 5]);
+  });
+
   it('headAblationHooks(uniform) makes the pattern 1/(allowed keys), also under a sliding window', () => {
     const name = actName('pattern', 1);
     const pat = hooked(gpt2, TOKENS, headAblationHooks(gpt2, [{ layer: 1, head: 2 }], { kind: 'uniform' }), name);

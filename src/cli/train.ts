@@ -1,3 +1,4 @@
+import cliProgress from 'cli-progress';
 import { existsSync } from 'node:fs';
 import type { BackendName } from '../backend/index.js';
 import { initBackend } from '../backend/index.js';
@@ -7,7 +8,8 @@ import { loadPretrained } from '../loading/load.js';
 import { makeConfig } from '../model/config.js';
 import { recipe, RECIPES } from '../zoo/recipes.js';
 import { parseHeadLabel } from '../interp/weights/head_circuits.js';
-import { readTrainerMeta, train, type AttentionTarget } from '../train/trainer.js';
+import { readTrainerMeta } from '../train/checkpoint.js';
+import { train, type AttentionTarget, type TrainProgress } from '../train/trainer.js';
 import { positiveInt, required, type Command } from './main.js';
 
 /** The flags a run keeps with its checkpoints, which `--resume` reuses unless given again. */
@@ -83,12 +85,24 @@ export const trainCommand: Command = {
     if (mix !== undefined) meta.mix = mix;
     if (headDropout) meta['head-dropout'] = String(headDropout);
     if (attentionTargets) meta['attention-target'] = String(v['attention-target']);
-    const res = await train(
-      model,
-      r.data(seed, { mix }),
-      { ...r.train, steps, seed, batchSize, lr, headDropout, attentionTargets, evalEvery, checkpointEvery, outDir: out, maxSeconds, meta, log: (l) => !process.stderr.isTTY && console.error(JSON.stringify(l)) },
-      resumeDir,
-    );
+    // on a terminal a progress bar, elsewhere (logs, CI) one JSON line per evaluation
+    const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'train [{bar}] {value}/{total} loss {loss} eval {eval} {tps} tok/s', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+    const onProgress = bar && ((p: TrainProgress) => {
+      const shown = { loss: p.loss.toFixed(3), eval: Number.isNaN(p.evalLoss) ? '-' : p.evalLoss.toFixed(3), tps: p.tokensPerSecond };
+      if (!bar.isActive) bar.start(p.steps, p.step, shown);
+      else bar.update(p.step, shown);
+    });
+    let res;
+    try {
+      res = await train(
+        model,
+        r.data(seed, { mix }),
+        { ...r.train, steps, seed, batchSize, lr, headDropout, attentionTargets, evalEvery, checkpointEvery, outDir: out, maxSeconds, meta, onProgress, log: (l) => !bar && console.error(JSON.stringify(l)) },
+        resumeDir,
+      );
+    } finally {
+      bar?.stop();
+    }
     console.log(JSON.stringify({ recipe: r.name, out, seed, ...res, history: undefined }));
     model.dispose();
   },

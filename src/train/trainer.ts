@@ -3,19 +3,19 @@
  * schedule, global-norm gradient clipping, a seeded data order, periodic evaluation, and checkpoints in
  * the model's HF layout plus the optimizer state, from which `resume` continues exactly where it stopped
  * (same data, same moments, same schedule).
+ *
+ * `train` is three pieces a caller can also drive itself: `prepareTraining` (optimizer, trainable
+ * variables, the seeded generator, resumed state), `trainStep` (one optimizer step on one batch) and
+ * `saveCheckpoint`. It draws nothing: progress reaches the caller through `onProgress` and `log`.
  */
 import * as tf from '@tensorflow/tfjs';
-import cliProgress from 'cli-progress';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { HeadlensError } from '../errors.js';
 import { actName } from '../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../hooks/hooked_transformer.js';
-import { encodeSafetensors, parseSafetensors } from '../loading/safetensors.js';
-import { saveModel } from '../loading/save.js';
 import { inCheckpoint } from '../model/params.js';
 import { Random } from '../util/random.js';
 import { AdamW, warmupCosine } from './adamw.js';
+import { readCheckpoint, writeCheckpoint, type TrainerState } from './checkpoint.js';
 
 /** A batch of token rows and, optionally, which next-token predictions count (1) in the loss. */
 export interface Batch {
@@ -70,8 +70,11 @@ export interface TrainOptions {
   outDir?: string;
   /** Stop (after checkpointing) once this call has trained this many seconds; `resume` continues (and counts its own). */
   maxSeconds?: number;
-  /** A progress bar on stderr (default: when stderr is a terminal). */
+  /** @deprecated Ignored: train draws nothing. Pass onProgress and draw in the caller (`headlens train` does). */
   progress?: boolean;
+  /** Called after every step. Reading the step's loss waits for the device; without onProgress train reads it only when it needs it. */
+  onProgress?: (p: TrainProgress) => void;
+  /** Called with every evaluation's line (also kept in TrainResult.history). */
   log?: (line: TrainLog) => void;
   /**
    * Kept in the checkpoint's trainer_state.json as `meta` (readTrainerMeta reads it back): the CLI keeps the
@@ -102,6 +105,18 @@ export interface TrainLog {
   tokensPerSecond: number;
 }
 
+/** Where a run stands after a step (TrainOptions.onProgress). */
+export interface TrainProgress {
+  step: number;
+  /** TrainOptions.steps. */
+  steps: number;
+  /** The step's training loss. */
+  loss: number;
+  /** The latest evaluation loss; NaN before the first evaluation. */
+  evalLoss: number;
+  tokensPerSecond: number;
+}
+
 export interface TrainResult {
   step: number;
   finalLoss: number;
@@ -111,27 +126,6 @@ export interface TrainResult {
   history: TrainLog[];
   /** false when it stopped early at maxSeconds. */
   finished: boolean;
-}
-
-interface TrainerState {
-  step: number;
-  rng: number;
-  tokens: number;
-  seconds: number;
-  history: TrainLog[];
-  optimizerStep: number;
-  /** The caller's own record of how the run was started (TrainOptions.meta), kept with every checkpoint. */
-  meta?: Record<string, string>;
-}
-
-const STATE = 'trainer_state.json';
-const MOMENTS = 'optimizer_state.safetensors';
-
-/** The `meta` a checkpoint folder's run was started with (TrainOptions.meta), or {} when it has none. */
-export function readTrainerMeta(dir: string): Record<string, string> {
-  const file = path.join(dir, STATE);
-  if (!existsSync(file)) return {};
-  return (JSON.parse(readFileSync(file, 'utf8')) as TrainerState).meta ?? {};
 }
 
 /** Mean next-token cross-entropy of `tokens` (weighted by the mask). A scalar the caller owns. */
@@ -241,12 +235,31 @@ async function evaluateBoth(model: HookedTransformer, data: DataSource, targets:
   return { loss: loss / batches.length, attention: attention.map((a, i) => (marked[i] ? a / marked[i] : NaN)) };
 }
 
+/** A run being trained: what prepareTraining sets up, trainStep advances and saveCheckpoint writes. */
+export interface Training {
+  readonly model: HookedTransformer;
+  readonly data: DataSource;
+  readonly opts: TrainOptions;
+  /** opts.attentionTargets, checked against the model and the data. */
+  readonly targets: AttentionTarget[];
+  readonly optimizer: AdamW;
+  /** Trainable copies of the parameters the checkpoint stores, by name; the model computes with these. */
+  readonly vars: Map<string, tf.Variable>;
+  /** The run's one seeded generator: each step draws its batch, then its head dropout, from it. */
+  readonly rng: Random;
+  /** Step, tokens, seconds and history so far: what a checkpoint stores. */
+  readonly state: TrainerState;
+  /** Date.now() minus the seconds already trained, so that state.seconds counts resumed parts too. */
+  readonly clock: number;
+}
+
 /**
- * Trains `model` in place. With `outDir` it checkpoints there. With `resumeFrom` (a folder an earlier run
- * checkpointed into) it continues from that run's step, data order and optimizer state; the model passed
- * in must be the one loaded from that folder.
+ * Sets up training `model` in place: checks it and the attention targets, makes the optimizer and the trainable
+ * variables, and seeds the generator; with `resumeFrom` (a folder an earlier run checkpointed into) the state,
+ * data order and optimizer moments continue from there, and the model passed in must be the one loaded from
+ * that folder. Call endTraining when done.
  */
-export async function train(model: HookedTransformer, data: DataSource, opts: TrainOptions, resumeFrom?: string): Promise<TrainResult> {
+export function prepareTraining(model: HookedTransformer, data: DataSource, opts: TrainOptions, resumeFrom?: string): Training {
   if (model.processing.length) throw new HeadlensError('cannot train a model whose weights were processed', 'train the checkpoint as it is');
   const targets = opts.attentionTargets ?? [];
   for (const at of targets) {
@@ -261,19 +274,13 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
       );
     }
   }
-  const evalEvery = opts.evalEvery ?? Math.max(1, Math.floor(opts.steps / 10));
   // decay on the weight matrices (W_E, W_Q, …, W_U), not on biases and norms: by name, since b_Q, b_K and b_V are
   // [n_heads, d_head] (by rank they were decayed until a PyTorch reference, tests/train_parity.test.ts, showed it)
   const optimizer = new AdamW({ beta1: opts.beta1, beta2: opts.beta2, weightDecay: opts.weightDecay, decays: (name) => /(^|\.)W_\w+$/.test(name) });
   let state: TrainerState = { step: 0, rng: opts.seed, tokens: 0, seconds: 0, history: [], optimizerStep: 0, ...(opts.meta ? { meta: opts.meta } : {}) };
   if (resumeFrom !== undefined) {
-    if (!existsSync(path.join(resumeFrom, STATE)) || !existsSync(path.join(resumeFrom, MOMENTS))) {
-      throw new HeadlensError(`nothing to resume in ${resumeFrom}`, `it needs ${STATE} and ${MOMENTS} from an earlier run`);
-    }
-    state = JSON.parse(readFileSync(path.join(resumeFrom, STATE), 'utf8'));
+    state = readCheckpoint(resumeFrom, optimizer);
     if (opts.meta) state.meta = opts.meta;
-    loadMoments(optimizer, path.join(resumeFrom, MOMENTS));
-    optimizer.step = state.optimizerStep;
   }
   if (model.cfg.tie_word_embeddings) {
     throw new HeadlensError('training a model with tied embeddings is not supported yet', 'set tie_word_embeddings to false in the config');
@@ -290,36 +297,68 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
     updates[name] = v;
   }
   model.setParams(updates);
-  const rng = new Random(state.rng);
-  const bar = (opts.progress ?? process.stderr.isTTY) ? new cliProgress.SingleBar({ format: 'train [{bar}] {value}/{total} loss {loss} eval {eval} {tps} tok/s', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
-  bar?.start(opts.steps, state.step, { loss: '-', eval: '-', tps: '-' });
+  return { model, data, opts, targets, optimizer, vars, rng: new Random(state.rng), state, clock: Date.now() - state.seconds * 1000 };
+}
+
+/**
+ * One optimizer step on `batch`, which the caller draws with `run.data.batch(run.rng, opts.batchSize)` just
+ * before: the batch and then the step's head dropout come from the same generator, in that order, so the run
+ * (and a resumed one) draws exactly what train draws. Returns the step's loss, a scalar the caller owns and
+ * reads when it likes (reading waits for the device), and the step's learning rate.
+ */
+export function trainStep(run: Training, batch: Batch): { loss: tf.Scalar; lr: number } {
+  const { model, opts, optimizer, vars, state } = run;
+  const lr = warmupCosine(state.step, opts.steps, opts.lr, opts.warmup, opts.minLrRatio);
+  const hooks = opts.headDropout ? headDropoutHooks(model, batch, opts.headDropout, run.rng) : undefined;
+  const { value, grads } = tf.variableGrads(() => trainingLoss(model, batch, hooks, run.targets), [...vars.values()]);
+  const named: Record<string, tf.Tensor> = {};
+  for (const [name, v] of vars) named[name] = grads[v.name];
+  optimizer.apply(vars, named, lr, opts.clip ?? 1);
+  tf.dispose(Object.values(grads));
+  state.step++;
+  state.tokens += batch.tokens.length * batch.tokens[0].length;
+  state.seconds = (Date.now() - run.clock) / 1000;
+  return { loss: value, lr };
+}
+
+/** Writes the run as it stands (model, optimizer moments, trainer state) to `dir`; resumeFrom: dir continues it. */
+export async function saveCheckpoint(run: Training, dir: string): Promise<void> {
+  run.state.rng = run.rng.state;
+  run.state.optimizerStep = run.optimizer.step;
+  await writeCheckpoint(run.model, run.optimizer, run.state, dir);
+}
+
+/** Frees the optimizer's moments; the model keeps its trained variables. */
+export function endTraining(run: Training): void {
+  run.optimizer.dispose();
+}
+
+/**
+ * Trains `model` in place: prepareTraining, then trainStep until opts.steps, evaluating every evalEvery steps
+ * and checkpointing into `outDir` every checkpointEvery steps and at the end. With `resumeFrom` (a folder an
+ * earlier run checkpointed into) it continues from that run's step, data order and optimizer state; the model
+ * passed in must be the one loaded from that folder.
+ */
+export async function train(model: HookedTransformer, data: DataSource, opts: TrainOptions, resumeFrom?: string): Promise<TrainResult> {
+  const run = prepareTraining(model, data, opts, resumeFrom);
+  const { state, rng, targets } = run;
+  const evalEvery = opts.evalEvery ?? Math.max(1, Math.floor(opts.steps / 10));
   const callStart = Date.now();
-  const t0 = callStart - state.seconds * 1000; // state.seconds counts the whole run, resumed parts included
   let lastLoss = NaN;
   let lastEval = state.history.at(-1)?.evalLoss ?? NaN;
   let finished = true;
   let pendingLoss: tf.Tensor | undefined;
   try {
     while (state.step < opts.steps) {
-      const batch = data.batch(rng, opts.batchSize);
-      const lr = warmupCosine(state.step, opts.steps, opts.lr, opts.warmup, opts.minLrRatio);
-      const hooks = opts.headDropout ? headDropoutHooks(model, batch, opts.headDropout, rng) : undefined;
-      const { value, grads } = tf.variableGrads(() => trainingLoss(model, batch, hooks, targets), [...vars.values()]);
-      const named: Record<string, tf.Tensor> = {};
-      for (const [name, v] of vars) named[name] = grads[v.name];
-      optimizer.apply(vars, named, lr, opts.clip ?? 1);
-      tf.dispose(Object.values(grads));
+      const { loss, lr } = trainStep(run, data.batch(rng, opts.batchSize));
       // the previous step's loss is read only now, with this step already queued: on a GPU backend the device
       // keeps working while JavaScript builds the next step, instead of idling at every read
       if (pendingLoss) lastLoss = await readLoss(pendingLoss);
-      pendingLoss = value;
-      state.step++;
-      state.tokens += batch.tokens.length * batch.tokens[0].length;
-      state.seconds = (Date.now() - t0) / 1000;
+      pendingLoss = loss;
       const tps = state.tokens / Math.max(1e-9, state.seconds);
       const timeUp = opts.maxSeconds !== undefined && (Date.now() - callStart) / 1000 >= opts.maxSeconds && state.step < opts.steps;
       const evalNow = state.step % evalEvery === 0 || state.step === opts.steps;
-      if (evalNow || bar || timeUp) {
+      if (evalNow || opts.onProgress || timeUp) {
         lastLoss = await readLoss(pendingLoss);
         pendingLoss = undefined;
       }
@@ -331,26 +370,17 @@ export async function train(model: HookedTransformer, data: DataSource, opts: Tr
         state.history.push(line);
         opts.log?.(line);
       }
-      bar?.update(state.step, { loss: lastLoss.toFixed(3), eval: Number.isNaN(lastEval) ? '-' : lastEval.toFixed(3), tps: Math.round(tps) });
-      if (opts.outDir && ((opts.checkpointEvery && state.step % opts.checkpointEvery === 0) || timeUp)) {
-        state.rng = rng.state;
-        state.optimizerStep = optimizer.step;
-        await checkpoint(model, optimizer, state, opts.outDir);
-      }
+      opts.onProgress?.({ step: state.step, steps: opts.steps, loss: lastLoss, evalLoss: lastEval, tokensPerSecond: Math.round(tps) });
+      if (opts.outDir && ((opts.checkpointEvery && state.step % opts.checkpointEvery === 0) || timeUp)) await saveCheckpoint(run, opts.outDir);
       if (timeUp) {
         finished = false;
         break;
       }
     }
-    if (opts.outDir && finished) {
-      state.rng = rng.state;
-      state.optimizerStep = optimizer.step;
-      await checkpoint(model, optimizer, state, opts.outDir);
-    }
+    if (opts.outDir && finished) await saveCheckpoint(run, opts.outDir);
   } finally {
     pendingLoss?.dispose();
-    bar?.stop();
-    optimizer.dispose();
+    endTraining(run);
   }
   return {
     step: state.step,
@@ -369,38 +399,4 @@ async function readLoss(t: tf.Tensor | undefined): Promise<number> {
   const v = (await t.data())[0];
   t.dispose();
   return v;
-}
-
-/** Writes the model (HF layout) and the trainer's state; a crash mid-write leaves the previous checkpoint. */
-async function checkpoint(model: HookedTransformer, opt: AdamW, state: TrainerState, dir: string): Promise<void> {
-  const tmp = `${dir}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  await saveModel(model, tmp, { metadata: { step: String(state.step) } });
-  const moments: Parameters<typeof encodeSafetensors>[0] = {};
-  const held = opt.moments();
-  try {
-    for (const [kind, map] of Object.entries(held)) {
-      for (const [name, t] of map) moments[`${kind}.${name}`] = { dtype: 'F32', shape: t.shape, data: (await t.data()) as Float32Array };
-    }
-  } finally {
-    for (const map of Object.values(held)) tf.dispose([...map.values()]);
-  }
-  writeFileSync(path.join(tmp, MOMENTS), encodeSafetensors(moments));
-  writeFileSync(path.join(tmp, STATE), JSON.stringify(state, null, 1));
-  const old = `${dir}.old-${process.pid}`;
-  if (existsSync(dir)) renameSync(dir, old);
-  renameSync(tmp, dir);
-  rmSync(old, { recursive: true, force: true });
-}
-
-function loadMoments(opt: AdamW, file: string): void {
-  const f = parseSafetensors(new Uint8Array(readFileSync(file)), file);
-  const m = new Map<string, tf.Tensor>();
-  const v = new Map<string, tf.Tensor>();
-  for (const n of f.names) {
-    const [kind, ...rest] = n.split('.');
-    (kind === 'm' ? m : v).set(rest.join('.'), tf.tensor(f.float32(n), f.info(n).shape));
-  }
-  opt.setMoments(m, v);
 }

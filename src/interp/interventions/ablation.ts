@@ -31,6 +31,7 @@ import type { ActivationCache } from '../../hooks/activation_cache.js';
 import { actName } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import type { TokenInput } from '../../model/transformer.js';
+import { Random } from '../../util/random.js';
 
 export type HeadRef = { layer: number; head: number };
 export type AblationKind = 'zero' | 'mean' | 'resample' | 'uniform' | 'window';
@@ -205,17 +206,10 @@ function referenceAct(reference: ActivationCache, name: string, act: tf.Tensor, 
   return ref;
 }
 
-/** Seeded draws of reference rows, one per batch row (mulberry32: the same seed gives the same rows). */
+/** Seeded draws of reference rows, one per batch row: the same seed gives the same rows. */
 export function drawRows(n: number, nRef: number, seed: number): number[] {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return Array.from({ length: n }, () => Math.floor(next() * nRef));
+  const rng = new Random(seed);
+  return Array.from({ length: n }, () => rng.int(0, nRef));
 }
 
 /** The selected heads' scores outside sink ∪ recent window set to −Infinity. [batch, head, query_pos, key_pos]. */

@@ -1,0 +1,30 @@
+/**
+ * The data that the induction, previous-token, duplicate-token, sink and streaming tasks share: random
+ * token sequences repeated once, and the causal metric they share, top-1 accuracy on the repeated half
+ * (which only in-context copying can predict).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { inductionSequences } from '../../../datasets/induction.js';
+import type { FwdHook, HookedTransformer } from '../../../hooks/hooked_transformer.js';
+import type { TaskInputs } from './task.js';
+
+/** The task's repeated sequences (`half` tokens, then the same again, after the prefix). */
+export function repeatedSequences(model: HookedTransformer, { samples, seed, bos, prefix }: TaskInputs): { seqs: number[][]; half: number } {
+  const { cfg } = model;
+  const half = Math.min(50, Math.floor((cfg.n_ctx - prefix.length) / 2));
+  const seqs = inductionSequences({ n: samples, halfLength: half, low: Math.min(1, cfg.d_vocab - 2), high: cfg.d_vocab, bos, seed }).sequences;
+  return { seqs, half };
+}
+
+/** Top-1 accuracy on the predictable half of repeated sequences (in-context copying). */
+export function repeatAccuracy(model: HookedTransformer, seqs: number[][], half: number, fwdHooks: FwdHook[]): number {
+  let hit = 0;
+  let n = 0;
+  for (const s of seqs) {
+    const logits = model.runWithHooks([s], { fwdHooks });
+    const pred = tf.tidy(() => Array.from(logits.squeeze([0]).argMax(1).dataSync()));
+    logits.dispose();
+    for (let p = s.length - half; p < s.length - 1; p++) (hit += pred[p] === s[p + 1] ? 1 : 0), n++;
+  }
+  return hit / n;
+}

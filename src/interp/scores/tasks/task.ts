@@ -1,0 +1,56 @@
+/**
+ * What every scan task module provides (one module per task in this folder; ../tasks.ts looks them up by
+ * name): from a model and the scan's inputs, the task's data, its scorer and the metric of its causal check.
+ */
+import { HeadlensError } from '../../../errors.js';
+import type { FwdHook, HookedTransformer } from '../../../hooks/hooked_transformer.js';
+import type { TextTokenizer } from '../../../model/tokenizer.js';
+import type { AblationOptions } from '../../interventions/ablation.js';
+import type { HeadScorer } from '../head_scores.js';
+import type { MaskMetric } from '../mask_heads.js';
+
+export interface TaskSetup {
+  scorer: HeadScorer<any>;
+  /** The causal check's metric, its names and how it masks (absent: the task has none). */
+  causal?: { metric: (fwdHooks: FwdHook[]) => MaskMetric; names: { metric: string; control?: string }; ablation: AblationOptions };
+}
+
+export interface TaskOptions {
+  /** Items to score (default 8). */
+  samples?: number;
+  seed?: number;
+}
+
+/** TaskOptions with their defaults filled in, and the prefix every task puts before its prompts. */
+export interface TaskInputs {
+  samples: number;
+  seed: number;
+  /** The model's BOS id, or null where it has none in its vocabulary (usableBos). */
+  bos: number | null;
+  /** [bos], or [] without one. */
+  prefix: number[];
+}
+
+/** Builds one task's data, scorer and causal metric for this model. */
+export type TaskDefinition = (model: HookedTransformer, inputs: TaskInputs) => TaskSetup;
+
+/** The model's BOS id if it is in its vocabulary (tiny test checkpoints keep GPT-2's 50256 with 257 tokens). */
+export function usableBos(model: HookedTransformer): number | null {
+  const b = model.cfg.bos_token_id;
+  return b !== null && b < model.cfg.d_vocab ? b : null;
+}
+
+/** The inputs of a scan: samples (checked), seed, and the BOS prefix. */
+export function taskInputs(model: HookedTransformer, opts: TaskOptions): TaskInputs {
+  const samples = opts.samples ?? 8;
+  const seed = opts.seed ?? 0;
+  if (!(Number.isInteger(samples) && samples > 0)) throw new HeadlensError(`--samples ${samples} must be a positive integer`);
+  const bos = usableBos(model);
+  return { samples, seed, bos, prefix: bos === null ? [] : [bos] };
+}
+
+/** The model's tokenizer, for the tasks whose prompts are text. */
+export function needTokenizer(model: HookedTransformer, task: string): TextTokenizer {
+  if (!model.tokenizer) throw new HeadlensError(`task ${task} needs a model with a tokenizer (tokenizer.json)`, 'use a model folder with tokenizer.json');
+  return model.tokenizer;
+}
