@@ -31,7 +31,7 @@ const tinyCfg = () =>
     bos_token_id: 0,
   });
 const data = () => repeatedSpans({ vocab: 12, minSpan: 3, maxSpan: 6, bos: 0, evalSeed: 99, evalBatches: 1, evalSize: 8 });
-const opts = (steps: number, outDir?: string): TrainOptions => ({ steps, batchSize: 8, lr: 1e-2, warmup: 2, seed: 3, evalEvery: 5, outDir, progress: false });
+const opts = (steps: number, outDir?: string): TrainOptions => ({ steps, batchSize: 8, lr: 1e-2, warmup: 2, seed: 3, evalEvery: 5, outDir });
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'headlens-train-'));
 
 describe('train', () => {
@@ -109,7 +109,7 @@ describe('the toy-lm recipe', () => {
     model.tokenizer = r.tokenizer!();
     const data = r.data(0);
     const initial = await evaluate(model, data);
-    const res = await train(model, data, { ...r.train, steps: 8, batchSize: 2, warmup: 2, evalEvery: 8, progress: false });
+    const res = await train(model, data, { ...r.train, steps: 8, batchSize: 2, warmup: 2, evalEvery: 8 });
     console.log(`toy-lm short run: eval loss ${initial.toFixed(3)} (untrained; ln d_vocab = ${Math.log(model.cfg.d_vocab).toFixed(3)}) → ${res.finalEvalLoss.toFixed(3)} after 8 steps`);
     // untrained: no better than uniform over the vocabulary (6.575 from std 0.08, against ln 418 = 6.035)
     expect(initial).toBeGreaterThan(Math.log(model.cfg.d_vocab) - 0.2);

@@ -48,7 +48,7 @@ describe('training matches PyTorch (torch.optim.AdamW on a transformers GPT-2)',
     const res = await train(
       model,
       { batch: () => ref.batches[i++], evalBatches: () => [ref.batches[0]] },
-      { steps: h.steps, batchSize: ref.batches[0].tokens.length, lr: h.lr, warmup: h.warmup, minLrRatio: h.min_ratio, weightDecay: h.weight_decay, beta1: h.beta1, beta2: h.beta2, clip: h.clip, seed: 0, evalEvery: 1, progress: false, log: (l) => losses.push(l.loss) },
+      { steps: h.steps, batchSize: ref.batches[0].tokens.length, lr: h.lr, warmup: h.warmup, minLrRatio: h.min_ratio, weightDecay: h.weight_decay, beta1: h.beta1, beta2: h.beta2, clip: h.clip, seed: 0, evalEvery: 1, log: (l) => losses.push(l.loss) },
     );
     expect(res.history.map((l) => l.lr)).toEqual(ref.steps.map((s) => expect.closeTo(s.lr, 12)));
     losses.forEach((l, s) => expect(l, `step ${s + 1}`).toBeCloseTo(ref.steps[s].loss, 4));

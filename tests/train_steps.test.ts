@@ -66,7 +66,7 @@ describe('prepareTraining / trainStep / saveCheckpoint', () => {
     const err = vi.spyOn(process.stderr, 'write');
     const model = HookedTransformer.random(cfg(), { seed: 1 });
     const seen: TrainProgress[] = [];
-    const res = await train(model, data(), { ...opts, progress: true, onProgress: (p) => seen.push(p) });
+    const res = await train(model, data(), { ...opts, onProgress: (p) => seen.push(p) });
     expect(seen.map((p) => p.step)).toEqual([1, 2, 3, 4, 5, 6]);
     expect(seen.every((p) => p.steps === 6 && Number.isFinite(p.loss) && p.tokensPerSecond > 0)).toBe(true);
     expect(Number.isNaN(seen[0].evalLoss)).toBe(true); // no evaluation before step 3

@@ -20,7 +20,7 @@ describe('toy-induction-2l from its recipe', () => {
   it('retraining from seed 0 gives the shipped weights exactly', async () => {
     const r = recipe('toy-induction-2l');
     const model = HookedTransformer.random(makeConfig(r.config), { seed: r.train.seed, std: r.initStd ?? 0.02 });
-    const res = await train(model, r.data(r.train.seed), { ...r.train, progress: false });
+    const res = await train(model, r.data(r.train.seed), { ...r.train });
     const shipped = await loadPretrained('toy-induction-2l');
     console.log(`toy-induction-2l retrained: ${res.step} steps in ${res.seconds.toFixed(0)} s, eval loss ${res.finalEvalLoss.toFixed(4)}`);
     for (const name of shipped.paramNames()) {

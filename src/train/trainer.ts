@@ -70,8 +70,6 @@ export interface TrainOptions {
   outDir?: string;
   /** Stop (after checkpointing) once this call has trained this many seconds; `resume` continues (and counts its own). */
   maxSeconds?: number;
-  /** @deprecated Ignored: train draws nothing. Pass onProgress and draw in the caller (`headlens train` does). */
-  progress?: boolean;
   /** Called after every step. Reading the step's loss waits for the device; without onProgress train reads it only when it needs it. */
   onProgress?: (p: TrainProgress) => void;
   /** Called with every evaluation's line (also kept in TrainResult.history). */

@@ -24,7 +24,7 @@ export interface Recipe {
   data(seed: number, opts?: RecipeDataOptions): DataSource;
   /** Standard deviation of the random initial weights (default 0.02, GPT-2's initializer_range). */
   initStd?: number;
-  train: Omit<TrainOptions, 'outDir' | 'progress' | 'onProgress' | 'log' | 'maxSeconds'>;
+  train: Omit<TrainOptions, 'outDir' | 'onProgress' | 'log' | 'maxSeconds'>;
 }
 
 let toyLmTok: HFTokenizer | undefined;
