@@ -50,17 +50,17 @@ export { inductionScores, inductionScorer, inductionPattern } from './interp/sco
 export { attentionSinkScores, attentionSinkScorer, type SinkOptions } from './interp/scores/attention_sink.js';
 export { streamingScores, streamingScorer, type StreamingOptions } from './interp/scores/streaming.js';
 export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, decodesExactly, unigramRecall, type NeedleTrial, type RetrievalOptions } from './interp/scores/retrieval.js';
-export { correctLetterScores, correctLetterScorer, headLogitContributions, type LetterPrompt } from './interp/scores/correct_letter.js';
+export { correctLetterScores, correctLetterScorer, headLogitContributions } from './interp/scores/correct_letter.js';
 export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './interp/scores/temporal.js';
 export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './interp/scores/task_metrics.js';
-export { ioiHeadClasses, ioiTokens, type IoiTokens, type IoiClasses, type ClassHead } from './interp/scores/ioi_classes.js';
+export { ioiHeadClasses, type IoiClasses, type ClassHead } from './interp/scores/ioi_classes.js';
 export { maskHeadsCheck, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './interp/scores/mask_heads.js';
 export { scanTask, ioiTask, SCAN_TASKS, type ScanTask, type TaskSetup } from './interp/scores/tasks.js';
 export { scan, itemsHash, type ScanOptions } from './interp/scores/scan.js';
 export { inductionSequences, InductionSetSchema, type InductionSet } from './datasets/induction.js';
-export { ioiPrompts, singleTokenWords, IoiSetSchema, IoiPromptSchema, IOI_TEMPLATES, type IoiSet, type IoiPrompt } from './datasets/ioi.js';
+export { ioiPrompts, ioiTokens, singleTokenWords, IoiSetSchema, IoiPromptSchema, IOI_TEMPLATES, type IoiSet, type IoiPrompt, type IoiTokens } from './datasets/ioi.js';
 export { needleTextTrials, needleTokenTrials, needleGrid, fillerText, fillerSentence, needleVariant, NeedleSetSchema, NeedleTrialSchema, DEFAULT_NEEDLE, type NeedleSet } from './datasets/needle.js';
-export { mcqItems, mcqTokens, mcqPrompt, McqSetSchema, McqItemSchema, type McqSet, type McqItem } from './datasets/mcq.js';
+export { mcqItems, mcqTokens, mcqPrompt, McqSetSchema, McqItemSchema, type McqSet, type McqItem, type LetterPrompt } from './datasets/mcq.js';
 export { temporalItems, temporalTokenPairs, temporalPrompt, yearInWords, TemporalSetSchema, TemporalItemSchema, TEMPORAL_FACTS, CONTROL_FACTS, type TemporalSet, type TemporalItem } from './datasets/temporal.js';
 
 export { runBench, PRESETS as BENCH_PRESETS, type BenchOptions, type BenchResult, type BenchPreset } from './bench/bench.js';

@@ -22,24 +22,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import type { TextTokenizer } from '../../model/tokenizer.js';
-import type { IoiPrompt } from '../../datasets/ioi.js';
+import type { IoiTokens } from '../../datasets/ioi.js';
+import { actName } from '../../hooks/act_name.js';
+import { headDla } from '../attribution/dla.js';
 import { headAblationHooks, type HeadRef } from '../interventions/ablation.js';
-import { headLogitContributions } from './correct_letter.js';
 import { logitDiff } from '../metrics.js';
 import { pathPatchingSweep, type Receiver } from '../interventions/path_patching.js';
 import { zeros } from './head_scores.js';
-
-/** One IOI prompt in tokens: clean and corrupted (same length), the IO and S tokens and where they sit. */
-export interface IoiTokens {
-  clean: number[];
-  corrupted: number[];
-  io: number;
-  s: number;
-  ioPos: number;
-  s1Pos: number;
-  s2Pos: number;
-}
 
 export interface IoiClassOptions {
   threshold?: number;
@@ -68,26 +57,10 @@ export interface IoiClasses {
   corrupted: number;
 }
 
-/** Encodes a text IOI prompt; undefined if a name is not one token or the pair tokenizes to different lengths. */
-export function ioiTokens(p: IoiPrompt, tokenizer: TextTokenizer, prefix: number[] = []): IoiTokens | undefined {
-  const one = (w: string) => {
-    const ids = tokenizer.encode(` ${w}`);
-    return ids.length === 1 ? ids[0] : undefined;
-  };
-  const [io, s] = [one(p.io), one(p.s)];
-  if (io === undefined || s === undefined) return undefined;
-  const clean = [...prefix, ...tokenizer.encode(p.clean)];
-  const corrupted = [...prefix, ...tokenizer.encode(p.corrupted)];
-  const sPos = clean.flatMap((t, i) => (t === s ? [i] : []));
-  const ioPos = clean.indexOf(io);
-  if (clean.length !== corrupted.length || sPos.length !== 2 || ioPos < 0) return undefined;
-  return { clean, corrupted, io, s, ioPos, s1Pos: sPos[0], s2Pos: sPos[1] };
-}
-
 function meanAttention(model: HookedTransformer, prompts: IoiTokens[], from: (p: IoiTokens) => number, to: (p: IoiTokens) => number): number[][] {
   const { n_layers, n_heads } = model.cfg;
   const out = zeros(n_layers, n_heads);
-  const names = Array.from({ length: n_layers }, (_, l) => `blocks.${l}.attn.hook_pattern`);
+  const names = Array.from({ length: n_layers }, (_, l) => actName('pattern', l));
   for (const p of prompts) {
     const { logits, cache } = model.runWithCache([p.clean], { names });
     const a = tf.tidy(() => tf.stack(names.map((n) => cache.get(n).slice([0, 0, from(p), to(p)], [1, -1, 1, 1]).reshape([n_heads]))).arraySync() as number[][]);
@@ -184,14 +157,14 @@ function backupNameMoverSearch(
 ): ClassHead[] {
   const { n_layers, n_heads } = model.cfg;
   const layers = [...new Set(movers.map((h) => h.layer))];
-  const { logits, cache: reference } = model.runWithCache(prompts.map((p) => p.corrupted), { names: layers.map((l) => `blocks.${l}.attn.hook_z`) });
+  const { logits, cache: reference } = model.runWithCache(prompts.map((p) => p.corrupted), { names: layers.map((l) => actName('z', l)) });
   logits.dispose();
   try {
     const hooks = headAblationHooks(model, movers, { kind: 'mean', reference });
     const growth = zeros(n_layers, n_heads);
     for (const p of prompts) {
       const end = p.clean.length - 1;
-      const [intact, ablated] = [[], hooks].map((h) => headLogitContributions(model, p.clean, end, [p.io, p.s], h).dla);
+      const [intact, ablated] = [[], hooks].map((h) => headDla(model, p.clean, end, [p.io, p.s], h));
       for (let l = 0; l < n_layers; l++) for (let h = 0; h < n_heads; h++) {
         growth[l][h] += (ablated[l][h][0] - ablated[l][h][1] - (intact[l][h][0] - intact[l][h][1])) / prompts.length;
       }

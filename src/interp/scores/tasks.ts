@@ -5,14 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { inductionSequences } from '../../datasets/induction.js';
-import { mcqItems, mcqTokens } from '../../datasets/mcq.js';
+import { mcqItems, mcqTokens, type LetterPrompt } from '../../datasets/mcq.js';
 import { DEFAULT_NEEDLE, needleGrid, needleTextTrials, needleTokenTrials } from '../../datasets/needle.js';
 import { temporalItems, temporalTokenPairs } from '../../datasets/temporal.js';
 import { HeadlensError } from '../../errors.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import type { AblationOptions } from '../interventions/ablation.js';
 import { attentionSinkScorer } from './attention_sink.js';
-import { correctLetterScorer, type LetterPrompt } from './correct_letter.js';
+import { correctLetterScorer } from './correct_letter.js';
 import { duplicateTokenScorer } from './duplicate_token.js';
 import type { HeadScorer } from './head_scores.js';
 import { inductionScorer } from './induction.js';
@@ -22,8 +22,7 @@ import { argmax, lastLogProbs } from './task_metrics.js';
 import { answerRecall, decodesExactly, greedyDecode, retrievalScorer, type NeedleTrial } from './retrieval.js';
 import { streamingScorer } from './streaming.js';
 import { temporalScorer, type TemporalPair } from './temporal.js';
-import { ioiTokens, type IoiTokens } from './ioi_classes.js';
-import { ioiPrompts } from '../../datasets/ioi.js';
+import { ioiPrompts, ioiTokens, type IoiTokens } from '../../datasets/ioi.js';
 
 export const SCAN_TASKS = ['induction', 'prev-token', 'duplicate', 'sink', 'retrieval', 'streaming', 'temporal', 'correct-letter', 'ioi'] as const;
 export type ScanTask = (typeof SCAN_TASKS)[number];
