@@ -88,7 +88,7 @@ export function ioiFindings(model: HookedTransformer) {
   const movers = classes.classes.nameMovers.map(({ layer, head }) => ({ layer, head }));
   const base = { clean: prompts.map((p) => p.clean), corrupted: prompts.map((p) => p.corrupted), metric: logitDiff(prompts.map((p) => p.io), prompts.map((p) => p.s)) };
   const patchedDirect = movers.length ? pathPatch(model, movers, { kind: 'logits' }, base) : classes.clean;
-  const best = topHeads(classes.tables.logits.map((r) => r.map((x) => -x)))[0];
+  const best = topHeads(classes.nameMoverStrength)[0];
   const look = (k: keyof typeof classes.attention) => classes.attention[k][best.layer][best.head];
   return {
     heldOutPrompts: heldOut.length,

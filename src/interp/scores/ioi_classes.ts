@@ -48,7 +48,17 @@ export interface IoiClasses {
     duplicateToken: ClassHead[];
     previousToken: ClassHead[];
   };
-  /** Normalised path-patching effects per step, [n_layers][n_heads] (0 for layers a step does not sweep). */
+  /**
+   * Name-mover strength per head, [n_layers][n_heads]: the share of the IO − S logit difference the head's
+   * direct path to the logits carries, −tables.logits. Positive for name movers (patching the path from the
+   * ABC run loses that share), negative for negative name movers (the path works against IO); the score to
+   * rank and plot, with its sign as it is.
+   */
+  nameMoverStrength: number[][];
+  /**
+   * Normalised path-patching effects per step, (patched − clean) / |clean − corrupted|, [n_layers][n_heads]
+   * (0 for layers a step does not sweep): negative where the path carries the logit difference.
+   */
   tables: Record<'logits' | 'sInhibition' | 'values' | 'keys', number[][]>;
   /** Mean attention on clean prompts: END→IO, END→S1 (endToS), END→S2, S2→S1+1, S2→S1. */
   attention: Record<'endToIo' | 'endToS' | 'endToS2' | 's2ToS1Next' | 's2ToS1', number[][]>;
@@ -71,7 +81,12 @@ function meanAttention(model: HookedTransformer, prompts: IoiTokens[], from: (p:
   return out;
 }
 
-/** Finds the IOI head classes of a model by path patching, working back from the logits. */
+/**
+ * Finds the IOI head classes of a model by path patching, working back from the logits. Signs: `tables` and
+ * each class head's `effect` are (patched − clean) / |clean − corrupted|, so a name mover's effect is negative
+ * (patching its path loses logit difference); `nameMoverStrength` is the same table with the sign that reads
+ * as strength (positive for name movers), for ranking and pictures, so no caller flips it.
+ */
 export function ioiHeadClasses(model: HookedTransformer, prompts: IoiTokens[], opts: IoiClassOptions = {}): IoiClasses {
   if (!prompts.length) throw new HeadlensError('ioi: no prompts', 'pass IOI prompts in tokens (ioiTokens)');
   const len = prompts[0].clean.length;
@@ -137,6 +152,7 @@ export function ioiHeadClasses(model: HookedTransformer, prompts: IoiTokens[], o
   // the clean/corrupted metrics are the same in every sweep; keep the ones of the logits sweep
   return {
     classes: { nameMovers, negativeNameMovers, backupNameMovers, sInhibition, induction, duplicateToken, previousToken },
+    nameMoverStrength: tables.logits.map((row) => row.map((x) => -x)),
     tables,
     attention,
     settings: { task: 'ioi', prompts: prompts.length, threshold, maxPerClass, metric: 'logit(IO) − logit(S) at the last position', effect: '(patched − clean) / |clean − corrupted|' },
