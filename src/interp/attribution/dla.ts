@@ -14,6 +14,10 @@
  * tests check 1e-4 on every family. What is not: the attribution says nothing about indirect effects
  * (a head that changes what later heads do), and it freezes the scale, which in fact every component
  * moves. Wang et al. 2022 used it to find IOI's name mover heads (9.9, 10.0, 9.6 in GPT-2 small).
+ *
+ * This file owns DLA through the final norm: the terms come from the cache's logitAttrs (ActivationCache,
+ * TransformerLens' logit_attrs), and the correct-letter and IOI scorers call `headDla` / `headDlaFromCache`
+ * here rather than computing it again.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
