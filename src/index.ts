@@ -12,7 +12,7 @@ export type { TextTokenizer } from './model/tokenizer.js';
 export { processWeights, foldLayerNorm, centerWritingWeights, centerUnembed, type ProcessingOptions } from './model/weight_processing.js';
 
 export { HookedTransformer, type HookFn, type FwdHook, type HookContext, type NamesFilter, type RunOptions } from './hooks/hooked_transformer.js';
-export { ActivationCache, headAxis } from './hooks/activation_cache.js';
+export { ActivationCache, headAxis, type PosSlice, type ResidStack, type AccumulatedResidOptions, type DecomposeResidOptions } from './hooks/activation_cache.js';
 export { actName, layerOf, type HookName, type BlockHookName, type ActShortName } from './hooks/act_name.js';
 
 export { loadPretrained, readModelConfig, resolveModelDir, zooModels, type LoadOptions } from './loading/load.js';
@@ -30,7 +30,7 @@ export { patchSites, activationPatching, patchComponents, patchResidPre, patchRe
 export { pathPatch, pathPatchMany, pathPatchingSweep, type Receiver, type PathPatchingOptions } from './interp/interventions/path_patching.js';
 export { attributionPatching, attributionTerms, type AttributionOptions, type RunSpec } from './interp/interventions/attribution_patching.js';
 export { edgeAttribution, type Edge, type EdgeAttribution, type EdgeAttributionOptions } from './interp/interventions/eap.js';
-export { directLogitAttribution, dlaPerHead, dlaPerLayer, type DlaOptions } from './interp/attribution/dla.js';
+export { directLogitAttribution, dlaPerHead, dlaPerLayer, headDla, headDlaFromCache, directBias, type DlaOptions } from './interp/attribution/dla.js';
 export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './interp/attribution/logit_lens.js';
 export { attentionRollout, rolloutFromPatterns, type RolloutOptions } from './interp/attribution/attention_rollout.js';
 

@@ -8,7 +8,7 @@
  * Two tables per prompt, at the final position:
  * - `dla`: each head's direct logit attribution to the correct label's token: its hook_result through the final
  *   norm as the clean run applied it (centred for LayerNorm, divided by ln_final.hook_scale, times the norm's
- *   weight; the shared bias is left out) and W_U[:, label].
+ *   weight; the shared bias is left out) and W_U[:, label], computed by dla.ts (`headDlaFromCache`).
  * - `dla_diff`: the same to the correct label minus the mean over the other labels (what moves the choice).
  * - `attention`: the head's attention from the final position to the correct option's label token.
  * `scores` is `dla`. The causal check: mask the top heads (ablation.ts, 'uniform' or 'mean') and measure
