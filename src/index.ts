@@ -12,7 +12,7 @@ export type { TextTokenizer } from './model/tokenizer.js';
 export { processWeights, foldLayerNorm, centerWritingWeights, centerUnembed, type ProcessingOptions } from './model/weight_processing.js';
 
 export { HookedTransformer, type HookFn, type FwdHook, type HookContext, type NamesFilter, type RunOptions } from './hooks/hooked_transformer.js';
-export { ActivationCache, headAxis } from './hooks/activation_cache.js';
+export { ActivationCache, headAxis, type PosSlice, type ResidStack, type AccumulatedResidOptions, type DecomposeResidOptions } from './hooks/activation_cache.js';
 export { actName, layerOf, type HookName, type BlockHookName, type ActShortName } from './hooks/act_name.js';
 export { hookName, hookAxes, positionAxis, type HookAxis } from './hooks/act_name.js';
 
@@ -31,7 +31,7 @@ export { patchSites, activationPatching, patchComponents, patchResidPre, patchRe
 export { pathPatch, pathPatchMany, pathPatchingSweep, type Receiver, type PathPatchingOptions } from './interp/interventions/path_patching.js';
 export { attributionPatching, attributionTerms, type AttributionOptions, type RunSpec } from './interp/interventions/attribution_patching.js';
 export { edgeAttribution, type Edge, type EdgeAttribution, type EdgeAttributionOptions } from './interp/interventions/eap.js';
-export { directLogitAttribution, dlaPerHead, dlaPerLayer, type DlaOptions } from './interp/attribution/dla.js';
+export { directLogitAttribution, dlaPerHead, dlaPerLayer, headDla, headDlaFromCache, directBias, type DlaOptions } from './interp/attribution/dla.js';
 export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './interp/attribution/logit_lens.js';
 export { attentionRollout, rolloutFromPatterns, type RolloutOptions } from './interp/attribution/attention_rollout.js';
 
@@ -53,17 +53,17 @@ export { inductionScores, inductionScorer, inductionPattern } from './interp/sco
 export { attentionSinkScores, attentionSinkScorer, type SinkOptions } from './interp/scores/attention_sink.js';
 export { streamingScores, streamingScorer, type StreamingOptions } from './interp/scores/streaming.js';
 export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, decodesExactly, unigramRecall, type NeedleTrial, type RetrievalOptions } from './interp/scores/retrieval.js';
-export { correctLetterScores, correctLetterScorer, headLogitContributions, type LetterPrompt } from './interp/scores/correct_letter.js';
+export { correctLetterScores, correctLetterScorer, headLogitContributions } from './interp/scores/correct_letter.js';
 export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './interp/scores/temporal.js';
 export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './interp/scores/task_metrics.js';
-export { ioiHeadClasses, ioiTokens, type IoiTokens, type IoiClasses, type ClassHead } from './interp/scores/ioi_classes.js';
+export { ioiHeadClasses, type IoiClasses, type ClassHead } from './interp/scores/ioi_classes.js';
 export { maskHeadsCheck, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './interp/scores/mask_heads.js';
 export { scanTask, ioiTask, SCAN_TASKS, type ScanTask, type TaskSetup } from './interp/scores/tasks.js';
 export { scan, itemsHash, type ScanOptions } from './interp/scores/scan.js';
 export { inductionSequences, InductionSetSchema, type InductionSet } from './datasets/induction.js';
-export { ioiPrompts, singleTokenWords, IoiSetSchema, IoiPromptSchema, IOI_TEMPLATES, type IoiSet, type IoiPrompt } from './datasets/ioi.js';
+export { ioiPrompts, ioiTokens, singleTokenWords, IoiSetSchema, IoiPromptSchema, IOI_TEMPLATES, type IoiSet, type IoiPrompt, type IoiTokens } from './datasets/ioi.js';
 export { needleTextTrials, needleTokenTrials, needleGrid, fillerText, fillerSentence, needleVariant, NeedleSetSchema, NeedleTrialSchema, DEFAULT_NEEDLE, type NeedleSet } from './datasets/needle.js';
-export { mcqItems, mcqTokens, mcqPrompt, McqSetSchema, McqItemSchema, type McqSet, type McqItem } from './datasets/mcq.js';
+export { mcqItems, mcqTokens, mcqPrompt, McqSetSchema, McqItemSchema, type McqSet, type McqItem, type LetterPrompt } from './datasets/mcq.js';
 export { temporalItems, temporalTokenPairs, temporalPrompt, yearInWords, TemporalSetSchema, TemporalItemSchema, TEMPORAL_FACTS, CONTROL_FACTS, type TemporalSet, type TemporalItem } from './datasets/temporal.js';
 
 export { runBench, PRESETS as BENCH_PRESETS, type BenchOptions, type BenchResult, type BenchPreset } from './bench/bench.js';

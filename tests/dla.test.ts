@@ -10,7 +10,7 @@ import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
 import { actName } from '../src/hooks/act_name.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
-import { directLogitAttribution, dlaPerHead, dlaPerLayer } from '../src/interp/attribution/dla.js';
+import { directLogitAttribution, dlaPerHead, dlaPerLayer, headDla } from '../src/interp/attribution/dla.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { makeConfig } from '../src/model/config.js';
 import { FIXTURES, fixtureModels } from './helpers.js';
@@ -80,12 +80,27 @@ describe('directLogitAttribution', () => {
     model.dispose();
   });
 
-  it('directLogitAttribution / dlaPerHead / dlaPerLayer, 20 times, leave numTensors unchanged', async () => {
+  for (const name of ['gpt2', 'llama-gqa']) {
+    it(`headDla(model, tokens, pos, targets) on ${name} is directLogitAttribution's head column for each target`, async () => {
+      const model = await loadPretrained(path.join(FIXTURES, name));
+      const { n_layers, n_heads } = model.cfg;
+      const per = headDla(model, TOKENS[1], 3, [5, 9]); // [layer][head][target]
+      expect([per.length, per[0].length, per[0][0].length]).toEqual([n_layers, n_heads, 2]);
+      [5, 9].forEach((t, k) => {
+        const dla = directLogitAttribution(model, [TOKENS[1]], { answer: t, pos: 3 });
+        for (let l = 0; l < n_layers; l++) for (let h = 0; h < n_heads; h++) expect(per[l][h][k]).toBeCloseTo(dla.at('0', `L${l}H${h}`), 6);
+      });
+      model.dispose();
+    });
+  }
+
+  it('directLogitAttribution / dlaPerHead / dlaPerLayer / headDla, 20 times, leave numTensors unchanged', async () => {
     const model = await loadPretrained(path.join(FIXTURES, 'llama-gqa'));
     const once = () => {
       directLogitAttribution(model, TOKENS, { answer: 5, wrong: 9 });
       dlaPerHead(model, TOKENS, { answer: 5 });
       dlaPerLayer(model, TOKENS, { answer: 5, wrong: 6 });
+      headDla(model, TOKENS[0], 3, [5, 9]);
     };
     once();
     const before = tf.memory().numTensors;

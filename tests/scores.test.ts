@@ -180,6 +180,9 @@ describe('IOI head classes by path patching (Wang et al. 2022)', () => {
     // by hand: clean LD = 10 − 1 = 9 (copy of IO vs the direct path of S), ABC LD = 0; patched, L1H0 spreads 10/6 over
     // the six tokens while the direct path still adds 1 to S: LD = −1, effect (−1 − 9) / 9
     expect(r.classes.nameMovers[0].effect).toBeCloseTo(-10 / 9, 4);
+    // the strength table carries the name mover's share with the sign that reads as strength
+    expect(r.nameMoverStrength[PLANTED.induction.layer][PLANTED.induction.head]).toBeCloseTo(10 / 9, 4);
+    expect(r.nameMoverStrength).toEqual(r.tables.logits.map((row) => row.map((x) => -x)));
     expect([r.clean, r.corrupted].map((x) => Math.round(x * 1e4) / 1e4)).toEqual([9, 0]);
     expect(r.classes.negativeNameMovers).toEqual([]);
     // no other head copies names, so with L1H0 mean-ablated none takes over its job

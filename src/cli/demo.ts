@@ -98,7 +98,7 @@ function taskGrids(model: HookedTransformer): { name: string; description: strin
   try {
     const { prompts } = ioiTask(model, { samples: 8, seed: 0 });
     const r = ioiHeadClasses(model, prompts);
-    const scores = r.tables.logits.map((row) => row.map((x) => -x));
+    const scores = r.nameMoverStrength;
     out.push({ name: 'IOI direct path', description: `share of the IO − S logit difference lost when the head's direct path to the logits is patched from the ABC run (${prompts.length} IOI prompts)`, scores, top: topHeads(scores)[0] });
   } catch (e) {
     if (!(e instanceof HeadlensError)) throw e;

@@ -61,7 +61,7 @@ export const scanCommand: Command = {
         if (v.causal || v.resume) throw new HeadlensError('--causal and --resume do not apply to --task ioi', 'drop them');
         const { prompts, droppedNames } = ioiTask(model, { samples, seed });
         const r = ioiHeadClasses(model, prompts);
-        const scores = r.tables.logits.map((row) => row.map((x) => -x)); // name-mover strength: the share of the logit difference lost
+        const scores = r.nameMoverStrength; // the share of the logit difference each head's direct path carries
         emit({ model: model.cfg.model_name, task, settings: { ...r.settings, samples, seed, droppedNames }, scores, top: topHeads(scores), classes: r.classes, tables: r.tables, attention: r.attention, clean: r.clean, corrupted: r.corrupted });
         if (reportFile) writeReport(model, reportFile, task, scores, r.tables, prompts[0]?.clean);
         return;

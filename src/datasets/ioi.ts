@@ -108,3 +108,30 @@ export function ioiPrompts(opts: IoiOptions): IoiSet {
   });
   return IoiSetSchema.parse({ kind: 'ioi', seed, prompts, droppedNames });
 }
+
+/** One IOI prompt in tokens: clean and corrupted (same length), the IO and S tokens and where they sit. */
+export interface IoiTokens {
+  clean: number[];
+  corrupted: number[];
+  io: number;
+  s: number;
+  ioPos: number;
+  s1Pos: number;
+  s2Pos: number;
+}
+
+/** Encodes a text IOI prompt; undefined if a name is not one token or the pair tokenizes to different lengths. */
+export function ioiTokens(p: IoiPrompt, tokenizer: TextTokenizer, prefix: number[] = []): IoiTokens | undefined {
+  const one = (w: string) => {
+    const ids = tokenizer.encode(` ${w}`);
+    return ids.length === 1 ? ids[0] : undefined;
+  };
+  const [io, s] = [one(p.io), one(p.s)];
+  if (io === undefined || s === undefined) return undefined;
+  const clean = [...prefix, ...tokenizer.encode(p.clean)];
+  const corrupted = [...prefix, ...tokenizer.encode(p.corrupted)];
+  const sPos = clean.flatMap((t, i) => (t === s ? [i] : []));
+  const ioPos = clean.indexOf(io);
+  if (clean.length !== corrupted.length || sPos.length !== 2 || ioPos < 0) return undefined;
+  return { clean, corrupted, io, s, ioPos, s1Pos: sPos[0], s2Pos: sPos[1] };
+}

@@ -69,11 +69,22 @@ export function mcqItems(opts: McqOptions): McqSet {
   return McqSetSchema.parse({ kind: 'mcq', seed, labelMode: mode, items });
 }
 
+/** One multiple-choice prompt in tokens, as the correct-letter scorer (interp/scores/correct_letter.ts) reads it. */
+export interface LetterPrompt {
+  tokens: number[];
+  /** The token id of each option's label, in option order. */
+  labelTokens: number[];
+  /** Where each option's label token sits in `tokens`. */
+  labelPositions: number[];
+  /** The index of the correct option. */
+  correct: number;
+}
+
 /**
  * Tokens of an item with the position of each label, encoding the prompt piece by piece (so positions are
  * exact). Returns undefined when a label (with its leading space) is not one token.
  */
-export function mcqTokens(item: McqItem, tokenizer: TextTokenizer, prefix: number[] = []): { tokens: number[]; labelTokens: number[]; labelPositions: number[]; correct: number } | undefined {
+export function mcqTokens(item: McqItem, tokenizer: TextTokenizer, prefix: number[] = []): LetterPrompt | undefined {
   const tokens = [...prefix, ...tokenizer.encode(`Question: ${item.question}\nOptions:`)];
   const labelTokens: number[] = [];
   const labelPositions: number[] = [];

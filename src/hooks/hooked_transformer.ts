@@ -145,7 +145,7 @@ export class HookedTransformer extends Transformer {
     };
     try {
       const logits = this.forward(tokens, { interceptor: withCache, stopAtLayer: opts.stopAtLayer });
-      return { logits, cache: new ActivationCache(acts, this.cfg) };
+      return { logits, cache: new ActivationCache(acts, this.cfg, this) };
     } catch (e) {
       for (const t of acts.values()) t.dispose();
       throw e;

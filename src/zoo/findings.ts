@@ -6,8 +6,8 @@
  * Every measure runs on held-out data where the mixture has some (IOI_HELD_OUT names, the scan's own needle,
  * the seeds below, which the training data never draws).
  */
-import { ioiPrompts } from '../datasets/ioi.js';
-import { mcqItems, mcqTokens } from '../datasets/mcq.js';
+import { ioiPrompts, ioiTokens, type IoiTokens } from '../datasets/ioi.js';
+import { mcqItems, mcqTokens, type LetterPrompt } from '../datasets/mcq.js';
 import { temporalItems, temporalTokenPairs } from '../datasets/temporal.js';
 import { HeadlensError } from '../errors.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
@@ -15,9 +15,8 @@ import { headAblationHooks, type HeadRef } from '../interp/interventions/ablatio
 import { headLabel } from '../interp/weights/head_circuits.js';
 import { logitDiff } from '../interp/metrics.js';
 import { pathPatch } from '../interp/interventions/path_patching.js';
-import type { LetterPrompt } from '../interp/scores/correct_letter.js';
 import { runScorer, topHeads, type TopHead } from '../interp/scores/head_scores.js';
-import { ioiHeadClasses, ioiTokens, type IoiTokens } from '../interp/scores/ioi_classes.js';
+import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
 import { maskHeadsCheck } from '../interp/scores/mask_heads.js';
 import { retrievalHeads } from '../interp/scores/retrieval.js';
 import { factAccuracy, ioiLogitDiff, letterAccuracy } from '../interp/scores/task_metrics.js';
@@ -89,7 +88,7 @@ export function ioiFindings(model: HookedTransformer) {
   const movers = classes.classes.nameMovers.map(({ layer, head }) => ({ layer, head }));
   const base = { clean: prompts.map((p) => p.clean), corrupted: prompts.map((p) => p.corrupted), metric: logitDiff(prompts.map((p) => p.io), prompts.map((p) => p.s)) };
   const patchedDirect = movers.length ? pathPatch(model, movers, { kind: 'logits' }, base) : classes.clean;
-  const best = topHeads(classes.tables.logits.map((r) => r.map((x) => -x)))[0];
+  const best = topHeads(classes.nameMoverStrength)[0];
   const look = (k: keyof typeof classes.attention) => classes.attention[k][best.layer][best.head];
   return {
     heldOutPrompts: heldOut.length,

@@ -14,11 +14,16 @@
  * tests check 1e-4 on every family. What is not: the attribution says nothing about indirect effects
  * (a head that changes what later heads do), and it freezes the scale, which in fact every component
  * moves. Wang et al. 2022 used it to find IOI's name mover heads (9.9, 10.0, 9.6 in GPT-2 small).
+ *
+ * This file owns DLA through the final norm: the terms come from the cache's logitAttrs (ActivationCache,
+ * TransformerLens' logit_attrs), and the correct-letter and IOI scorers call `headDla` / `headDlaFromCache`
+ * here rather than computing it again.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import { actName } from '../../hooks/act_name.js';
-import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import type { ActivationCache } from '../../hooks/activation_cache.js';
+import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import type { TokenInput } from '../../model/transformer.js';
 import { Labelled, layerAxis } from '../labelled.js';
 import type { Answer } from '../metrics.js';
@@ -52,44 +57,32 @@ export function directLogitAttribution(model: HookedTransformer, tokens: TokenIn
     if (!Number.isInteger(p) || p < 0 || p >= nPos) throw new HeadlensError(`position ${opts.pos} is outside the sequence (${nPos} tokens)`);
     const ans = answerIds(opts.answer, batch, cfg.d_vocab, 'answer');
     const wrong = opts.wrong === undefined ? undefined : answerIds(opts.wrong, batch, cfg.d_vocab, 'wrong');
-    const labels: string[] = [];
-    const cols: Float32Array[] = [];
     const actual = tf.tidy(() => {
       const l2 = logits.slice([0, p, 0], [-1, 1, -1]).reshape([batch, cfg.d_vocab]) as tf.Tensor2D;
       const g = (ids: number[]) => tf.gather(l2, tf.tensor1d(ids, 'int32'), 1).mul(tf.eye(batch)).sum(1);
       return (wrong ? g(ans).sub(g(wrong)) : g(ans)).dataSync() as Float32Array;
     });
-    tf.tidy(() => {
-      // dir [d_model, batch]: the unembedding direction of each prompt, times the norm's weight
-      const WU = model.param('unembed.W_U') as tf.Tensor2D;
-      let dir = tf.gather(WU, tf.tensor1d(ans, 'int32'), 1);
-      if (wrong) dir = dir.sub(tf.gather(WU, tf.tensor1d(wrong, 'int32'), 1));
-      const dirW = cfg.normalization_type ? dir.mul(model.param('ln_final.w').reshape([-1, 1])) : dir;
-      const scale = cfg.normalization_type ? cache.get('ln_final.hook_scale').slice([0, p, 0], [-1, 1, -1]).reshape([batch, 1]) : tf.ones([batch, 1]);
-      // one component at the read position [batch, d_model] → its contribution [batch]
-      const contrib = (c: tf.Tensor2D) => {
-        const x = cfg.normalization_type === 'LN' ? c.sub(c.mean(1, true)) : c;
-        return x.div(scale).mul(dirW.transpose()).sum(1);
-      };
-      const atPos = (t: tf.Tensor) => t.slice([0, p, 0], [-1, 1, -1]).reshape([batch, cfg.d_model]) as tf.Tensor2D;
-      const push = (label: string, v: tf.Tensor) => (labels.push(label), cols.push(v.dataSync() as Float32Array));
-      push('embed', contrib(atPos(cache.get('hook_embed'))));
-      if (cfg.positional_embedding_type === 'standard') push('pos_embed', contrib(atPos(cache.get('hook_pos_embed'))));
+    // the components at the read position, each [1, batch, d_model], in the order of the labels; through
+    // the final norm and onto the answer direction by the cache's logitAttrs, the one path for DLA
+    const labels: string[] = [];
+    const cols = tf.tidy(() => {
+      const parts: tf.Tensor[] = [];
+      const atPos = (n: string) => cache.get(n).slice([0, p, 0], [-1, 1, -1]).reshape([1, batch, cfg.d_model]);
+      labels.push('embed');
+      parts.push(atPos('hook_embed'));
+      if (cfg.positional_embedding_type === 'standard') (labels.push('pos_embed'), parts.push(atPos('hook_pos_embed')));
+      const heads = cache.stackHeadResults(undefined, { posSlice: p }); // [layer·head, batch, d_model]
       for (let l = 0; l < cfg.n_layers; l++) {
-        const r = cache.get(actName('result', l)); // [batch, pos, head, d_model]
-        const rp = r.slice([0, p, 0, 0], [-1, 1, -1, -1]).reshape([batch, cfg.n_heads, cfg.d_model]);
-        for (let h = 0; h < cfg.n_heads; h++) {
-          push(`L${l}H${h}`, contrib(rp.slice([0, h, 0], [-1, 1, -1]).reshape([batch, cfg.d_model]) as tf.Tensor2D));
-        }
-        push(`L${l}.b_O`, contrib(model.param(`blocks.${l}.attn.b_O`).reshape([1, -1]).tile([batch, 1]) as tf.Tensor2D));
-        if (!cfg.attn_only) push(`L${l}.mlp`, contrib(atPos(cache.get(actName('mlp_out', l)))));
+        labels.push(...heads.labels.slice(l * cfg.n_heads, (l + 1) * cfg.n_heads), `L${l}.b_O`);
+        parts.push(heads.stack.slice([l * cfg.n_heads, 0, 0], [cfg.n_heads, -1, -1]));
+        parts.push(model.param(`blocks.${l}.attn.b_O`).reshape([1, 1, -1]).tile([1, batch, 1]));
+        if (!cfg.attn_only) (labels.push(`L${l}.mlp`), parts.push(atPos(actName('mlp_out', l))));
       }
-      const bU = model.param('unembed.b_U');
-      let bias = tf.gather(bU, tf.tensor1d(ans, 'int32'));
-      if (wrong) bias = bias.sub(tf.gather(bU, tf.tensor1d(wrong, 'int32')));
-      if (cfg.normalization_type === 'LN') bias = bias.add(model.param('ln_final.b').reshape([1, -1]).matMul(dir).reshape([batch]));
-      push('bias', bias);
+      const attrs = cache.logitAttrs(tf.concat(parts, 0), ans, wrong, { posSlice: p }); // [component, batch]
+      return attrs.arraySync() as number[][];
     });
+    labels.push('bias');
+    cols.push(Array.from(directBias(model, ans, wrong)));
     const values = new Float64Array(batch * labels.length);
     for (let b = 0; b < batch; b++) for (let c = 0; c < labels.length; c++) values[b * labels.length + c] = cols[c][b];
     return new Labelled(
@@ -97,6 +90,54 @@ export function directLogitAttribution(model: HookedTransformer, tokens: TokenIn
       values,
       { logit: Array.from(actual), pos: p, direction: wrong ? 'answer − wrong' : 'answer' },
     );
+  } finally {
+    cache.dispose();
+    logits.dispose();
+  }
+}
+
+/**
+ * The constant term of the logit (difference): what the final norm's bias and b_U add whatever the
+ * components wrote, unembed(ln_final.b) at the answer minus at wrong ([batch]; read through the model's
+ * own pieces, the norm with scale 1 on a zero residual giving its bias).
+ */
+export function directBias(model: HookedTransformer, answer: number[], wrong?: number[]): Float32Array {
+  const { cfg } = model;
+  return tf.tidy(() => {
+    const zero = tf.zeros([1, cfg.d_model]);
+    const logits = model.unembed(model.applyNorm('ln_final', zero, { scale: tf.ones([1, 1]) })).reshape([-1]); // [d_vocab]
+    const at = (ids: number[]) => tf.gather(logits, tf.tensor1d(ids, 'int32'));
+    return (wrong ? at(answer).sub(at(wrong)) : at(answer)).dataSync() as Float32Array;
+  });
+}
+
+/**
+ * Each head's direct logit attribution, at position `pos` of prompt `b` (default 0) of a run's cache, to
+ * each of `targets`: [layer][head][target]. The same terms as `directLogitAttribution` (the head's output
+ * through the final norm with the run's scale, times W_U[:, target]), read from a cache that holds the heads'
+ * results (or hook_z) and ln_final.hook_scale, so callers that need more of the same run (attention, say)
+ * run once.
+ */
+export function headDlaFromCache(cache: ActivationCache, pos: number, targets: number[], b = 0): number[][][] {
+  const { n_layers, n_heads } = cache.cfg;
+  return tf.tidy(() => {
+    const heads = cache.stackHeadResults(undefined, { posSlice: pos }).stack; // [layer·head, batch, d_model]
+    const per = targets.map((t) => cache.logitAttrs(heads, t, undefined, { posSlice: pos }).slice([0, b], [-1, 1])); // [layer·head, 1] each
+    return tf.concat(per, 1).reshape([n_layers, n_heads, targets.length]).arraySync() as number[][][];
+  });
+}
+
+/** The names a cache needs for `headDlaFromCache`. */
+export function headDlaNames(model: HookedTransformer): string[] {
+  const { cfg } = model;
+  return [...Array.from({ length: cfg.n_layers }, (_, l) => actName('result', l)), ...(cfg.normalization_type ? [actName('scale')] : [])];
+}
+
+/** Each head's direct logit attribution to each of `targets` at `pos` of one prompt: [layer][head][target]; `fwdHooks` apply to the run (e.g. other heads ablated). */
+export function headDla(model: HookedTransformer, tokens: number[], pos: number, targets: number[], fwdHooks: FwdHook[] = []): number[][][] {
+  const { logits, cache } = model.runWithCache([tokens], { names: headDlaNames(model), fwdHooks });
+  try {
+    return headDlaFromCache(cache, pos, targets);
   } finally {
     cache.dispose();
     logits.dispose();

@@ -16,8 +16,6 @@ import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import { actName } from '../../hooks/act_name.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { HookPoints } from '../../model/hook_point.js';
-import { norm } from '../../model/norm.js';
 import type { TokenInput } from '../../model/transformer.js';
 import type { Answer } from '../metrics.js';
 
@@ -42,12 +40,9 @@ export function logitLens(model: HookedTransformer, tokens: TokenInput, opts: Lo
     const p = (opts.pos ?? -1) < 0 ? nPos + (opts.pos ?? -1) : opts.pos!;
     if (!Number.isInteger(p) || p < 0 || p >= nPos) throw new HeadlensError(`position ${opts.pos} is outside the sequence (${nPos} tokens)`);
     return tf.tidy(() => {
-      const resid = tf.stack(names.map((n) => cache.get(n).slice([0, p, 0], [-1, 1, -1]))).reshape([1, (cfg.n_layers + 1) * batch, cfg.d_model]) as tf.Tensor3D; // [1, layer*batch, d_model]
-      const x = opts.applyFinalNorm === false || !cfg.normalization_type
-        ? resid
-        : norm(cfg, resid, model.param('ln_final.w'), cfg.normalization_type === 'LN' ? model.param('ln_final.b') : undefined, 'ln_final', new HookPoints());
-      const out = x.reshape([-1, cfg.d_model]).matMul(model.param('unembed.W_U') as tf.Tensor2D).add(model.param('unembed.b_U'));
-      return out.reshape([cfg.n_layers + 1, batch, cfg.d_vocab]) as tf.Tensor3D;
+      // [layer + 1, batch, d_model]: resid_pre of every layer and the final resid_post, each through ln_final with its own statistics
+      const { stack } = cache.accumulatedResid(undefined, { posSlice: p, applyLn: opts.applyFinalNorm !== false });
+      return model.unembed(stack) as tf.Tensor3D; // [layer + 1, batch, d_vocab]
     });
   } finally {
     cache.dispose();

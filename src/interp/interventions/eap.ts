@@ -33,8 +33,6 @@ import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import { actName } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { HookPoints } from '../../model/hook_point.js';
-import { norm } from '../../model/norm.js';
 import type { TokenInput } from '../../model/transformer.js';
 import { runSpec, type RunSpec } from './attribution_patching.js';
 import { Labelled } from '../labelled.js';
@@ -174,7 +172,7 @@ function readerGrads(model: HookedTransformer, tokens: TokenInput, hooks: FwdHoo
   const gNames: string[] = [];
   for (let l = 0; l < L; l++) {
     gNames.push(actName('q', l), actName('k', l), actName('v', l));
-    if (hasMlp) gNames.push(`blocks.${l}.ln2.hook_normalized`);
+    if (hasMlp) gNames.push(actName('normalized', l, 'ln2'));
   }
   gNames.push(actName('resid_post', L - 1));
   const run = model.runWithCache(tokens, { names: [...inNames, ...gNames], fwdHooks: hooks });
@@ -191,14 +189,13 @@ function readerGrads(model: HookedTransformer, tokens: TokenInput, hooks: FwdHoo
       };
       const g = tf.grads(f)(gNames.map((n) => tf.zerosLike(run.cache.get(n))));
       const byName = new Map(gNames.map((n, i) => [n, g[i]]));
-      const lnParams = (p: string) => [cfg.normalization_type ? model.param(`${p}.w`) : undefined, cfg.normalization_type === 'LN' ? model.param(`${p}.b`) : undefined] as const;
       // J_norm(r)ᵀ·v for a stack of cotangents v [n, batch, pos, d_model] at residual r [batch, pos, d_model]
       const throughNorm = (prefix: string, r: tf.Tensor, v: tf.Tensor): tf.Tensor => {
         if (!cfg.normalization_type) return v;
         const n = v.shape[0];
         const rt = r.expandDims(0).tile([n, 1, 1, 1]).reshape([n * B, P, cfg.d_model]) as tf.Tensor3D;
         const vt = v.reshape([n * B, P, cfg.d_model]);
-        const vjp = tf.grad((x: tf.Tensor) => norm(cfg, x as tf.Tensor3D, ...lnParams(prefix), prefix, new HookPoints()).mul(vt).sum())(rt);
+        const vjp = tf.grad((x: tf.Tensor) => model.applyNorm(prefix, x).mul(vt).sum())(rt);
         return vjp.reshape([n, B, P, cfg.d_model]);
       };
       // per-head cotangent through W [head, d_model, d_head]: g [batch, pos, head, d_head] → [head, batch, pos, d_model]
@@ -216,7 +213,7 @@ function readerGrads(model: HookedTransformer, tokens: TokenInput, hooks: FwdHoo
         }
         if (hasMlp) {
           const rm = cfg.parallel_attn_mlp ? r : run.cache.get(actName('resid_mid', l));
-          rows.push(throughNorm(`blocks.${l}.ln2`, rm, byName.get(`blocks.${l}.ln2.hook_normalized`)!.expandDims(0)).reshape([1, -1]));
+          rows.push(throughNorm(`blocks.${l}.ln2`, rm, byName.get(actName('normalized', l, 'ln2'))!.expandDims(0)).reshape([1, -1]));
         }
       }
       rows.push(byName.get(actName('resid_post', L - 1))!.reshape([1, -1]));

@@ -8,7 +8,7 @@
  * Two tables per prompt, at the final position:
  * - `dla`: each head's direct logit attribution to the correct label's token: its hook_result through the final
  *   norm as the clean run applied it (centred for LayerNorm, divided by ln_final.hook_scale, times the norm's
- *   weight; the shared bias is left out) and W_U[:, label].
+ *   weight; the shared bias is left out) and W_U[:, label], computed by dla.ts (`headDlaFromCache`).
  * - `dla_diff`: the same to the correct label minus the mean over the other labels (what moves the choice).
  * - `attention`: the head's attention from the final position to the correct option's label token.
  * `scores` is `dla`. The causal check: mask the top heads (ablation.ts, 'uniform' or 'mean') and measure
@@ -16,19 +16,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
+import type { LetterPrompt } from '../../datasets/mcq.js';
+import { actName } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
+import { headDlaFromCache, headDlaNames } from '../attribution/dla.js';
 import { runScorer, type HeadScorer, type HeadScores } from './head_scores.js';
-
-/** One multiple-choice prompt in tokens. */
-export interface LetterPrompt {
-  tokens: number[];
-  /** The token id of each option's label, in option order. */
-  labelTokens: number[];
-  /** Where each option's label token sits in `tokens`. */
-  labelPositions: number[];
-  /** The index of the correct option. */
-  correct: number;
-}
 
 export interface CorrectLetterOptions {
   top?: number;
@@ -47,33 +39,22 @@ function checkPrompts(prompts: LetterPrompt[]): void {
   });
 }
 
-/** Per-head contributions to the logits of `labels` at position `pos`, through the final norm: [layer][head][label]; `fwdHooks` apply to the run (e.g. other heads ablated). */
+/**
+ * Per-head contributions to the logits of `labels` at position `pos`, through the final norm ([layer][head][label],
+ * from dla.ts's headDlaFromCache), with each head's attention from `pos` ([layer][head][key_pos]), from one run;
+ * `fwdHooks` apply to it (e.g. other heads ablated).
+ */
 export function headLogitContributions(model: HookedTransformer, tokens: number[], pos: number, labels: number[], fwdHooks: FwdHook[] = []): { dla: number[][][]; attention: number[][][] } {
   const { cfg } = model;
-  const names = [
-    ...Array.from({ length: cfg.n_layers }, (_, l) => `blocks.${l}.attn.hook_result`),
-    ...Array.from({ length: cfg.n_layers }, (_, l) => `blocks.${l}.attn.hook_pattern`),
-    ...(cfg.normalization_type ? ['ln_final.hook_scale'] : []),
-  ];
+  const names = [...headDlaNames(model), ...Array.from({ length: cfg.n_layers }, (_, l) => actName('pattern', l))];
   const { logits, cache } = model.runWithCache([tokens], { names, fwdHooks });
   try {
-    return tf.tidy(() => {
-      const W = tf.gather(model.param('unembed.W_U'), tf.tensor1d(labels, 'int32'), 1); // [d_model, label]
-      const perLayer = Array.from({ length: cfg.n_layers }, (_, l) => {
-        let r = cache.get(`blocks.${l}.attn.hook_result`).slice([0, pos, 0, 0], [1, 1, -1, -1]).reshape([cfg.n_heads, cfg.d_model]); // [head, d_model]
-        if (cfg.normalization_type === 'LN') r = r.sub(r.mean(1, true));
-        if (cfg.normalization_type) {
-          const scale = cache.get('ln_final.hook_scale').slice([0, pos, 0], [1, 1, 1]).reshape([1, 1]);
-          r = r.div(scale).mul(model.param('ln_final.w').reshape([1, cfg.d_model]));
-        }
-        return r.matMul(W); // [head, label]
-      });
-      const dla = tf.stack(perLayer).arraySync() as number[][][];
-      const attention = Array.from({ length: cfg.n_layers }, (_, l) =>
-        cache.get(`blocks.${l}.attn.hook_pattern`).slice([0, 0, pos, 0], [1, -1, 1, -1]).reshape([cfg.n_heads, tokens.length]),
-      );
-      return { dla, attention: tf.stack(attention).arraySync() as number[][][] }; // attention: [layer][head][key_pos]
+    const dla = headDlaFromCache(cache, pos, labels); // [layer][head][label]
+    const attention = tf.tidy(() => {
+      const rows = Array.from({ length: cfg.n_layers }, (_, l) => cache.get(actName('pattern', l)).slice([0, 0, pos, 0], [1, -1, 1, -1]).reshape([cfg.n_heads, tokens.length]));
+      return tf.stack(rows).arraySync() as number[][][]; // [layer][head][key_pos]
     });
+    return { dla, attention };
   } finally {
     cache.dispose();
     logits.dispose();

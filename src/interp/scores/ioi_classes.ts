@@ -22,24 +22,13 @@
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import type { TextTokenizer } from '../../model/tokenizer.js';
-import type { IoiPrompt } from '../../datasets/ioi.js';
+import type { IoiTokens } from '../../datasets/ioi.js';
+import { actName } from '../../hooks/act_name.js';
+import { headDla } from '../attribution/dla.js';
 import { headAblationHooks, type HeadRef } from '../interventions/ablation.js';
-import { headLogitContributions } from './correct_letter.js';
 import { logitDiff } from '../metrics.js';
 import { pathPatchingSweep, type Receiver } from '../interventions/path_patching.js';
 import { zeros } from './head_scores.js';
-
-/** One IOI prompt in tokens: clean and corrupted (same length), the IO and S tokens and where they sit. */
-export interface IoiTokens {
-  clean: number[];
-  corrupted: number[];
-  io: number;
-  s: number;
-  ioPos: number;
-  s1Pos: number;
-  s2Pos: number;
-}
 
 export interface IoiClassOptions {
   threshold?: number;
@@ -59,7 +48,17 @@ export interface IoiClasses {
     duplicateToken: ClassHead[];
     previousToken: ClassHead[];
   };
-  /** Normalised path-patching effects per step, [n_layers][n_heads] (0 for layers a step does not sweep). */
+  /**
+   * Name-mover strength per head, [n_layers][n_heads]: the share of the IO − S logit difference the head's
+   * direct path to the logits carries, −tables.logits. Positive for name movers (patching the path from the
+   * ABC run loses that share), negative for negative name movers (the path works against IO); the score to
+   * rank and plot, with its sign as it is.
+   */
+  nameMoverStrength: number[][];
+  /**
+   * Normalised path-patching effects per step, (patched − clean) / |clean − corrupted|, [n_layers][n_heads]
+   * (0 for layers a step does not sweep): negative where the path carries the logit difference.
+   */
   tables: Record<'logits' | 'sInhibition' | 'values' | 'keys', number[][]>;
   /** Mean attention on clean prompts: END→IO, END→S1 (endToS), END→S2, S2→S1+1, S2→S1. */
   attention: Record<'endToIo' | 'endToS' | 'endToS2' | 's2ToS1Next' | 's2ToS1', number[][]>;
@@ -68,26 +67,10 @@ export interface IoiClasses {
   corrupted: number;
 }
 
-/** Encodes a text IOI prompt; undefined if a name is not one token or the pair tokenizes to different lengths. */
-export function ioiTokens(p: IoiPrompt, tokenizer: TextTokenizer, prefix: number[] = []): IoiTokens | undefined {
-  const one = (w: string) => {
-    const ids = tokenizer.encode(` ${w}`);
-    return ids.length === 1 ? ids[0] : undefined;
-  };
-  const [io, s] = [one(p.io), one(p.s)];
-  if (io === undefined || s === undefined) return undefined;
-  const clean = [...prefix, ...tokenizer.encode(p.clean)];
-  const corrupted = [...prefix, ...tokenizer.encode(p.corrupted)];
-  const sPos = clean.flatMap((t, i) => (t === s ? [i] : []));
-  const ioPos = clean.indexOf(io);
-  if (clean.length !== corrupted.length || sPos.length !== 2 || ioPos < 0) return undefined;
-  return { clean, corrupted, io, s, ioPos, s1Pos: sPos[0], s2Pos: sPos[1] };
-}
-
 function meanAttention(model: HookedTransformer, prompts: IoiTokens[], from: (p: IoiTokens) => number, to: (p: IoiTokens) => number): number[][] {
   const { n_layers, n_heads } = model.cfg;
   const out = zeros(n_layers, n_heads);
-  const names = Array.from({ length: n_layers }, (_, l) => `blocks.${l}.attn.hook_pattern`);
+  const names = Array.from({ length: n_layers }, (_, l) => actName('pattern', l));
   for (const p of prompts) {
     const { logits, cache } = model.runWithCache([p.clean], { names });
     const a = tf.tidy(() => tf.stack(names.map((n) => cache.get(n).slice([0, 0, from(p), to(p)], [1, -1, 1, 1]).reshape([n_heads]))).arraySync() as number[][]);
@@ -98,7 +81,12 @@ function meanAttention(model: HookedTransformer, prompts: IoiTokens[], from: (p:
   return out;
 }
 
-/** Finds the IOI head classes of a model by path patching, working back from the logits. */
+/**
+ * Finds the IOI head classes of a model by path patching, working back from the logits. Signs: `tables` and
+ * each class head's `effect` are (patched − clean) / |clean − corrupted|, so a name mover's effect is negative
+ * (patching its path loses logit difference); `nameMoverStrength` is the same table with the sign that reads
+ * as strength (positive for name movers), for ranking and pictures, so no caller flips it.
+ */
 export function ioiHeadClasses(model: HookedTransformer, prompts: IoiTokens[], opts: IoiClassOptions = {}): IoiClasses {
   if (!prompts.length) throw new HeadlensError('ioi: no prompts', 'pass IOI prompts in tokens (ioiTokens)');
   const len = prompts[0].clean.length;
@@ -164,6 +152,7 @@ export function ioiHeadClasses(model: HookedTransformer, prompts: IoiTokens[], o
   // the clean/corrupted metrics are the same in every sweep; keep the ones of the logits sweep
   return {
     classes: { nameMovers, negativeNameMovers, backupNameMovers, sInhibition, induction, duplicateToken, previousToken },
+    nameMoverStrength: tables.logits.map((row) => row.map((x) => -x)),
     tables,
     attention,
     settings: { task: 'ioi', prompts: prompts.length, threshold, maxPerClass, metric: 'logit(IO) − logit(S) at the last position', effect: '(patched − clean) / |clean − corrupted|' },
@@ -184,14 +173,14 @@ function backupNameMoverSearch(
 ): ClassHead[] {
   const { n_layers, n_heads } = model.cfg;
   const layers = [...new Set(movers.map((h) => h.layer))];
-  const { logits, cache: reference } = model.runWithCache(prompts.map((p) => p.corrupted), { names: layers.map((l) => `blocks.${l}.attn.hook_z`) });
+  const { logits, cache: reference } = model.runWithCache(prompts.map((p) => p.corrupted), { names: layers.map((l) => actName('z', l)) });
   logits.dispose();
   try {
     const hooks = headAblationHooks(model, movers, { kind: 'mean', reference });
     const growth = zeros(n_layers, n_heads);
     for (const p of prompts) {
       const end = p.clean.length - 1;
-      const [intact, ablated] = [[], hooks].map((h) => headLogitContributions(model, p.clean, end, [p.io, p.s], h).dla);
+      const [intact, ablated] = [[], hooks].map((h) => headDla(model, p.clean, end, [p.io, p.s], h));
       for (let l = 0; l < n_layers; l++) for (let h = 0; h < n_heads; h++) {
         growth[l][h] += (ablated[l][h][0] - ablated[l][h][1] - (intact[l][h][0] - intact[l][h][1])) / prompts.length;
       }

@@ -10,8 +10,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
-import type { LetterPrompt } from './correct_letter.js';
-import type { IoiTokens } from './ioi_classes.js';
+import type { IoiTokens } from '../../datasets/ioi.js';
+import type { LetterPrompt } from '../../datasets/mcq.js';
 
 /** Log-probabilities at the last position of `tokens`, with `fwdHooks` applied. */
 export function lastLogProbs(model: HookedTransformer, tokens: number[], fwdHooks: FwdHook[] = []): Float32Array {

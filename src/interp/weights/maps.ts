@@ -19,9 +19,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { HookPoints } from '../../model/hook_point.js';
-import { mlp } from '../../model/mlp.js';
-import { norm } from '../../model/norm.js';
 import { FactoredMatrix } from '../../linalg/factored_matrix.js';
 import { checkHead, headLabel, ovCircuit, paramMatrix } from './head_circuits.js';
 import { mat, matmul, type Mat } from '../../linalg/mat.js';
@@ -71,14 +68,9 @@ export function sourceEmbeddings(model: HookedTransformer, ids: number[], opts: 
   }
   if (cfg.attn_only) throw new HeadlensError('throughMlp0 needs an MLP in block 0, but this model is attention-only', 'leave throughMlp0 off');
   const data = tf.tidy(() => {
-    const P = (n: string) => model.param(n);
-    const idx = tf.tensor1d(ids, 'int32');
-    const e = tf.gather(P('embed.W_E'), idx).expandDims(0) as tf.Tensor3D; // [1, ids, d_model]
-    const hp = new HookPoints();
-    const w = cfg.normalization_type ? P('blocks.0.ln2.w') : undefined;
-    const b = cfg.normalization_type === 'LN' ? P('blocks.0.ln2.b') : undefined;
-    const x = norm(cfg, e, w, b, 'blocks.0.ln2', hp);
-    return e.add(mlp(cfg, 0, x, P, hp)).dataSync() as Float32Array; // [1, ids, d_model]
+    const e = tf.gather(model.param('embed.W_E'), tf.tensor1d(ids, 'int32')).expandDims(0) as tf.Tensor3D; // [1, ids, d_model]
+    const x = model.applyNorm('blocks.0.ln2', e) as tf.Tensor3D; // [1, ids, d_model]
+    return e.add(model.applyMlp(0, x)).dataSync() as Float32Array; // [1, ids, d_model]
   });
   return mat(ids.length, cfg.d_model, data);
 }

@@ -3,9 +3,9 @@
  * attend to the correct option's label and write that letter into the logits. The causal check masks them and
  * measures letter accuracy, with the probability on the label tokens as a control for the answer format.
  */
-import { mcqItems, mcqTokens } from '../../../datasets/mcq.js';
+import { mcqItems, mcqTokens, type LetterPrompt } from '../../../datasets/mcq.js';
 import { HeadlensError } from '../../../errors.js';
-import { correctLetterScorer, type LetterPrompt } from '../correct_letter.js';
+import { correctLetterScorer } from '../correct_letter.js';
 import { argmax, lastLogProbs } from '../task_metrics.js';
 import { needTokenizer, type TaskDefinition } from './task.js';
 

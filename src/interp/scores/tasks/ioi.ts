@@ -2,10 +2,9 @@
  * The IOI task (Wang et al. 2022): not an item scan but prompts for path patching (ioi_classes.ts sorts the
  * heads into the circuit's classes), so `scanTask(model, 'ioi')` points there.
  */
-import { ioiPrompts } from '../../../datasets/ioi.js';
+import { ioiPrompts, ioiTokens, type IoiTokens } from '../../../datasets/ioi.js';
 import { HeadlensError } from '../../../errors.js';
 import type { HookedTransformer } from '../../../hooks/hooked_transformer.js';
-import { ioiTokens, type IoiTokens } from '../ioi_classes.js';
 import { usableBos, type TaskDefinition, type TaskOptions } from './task.js';
 
 export const ioiScanTask: TaskDefinition = () => {
