@@ -8,7 +8,8 @@
 import type { BackendName } from '../backend/index.js';
 import { HeadlensError } from '../errors.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { checkHead, embeddings, headLabel, ovCircuit, qkCircuit } from '../interp/weights/head_circuits.js';
+import { checkHead, embeddings, ovCircuit, qkCircuit } from '../interp/weights/head_circuits.js';
+import { headLabel } from '../interp/head_label.js';
 import { matmul, transpose, type Mat } from '../linalg/mat.js';
 import { loadPretrained } from '../loading/load.js';
 import { required, type Command } from './main.js';

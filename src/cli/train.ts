@@ -7,7 +7,7 @@ import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { loadPretrained } from '../loading/load.js';
 import { makeConfig } from '../model/config.js';
 import { recipe, RECIPES } from '../zoo/recipes.js';
-import { parseHeadLabel } from '../interp/weights/head_circuits.js';
+import { parseHeadLabel } from '../interp/head_label.js';
 import { readTrainerMeta } from '../train/checkpoint.js';
 import { train, type AttentionTarget, type TrainProgress } from '../train/trainer.js';
 import { positiveInt, required, type Command } from './main.js';

@@ -12,7 +12,7 @@ import { temporalItems, temporalTokenPairs } from '../datasets/temporal.js';
 import { HeadlensError } from '../errors.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { headAblationHooks, type HeadRef } from '../interp/interventions/ablation.js';
-import { headLabel } from '../interp/weights/head_circuits.js';
+import { headLabel } from '../interp/head_label.js';
 import { logitDiff } from '../interp/metrics.js';
 import { pathPatch } from '../interp/interventions/path_patching.js';
 import { runScorer, topHeads, type TopHead } from '../interp/scores/head_scores.js';

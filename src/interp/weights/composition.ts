@@ -19,7 +19,8 @@
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { FactoredMatrix } from '../../linalg/factored_matrix.js';
-import { headLabel, ovCircuit, qkCircuit } from './head_circuits.js';
+import { ovCircuit, qkCircuit } from './head_circuits.js';
+import { headLabel } from '../head_label.js';
 import { matmul, randomNormal, transpose, type Mat } from '../../linalg/mat.js';
 
 export type CompositionKind = 'q' | 'k' | 'v';

@@ -19,7 +19,8 @@
  * nonzero eigenvalues as the [d_vocab, d_vocab] circuit (factored_matrix.ts).
  */
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { embeddings, fullOVCircuit, headLabel } from './head_circuits.js';
+import { embeddings, fullOVCircuit } from './head_circuits.js';
+import { headLabel } from '../head_label.js';
 import type { Complex } from '../../linalg/eig.js';
 
 export interface CopyingScore {

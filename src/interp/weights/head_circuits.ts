@@ -15,7 +15,6 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
-export { headLabel, parseHeadLabel } from '../head_label.js'; // moved; importers switch after issue 17's merges
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { FactoredMatrix } from '../../linalg/factored_matrix.js';
 import { mat, transpose, type Mat } from '../../linalg/mat.js';

@@ -20,7 +20,8 @@ import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { FactoredMatrix } from '../../linalg/factored_matrix.js';
-import { checkHead, headLabel, ovCircuit, paramMatrix } from './head_circuits.js';
+import { checkHead, ovCircuit, paramMatrix } from './head_circuits.js';
+import { headLabel } from '../head_label.js';
 import { mat, matmul, type Mat } from '../../linalg/mat.js';
 
 export interface MapsOptions {

@@ -16,7 +16,8 @@
  */
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { checkHead, headLabel, ovCircuit, qkCircuit } from './head_circuits.js';
+import { checkHead, ovCircuit, qkCircuit } from './head_circuits.js';
+import { headLabel } from '../head_label.js';
 import { columns, matmul, transpose, type Mat } from '../../linalg/mat.js';
 
 export type ReceiverSide = 'query' | 'key';
