@@ -1,0 +1,36 @@
+/**
+ * headlens/interp: what the analyses compute. Interventions (ablation, the patching engine and its sweeps, path
+ * patching, attribution patching, EAP), attribution (DLA, logit lens, rollout), weight-space circuits (QK/OV,
+ * composition, copying, MAPS, talking heads), head scores and scans, and the metrics they share.
+ */
+export { headAblationHooks, runWithAblatedHeads, kvHeadAblationHooks, mlpAblationHooks, queryHeadsOf, type HeadRef, type KvHeadRef, type AblationKind, type AblationOptions } from './interventions/ablation.js';
+export { Labelled, type Axis, type LabelledJSON } from './labelled.js';
+export { logitDiff, logitOf, probability, klDivergence, normalized, metricValue, type Metric, type Answer, type MetricOptions } from './metrics.js';
+export { patchSites, activationPatching, patchComponents, patchResidPre, patchResidMid, patchResidPost, patchAttnOut, patchMlpOut, patchHeadOutByPos, patchHeadOutAllPos, patchHeadPatternAllPos, patchEveryBlock, patchEveryHead, PATCH_COMPONENTS, type PatchSite, type PatchComponent, type SweepOptions, type ActivationPatchingOptions } from './interventions/patching.js';
+export { pathPatch, pathPatchMany, pathPatchingSweep, type Receiver, type PathPatchingOptions } from './interventions/path_patching.js';
+export { attributionPatching, attributionTerms, type AttributionOptions, type RunSpec } from './interventions/attribution_patching.js';
+export { edgeAttribution, type Edge, type EdgeAttribution, type EdgeAttributionOptions } from './interventions/eap.js';
+export { directLogitAttribution, dlaPerHead, dlaPerLayer, headDla, headDlaFromCache, directBias, type DlaOptions } from './attribution/dla.js';
+export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './attribution/logit_lens.js';
+export { attentionRollout, rolloutFromPatterns, type RolloutOptions } from './attribution/attention_rollout.js';
+export { qkCircuit, ovCircuit, fullQKCircuit, fullOVCircuit, headWeights, kvHead, embeddings, paramMatrix } from './weights/head_circuits.js';
+export { headLabel, parseHeadLabel } from './head_label.js';
+export { compositionScore, compositionScores, qComposition, kComposition, vComposition, randomBaseline, COMPOSITION_KINDS, type CompositionKind, type CompositionScores, type CompositionOptions, type HeadPairScore } from './weights/composition.js';
+export { copyingScore, copyingScores, eigenvalueScore, type CopyingScore } from './weights/copying.js';
+export { relationScore, relationScores, salientMappings, sourceEmbeddings, type MapsOptions, type RelationScore, type TokenMapping } from './weights/maps.js';
+export { subspaceAlignment, writeSubspace, readSubspace, headChannel, layerChannel, type ReceiverSide, type TalkingHeadsOptions, type HeadChannel, type LayerChannel } from './weights/talking_heads.js';
+export { topHeads, runScorer, combine, type HeadScores, type HeadScorer, type ItemScores, type TopHead } from './scores/head_scores.js';
+export { detectHeads, detectorScorer, type DetectorOptions, type DetectionPattern } from './scores/head_detector.js';
+export { previousTokenScores, previousTokenScorer, previousTokenPattern } from './scores/previous_token.js';
+export { duplicateTokenScores, duplicateTokenScorer, duplicateTokenPattern } from './scores/duplicate_token.js';
+export { inductionScores, inductionScorer, inductionPattern } from './scores/induction.js';
+export { attentionSinkScores, attentionSinkScorer, type SinkOptions } from './scores/attention_sink.js';
+export { streamingScores, streamingScorer, type StreamingOptions } from './scores/streaming.js';
+export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, decodesExactly, unigramRecall, type NeedleTrial, type RetrievalOptions } from './scores/retrieval.js';
+export { correctLetterScores, correctLetterScorer, headLogitContributions } from './scores/correct_letter.js';
+export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './scores/temporal.js';
+export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './scores/task_metrics.js';
+export { ioiHeadClasses, type IoiClasses, type ClassHead } from './scores/ioi_classes.js';
+export { maskHeadsCheck, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './scores/mask_heads.js';
+export { scanTask, ioiTask, SCAN_TASKS, type ScanTask, type TaskSetup } from './scores/tasks.js';
+export { scan, itemsHash, type ScanOptions } from './scores/scan.js';

@@ -1,0 +1,6 @@
+/** headlens/zoo: the models headlens trains and ships: recipes, toy-lm's data, the word tokenizer, the planted model, findings. */
+export { RECIPES, recipe, repeatedSpans, toyLmTokenizer, type Recipe } from './recipes.js';
+export { toyLmData, shortDocument, IOI_HELD_OUT, IOI_TRAIN_NAMES, type ToyLmDataOptions } from './toy_lm_data.js';
+export { wordTokenizerJson, wordVocabulary, BOS_TOKEN, UNK_TOKEN } from './word_tokenizer.js';
+export { plantedModel, PLANTED, PLANTED_TOK, plantedNeedleTrials, plantedLetterPrompts, plantedTemporalPairs, plantedIoiPrompts } from './planted.js';
+export { leaders, retrievalFindings, ioiFindings, temporalFindings, letterFindings, FINDINGS, type FindingTask } from './findings.js';
