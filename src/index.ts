@@ -18,7 +18,7 @@ export { actName, layerOf, type HookName, type BlockHookName, type ActShortName 
 export { loadPretrained, readModelConfig, resolveModelDir, zooModels, type LoadOptions } from './loading/load.js';
 export { saveModel } from './loading/save.js';
 export { HFTokenizer } from './loading/tokenizer.js';
-export { downloadFromHub, isHubId, type HubOptions } from './loading/hub.js';
+export { downloadFromHub, isHubId, type DownloadProgress, type HubOptions } from './loading/hub.js';
 export { parseSafetensors, encodeSafetensors, type SafetensorsFile } from './loading/safetensors.js';
 export { openCheckpoint } from './loading/checkpoint_files.js';
 export { supportedModelTypes } from './loading/families/index.js';
@@ -39,6 +39,7 @@ export { FactoredMatrix } from './linalg/factored_matrix.js';
 export { qkCircuit, ovCircuit, fullQKCircuit, fullOVCircuit, headWeights, kvHead, embeddings, paramMatrix, headLabel } from './interp/weights/head_circuits.js';
 export { compositionScore, compositionScores, qComposition, kComposition, vComposition, randomBaseline, COMPOSITION_KINDS, type CompositionKind, type CompositionScores, type CompositionOptions, type HeadPairScore } from './interp/weights/composition.js';
 export { copyingScore, copyingScores, eigenvalueScore, type CopyingScore } from './interp/weights/copying.js';
+export { circuitSvd, type CircuitSvd, type CircuitSvdOptions, type SingularDirection, type TokenScore } from './interp/weights/svd_interpreter.js';
 export { relationScore, relationScores, salientMappings, sourceEmbeddings, type MapsOptions, type RelationScore, type TokenMapping } from './interp/weights/maps.js';
 export { subspaceAlignment, writeSubspace, readSubspace, headChannel, layerChannel, type ReceiverSide, type TalkingHeadsOptions, type HeadChannel, type LayerChannel } from './interp/weights/talking_heads.js';
 
