@@ -184,7 +184,7 @@ export function checkOptions<S extends OptionShape>(command: string, options: S,
       const flag = flagOf(iss);
       if (iss.input === undefined) return `${flag} is required`;
       if (iss.code === 'invalid_value') return `${flag} '${String(iss.input)}' is not ${orList(iss.values.map(String))}`;
-      return `${flag} ${String(iss.input)}: ${iss.message ?? iss.code}`;
+      return `${flag} ${String(iss.input)} is not valid (${iss.code})`;
     },
   });
   if (r.success) return r.data as OptionValues<S>;
