@@ -16,7 +16,7 @@ import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { writeAtlas } from '../viz/atlas.js';
 import { modelInfo } from './model_info.js';
 import { defineCommand, integer, modelOption, option, positiveInt } from './options.js';
-import { countBar } from './progress_bar.js';
+import { progressBar } from './progress.js';
 import { withModel } from './with_model.js';
 
 export const scanCommand = defineCommand({
@@ -61,13 +61,7 @@ export const scanCommand = defineCommand({
       }
       const setup = scanTask(model, task, { samples, seed });
       if (v.causal && !setup.causal) throw new HeadlensError(`task ${task} has no causal check`, 'drop --causal');
-      const bar = countBar(task, setup.scorer.items.length, 'items');
-      let result;
-      try {
-        result = scan(model, setup.scorer, { checkpoint, resume: !!v.resume, onProgress: (done) => bar?.update(done) });
-      } finally {
-        bar?.stop();
-      }
+      const result = scan(model, setup.scorer, { checkpoint, resume: !!v.resume, onProgress: progressBar(task, 'items') });
       let causal;
       if (v.causal && setup.causal) {
         const k = Math.min(v.k, model.cfg.n_layers * model.cfg.n_heads - 1);

@@ -2,7 +2,7 @@
 import type { BackendName } from '../backend/index.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { loadPretrained } from '../loading/load.js';
-import { downloadBars } from './progress_bar.js';
+import { downloadBars } from './progress.js';
 
 /**
  * Loads `--model` on `--backend` (a hub id downloads with a bar per file on a terminal), runs `fn` with it,
