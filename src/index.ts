@@ -24,7 +24,7 @@ export { hookName, hookAxes, positionAxis, type HookAxis } from './hooks/act_nam
 export { loadPretrained, readModelConfig, resolveModelDir, zooModels, type LoadOptions } from './loading/load.js';
 export { saveModel } from './loading/save.js';
 export { HFTokenizer } from './loading/tokenizer.js';
-export { downloadFromHub, isHubId, type HubOptions } from './loading/hub.js';
+export { downloadFromHub, isHubId, type HubOptions, type DownloadProgress } from './loading/hub.js';
 export { parseSafetensors, encodeSafetensors, type SafetensorsFile } from './loading/safetensors.js';
 export { openCheckpoint } from './loading/checkpoint_files.js';
 export { supportedModelTypes } from './loading/families/index.js';

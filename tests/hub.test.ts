@@ -3,7 +3,7 @@
  * huggingface.co (`/:org/:name/resolve/:rev/:file`). Every fetch goes through `loopbackFetch`, which
  * refuses any host but 127.0.0.1, so no test can reach the network.
  */
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { HeadlensError } from '../src/errors.js';
-import { downloadFromHub, isHubId, type HubOptions } from '../src/loading/hub.js';
+import { downloadFromHub, isHubId, type DownloadProgress, type HubOptions } from '../src/loading/hub.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'hf');
 const GPT2 = path.join(FIXTURES, 'gpt2');
@@ -96,7 +96,7 @@ const loopbackFetch: typeof fetch = (input, init) => {
 };
 
 function download(repoId: string, opts: HubOptions = {}): Promise<string> {
-  return downloadFromHub(repoId, { endpoint, cacheDir, progress: false, fetch: loopbackFetch, ...opts });
+  return downloadFromHub(repoId, { endpoint, cacheDir, fetch: loopbackFetch, ...opts });
 }
 
 function visibleFiles(dir: string): string[] {
@@ -207,9 +207,20 @@ describe('downloadFromHub', () => {
     expect(seen.map((s) => s.path).some((p) => p.includes('evil'))).toBe(false);
   });
 
-  it('downloadFromHub(id, {progress: true}) still writes the same files', async () => {
-    const dir = await download('fixtures/tiny-gpt2', { progress: true });
+  it('downloadFromHub(id, {onProgress}) reports each file from 0 bytes to its size, and writes the same files', async () => {
+    const reports: DownloadProgress[] = [];
+    const dir = await download('fixtures/tiny-gpt2', { onProgress: (p) => reports.push(p) });
     expect(visibleFiles(dir)).toEqual(LOADED_FILES);
+    const files = [...new Set(reports.map((r) => r.file))];
+    expect(files).toEqual(expect.arrayContaining(LOADED_FILES));
+    for (const file of files) {
+      const mine = reports.filter((r) => r.file === file);
+      expect(mine[0].bytes, file).toBe(0);
+      const size = statSync(path.join(dir, file)).size;
+      expect(mine.at(-1)!.bytes, file).toBe(size);
+      for (const r of mine) if (r.total !== undefined) expect(r.total, file).toBe(size);
+      for (let i = 1; i < mine.length; i++) expect(mine[i].bytes).toBeGreaterThanOrEqual(mine[i - 1].bytes);
+    }
   });
 
   it("downloadFromHub('../escape') refuses an id outside the hub grammar without a request", async () => {

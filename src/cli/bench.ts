@@ -1,8 +1,9 @@
+/** `headlens bench`: the speed and memory goals of headlens, measured on a random model of a preset size. */
 import { writeFileSync } from 'node:fs';
+import { z } from 'zod';
 import { initBackend, type BackendName } from '../backend/index.js';
 import { runBench, PRESETS, type BenchPreset, type BenchResult } from '../bench/bench.js';
-import { HeadlensError } from '../errors.js';
-import { positiveInt, type Command } from './main.js';
+import { defineCommand, option, positiveInt } from './options.js';
 
 /** The human-readable summary: each ratio beside its goal. */
 export function formatBench(r: BenchResult): string {
@@ -25,32 +26,26 @@ export function formatBench(r: BenchResult): string {
   return lines.join('\n');
 }
 
-export const benchCommand: Command = {
+const PRESET_NAMES = Object.keys(PRESETS) as [BenchPreset, ...BenchPreset[]];
+
+export const benchCommand = defineCommand({
+  summary: 'hook overhead, batched-sweep speed-up, forward vs matmul throughput and cache memory, each beside its goal',
   options: {
-    json: { type: 'boolean' },
-    quick: { type: 'boolean' },
-    preset: { type: 'string' },
-    batch: { type: 'string' },
-    pos: { type: 'string' },
-    reps: { type: 'string' },
-    trials: { type: 'string' },
-    ablate: { type: 'boolean' },
-    out: { type: 'string' },
+    quick: option(z.boolean().optional(), { description: 'the quick preset (same as --preset quick)' }),
+    preset: option(z.enum(PRESET_NAMES, { error: (iss) => `no bench preset '${String(iss.input)}'` }).optional(), { description: 'the model size', default: 'gpt2-small' }),
+    batch: option(positiveInt().optional(), { description: "the batch size (default: the preset's)", value: 'N', example: '8' }),
+    pos: option(positiveInt().optional(), { description: "the sequence length (default: the preset's)", value: 'N', example: '8' }),
+    reps: option(positiveInt().optional(), { description: "calls per timed block (default: the preset's)", value: 'N', example: '5' }),
+    trials: option(positiveInt().optional(), { description: "timed blocks, of which the best is reported (default: the preset's)", value: 'N', example: '3' }),
+    ablate: option(z.boolean().optional(), { description: 'also time each optimisation off and on' }),
+    json: option(z.boolean().optional(), { description: 'print one JSON object' }),
+    out: option(z.string().optional(), { description: 'also write the result as JSON', value: 'FILE.json' }),
   },
   async run(v) {
-    const preset = (v.preset as string | undefined) ?? (v.quick ? 'quick' : 'gpt2-small');
-    if (!(preset in PRESETS)) throw new HeadlensError(`no bench preset '${preset}'`, `use one of ${Object.keys(PRESETS).join(', ')}`);
+    const preset = v.preset ?? (v.quick ? 'quick' : 'gpt2-small');
     await initBackend({ backend: v.backend as BackendName | undefined });
-    const result = await runBench({
-      preset: preset as BenchPreset,
-      batch: positiveInt(v.batch, 'batch'),
-      pos: positiveInt(v.pos, 'pos'),
-      reps: positiveInt(v.reps, 'reps'),
-      trials: positiveInt(v.trials, 'trials'),
-      ablate: !!v.ablate,
-      log: (line) => console.error(line),
-    });
-    if (v.out) writeFileSync(v.out as string, JSON.stringify(result, null, 1) + '\n');
+    const result = await runBench({ preset, batch: v.batch, pos: v.pos, reps: v.reps, trials: v.trials, ablate: !!v.ablate, log: (line) => console.error(line) });
+    if (v.out) writeFileSync(v.out, JSON.stringify(result, null, 1) + '\n');
     console.log(v.json ? JSON.stringify(result) : formatBench(result));
   },
-};
+});

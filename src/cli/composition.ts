@@ -2,12 +2,11 @@
  * `headlens composition`: Q-, K- or V-composition scores (Elhage et al. 2021) between every pair of
  * heads in different layers, highest first, with the score of random weights of the same shapes.
  */
-import type { BackendName } from '../backend/index.js';
+import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import { COMPOSITION_KINDS, compositionScores, type CompositionKind, type CompositionScores } from '../interp/weights/composition.js';
-import { loadPretrained } from '../loading/load.js';
-import { required, type Command } from './main.js';
-import { intOption } from './svd.js';
+import { defineCommand, modelOption, nonNegativeInt, option } from './options.js';
+import { withModel } from './with_model.js';
 
 export function formatComposition(r: CompositionScores, model: string, top: number): string {
   const lines = [
@@ -17,20 +16,19 @@ export function formatComposition(r: CompositionScores, model: string, top: numb
   return lines.join('\n');
 }
 
-export const compositionCommand: Command = {
-  options: { model: { type: 'string' }, kind: { type: 'string' }, top: { type: 'string' }, json: { type: 'boolean' } },
-  async run(v) {
-    const modelArg = required(v, 'model', 'datasets/zoo/tiny-gpt2-random');
-    const kind = required(v, 'kind', 'k');
-    if (!COMPOSITION_KINDS.includes(kind as CompositionKind)) throw new HeadlensError(`--kind '${kind}' is not q, k or v`, 'use --kind q, --kind k or --kind v');
-    const top = v.top === undefined ? 10 : intOption(v.top, 'top', '10');
-    const model = await loadPretrained(modelArg, { backend: v.backend as BackendName });
-    try {
-      if (model.cfg.n_layers < 2) throw new HeadlensError(`${model.cfg.model_name} has one layer: no pair of heads in different layers`, 'composition needs at least 2 layers');
-      const r = compositionScores(model, kind as CompositionKind);
-      console.log(v.json ? JSON.stringify({ model: model.cfg.model_name, ...r }) : formatComposition(r, model.cfg.model_name, top));
-    } finally {
-      model.dispose();
-    }
+export const compositionCommand = defineCommand({
+  summary: 'Q-, K- or V-composition scores of every pair of heads in different layers, against a random baseline',
+  options: {
+    model: modelOption(),
+    kind: option(z.enum(COMPOSITION_KINDS as [CompositionKind, ...CompositionKind[]]), { description: 'which input of the later head reads the earlier head’s output', example: 'k' }),
+    top: option(nonNegativeInt().default(10), { description: 'how many pairs to print (text output)', value: 'N', example: '10' }),
+    json: option(z.boolean().optional(), { description: 'print one JSON object with every pair' }),
   },
-};
+  async run(v) {
+    await withModel(v, (model) => {
+      if (model.cfg.n_layers < 2) throw new HeadlensError(`${model.cfg.model_name} has one layer: no pair of heads in different layers`, 'composition needs at least 2 layers');
+      const r = compositionScores(model, v.kind);
+      console.log(v.json ? JSON.stringify({ model: model.cfg.model_name, ...r }) : formatComposition(r, model.cfg.model_name, v.top));
+    });
+  },
+});

@@ -1,53 +1,19 @@
-import { currentBackend } from '../backend/index.js';
-import { loadPretrained } from '../loading/load.js';
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import type { BackendName } from '../backend/index.js';
-import { required, type Command } from './main.js';
+/** `headlens info`: a model's family, shape, layout, tokenizer and the backend it runs on. */
+import { z } from 'zod';
+import { formatInfo, modelInfo } from './model_info.js';
+import { defineCommand, modelOption, option } from './options.js';
+import { withModel } from './with_model.js';
 
-/** What `headlens info` reports about a model. */
-export function modelInfo(model: HookedTransformer) {
-  const c = model.cfg;
-  return {
-    model: c.model_name,
-    family: c.original_architecture,
-    parameters: model.nParams,
-    n_layers: c.n_layers,
-    n_heads: c.n_heads,
-    n_key_value_heads: c.n_key_value_heads,
-    d_model: c.d_model,
-    d_head: c.d_head,
-    d_mlp: c.d_mlp,
-    d_vocab: c.d_vocab,
-    n_ctx: c.n_ctx,
-    normalization: c.normalization_type,
-    positional_embedding: c.positional_embedding_type + (c.rotary_dim ? ` (rotary_dim ${c.rotary_dim})` : ''),
-    attn_only: c.attn_only,
-    parallel_attn_mlp: c.parallel_attn_mlp,
-    tokenizer: model.tokenizer ? 'tokenizer.json' : null,
-    backend: currentBackend()?.name ?? null,
-    backend_reason: currentBackend()?.reason ?? null,
-  };
-}
-
-export function formatInfo(i: ReturnType<typeof modelInfo>): string {
-  return [
-    `model       ${i.model}`,
-    `family      ${i.family}`,
-    `parameters  ${i.parameters.toLocaleString('en-US')}`,
-    `layers      ${i.n_layers} × ${i.n_heads} heads${i.n_key_value_heads !== i.n_heads ? ` (${i.n_key_value_heads} key/value heads)` : ''}`,
-    `d_model     ${i.d_model}, d_head ${i.d_head}, d_mlp ${i.d_mlp ?? '— (attention only)'}, d_vocab ${i.d_vocab}, n_ctx ${i.n_ctx}`,
-    `layout      ${i.normalization ?? 'no'} norm, ${i.positional_embedding} positions${i.parallel_attn_mlp ? ', parallel attention + MLP' : ''}`,
-    `tokenizer   ${i.tokenizer ?? 'none'}`,
-    `backend     ${i.backend} (${i.backend_reason})`,
-  ].join('\n');
-}
-
-export const infoCommand: Command = {
-  options: { model: { type: 'string' }, json: { type: 'boolean' } },
-  async run(v) {
-    const model = await loadPretrained(required(v, 'model', 'datasets/zoo/tiny-gpt2-random'), { backend: v.backend as BackendName });
-    const info = modelInfo(model);
-    console.log(v.json ? JSON.stringify(info) : formatInfo(info));
-    model.dispose();
+export const infoCommand = defineCommand({
+  summary: "a model's family, size, layout, tokenizer and backend",
+  options: {
+    model: modelOption(),
+    json: option(z.boolean().optional(), { description: 'print one JSON object' }),
   },
-};
+  async run(v) {
+    await withModel(v, (model) => {
+      const info = modelInfo(model);
+      console.log(v.json ? JSON.stringify(info) : formatInfo(info));
+    });
+  },
+});

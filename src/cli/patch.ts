@@ -4,72 +4,41 @@
  * corrupted run and 1 the clean one.
  */
 import { writeFileSync } from 'node:fs';
-import type { BackendName } from '../backend/index.js';
+import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { logitDiff, metricValue, normalized } from '../interp/metrics.js';
 import { activationPatching, PATCH_COMPONENTS, type PatchComponent } from '../interp/interventions/patching.js';
-import { loadPretrained } from '../loading/load.js';
+import { defineCommand, modelOption, option } from './options.js';
 import { progressBar } from './progress.js';
-import { parseTokenRows } from './cache.js';
-import { required, type Command } from './main.js';
+import { promptRows, tokenId } from './token_args.js';
+import { withModel } from './with_model.js';
 
-/** "1,2,3" (or "1,2,3;4,5,6") → token rows; anything else is text for the model's tokenizer. */
-export function promptRows(model: HookedTransformer, arg: string, flag: string): number[][] {
-  if (/^\s*\d+(\s*,\s*\d+)*(\s*;\s*\d+(\s*,\s*\d+)*)*\s*$/.test(arg)) return parseTokenRows(arg);
-  try {
-    return model.toTokens(arg);
-  } catch (e) {
-    if (e instanceof HeadlensError) throw new HeadlensError(`--${flag}: ${e.message}`, 'pass token ids as "1,2,3" instead');
-    throw e;
-  }
-}
-
-/** A token id ("42") or a text that the tokenizer encodes as exactly one token. */
-export function tokenId(model: HookedTransformer, arg: string, flag: string): number {
-  if (/^\d+$/.test(arg)) {
-    const id = Number(arg);
-    if (id >= model.cfg.d_vocab) throw new HeadlensError(`--${flag} ${id} is not in the vocabulary [0, ${model.cfg.d_vocab})`);
-    return id;
-  }
-  if (!model.tokenizer) throw new HeadlensError(`--${flag} '${arg}' is text but the model has no tokenizer`, 'pass a token id');
-  const ids = model.tokenizer.encode(arg);
-  if (ids.length !== 1) throw new HeadlensError(`--${flag} '${arg}' is ${ids.length} tokens (${ids.join(', ')})`, 'pass text that is one token, or its id');
-  return ids[0];
-}
-
-export const patchCommand: Command = {
+export const patchCommand = defineCommand({
+  summary: 'one activation-patching sweep, its normalised logit differences written as JSON',
   options: {
-    model: { type: 'string' },
-    clean: { type: 'string' },
-    corrupted: { type: 'string' },
-    answer: { type: 'string' },
-    wrong: { type: 'string' },
-    component: { type: 'string' },
-    'by-pos': { type: 'boolean' },
-    direction: { type: 'string' },
-    out: { type: 'string' },
+    model: modelOption(),
+    clean: option(z.string(), { description: 'the clean prompt: text, or token ids "1,2,3"', value: 'TEXT|IDS', example: '"When Mary and John went to the store, John gave a drink to"' }),
+    corrupted: option(z.string(), { description: 'the corrupted prompt, as many tokens as --clean', value: 'TEXT|IDS', example: '"When Mary and John went to the store, Mary gave a drink to"' }),
+    answer: option(z.string(), { description: 'the right answer: the text of one token, or its id', value: 'TOKEN', example: '" Mary"' }),
+    wrong: option(z.string(), { description: 'the wrong answer: the text of one token, or its id', value: 'TOKEN', example: '" John"' }),
+    component: option(
+      z.enum(PATCH_COMPONENTS as [PatchComponent, ...PatchComponent[]], { error: (iss) => `unknown --component '${String(iss.input)}'` }),
+      { description: 'what to patch', value: 'C', example: 'head-out' },
+    ),
+    'by-pos': option(z.boolean().optional(), { description: 'patch each position separately' }),
+    direction: option(z.enum(['denoising', 'noising']).default('denoising'), { description: 'denoising patches clean into corrupted, noising corrupted into clean' }),
+    out: option(z.string(), { description: 'the JSON file to write', value: 'FILE.json', example: 'patching.json' }),
   },
   async run(v) {
-    const modelArg = required(v, 'model', 'datasets/zoo/tiny-gpt2-random');
-    const cleanArg = required(v, 'clean', '"When Mary and John went to the store, John gave a drink to"');
-    const corruptedArg = required(v, 'corrupted', '"When Mary and John went to the store, Mary gave a drink to"');
-    const answerArg = required(v, 'answer', '" Mary"');
-    const wrongArg = required(v, 'wrong', '" John"');
-    const component = required(v, 'component', 'head-out') as PatchComponent;
-    const out = required(v, 'out', 'results.json');
-    if (!PATCH_COMPONENTS.includes(component)) throw new HeadlensError(`unknown --component '${component}'`, `use one of ${PATCH_COMPONENTS.join(', ')}`);
-    const direction = (v.direction as string | undefined) ?? 'denoising';
-    if (direction !== 'denoising' && direction !== 'noising') throw new HeadlensError(`--direction ${direction}`, 'use denoising or noising');
-    const model = await loadPretrained(modelArg, { backend: v.backend as BackendName });
-    try {
-      const clean = promptRows(model, cleanArg, 'clean');
-      const corrupted = promptRows(model, corruptedArg, 'corrupted');
+    const { component, direction, out } = v;
+    await withModel(v, (model) => {
+      const clean = promptRows(model, v.clean, 'clean');
+      const corrupted = promptRows(model, v.corrupted, 'corrupted');
       if (clean.length !== corrupted.length || clean[0].length !== corrupted[0].length) {
         throw new HeadlensError(`--clean is ${clean.length}×${clean[0].length} tokens but --corrupted is ${corrupted.length}×${corrupted[0].length}`, 'clean and corrupted prompts must have the same length in tokens');
       }
-      const answer = tokenId(model, answerArg, 'answer');
-      const wrong = tokenId(model, wrongArg, 'wrong');
+      const answer = tokenId(model, v.answer, 'answer');
+      const wrong = tokenId(model, v.wrong, 'wrong');
       const diff = logitDiff(answer, wrong);
       const value = (rows: number[][]) => {
         const logits = model.forward(rows);
@@ -103,8 +72,6 @@ export const patchCommand: Command = {
       writeFileSync(out, JSON.stringify(json, null, 1));
       const top = result.top(3).map((t) => `${t.labels.join('/')}: ${t.value.toFixed(3)}`).join(', ');
       console.error(`logit diff clean ${cleanLd.toFixed(4)}, corrupted ${corruptedLd.toFixed(4)}; ${result.values.length} patches; top ${top}; wrote ${out}`);
-    } finally {
-      model.dispose();
-    }
+    });
   },
-};
+});

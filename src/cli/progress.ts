@@ -4,6 +4,7 @@
  * callbacks and never touch the terminal themselves.
  */
 import cliProgress from 'cli-progress';
+import type { DownloadProgress } from '../loading/hub.js';
 
 /** An `onProgress(done, total)` callback that draws on stderr; the bar stops itself when done reaches total. */
 export function progressBar(label: string, unit: string): (done: number, total: number) => void {
@@ -26,5 +27,35 @@ export function progressBar(label: string, unit: string): (done: number, total: 
       process.stderr.write(`${label}: ${done}/${total} ${unit}\n`);
     }
     if (done >= total) lastTenth = -1;
+  };
+}
+
+/**
+ * loadPretrained's `onProgress` for hub downloads: one byte bar per file. `stop()` ends the last one.
+ * Undefined when stderr is not a terminal.
+ */
+export function downloadBars(): { onProgress(p: DownloadProgress): void; stop(): void } | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  let file: string | undefined;
+  let bar: cliProgress.SingleBar | undefined;
+  return {
+    onProgress(p) {
+      if (p.file !== file) {
+        bar?.stop();
+        file = p.file;
+        const known = p.total !== undefined && p.total > 0;
+        bar = new cliProgress.SingleBar({
+          stream: process.stderr,
+          format: known ? `${p.file} [{bar}] {percentage}% {value}/{total} bytes` : `${p.file} {value} bytes`,
+          hideCursor: true,
+        });
+        bar.start(known ? p.total! : 0, 0);
+      }
+      bar!.update(p.bytes);
+    },
+    stop() {
+      bar?.stop();
+      bar = undefined;
+    },
   };
 }

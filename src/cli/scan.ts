@@ -4,58 +4,51 @@
  * FILE.partial.json (or --checkpoint FILE); --resume continues one after a crash, recomputing nothing.
  */
 import * as tf from '@tensorflow/tfjs';
-import cliProgress from 'cli-progress';
 import { writeFileSync } from 'node:fs';
-import type { BackendName } from '../backend/index.js';
+import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
-import { loadPretrained } from '../loading/load.js';
 import { scan } from '../interp/scores/scan.js';
 import { maskHeadsCheck } from '../interp/scores/mask_heads.js';
-import { SCAN_TASKS, ioiTask, scanTask, type ScanTask } from '../interp/scores/tasks.js';
+import { SCAN_TASKS, ioiTask, scanTask } from '../interp/scores/tasks.js';
 import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
 import { topHeads } from '../interp/scores/head_scores.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { writeAtlas } from '../viz/atlas.js';
-import { modelInfo } from './info.js';
-import { positiveInt, required, type Command } from './main.js';
+import { modelInfo } from './model_info.js';
+import { defineCommand, integer, modelOption, option, positiveInt } from './options.js';
+import { progressBar } from './progress.js';
+import { withModel } from './with_model.js';
 
-export const scanCommand: Command = {
+export const scanCommand = defineCommand({
+  summary: 'score every head of a model on a task; print or write the scores, optionally check the top heads causally',
   options: {
-    model: { type: 'string' },
-    task: { type: 'string' },
-    samples: { type: 'string' },
-    seed: { type: 'string' },
-    causal: { type: 'boolean' },
-    k: { type: 'string' },
-    draws: { type: 'string' },
-    resume: { type: 'boolean' },
-    checkpoint: { type: 'string' },
-    json: { type: 'boolean' },
-    out: { type: 'string' },
-    report: { type: 'string' },
+    model: modelOption(),
+    task: option(z.enum(SCAN_TASKS, { error: (iss) => (iss.input === undefined ? '--task is required' : `unknown task '${String(iss.input)}'`) }), { description: 'what to score the heads on' }),
+    samples: option(positiveInt().default(8), { description: 'how many task items', value: 'N', example: '8' }),
+    seed: option(integer().default(0), { description: 'the seed of the task items and the causal check', value: 'S', example: '0' }),
+    causal: option(z.boolean().optional(), { description: 'mask the top heads and measure what the task loses, against random heads' }),
+    k: option(positiveInt().default(3), { description: 'with --causal: how many top heads to mask', value: 'K', example: '3' }),
+    draws: option(positiveInt().default(5), { description: 'with --causal: how many random sets of heads to compare with', value: 'D', example: '5' }),
+    resume: option(z.boolean().optional(), { description: 'continue a scan from its checkpoint' }),
+    checkpoint: option(z.string().optional(), { description: 'where finished items are kept', value: 'FILE', default: 'FILE.partial.json for --out FILE' }),
+    json: option(z.boolean().optional(), { description: 'print the result as JSON on stdout' }),
+    out: option(z.string().optional(), { description: 'write the result as JSON', value: 'FILE.json' }),
+    report: option(z.string().optional(), { description: 'write the head atlas of the scan', value: 'FILE.html' }),
   },
   async run(v) {
-    const modelArg = required(v, 'model', 'datasets/zoo/tiny-gpt2-random');
-    const task = required(v, 'task', 'induction') as ScanTask;
-    if (!SCAN_TASKS.includes(task)) throw new HeadlensError(`unknown task '${task}'`, `use one of ${SCAN_TASKS.join(', ')}`);
-    const out = v.out as string | undefined;
-    const reportFile = v.report as string | undefined;
+    const { task, out, report: reportFile, samples, seed } = v;
     if (!v.json && !out && !reportFile) throw new HeadlensError('say where the result goes: --json (stdout), --out FILE or --report FILE.html', 'e.g. --json');
-    const samples = positiveInt(v.samples, 'samples', 8) ?? 8;
-    const seed = v.seed === undefined ? 0 : Number(v.seed);
-    if (!Number.isInteger(seed)) throw new HeadlensError(`--seed ${String(v.seed)} is not an integer`);
-    const checkpoint = (v.checkpoint as string | undefined) ?? (out ? `${out}.partial.json` : undefined);
+    const checkpoint = v.checkpoint ?? (out ? `${out}.partial.json` : undefined);
     if (v.resume && !checkpoint) throw new HeadlensError('--resume needs the checkpoint: --out FILE (it uses FILE.partial.json) or --checkpoint FILE');
-    const model = await loadPretrained(modelArg, { backend: v.backend as BackendName });
-    const emit = (report: Record<string, unknown>) => {
-      const text = JSON.stringify(report);
-      if (out) {
-        writeFileSync(out, text + '\n');
-        console.error(`wrote ${task} scores of ${model.cfg.n_layers}×${model.cfg.n_heads} heads to ${out}`);
-      }
-      if (v.json) console.log(text);
-    };
-    try {
+    await withModel(v, (model) => {
+      const emit = (report: Record<string, unknown>) => {
+        const text = JSON.stringify(report);
+        if (out) {
+          writeFileSync(out, text + '\n');
+          console.error(`wrote ${task} scores of ${model.cfg.n_layers}×${model.cfg.n_heads} heads to ${out}`);
+        }
+        if (v.json) console.log(text);
+      };
       if (task === 'ioi') {
         // one batch of prompts through path patching: nothing to checkpoint item by item
         if (v.causal || v.resume) throw new HeadlensError('--causal and --resume do not apply to --task ioi', 'drop them');
@@ -68,28 +61,19 @@ export const scanCommand: Command = {
       }
       const setup = scanTask(model, task, { samples, seed });
       if (v.causal && !setup.causal) throw new HeadlensError(`task ${task} has no causal check`, 'drop --causal');
-      const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ stream: process.stderr, format: `${task} [{bar}] {value}/{total} items`, hideCursor: true }) : undefined;
-      bar?.start(setup.scorer.items.length, 0);
-      let result;
-      try {
-        result = scan(model, setup.scorer, { checkpoint, resume: !!v.resume, onProgress: (done) => bar?.update(done) });
-      } finally {
-        bar?.stop();
-      }
+      const result = scan(model, setup.scorer, { checkpoint, resume: !!v.resume, onProgress: progressBar(task, 'items') });
       let causal;
       if (v.causal && setup.causal) {
-        const k = Math.min((positiveInt(v.k, 'k', 3) ?? 3), model.cfg.n_layers * model.cfg.n_heads - 1);
+        const k = Math.min(v.k, model.cfg.n_layers * model.cfg.n_heads - 1);
         const heads = result.top.slice(0, k).map(({ layer, head }) => ({ layer, head }));
-        causal = maskHeadsCheck(model, heads, setup.causal.metric, setup.causal.names, { draws: (positiveInt(v.draws, 'draws', 5) ?? 5), seed, ablation: setup.causal.ablation });
+        causal = maskHeadsCheck(model, heads, setup.causal.metric, setup.causal.names, { draws: v.draws, seed, ablation: setup.causal.ablation });
       }
       const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(causal ? { causal } : {}) };
       emit(report);
       if (reportFile) writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]));
-    } finally {
-      model.dispose();
-    }
+    });
   },
-};
+});
 
 /** The token ids of a scorer's item, when it has them (a token list, or an object with `tokens`). */
 function firstTokens(item: unknown): number[] | undefined {

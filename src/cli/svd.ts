@@ -1,34 +1,21 @@
 /**
- * `headlens svd`: the singular values of one head's QK (W_Q·W_Kᵀ) or OV (W_V·W_O) circuit, and, when
- * the model has a tokenizer, the tokens that best match the leading singular vectors (query/key tokens
- * through W_E for QK; source tokens through W_E and promoted tokens through W_U for OV). A singular
- * vector's sign is arbitrary, but the pair (u_i, v_i) flips together, so each row reads as
- * "these inputs ↦ these outputs".
+ * `headlens svd`: the singular values of one head's QK (W_Q·W_Kᵀ) or OV (W_V·W_O) circuit and, when the
+ * model has a tokenizer, the tokens that best match the leading singular vectors (circuitSvd in
+ * src/interp/weights/svd_interpreter.ts computes them; this file prints them).
  */
-import type { BackendName } from '../backend/index.js';
+import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { checkHead, embeddings, ovCircuit, qkCircuit } from '../interp/weights/head_circuits.js';
-import { headLabel } from '../interp/head_label.js';
-import { matmul, transpose, type Mat } from '../linalg/mat.js';
-import { loadPretrained } from '../loading/load.js';
-import { required, type Command } from './main.js';
+import { circuitSvd, type CircuitSvd, type TokenScore } from '../interp/weights/svd_interpreter.js';
+import { defineCommand, modelOption, nonNegativeInt, option } from './options.js';
+import { withModel } from './with_model.js';
 
-export interface TopToken {
+interface TopToken {
   id: number;
   token: string;
   value: number;
 }
 
-export interface SingularDirection {
-  index: number;
-  singular_value: number;
-  /** QK: query tokens, OV: source tokens (the tokens whose embeddings best match u_i). */
-  input_tokens: TopToken[];
-  /** QK: key tokens (through W_E), OV: promoted tokens (through W_U). */
-  output_tokens: TopToken[];
-}
-
+/** What `headlens svd --json` prints (snake_case, as every JSON the CLI writes). */
 export interface SvdReport {
   model: string;
   head: string;
@@ -36,45 +23,22 @@ export interface SvdReport {
   head_index: number;
   circuit: 'qk' | 'ov';
   singular_values: number[];
-  top_tokens?: SingularDirection[];
+  top_tokens?: { index: number; singular_value: number; input_tokens: TopToken[]; output_tokens: TopToken[] }[];
 }
 
-/** A non-negative integer option. */
-export function intOption(v: unknown, key: string, example: string): number {
-  const s = required({ [key]: v }, key, example);
-  if (!/^\d+$/.test(s)) throw new HeadlensError(`--${key} '${s}' is not a non-negative integer`, `e.g. --${key} ${example}`);
-  return Number(s);
-}
-
-function topTokens(model: HookedTransformer, scores: Float64Array, n: number): TopToken[] {
-  const order = Array.from(scores.keys()).sort((a, b) => scores[b] - scores[a]).slice(0, n);
-  return order.map((id) => ({ id, token: model.tokenizer!.tokenText(id), value: scores[id] }));
-}
-
-/** The report `headlens svd` prints. */
-export function svdReport(model: HookedTransformer, layer: number, head: number, circuit: 'qk' | 'ov', k = 3, nTokens = 8): SvdReport {
-  checkHead(model, layer, head);
-  const fm = circuit === 'qk' ? qkCircuit(model, layer, head) : ovCircuit(model, layer, head);
-  const { U, S, V } = fm.svd();
-  const report: SvdReport = {
-    model: model.cfg.model_name,
-    head: headLabel(layer, head),
-    layer,
-    head_index: head,
-    circuit,
-    singular_values: Array.from(S),
+export function svdReport(model: string, r: CircuitSvd): SvdReport {
+  const tokens = (ts: TokenScore[]): TopToken[] => ts.map(({ id, token, value }) => ({ id, token, value }));
+  return {
+    model,
+    head: r.label,
+    layer: r.layer,
+    head_index: r.head,
+    circuit: r.circuit,
+    singular_values: r.singularValues,
+    ...(r.directions
+      ? { top_tokens: r.directions.map((d) => ({ index: d.index, singular_value: d.singularValue, input_tokens: tokens(d.inputTokens), output_tokens: tokens(d.outputTokens) })) }
+      : {}),
   };
-  if (model.tokenizer) {
-    if (!(Number.isInteger(k) && k >= 1 && k <= S.length)) throw new HeadlensError(`--k ${k} is not in 1..${S.length}`, `the circuit has ${S.length} singular values`);
-    const { W_E, W_U } = embeddings(model);
-    const inputs = matmul(W_E, U); // [d_vocab, k]: token embedding · u_i
-    const outputs: Mat = circuit === 'qk' ? matmul(W_E, V) : matmul(transpose(W_U), V); // [d_vocab, k]
-    report.top_tokens = Array.from({ length: k }, (_, i) => {
-      const col = (m: Mat) => Float64Array.from({ length: m.rows }, (_, r) => m.data[r * m.cols + i]);
-      return { index: i, singular_value: S[i], input_tokens: topTokens(model, col(inputs), nTokens), output_tokens: topTokens(model, col(outputs), nTokens) };
-    });
-  }
-  return report;
 }
 
 export function formatSvd(r: SvdReport): string {
@@ -87,22 +51,21 @@ export function formatSvd(r: SvdReport): string {
   return lines.join('\n');
 }
 
-export const svdCommand: Command = {
-  options: { model: { type: 'string' }, layer: { type: 'string' }, head: { type: 'string' }, circuit: { type: 'string' }, k: { type: 'string' }, json: { type: 'boolean' } },
-  async run(v) {
-    const modelArg = required(v, 'model', 'datasets/zoo/tiny-gpt2-random');
-    const layer = intOption(v.layer, 'layer', '0');
-    const head = intOption(v.head, 'head', '0');
-    const circuit = required(v, 'circuit', 'ov');
-    if (circuit !== 'qk' && circuit !== 'ov') throw new HeadlensError(`--circuit '${circuit}' is not qk or ov`, 'use --circuit qk or --circuit ov');
-    const k = v.k === undefined ? 3 : intOption(v.k, 'k', '3');
-    const model = await loadPretrained(modelArg, { backend: v.backend as BackendName });
-    try {
-      if (k < 1 || k > model.cfg.d_head) throw new HeadlensError(`--k ${k} is not in 1..d_head (${model.cfg.d_head})`, `use --k 1..${model.cfg.d_head}`);
-      const report = svdReport(model, layer, head, circuit, k);
-      console.log(v.json ? JSON.stringify(report) : formatSvd(report));
-    } finally {
-      model.dispose();
-    }
+export const svdCommand = defineCommand({
+  summary: "the singular values of one head's QK or OV circuit, and the tokens its leading directions read and write",
+  options: {
+    model: modelOption(),
+    layer: option(nonNegativeInt(), { description: 'the layer of the head', value: 'L', example: '0' }),
+    head: option(nonNegativeInt(), { description: 'the head within the layer', value: 'H', example: '0' }),
+    circuit: option(z.enum(['qk', 'ov']), { description: 'QK (W_Q·W_Kᵀ: where the head looks) or OV (W_V·W_O: what it moves)' }),
+    k: option(nonNegativeInt().default(3), { description: 'how many leading directions to read in tokens (1..d_head)', value: 'N', example: '3' }),
+    json: option(z.boolean().optional(), { description: 'print one JSON object' }),
   },
-};
+  async run(v) {
+    await withModel(v, (model) => {
+      if (v.k < 1 || v.k > model.cfg.d_head) throw new HeadlensError(`--k ${v.k} is not in 1..d_head (${model.cfg.d_head})`, `use --k 1..${model.cfg.d_head}`);
+      const report = svdReport(model.cfg.model_name, circuitSvd(model, v.layer, v.head, v.circuit, { k: v.k }));
+      console.log(v.json ? JSON.stringify(report) : formatSvd(report));
+    });
+  },
+});

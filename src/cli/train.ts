@@ -1,5 +1,7 @@
+/** `headlens train`: train a zoo recipe from scratch, from an earlier run's weights, or on from a checkpoint. */
 import cliProgress from 'cli-progress';
 import { existsSync } from 'node:fs';
+import { z } from 'zod';
 import type { BackendName } from '../backend/index.js';
 import { initBackend } from '../backend/index.js';
 import { HeadlensError } from '../errors.js';
@@ -10,55 +12,78 @@ import { recipe, RECIPES } from '../zoo/recipes.js';
 import { parseHeadLabel } from '../interp/head_label.js';
 import { readTrainerMeta } from '../train/checkpoint.js';
 import { train, type AttentionTarget, type TrainProgress } from '../train/trainer.js';
-import { positiveInt, required, type Command } from './main.js';
+import { defineCommand, integer, option, positiveInt, positiveNumber } from './options.js';
 
 /** The flags a run keeps with its checkpoints, which `--resume` reuses unless given again. */
 const KEPT = ['recipe', 'steps', 'seed', 'lr', 'batch-size', 'mix', 'eval-every', 'checkpoint-every', 'head-dropout', 'attention-target'] as const;
 
-export const trainCommand: Command = {
+const RECIPE_NAMES = Object.keys(RECIPES) as [string, ...string[]];
+
+/** A probability a head is dropped: a number in [0, 1). */
+const probability = () =>
+  z
+    .string()
+    .refine((s) => Number(s) >= 0 && Number(s) < 1, { error: (iss) => `--${String(iss.path?.[0])} ${String(iss.input)} is not a number in [0, 1)` })
+    .transform(Number);
+
+export const trainCommand = defineCommand({
+  summary: 'train a zoo recipe (from scratch, from an earlier run with --init, or on from a checkpoint with --resume)',
   options: {
-    recipe: { type: 'string' },
-    out: { type: 'string' },
-    steps: { type: 'string' },
-    seed: { type: 'string' },
-    resume: { type: 'string' },
-    'batch-size': { type: 'string' },
-    lr: { type: 'string' },
-    init: { type: 'string' },
-    'max-seconds': { type: 'string' },
-    'init-std': { type: 'string' },
-    'eval-every': { type: 'string' },
-    'checkpoint-every': { type: 'string' },
-    mix: { type: 'string' },
-    'head-dropout': { type: 'string' },
-    'attention-target': { type: 'string' },
+    recipe: option(z.enum(RECIPE_NAMES, { error: (iss) => (iss.input === undefined ? '--recipe is required' : `no recipe '${String(iss.input)}'`) }), {
+      description: 'what to train (the model, data and schedule)',
+      value: 'NAME',
+      fix: `recipes: ${RECIPE_NAMES.join(', ')}`,
+    }),
+    out: option(z.string().optional(), { description: 'the folder to write the model and checkpoints to', value: 'DIR', default: 'the --resume folder' }),
+    steps: option(positiveInt().optional(), { description: 'optimizer steps', value: 'N', example: '100', default: "the recipe's" }),
+    seed: option(integer().optional(), { description: 'the seed of the initial weights and the data', value: 'S', example: '0', default: "the recipe's" }),
+    lr: option(positiveNumber().optional(), { description: 'the peak learning rate', value: 'X', example: '1e-3', default: "the recipe's" }),
+    'batch-size': option(positiveInt().optional(), { description: 'sequences per step', value: 'B', example: '8', default: "the recipe's" }),
+    'init-std': option(positiveNumber().optional(), { description: 'the standard deviation of the initial weights', value: 'S', example: '0.02', default: "the recipe's, else 0.02" }),
+    'eval-every': option(positiveInt().optional(), { description: 'steps between evaluations', value: 'N', example: '100', default: "the recipe's" }),
+    'checkpoint-every': option(positiveInt().optional(), { description: 'steps between checkpoints', value: 'N', example: '500', default: "the recipe's" }),
+    mix: option(z.string().optional(), { description: 'shares of the document kinds in the data', value: 'KIND=SHARE,…', default: "the recipe's" }),
+    'head-dropout': option(probability().optional(), {
+      description: 'the probability that each head is dropped at each step',
+      value: 'P',
+      default: '0',
+      fix: 'e.g. --head-dropout 0.2 (the probability that a head is dropped)',
+    }),
+    'attention-target': option(z.string().optional(), {
+      description: 'heads trained to attend along marked pairs: LxHy[:WEIGHT][@PAIRS], comma-separated',
+      value: 'LxHy[:W][@PAIRS],…',
+    }),
+    resume: option(z.string().optional(), { description: 'continue the run in this folder, with the flags it was started with', value: 'DIR' }),
+    init: option(z.string().optional(), { description: "start a new run from this earlier run's weights", value: 'DIR' }),
+    'max-seconds': option(positiveInt().optional(), { description: 'stop (with a checkpoint) after this many seconds', value: 'T', example: '100' }),
   },
-  async run(given) {
+  // --resume continues with the flags the run was started with (kept in its trainer_state.json); a flag given
+  // again wins, with a note when it differs
+  preset(given) {
     const resumeDir = given.resume as string | undefined;
-    // --resume continues with the flags the run was started with (kept in its trainer_state.json); a flag given
-    // again wins, with a note when it differs
     const saved = resumeDir && existsSync(resumeDir) ? readTrainerMeta(resumeDir) : {};
-    const v: typeof given = { ...given };
+    const preset: Record<string, string> = {};
     for (const k of KEPT) {
       if (saved[k] === undefined) continue;
-      if (given[k] === undefined) v[k] = saved[k];
+      if (given[k] === undefined) preset[k] = saved[k];
       else if (k === 'recipe' || k === 'mix' || k === 'attention-target' ? given[k] !== saved[k] : Number(given[k]) !== Number(saved[k])) console.error(`headlens train: --${k} ${String(given[k])} (the run being resumed had ${saved[k]})`);
     }
-    const r = recipe(required(v, 'recipe', Object.keys(RECIPES)[0]));
-    const out = (v.out as string | undefined) ?? resumeDir;
+    return preset;
+  },
+  async run(v) {
+    const resumeDir = v.resume;
+    const r = recipe(v.recipe);
+    const out = v.out ?? resumeDir;
     if (!out) throw new HeadlensError('--out is required', `e.g. --out models/${r.name}`);
-    const steps = positiveInt(v.steps, 'steps', 100) ?? r.train.steps;
-    const seed = v.seed !== undefined ? Number(v.seed) : r.train.seed;
-    const maxSeconds = positiveInt(v['max-seconds'], 'max-seconds', 100);
-    const lr = v.lr !== undefined ? Number(v.lr) : r.train.lr;
-    if (!(Number.isFinite(lr) && lr > 0)) throw new HeadlensError(`--lr ${String(v.lr)} is not a positive number`, 'e.g. --lr 1e-3');
-    const initStd = v['init-std'] !== undefined ? Number(v['init-std']) : (r.initStd ?? 0.02);
-    if (!(Number.isFinite(initStd) && initStd > 0)) throw new HeadlensError(`--init-std ${String(v['init-std'])} is not a positive number`, 'e.g. --init-std 0.02');
-    const headDropout = v['head-dropout'] !== undefined ? Number(v['head-dropout']) : 0;
-    if (!(headDropout >= 0 && headDropout < 1)) throw new HeadlensError(`--head-dropout ${String(v['head-dropout'])} is not a number in [0, 1)`, 'e.g. --head-dropout 0.2 (the probability that a head is dropped)');
-    const batchSize = positiveInt(v['batch-size'], 'batch-size', 8) ?? r.train.batchSize;
-    const evalEvery = positiveInt(v['eval-every'], 'eval-every', 100) ?? r.train.evalEvery;
-    const checkpointEvery = positiveInt(v['checkpoint-every'], 'checkpoint-every', 500) ?? r.train.checkpointEvery;
+    const steps = v.steps ?? r.train.steps;
+    const seed = v.seed ?? r.train.seed;
+    const maxSeconds = v['max-seconds'];
+    const lr = v.lr ?? r.train.lr;
+    const initStd = v['init-std'] ?? r.initStd ?? 0.02;
+    const headDropout = v['head-dropout'] ?? 0;
+    const batchSize = v['batch-size'] ?? r.train.batchSize;
+    const evalEvery = v['eval-every'] ?? r.train.evalEvery;
+    const checkpointEvery = v['checkpoint-every'] ?? r.train.checkpointEvery;
     await initBackend({ backend: v.backend as BackendName });
     let model: HookedTransformer;
     if (resumeDir) {
@@ -66,7 +91,7 @@ export const trainCommand: Command = {
       model = await loadPretrained(resumeDir);
     } else if (v.init !== undefined) {
       // a new run (fresh optimizer, schedule and data order) from an earlier run's weights: a curriculum's next stage
-      const init = v.init as string;
+      const init = v.init;
       if (!existsSync(init)) throw new HeadlensError(`--init ${init} does not exist`, 'pass the folder an earlier `headlens train` wrote');
       model = await loadPretrained(init);
       const want = makeConfig(r.config);
@@ -77,14 +102,14 @@ export const trainCommand: Command = {
       model = HookedTransformer.random(makeConfig(r.config), { seed, std: initStd });
       if (r.tokenizer) model.tokenizer = r.tokenizer();
     }
-    const attentionTargets = v['attention-target'] !== undefined ? parseAttentionTargets(String(v['attention-target']), model.cfg) : undefined;
-    const mix = v.mix as string | undefined;
+    const attentionTargets = v['attention-target'] !== undefined ? parseAttentionTargets(v['attention-target'], model.cfg) : undefined;
+    const mix = v.mix;
     const meta: Record<string, string> = { recipe: r.name, steps: String(steps), seed: String(seed), lr: String(lr), 'batch-size': String(batchSize) };
     if (evalEvery !== undefined) meta['eval-every'] = String(evalEvery);
     if (checkpointEvery !== undefined) meta['checkpoint-every'] = String(checkpointEvery);
     if (mix !== undefined) meta.mix = mix;
     if (headDropout) meta['head-dropout'] = String(headDropout);
-    if (attentionTargets) meta['attention-target'] = String(v['attention-target']);
+    if (attentionTargets) meta['attention-target'] = v['attention-target']!;
     // on a terminal a progress bar, elsewhere (logs, CI) one JSON line per evaluation
     const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'train [{bar}] {value}/{total} loss {loss} eval {eval} {tps} tok/s', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
     const onProgress = bar && ((p: TrainProgress) => {
@@ -106,7 +131,7 @@ export const trainCommand: Command = {
     console.log(JSON.stringify({ recipe: r.name, out, seed, ...res, history: undefined }));
     model.dispose();
   },
-};
+});
 
 /**
  * `--attention-target L3H0`, `L3H0:0.5` (the weight; default 1), `L3H3:0.3@mcq` (the pairs; default ioi), or

@@ -34,3 +34,4 @@ export { ioiHeadClasses, type IoiClasses, type ClassHead } from './scores/ioi_cl
 export { maskHeadsCheck, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './scores/mask_heads.js';
 export { scanTask, ioiTask, SCAN_TASKS, type ScanTask, type TaskSetup } from './scores/tasks.js';
 export { scan, itemsHash, type ScanOptions } from './scores/scan.js';
+export { circuitSvd, type CircuitSvd, type CircuitSvdOptions, type SingularDirection, type TokenScore } from './weights/svd_interpreter.js';

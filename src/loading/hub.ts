@@ -15,7 +15,6 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
-import cliProgress from 'cli-progress';
 import { HeadlensError } from '../errors.js';
 
 export const DEFAULT_HUB_ENDPOINT = 'https://huggingface.co';
@@ -29,10 +28,21 @@ export interface HubOptions {
   endpoint?: string;
   /** Access token for gated or private repos, sent as `Authorization: Bearer`. Default env `HF_TOKEN`. */
   token?: string;
-  /** Draw a byte progress bar per file on stderr. Default: whether stderr is a terminal. */
-  progress?: boolean;
+  /**
+   * Called as each file downloads: once when it starts (bytes 0) and after every chunk. `total` is the
+   * file's size when the hub says it (not for compressed bodies). Nothing is drawn here: the caller
+   * (the `headlens` CLI draws a bar on a terminal) decides what to show.
+   */
+  onProgress?: (p: DownloadProgress) => void;
   /** The fetch to use; tests inject one. Default `globalThis.fetch`. */
   fetch?: typeof fetch;
+}
+
+/** How far one file's download has come. */
+export interface DownloadProgress {
+  file: string;
+  bytes: number;
+  total: number | undefined;
 }
 
 /** Files a model folder may carry besides its weights; a repo without them is still loadable. */
@@ -139,7 +149,7 @@ class HubClient {
   private readonly endpoint: string;
   private readonly token: string | undefined;
   private readonly fetch: typeof fetch;
-  private readonly progress: boolean;
+  private readonly onProgress: ((p: DownloadProgress) => void) | undefined;
 
   constructor(
     readonly repoId: string,
@@ -150,7 +160,7 @@ class HubClient {
     this.endpoint = (opts.endpoint ?? nonEmpty(process.env.HF_ENDPOINT) ?? DEFAULT_HUB_ENDPOINT).replace(/\/+$/, '');
     this.token = opts.token ?? nonEmpty(process.env.HF_TOKEN);
     this.fetch = opts.fetch ?? globalThis.fetch;
-    this.progress = opts.progress ?? Boolean(process.stderr.isTTY);
+    this.onProgress = opts.onProgress;
   }
 
   /**
@@ -236,47 +246,33 @@ class HubClient {
   private async streamToFile(res: Response, file: string, part: string): Promise<void> {
     // With a content-encoding, content-length counts compressed bytes, not the bytes we write.
     const length = res.headers.get('content-encoding') ? null : res.headers.get('content-length');
-    const total = length === null ? undefined : Number(length);
-    const bar = this.progress ? startBar(file, total) : undefined;
+    const total = length === null || !Number.isFinite(Number(length)) ? undefined : Number(length);
+    const report = this.onProgress;
+    report?.({ file, bytes: 0, total });
     let written = 0;
-    try {
-      if (res.body === null) {
-        await writeFile(part, new Uint8Array(0));
-      } else {
-        const body = Readable.fromWeb(res.body as unknown as NodeReadableStream<Uint8Array>);
-        await pipeline(
-          body,
-          async function* count(chunks: AsyncIterable<Uint8Array>) {
-            for await (const chunk of chunks) {
-              written += chunk.length;
-              bar?.update(written);
-              yield chunk;
-            }
-          },
-          createWriteStream(part),
-        );
-      }
-    } finally {
-      bar?.stop();
+    if (res.body === null) {
+      await writeFile(part, new Uint8Array(0));
+    } else {
+      const body = Readable.fromWeb(res.body as unknown as NodeReadableStream<Uint8Array>);
+      await pipeline(
+        body,
+        async function* count(chunks: AsyncIterable<Uint8Array>) {
+          for await (const chunk of chunks) {
+            written += chunk.length;
+            report?.({ file, bytes: written, total });
+            yield chunk;
+          }
+        },
+        createWriteStream(part),
+      );
     }
-    if (total !== undefined && Number.isFinite(total) && written !== total) {
+    if (total !== undefined && written !== total) {
       throw new HeadlensError(
         `downloading ${this.repoId}/${file} stopped after ${written} of ${total} bytes`,
         'run again to retry the download',
       );
     }
   }
-}
-
-function startBar(file: string, total: number | undefined): cliProgress.SingleBar {
-  const known = total !== undefined && Number.isFinite(total) && total > 0;
-  const bar = new cliProgress.SingleBar({
-    stream: process.stderr,
-    format: known ? `${file} [{bar}] {percentage}% {value}/{total} bytes` : `${file} {value} bytes`,
-    hideCursor: true,
-  });
-  bar.start(known ? total : 0, 0);
-  return bar;
 }
 
 function resolveCacheDir(opts: HubOptions): string {
