@@ -67,3 +67,13 @@ export function setHead(m: { param(n: string): tf.Tensor; setParams(u: Record<st
   for (let i = 0; i < r; i++) for (let j = 0; j < c; j++) data[h * r * c + i * c + j] = fill(i, j);
   m.setParams({ [name]: tf.tensor3d(data, [n, r, c]) });
 }
+
+/** Two prompts of 5 tokens and a corruption of each (one token changed per row), for the patching tests. */
+export const PATCH_CLEAN = [
+  [10, 20, 30, 40, 50],
+  [11, 21, 31, 41, 51],
+];
+export const PATCH_CORRUPTED = [
+  [10, 20, 33, 40, 50],
+  [11, 22, 31, 41, 51],
+];

@@ -22,7 +22,7 @@ import {
 } from '../src/interp/interventions/patching.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { makeConfig } from '../src/model/config.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, PATCH_CLEAN, PATCH_CORRUPTED } from './helpers.js';
 
 let gpt2: HookedTransformer;
 let neox: HookedTransformer;
@@ -30,14 +30,7 @@ let gqa: HookedTransformer;
 let mqa: HookedTransformer;
 let toy: HookedTransformer;
 
-const CLEAN = [
-  [10, 20, 30, 40, 50],
-  [11, 21, 31, 41, 51],
-];
-const CORRUPTED = [
-  [10, 20, 33, 40, 50],
-  [11, 22, 31, 41, 51],
-];
+const [CLEAN, CORRUPTED] = [PATCH_CLEAN, PATCH_CORRUPTED];
 const metric = logitDiff([7, 8], [9, 12]);
 
 beforeAll(async () => {

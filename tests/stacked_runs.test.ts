@@ -15,18 +15,11 @@ import { logitDiff, logProb, metricValue, type Metric } from '../src/interp/metr
 import { patchSites, type PatchSite } from '../src/interp/interventions/patching.js';
 import { BaseRun, startLayer, variantsPerPass } from '../src/interp/interventions/stacked_runs.js';
 import { loadPretrained } from '../src/loading/load.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, PATCH_CLEAN, PATCH_CORRUPTED } from './helpers.js';
 
 let gpt2: HookedTransformer;
 let llama: HookedTransformer;
-const CLEAN = [
-  [10, 20, 30, 40, 50],
-  [11, 21, 31, 41, 51],
-];
-const CORRUPTED = [
-  [10, 20, 33, 40, 50],
-  [11, 22, 31, 41, 51],
-];
+const [CLEAN, CORRUPTED] = [PATCH_CLEAN, PATCH_CORRUPTED];
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
