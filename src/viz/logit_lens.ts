@@ -21,7 +21,7 @@ export interface LogitLensData {
   prob: number[][];
 }
 
-export interface LogitLensOptions {
+export interface LogitLensTableOptions {
   /** Title (aria-label, page title). Default: 'logit lens'. */
   title?: string;
   /** Cell width in pixels (tokens are printed inside). Default: 64. */
@@ -34,7 +34,7 @@ export interface LogitLensOptions {
   maxChars?: number;
 }
 
-export function logitLensTable(d: LogitLensData, opts: LogitLensOptions = {}): View {
+export function logitLensTable(d: LogitLensData, opts: LogitLensTableOptions = {}): View {
   if (d.top.length !== d.layers.length || d.prob.length !== d.layers.length) {
     throw new HeadlensError(`logitLens: ${d.layers.length} layer labels but ${d.top.length} rows of tokens and ${d.prob.length} of probabilities`, 'give one row per layer label');
   }
