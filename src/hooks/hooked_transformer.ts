@@ -9,9 +9,11 @@ import { HeadlensError } from '../errors.js';
 import type { HookedConfig } from '../model/config.js';
 import type { Interceptor } from '../model/hook_point.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
+import type { KVCache } from '../model/kv_cache.js';
 import { Transformer, type ForwardOptions, type TokenInput } from '../model/transformer.js';
-import { layerOf, nearest } from './act_name.js';
+import { hookAxes, layerOf, nearest } from './act_name.js';
 import { ActivationCache } from './activation_cache.js';
+import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
 
 export interface HookContext {
   name: string;
@@ -30,6 +32,23 @@ export type NamesFilter = 'all' | string[] | ((name: string) => boolean);
 export interface RunOptions {
   fwdHooks?: FwdHook[];
   stopAtLayer?: number;
+  /** Past keys and values: the tokens given continue the cached sequence, see ForwardOptions.kvCache. */
+  kvCache?: KVCache;
+}
+
+/**
+ * Which query rows runWithCache keeps of hook_attn_scores and hook_pattern: 'last' (the final position, what
+ * decoding reads) or a list of query positions, in that order. The cached tensor is then [batch, head, rows,
+ * key_pos] instead of [batch, head, query_pos, key_pos]. On the tfjs path the forward still computes each
+ * layer's full scores (no fused attention kernel yet), but only one layer's at a time: the cache keeps just
+ * the rows, so a long prompt never holds [head, pos, pos] for every layer.
+ */
+export type PatternRows = number[] | 'last';
+
+export interface CacheOptions extends RunOptions {
+  names?: NamesFilter;
+  /** Keep only these query rows of hook_attn_scores / hook_pattern (default: all). */
+  patternRows?: PatternRows;
 }
 
 export class HookedTransformer extends Transformer {
@@ -102,7 +121,7 @@ export class HookedTransformer extends Transformer {
   runWithHooks(tokens: TokenInput, opts: RunOptions = {}): tf.Tensor3D {
     const hooks = [...this.permanent, ...(opts.fwdHooks ?? [])];
     this.checkFilters(hooks);
-    return this.forward(tokens, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer });
+    return this.forward(tokens, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache });
   }
 
   /**
@@ -126,30 +145,41 @@ export class HookedTransformer extends Transformer {
    * Runs and keeps the named activations (after any hook of this run changed them).
    * Returns logits and a cache; the caller owns both and disposes them.
    */
-  runWithCache(tokens: TokenInput, opts: RunOptions & { names?: NamesFilter } = {}): { logits: tf.Tensor3D; cache: ActivationCache } {
+  runWithCache(tokens: TokenInput, opts: CacheOptions = {}): { logits: tf.Tensor3D; cache: ActivationCache } {
     const hooks = [...this.permanent, ...(opts.fwdHooks ?? [])];
     this.checkFilters(hooks);
     const keep = this.namesPredicate(opts.names ?? 'all');
+    const rows = opts.patternRows === undefined ? undefined : checkPatternRows(opts.patternRows);
     const acts = new Map<string, tf.Tensor>();
     const base = interceptor(hooks);
     const withCache: Interceptor = {
       wants: (n) => keep(n) || base.wants(n),
+      // where no hook of this run listens, the cache only reads: the forward may free the activation with its block
+      readOnly: (n) => !base.wants(n),
       call: (n, act) => {
         const out = base.wants(n) ? base.call(n, act) : act;
         // the cache's own handle: `out` may be the caller's tensor or another cache's (patching), and one
         // tensor can sit at two points (resid_post of l is resid_pre of l+1). A same-shape reshape gives a new
         // handle on the same data on every backend; clone() copies the data on wasm
-        if (keep(n)) acts.set(n, tf.keep(out.reshape(out.shape)));
+        if (keep(n)) acts.set(n, tf.keep(rows && isPerQuery(n) ? queryRows(n, out, rows) : out.reshape(out.shape)));
         return out;
       },
     };
     try {
-      const logits = this.forward(tokens, { interceptor: withCache, stopAtLayer: opts.stopAtLayer });
+      const logits = this.forward(tokens, { interceptor: withCache, stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache });
       return { logits, cache: new ActivationCache(acts, this.cfg, this) };
     } catch (e) {
       for (const t of acts.values()) t.dispose();
       throw e;
     }
+  }
+
+  /**
+   * Generates `maxNewTokens` tokens after each row of `tokens`, with a KV cache: greedy by default, sampled with
+   * `temperature`. Hooks apply at every step, to the positions fed at that step. See generate.ts.
+   */
+  generate<T = never>(tokens: TokenInput, opts: GenerateOptions<T> = {}): GenerateResult<T> {
+    return generate(this, tokens, opts);
   }
 
   private namesPredicate(names: NamesFilter): (n: string) => boolean {
@@ -176,6 +206,28 @@ export class HookedTransformer extends Transformer {
       }
     }
   }
+}
+
+function checkPatternRows(rows: PatternRows): PatternRows {
+  if (rows === 'last') return rows;
+  if (!Array.isArray(rows) || rows.length === 0 || !rows.every((r) => Number.isInteger(r) && r >= 0)) {
+    throw new HeadlensError(`patternRows must be 'last' or a non-empty list of query positions (integers ≥ 0), got ${JSON.stringify(rows)}`, "pass e.g. { patternRows: 'last' } or { patternRows: [0, 5] }");
+  }
+  return rows;
+}
+
+/** hook_attn_scores and hook_pattern: the hook points with a query_pos axis. */
+function isPerQuery(name: string): boolean {
+  return hookAxes(name)?.[2] === 'query_pos';
+}
+
+/** The asked query rows of a pattern-shaped activation [batch, head, query_pos, key_pos] → [batch, head, rows, key_pos]. */
+function queryRows(name: string, act: tf.Tensor, rows: PatternRows): tf.Tensor {
+  const nQuery = act.shape[2] as number; // [batch, head, query_pos, key_pos]
+  if (rows === 'last') return tf.tidy(() => act.slice([0, 0, nQuery - 1, 0], [-1, -1, 1, -1]));
+  const bad = rows.find((r) => r >= nQuery);
+  if (bad !== undefined) throw new HeadlensError(`patternRows: query row ${bad} is past the ${nQuery} query positions of ${name}`, `use rows 0..${nQuery - 1}`);
+  return tf.tidy(() => tf.gather(act, tf.tensor1d(rows, 'int32'), 2));
 }
 
 function interceptor(hooks: FwdHook[]): Interceptor {

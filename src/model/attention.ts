@@ -12,12 +12,18 @@ import * as tf from '@tensorflow/tfjs';
 import type { HookedConfig } from './config.js';
 import { blockHooks } from './hook_names.js';
 import type { HookPoints } from './hook_point.js';
+import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
 
 export interface AttentionContext {
   /** Additive mask [query_pos, key_pos]: 0 where a query may attend, -Infinity elsewhere. */
   mask: tf.Tensor2D;
+  /**
+   * Past keys and values: the new positions attend to them and to themselves, and the layer's extended keys
+   * and values are staged in the cache. key_pos then counts the cached positions too.
+   */
+  kvCache?: KVCache;
   cos?: tf.Tensor2D;
   sin?: tf.Tensor2D;
   /** W_Q, W_K, W_V fused and pre-transposed: [d_model, (head + 2·kv_head)·d_head] and its bias (see Transformer.qkvWeights). */
@@ -43,6 +49,22 @@ function repeatKV(x: tf.Tensor4D, nRep: number): tf.Tensor4D {
   // a gather along the head axis rather than a 5-d tile, which WebGPU runs on the CPU
   const kvOf = tf.tensor1d(Array.from({ length: x.shape[1] * nRep }, (_, h) => Math.floor(h / nRep)), 'int32');
   return tf.gather(x, kvOf, 1) as tf.Tensor4D;
+}
+
+/**
+ * The layer's past keys and values with the new positions' appended, staged in the cache (which keeps them).
+ * k, v [batch, new_pos, kv_head, d_head] → each [batch, kv_head, past_pos + new_pos, d_head].
+ */
+function extendCache(cache: KVCache, layer: number, k: tf.Tensor4D, v: tf.Tensor4D): { k: tf.Tensor4D; v: tf.Tensor4D } {
+  const past = cache.past(layer);
+  const [kAll, vAll] = tf.tidy(() => {
+    const kNew = k.transpose([0, 2, 1, 3]) as tf.Tensor4D; // [batch, kv_head, new_pos, d_head]
+    const vNew = v.transpose([0, 2, 1, 3]) as tf.Tensor4D;
+    if (!past) return [kNew, vNew];
+    return [tf.concat([past.k, kNew], 2) as tf.Tensor4D, tf.concat([past.v, vNew], 2) as tf.Tensor4D];
+  });
+  cache.stage(layer, kAll, vAll);
+  return { k: kAll, v: vAll };
 }
 
 export function attention(
@@ -75,13 +97,15 @@ export function attention(
     k = hp.point(H['attn.hook_rot_k'], applyRotary(k, ctx.cos!, ctx.sin!, cfg.rotary_dim!));
   }
   const step = <T extends tf.Tensor>(f: () => T): T => (ctx.scoped ? tf.tidy(f) : f());
+  // with a KV cache, keys and values of every position so far: [batch, kv_head, key_pos, d_head], kept by the cache
+  const cached = ctx.kvCache ? extendCache(ctx.kvCache, layer, k, v) : undefined;
   let scale = cfg.attn_scale;
   if (cfg.scale_attn_by_inverse_layer_idx) scale *= layer + 1;
   const scores = hp.point(
     H['attn.hook_attn_scores'],
     step(() => {
       const qh = q.transpose([0, 2, 1, 3]) as tf.Tensor4D; // [batch, head, query_pos, d_head]
-      const kh = repeatKV(k.transpose([0, 2, 1, 3]) as tf.Tensor4D, h / kv); // [batch, head, key_pos, d_head]
+      const kh = repeatKV(cached?.k ?? (k.transpose([0, 2, 1, 3]) as tf.Tensor4D), h / kv); // [batch, head, key_pos, d_head]
       return tf.matMul(qh, kh, false, true).div(scale).add(ctx.mask) as tf.Tensor4D; // [batch, head, query_pos, key_pos]
     }),
   );
@@ -89,7 +113,7 @@ export function attention(
   const z = hp.point(
     H['attn.hook_z'],
     step(() => {
-      const vh = repeatKV(v.transpose([0, 2, 1, 3]) as tf.Tensor4D, h / kv); // [batch, head, key_pos, d_head]
+      const vh = repeatKV(cached?.v ?? (v.transpose([0, 2, 1, 3]) as tf.Tensor4D), h / kv); // [batch, head, key_pos, d_head]
       return tf.matMul(pattern, vh).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [batch, pos, head, d_head]
     }),
   );

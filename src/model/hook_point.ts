@@ -11,6 +11,13 @@ export interface Interceptor {
   wants(name: string): boolean;
   /** Sees the activation at `name`; returns the tensor the forward continues with (the same one, or a new one). */
   call(name: string, act: tf.Tensor): tf.Tensor;
+  /**
+   * True where the interceptor only reads the activation, returns it unchanged and keeps its own handle on
+   * anything it needs later (a cache): the forward then frees the activation with its block, as if no one had
+   * looked. A cache that keeps only some query rows of a pattern (runWithCache's patternRows) thereby never
+   * holds the full [batch, head, query_pos, key_pos] of more than one layer at a time.
+   */
+  readOnly?(name: string): boolean;
 }
 
 /**
@@ -54,6 +61,10 @@ export class HookPoints {
 
   point<T extends tf.Tensor>(name: string, act: T): T {
     if (!this.interceptor || !this.interceptor.wants(name)) return act;
+    if (this.interceptor.readOnly?.(name)) {
+      this.interceptor.call(name, act);
+      return act;
+    }
     this.hold(act);
     const out = this.interceptor.call(name, act);
     if (out !== act) this.hold(out);

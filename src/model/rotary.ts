@@ -31,15 +31,19 @@ export function inverseFrequencies(cfg: HookedConfig): Float64Array {
   });
 }
 
-/** cos and sin tables for positions 0..nPos-1. Each [pos, rotary_dim], the half-table repeated twice. */
-export function rotaryTables(cfg: HookedConfig, nPos: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+/**
+ * cos and sin tables for positions offset..offset+nPos-1 (absolute positions: a decoding step with a KV cache
+ * rotates its new positions by where they sit in the whole sequence). Each [pos, rotary_dim], the half-table
+ * repeated twice.
+ */
+export function rotaryTables(cfg: HookedConfig, nPos: number, offset = 0): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
   const dim = cfg.rotary_dim!;
   const inv = inverseFrequencies(cfg);
   const cos = new Float32Array(nPos * dim);
   const sin = new Float32Array(nPos * dim);
   for (let p = 0; p < nPos; p++) {
     for (let i = 0; i < dim / 2; i++) {
-      const a = p * inv[i];
+      const a = (offset + p) * inv[i];
       cos[p * dim + i] = cos[p * dim + i + dim / 2] = Math.cos(a);
       sin[p * dim + i] = sin[p * dim + i + dim / 2] = Math.sin(a);
     }

@@ -10,6 +10,7 @@ import { attention } from './attention.js';
 import type { HookedConfig } from './config.js';
 import { blockHooks, hookNames } from './hook_names.js';
 import { HookPoints, type Interceptor } from './hook_point.js';
+import type { KVCache } from './kv_cache.js';
 import { linear, mlp } from './mlp.js';
 import { norm } from './norm.js';
 import { countParams, paramShapes } from './params.js';
@@ -38,6 +39,14 @@ export interface ForwardOptions {
   interceptor?: Interceptor;
   /** Stop before this block and return its resid_pre [batch, pos, d_model] instead of logits. */
   stopAtLayer?: number;
+  /**
+   * Past keys and values (kv_cache.ts): the tokens given are the positions after the cached ones, at absolute
+   * positions cache.length…; they attend to the cached keys too, and the cache is extended with theirs. Every
+   * activation then covers only the new positions, except key_pos of hook_attn_scores / hook_pattern, which
+   * covers all of them: [batch, head, new_pos, key_pos]. hook_k, hook_v and hook_rot_k see the new positions'
+   * keys only. The cache grows only when the forward succeeds; not with stopAtLayer.
+   */
+  kvCache?: KVCache;
 }
 
 /** Fused attention input weights of one layer: [d_model, (head + 2·kv_head)·d_head] and [(head + 2·kv_head)·d_head]. */
@@ -233,10 +242,18 @@ export class Transformer {
     if (opts.stopAtLayer !== undefined && !(Number.isInteger(opts.stopAtLayer) && opts.stopAtLayer >= 0 && opts.stopAtLayer <= cfg.n_layers)) {
       throw new HeadlensError(`stopAtLayer ${opts.stopAtLayer} is not a layer index`, `use 0..${cfg.n_layers}`);
     }
+    const kv = opts.kvCache;
+    if (kv && opts.stopAtLayer !== undefined) throw new HeadlensError('forward: stopAtLayer cannot be used with a KV cache', 'the cache needs every layer\'s keys; run the whole model');
     const ids = this.tokensTensor(tokens);
     const hp = new HookPoints(opts.interceptor);
     try {
-      return tf.tidy(() => this.run(ids, hp, opts.stopAtLayer));
+      kv?.begin(ids.shape[0], ids.shape[1], cfg.n_ctx);
+      const out = tf.tidy(() => this.run(ids, hp, opts.stopAtLayer, kv));
+      kv?.commit(ids.shape[0]);
+      return out;
+    } catch (e) {
+      kv?.discard();
+      throw e;
     } finally {
       hp.release();
       ids.dispose();
@@ -268,13 +285,14 @@ export class Transformer {
     }
   }
 
-  private run(ids: tf.Tensor2D, hp: HookPoints, stopAtLayer?: number): tf.Tensor3D {
+  private run(ids: tf.Tensor2D, hp: HookPoints, stopAtLayer?: number, kv?: KVCache): tf.Tensor3D {
     const { cfg } = this;
     const P = (n: string) => this.param(n);
     const [batch, pos] = ids.shape;
+    const offset = kv?.length ?? 0; // absolute position of the first token fed
     let x = hp.point('hook_embed', tf.gather(P('embed.W_E'), ids) as tf.Tensor3D); // [batch, pos, d_model]
     if (cfg.positional_embedding_type === 'standard') {
-      const posRows = P('pos_embed.W_pos').slice([0, 0], [pos, cfg.d_model]); // [pos, d_model]
+      const posRows = P('pos_embed.W_pos').slice([offset, 0], [pos, cfg.d_model]); // [pos, d_model]
       // broadcast unless someone looks: the [batch, pos, d_model] copy is only made for a hook
       if (!optimisations.lazyHooks || hp.wants('hook_pos_embed')) {
         x = x.add(hp.point('hook_pos_embed', posRows.expandDims(0).tile([batch, 1, 1]) as tf.Tensor3D));
@@ -282,17 +300,18 @@ export class Transformer {
         x = x.add(posRows);
       }
     }
-    return this.blocks(x, 0, hp, stopAtLayer);
+    return this.blocks(x, 0, hp, stopAtLayer, kv);
   }
 
   /** Blocks from `first` on, then the final norm and unembedding. x is resid_pre of block `first`. */
-  private blocks(x: tf.Tensor3D, first: number, hp: HookPoints, stopAtLayer?: number): tf.Tensor3D {
+  private blocks(x: tf.Tensor3D, first: number, hp: HookPoints, stopAtLayer?: number, kvCache?: KVCache): tf.Tensor3D {
     const { cfg } = this;
     const P = (n: string) => this.param(n);
     const [batch, pos] = x.shape;
     // not on wasm, whose fused kernel measured 3–12% slower than matmul + add on the forward's shapes
     const fused = optimisations.fusedMatMul && tf.getBackend() !== 'wasm';
-    const ctx = { mask: causalMask(pos, cfg.sliding_window), fused, ...(cfg.rotary_dim ? rotaryTables(cfg, pos) : {}) };
+    const offset = kvCache?.length ?? 0; // positions already in the cache: the mask and rotation use absolute positions
+    const ctx = { mask: causalMask(pos, cfg.sliding_window, offset), fused, kvCache, ...(cfg.rotary_dim ? rotaryTables(cfg, pos, offset) : {}) };
     const lnParams = (p: string) => [cfg.normalization_type ? P(`${p}.w`) : undefined, cfg.normalization_type === 'LN' ? P(`${p}.b`) : undefined] as const;
     // a norm's temporaries (centred, squared, …) freed as soon as it returns
     const ln = (x: tf.Tensor3D, p: string) => (optimisations.blockScopes ? tf.tidy(() => norm(cfg, x, ...lnParams(p), p, hp)) : norm(cfg, x, ...lnParams(p), p, hp));
@@ -335,15 +354,21 @@ export class Transformer {
   }
 }
 
-/** 0 where key ≤ query (and within the sliding window, if any), -Infinity elsewhere. [query_pos, key_pos] */
-export function causalMask(pos: number, window: number | null): tf.Tensor2D {
-  const m = new Float32Array(pos * pos);
-  for (let q = 0; q < pos; q++) {
-    for (let k = 0; k < pos; k++) {
-      m[q * pos + k] = k <= q && (window === null || q - k < window) ? 0 : -Infinity;
+/**
+ * 0 where key ≤ query (and within the sliding window, if any), -Infinity elsewhere. [query_pos, key_pos]
+ * With `offset` positions already cached, the queries are the positions offset…offset+pos-1 and the keys
+ * 0…offset+pos-1: [pos, offset + pos], distances measured between absolute positions.
+ */
+export function causalMask(pos: number, window: number | null, offset = 0): tf.Tensor2D {
+  const keys = offset + pos;
+  const m = new Float32Array(pos * keys);
+  for (let i = 0; i < pos; i++) {
+    const q = offset + i;
+    for (let k = 0; k < keys; k++) {
+      m[i * keys + k] = k <= q && (window === null || q - k < window) ? 0 : -Infinity;
     }
   }
-  return tf.tensor2d(m, [pos, pos]);
+  return tf.tensor2d(m, [pos, keys]);
 }
 
 /**

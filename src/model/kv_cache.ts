@@ -1,0 +1,110 @@
+/**
+ * Past keys and values, so a decoding step runs only the new positions through the model. Attention is the only
+ * place one position reads another, and it reads the earlier positions only through their keys and values: so
+ * with those kept, the new positions' forward equals the full sequence's forward at those positions (float
+ * rounding aside). Keys are kept after rotation (hook_rot_k for rotary models) and after any hook on hook_k /
+ * hook_v / hook_rot_k changed them, so an intervention at an earlier step stays in the cache, as the full re-run
+ * with the same hooks would see it. Keys and values are per key/value head (before GQA's repeat), so a grouped
+ * model keeps n_key_value_heads, not n_heads.
+ *
+ * The cache owns its tensors until `dispose()`. A forward given the cache stages each layer's extended keys and
+ * values and the cache takes them only when the whole forward succeeded (`commit`), so a forward that throws
+ * halfway leaves the cache as it was.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { HeadlensError } from '../errors.js';
+
+interface LayerKV {
+  /** [batch, kv_head, key_pos, d_head] */
+  k: tf.Tensor4D;
+  /** [batch, kv_head, key_pos, d_head] */
+  v: tf.Tensor4D;
+}
+
+export class KVCache {
+  private readonly layers: (LayerKV | undefined)[];
+  private readonly staged = new Map<number, LayerKV>();
+  private stagedPositions = 0;
+  /** Positions held: the absolute position of the next token fed. */
+  length = 0;
+  /** Rows of the batch, fixed by the first forward. */
+  batch: number | undefined;
+  private disposed = false;
+
+  constructor(readonly nLayers: number) {
+    this.layers = Array.from({ length: nLayers }, () => undefined);
+  }
+
+  /** Keys and values of layer l so far (owned by the cache), or undefined before the first forward. */
+  past(layer: number): LayerKV | undefined {
+    this.alive();
+    return this.layers[layer];
+  }
+
+  /**
+   * Called by the forward before it runs `newPositions` more positions of `batch` rows: checks they fit. Both
+   * numbers are known before any block runs, so a mismatch fails before anything is computed.
+   */
+  begin(batch: number, newPositions: number, nCtx: number): void {
+    this.alive();
+    if (this.batch !== undefined && batch !== this.batch) {
+      throw new HeadlensError(`the KV cache holds ${this.batch} sequences but ${batch} were fed`, 'feed as many rows as the cache was started with, or use a new KVCache');
+    }
+    if (this.length + newPositions > nCtx) {
+      throw new HeadlensError(
+        `the KV cache holds ${this.length} positions; ${newPositions} more make ${this.length + newPositions}, more than the model's context (n_ctx ${nCtx})`,
+        `feed at most ${Math.max(0, nCtx - this.length)} more tokens`,
+      );
+    }
+    this.discard();
+    this.stagedPositions = newPositions;
+  }
+
+  /** Called by attention: the layer's keys and values including the new positions, kept until commit or discard. */
+  stage(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): void {
+    this.staged.set(layer, { k: tf.keep(k), v: tf.keep(v) });
+  }
+
+  /** The forward succeeded: the staged keys and values replace the old ones. */
+  commit(batch: number): void {
+    if (this.staged.size !== this.nLayers) {
+      this.discard();
+      throw new HeadlensError(`the forward staged keys for ${this.staged.size} of ${this.nLayers} layers`, 'run the whole model (no stopAtLayer) when passing a KV cache');
+    }
+    for (const [l, kv] of this.staged) {
+      const old = this.layers[l];
+      if (old) tf.dispose([old.k, old.v]);
+      this.layers[l] = kv;
+    }
+    this.staged.clear();
+    this.length += this.stagedPositions;
+    this.stagedPositions = 0;
+    this.batch = batch;
+  }
+
+  /** The forward failed: drops what it staged. */
+  discard(): void {
+    for (const kv of this.staged.values()) tf.dispose([kv.k, kv.v]);
+    this.staged.clear();
+    this.stagedPositions = 0;
+  }
+
+  /** Bytes the cache holds. */
+  get bytes(): number {
+    let n = 0;
+    for (const kv of this.layers) if (kv) n += (kv.k.size + kv.v.size) * 4;
+    return n;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.discard();
+    for (const kv of this.layers) if (kv) tf.dispose([kv.k, kv.v]);
+    this.layers.fill(undefined);
+    this.disposed = true;
+  }
+
+  private alive(): void {
+    if (this.disposed) throw new HeadlensError('this KV cache was disposed', 'make a new KVCache');
+  }
+}

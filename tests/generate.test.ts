@@ -1,0 +1,259 @@
+/**
+ * model.generate with a KV cache against the reference it must equal: re-running the whole growing sequence at
+ * every step (itself checked against transformers by parity.test.ts). Every fixture family: learned positions
+ * (gpt2), rotary parallel and sequential (pythia, neox), grouped and multi-query attention (llama), a sliding
+ * window shorter than the prompt (mistral), qwen2's biases.
+ */
+import * as tf from '@tensorflow/tfjs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend/index.js';
+import { actName } from '../src/hooks/act_name.js';
+import type { FwdHook, HookedTransformer } from '../src/hooks/hooked_transformer.js';
+import { loadPretrained } from '../src/loading/load.js';
+import { KVCache } from '../src/model/kv_cache.js';
+import { headlensError } from './expect_error.js';
+import { FIXTURES, fixtureModels } from './helpers.js';
+
+const models = new Map<string, HookedTransformer>();
+const PROMPT = [3, 17, 42, 5, 99, 7, 23, 61, 8, 150];
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+  for (const name of fixtureModels()) models.set(name, await loadPretrained(path.join(FIXTURES, name)));
+});
+
+afterAll(() => {
+  for (const m of models.values()) m.dispose();
+});
+
+/** Last-position logits of a full forward on `seq` (hooks applied), as numbers. */
+function fullLast(model: HookedTransformer, seq: number[], fwdHooks?: FwdHook[]): Float32Array {
+  const logits = model.runWithHooks([seq], { fwdHooks });
+  const last = tf.tidy(() => logits.slice([0, seq.length - 1, 0], [1, 1, -1]).reshape([-1]).dataSync() as Float32Array);
+  logits.dispose();
+  return last;
+}
+
+function maxDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+function argmax(a: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
+  return best;
+}
+
+/** Generates with the cache, recording each step's last logits, and checks every step against the full re-run. */
+function checkAgainstRerun(model: HookedTransformer, prompt: number[], maxNewTokens: number, fwdHooks?: FwdHook[]): { tokens: number[]; worst: number } {
+  const r = model.generate<Float32Array>([prompt], { maxNewTokens, fwdHooks, onStep: (s) => s.logits.dataSync().slice() as Float32Array });
+  const tokens = r.tokens[0];
+  expect(tokens).toHaveLength(maxNewTokens);
+  expect(r.records).toHaveLength(maxNewTokens);
+  let worst = 0;
+  for (let s = 0; s < maxNewTokens; s++) {
+    const ref = fullLast(model, [...prompt, ...tokens.slice(0, s)], fwdHooks);
+    worst = Math.max(worst, maxDiff(r.records[s], ref));
+    expect(tokens[s], `step ${s}`).toBe(argmax(ref));
+  }
+  return { tokens, worst };
+}
+
+describe('generate with a KV cache equals re-running the full sequence', () => {
+  it.each(fixtureModels())('%s: the same greedy tokens and last-position logits within 1e-4 at every step', (name) => {
+    const model = models.get(name)!;
+    const { worst } = checkAgainstRerun(model, PROMPT, 12);
+    console.log(`generate ${name}: max |Δlogit| vs full re-run ${worst.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-4);
+  });
+
+  it('forward with a KVCache, fed in chunks (the later ones past the sliding window), gives the full forward\'s logits at those positions', () => {
+    for (const name of ['mistral-sliding', 'gpt2', 'pythia-parallel']) {
+      const model = models.get(name)!;
+      const seq = [...PROMPT, 11, 12, 13, 14, 15, 16];
+      const full = model.forward([seq]);
+      const kv = new KVCache(model.cfg.n_layers);
+      const chunks = [seq.slice(0, 7), seq.slice(7, 8), seq.slice(8)];
+      const parts = chunks.map((c) => model.forward([c], { kvCache: kv }));
+      expect(kv.length).toBe(seq.length);
+      const joined = tf.concat(parts, 1);
+      const diff = tf.tidy(() => full.sub(joined).abs().max().dataSync()[0]);
+      expect(diff, name).toBeLessThan(1e-4);
+      tf.dispose([full, joined, ...parts]);
+      kv.dispose();
+    }
+  });
+
+  it('a batch of two prompts decodes each row as it would alone', () => {
+    const model = models.get('llama-gqa')!;
+    const other = [...PROMPT].reverse();
+    const both = model.generate([PROMPT, other], { maxNewTokens: 6 }).tokens;
+    expect(both[0]).toEqual(model.generate([PROMPT], { maxNewTokens: 6 }).tokens[0]);
+    expect(both[1]).toEqual(model.generate([other], { maxNewTokens: 6 }).tokens[0]);
+  });
+});
+
+describe('generate: hooks apply at every step', () => {
+  it.each(['gpt2', 'llama-gqa', 'mistral-sliding'])('%s: a head zero-ablated at hook_z gives the full re-run\'s tokens and logits with the same hook', (name) => {
+    const model = models.get(name)!;
+    const { n_heads } = model.cfg;
+    const ablate: FwdHook = [
+      actName('z', 0),
+      (z) => tf.tidy(() => z.mul(tf.tensor1d(Array.from({ length: n_heads }, (_, h) => (h === 1 ? 0 : 1))).reshape([1, 1, n_heads, 1]))),
+    ];
+    const hooked = checkAgainstRerun(model, PROMPT, 8, [ablate]);
+    expect(hooked.worst).toBeLessThan(1e-4);
+    // the hook changed something: the logits differ from the unhooked run's (so the test is not vacuous)
+    const plainFirst = fullLast(model, PROMPT);
+    const hookedFirst = fullLast(model, PROMPT, [ablate]);
+    expect(maxDiff(plainFirst, hookedFirst)).toBeGreaterThan(1e-4);
+  });
+
+  it('at a decoding step hook_pattern sees only the new query row, [batch, head, 1, key_pos]', () => {
+    const model = models.get('gpt2')!;
+    const shapes: number[][] = [];
+    model.generate([PROMPT], { maxNewTokens: 3, fwdHooks: [[actName('pattern', 0), (p) => void shapes.push(p.shape)]] });
+    expect(shapes).toEqual([
+      [1, model.cfg.n_heads, PROMPT.length, PROMPT.length],
+      [1, model.cfg.n_heads, 1, PROMPT.length + 1],
+      [1, model.cfg.n_heads, 1, PROMPT.length + 2],
+    ]);
+  });
+
+  it('names: each step\'s cache holds the asked activations, patterns as the last query row', () => {
+    const model = models.get('qwen2')!;
+    const shapes = model.generate([PROMPT], { maxNewTokens: 3, names: [actName('pattern', 1), actName('resid_post', 1)], onStep: (s) => [s.cache!.get(actName('pattern', 1)).shape, s.cache!.get(actName('resid_post', 1)).shape] }).records;
+    const { n_heads, d_model } = model.cfg;
+    expect(shapes).toEqual([
+      [[1, n_heads, 1, 10], [1, 10, d_model]],
+      [[1, n_heads, 1, 11], [1, 1, d_model]],
+      [[1, n_heads, 1, 12], [1, 1, d_model]],
+    ]);
+  });
+});
+
+describe('generate: sampling, stopping, the context', () => {
+  it('greedy is the default: temperature 0 and absent give the same tokens', () => {
+    const model = models.get('pythia-parallel')!;
+    expect(model.generate([PROMPT], { maxNewTokens: 8, temperature: 0 }).tokens).toEqual(model.generate([PROMPT], { maxNewTokens: 8 }).tokens);
+  });
+
+  it('seeded sampling is reproducible, other seeds give other samples, and topK keeps every token among the K largest logits', () => {
+    const model = models.get('gpt2')!;
+    const run = (seed: number, topK?: number) =>
+      model.generate<boolean>([PROMPT], {
+        maxNewTokens: 12,
+        temperature: 5, // random fixture logits are small: a high temperature makes the sample spread
+        topK,
+        seed,
+        onStep: (s) => {
+          const row = s.logits.dataSync();
+          const kth = [...row].sort((a, b) => b - a)[(topK ?? row.length) - 1];
+          return row[s.tokens[0]] >= kth;
+        },
+      });
+    const a = run(7);
+    expect(run(7).tokens).toEqual(a.tokens);
+    const others = [1, 2, 3].map((s) => run(s).tokens[0]);
+    expect(others.some((t) => t.join() !== a.tokens[0].join())).toBe(true);
+    const k3 = run(7, 3);
+    expect(k3.records.every(Boolean)).toBe(true);
+    // with K = 3 over 12 steps at a high temperature, not every token is the argmax
+    const greedy = model.generate([PROMPT], { maxNewTokens: 12 }).tokens[0];
+    expect(k3.tokens[0].join()).not.toBe(greedy.join());
+    // topK 1 is greedy whatever the temperature
+    expect(run(7, 1).tokens[0]).toEqual(greedy);
+  });
+
+  it('a stop token ends the row, included in the output', () => {
+    const model = models.get('llama-gqa')!;
+    const free = model.generate([PROMPT], { maxNewTokens: 8 }).tokens[0];
+    const stopAt = free.indexOf(free[3]); // the first step that writes free[3]
+    const r = model.generate([PROMPT], { maxNewTokens: 8, stopTokens: [free[3]] });
+    expect(r.tokens[0]).toEqual(free.slice(0, stopAt + 1));
+    expect(r.stop).toBe('stop');
+    expect(model.generate([PROMPT], { maxNewTokens: 8 }).stop).toBe('max');
+  });
+
+  it('stops when the sequence fills n_ctx (stop: n_ctx), returning the token predicted at the last position', () => {
+    const model = models.get('gpt2')!; // n_ctx 32
+    const prompt = Array.from({ length: 30 }, (_, i) => (i * 7) % 200);
+    const r = model.generate([prompt], { maxNewTokens: 10 });
+    expect(r.tokens[0]).toHaveLength(3); // fed positions 29, 30, 31
+    expect(r.stop).toBe('n_ctx');
+    expect(headlensError(() => model.generate([Array.from({ length: 33 }, () => 1)], { maxNewTokens: 1 })).message).toMatch(/longer than the model's context/);
+    const kv = new KVCache(model.cfg.n_layers);
+    model.forward([prompt], { kvCache: kv }).dispose();
+    expect(headlensError(() => model.forward([[1, 2, 3]], { kvCache: kv })).message).toMatch(/n_ctx 32.*feed at most 2/);
+    expect(kv.length).toBe(30); // a refused forward leaves the cache as it was
+    kv.dispose();
+  });
+
+  it('bad options are HeadlensErrors naming the option', () => {
+    const model = models.get('gpt2')!;
+    expect(headlensError(() => model.generate([PROMPT], { maxNewTokens: -1 })).message).toMatch(/maxNewTokens/);
+    expect(headlensError(() => model.generate([PROMPT], { temperature: -0.5 })).message).toMatch(/temperature/);
+    expect(headlensError(() => model.generate([PROMPT], { temperature: 1, topK: 0 })).message).toMatch(/topK/);
+    expect(headlensError(() => model.generate([PROMPT], { stopTokens: [9999] })).message).toMatch(/stop token 9999/);
+    const kv = new KVCache(model.cfg.n_layers);
+    model.forward([PROMPT], { kvCache: kv }).dispose();
+    expect(headlensError(() => model.forward([[1], [2]], { kvCache: kv })).message).toMatch(/holds 1 sequences but 2/);
+    expect(headlensError(() => model.forward([[1]], { kvCache: kv, stopAtLayer: 1 })).message).toMatch(/stopAtLayer/);
+    kv.dispose();
+  });
+
+  it('a second call leaves tf.memory().numTensors unchanged (with a step cache and hooks)', () => {
+    const model = models.get('mistral-sliding')!;
+    const call = () =>
+      model.generate([PROMPT, PROMPT], {
+        maxNewTokens: 5,
+        temperature: 1,
+        topK: 4,
+        names: [actName('pattern', 0)],
+        fwdHooks: [[actName('z', 1), (z) => tf.tidy(() => z.mul(0.5))]],
+        onStep: (s) => s.cache!.get(actName('pattern', 0)).shape[3],
+      });
+    call();
+    const before = tf.memory().numTensors;
+    const r = call();
+    expect(r.records).toEqual([10, 11, 12, 13, 14]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('runWithCache({ patternRows }): patterns by query rows', () => {
+  it.each(['gpt2', 'llama-gqa'])('%s: keeps [batch, head, rows, key_pos] of hook_pattern and hook_attn_scores, equal to those rows of the full cache', (name) => {
+    const model = models.get(name)!;
+    const toks = [PROMPT, [...PROMPT].reverse()];
+    const names = [actName('pattern', 0), actName('attn_scores', 1), actName('z', 0)];
+    const full = model.runWithCache(toks, { names });
+    for (const rows of ['last', [0, 4, 9]] as const) {
+      const sliced = model.runWithCache(toks, { names, patternRows: rows as number[] | 'last' });
+      const want = rows === 'last' ? [9] : rows;
+      for (const n of names.slice(0, 2)) {
+        const got = sliced.cache.get(n);
+        expect(got.shape).toEqual([2, model.cfg.n_heads, want.length, PROMPT.length]);
+        const ref = tf.gather(full.cache.get(n), want, 2);
+        // -Infinity (masked scores) equal to -Infinity: compare where finite, and that the masked places agree
+        expect(Array.from(got.dataSync())).toEqual(Array.from(ref.dataSync()));
+        ref.dispose();
+      }
+      expect(sliced.cache.get(actName('z', 0)).shape).toEqual(full.cache.get(actName('z', 0)).shape); // other hooks keep every position
+      sliced.logits.dispose();
+      sliced.cache.dispose();
+    }
+    full.logits.dispose();
+    full.cache.dispose();
+  });
+
+  it('a row past the query positions, or a malformed list, is a HeadlensError', () => {
+    const model = models.get('gpt2')!;
+    const before = tf.memory().numTensors;
+    expect(headlensError(() => model.runWithCache([PROMPT], { names: [actName('pattern', 0)], patternRows: [10] })).message).toMatch(/query row 10 is past the 10 query positions/);
+    expect(headlensError(() => model.runWithCache([PROMPT], { patternRows: [] })).message).toMatch(/patternRows/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
