@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
+import { greedyDecode } from '../src/interp/scores/retrieval.js';
 import { actName } from '../src/hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
@@ -255,5 +256,25 @@ describe('runWithCache({ patternRows }): patterns by query rows', () => {
     expect(headlensError(() => model.runWithCache([PROMPT], { names: [actName('pattern', 0)], patternRows: [10] })).message).toMatch(/query row 10 is past the 10 query positions/);
     expect(headlensError(() => model.runWithCache([PROMPT], { patternRows: [] })).message).toMatch(/patternRows/);
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('greedyDecode (the retrieval scorer\'s decoding) through the KV cache', () => {
+  it.each(['gpt2', 'llama-gqa', 'mistral-sliding'])('%s: each step\'s top-1 key per head and next token equal the full re-run\'s at the last query', (name) => {
+    const model = models.get(name)!;
+    const { n_layers, n_heads } = model.cfg;
+    const steps: { seq: number[]; topKey: number[][]; next: number }[] = [];
+    const out = greedyDecode(model, PROMPT, { maxNewTokens: 6, onStep: (s) => steps.push({ ...s, seq: [...s.seq] }) });
+    expect(steps.map((s) => s.next)).toEqual(out);
+    const names = Array.from({ length: n_layers }, (_, l) => actName('pattern', l));
+    steps.forEach((s, i) => {
+      expect(s.seq).toEqual([...PROMPT, ...out.slice(0, i)]);
+      const { logits, cache } = model.runWithCache([s.seq], { names });
+      const q = s.seq.length - 1;
+      const ref = tf.tidy(() => tf.stack(names.map((n) => cache.get(n).slice([0, 0, q, 0], [1, -1, 1, -1]).reshape([n_heads, -1]))).argMax(2).arraySync());
+      expect(s.topKey, `step ${i}`).toEqual(ref);
+      tf.dispose([logits]);
+      cache.dispose();
+    });
   });
 });

@@ -18,7 +18,8 @@
  * - The gate: with a tokenizer and `answerText`, ROUGE-1 recall on lower-cased alphanumeric words, as
  *   rouge_score computes it but without Porter stemming (their scorer stems); without one, the same recall on
  *   token ids (clipped counts).
- * - Decoding reruns the whole growing sequence each step (no KV cache here); the numbers are the same.
+ * - Decoding goes through model.generate's KV cache and reads only each step's last query row of every head's
+ *   pattern; the logits equal a re-run of the growing sequence to float rounding (tests/generate.test.ts).
  * `retrievalScoresTeacherForced` needs no decoding: the reference answer is appended and one forward pass is
  * scored at the answer positions; the gate is the fraction of answer tokens the model's argmax gets right.
  */
@@ -63,24 +64,6 @@ function checkTrials(trials: NeedleTrial[]): void {
   });
 }
 
-/** Top-1 key of every head at the last query, and the argmax next token: one forward pass. */
-function lastStep(model: HookedTransformer, seq: number[], fwdHooks?: FwdHook[]): { topKey: number[][]; next: number } {
-  const names = Array.from({ length: model.cfg.n_layers }, (_, l) => actName('pattern', l));
-  const { logits, cache } = model.runWithCache([seq], { names, fwdHooks });
-  try {
-    return tf.tidy(() => {
-      const q = seq.length - 1;
-      const rows = names.map((n) => cache.get(n).slice([0, 0, q, 0], [1, -1, 1, -1]).reshape([model.cfg.n_heads, seq.length])); // [head, key_pos]
-      const topKey = tf.stack(rows).argMax(2).arraySync() as number[][]; // [layer, head]
-      const next = logits.slice([0, q, 0], [1, 1, -1]).reshape([-1]).argMax().dataSync()[0];
-      return { topKey, next };
-    });
-  } finally {
-    cache.dispose();
-    logits.dispose();
-  }
-}
-
 /**
  * Whether greedy decoding from `prompt` writes exactly `answer`, in one forward pass: decoding gives the answer
  * exactly when every answer token is the argmax given the answer before it, which teacher forcing reads off at
@@ -99,24 +82,35 @@ export function decodesExactly(model: HookedTransformer, prompt: number[], answe
   }
 }
 
-/** Greedy (argmax) decoding on the growing sequence. Returns the generated tokens. */
+/**
+ * Greedy (argmax) decoding through model.generate's KV cache. Returns the generated tokens. With `onStep`, each
+ * step also reads every head's top-1 key at the query that predicts the step's token: the only attention the
+ * scorer needs, so each step caches one query row per head ([batch, head, 1, key_pos], patternRows 'last')
+ * and the prompt's [head, pos, pos] patterns are never kept.
+ */
 export function greedyDecode(
   model: HookedTransformer,
   prompt: number[],
   opts: { maxNewTokens?: number; stopTokens?: number[]; fwdHooks?: FwdHook[]; onStep?: (step: { seq: number[]; topKey: number[][]; next: number }) => void } = {},
 ): number[] {
-  const max = Math.min(opts.maxNewTokens ?? 50, model.cfg.n_ctx - prompt.length + 1);
-  const stop = new Set(opts.stopTokens ?? []);
-  const seq = [...prompt];
-  const out: number[] = [];
-  for (let i = 0; i < max; i++) {
-    const step = lastStep(model, seq, opts.fwdHooks); // hooks (e.g. masked heads) apply at every step
-    opts.onStep?.({ seq, ...step });
-    out.push(step.next);
-    if (stop.has(step.next) || seq.length >= model.cfg.n_ctx) break;
-    seq.push(step.next);
-  }
-  return out;
+  const { n_layers, n_heads } = model.cfg;
+  const names = Array.from({ length: n_layers }, (_, l) => actName('pattern', l));
+  const onStep = opts.onStep;
+  const { tokens } = model.generate([prompt], {
+    maxNewTokens: opts.maxNewTokens ?? 50,
+    stopTokens: opts.stopTokens,
+    fwdHooks: opts.fwdHooks, // hooks (e.g. masked heads) apply at every step
+    ...(onStep && {
+      names,
+      patternRows: 'last',
+      onStep: ({ sequences, tokens: next, cache }) => {
+        // the first maximum, as their script's topk(1)
+        const topKey = tf.tidy(() => tf.stack(names.map((n) => cache!.get(n).reshape([n_heads, -1]))).argMax(2).arraySync() as number[][]); // [layer, head]
+        onStep({ seq: sequences[0], topKey, next: next[0] });
+      },
+    }),
+  });
+  return tokens[0];
 }
 
 /** ROUGE-1-style recall: the share of reference units found in the output (counts clipped). */
