@@ -7,6 +7,8 @@
  *   hook_attn_scores [batch, head, query_pos, key_pos] (scaled, masked keys are -Infinity);
  *   hook_pattern (softmax of the scores); hook_z [batch, pos, head, d_head];
  *   hook_result [batch, pos, head, d_model], each head's output, computed only when someone asks for it.
+ * With a KV cache (kv_cache.ts) pos is the new positions only and key_pos every position so far; the keys kept
+ * are those after hook_k / hook_rot_k, so a hook's change there lasts for later steps.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { HookedConfig } from './config.js';
