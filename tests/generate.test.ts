@@ -250,6 +250,25 @@ describe('runWithCache({ patternRows }): patterns by query rows', () => {
     full.cache.dispose();
   });
 
+  it("with patternRows 'last', no layer's full pattern outlives its block: memory at the final norm grows only by the kept rows", () => {
+    const model = models.get('gpt2')!; // n_ctx 32: patterns [1, 4, 32, 32] per layer
+    const toks = [Array.from({ length: 32 }, (_, i) => (i * 5) % 250)];
+    const patterns = Array.from({ length: model.cfg.n_layers }, (_, l) => actName('pattern', l));
+    const bytesAtEnd = (opts: { names: string[]; patternRows?: 'last' }) => {
+      let bytes = 0;
+      const { logits, cache } = model.runWithCache(toks, { ...opts, fwdHooks: [['ln_final.hook_normalized', () => void (bytes = tf.memory().numBytes)]] });
+      tf.dispose(logits);
+      cache.dispose();
+      return bytes;
+    };
+    const none = bytesAtEnd({ names: [] });
+    const rows = bytesAtEnd({ names: patterns, patternRows: 'last' });
+    const full = bytesAtEnd({ names: patterns });
+    const rowBytes = model.cfg.n_layers * model.cfg.n_heads * 32 * 4;
+    expect(full - none).toBeGreaterThanOrEqual(32 * rowBytes); // every layer's [head, 32, 32] held
+    expect(rows - none).toBeLessThanOrEqual(rowBytes);
+  });
+
   it('a row past the query positions, or a malformed list, is a HeadlensError', () => {
     const model = models.get('gpt2')!;
     const before = tf.memory().numTensors;
