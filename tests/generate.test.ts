@@ -297,3 +297,16 @@ describe('greedyDecode (the retrieval scorer\'s decoding) through the KV cache',
     });
   });
 });
+
+describe('KV cache misuse', () => {
+  it('runWithHooksFrom with a KV cache is a HeadlensError (the cache needs every layer)', () => {
+    const model = models.get('gpt2')!;
+    const kv = new KVCache(model.cfg.n_layers);
+    const resid = tf.zeros([1, 3, model.cfg.d_model]) as tf.Tensor3D;
+    expect(headlensError(() => model.runWithHooksFrom(1, resid, { kvCache: kv })).message).toMatch(/KV cache cannot be used when starting mid-model/);
+    expect(kv.length).toBe(0);
+    resid.dispose();
+    kv.dispose();
+    expect(headlensError(() => kv.past(0)).message).toMatch(/disposed/);
+  });
+});

@@ -2,7 +2,7 @@
  * HookedTransformer: the model with TransformerLens' ways in. `runWithCache` keeps named activations,
  * `runWithHooks` runs functions at hook points that may replace an activation (patching, ablation).
  * Hooks given to a run are removed when it ends, also when one throws; `addHook` keeps one across runs
- * until `resetHooks()`.
+ * until `resetHooks()`. `generate` decodes with a KV cache, hooks applied at every step (generate.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
@@ -131,6 +131,7 @@ export class HookedTransformer extends Transformer {
    * residual stream at `stopAtLayer`; caller owns it.
    */
   runWithHooksFrom(layer: number, resid: tf.Tensor3D, opts: RunOptions = {}): tf.Tensor3D {
+    if (opts.kvCache) throw new HeadlensError('runWithHooksFrom: a KV cache cannot be used when starting mid-model', 'the cache needs every layer\'s keys; use runWithHooks(tokens, { kvCache })');
     const hooks = [...this.permanent, ...(opts.fwdHooks ?? [])];
     this.checkFilters(hooks);
     return this.runFrom(layer, resid, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer });
