@@ -381,6 +381,16 @@ async function main() {
     }
   }
 
+  if (device && arg('over-limit', 'yes') === 'yes') {
+    // one tensor just over the binding limit: without a guard WebGPU drops the kernels that bind it
+    const lim = device.limits.maxStorageBufferBindingSize;
+    const n = Math.floor(lim / 4) + 1024;
+    await step(`tensor over maxStorageBufferBindingSize: ${n} floats (${lim} + 4096 bytes), sum of ones + 1`, async () => {
+      const got = (await read(tf.tidy(() => tf.fill([n], 1).add(1).sum())))[0];
+      return { expected: 2 * n, got, right: got === 2 * n };
+    });
+  }
+
   for (const B of fullBatches) {
     await step(`full logits [${B}, ${pos}, ${V}] (${((B * pos * V * 4) / 2 ** 30).toFixed(2)} GiB)`, async () => {
       const logits = model.forward(rows.slice(0, B));
