@@ -63,7 +63,8 @@ const describe = (e: GPUErrorish) => `${e.constructor?.name ?? 'GPUError'}: ${e.
 /** Runs `fn` inside error scopes; returns its value and every error Dawn reported meanwhile. */
 async function watched<T>(fn: () => Promise<T>): Promise<{ value?: T; threw?: string; gpu_errors: string[] }> {
   const gpu_errors: string[] = [];
-  if (device) for (const s of SCOPES) device.pushErrorScope(s);
+  const scoped = device && arg('scopes', 'yes') === 'yes';
+  if (scoped) for (const s of SCOPES) device!.pushErrorScope(s);
   let value: T | undefined;
   let threw: string | undefined;
   try {
@@ -71,7 +72,7 @@ async function watched<T>(fn: () => Promise<T>): Promise<{ value?: T; threw?: st
   } catch (e) {
     threw = `${(e as Error).name}: ${(e as Error).message}`.slice(0, 1000);
   }
-  if (device) {
+  if (scoped) {
     // make sure everything encoded so far is submitted before the scopes close
     const b = tf.backend() as unknown as { submitQueue?: () => void };
     try {
@@ -80,7 +81,7 @@ async function watched<T>(fn: () => Promise<T>): Promise<{ value?: T; threw?: st
       /* nothing queued */
     }
     for (let i = 0; i < SCOPES.length; i++) {
-      const e = await device.popErrorScope();
+      const e = await device!.popErrorScope();
       if (e) gpu_errors.push(describe(e));
     }
   }
