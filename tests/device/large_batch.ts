@@ -372,7 +372,9 @@ async function main() {
     const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) % V);
     const task = { clean, corrupted: clean.map((r) => r.map((t, i) => (i === 1 || i === pos - 3 ? rnd() : t))), correct: clean.map(() => rnd()), wrong: clean.map(() => rnd()) };
     const results: Record<string, Float32Array> = {};
-    for (const [name, maxPassBytes] of [['chunked', undefined], ['one-pass', Infinity], ['one-pass again', Infinity], ['chunked again', undefined]] as const) {
+    const runs = arg('sweep-runs', 'chunked,one-pass,one-pass again,chunked again').split(',');
+    for (const name of runs) {
+      const maxPassBytes = name.startsWith('one-pass') ? Infinity : undefined;
       await step(`sweep ${name}, ${sweepBatch} × ${pos}`, async () => {
         const v = await read(patchHeadsSweep(model, task, { maxPassBytes }));
         results[name] = v;
