@@ -378,8 +378,8 @@ async function main() {
       await step(`sweep ${name}, ${sweepBatch} × ${pos}`, async () => {
         const v = await read(patchHeadsSweep(model, task, { maxPassBytes }));
         results[name] = v;
-        const c = results.chunked ? compare(v, results.chunked) : undefined;
-        return { max_abs_value: compare(v, v).max_abs_ref, vs_chunked: c?.max_abs_diff };
+        const c = name !== runs[0] ? compare(v, results[runs[0]]) : undefined;
+        return { max_abs_value: compare(v, v).max_abs_ref, [`vs_${runs[0]}`]: c?.max_abs_diff };
       });
     }
   }
