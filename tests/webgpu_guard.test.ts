@@ -62,6 +62,22 @@ describe('guardWebGPU', () => {
     expect(await backend.read({})).toEqual(new Float32Array([1, 2]));
   });
 
+  it("guardWebGPU(backend) refuses a tensor too large to bind before its buffer is made, naming the tensor's shape", () => {
+    const { backend, created } = fakeBackend();
+    const tensors = new Map<object, { shape: number[]; resource?: unknown }>();
+    const uploaded: object[] = [];
+    Object.assign(backend, { tensorMap: tensors, uploadToGPU: (id: object) => uploaded.push(id) });
+    guardWebGPU(backend);
+    const [small, big, onGpu] = [{}, {}, {}];
+    tensors.set(small, { shape: [16, 16] }).set(big, { shape: [3, 128] }).set(onGpu, { shape: [3, 128], resource: {} });
+    backend.uploadToGPU!(small);
+    backend.uploadToGPU!(onGpu); // already has its buffer: nothing new is made
+    const e = headlensError(() => backend.uploadToGPU!(big));
+    expect(e.message).toContain('shape [3,128] (0 MiB)');
+    expect(uploaded).toEqual([small, onGpu]);
+    expect(created).toEqual([]);
+  });
+
   it('guardWebGPU(backend) a second time wraps nothing twice', () => {
     const { backend, created } = fakeBackend();
     guardWebGPU(backend);

@@ -49,6 +49,9 @@ export interface WebGPUBackendLike {
   };
   bufferManager: { acquireBuffer(size: number, usage: number, ...rest: unknown[]): unknown };
   read(dataId: object): Promise<unknown>;
+  /** Creates a tensor's buffer when a kernel first needs it; `tensorMap` knows the tensor's shape. */
+  uploadToGPU?(dataId: object): void;
+  tensorMap?: { get(dataId: object): { shape: number[]; resource?: unknown } | undefined };
 }
 
 const guarded = new WeakSet<object>();
@@ -58,6 +61,17 @@ export function guardWebGPU(backend: WebGPUBackendLike): GpuBufferLimits {
   const limits = { maxBufferSize: backend.device.limits.maxBufferSize, maxStorageBufferBindingSize: backend.device.limits.maxStorageBufferBindingSize };
   if (guarded.has(backend)) return limits;
   guarded.add(backend);
+  // by tensor first, so the message names its shape (every dtype takes 4 bytes an element on WebGPU)…
+  const upload = backend.uploadToGPU?.bind(backend);
+  if (upload && backend.tensorMap) {
+    const tensors = backend.tensorMap;
+    backend.uploadToGPU = (dataId: object) => {
+      const t = tensors.get(dataId);
+      if (t && t.resource == null) checkGpuBuffer(4 * t.shape.reduce((a, b) => a * b, 1), STORAGE, limits, t.shape);
+      upload(dataId);
+    };
+  }
+  // …then every buffer, staging buffers for readback included
   const bm = backend.bufferManager;
   const acquire = bm.acquireBuffer.bind(bm);
   bm.acquireBuffer = (size: number, usage: number, ...rest: unknown[]) => {
