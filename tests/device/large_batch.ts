@@ -4,7 +4,10 @@
  * with tiny shapes, so a typo never costs device time:
  *   node --import tsx tests/device/large_batch.ts --backend wasm --preset tiny --pos 6 --batches 2,4,8 \
  *     --ref-chunk 2 --op-batch 8 --op-chunk 2 --sweep-batch 2 --full-batches 4 --out /tmp/lb
- * GPU: `../shared/device/pack.sh tests/device/large_batch.ts`, then `bash .device/boot.sh --out $OUT`.
+ * GPU: `../shared/device/pack.sh tests/device/large_batch.ts "--banner:js=const __import_meta_url =
+ * require('url').pathToFileURL(__filename).href;" "--define:import.meta.url=__import_meta_url"
+ * '--define:import.meta.dirname="tests"'`, then (carry .device) `bash .device/boot.sh --out $OUT`; add
+ * `--scopes no` to leave WebGPU's errors to headlens' own guard (src/backend/webgpu_guard.ts) instead.
  * In one process it
  *  1. prints the adapter's limits and the limits the device was granted (the backend's device);
  *  2. watches every step through WebGPU error scopes (validation, out-of-memory, internal) and the device's
