@@ -19,6 +19,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { HeadlensError } from '../errors.js';
 import { registerWasmKernels } from './wasm_kernels.js';
+import { guardWebGPU, type WebGPUBackendLike } from './webgpu_guard.js';
 
 export const BACKENDS = ['webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -132,7 +133,10 @@ async function startWebGPU(): Promise<string> {
   }
   if (!tf.findBackendFactory('webgpu')) await import('@tensorflow/tfjs-backend-webgpu');
   await setBackend('webgpu');
-  return `GPU adapter through ${via}`;
+  // tfjs reads none of WebGPU's errors: a buffer over the device's limits would give silent wrong numbers
+  const limits = guardWebGPU(tf.backend() as unknown as WebGPUBackendLike);
+  const mib = (b: number) => `${Math.floor(b / 2 ** 20)} MiB`;
+  return `GPU adapter through ${via} (tensors up to ${mib(Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize))})`;
 }
 
 interface GPUish {
