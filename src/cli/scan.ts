@@ -68,7 +68,8 @@ export const scanCommand = defineCommand({
         const heads = result.top.slice(0, k).map(({ layer, head }) => ({ layer, head }));
         causal = maskHeadsCheck(model, heads, setup.causal.metric, setup.causal.names, { draws: v.draws, seed, ablation: setup.causal.ablation });
       }
-      const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(causal ? { causal } : {}) };
+      for (const w of result.warnings ?? []) console.error(`headlens: warning: ${w}`);
+      const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(result.dropped ? { dropped: result.dropped } : {}), ...(causal ? { causal } : {}) };
       emit(report);
       if (reportFile) writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]));
     });
