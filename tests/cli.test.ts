@@ -142,6 +142,7 @@ describe('headlens demo on any folder headlens loads', () => {
     const r = await headlens('demo', '--model', dir, '--out', out);
     expect(r.code, r.stderr).toBe(0);
     expect(readdirSync(out).sort()).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg']);
+    for (const f of ['attention-layer0.svg', 'attention-layer1.svg']) expect(readFileSync(path.join(out, f), 'utf8')).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
     const skipped = r.stdout.split('\n').filter((l) => l.startsWith('skipped'));
     expect(skipped).toHaveLength(1);
     expect(skipped[0]).toContain('the IOI and temporal scans (the model has no tokenizer.json)');
