@@ -111,6 +111,8 @@ describe('headlens demo', async () => {
     expect(r.stdout).toMatch(/next token\s+"Mary"/);
     expect(r.stdout).toMatch(/IOI direct path L3H0/); // the name mover
     expect(r.stdout).toMatch(/temporal L3H0/);
+    // toy-lm's model card says it has no induction head: its best (0.03) is not named
+    expect(r.stdout).toMatch(/induction none found \(best 0\.0\d\)/);
     const files = readdirSync(out).sort();
     expect(files).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg', 'attention-layer2.svg', 'attention-layer3.svg']);
     const atlas = readFileSync(path.join(out, 'atlas.html'), 'utf8');
@@ -143,6 +145,8 @@ describe('headlens demo on any folder headlens loads', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(readdirSync(out).sort()).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg']);
     for (const f of ['attention-layer0.svg', 'attention-layer1.svg']) expect(readFileSync(path.join(out, f), 'utf8')).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    // random weights have no previous-token or induction head: the best of each is reported, not named
+    expect(r.stdout).toMatch(/heads\s+previous-token none found \(best 0\.\d\d\), induction none found \(best 0\.\d\d\)/);
     const skipped = r.stdout.split('\n').filter((l) => l.startsWith('skipped'));
     expect(skipped).toHaveLength(1);
     expect(skipped[0]).toContain('the IOI and temporal scans (the model has no tokenizer.json)');
