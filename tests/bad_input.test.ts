@@ -196,6 +196,34 @@ describe('loadPretrained(bad folder)', () => {
   });
 });
 
+describe('loadPretrained(weights holding NaN or Inf)', () => {
+  const poisoned = () =>
+    gpt2WithTensors((t) => {
+      t['transformer.h.1.mlp.c_fc.weight'].data[7] = NaN;
+      t['transformer.h.1.mlp.c_fc.weight'].data[9] = Infinity;
+      t['transformer.wte.weight'].data[0] = -Infinity;
+    });
+
+  it('is refused, naming every tensor with non-finite values and how many, and the way to load it anyway', async () => {
+    const before = tf.memory().numTensors;
+    const e = await loadError(poisoned());
+    expect(e.message).toContain('NaN or Inf weights in 2 tensors');
+    expect(e.message).toContain('transformer.h.1.mlp.c_fc.weight (2 of 4096 values)');
+    expect(e.message).toContain('transformer.wte.weight (1 of');
+    expect(e.message).toContain('allowNonFinite');
+    expect(e.message).toContain('HEADLENS_ALLOW_NONFINITE=1');
+    expect(tf.memory().numTensors).toBe(before); // the converted weights are freed
+  });
+
+  it('loads with { allowNonFinite: true }, and the logits then show the NaN', async () => {
+    const model = await loadPretrained(poisoned(), { allowNonFinite: true });
+    const logits = model.forward([[1, 2, 3]]);
+    expect(Array.from(logits.dataSync()).some(Number.isNaN)).toBe(true);
+    logits.dispose();
+    model.dispose();
+  });
+});
+
 describe('forward(bad token ids)', () => {
   // gpt2 fixture: d_vocab 257, n_ctx 32
   it('a token id ≥ d_vocab names the id, its position and the vocabulary size', () => {

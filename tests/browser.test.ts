@@ -7,7 +7,7 @@
  * Needs /usr/bin/chromium (.ci/run installs it: apt-get install chromium). Without it this test FAILS and
  * says so: a browser test that silently skips would pass CI while testing nothing.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,6 +17,8 @@ import { initBackend } from '../src/backend/index.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { atlasHeads, writeAtlas, type AtlasData } from '../src/viz/atlas.js';
+import { attentionPatternSVG } from '../src/viz/attention_pattern.js';
+import { svdSpectrum } from '../src/viz/svd_spectrum.js';
 import { FIXTURES } from './helpers.js';
 import { modelAtlasData } from './viz_atlas_data.js';
 
@@ -118,5 +120,30 @@ describe('atlas in chromium', () => {
     expect(png.subarray(1, 4).toString()).toBe('PNG');
     await page.screenshot({ path: path.join(ARTEFACTS, 'atlas-full.png'), fullPage: true });
     expect(consoleErrors).toEqual([]);
+  });
+});
+
+describe('SVG files in chromium', () => {
+  it('attentionPatternSVG and svdSpectrum written to disk open as SVG documents and render in <img>', async () => {
+    const files = {
+      'pattern.svg': attentionPatternSVG([data.patterns![0][0]], { labels: data.tokens, headLabels: ['L0H0'] }),
+      'spectrum.svg': `<?xml version="1.0" encoding="UTF-8"?>\n${svdSpectrum([{ label: 'L0H0 QK', values: [3, 2, 1] }]).svg}\n`,
+    };
+    const svgPage = await context.newPage();
+    try {
+      for (const [name, text] of Object.entries(files)) {
+        const file = path.join(dir, name);
+        writeFileSync(file, text);
+        await svgPage.goto(pathToFileURL(file).href, { waitUntil: 'load' });
+        // without xmlns chromium shows "This XML file does not appear to have any style information" and an XML tree
+        expect(await svgPage.evaluate(() => document.documentElement.namespaceURI), name).toBe('http://www.w3.org/2000/svg');
+      }
+      writeFileSync(path.join(dir, 'img.html'), `<!DOCTYPE html><html><body>${Object.keys(files).map((f) => `<img src="${f}">`).join('')}</body></html>`);
+      await svgPage.goto(pathToFileURL(path.join(dir, 'img.html')).href, { waitUntil: 'load' });
+      const widths = await svgPage.$$eval('img', (imgs) => imgs.map((i) => (i as HTMLImageElement).naturalWidth));
+      expect(widths.every((w) => w > 0), JSON.stringify(widths)).toBe(true); // a broken image has naturalWidth 0
+    } finally {
+      await svgPage.close();
+    }
   });
 });

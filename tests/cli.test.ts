@@ -2,11 +2,11 @@
  * The `headlens` command as a user runs it: the built dist/cli/main.js in a child process
  * (`npm install` builds it; `npm test` rebuilds it first).
  */
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseSafetensors } from '../src/loading/safetensors.js';
+import { encodeSafetensors, parseSafetensors } from '../src/loading/safetensors.js';
 import { FIXTURES, fixtureModels, reference, runHeadlens } from './helpers.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
@@ -111,6 +111,8 @@ describe('headlens demo', async () => {
     expect(r.stdout).toMatch(/next token\s+"Mary"/);
     expect(r.stdout).toMatch(/IOI direct path L3H0/); // the name mover
     expect(r.stdout).toMatch(/temporal L3H0/);
+    // toy-lm's model card says it has no induction head: its best (0.03) is not named
+    expect(r.stdout).toMatch(/induction none found \(best 0\.0\d\)/);
     const files = readdirSync(out).sort();
     expect(files).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg', 'attention-layer2.svg', 'attention-layer3.svg']);
     const atlas = readFileSync(path.join(out, 'atlas.html'), 'utf8');
@@ -130,6 +132,45 @@ describe('headlens demo', async () => {
     expect(r.stdout).toMatch(/heads\s+previous-token L0H\d .* induction L1H\d/);
     expect(readdirSync(out).sort()).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg']);
     expect(readFileSync(path.join(out, 'atlas.html'), 'utf8')).toContain('head atlas: toy-induction-2l');
+  });
+});
+
+describe('headlens demo on any folder headlens loads', () => {
+  it.each(['llama-gqa', 'qwen2', 'gpt2'])('demo --model DIR on the %s fixture without tokenizer.json draws what there is and says what it skipped', async (name) => {
+    const dir = path.join(tmp(), name);
+    mkdirSync(dir);
+    for (const f of ['config.json', 'model.safetensors']) copyFileSync(path.join(FIXTURES, name, f), path.join(dir, f));
+    const out = tmp();
+    const r = await headlens('demo', '--model', dir, '--out', out);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['atlas.html', 'attention-layer0.svg', 'attention-layer1.svg']);
+    for (const f of ['attention-layer0.svg', 'attention-layer1.svg']) expect(readFileSync(path.join(out, f), 'utf8')).toMatch(/^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    // random weights have no previous-token or induction head: the best of each is reported, not named
+    expect(r.stdout).toMatch(/heads\s+previous-token none found \(best 0\.\d\d\), induction none found \(best 0\.\d\d\)/);
+    const skipped = r.stdout.split('\n').filter((l) => l.startsWith('skipped'));
+    expect(skipped).toHaveLength(1);
+    expect(skipped[0]).toContain('the IOI and temporal scans (the model has no tokenizer.json)');
+    // random weights compose no pair of heads above the random baseline: no graph, and it says so
+    expect(skipped[0]).toMatch(/the K-composition graph \(no pair of heads above the random baseline/);
+    // the gpt2 fixture keeps GPT2Config's bos_token_id 50256 with a 257-token vocabulary
+    if (name === 'gpt2') expect(skipped[0]).toContain("the BOS token (config.json's bos_token_id 50256 is outside the 257-token vocabulary)");
+  });
+});
+
+describe('headlens on weights holding NaN', () => {
+  it('info --model DIR exits 2 naming the tensor; HEADLENS_ALLOW_NONFINITE=1 loads it', async () => {
+    const dir = tmp();
+    copyFileSync(path.join(FIXTURES, 'gpt2', 'config.json'), path.join(dir, 'config.json'));
+    const file = parseSafetensors(new Uint8Array(readFileSync(path.join(FIXTURES, 'gpt2', 'model.safetensors'))), 'model.safetensors');
+    const tensors = Object.fromEntries(file.names.map((n) => [n, { dtype: 'F32' as const, shape: file.info(n).shape, data: file.float32(n) }]));
+    tensors['transformer.h.0.attn.c_proj.weight'].data[3] = NaN;
+    writeFileSync(path.join(dir, 'model.safetensors'), encodeSafetensors(tensors));
+    const r = await headlens('info', '--model', dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('NaN or Inf weights in 1 tensor: transformer.h.0.attn.c_proj.weight (1 of 1024 values)');
+    const allowed = await runHeadlens(['info', '--model', dir], { HEADLENS_ALLOW_NONFINITE: '1' });
+    expect(allowed.code, allowed.stderr).toBe(0);
   });
 });
 

@@ -76,3 +76,40 @@ describe('headlens scan', () => {
     }
   });
 });
+
+describe('size flags are bounded up front, and long runs report progress', () => {
+  /** Exit 2 with one line on stderr that matches `msg`. */
+  const refused = (r: { code: number | null; stderr: string }, msg: RegExp) => {
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(msg);
+  };
+
+  it.each([
+    ['scan --samples 1e9 (a documented cap)', ['scan', '--model', 'toy-lm', '--task', 'induction', '--samples', '1e9', '--json'], /--samples 1000000000 is more than 100000, the most headlens scan takes/],
+    ['scan --task ioi --samples 100000 (all prompts in one batch)', ['scan', '--model', 'toy-lm', '--task', 'ioi', '--samples', '100000', '--json'], /--samples 100000 is more than \d+, the most that fits in 4\.0 GiB for --task ioi on toy-lm/],
+    ['scan --causal --k 16 on 16 heads', ['scan', '--model', 'toy-lm', '--task', 'induction', '--causal', '--k', '16', '--json'], /--k 16 is more than 15, the most that fits among toy-lm's 16 heads/],
+    ['scan --draws 1e6', ['scan', '--model', 'toy-lm', '--task', 'induction', '--causal', '--draws', '1000000', '--json'], /--draws 1000000 is more than 1000/],
+    ['train --steps 1e9', ['train', '--recipe', 'toy-lm', '--steps', '1e9', '--out', 'unused'], /--steps 1000000000 is more than 10000000/],
+    ['train --batch-size 100000', ['train', '--recipe', 'toy-lm', '--batch-size', '100000', '--out', 'unused'], /--batch-size 100000 is more than \d+, the most that fits in 4\.0 GiB for toy-lm/],
+    ['bench --pos 1000000', ['bench', '--pos', '1000000'], /--pos 1000000 is more than \d+, the most that fits in 4\.0 GiB for the gpt2-small preset/],
+    ['bench --batch 100000', ['bench', '--quick', '--batch', '100000'], /--batch 100000 is more than \d+, the most that fits in 4\.0 GiB for the quick preset/],
+    ['bench --trials 1e9', ['bench', '--quick', '--trials', '1e9'], /--trials 1000000000 is more than 1000/],
+  ])('%s exits 2 with one line naming the largest that fits', async (_, args, msg) => {
+    refused(await runHeadlens(args), msg);
+  });
+
+  it('HEADLENS_MEMORY_GIB raises the memory bound', async () => {
+    const small = await runHeadlens(['train', '--recipe', 'toy-lm', '--batch-size', '100000', '--out', 'unused'], { HEADLENS_MEMORY_GIB: '1' });
+    const big = await runHeadlens(['train', '--recipe', 'toy-lm', '--batch-size', '100000', '--out', 'unused'], { HEADLENS_MEMORY_GIB: '64' });
+    const most = (r: { stderr: string }) => Number(/is more than (\d+)/.exec(r.stderr)?.[1]);
+    expect(most(big)).toBeGreaterThan(32 * most(small));
+  });
+
+  it('scan --task ioi writes plain progress lines when stderr is not a terminal', async () => {
+    const r = await runHeadlens(['scan', '--model', 'toy-lm', '--task', 'ioi', '--samples', '2', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^ioi logits: (\d+)\/\1 sender sets$/m);
+    expect(r.stderr).not.toMatch(/\x1b\[/); // no terminal escapes in a log
+  });
+});

@@ -12,7 +12,10 @@ import { duplicateTokenScores } from '../src/interp/scores/duplicate_token.js';
 import { inductionScores, inductionPattern } from '../src/interp/scores/induction.js';
 import { previousTokenScores } from '../src/interp/scores/previous_token.js';
 import { streamingScores } from '../src/interp/scores/streaming.js';
-import { decodesExactly, greedyDecode, retrievalHeads, retrievalScores, retrievalScoresTeacherForced } from '../src/interp/scores/retrieval.js';
+import { decodesExactly, greedyDecode, retrievalHeads, retrievalScorer, retrievalScores, retrievalScoresTeacherForced } from '../src/interp/scores/retrieval.js';
+import { runScorer, zeros, type HeadScorer } from '../src/interp/scores/head_scores.js';
+import { scan } from '../src/interp/scores/scan.js';
+import { headlensError } from './expect_error.js';
 import { headAblationHooks } from '../src/interp/interventions/ablation.js';
 import { correctLetterScores } from '../src/interp/scores/correct_letter.js';
 import { temporalScores } from '../src/interp/scores/temporal.js';
@@ -146,6 +149,48 @@ describe('retrieval heads (Wu et al. 2024)', () => {
   });
 });
 
+describe('items that cannot be scored, and results computed on nothing', () => {
+  /** A planted trial pushed past n_ctx by filler in front (its needle moves with it). */
+  const tooLong = (t: ReturnType<typeof needleTrials>[number]) => {
+    const pad = new Array<number>(model.cfg.n_ctx).fill(TOK.CONTENT[0]);
+    return { ...t, tokens: [...pad, ...t.tokens], needleStart: t.needleStart + pad.length, needleEnd: t.needleEnd + pad.length };
+  };
+
+  it.each([
+    ['retrievalScores', retrievalScores],
+    ['retrievalScoresTeacherForced', retrievalScoresTeacherForced],
+  ] as const)('%s of trials that are all longer than n_ctx is an error naming n_ctx', (_, score) => {
+    const e = headlensError(() => score(model, needleTrials().slice(0, 2).map(tooLong), { maxNewTokens: 4 }));
+    expect(e.message).toMatch(/retrieval: none of the 2 items can run on .*: trial 0 has \d+ tokens, more than n_ctx 64/);
+    expect(e.message).toContain('contextLengths ≤ 64');
+  });
+
+  it('retrievalScores drops the trials longer than n_ctx, scores the rest as before, and says how many it dropped', () => {
+    const trials = needleTrials();
+    const r = retrievalScores(model, [...trials, tooLong(trials[0]), tooLong(trials[1])], { maxNewTokens: 4 });
+    expect(r.scores).toEqual(retrievalScores(model, trials, { maxNewTokens: 4 }).scores);
+    expect(r.counted).toEqual({ used: 9, total: 9 });
+    expect(r.dropped).toEqual({ count: 2, of: 11, reason: `trial 9 has ${trials[0].tokens.length + 64} tokens, more than n_ctx 64` });
+    expect(r.warnings).toEqual([`retrieval: 2 of 11 items were dropped (trial 9 has ${trials[0].tokens.length + 64} tokens, more than n_ctx 64); the scores use the other 9`]);
+  });
+
+  it('scan() drops the same trials as runScorer and reports them', () => {
+    const trials = needleTrials().slice(0, 2);
+    const r = scan(model, retrievalScorer([tooLong(trials[0]), ...trials], { maxNewTokens: 4 }));
+    expect(r.counted).toEqual({ used: 2, total: 2 });
+    expect(r.dropped?.count).toBe(1);
+  });
+
+  it('no scorer returns a table no item counted in: runScorer and scan refuse it, saying what makes an item count', () => {
+    const trial = { ...needleTrials()[0], answer: [TOK.CONTENT[0], TOK.CONTENT[1]] }; // fails the recall gate
+    const e = headlensError(() => retrievalScores(model, [trial, trial], { maxNewTokens: 4 }));
+    expect(e.message).toContain('retrieval: none of the 2 items scored counted (an item counts when its answer passes the recall gate');
+    const zeroWeight: HeadScorer<number> = { task: 'toy', settings: {}, primary: 'score', items: [1, 2], scoreItem: (m) => ({ tables: { score: zeros(m.cfg.n_layers, m.cfg.n_heads) }, weight: 0 }) };
+    expect(headlensError(() => runScorer(model, zeroWeight)).message).toContain('toy: none of the 2 items scored counted (every weight was 0)');
+    expect(headlensError(() => scan(model, zeroWeight)).message).toContain('toy: none of the 2 items scored counted');
+  });
+});
+
 describe('correct-letter heads (Lieberum et al. 2023)', () => {
   it.each([false, true])('correctLetterScores finds exactly L1H0 (labels shuffled: %s)', (shuffled) => {
     const prompts = letterPrompts(8, shuffled);
@@ -200,7 +245,9 @@ describe('scorers leave no tensors behind', () => {
       () => duplicateTokenScores(model, seqs.slice(0, 1)),
       () => attentionSinkScores(model, seqs.slice(0, 1)),
       () => streamingScores(model, seqs.slice(0, 1), { sinkTokens: 1, recent: 4 }),
-      () => retrievalScores(model, needleTrials().slice(0, 1), { maxNewTokens: 2 }),
+      () => retrievalScores(model, needleTrials().slice(0, 1), { maxNewTokens: 4 }),
+      // 2 of the 4 answer tokens fail the recall gate (> 0.5): refused, and the refusal leaks nothing either
+      () => headlensError(() => retrievalScores(model, needleTrials().slice(0, 1), { maxNewTokens: 2 })),
       () => retrievalScoresTeacherForced(model, needleTrials().slice(0, 1)),
       () => correctLetterScores(model, letterPrompts(1, false)),
       () => temporalScores(model, temporalPairs().slice(0, 3)),

@@ -6,12 +6,13 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseHTML } from 'linkedom';
+import { DOMParser, parseHTML } from 'linkedom';
 import { describe, expect, it } from 'vitest';
 import { HeadlensError } from '../src/errors.js';
 import {
   atlasHTML,
   attentionPattern,
+  attentionPatternSVG,
   circuitGraph,
   headGrid,
   logitLensTable,
@@ -304,6 +305,36 @@ describe('atlas and show', () => {
 
   it('atlasHTML without a model name is a HeadlensError', () => {
     expect(() => atlasHTML({ model: {}, scorers: [] })).toThrow(HeadlensError);
+  });
+
+  it('every SVG written to disk is a standalone SVG: show(view, {as: svg}) of each view and attentionPatternSVG parse as image/svg+xml with the SVG namespace on the root', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'headlens-svg-'));
+    try {
+      const views: View[] = [
+        attentionPattern(samplePatterns(2, 6, 7), { labels: TOKENS.slice(0, 6) }),
+        svdSpectrum(SPECTRA),
+        headGrid(SCORES),
+        tokenLines([samplePatterns(2, 5, 3), samplePatterns(2, 5, 4)], { tokens: TOKENS.slice(0, 5) }),
+        patchingByHead(PATCH_HEAD),
+        patchingByPosition(PATCH_POS, TOKENS.slice(0, PATCH_POS[0].length)),
+        circuitGraph(CIRCUIT),
+        topTokenTable(TOP_TOKENS),
+        logitLensTable(LOGIT_LENS),
+      ];
+      const files = views.map((v, i) => show(v, { file: path.join(dir, `${i}.svg`), as: 'svg' }).file!);
+      files.push(path.join(dir, 'pattern.svg'));
+      writeFileSync(files.at(-1)!, attentionPatternSVG(samplePatterns(2, 4, 1))); // as headlens demo writes attention-layer{l}.svg
+      for (const file of files) {
+        const text = readFileSync(file, 'utf8');
+        const doc = new DOMParser().parseFromString(text, 'image/svg+xml');
+        const root = doc.documentElement as unknown as Element;
+        expect(root.tagName, file).toBe('svg');
+        expect(root.getAttribute('xmlns'), file).toBe('http://www.w3.org/2000/svg');
+        expect(/^(<\?xml[^>]*>\s*)?<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/.test(text), file).toBe(true);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('show(view) outside a notebook writes the page (or the SVG) to a file', () => {

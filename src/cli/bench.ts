@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { initBackend, type BackendName } from '../backend/index.js';
 import { runBench, PRESETS, type BenchPreset, type BenchResult } from '../bench/bench.js';
 import { defineCommand, option, positiveInt } from './options.js';
+import { CAPS, memoryBudget, activationBytes, checkAtMost, fitting, formatBytes } from './size_bounds.js';
 
 /** The human-readable summary: each ratio beside its goal. */
 export function formatBench(r: BenchResult): string {
@@ -33,19 +34,35 @@ export const benchCommand = defineCommand({
   options: {
     quick: option(z.boolean().optional(), { description: 'the quick preset (same as --preset quick)' }),
     preset: option(z.enum(PRESET_NAMES, { error: (iss) => `no bench preset '${String(iss.input)}'` }).optional(), { description: 'the model size', default: 'gpt2-small' }),
-    batch: option(positiveInt().optional(), { description: "the batch size (default: the preset's)", value: 'N', example: '8' }),
-    pos: option(positiveInt().optional(), { description: "the sequence length (default: the preset's)", value: 'N', example: '8' }),
-    reps: option(positiveInt().optional(), { description: "calls per timed block (default: the preset's)", value: 'N', example: '5' }),
-    trials: option(positiveInt().optional(), { description: "timed blocks, of which the best is reported (default: the preset's)", value: 'N', example: '3' }),
+    batch: option(positiveInt().optional(), { description: "the batch size (default: the preset's; at most what fits in memory)", value: 'N', example: '8' }),
+    pos: option(positiveInt().optional(), { description: "the sequence length (default: the preset's; at most what fits in memory)", value: 'N', example: '8' }),
+    reps: option(positiveInt({ max: CAPS.reps, why: 'the most calls headlens bench times in a block' }).optional(), { description: `calls per timed block (default: the preset's; at most ${CAPS.reps})`, value: 'N', example: '5' }),
+    trials: option(positiveInt({ max: CAPS.trials, why: 'the most timed blocks headlens bench runs' }).optional(), { description: `timed blocks, of which the best is reported (default: the preset's; at most ${CAPS.trials})`, value: 'N', example: '3' }),
     ablate: option(z.boolean().optional(), { description: 'also time each optimisation off and on' }),
     json: option(z.boolean().optional(), { description: 'print one JSON object' }),
     out: option(z.string().optional(), { description: 'also write the result as JSON', value: 'FILE.json' }),
   },
   async run(v) {
     const preset = v.preset ?? (v.quick ? 'quick' : 'gpt2-small');
+    checkBenchSizes(preset, v.batch, v.pos);
     await initBackend({ backend: v.backend as BackendName | undefined });
     const result = await runBench({ preset, batch: v.batch, pos: v.pos, reps: v.reps, trials: v.trials, ablate: !!v.ablate, log: (line) => console.error(line) });
     if (v.out) writeFileSync(v.out, JSON.stringify(result, null, 1) + '\n');
     console.log(v.json ? JSON.stringify(result) : formatBench(result));
   },
 });
+
+/**
+ * The bench caches every activation and takes a training step (activations and gradients): --pos alone must fit
+ * with one sequence, then --batch sequences of that length.
+ */
+function checkBenchSizes(preset: BenchPreset, batch: number | undefined, pos: number | undefined): void {
+  const p = PRESETS[preset];
+  const bytes = (n: number) => 3 * activationBytes({ ...p.model, d_mlp: p.model.d_mlp ?? null, n_ctx: Math.max(p.model.n_ctx, n) }, n);
+  const budget = memoryBudget();
+  let maxPos = 1;
+  for (let step = 2 ** 24; step >= 1; step /= 2) if (bytes(maxPos + step) <= budget) maxPos += step;
+  checkAtMost('pos', pos, maxPos, `in ${formatBytes(memoryBudget())} for the ${preset} preset (one sequence's activations and gradients)`);
+  const n = pos ?? p.pos;
+  checkAtMost('batch', batch, fitting(bytes(n)), `in ${formatBytes(memoryBudget())} for the ${preset} preset at ${n} tokens: each sequence holds ${formatBytes(bytes(n))} (activations, gradients)`);
+}

@@ -3,14 +3,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
-import type { HookedTransformer } from '../hooks/hooked_transformer.js';
+import { HookedTransformer } from '../hooks/hooked_transformer.js';
+import { Random } from '../util/random.js';
 import { zooModels } from '../loading/load.js';
 import { inductionSequences } from '../datasets/induction.js';
 import { inductionScores } from '../interp/scores/induction.js';
 import { previousTokenScores } from '../interp/scores/previous_token.js';
-import { runScorer, topHeads } from '../interp/scores/head_scores.js';
+import { runScorer, topHeads, type TopHead } from '../interp/scores/head_scores.js';
 import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
 import { ioiTask, scanTask } from '../interp/scores/tasks.js';
+import { usableBos } from '../interp/scores/tasks/task.js';
 import { kComposition } from '../interp/weights/composition.js';
 import { ovCircuit, qkCircuit } from '../interp/weights/head_circuits.js';
 import { attentionPatternSVG } from '../viz/attention_pattern.js';
@@ -38,9 +40,15 @@ export const demoCommand = defineCommand({
       // (the toy zoo) gets a random span repeated, the input on which induction heads show themselves
       const maxLen = Math.min(model.cfg.n_ctx, 24);
       const half = Math.min(16, Math.floor((model.cfg.n_ctx - 1) / 2));
+      // whatever this model cannot show is skipped and said, never an error: the demo runs on any folder headlens loads
+      const skipped: string[] = [];
+      // a BOS id outside the vocabulary (tiny checkpoints keep GPT-2's 50256) cannot be fed: the prompts go without it
+      const bos = usableBos(model) ?? undefined;
+      const declared = model.cfg.bos_token_id;
+      if (bos === undefined && declared !== null && declared !== undefined) skipped.push(`the BOS token (config.json's bos_token_id ${declared} is outside the ${model.cfg.d_vocab}-token vocabulary)`);
       const ids = model.tokenizer
-        ? model.toTokens(v.text ?? DEFAULT_TEXT, { prependBos: model.cfg.bos_token_id !== null && model.cfg.bos_token_id !== undefined })[0].slice(0, maxLen)
-        : inductionSequences({ n: 1, halfLength: half, low: 1, high: model.cfg.d_vocab, bos: model.cfg.bos_token_id ?? undefined, seed: 1 }).sequences[0];
+        ? model.toTokens(v.text ?? DEFAULT_TEXT, { prependBos: bos !== undefined })[0].slice(0, maxLen)
+        : inductionSequences({ n: 1, halfLength: half, low: 1, high: model.cfg.d_vocab, bos, seed: 1 }).sequences[0];
       const labels = model.tokenLabels(ids);
       const { logits, cache } = model.runWithCache([ids], { names: (n) => n.endsWith('attn.hook_pattern') });
       mkdirSync(outDir, { recursive: true });
@@ -56,13 +64,27 @@ export const demoCommand = defineCommand({
       console.log(`next token  ${JSON.stringify(model.tokenizer ? model.toText([next]) : String(next))} (id ${next})`);
       console.log(`attention   ${files.join(', ')}`);
       // the head atlas: one self-contained page with what headlens finds in this model
-      const seqs = inductionSequences({ n: 16, halfLength: half, low: 1, high: model.cfg.d_vocab, bos: model.cfg.bos_token_id ?? undefined, seed: 2 }).sequences;
-      const prev = previousTokenScores(model, seqs);
-      const ind = inductionScores(model, seqs);
-      const [p, i] = [prev.top[0], ind.top[0]];
-      console.log(`heads       previous-token L${p.layer}H${p.head} (score ${p.score.toFixed(2)}), induction L${i.layer}H${i.head} (score ${i.score.toFixed(2)})`);
-      const taskScorers = model.tokenizer ? taskGrids(model) : [];
-      for (const t of taskScorers) console.log(`            ${t.name} L${t.top.layer}H${t.top.head} (score ${t.top.score.toFixed(2)})`);
+      const seqs = inductionSequences({ n: 16, halfLength: half, low: 1, high: model.cfg.d_vocab, bos, seed: 2 }).sequences;
+      const found = headFindings(model, seqs, skipped);
+      const [prev, ind] = [found[0].result, found[1].result];
+      const taskScorers = found.slice(2);
+      if (!model.tokenizer) skipped.push('the IOI and temporal scans (the model has no tokenizer.json)');
+      // a head is named only when it beats the same model with its weights shuffled (same scale, no structure)
+      let baseline: Finding[] | undefined;
+      if (model.nParams <= MAX_BASELINE_PARAMS) {
+        const twin = shuffledTwin(model, 1);
+        try {
+          baseline = headFindings(twin, seqs, []);
+        } finally {
+          twin.dispose();
+        }
+      } else {
+        skipped.push(`the shuffled-weights baseline (over ${MAX_BASELINE_PARAMS.toExponential(0)} parameters): heads are named on the threshold alone`);
+      }
+      const said = found.map((f) => nameHead(f, baseline?.find((b) => b.name === f.name)));
+      console.log(`heads       ${said.slice(0, 2).join(', ')}`);
+      for (const line of said.slice(2)) console.log(`            ${line}`);
+      console.log(`            (a head is named when its score passes the task's threshold and is at least ${BASELINE_FACTOR}× the best head of this model with its weights shuffled)`);
       const shown = [...prev.top.slice(0, 2), ...ind.top.slice(0, 2)];
       const spectra = ['qk', 'ov'].map((c) => ({
         title: `${c.toUpperCase()} circuit singular values`,
@@ -72,48 +94,110 @@ export const demoCommand = defineCommand({
         })),
       }));
       const k = model.cfg.n_layers > 1 ? kComposition(model) : undefined;
+      const edges = k ? k.pairs.filter((p) => p.score > k.baseline.mean + 3 * k.baseline.std).map((p) => ({ from: p.from.label, to: p.to.label, score: p.score })) : [];
+      if (!k) skipped.push('the K-composition graph (one layer: nothing to compose)');
+      else if (!edges.length) skipped.push(`the K-composition graph (no pair of heads above the random baseline ${k.baseline.mean.toFixed(3)} + 3 × ${k.baseline.std.toFixed(3)})`);
       const atlasFile = writeAtlas(path.join(outDir, 'atlas.html'), {
         model: { name: model.cfg.model_name, ...modelInfo(model) },
         note: `Scores on ${seqs.length} random spans of ${half} tokens repeated; attention on the prompt below. Written by \`headlens demo\`.`,
         scorers: [
           { name: 'previous token', description: 'attention to the previous position (TransformerLens head detector)', scores: prev.scores },
           { name: 'induction', description: 'attention to the token after the earlier occurrence of the current one (TransformerLens head detector)', scores: ind.scores },
-          ...taskScorers.map(({ name, description, scores }) => ({ name, description, scores })),
+          ...taskScorers.map(({ name, description, result }) => ({ name, description, scores: result.scores })),
         ],
         tokens: labels,
         patterns: tf.tidy(() => Array.from({ length: model.cfg.n_layers }, (_, l) => cache.act('pattern', l).squeeze([0]).arraySync() as number[][][])),
         spectra,
-        circuit: k && {
-          title: `K-composition above the random baseline (${k.baseline.mean.toFixed(3)} ± ${k.baseline.std.toFixed(3)})`,
-          edges: k.pairs.filter((p) => p.score > k.baseline.mean + 3 * k.baseline.std).map((p) => ({ from: p.from.label, to: p.to.label, score: p.score })),
-        },
+        ...(k && edges.length ? { circuit: { title: `K-composition above the random baseline (${k.baseline.mean.toFixed(3)} ± ${k.baseline.std.toFixed(3)})`, edges } } : {}),
       });
       console.log(`atlas       ${atlasFile}`);
+      if (skipped.length) console.log(`skipped     ${skipped.join('; ')}`);
       cache.dispose();
       logits.dispose();
     });
   },
 });
 
+/** Shuffled-weights baselines are computed up to this size (the twin is a second copy of the weights). */
+const MAX_BASELINE_PARAMS = 2e8;
+/** How far above the shuffled twin's best head a head must be to be named. */
+const BASELINE_FACTOR = 2;
+
+/** What one scorer found: its table and best head; `evidence` is what is compared with the baseline. */
+interface Finding {
+  name: string;
+  description: string;
+  result: { scores: number[][]; top: TopHead[] };
+  /** The score a head must reach to be named (detectors: attention share; IOI: share of the logit difference; temporal: nats). */
+  threshold: number;
+  /** The best head's strength on a scale comparable across models (IOI: its share times the logit-difference gap, in nats). */
+  evidence: number;
+}
+
+/** "induction L1H0 (score 0.48)", or "induction none found (best 0.03)". */
+function nameHead(f: Finding, baseline: Finding | undefined): string {
+  const best = f.result.top[0];
+  if (!best) return `${f.name} none found (no finite score)`;
+  const aboveBaseline = !baseline || f.evidence >= BASELINE_FACTOR * Math.max(0, baseline.evidence);
+  return best.score >= f.threshold && aboveBaseline ? `${f.name} L${best.layer}H${best.head} (score ${best.score.toFixed(2)})` : `${f.name} none found (best ${best.score.toFixed(2)})`;
+}
+
+/** The model with each weight tensor's entries shuffled: the same scale and the same norms, no learned structure. */
+function shuffledTwin(model: HookedTransformer, seed: number): HookedTransformer {
+  const rng = new Random(seed);
+  const params: Record<string, tf.Tensor> = {};
+  for (const n of model.paramNames()) {
+    const t = model.param(n);
+    const d = Float32Array.from(t.dataSync());
+    for (let i = d.length - 1; i > 0; i--) {
+      const j = rng.int(0, i + 1);
+      [d[i], d[j]] = [d[j], d[i]];
+    }
+    params[n] = tf.tensor(d, t.shape);
+  }
+  const twin = new HookedTransformer(model.cfg, params);
+  twin.tokenizer = model.tokenizer;
+  return twin;
+}
+
 /**
- * The task scans a model with a tokenizer can run (IOI direct paths, temporal heads), as head grids for the
- * atlas; a task the tokenizer cannot express (names of several tokens, years that change length) is left out.
+ * The head detectors (previous token, induction) on repeated random spans, then the task scans a model with a
+ * tokenizer can run (IOI direct paths, temporal heads); a task the tokenizer cannot express (names of several
+ * tokens, years that change length) is left out and said in `skipped`.
  */
-function taskGrids(model: HookedTransformer): { name: string; description: string; scores: number[][]; top: { layer: number; head: number; score: number } }[] {
-  const out = [];
+function headFindings(model: HookedTransformer, seqs: number[][], skipped: string[]): Finding[] {
+  const prev = previousTokenScores(model, seqs);
+  const ind = inductionScores(model, seqs);
+  const out: Finding[] = [
+    { name: 'previous-token', description: 'attention to the previous position (TransformerLens head detector)', result: prev, threshold: DETECTOR_THRESHOLD, evidence: prev.top[0]?.score ?? 0 },
+    { name: 'induction', description: 'attention to the token after the earlier occurrence of the current one (TransformerLens head detector)', result: ind, threshold: DETECTOR_THRESHOLD, evidence: ind.top[0]?.score ?? 0 },
+  ];
+  if (!model.tokenizer) return out;
   try {
     const { prompts } = ioiTask(model, { samples: 8, seed: 0 });
     const r = ioiHeadClasses(model, prompts);
     const scores = r.nameMoverStrength;
-    out.push({ name: 'IOI direct path', description: `share of the IO − S logit difference lost when the head's direct path to the logits is patched from the ABC run (${prompts.length} IOI prompts)`, scores, top: topHeads(scores)[0] });
+    const top = topHeads(scores);
+    // a share of a gap: a model with no IO − S gap gives large shares of nothing, so the baseline compares nats
+    const gap = Math.abs(r.clean - r.corrupted);
+    out.push({ name: 'IOI direct path', description: `share of the IO − S logit difference lost when the head's direct path to the logits is patched from the ABC run (${prompts.length} IOI prompts)`, result: { scores, top }, threshold: 0.1, evidence: (top[0]?.score ?? 0) * gap });
   } catch (e) {
     if (!(e instanceof HeadlensError)) throw e;
+    skipped.push(`the IOI scan (${e.message})`);
   }
   try {
     const r = runScorer(model, scanTask(model, 'temporal', { samples: 8, seed: 0 }).scorer);
-    out.push({ name: 'temporal', description: 'drop in log p(answer) of year-dependent facts when the head is patched from a run with another year, minus the same on time-invariant controls (nats)', scores: r.scores, top: r.top[0] });
+    out.push({ name: 'temporal', description: 'drop in log p(answer) of year-dependent facts when the head is patched from a run with another year, minus the same on time-invariant controls (nats)', result: r, threshold: 0.2, evidence: r.top[0]?.score ?? 0 });
   } catch (e) {
     if (!(e instanceof HeadlensError)) throw e;
+    skipped.push(`the temporal scan (${e.message})`);
   }
   return out;
 }
+
+/**
+ * A detector names a head that puts at least this share of its attention where the pattern says: random and
+ * shuffled models give about 0.1 to the previous token (uniform attention over a dozen positions) and 0.03 to
+ * the induction target; toy-induction-2l's heads give 0.86 and 0.48.
+ */
+const DETECTOR_THRESHOLD = 0.3;

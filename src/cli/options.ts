@@ -86,12 +86,16 @@ export const nonNegativeInt = () =>
     .regex(/^\d+$/, { error: (iss) => `${flagOf(iss)} '${String(iss.input)}' is not a non-negative integer` })
     .transform(Number);
 
-/** A positive integer ("8"). */
-export const positiveInt = () =>
+/**
+ * A positive integer ("8"). `cap`: the most the flag takes, said in the error with why (a documented cap on a
+ * flag that sizes a loop or a list; see size_bounds.ts).
+ */
+export const positiveInt = (cap?: { max: number; why: string }) =>
   z
     .string()
     .refine((s) => Number.isInteger(Number(s)) && Number(s) >= 1, { error: (iss) => `${flagOf(iss)} ${String(iss.input)} is not a positive integer` })
-    .transform(Number);
+    .transform(Number)
+    .refine((n) => cap === undefined || n <= cap.max, { error: (iss) => `${flagOf(iss)} ${String(iss.input)} is more than ${cap!.max}, ${cap!.why}` });
 
 /** Any integer ("-3", "0", "42"). */
 export const integer = () =>

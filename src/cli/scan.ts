@@ -17,6 +17,7 @@ import { writeAtlas } from '../viz/atlas.js';
 import { modelInfo } from './model_info.js';
 import { defineCommand, integer, modelOption, option, positiveInt } from './options.js';
 import { progressBar } from './progress.js';
+import { CAPS, memoryBudget, activationBytes, checkAtMost, fitting, formatBytes } from './size_bounds.js';
 import { withModel } from './with_model.js';
 
 export const scanCommand = defineCommand({
@@ -24,11 +25,11 @@ export const scanCommand = defineCommand({
   options: {
     model: modelOption(),
     task: option(z.enum(SCAN_TASKS, { error: (iss) => (iss.input === undefined ? '--task is required' : `unknown task '${String(iss.input)}'`) }), { description: 'what to score the heads on' }),
-    samples: option(positiveInt().default(8), { description: 'how many task items', value: 'N', example: '8' }),
+    samples: option(positiveInt({ max: CAPS.samples, why: 'the most headlens scan takes (each item keeps its tokens and tables for the checkpoint)' }).default(8), { description: `how many task items (at most ${CAPS.samples}, and what fits in memory for the model)`, value: 'N', example: '8' }),
     seed: option(integer().default(0), { description: 'the seed of the task items and the causal check', value: 'S', example: '0' }),
     causal: option(z.boolean().optional(), { description: 'mask the top heads and measure what the task loses, against random heads' }),
-    k: option(positiveInt().default(3), { description: 'with --causal: how many top heads to mask', value: 'K', example: '3' }),
-    draws: option(positiveInt().default(5), { description: 'with --causal: how many random sets of heads to compare with', value: 'D', example: '5' }),
+    k: option(positiveInt().default(3), { description: "with --causal: how many top heads to mask (fewer than the model's heads)", value: 'K', example: '3' }),
+    draws: option(positiveInt({ max: CAPS.draws, why: 'the most random head sets a causal check draws (each runs the whole task)' }).default(5), { description: `with --causal: how many random sets of heads to compare with (at most ${CAPS.draws})`, value: 'D', example: '5' }),
     resume: option(z.boolean().optional(), { description: 'continue a scan from its checkpoint' }),
     checkpoint: option(z.string().optional(), { description: 'where finished items are kept', value: 'FILE', default: 'FILE.partial.json for --out FILE' }),
     json: option(z.boolean().optional(), { description: 'print the result as JSON on stdout' }),
@@ -41,6 +42,7 @@ export const scanCommand = defineCommand({
     const checkpoint = v.checkpoint ?? (out ? `${out}.partial.json` : undefined);
     if (v.resume && !checkpoint) throw new HeadlensError('--resume needs the checkpoint: --out FILE (it uses FILE.partial.json) or --checkpoint FILE');
     await withModel(v, (model) => {
+      checkScanSizes(model, task, samples, v.causal ? v.k : undefined);
       const emit = (report: Record<string, unknown>) => {
         const text = JSON.stringify(report);
         if (out) {
@@ -53,7 +55,13 @@ export const scanCommand = defineCommand({
         // one batch of prompts through path patching: nothing to checkpoint item by item
         if (v.causal || v.resume) throw new HeadlensError('--causal and --resume do not apply to --task ioi', 'drop them');
         const { prompts, droppedNames } = ioiTask(model, { samples, seed });
-        const r = ioiHeadClasses(model, prompts);
+        // path patching reports each sweep's progress: a long run is never silent, on a terminal or in a log
+        const bars = new Map<string, (done: number, total: number) => void>();
+        const onProgress = (done: number, total: number, step: string) => {
+          if (!bars.has(step)) bars.set(step, progressBar(`ioi ${step}`, 'sender sets'));
+          bars.get(step)!(done, total);
+        };
+        const r = ioiHeadClasses(model, prompts, { onProgress });
         const scores = r.nameMoverStrength; // the share of the logit difference each head's direct path carries
         emit({ model: model.cfg.model_name, task, settings: { ...r.settings, samples, seed, droppedNames }, scores, top: topHeads(scores), classes: r.classes, tables: r.tables, attention: r.attention, clean: r.clean, corrupted: r.corrupted });
         if (reportFile) writeReport(model, reportFile, task, scores, r.tables, prompts[0]?.clean);
@@ -64,16 +72,38 @@ export const scanCommand = defineCommand({
       const result = scan(model, setup.scorer, { checkpoint, resume: !!v.resume, onProgress: progressBar(task, 'items') });
       let causal;
       if (v.causal && setup.causal) {
-        const k = Math.min(v.k, model.cfg.n_layers * model.cfg.n_heads - 1);
-        const heads = result.top.slice(0, k).map(({ layer, head }) => ({ layer, head }));
+        const heads = result.top.slice(0, v.k).map(({ layer, head }) => ({ layer, head }));
         causal = maskHeadsCheck(model, heads, setup.causal.metric, setup.causal.names, { draws: v.draws, seed, ablation: setup.causal.ablation });
       }
-      const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(causal ? { causal } : {}) };
+      for (const w of result.warnings ?? []) console.error(`headlens: warning: ${w}`);
+      const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(result.dropped ? { dropped: result.dropped } : {}), ...(causal ? { causal } : {}) };
       emit(report);
       if (reportFile) writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]));
     });
   },
 });
+
+/**
+ * Refuses sizes that cannot fit before anything is built: IOI runs all its prompts as one batch (clean and
+ * corrupted, every activation cached), the item scans keep every item and its tables; --k must leave heads to
+ * draw the random sets from.
+ */
+function checkScanSizes(model: HookedTransformer, task: string, samples: number, k: number | undefined): void {
+  const { cfg } = model;
+  const heads = cfg.n_layers * cfg.n_heads;
+  if (task === 'ioi') {
+    const pos = Math.min(cfg.n_ctx, IOI_MAX_TOKENS);
+    const each = 2 * activationBytes(cfg, pos);
+    checkAtMost('samples', samples, fitting(each), `in ${formatBytes(memoryBudget())} for --task ioi on ${cfg.model_name}: every prompt runs in one batch, clean and corrupted, each ${formatBytes(each / 2)} of activations at ${pos} tokens`);
+  } else {
+    const each = 16 * (cfg.n_ctx + 3 * heads); // its tokens and up to three [n_layers][n_heads] tables, as JS arrays
+    checkAtMost('samples', samples, fitting(each), `in ${formatBytes(memoryBudget())} for a scan of ${cfg.model_name}: each item keeps up to ${cfg.n_ctx} tokens and its tables of ${heads} heads`);
+  }
+  checkAtMost('k', k, heads - 1, `among ${cfg.model_name}'s ${heads} heads (the random sets are drawn from the others)`, false);
+}
+
+/** IOI prompts are one template sentence: at most this many tokens with any tokenizer headlens loads (BOS included). */
+const IOI_MAX_TOKENS = 32;
 
 /** The token ids of a scorer's item, when it has them (a token list, or an object with `tokens`). */
 function firstTokens(item: unknown): number[] | undefined {

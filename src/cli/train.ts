@@ -13,6 +13,7 @@ import { parseHeadLabel } from '../interp/head_label.js';
 import { readTrainerMeta } from '../train/checkpoint.js';
 import { train, type AttentionTarget, type TrainProgress } from '../train/trainer.js';
 import { defineCommand, integer, option, positiveInt, positiveNumber } from './options.js';
+import { CAPS, memoryBudget, activationBytes, checkAtMost, fitting, formatBytes } from './size_bounds.js';
 
 /** The flags a run keeps with its checkpoints, which `--resume` reuses unless given again. */
 const KEPT = ['recipe', 'steps', 'seed', 'lr', 'batch-size', 'mix', 'eval-every', 'checkpoint-every', 'head-dropout', 'attention-target'] as const;
@@ -35,10 +36,10 @@ export const trainCommand = defineCommand({
       fix: `recipes: ${RECIPE_NAMES.join(', ')}`,
     }),
     out: option(z.string().optional(), { description: 'the folder to write the model and checkpoints to', value: 'DIR', default: 'the --resume folder' }),
-    steps: option(positiveInt().optional(), { description: 'optimizer steps', value: 'N', example: '100', default: "the recipe's" }),
+    steps: option(positiveInt({ max: CAPS.steps, why: 'the most steps headlens train runs' }).optional(), { description: `optimizer steps (at most ${CAPS.steps})`, value: 'N', example: '100', default: "the recipe's" }),
     seed: option(integer().optional(), { description: 'the seed of the initial weights and the data', value: 'S', example: '0', default: "the recipe's" }),
     lr: option(positiveNumber().optional(), { description: 'the peak learning rate', value: 'X', example: '1e-3', default: "the recipe's" }),
-    'batch-size': option(positiveInt().optional(), { description: 'sequences per step', value: 'B', example: '8', default: "the recipe's" }),
+    'batch-size': option(positiveInt().optional(), { description: "sequences per step (at most what fits in memory for the recipe's model)", value: 'B', example: '8', default: "the recipe's" }),
     'init-std': option(positiveNumber().optional(), { description: 'the standard deviation of the initial weights', value: 'S', example: '0.02', default: "the recipe's, else 0.02" }),
     'eval-every': option(positiveInt().optional(), { description: 'steps between evaluations', value: 'N', example: '100', default: "the recipe's" }),
     'checkpoint-every': option(positiveInt().optional(), { description: 'steps between checkpoints', value: 'N', example: '500', default: "the recipe's" }),
@@ -102,6 +103,9 @@ export const trainCommand = defineCommand({
       model = HookedTransformer.random(makeConfig(r.config), { seed, std: initStd });
       if (r.tokenizer) model.tokenizer = r.tokenizer();
     }
+    // a training step keeps every activation of the batch for the backward pass, then their gradients
+    const each = 3 * activationBytes(model.cfg, model.cfg.n_ctx);
+    checkAtMost('batch-size', batchSize, fitting(each), `in ${formatBytes(memoryBudget())} for ${model.cfg.model_name}: a training step holds ${formatBytes(each)} per sequence of ${model.cfg.n_ctx} tokens (activations, gradients)`);
     const attentionTargets = v['attention-target'] !== undefined ? parseAttentionTargets(v['attention-target'], model.cfg) : undefined;
     const mix = v.mix;
     const meta: Record<string, string> = { recipe: r.name, steps: String(steps), seed: String(seed), lr: String(lr), 'batch-size': String(batchSize) };

@@ -4,6 +4,12 @@ import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { loadPretrained } from '../loading/load.js';
 import { downloadBars } from './progress.js';
 
+/** Env HEADLENS_ALLOW_NONFINITE=1 (or true): load a checkpoint whose weights hold NaN or Inf. */
+function allowNonFinite(): boolean {
+  const v = process.env.HEADLENS_ALLOW_NONFINITE;
+  return v === '1' || v?.toLowerCase() === 'true';
+}
+
 /**
  * Loads `--model` on `--backend` (a hub id downloads with a bar per file on a terminal), runs `fn` with it,
  * and disposes the model however `fn` ends.
@@ -12,7 +18,7 @@ export async function withModel<T>(v: { model: string; backend?: string }, fn: (
   const bars = downloadBars();
   let model: HookedTransformer;
   try {
-    model = await loadPretrained(v.model, { backend: v.backend as BackendName | undefined, onProgress: bars?.onProgress });
+    model = await loadPretrained(v.model, { backend: v.backend as BackendName | undefined, onProgress: bars?.onProgress, allowNonFinite: allowNonFinite() });
   } finally {
     bars?.stop();
   }

@@ -23,6 +23,19 @@ export interface LoadOptions extends HubOptions {
   backend?: BackendName | 'auto';
   /** Opt-in weight processing (fold norms, centre weights); default none: the checkpoint as it is. */
   processing?: ProcessingOptions;
+  /**
+   * Load weights that hold NaN or ±Inf (default false: such a checkpoint is refused, naming each tensor and
+   * how many of its values are not finite, since it can only give NaN logits). The CLI reads env
+   * HEADLENS_ALLOW_NONFINITE=1.
+   */
+  allowNonFinite?: boolean;
+}
+
+/** How many values of `a` are NaN or ±Inf: one pass over the data as it is read. */
+export function countNonFinite(a: Float32Array): number {
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) n++;
+  return n;
 }
 
 /** Reads config.json of a model folder into a headlens config (with the family that reads it). */
@@ -76,19 +89,30 @@ export async function loadPretrained(nameOrDir: string, opts: LoadOptions = {}):
   const { cfg, family } = readModelConfig(dir);
   const ckpt = openCheckpoint(dir);
   const names = matchCheckpoint(family, cfg, ckpt, dir);
+  const nonFinite: string[] = [];
   const params = tf.tidy(() => {
     const made = new Map<string, tf.Tensor>();
     const get = (hfName: string) => {
       let t = made.get(hfName);
       if (!t) {
         const stored = names.get(hfName)!;
-        t = tf.tensor(ckpt.float32(stored), ckpt.info(stored).shape, 'float32');
+        const data = ckpt.float32(stored);
+        const bad = opts.allowNonFinite ? 0 : countNonFinite(data);
+        if (bad > 0) nonFinite.push(`${stored} (${bad} of ${data.length} values)`);
+        t = tf.tensor(data, ckpt.info(stored).shape, 'float32');
         made.set(hfName, t);
       }
       return t;
     };
     return family.toHooked(cfg, get) as Record<string, tf.Tensor> as never;
   }) as Record<string, tf.Tensor>;
+  if (nonFinite.length) {
+    tf.dispose(Object.values(params));
+    throw new HeadlensError(
+      `checkpoint in ${dir} has NaN or Inf weights in ${nonFinite.length} tensor${nonFinite.length > 1 ? 's' : ''}: ${nonFinite.slice(0, 5).join(', ')}${nonFinite.length > 5 ? ` (and ${nonFinite.length - 5} more)` : ''}`,
+      'the weights are corrupt (download or save them again); to load them anyway pass { allowNonFinite: true } to loadPretrained, or set HEADLENS_ALLOW_NONFINITE=1 for the CLI',
+    );
+  }
   const model = new HookedTransformer(cfg, params);
   model.tokenizer = HFTokenizer.fromDir(dir);
   if (opts.processing) processWeights(model, opts.processing);

@@ -8,7 +8,7 @@ import { HeadlensError } from '../errors.js';
 import { ATTENTION_EXPLORER_JS } from './client_scripts.js';
 import { serverDocument, toSVGString } from './dom.js';
 import { esc, inlineJSON, round } from './html.js';
-import { makeView, type View } from './view.js';
+import { makeView, standaloneSVG, type View } from './view.js';
 
 export interface AttentionPatternOptions {
   /** One label per position (the token text). Default: `(i)`; given labels are shown as `(i) label`. */
@@ -44,7 +44,7 @@ export function positionLabels(tokens: string[] | undefined, n: number): string[
 
 /**
  * Renders patterns [head][query_pos][key_pos] (weights in [0, 1]; entries above the diagonal are masked
- * and not drawn) and returns the SVG markup.
+ * and not drawn) and returns the SVG markup, a standalone SVG (with its namespace) that can be written to a file.
  */
 export function attentionPatternSVG(patterns: number[][][], opts: AttentionPatternOptions = {}): string {
   const nPos = checkPatterns(patterns, opts);
@@ -74,7 +74,7 @@ export function attentionPatternSVG(patterns: number[][][], opts: AttentionPatte
     color: { scheme: (opts.scheme ?? 'blues') as Plot.ColorScheme, domain: [0, 1], legend: false },
     marks: [Plot.cell(data, { x: 'src', y: 'dest', fx: 'head', fill: 'weight', inset: 0.5, title: (d: { weight: number }) => d.weight.toFixed(3) })],
   });
-  return toSVGString(chart as unknown as Element);
+  return standaloneSVG(toSVGString(chart as unknown as Element));
 }
 
 /**

@@ -9,12 +9,25 @@ export interface View {
   kind: string;
   /** Title of the picture (also the HTML page's title). */
   title: string;
-  /** Static SVG markup. */
+  /** Static SVG markup, a standalone SVG (its root has the SVG namespace). */
   svg: string;
   /** The HTML fragment that `html` wraps in a page: markup plus inline scripts, usable inside a larger page. */
   fragment: string;
   /** A whole self-contained page (inline script and style, works offline). */
   html: string;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/**
+ * An SVG made standalone: its root gets the SVG namespace as an attribute. outerHTML (linkedom's, and a browser's
+ * HTML serialiser) leaves it out, which is fine inside HTML but not in a file: without it a .svg opens as an XML
+ * tree and `<img src>` shows a broken image. Markup that is not an <svg> root is returned as it is.
+ */
+export function standaloneSVG(svg: string): string {
+  const open = /^<svg\b[^>]*>/.exec(svg);
+  if (!open || /\sxmlns=/.test(open[0])) return svg;
+  return `<svg xmlns="${SVG_NS}"${svg.slice(4)}`;
 }
 
 /** Builds a View from its SVG and an optional interactive fragment (default: the SVG in a figure). */
@@ -24,7 +37,7 @@ export function makeView(kind: string, title: string, svg: string, fragment?: st
   return {
     kind,
     title,
-    svg,
+    svg: standaloneSVG(svg),
     fragment: withScripts,
     html: htmlPage(title, `<h1>${esc(title)}</h1>\n${withScripts}`),
   };

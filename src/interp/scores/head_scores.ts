@@ -23,6 +23,10 @@ export interface HeadScores {
   tables?: Record<string, number[][]>;
   /** How many items counted (weight > 0) out of how many were scored. */
   counted?: { used: number; total: number };
+  /** Items left out before scoring because they cannot run on this model (e.g. longer than n_ctx), and why. */
+  dropped?: { count: number; of: number; reason: string };
+  /** What the caller should know about this result (dropped items); the CLI prints each on stderr. */
+  warnings?: string[];
 }
 
 /** One item's contribution: tables [n_layers][n_heads] and its weight in the mean. */
@@ -44,6 +48,31 @@ export interface HeadScorer<S = unknown> {
   scoreItem(model: HookedTransformer, item: S, index: number): ItemScores;
   /** Tables computed from the averaged ones (e.g. a difference of two); may define the primary. */
   derive?(tables: Record<string, number[][]>): Record<string, number[][]>;
+  /**
+   * Why an item cannot be scored on this model (it is longer than n_ctx), with the fix; undefined if it can.
+   * Such items are dropped with a warning; none left is an error.
+   */
+  unfit?(model: HookedTransformer, item: S, index: number): { problem: string; fix: string } | undefined;
+  /** What makes an item count (weight > 0), said when none does: "its answer passes the recall gate". */
+  counts?: string;
+}
+
+/** The items a scorer can score on this model (their indices), and what was dropped; none left is an error. */
+export function selectItems(model: HookedTransformer, scorer: HeadScorer<any>): { indices: number[]; dropped?: NonNullable<HeadScores['dropped']> } {
+  const total = scorer.items.length;
+  if (total === 0) throw new HeadlensError(`${scorer.task}: no items to score`, 'pass at least one sample');
+  if (!scorer.unfit) return { indices: scorer.items.map((_, i) => i) };
+  const indices: number[] = [];
+  let first: { problem: string; fix: string } | undefined;
+  scorer.items.forEach((item, i) => {
+    const why = scorer.unfit!(model, item, i);
+    if (why) first ??= why;
+    else indices.push(i);
+  });
+  if (!first) return { indices };
+  const count = total - indices.length;
+  if (indices.length === 0) throw new HeadlensError(`${scorer.task}: none of the ${total} items can run on ${model.cfg.model_name}: ${first.problem}`, first.fix);
+  return { indices, dropped: { count, of: total, reason: first.problem } };
 }
 
 export function zeros(nLayers: number, nHeads: number): number[][] {
@@ -83,11 +112,20 @@ export function combine(results: ItemScores[], nLayers: number, nHeads: number):
   return { tables: sums, used };
 }
 
-/** Turns item results into the answer every scorer gives. */
-export function finish(scorer: HeadScorer<any>, model: HookedTransformer, results: ItemScores[], k = 10): HeadScores {
+/**
+ * Turns item results into the answer every scorer gives. A result no item counted in (every weight 0) is
+ * refused: its table would be zeros computed on nothing.
+ */
+export function finish(scorer: HeadScorer<any>, model: HookedTransformer, results: ItemScores[], k = 10, dropped?: HeadScores['dropped']): HeadScores {
   const { n_layers, n_heads } = model.cfg;
   const combined = combine(results, n_layers, n_heads);
   const used = combined.used;
+  if (used === 0) {
+    throw new HeadlensError(
+      `${scorer.task}: none of the ${results.length} items scored counted${scorer.counts ? ` (an item counts when ${scorer.counts})` : ' (every weight was 0)'}, so every score would be computed on nothing`,
+      'use a model that does the task (a trained one), or other items',
+    );
+  }
   const tables = { ...combined.tables, ...(scorer.derive ? scorer.derive(combined.tables) : {}) };
   const scores = tables[scorer.primary] ?? zeros(n_layers, n_heads);
   const others = Object.fromEntries(Object.entries(tables).filter(([n]) => n !== scorer.primary));
@@ -97,18 +135,23 @@ export function finish(scorer: HeadScorer<any>, model: HookedTransformer, result
     top: topHeads(scores, k),
     ...(Object.keys(others).length ? { tables: others } : {}),
     counted: { used, total: results.length },
+    ...(dropped ? { dropped, warnings: [droppedWarning(scorer.task, dropped)] } : {}),
   };
+}
+
+function droppedWarning(task: string, d: NonNullable<HeadScores['dropped']>): string {
+  return `${task}: ${d.count} of ${d.of} items were dropped (${d.reason}); the scores use the other ${d.of - d.count}`;
 }
 
 /** Runs a scorer over all its items in one go (no checkpoints; see scan for that). */
 export function runScorer(model: HookedTransformer, scorer: HeadScorer<any>, opts: { top?: number; onItem?: (i: number) => void } = {}): HeadScores {
-  if (scorer.items.length === 0) throw new HeadlensError(`${scorer.task}: no items to score`, 'pass at least one sample');
-  const results = scorer.items.map((item, i) => {
-    const r = scorer.scoreItem(model, item, i);
+  const { indices, dropped } = selectItems(model, scorer);
+  const results = indices.map((i) => {
+    const r = scorer.scoreItem(model, scorer.items[i], i);
     opts.onItem?.(i);
     return r;
   });
-  return finish(scorer, model, results, opts.top);
+  return finish(scorer, model, results, opts.top, dropped);
 }
 
 /** Token rows as one sequence each; checks they are non-empty integer lists. */

@@ -33,6 +33,8 @@ import { zeros } from './head_scores.js';
 export interface IoiClassOptions {
   threshold?: number;
   maxPerClass?: number;
+  /** Called after each chunk of a path-patching sweep with (sender sets done, in all, the sweep: logits, q, v or k). */
+  onProgress?: (done: number, total: number, step: string) => void;
 }
 
 export type ClassHead = HeadRef & { effect: number };
@@ -102,7 +104,8 @@ export function ioiHeadClasses(model: HookedTransformer, prompts: IoiTokens[], o
   let corruptLd = 0;
   const sweep = (receiver: Receiver): number[][] => {
     const t = zeros(n_layers, n_heads);
-    const lab = pathPatchingSweep(model, receiver, base);
+    const step = receiver.kind === 'logits' ? 'logits' : receiver.inputs.join('');
+    const lab = pathPatchingSweep(model, receiver, { ...base, onProgress: opts.onProgress && ((done, total) => opts.onProgress!(done, total, step)) });
     [cleanLd, corruptLd] = [lab.meta.clean as number, lab.meta.corrupted as number];
     gap = Math.abs(cleanLd - corruptLd);
     if (!(gap > 0)) throw new HeadlensError('ioi: clean and corrupted prompts give the same logit difference', 'the model does not do the task; nothing to attribute');

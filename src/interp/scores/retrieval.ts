@@ -136,6 +136,15 @@ export function answerRecall(model: HookedTransformer, trial: NeedleTrial, outpu
   return unigramRecall(trial.answer, output);
 }
 
+/** A trial longer than the model's context cannot be run (decoding would have no room): it is dropped, and named. */
+function unfitTrial(model: HookedTransformer, trial: NeedleTrial, i: number): { problem: string; fix: string } | undefined {
+  const n = model.cfg.n_ctx;
+  if (trial.tokens.length <= n) return undefined;
+  return { problem: `trial ${i} has ${trial.tokens.length} tokens, more than n_ctx ${n}`, fix: `make the trials at most ${n} tokens long (needleTextTrials' contextLengths ≤ ${n})` };
+}
+
+const COUNTS = "its answer passes the recall gate: a model that cannot find the needle has no retrieval heads to score";
+
 function settingsOf(opts: RetrievalOptions, trials: NeedleTrial[], variant: string) {
   return { variant, maxNewTokens: opts.maxNewTokens ?? 50, stopTokens: opts.stopTokens ?? [], gate: opts.gate ?? 0.5, cap: opts.cap ?? false, trials: trials.length, threshold: 0.1 };
 }
@@ -149,6 +158,8 @@ export function retrievalScorer(trials: NeedleTrial[], opts: RetrievalOptions = 
     settings,
     primary: 'score',
     items: trials,
+    unfit: unfitTrial,
+    counts: COUNTS,
     scoreItem: (model, trial) => {
       const table = zeros(model.cfg.n_layers, model.cfg.n_heads);
       const span = trial.needleEnd - trial.needleStart;
@@ -185,6 +196,8 @@ export function retrievalTeacherForcedScorer(trials: NeedleTrial[], opts: Retrie
     settings,
     primary: 'score',
     items: trials,
+    unfit: unfitTrial,
+    counts: COUNTS,
     scoreItem: (model, trial) => {
       const { n_layers, n_heads } = model.cfg;
       const answer = trial.answer.slice(0, Math.min(settings.maxNewTokens, model.cfg.n_ctx - trial.tokens.length + 1)); // as far as decoding could go

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { finish, type HeadScorer, type HeadScores, type ItemScores } from './head_scores.js';
+import { finish, selectItems, type HeadScorer, type HeadScores, type ItemScores } from './head_scores.js';
 
 export interface ScanOptions {
   /** JSON file for partial results; without it the scan just runs. */
@@ -62,8 +62,9 @@ function writeCheckpoint(file: string, cp: Checkpoint): void {
 
 /** Runs `scorer` over its items, checkpointing after each; resumes a checkpoint when asked. */
 export function scan(model: HookedTransformer, scorer: HeadScorer<any>, opts: ScanOptions = {}): HeadScores {
-  const total = scorer.items.length;
-  if (total === 0) throw new HeadlensError(`${scorer.task}: no items to scan`, 'pass at least one sample');
+  // items that cannot run on this model (longer than n_ctx) are left out here, the same ones on every resume
+  const { indices, dropped } = selectItems(model, scorer);
+  const total = indices.length;
   const fresh: Checkpoint = { version: 1, task: scorer.task, settings: scorer.settings, model: modelKey(model), itemsHash: itemsHash(scorer.items), total, results: [] };
   let cp = fresh;
   const file = opts.checkpoint;
@@ -86,9 +87,9 @@ export function scan(model: HookedTransformer, scorer: HeadScorer<any>, opts: Sc
   const results = [...cp.results];
   opts.onProgress?.(results.length, total);
   for (let i = results.length; i < total; i++) {
-    results.push(scorer.scoreItem(model, scorer.items[i], i));
+    results.push(scorer.scoreItem(model, scorer.items[indices[i]], indices[i]));
     if (file) writeCheckpoint(file, { ...cp, results });
     opts.onProgress?.(i + 1, total);
   }
-  return finish(scorer, model, results, opts.top);
+  return finish(scorer, model, results, opts.top, dropped);
 }
