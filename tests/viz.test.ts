@@ -132,6 +132,9 @@ describe('headGrid', () => {
     expect(rankedHeads(SCORES, 3).map((h) => h.label)).toEqual(['L1H2', 'L0H1', 'L1H0']);
     expect(rankedHeads([[0.2, -0.9, 0.5]], 2, true).map((h) => h.label)).toEqual(['L0H1', 'L0H2']);
     expect(rankedHeads([[NaN, 0.1]], 2).map((h) => h.label)).toEqual(['L0H1']);
+    // nothing above 0 is nothing to ring
+    expect(rankedHeads([[0, 0], [0, -0.2]], 3)).toEqual([]);
+    expect(rankedHeads([[0, 0], [0, -0.2]], 3, true).map((h) => h.label)).toEqual(['L1H1']);
   });
 
   it('headGrid(scores, {top: 2}) rings and names exactly the two best heads', () => {

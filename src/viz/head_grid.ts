@@ -41,9 +41,15 @@ export interface HeadScore {
   score: number;
 }
 
-/** The heads with the highest score (or |score|), best first, labelled L{l}H{h}: headlens' topHeads, for the pictures. */
+/**
+ * The heads with the highest score (or |score|), best first, labelled L{l}H{h}: headlens' topHeads, for the
+ * pictures. A head whose score (or |score|) is not above 0 is never ranked: ringing the "top 3" of an all-zero grid
+ * would name heads that do nothing.
+ */
 export function rankedHeads(scores: number[][], k: number, byMagnitude = false): HeadScore[] {
-  return topHeads(scores, k, { byMagnitude }).map((t) => ({ ...t, label: headLabel(t.layer, t.head) }));
+  return topHeads(scores, k, { byMagnitude })
+    .filter((t) => (byMagnitude ? Math.abs(t.score) : t.score) > 0)
+    .map((t) => ({ ...t, label: headLabel(t.layer, t.head) }));
 }
 
 /** Renders scores [layer][head]. */
