@@ -20,10 +20,15 @@
  *   than n_ctx is an error.
  * - Batches: every row has the prompt length of the others. A row that wrote a stop token is finished (the
  *   stop token is its last output); the loop ends when every row is, or at maxNewTokens.
+ * - Prompts of unequal length: left-padded, with `attentionMask` (toTokens(texts, { padding: 'left' })). The
+ *   cache keeps the mask, so every step masks the padding and counts positions from each row's first real
+ *   token (src/model/padding.ts): each row generates what its prompt generates alone. Right padding is
+ *   refused: the new tokens would follow the padding.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
 import { KVCache } from '../model/kv_cache.js';
+import { maskRows, type AttentionMaskInput } from '../model/padding.js';
 import type { TokenInput } from '../model/transformer.js';
 import { Random } from '../util/random.js';
 import type { ActivationCache } from './activation_cache.js';
@@ -64,6 +69,8 @@ export interface GenerateOptions<T = never> {
   patternRows?: PatternRows;
   /** Called after each step's token is chosen; what it returns (if not undefined) is collected in `records`. */
   onStep?: (step: GenerateStep) => T | void;
+  /** [batch, pos] for left-padded prompts: 1 = real token, 0 = padding (only at the start of a row). */
+  attentionMask?: AttentionMaskInput;
 }
 
 export interface GenerateResult<T = never> {
@@ -91,6 +98,12 @@ export function generate<T = never>(model: HookedTransformer, tokens: TokenInput
   const sequences = ids.arraySync() as number[][];
   ids.dispose();
   const promptLen = sequences[0].length;
+  const mask = opts.attentionMask === undefined ? undefined : maskRows(opts.attentionMask, sequences.length, promptLen);
+  mask?.forEach((r, i) => {
+    if (r.indexOf(0, r.indexOf(1)) >= 0) {
+      throw new HeadlensError(`generate: attentionMask row ${i} has padding after a real token`, "pad prompts on the left for generate: toTokens(texts, { padding: 'left' })");
+    }
+  });
   const topK = opts.topK === undefined ? undefined : Math.min(opts.topK, d_vocab);
   const rng = new Random(opts.seed ?? 0);
   // step s feeds positions up to promptLen − 1 + s, which must be < n_ctx
@@ -104,7 +117,8 @@ export function generate<T = never>(model: HookedTransformer, tokens: TokenInput
   let stop: GenerateResult['stop'] = steps < maxNew ? 'n_ctx' : 'max';
   try {
     for (let step = 0; step < steps; step++) {
-      const run = { fwdHooks: opts.fwdHooks, kvCache };
+      // the prefill carries the mask; later steps feed real tokens, and the cache remembers the padding
+      const run = { fwdHooks: opts.fwdHooks, kvCache, attentionMask: step === 0 ? mask : undefined };
       const { logits, cache } = opts.names !== undefined
         ? model.runWithCache(feed, { ...run, names: opts.names, patternRows: opts.patternRows ?? 'last' })
         : { logits: model.runWithHooks(feed, run), cache: undefined };

@@ -10,6 +10,7 @@ import type { HookedConfig } from '../model/config.js';
 import type { Interceptor } from '../model/hook_point.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { KVCache } from '../model/kv_cache.js';
+import { maskRows, type AttentionMaskInput } from '../model/padding.js';
 import { Transformer, type ForwardOptions, type TokenInput } from '../model/transformer.js';
 import { hookAxes, layerOf, nearest } from './act_name.js';
 import { ActivationCache } from './activation_cache.js';
@@ -34,6 +35,8 @@ export interface RunOptions {
   stopAtLayer?: number;
   /** Past keys and values: the tokens given continue the cached sequence, see ForwardOptions.kvCache. */
   kvCache?: KVCache;
+  /** [batch, pos], 1 = real token, 0 = padding: a batch of unequal lengths (toTokens(texts, { padding })). */
+  attentionMask?: AttentionMaskInput;
 }
 
 /**
@@ -44,6 +47,21 @@ export interface RunOptions {
  * the rows, so a long prompt never holds [head, pos, pos] for every layer.
  */
 export type PatternRows = number[] | 'last';
+
+/** A batch of texts padded to one length: ids and the mask that says which are real (1) and which padding (0). */
+export interface PaddedTokens {
+  /** [batch, pos] */
+  tokens: number[][];
+  /** [batch, pos], 1 = real token, 0 = padding */
+  attentionMask: number[][];
+}
+
+export interface LossOptions {
+  /** The loss at each position, [batch, pos − 1], instead of the mean. */
+  perToken?: boolean;
+  attentionMask?: AttentionMaskInput;
+  fwdHooks?: FwdHook[];
+}
 
 export interface CacheOptions extends RunOptions {
   names?: NamesFilter;
@@ -57,24 +75,98 @@ export class HookedTransformer extends Transformer {
   tokenizer?: TextTokenizer;
 
   /**
-   * Text → token ids [batch, pos], exactly as the tokenizer.json encodes it (its own special tokens included).
-   * `prependBos` puts the config's bos_token_id first (TransformerLens' prepend_bos), as models trained on
-   * BOS-separated documents (GPT-2, the toy zoo) expect.
+   * Text → token ids [batch, pos], as the tokenizer.json encodes it, with the config's BOS first when
+   * `prependBos` (TransformerLens' prepend_bos). The default, as TransformerLens: BOS first whenever the
+   * config's bos_token_id is inside the vocabulary (`bosToken()`), none otherwise (no error: tiny checkpoints
+   * keep GPT-2's 50256 with a few hundred tokens). A tokenizer that already starts its encoding with BOS gets
+   * no second one. Texts of different lengths need `padding`: then `{ tokens, attentionMask }` comes back,
+   * each row padded on that side (see padding.ts for what the forward does with the mask).
    */
-  toTokens(text: string | string[], opts: { prependBos?: boolean } = {}): number[][] {
-    const tok = this.requireTokenizer();
-    const bos = this.cfg.bos_token_id;
-    if (opts.prependBos && (bos === null || bos === undefined)) {
-      throw new HeadlensError(`prependBos: ${this.cfg.model_name} has no bos_token_id in its config`, 'encode without prependBos, or set bos_token_id');
-    }
-    const rows = (Array.isArray(text) ? text : [text]).map((t) => (opts.prependBos ? [bos as number, ...tok.encode(t)] : tok.encode(t)));
+  toTokens(text: string | string[], opts?: { prependBos?: boolean; padding?: undefined }): number[][];
+  toTokens(text: string | string[], opts: { prependBos?: boolean; padding: 'left' | 'right' }): PaddedTokens;
+  toTokens(text: string | string[], opts: { prependBos?: boolean; padding?: 'left' | 'right' } = {}): number[][] | PaddedTokens {
+    const rows = (Array.isArray(text) ? text : [text]).map((t) => this.encode(t, opts.prependBos));
+    if (opts.padding !== undefined) return this.pad(rows, opts.padding);
     if (rows.some((r) => r.length !== rows[0].length)) {
-      throw new HeadlensError(`texts encode to different lengths (${rows.map((r) => r.length).join(', ')})`, 'run them one at a time or make them the same length in tokens');
+      throw new HeadlensError(`texts encode to different lengths (${rows.map((r) => r.length).join(', ')})`, "pad them: toTokens(texts, { padding: 'right' }) returns { tokens, attentionMask } for runWithCache(tokens, { attentionMask })");
     }
     return rows;
   }
 
-  /** Token ids → text. */
+  /**
+   * The BOS id that toTokens prepends by default: the config's bos_token_id if it is inside the vocabulary,
+   * else null.
+   */
+  bosToken(): number | null {
+    const b = this.cfg.bos_token_id;
+    return b !== null && b !== undefined && b < this.cfg.d_vocab ? b : null;
+  }
+
+  /** One text's ids, BOS first if asked (default: when bosToken() exists). */
+  private encode(text: string, prependBos: boolean | undefined): number[] {
+    const tok = this.requireTokenizer();
+    const bos = this.bosToken();
+    if (prependBos && bos === null) {
+      const declared = this.cfg.bos_token_id;
+      const why = declared === null || declared === undefined ? 'has no bos_token_id in its config' : `has bos_token_id ${declared}, outside its ${this.cfg.d_vocab}-token vocabulary`;
+      throw new HeadlensError(`prependBos: ${this.cfg.model_name} ${why}`, 'encode without prependBos, or set bos_token_id in config.json');
+    }
+    const ids = tok.encode(text);
+    return (prependBos ?? bos !== null) && ids[0] !== bos ? [bos as number, ...ids] : ids;
+  }
+
+  /** Rows of unequal length → a rectangle and its mask. Padding ids are EOS (TransformerLens pads GPT-2 with it), else BOS, else 0. */
+  private pad(rows: number[][], side: 'left' | 'right'): PaddedTokens {
+    if (side !== 'left' && side !== 'right') throw new HeadlensError(`padding must be 'left' or 'right', got ${JSON.stringify(side)}`);
+    const { eos_token_id: eos, d_vocab } = this.cfg;
+    const id = eos !== null && eos < d_vocab ? eos : (this.bosToken() ?? 0);
+    const len = Math.max(...rows.map((r) => r.length));
+    const fill = (r: number[], x: number) => new Array<number>(len - r.length).fill(x);
+    return {
+      tokens: rows.map((r) => (side === 'right' ? [...r, ...fill(r, id)] : [...fill(r, id), ...r])),
+      attentionMask: rows.map((r) => (side === 'right' ? [...r.map(() => 1), ...fill(r, 0)] : [...fill(r, 0), ...r.map(() => 1)])),
+    };
+  }
+
+  /**
+   * One string per token (TransformerLens' to_str_tokens): each id decoded on its own, so " Mary" keeps its
+   * space. Text is encoded as toTokens encodes it (BOS first by default); ids are taken as they are. A list of
+   * texts, or rows of ids, gives one list per row.
+   */
+  toStrTokens(input: string | number[], opts?: { prependBos?: boolean }): string[];
+  toStrTokens(input: string[] | number[][] | tf.Tensor, opts?: { prependBos?: boolean }): string[][];
+  toStrTokens(input: string | string[] | number[] | number[][] | tf.Tensor, opts: { prependBos?: boolean } = {}): string[] | string[][] {
+    const tok = this.requireTokenizer();
+    const strs = (ids: number[]) => ids.map((id) => tok.decode([id]));
+    if (typeof input === 'string') return strs(this.encode(input, opts.prependBos));
+    if (input instanceof tf.Tensor) {
+      if (input.rank !== 1 && input.rank !== 2) throw new HeadlensError(`toStrTokens: a tensor of ids must be [pos] or [batch, pos], got [${input.shape}]`);
+      const ids = input.arraySync() as number[] | number[][];
+      return input.rank === 1 ? [strs(ids as number[])] : (ids as number[][]).map(strs);
+    }
+    if (input.length > 0 && typeof input[0] === 'string') return (input as string[]).map((t) => strs(this.encode(t, opts.prependBos)));
+    if (input.length > 0 && Array.isArray(input[0])) return (input as number[][]).map(strs);
+    return strs(input as number[]);
+  }
+
+  /**
+   * The id of a text that is exactly one token (TransformerLens' to_single_token), without BOS. A text that is
+   * several tokens, or none, is an error that shows how it splits.
+   */
+  toSingleToken(text: string): number {
+    const tok = this.requireTokenizer();
+    const ids = tok.encode(text);
+    if (ids.length !== 1) {
+      const parts = ids.map((id) => JSON.stringify(tok.decode([id]))).join(' + ');
+      throw new HeadlensError(
+        `toSingleToken: ${JSON.stringify(text)} is ${ids.length} tokens${ids.length ? ` (${parts}; ids ${ids.join(', ')})` : ''}, not one`,
+        'pass text that is one token (often with its leading space, e.g. " Mary"), or use the id',
+      );
+    }
+    return ids[0];
+  }
+
+  /** Token ids → text (TransformerLens' to_string; `toString` is JavaScript's own, so headlens names it toText). */
   toText(ids: number[]): string {
     return this.requireTokenizer().decode(ids);
   }
@@ -82,6 +174,27 @@ export class HookedTransformer extends Transformer {
   /** One label per token, `(i) token`, for axes of pictures. */
   tokenLabels(ids: number[]): string[] {
     return ids.map((id, i) => `(${i}) ${this.tokenizer ? this.tokenizer.tokenText(id) : id}`);
+  }
+
+  /**
+   * Next-token cross-entropy (TransformerLens' loss, `model(tokens, return_type='loss')`): the mean over every
+   * predicted position, a scalar, or with `perToken` the loss at each [batch, pos − 1] (position i predicting
+   * token i + 1). With `attentionMask`, a position counts only where it and the next token are real (0 in
+   * perToken elsewhere), as TransformerLens. Hooks of this call and addHook's apply. Caller owns the tensor.
+   */
+  loss(tokens: TokenInput, opts: LossOptions & { perToken: true }): tf.Tensor2D;
+  loss(tokens: TokenInput, opts?: LossOptions): tf.Scalar;
+  loss(tokens: TokenInput, opts: LossOptions = {}): tf.Tensor {
+    const ids = this.tokensTensor(tokens);
+    const rows = ids.arraySync() as number[][];
+    ids.dispose();
+    if (rows[0].length < 2) throw new HeadlensError('loss: the tokens are one position long, so nothing is predicted', 'pass at least two tokens per row');
+    const logits = this.runWithHooks(rows, { fwdHooks: opts.fwdHooks, attentionMask: opts.attentionMask });
+    try {
+      return nextTokenLoss(logits, rows, { perToken: opts.perToken, attentionMask: opts.attentionMask === undefined ? undefined : maskRows(opts.attentionMask, rows.length, rows[0].length) });
+    } finally {
+      logits.dispose();
+    }
   }
 
   private requireTokenizer(): TextTokenizer {
@@ -121,7 +234,7 @@ export class HookedTransformer extends Transformer {
   runWithHooks(tokens: TokenInput, opts: RunOptions = {}): tf.Tensor3D {
     const hooks = [...this.permanent, ...(opts.fwdHooks ?? [])];
     this.checkFilters(hooks);
-    return this.forward(tokens, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache });
+    return this.forward(tokens, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask });
   }
 
   /**
@@ -134,7 +247,7 @@ export class HookedTransformer extends Transformer {
     if (opts.kvCache) throw new HeadlensError('runWithHooksFrom: a KV cache cannot be used when starting mid-model', 'the cache needs every layer\'s keys; use runWithHooks(tokens, { kvCache })');
     const hooks = [...this.permanent, ...(opts.fwdHooks ?? [])];
     this.checkFilters(hooks);
-    return this.runFrom(layer, resid, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer });
+    return this.runFrom(layer, resid, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer, attentionMask: opts.attentionMask });
   }
 
   /** Whether a hook added with addHook applies at `name`. */
@@ -167,7 +280,7 @@ export class HookedTransformer extends Transformer {
       },
     };
     try {
-      const logits = this.forward(tokens, { interceptor: withCache, stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache });
+      const logits = this.forward(tokens, { interceptor: withCache, stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask });
       return { logits, cache: new ActivationCache(acts, this.cfg, this) };
     } catch (e) {
       for (const t of acts.values()) t.dispose();
@@ -248,4 +361,31 @@ function interceptor(hooks: FwdHook[]): Interceptor {
       return x;
     },
   };
+}
+
+/**
+ * Next-token cross-entropy from logits [batch, pos, d_vocab] and the ids they were computed on: −log softmax of
+ * the next token, [batch, pos − 1]; the mean over positions (where the mask keeps both ends) unless perToken.
+ */
+export function nextTokenLoss(logits: tf.Tensor3D, tokens: number[][], opts: { perToken?: boolean; attentionMask?: number[][] } = {}): tf.Tensor {
+  const [batch, pos, vocab] = logits.shape;
+  const n = pos - 1;
+  // flat index of logits[b, i, tokens[b, i + 1]]: one gather, no [batch, pos, d_vocab] one-hot
+  const at = new Int32Array(batch * n);
+  const keep = new Float32Array(batch * n);
+  for (let b = 0; b < batch; b++) {
+    for (let i = 0; i < n; i++) {
+      at[b * n + i] = (b * pos + i) * vocab + tokens[b][i + 1];
+      keep[b * n + i] = opts.attentionMask ? opts.attentionMask[b][i] * opts.attentionMask[b][i + 1] : 1;
+    }
+  }
+  const counted = keep.reduce((a, x) => a + x, 0);
+  if (counted === 0) throw new HeadlensError('loss: the attention mask leaves no position whose next token is real', 'each row needs two real tokens in a row');
+  return tf.tidy(() => {
+    const head = logits.slice([0, 0, 0], [batch, n, vocab]); // [batch, pos − 1, d_vocab]
+    const target = tf.gather(logits.reshape([-1]), tf.tensor1d(at, 'int32')).reshape([batch, n]); // [batch, pos − 1]
+    const keepT = tf.tensor2d(keep, [batch, n]);
+    const perToken = tf.logSumExp(head, -1).sub(target).mul(keepT); // [batch, pos − 1]
+    return opts.perToken ? perToken : perToken.sum().div(counted);
+  });
 }

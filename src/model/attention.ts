@@ -19,15 +19,21 @@ import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
 
 export interface AttentionContext {
-  /** Additive mask [query_pos, key_pos]: 0 where a query may attend, -Infinity elsewhere. */
-  mask: tf.Tensor2D;
+  /**
+   * Additive mask [query_pos, key_pos]: 0 where a query may attend, -Infinity elsewhere; for a padded batch
+   * [batch, 1, query_pos, key_pos], padded keys -Infinity too (padding.ts).
+   */
+  mask: tf.Tensor2D | tf.Tensor4D;
+  /** A padded batch: a query row whose keys are all padding has pattern 0 instead of softmax's NaN (padding.ts). */
+  padded?: boolean;
   /**
    * Past keys and values: the new positions attend to them and to themselves, and the layer's extended keys
    * and values are staged in the cache. key_pos then counts the cached positions too.
    */
   kvCache?: KVCache;
-  cos?: tf.Tensor2D;
-  sin?: tf.Tensor2D;
+  /** Rotary tables, [pos, rotary_dim], or [batch, pos, rotary_dim] when each row has its own positions (padding). */
+  cos?: tf.Tensor2D | tf.Tensor3D;
+  sin?: tf.Tensor2D | tf.Tensor3D;
   /** W_Q, W_K, W_V fused and pre-transposed: [d_model, (head + 2·kv_head)·d_head] and its bias (see Transformer.qkvWeights). */
   qkv?: { W: tf.Tensor2D; b: tf.Tensor1D };
   /** Add biases inside the matmul kernel (tf.fused.matMul). */
@@ -111,7 +117,15 @@ export function attention(
       return tf.matMul(qh, kh, false, true).div(scale).add(ctx.mask) as tf.Tensor4D; // [batch, head, query_pos, key_pos]
     }),
   );
-  const pattern = hp.point(H['attn.hook_pattern'], tf.softmax(scores, -1) as tf.Tensor4D);
+  const pattern = hp.point(
+    H['attn.hook_pattern'],
+    ctx.padded
+      ? step(() => {
+          const p = tf.softmax(scores, -1) as tf.Tensor4D; // NaN on rows whose every key is padding
+          return tf.where(tf.isNaN(p), tf.zerosLike(p), p) as tf.Tensor4D;
+        })
+      : (tf.softmax(scores, -1) as tf.Tensor4D),
+  );
   const z = hp.point(
     H['attn.hook_z'],
     step(() => {

@@ -27,6 +27,11 @@ export class KVCache {
   private stagedPositions = 0;
   /** Positions held: the absolute position of the next token fed. */
   length = 0;
+  /**
+   * The attention mask of every position held, [batch][key_pos] (1 real, 0 padding), once a forward was given
+   * one with padding (padding.ts); undefined while every position is real.
+   */
+  mask: number[][] | undefined;
   /** Rows of the batch, fixed by the first forward. */
   batch: number | undefined;
   private disposed = false;
@@ -65,8 +70,8 @@ export class KVCache {
     this.staged.set(layer, { k: tf.keep(k), v: tf.keep(v) });
   }
 
-  /** The forward succeeded: the staged keys and values replace the old ones. */
-  commit(batch: number): void {
+  /** The forward succeeded: the staged keys and values replace the old ones; `mask` covers every position now held. */
+  commit(batch: number, mask?: number[][]): void {
     if (this.staged.size !== this.nLayers) {
       this.discard();
       throw new HeadlensError(`the forward staged keys for ${this.staged.size} of ${this.nLayers} layers`, 'run the whole model (no stopAtLayer) when passing a KV cache');
@@ -80,6 +85,7 @@ export class KVCache {
     this.length += this.stagedPositions;
     this.stagedPositions = 0;
     this.batch = batch;
+    if (mask) this.mask = mask;
   }
 
   /** The forward failed: drops what it staged. */

@@ -37,27 +37,45 @@ export function inverseFrequencies(cfg: HookedConfig): Float64Array {
  * repeated twice.
  */
 export function rotaryTables(cfg: HookedConfig, nPos: number, offset = 0): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  const { cos, sin } = angleTables(cfg, Array.from({ length: nPos }, (_, p) => offset + p));
   const dim = cfg.rotary_dim!;
-  const inv = inverseFrequencies(cfg);
-  const cos = new Float32Array(nPos * dim);
-  const sin = new Float32Array(nPos * dim);
-  for (let p = 0; p < nPos; p++) {
-    for (let i = 0; i < dim / 2; i++) {
-      const a = (offset + p) * inv[i];
-      cos[p * dim + i] = cos[p * dim + i + dim / 2] = Math.cos(a);
-      sin[p * dim + i] = sin[p * dim + i + dim / 2] = Math.sin(a);
-    }
-  }
   return { cos: tf.tensor2d(cos, [nPos, dim]), sin: tf.tensor2d(sin, [nPos, dim]) };
 }
 
-/** Rotates x [batch, pos, head, d_head] by the tables (each [pos, rotary_dim]). */
-export function applyRotary(x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D, rotaryDim: number): tf.Tensor4D {
+/**
+ * cos and sin tables for given position ids per row (a padded batch, padding.ts: each row's real tokens
+ * counted from 0). Each [batch, pos, rotary_dim].
+ */
+export function rotaryTablesAt(cfg: HookedConfig, positions: number[][]): { cos: tf.Tensor3D; sin: tf.Tensor3D } {
+  const { cos, sin } = angleTables(cfg, positions.flat());
+  const shape: [number, number, number] = [positions.length, positions[0].length, cfg.rotary_dim!];
+  return { cos: tf.tensor3d(cos, shape), sin: tf.tensor3d(sin, shape) };
+}
+
+/** cos and sin of position·frequency for each position given, [positions.length · rotary_dim], in float64 before rounding. */
+function angleTables(cfg: HookedConfig, positions: number[]): { cos: Float32Array; sin: Float32Array } {
+  const dim = cfg.rotary_dim!;
+  const inv = inverseFrequencies(cfg);
+  const cos = new Float32Array(positions.length * dim);
+  const sin = new Float32Array(positions.length * dim);
+  positions.forEach((position, p) => {
+    for (let i = 0; i < dim / 2; i++) {
+      const a = position * inv[i];
+      cos[p * dim + i] = cos[p * dim + i + dim / 2] = Math.cos(a);
+      sin[p * dim + i] = sin[p * dim + i + dim / 2] = Math.sin(a);
+    }
+  });
+  return { cos, sin };
+}
+
+/** Rotates x [batch, pos, head, d_head] by the tables (each [pos, rotary_dim], or [batch, pos, rotary_dim] per row). */
+export function applyRotary(x: tf.Tensor4D, cos: tf.Tensor2D | tf.Tensor3D, sin: tf.Tensor2D | tf.Tensor3D, rotaryDim: number): tf.Tensor4D {
   return tf.tidy(() => {
     const [b, p, h, e] = x.shape;
     const half = rotaryDim / 2;
-    const c = cos.reshape([1, p, 1, rotaryDim]);
-    const s = sin.reshape([1, p, 1, rotaryDim]);
+    const rows = cos.rank === 3 ? b : 1;
+    const c = cos.reshape([rows, p, 1, rotaryDim]);
+    const s = sin.reshape([rows, p, 1, rotaryDim]);
     const rot = rotaryDim === e ? x : x.slice([0, 0, 0, 0], [b, p, h, rotaryDim]);
     const x1 = rot.slice([0, 0, 0, 0], [b, p, h, half]);
     const x2 = rot.slice([0, 0, 0, half], [b, p, h, half]);

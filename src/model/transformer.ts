@@ -14,7 +14,8 @@ import type { KVCache } from './kv_cache.js';
 import { linear, mlp } from './mlp.js';
 import { norm } from './norm.js';
 import { countParams, paramShapes } from './params.js';
-import { rotaryTables } from './rotary.js';
+import { hasPadding, maskRows, paddedMask, positionIds, type AttentionMaskInput } from './padding.js';
+import { rotaryTables, rotaryTablesAt } from './rotary.js';
 
 /** Token ids [batch, pos]: nested arrays, one sequence, or an int32 tensor. */
 export type TokenInput = number[][] | number[] | tf.Tensor;
@@ -47,6 +48,22 @@ export interface ForwardOptions {
    * keys only. The cache grows only when the forward succeeds; not with stopAtLayer.
    */
   kvCache?: KVCache;
+  /**
+   * [batch, pos], 1 for a real token and 0 for padding (padding.ts): padded keys are masked out and positions
+   * count real tokens only, so each row's real positions compute what that prompt computes alone. With a KV
+   * cache it covers the new positions; the cache remembers the mask of the positions it holds.
+   */
+  attentionMask?: AttentionMaskInput;
+}
+
+/** A padded batch as the forward uses it (padding.ts). */
+interface Padding {
+  /** Every key position so far (cached and new), 1 real, 0 padding. [batch][key_pos] */
+  keyRows: number[][];
+  /** The new positions' mask. [batch][pos] */
+  rows: number[][];
+  /** The new positions' position ids (real tokens counted). [batch][pos] */
+  positions: number[][];
 }
 
 /** Fused attention input weights of one layer: [d_model, (head + 2·kv_head)·d_head] and [(head + 2·kv_head)·d_head]. */
@@ -248,8 +265,9 @@ export class Transformer {
     const hp = new HookPoints(opts.interceptor);
     try {
       kv?.begin(ids.shape[0], ids.shape[1], cfg.n_ctx);
-      const out = tf.tidy(() => this.run(ids, hp, opts.stopAtLayer, kv));
-      kv?.commit(ids.shape[0]);
+      const pad = padding(ids.shape[0], ids.shape[1], opts.attentionMask, kv);
+      const out = tf.tidy(() => this.run(ids, hp, opts.stopAtLayer, kv, pad));
+      kv?.commit(ids.shape[0], pad?.keyRows);
       return out;
     } catch (e) {
       kv?.discard();
@@ -277,21 +295,27 @@ export class Transformer {
     if (opts.stopAtLayer !== undefined && !(Number.isInteger(opts.stopAtLayer) && opts.stopAtLayer >= layer && opts.stopAtLayer <= cfg.n_layers)) {
       throw new HeadlensError(`stopAtLayer ${opts.stopAtLayer} is not a layer index from ${layer}`, `use ${layer}..${cfg.n_layers}`);
     }
+    if (opts.kvCache) throw new HeadlensError('runFrom: a KV cache cannot be used when starting mid-model', 'the cache needs every layer\'s keys; use forward(tokens, { kvCache })');
+    const pad = padding(resid.shape[0], resid.shape[1], opts.attentionMask);
     const hp = new HookPoints(opts.interceptor);
     try {
-      return tf.tidy(() => this.blocks(resid, layer, hp, opts.stopAtLayer));
+      return tf.tidy(() => this.blocks(resid, layer, hp, opts.stopAtLayer, undefined, pad));
     } finally {
       hp.release();
     }
   }
 
-  private run(ids: tf.Tensor2D, hp: HookPoints, stopAtLayer?: number, kv?: KVCache): tf.Tensor3D {
+  private run(ids: tf.Tensor2D, hp: HookPoints, stopAtLayer?: number, kv?: KVCache, pad?: Padding): tf.Tensor3D {
     const { cfg } = this;
     const P = (n: string) => this.param(n);
     const [batch, pos] = ids.shape;
     const offset = kv?.length ?? 0; // absolute position of the first token fed
     let x = hp.point('hook_embed', tf.gather(P('embed.W_E'), ids) as tf.Tensor3D); // [batch, pos, d_model]
-    if (cfg.positional_embedding_type === 'standard') {
+    if (cfg.positional_embedding_type === 'standard' && pad) {
+      // each row's own positions; 0 at padded positions, as TransformerLens' PosEmbed
+      const rows = tf.gather(P('pos_embed.W_pos'), tf.tensor2d(pad.positions, [batch, pos], 'int32')); // [batch, pos, d_model]
+      x = x.add(hp.point('hook_pos_embed', rows.mul(tf.tensor3d(pad.rows.flat(), [batch, pos, 1])) as tf.Tensor3D));
+    } else if (cfg.positional_embedding_type === 'standard') {
       const posRows = P('pos_embed.W_pos').slice([offset, 0], [pos, cfg.d_model]); // [pos, d_model]
       // broadcast unless someone looks: the [batch, pos, d_model] copy is only made for a hook
       if (!optimisations.lazyHooks || hp.wants('hook_pos_embed')) {
@@ -300,18 +324,21 @@ export class Transformer {
         x = x.add(posRows);
       }
     }
-    return this.blocks(x, 0, hp, stopAtLayer, kv);
+    return this.blocks(x, 0, hp, stopAtLayer, kv, pad);
   }
 
   /** Blocks from `first` on, then the final norm and unembedding. x is resid_pre of block `first`. */
-  private blocks(x: tf.Tensor3D, first: number, hp: HookPoints, stopAtLayer?: number, kvCache?: KVCache): tf.Tensor3D {
+  private blocks(x: tf.Tensor3D, first: number, hp: HookPoints, stopAtLayer?: number, kvCache?: KVCache, pad?: Padding): tf.Tensor3D {
     const { cfg } = this;
     const P = (n: string) => this.param(n);
     const [batch, pos] = x.shape;
     // not on wasm, whose fused kernel measured 3–12% slower than matmul + add on the forward's shapes
     const fused = optimisations.fusedMatMul && tf.getBackend() !== 'wasm';
     const offset = kvCache?.length ?? 0; // positions already in the cache: the mask and rotation use absolute positions
-    const ctx = { mask: causalMask(pos, cfg.sliding_window, offset), fused, kvCache, ...(cfg.rotary_dim ? rotaryTables(cfg, pos, offset) : {}) };
+    const causal = causalMask(pos, cfg.sliding_window, offset);
+    // a padded batch: padded keys masked per row, each row's rotary positions counting its real tokens (padding.ts)
+    const rotary = cfg.rotary_dim ? (pad ? rotaryTablesAt(cfg, pad.positions) : rotaryTables(cfg, pos, offset)) : {};
+    const ctx = { mask: pad ? paddedMask(causal, pad.keyRows) : causal, padded: pad !== undefined, fused, kvCache, ...rotary };
     const lnParams = (p: string) => [cfg.normalization_type ? P(`${p}.w`) : undefined, cfg.normalization_type === 'LN' ? P(`${p}.b`) : undefined] as const;
     // a norm's temporaries (centred, squared, …) freed as soon as it returns
     const ln = (x: tf.Tensor3D, p: string) => (optimisations.blockScopes ? tf.tidy(() => norm(cfg, x, ...lnParams(p), p, hp)) : norm(cfg, x, ...lnParams(p), p, hp));
@@ -352,6 +379,20 @@ export class Transformer {
     for (const t of this.params.values()) if (!seen.has(t)) (seen.add(t), t.dispose());
     this.params.clear();
   }
+}
+
+/**
+ * The padding of a forward: the mask given for the new positions, after the mask the KV cache keeps for the
+ * positions it holds. Undefined where nothing is padding (the plain path, bit for bit).
+ */
+function padding(batch: number, pos: number, mask: AttentionMaskInput | undefined, kv?: KVCache): Padding | undefined {
+  const rows = mask === undefined ? undefined : maskRows(mask, batch, pos);
+  const past = kv?.mask;
+  if (!past && !(rows && hasPadding(rows))) return undefined;
+  const held = kv?.length ?? 0;
+  const newRows = rows ?? Array.from({ length: batch }, () => new Array<number>(pos).fill(1));
+  const keyRows = newRows.map((r, b) => [...(past ? past[b] : new Array<number>(held).fill(1)), ...r]);
+  return { keyRows, rows: newRows, positions: positionIds(keyRows, pos) };
 }
 
 /**
