@@ -31,7 +31,7 @@ export function patternScore(patterns: number[][][][], target: (q: number) => nu
 }
 
 export function modelAtlasData(model: HookedTransformer, text = ATLAS_TEXT): AtlasData {
-  const ids = model.toTokens(text)[0];
+  const ids = model.toTokens(text, { prependBos: false })[0];
   const { logits, cache } = model.runWithCache([ids], { names: (n) => n.endsWith('attn.hook_pattern') });
   const patterns = Array.from({ length: model.cfg.n_layers }, (_, l) =>
     tf.tidy(() => cache.get(`blocks.${l}.attn.hook_pattern`).squeeze([0]).arraySync() as number[][][]),
