@@ -13,13 +13,26 @@
  * normalised residual less the norm's bias. One difference from TransformerLens: headlens does not fold
  * the norm's weight into the next matrix by default, so `applyLnToStack` multiplies by the weight too
  * (TransformerLens' result on a model with fold_ln, where the weight is 1, is the same).
+ *
+ * `cache.save(file)` writes the activations as one safetensors file, keyed by hook name, float32, with the
+ * model's shape in the metadata; `ActivationCache.load(file, model)` reads one back (bit for bit), checking that
+ * it fits the model. The codec is src/loading/safetensors.ts, a leaf module (it imports only errors.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
 import type { HookedConfig } from '../model/config.js';
 import { hookHeadAxis } from '../model/hook_names.js';
 import type { Transformer } from '../model/transformer.js';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { encodeSafetensors, parseSafetensors } from '../loading/safetensors.js';
 import { actName, nearest, type ActShortName } from './act_name.js';
+
+/** The metadata `format` of a file cache.save writes. */
+const CACHE_FORMAT = 'headlens.ActivationCache';
+/** The config fields a saved cache records and a load checks against the model. */
+const SHAPE_FIELDS = ['n_layers', 'd_model', 'n_heads', 'd_head', 'n_key_value_heads', 'd_vocab'] as const;
+/** Tensors `headlens cache` writes beside the activations; load skips them. */
+const NOT_ACTIVATIONS = new Set(['logits', 'input_ids']);
 
 /**
  * Which positions a helper keeps, TransformerLens' pos_slice: a number keeps one position and removes the
@@ -299,6 +312,63 @@ export class ActivationCache {
       const shape = [...lead, ...stackLead.slice(lead.length).map(() => 1), this.cfg.d_model];
       return normed.mul(dir.reshape(shape)).sum(-1); // [component, batch, pos]
     });
+  }
+
+  /**
+   * Writes every cached activation to `file` as safetensors (hook names as keys, float32; metadata: the format,
+   * the model's name and shape). Read it back with ActivationCache.load(file, model).
+   */
+  async save(file: string): Promise<void> {
+    this.alive();
+    const tensors: Parameters<typeof encodeSafetensors>[0] = {};
+    for (const [name, t] of this.acts) {
+      const data = t.dtype === 'float32' ? ((await t.data()) as Float32Array) : Float32Array.from(await t.data());
+      tensors[name] = { dtype: 'F32', shape: t.shape, data };
+    }
+    const metadata: Record<string, string> = { format: CACHE_FORMAT, model: this.cfg.model_name };
+    for (const f of SHAPE_FIELDS) metadata[f] = String(this.cfg[f]);
+    try {
+      writeFileSync(file, encodeSafetensors(tensors, metadata));
+    } catch (e) {
+      throw new HeadlensError(`cache.save: cannot write ${file}: ${(e as Error).message}`, 'check that the folder exists and is writable');
+    }
+  }
+
+  /**
+   * Reads a cache that cache.save wrote (or `headlens cache --out`, whose logits and input_ids are skipped) for
+   * `model`, which the residual helpers use. Every tensor must be a hook point of the model, and the model's
+   * shape must be the one the file records. The caller owns the cache.
+   */
+  static async load(file: string, model: Transformer): Promise<ActivationCache> {
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(readFileSync(file));
+    } catch (e) {
+      throw new HeadlensError(`ActivationCache.load: cannot read ${file}: ${(e as Error).message}`, 'pass the path of a file written by cache.save(file)');
+    }
+    const st = parseSafetensors(bytes, file);
+    const { cfg } = model;
+    const meta = st.metadata;
+    if (meta.format !== undefined && meta.format !== CACHE_FORMAT) {
+      throw new HeadlensError(`${file}: its metadata says format '${meta.format}', not an activation cache`, 'pass a file written by cache.save(file)');
+    }
+    for (const f of SHAPE_FIELDS) {
+      if (meta[f] !== undefined && meta[f] !== String(cfg[f])) {
+        throw new HeadlensError(`${file} holds activations of a model with ${f} ${meta[f]}, but ${cfg.model_name} has ${f} ${cfg[f]}`, `load it with the model that made it${meta.model ? ` (${meta.model})` : ''}`);
+      }
+    }
+    const known = model.hookNames({ withResult: true });
+    const knownSet = new Set(known);
+    const names = st.names.filter((n) => !NOT_ACTIVATIONS.has(n));
+    const unknown = names.find((n) => !knownSet.has(n));
+    if (unknown !== undefined) {
+      throw new HeadlensError(`${file}: '${unknown}' is not a hook point of ${cfg.model_name}`, `the file is not an activation cache of this model (nearest hook point: '${nearest(unknown, known)}'); load it with the model that made it`);
+    }
+    if (names.length === 0) throw new HeadlensError(`${file} holds no activations`, 'pass a file written by cache.save(file)');
+    const acts = new Map<string, tf.Tensor>();
+    // in forward order, as runWithCache keeps them (the file sorts its keys)
+    for (const n of known.filter((k) => names.includes(k))) acts.set(n, tf.tensor(st.float32(n), st.info(n).shape, 'float32'));
+    return new ActivationCache(acts, cfg, model);
   }
 
   dispose(): void {
