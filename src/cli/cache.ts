@@ -4,8 +4,8 @@ import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import { encodeSafetensors } from '../loading/safetensors.js';
-import { defineCommand, modelOption, option } from './options.js';
-import { parseTokenRows } from './token_args.js';
+import { bosOptions, defineCommand, modelOption, option } from './options.js';
+import { parseTokenRows, prependBosFlag } from './token_args.js';
 import { withModel } from './with_model.js';
 
 export const cacheCommand = defineCommand({
@@ -19,13 +19,14 @@ export const cacheCommand = defineCommand({
       z.string().regex(/\.safetensors$/, { error: (iss) => `--out ${String(iss.input)} should end in .safetensors` }),
       { description: 'the file to write', value: 'FILE.safetensors', example: 'acts.safetensors' },
     ),
+    ...bosOptions(),
   },
   async run(v) {
     if ((v.tokens === undefined) === (v.text === undefined)) {
       throw new HeadlensError('give exactly one of --tokens and --text', 'e.g. --tokens "1,2,3;4,5,6" or --text "Hello there"');
     }
     await withModel(v, async (model) => {
-      const rows = v.tokens !== undefined ? parseTokenRows(v.tokens) : model.toTokens(v.text!);
+      const rows = v.tokens !== undefined ? parseTokenRows(v.tokens) : model.toTokens(v.text!, { prependBos: prependBosFlag(v) });
       const names = v.names === 'all' ? 'all' : v.names.split(',').map((s) => s.trim()).filter(Boolean);
       const { logits, cache } = model.runWithCache(rows, { names });
       const tensors: Parameters<typeof encodeSafetensors>[0] = {

@@ -18,7 +18,8 @@ import { ovCircuit, qkCircuit } from '../interp/weights/head_circuits.js';
 import { attentionPatternSVG } from '../viz/attention_pattern.js';
 import { writeAtlas } from '../viz/atlas.js';
 import { formatInfo, modelInfo } from './model_info.js';
-import { defineCommand, option } from './options.js';
+import { bosOptions, defineCommand, option } from './options.js';
+import { prependBosFlag } from './token_args.js';
 import { withModel } from './with_model.js';
 
 const DEFAULT_TEXT = 'When Mary and John went to the store, John gave a drink to';
@@ -29,6 +30,7 @@ export const demoCommand = defineCommand({
     model: option(z.string().optional(), { description: "a model folder, a shipped model's name, or a hub id", value: 'M', default: 'toy-lm, else the first shipped model' }),
     text: option(z.string().optional(), { description: 'the prompt whose attention is drawn (a model without a tokenizer gets a repeated random span)', value: '"…"', default: JSON.stringify(DEFAULT_TEXT) }),
     out: option(z.string().default('headlens-demo'), { description: 'the folder to write', value: 'DIR' }),
+    ...bosOptions(),
   },
   async run(v) {
     const zoo = zooModels();
@@ -43,9 +45,14 @@ export const demoCommand = defineCommand({
       // whatever this model cannot show is skipped and said, never an error: the demo runs on any folder headlens loads
       const skipped: string[] = [];
       // a BOS id outside the vocabulary (tiny checkpoints keep GPT-2's 50256) cannot be fed: the prompts go without it
-      const bos = usableBos(model) ?? undefined;
+      // --no-prepend-bos: no BOS in the prompt nor in the induction sequences; --prepend-bos where it cannot be fed: an error
+      const wantBos = prependBosFlag(v);
       const declared = model.cfg.bos_token_id;
-      if (bos === undefined && declared !== null && declared !== undefined) skipped.push(`the BOS token (config.json's bos_token_id ${declared} is outside the ${model.cfg.d_vocab}-token vocabulary)`);
+      if (wantBos === true && usableBos(model) === null) {
+        throw new HeadlensError(`--prepend-bos: ${model.cfg.model_name} has no BOS in its ${model.cfg.d_vocab}-token vocabulary (config.json's bos_token_id is ${declared})`, 'leave --prepend-bos out, or set bos_token_id in config.json to a token of the vocabulary');
+      }
+      const bos = wantBos === false ? undefined : (usableBos(model) ?? undefined);
+      if (wantBos !== false && bos === undefined && declared !== null && declared !== undefined) skipped.push(`the BOS token (config.json's bos_token_id ${declared} is outside the ${model.cfg.d_vocab}-token vocabulary)`);
       const ids = model.tokenizer
         ? model.toTokens(v.text ?? DEFAULT_TEXT, { prependBos: bos !== undefined })[0].slice(0, maxLen)
         : inductionSequences({ n: 1, halfLength: half, low: 1, high: model.cfg.d_vocab, bos, seed: 1 }).sequences[0];

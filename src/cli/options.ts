@@ -77,6 +77,16 @@ export const modelOption = (example = 'datasets/zoo/tiny-gpt2-random') =>
     example,
   });
 
+/**
+ * `--prepend-bos` / `--no-prepend-bos`: whether text is encoded with the model's BOS first. Neither: the
+ * library's default, BOS first where the config's bos_token_id is inside the vocabulary (model.toTokens).
+ * Two flags because node:util parseArgs (Node 20) has no negated booleans; token ids are never changed.
+ */
+export const bosOptions = () => ({
+  'prepend-bos': option(z.boolean().optional(), { description: "encode text with the model's BOS token first", default: 'yes where the vocabulary has the BOS' }),
+  'no-prepend-bos': option(z.boolean().optional(), { description: 'encode text without a BOS token first' }),
+});
+
 const flagOf = (iss: { path?: PropertyKey[] }) => `--${String(iss.path?.[0] ?? 'option')}`;
 
 /** A non-negative integer given as digits ("0", "12"). */

@@ -8,9 +8,9 @@ import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import { logitDiff, metricValue, normalized } from '../interp/metrics.js';
 import { activationPatching, PATCH_COMPONENTS, type PatchComponent } from '../interp/interventions/patching.js';
-import { defineCommand, modelOption, option } from './options.js';
+import { bosOptions, defineCommand, modelOption, option } from './options.js';
 import { progressBar } from './progress.js';
-import { promptRows, tokenId } from './token_args.js';
+import { prependBosFlag, promptRows, tokenId } from './token_args.js';
 import { withModel } from './with_model.js';
 
 export const patchCommand = defineCommand({
@@ -28,12 +28,14 @@ export const patchCommand = defineCommand({
     'by-pos': option(z.boolean().optional(), { description: 'patch each position separately' }),
     direction: option(z.enum(['denoising', 'noising']).default('denoising'), { description: 'denoising patches clean into corrupted, noising corrupted into clean' }),
     out: option(z.string(), { description: 'the JSON file to write', value: 'FILE.json', example: 'patching.json' }),
+    ...bosOptions(),
   },
   async run(v) {
     const { component, direction, out } = v;
     await withModel(v, (model) => {
-      const clean = promptRows(model, v.clean, 'clean');
-      const corrupted = promptRows(model, v.corrupted, 'corrupted');
+      const bos = prependBosFlag(v);
+      const clean = promptRows(model, v.clean, 'clean', bos);
+      const corrupted = promptRows(model, v.corrupted, 'corrupted', bos);
       if (clean.length !== corrupted.length || clean[0].length !== corrupted[0].length) {
         throw new HeadlensError(`--clean is ${clean.length}×${clean[0].length} tokens but --corrupted is ${corrupted.length}×${corrupted[0].length}`, 'clean and corrupted prompts must have the same length in tokens');
       }

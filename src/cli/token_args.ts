@@ -16,11 +16,20 @@ export function parseTokenRows(s: string): number[][] {
   );
 }
 
-/** "1,2,3" (or "1,2,3;4,5,6") → token rows; anything else is text for the model's tokenizer. */
-export function promptRows(model: HookedTransformer, arg: string, flag: string): number[][] {
+/** What `--prepend-bos` / `--no-prepend-bos` ask: true, false, or undefined for the default (see bosOptions). */
+export function prependBosFlag(v: { 'prepend-bos'?: boolean; 'no-prepend-bos'?: boolean }): boolean | undefined {
+  if (v['prepend-bos'] && v['no-prepend-bos']) throw new HeadlensError('--prepend-bos and --no-prepend-bos contradict each other', 'give one of them, or neither for the default (BOS first where the vocabulary has it)');
+  return v['prepend-bos'] ? true : v['no-prepend-bos'] ? false : undefined;
+}
+
+/**
+ * "1,2,3" (or "1,2,3;4,5,6") → token rows, as given; anything else is text for the model's tokenizer, with BOS
+ * first as `prependBos` says (undefined: model.toTokens' default).
+ */
+export function promptRows(model: HookedTransformer, arg: string, flag: string, prependBos?: boolean): number[][] {
   if (/^\s*\d+(\s*,\s*\d+)*(\s*;\s*\d+(\s*,\s*\d+)*)*\s*$/.test(arg)) return parseTokenRows(arg);
   try {
-    return model.toTokens(arg);
+    return model.toTokens(arg, { prependBos });
   } catch (e) {
     if (e instanceof HeadlensError) throw new HeadlensError(`--${flag}: ${e.message}`, 'pass token ids as "1,2,3" instead');
     throw e;
