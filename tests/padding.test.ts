@@ -2,7 +2,7 @@
  * Batches of unequal length (src/model/padding.ts): a padded batch with its attention mask gives, at every real
  * position, the logits each prompt gives run alone (the reference: per-prompt runs, themselves checked against
  * transformers by parity.test.ts), for learned positions (gpt2), partial rotary with parallel blocks (pythia)
- * and grouped-query rotary (llama), padded on either side; generate with left padding decodes what each prompt
+ * grouped-query rotary (llama) and a sliding window (mistral), padded on either side; generate with left padding decodes what each prompt
  * decodes alone.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -14,7 +14,8 @@ import { loadPretrained } from '../src/loading/load.js';
 import { headlensError } from './expect_error.js';
 import { FIXTURES } from './helpers.js';
 
-const MODELS = ['gpt2', 'pythia-parallel', 'llama-gqa'];
+// and a sliding window shorter than the longest prompt (mistral): padding is contiguous, so distances between real tokens are unchanged
+const MODELS = ['gpt2', 'pythia-parallel', 'llama-gqa', 'mistral-sliding'];
 const PROMPTS = [
   [3, 17, 42, 5, 99, 7, 23],
   [61, 8, 150, 4],
@@ -86,6 +87,16 @@ describe('a padded batch computes what each prompt computes alone', () => {
     }
     cache.dispose();
     logits.dispose();
+  });
+
+  it('runWithHooksFrom(layer, resid, { attentionMask }) continues a padded run: the logits of the whole padded forward', () => {
+    const model = models.get('gpt2')!;
+    const { tokens, attentionMask } = padRows(PROMPTS, 'left', 1);
+    const { logits, cache } = model.runWithCache(tokens, { attentionMask, names: ['blocks.1.hook_resid_pre'] });
+    const rest = model.runWithHooksFrom(1, cache.get('blocks.1.hook_resid_pre') as tf.Tensor3D, { attentionMask });
+    expect(tf.tidy(() => tf.max(tf.abs(rest.sub(logits))).dataSync()[0])).toBeLessThan(1e-5);
+    tf.dispose([rest, logits]);
+    cache.dispose();
   });
 
   it('a mask of all ones computes exactly the unmasked forward', () => {
