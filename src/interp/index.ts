@@ -27,7 +27,7 @@ export { inductionScores, inductionScorer, inductionPattern } from './scores/ind
 export { attentionSinkScores, attentionSinkScorer, type SinkOptions } from './scores/attention_sink.js';
 export { streamingScores, streamingScorer, type StreamingOptions } from './scores/streaming.js';
 export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, decodesExactly, unigramRecall, type NeedleTrial, type RetrievalOptions } from './scores/retrieval.js';
-export { correctLetterScores, correctLetterScorer, headLogitContributions } from './scores/correct_letter.js';
+export { correctLetterScores, correctLetterScorer, headLogitContributions, labelMutationScores, letterContrast, qkSubspaceAnalysis, type CorrectLetterOptions, type LabelMutationResult, type QkSubspaceOptions, type QkSubspaceResult, type QkSubspaceRow } from './scores/correct_letter.js';
 export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './scores/temporal.js';
 export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './scores/task_metrics.js';
 export { ioiHeadClasses, type IoiClasses, type ClassHead } from './scores/ioi_classes.js';
