@@ -12,6 +12,8 @@ import { duplicateTokenScores } from '../src/interp/scores/duplicate_token.js';
 import { inductionScores, inductionPattern } from '../src/interp/scores/induction.js';
 import { previousTokenScores } from '../src/interp/scores/previous_token.js';
 import { streamingScores } from '../src/interp/scores/streaming.js';
+import { razorAttentionHeads, razorScores } from '../src/interp/scores/razor_attention.js';
+import { repeatedBlocks } from '../src/datasets/induction.js';
 import { decodesExactly, greedyDecode, retrievalHeads, retrievalScorer, retrievalScores, retrievalScoresTeacherForced } from '../src/interp/scores/retrieval.js';
 import { runScorer, zeros, type HeadScorer } from '../src/interp/scores/head_scores.js';
 import { scan } from '../src/interp/scores/scan.js';
@@ -261,6 +263,39 @@ describe('correct-letter heads (Lieberum et al. 2023)', () => {
   });
 });
 
+describe('RazorAttention head selection (Tang et al. 2024)', () => {
+  it('razorScores: echo finds L0H0, induction L1H0; razorAttentionHeads keeps the top 14 % by induction and 1 % by echo', () => {
+    const { sequences, period, offset } = repeatedBlocks({ n: 2, blockLength: 8, repeats: 4, pool: TOK.CONTENT, distinct: true, bos: TOK.BOS, seed: 5 });
+    const r = razorScores(model, sequences, { period, offset });
+    const echo = r.tables!.echo;
+    console.log('razor induction', JSON.stringify(r.scores), 'echo', JSON.stringify(echo));
+    // by hand: the duplicate-token head L0H0 puts all its attention on the token's earlier copies (echo 1), the
+    // induction head L1H0 on the tokens after them (induction 1)
+    expect(echo[0][0]).toBeCloseTo(1, 5);
+    expect(r.scores[1][0]).toBeCloseTo(1, 5);
+    expect(r.scores[0][0]).toBeLessThan(1e-5);
+    expect(echo[1][0]).toBeLessThan(1e-5);
+    // L0H2 and L1H2 attend uniformly over the q + 1 keys: both scores are the mean over queries of copies / (q + 1)
+    const len = sequences[0].length;
+    const qs = Array.from({ length: len - offset - period }, (_, i) => offset + period + i);
+    const uniform = qs.reduce((a, q) => a + Math.floor((q - offset) / period) / (q + 1), 0) / qs.length;
+    for (const [l, h] of [[0, 2], [1, 2]]) {
+      expect(echo[l][h]).toBeCloseTo(uniform, 5);
+      expect(r.scores[l][h]).toBeCloseTo(uniform, 5);
+    }
+    // previous-token and sink heads look at neither
+    for (const [l, h] of [[0, 1], [1, 1]]) expect(Math.max(echo[l][h], r.scores[l][h])).toBeLessThan(1e-5);
+
+    // 6 heads: round(6 · 0.14) = 1 induction head, round(6 · 0.01) = 0 echo heads
+    const sel = razorAttentionHeads({ induction: r.scores, echo });
+    expect(sel.settings).toEqual({ inductionRatio: 0.14, echoRatio: 0.01, inductionHeads: 1, echoHeads: 0 });
+    expect(sel.retrieval).toEqual([PLANTED.induction]);
+    expect(sel.streaming).toHaveLength(5);
+    const withEcho = razorAttentionHeads({ induction: r.scores, echo }, { echoRatio: 1 / 6 });
+    expect(withEcho.retrieval).toEqual([PLANTED.duplicate, PLANTED.induction]);
+  });
+});
+
 describe('temporal heads (2025)', () => {
   it('temporalScores finds exactly L1H2, also on textual aliases, and no head moves the controls', () => {
     const r = temporalScores(model, temporalPairs());
@@ -299,6 +334,7 @@ describe('scorers leave no tensors behind', () => {
       () => duplicateTokenScores(model, seqs.slice(0, 1)),
       () => attentionSinkScores(model, seqs.slice(0, 1)),
       () => streamingScores(model, seqs.slice(0, 1), { sinkTokens: 1, recent: 4 }),
+      () => razorScores(model, seqs.slice(0, 1), { period: 20 }),
       () => retrievalScores(model, needleTrials().slice(0, 1), { maxNewTokens: 4 }),
       // 2 of the 4 answer tokens fail the recall gate (> 0.5): refused, and the refusal leaks nothing either
       () => headlensError(() => retrievalScores(model, needleTrials().slice(0, 1), { maxNewTokens: 2 })),

@@ -1,5 +1,5 @@
 /** headlens/datasets: the task data, generated with a seed, each with a zod schema; item types with their tokenization. */
-export { inductionSequences, InductionSetSchema, type InductionSet } from './induction.js';
+export { inductionSequences, repeatedBlocks, InductionSetSchema, type InductionSet, type RepeatedBlocksOptions } from './induction.js';
 export { ioiPrompts, ioiTokens, singleTokenWords, IoiSetSchema, IoiPromptSchema, IOI_TEMPLATES, type IoiSet, type IoiPrompt, type IoiTokens } from './ioi.js';
 export { needleTextTrials, needleTokenTrials, needleGrid, fillerText, fillerSentence, needleVariant, NeedleSetSchema, NeedleTrialSchema, DEFAULT_NEEDLE, type NeedleSet } from './needle.js';
 export { mcqItems, mcqTokens, mcqPrompt, relabelMcq, McqSetSchema, McqItemSchema, type McqSet, type McqItem, type LetterPrompt } from './mcq.js';

@@ -26,6 +26,7 @@ export { duplicateTokenScores, duplicateTokenScorer, duplicateTokenPattern } fro
 export { inductionScores, inductionScorer, inductionPattern } from './scores/induction.js';
 export { attentionSinkScores, attentionSinkScorer, type SinkOptions } from './scores/attention_sink.js';
 export { streamingScores, streamingScorer, type StreamingOptions } from './scores/streaming.js';
+export { razorScores, razorScorer, razorAttentionHeads, type RazorScoreOptions, type RazorSelection, type RazorSelectionOptions } from './scores/razor_attention.js';
 export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, decodesExactly, unigramRecall, type NeedleTrial, type RetrievalOptions } from './scores/retrieval.js';
 export { correctLetterScores, correctLetterScorer, headLogitContributions, labelMutationScores, letterContrast, qkSubspaceAnalysis, type CorrectLetterOptions, type LabelMutationResult, type QkSubspaceOptions, type QkSubspaceResult, type QkSubspaceRow } from './scores/correct_letter.js';
 export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './scores/temporal.js';
