@@ -215,7 +215,7 @@ function project(x: number[], basis: number[][], r: number): number[] {
 
 function softmax(xs: number[]): number[] {
   const m = Math.max(...xs);
-  const e = xs.map((x) => Math.exp(x - m));
+  const e = xs.map((x) => (x === -Infinity ? 0 : Math.exp(x - m)));
   const s = e.reduce((a, b) => a + b, 0);
   return e.map((x) => x / s);
 }
@@ -228,8 +228,8 @@ function softmax(xs: number[]): number[] {
  *    basis: those of the stacked keys at the label positions [prompts·labels, d_head] (both uncentred, in order of
  *    singular value, completed to a basis of R^d_head when there are fewer rows than d_head).
  * 3. For each rank r: the query projected onto the top r query directions and every key onto the top r key
- *    directions; the head's final-position attention is recomputed from them (softmax over the causal keys of
- *    q_r·k_r / scale, the scale read off the clean run) and reported at the correct label; then the model is run
+ *    directions; the head's final-position attention is recomputed from them (softmax over the keys the clean run
+ *    let through of q_r·k_r / scale, the scale read off the clean run) and reported at the correct label; then the model is run
  *    again with only this head's final-position pattern replaced by that row (every other head, position and
  *    value untouched) and letter accuracy (argmax over the labels) is measured.
  * At r = d_head the projections are the identity and both numbers are the clean ones; at r = 0 the scores are 0 and
@@ -272,8 +272,10 @@ export function qkSubspaceAnalysis(model: HookedTransformer, head: { layer: numb
     }
   });
   const dot = (a: number[], b: number[]) => a.reduce((s, ai, i) => s + ai * b[i], 0);
-  // the scale: scores = q·k / scale (the final query sees every key); least squares over all prompts and keys
-  const pairs = runs.flatMap((r) => r.k.map((k, j) => [dot(r.q, k), r.scores[j]]));
+  // keys the model's mask hides from the final query (a sliding window) stay hidden
+  const open = (s: number) => Number.isFinite(s) && s > -1e8;
+  // the scale: scores = q·k / scale on the open keys; least squares over all prompts and keys
+  const pairs = runs.flatMap((r) => r.k.map((k, j) => [dot(r.q, k), r.scores[j]]).filter(([, s]) => open(s)));
   const sxy = pairs.reduce((a, [qk, s]) => a + qk * s, 0);
   const scale = Math.abs(sxy) > 1e-12 ? pairs.reduce((a, [qk]) => a + qk * qk, 0) / sxy : cfg.attn_scale;
 
@@ -290,7 +292,7 @@ export function qkSubspaceAnalysis(model: HookedTransformer, head: { layer: numb
   const rowAt = (i: number, r: number): number[] => {
     const { q, k, last } = runs[i];
     const qr = r >= e ? q : project(q, qBasis, r);
-    const logitsRow = k.slice(0, last + 1).map((kj) => dot(qr, r >= e ? kj : project(kj, kBasis, r)) / scale);
+    const logitsRow = k.slice(0, last + 1).map((kj, j) => (open(runs[i].scores[j]) ? dot(qr, r >= e ? kj : project(kj, kBasis, r)) / scale : -Infinity));
     return softmax(logitsRow);
   };
   const accuracyWith = (rows: (number[] | undefined)[]): number => {
