@@ -12,12 +12,14 @@ import { duplicateTokenScores } from '../src/interp/scores/duplicate_token.js';
 import { inductionScores, inductionPattern } from '../src/interp/scores/induction.js';
 import { previousTokenScores } from '../src/interp/scores/previous_token.js';
 import { streamingScores } from '../src/interp/scores/streaming.js';
+import { razorAttentionHeads, razorScores } from '../src/interp/scores/razor_attention.js';
+import { repeatedBlocks } from '../src/datasets/induction.js';
 import { decodesExactly, greedyDecode, retrievalHeads, retrievalScorer, retrievalScores, retrievalScoresTeacherForced } from '../src/interp/scores/retrieval.js';
 import { runScorer, zeros, type HeadScorer } from '../src/interp/scores/head_scores.js';
 import { scan } from '../src/interp/scores/scan.js';
 import { headlensError } from './expect_error.js';
 import { headAblationHooks } from '../src/interp/interventions/ablation.js';
-import { correctLetterScores } from '../src/interp/scores/correct_letter.js';
+import { correctLetterScores, labelMutationScores, qkSubspaceAnalysis } from '../src/interp/scores/correct_letter.js';
 import { temporalScores } from '../src/interp/scores/temporal.js';
 import { ioiHeadClasses } from '../src/interp/scores/ioi_classes.js';
 import { PLANTED, PLANTED_TOK as TOK, plantedIoiPrompts as ioiPrompts, plantedLetterPrompts as letterPrompts, plantedNeedleTrials as needleTrials, plantedModel, plantedTemporalPairs as temporalPairs } from '../src/zoo/planted.js';
@@ -192,18 +194,105 @@ describe('items that cannot be scored, and results computed on nothing', () => {
 });
 
 describe('correct-letter heads (Lieberum et al. 2023)', () => {
-  it.each([false, true])('correctLetterScores finds exactly L1H0 (labels shuffled: %s)', (shuffled) => {
+  it.each([false, true])('correctLetterScores finds exactly L1H0 by the contrast DLA (labels shuffled: %s)', (shuffled) => {
     const prompts = letterPrompts(8, shuffled);
     const r = correctLetterScores(model, prompts);
-    console.log('correct-letter dla', JSON.stringify(r.scores), 'attention', JSON.stringify(r.tables!.attention));
+    console.log('correct-letter contrast', JSON.stringify(r.scores), 'raw', JSON.stringify(r.tables!.raw), 'attention', JSON.stringify(r.tables!.attention));
+    expect(r.settings.primary).toBe('contrast');
+    // by hand: L1H0 attends to the correct label (≈ 1) and writes COPY = 10 to it and 0 to the other labels, so
+    // contrast = 10 − mean(0, 0, 0) = 10 and raw = 10
     expectOnly(r.scores, r.top, PLANTED.induction, 9.9, 0.01);
+    expect(r.scores[1][0]).toBeCloseTo(10, 3);
+    expect(r.tables!.raw[1][0]).toBeCloseTo(10, 3);
     expect(r.tables!.attention[1][0]).toBeGreaterThan(0.999);
-    // the per-head DLAs add up to the logit of the correct label (no norm, no biases; the query token is no label)
+    // the per-head raw DLAs add up to the logit of the correct label (no norm, no biases; the query token is no label)
     const logits = model.forward([prompts[0].tokens]);
     const logit = logits.slice([0, prompts[0].tokens.length - 1, prompts[0].labelTokens[prompts[0].correct]], [1, 1, 1]).dataSync()[0];
     logits.dispose();
     const single = correctLetterScores(model, [prompts[0]]);
-    expect(single.scores.flat().reduce((a, b) => a + b, 0)).toBeCloseTo(logit, 4);
+    expect(single.tables!.raw.flat().reduce((a, b) => a + b, 0)).toBeCloseTo(logit, 4);
+  });
+
+  it('a head that raises every label alike ranks first by raw DLA and scores 0 on the contrast', () => {
+    // L1H1 (the sink head, attention ≈ 1 on BOS) made to write 12 to every label's logit from BOS's value
+    const m = plantedModel();
+    const WV = m.param('blocks.1.attn.W_V').arraySync() as number[][][]; // [head, d_model, d_head]
+    const WO = m.param('blocks.1.attn.W_O').arraySync() as number[][][]; // [head, d_head, d_model]
+    WV[1][TOK.BOS][0] = 1; // the token subspace starts at 0: BOS's one-hot coordinate
+    for (const t of TOK.LABELS) WO[1][0][t] = 12; // W_U reads token t from coordinate t
+    m.setParams({ 'blocks.1.attn.W_V': tf.tensor3d(WV), 'blocks.1.attn.W_O': tf.tensor3d(WO) });
+    const prompts = letterPrompts(8, true);
+    const raw = correctLetterScores(m, prompts, { primary: 'raw' });
+    const contrast = correctLetterScores(m, prompts);
+    console.log('equal-raiser raw', JSON.stringify(raw.scores), 'contrast', JSON.stringify(contrast.scores));
+    expect(raw.settings.primary).toBe('raw');
+    expect({ layer: raw.top[0].layer, head: raw.top[0].head }).toEqual({ layer: 1, head: 1 });
+    expect(raw.scores[1][1]).toBeCloseTo(12, 3); // 12 × attention to BOS (1 − O(e^-20))
+    expect(Math.abs(contrast.scores[1][1])).toBeLessThan(1e-5); // 12 − mean(12, 12, 12)
+    expect({ layer: contrast.top[0].layer, head: contrast.top[0].head }).toEqual(PLANTED.induction);
+    expect(contrast.tables!.raw).toEqual(raw.scores);
+    m.dispose();
+  });
+
+  it('labelMutationScores keeps L1H0 first, at 10, with labels in order, shuffled and random', () => {
+    const r = labelMutationScores(model, { ordered: letterPrompts(8, 'ordered'), shuffled: letterPrompts(8, 'shuffled'), random: letterPrompts(8, 'random') });
+    console.log('label mutations', JSON.stringify(r.heads.slice(0, 3)));
+    expect(r.conditions).toEqual(['ordered', 'shuffled', 'random']);
+    expect({ layer: r.heads[0].layer, head: r.heads[0].head }).toEqual(PLANTED.induction);
+    expect(r.heads[0].ranks).toEqual({ ordered: 1, shuffled: 1, random: 1 });
+    for (const v of r.byHead[1][0]) expect(v).toBeCloseTo(10, 3);
+    for (const c of r.conditions) expect(r.results[c].top[1].score).toBeLessThan(0.01);
+  });
+
+  it('qkSubspaceAnalysis of L1H0: uniform (1/11) at rank 0, the clean head (attention ≈ 1, accuracy 1) at rank d_head', () => {
+    const prompts = letterPrompts(8, true);
+    const r = qkSubspaceAnalysis(model, PLANTED.induction, prompts);
+    console.log('qk subspace', JSON.stringify({ rows: r.rows, full: r.full, sq: r.singularValues.query.slice(0, 6), sk: r.singularValues.key.slice(0, 6) }));
+    const d = model.cfg.d_head;
+    expect(r.rows.map((x) => x.rank)).toEqual([0, 1, 2, 4, 8, 16, 32, 64, d]);
+    expect(r.full.attention).toBeGreaterThan(0.999);
+    expect(r.full.accuracy).toBe(1);
+    // rank 0: every score 0, so the final position (11 tokens) attends 1/11 to each key
+    expect(r.rows[0].attention).toBeCloseTo(1 / 11, 6);
+    expect(r.rows[0].accuracy).toBeLessThanOrEqual(0.5);
+    const last = r.rows[r.rows.length - 1];
+    expect(last.attention).toBeCloseTo(r.full.attention, 6);
+    expect([last.attentionKept, last.accuracyKept]).toEqual([expect.closeTo(1, 6), 1]);
+    // the queries are one-hots s·e_q (q the correct option's token): one singular direction per distinct q
+    expect(r.singularValues.query.filter((x) => x > 1e-6).length).toBe(new Set(prompts.map((p) => p.tokens[p.tokens.length - 1])).size);
+  });
+});
+
+describe('RazorAttention head selection (Tang et al. 2024)', () => {
+  it('razorScores: echo finds L0H0, induction L1H0; razorAttentionHeads keeps the top 14 % by induction and 1 % by echo', () => {
+    const { sequences, period, offset } = repeatedBlocks({ n: 2, blockLength: 8, repeats: 4, pool: TOK.CONTENT, distinct: true, bos: TOK.BOS, seed: 5 });
+    const r = razorScores(model, sequences, { period, offset });
+    const echo = r.tables!.echo;
+    console.log('razor induction', JSON.stringify(r.scores), 'echo', JSON.stringify(echo));
+    // by hand: the duplicate-token head L0H0 puts all its attention on the token's earlier copies (echo 1), the
+    // induction head L1H0 on the tokens after them (induction 1)
+    expect(echo[0][0]).toBeCloseTo(1, 5);
+    expect(r.scores[1][0]).toBeCloseTo(1, 5);
+    expect(r.scores[0][0]).toBeLessThan(1e-5);
+    expect(echo[1][0]).toBeLessThan(1e-5);
+    // L0H2 and L1H2 attend uniformly over the q + 1 keys: both scores are the mean over queries of copies / (q + 1)
+    const len = sequences[0].length;
+    const qs = Array.from({ length: len - offset - period }, (_, i) => offset + period + i);
+    const uniform = qs.reduce((a, q) => a + Math.floor((q - offset) / period) / (q + 1), 0) / qs.length;
+    for (const [l, h] of [[0, 2], [1, 2]]) {
+      expect(echo[l][h]).toBeCloseTo(uniform, 5);
+      expect(r.scores[l][h]).toBeCloseTo(uniform, 5);
+    }
+    // previous-token and sink heads look at neither
+    for (const [l, h] of [[0, 1], [1, 1]]) expect(Math.max(echo[l][h], r.scores[l][h])).toBeLessThan(1e-5);
+
+    // 6 heads: round(6 · 0.14) = 1 induction head, round(6 · 0.01) = 0 echo heads
+    const sel = razorAttentionHeads({ induction: r.scores, echo });
+    expect(sel.settings).toEqual({ inductionRatio: 0.14, echoRatio: 0.01, inductionHeads: 1, echoHeads: 0 });
+    expect(sel.retrieval).toEqual([PLANTED.induction]);
+    expect(sel.streaming).toHaveLength(5);
+    const withEcho = razorAttentionHeads({ induction: r.scores, echo }, { echoRatio: 1 / 6 });
+    expect(withEcho.retrieval).toEqual([PLANTED.duplicate, PLANTED.induction]);
   });
 });
 
@@ -245,11 +334,13 @@ describe('scorers leave no tensors behind', () => {
       () => duplicateTokenScores(model, seqs.slice(0, 1)),
       () => attentionSinkScores(model, seqs.slice(0, 1)),
       () => streamingScores(model, seqs.slice(0, 1), { sinkTokens: 1, recent: 4 }),
+      () => razorScores(model, seqs.slice(0, 1), { period: 20 }),
       () => retrievalScores(model, needleTrials().slice(0, 1), { maxNewTokens: 4 }),
       // 2 of the 4 answer tokens fail the recall gate (> 0.5): refused, and the refusal leaks nothing either
       () => headlensError(() => retrievalScores(model, needleTrials().slice(0, 1), { maxNewTokens: 2 })),
       () => retrievalScoresTeacherForced(model, needleTrials().slice(0, 1)),
       () => correctLetterScores(model, letterPrompts(1, false)),
+      () => qkSubspaceAnalysis(model, PLANTED.induction, letterPrompts(1, false), { ranks: [0, 4] }),
       () => temporalScores(model, temporalPairs().slice(0, 3)),
       () => ioiHeadClasses(model, ioiPrompts(2)),
     ];

@@ -1,6 +1,6 @@
 /** headlens/datasets: the task data, generated with a seed, each with a zod schema; item types with their tokenization. */
-export { inductionSequences, InductionSetSchema, type InductionSet } from './induction.js';
+export { inductionSequences, repeatedBlocks, InductionSetSchema, type InductionSet, type RepeatedBlocksOptions } from './induction.js';
 export { ioiPrompts, ioiTokens, singleTokenWords, IoiSetSchema, IoiPromptSchema, IOI_TEMPLATES, type IoiSet, type IoiPrompt, type IoiTokens } from './ioi.js';
 export { needleTextTrials, needleTokenTrials, needleGrid, fillerText, fillerSentence, needleVariant, NeedleSetSchema, NeedleTrialSchema, DEFAULT_NEEDLE, type NeedleSet } from './needle.js';
-export { mcqItems, mcqTokens, mcqPrompt, McqSetSchema, McqItemSchema, type McqSet, type McqItem, type LetterPrompt } from './mcq.js';
+export { mcqItems, mcqTokens, mcqPrompt, relabelMcq, McqSetSchema, McqItemSchema, type McqSet, type McqItem, type LetterPrompt } from './mcq.js';
 export { temporalItems, temporalTokenPairs, temporalPrompt, yearInWords, TemporalSetSchema, TemporalItemSchema, TEMPORAL_FACTS, CONTROL_FACTS, type TemporalSet, type TemporalItem } from './temporal.js';

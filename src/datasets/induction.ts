@@ -50,3 +50,41 @@ export function inductionSequences(opts: InductionOptions): InductionSet {
   });
   return InductionSetSchema.parse({ kind: 'induction', seed, halfLength: opts.halfLength, bos, sequences });
 }
+
+export interface RepeatedBlocksOptions {
+  n: number;
+  /** Tokens per block (the period). */
+  blockLength: number;
+  /** How many times the block is repeated (default 4, as RazorAttention's head search). */
+  repeats?: number;
+  /** The ids the block is drawn from. */
+  pool: number[];
+  /** Drawn without replacement (needs pool.length ≥ blockLength); default false, with replacement as RazorAttention. */
+  distinct?: boolean;
+  /** Prepended to every sequence; null for none. */
+  bos?: number | null;
+  seed?: number;
+}
+
+/**
+ * RazorAttention's probe input (Tang et al. 2024; their head search feeds random tokens repeated 4 times, 2,500 per
+ * block in mindspore-ai/golden-stick's implementation, with BOS in front): [BOS] b_1 … b_L repeated `repeats` times.
+ * `offset` is where the first block starts, `period` the block length; razor_attention.ts scores echo and induction
+ * attention by these positions.
+ */
+export function repeatedBlocks(opts: RepeatedBlocksOptions): { sequences: number[][]; period: number; offset: number; repeats: number } {
+  const repeats = opts.repeats ?? 4;
+  const L = opts.blockLength;
+  if (!(Number.isInteger(opts.n) && opts.n > 0 && Number.isInteger(L) && L > 0 && Number.isInteger(repeats) && repeats >= 2)) {
+    throw new HeadlensError(`repeatedBlocks: n (${opts.n}) and blockLength (${L}) must be positive integers and repeats (${repeats}) at least 2`);
+  }
+  if (!opts.pool || opts.pool.length < 2) throw new HeadlensError('repeatedBlocks: need a token pool of at least 2 ids');
+  if (opts.distinct && opts.pool.length < L) throw new HeadlensError(`repeatedBlocks: ${L} distinct tokens asked of a pool of ${opts.pool.length}`);
+  const rng = new Random(opts.seed ?? 0);
+  const bos = opts.bos ?? null;
+  const sequences = Array.from({ length: opts.n }, () => {
+    const block = opts.distinct ? rng.shuffle(opts.pool).slice(0, L) : Array.from({ length: L }, () => rng.pick(opts.pool));
+    return [...(bos === null ? [] : [bos]), ...Array.from({ length: repeats }, () => block).flat()];
+  });
+  return { sequences, period: L, offset: bos === null ? 0 : 1, repeats };
+}

@@ -69,6 +69,21 @@ export function mcqItems(opts: McqOptions): McqSet {
   return McqSetSchema.parse({ kind: 'mcq', seed, labelMode: mode, items });
 }
 
+/**
+ * The same questions with other labels: Lieberum et al.'s label mutations keep each question, its options and the
+ * correct option's place, and change only the labels ('ordered' A B C D, 'shuffled' a permutation of them,
+ * 'random' distinct random capital letters), so a head's scores under the mutations compare like with like.
+ */
+export function relabelMcq(set: McqSet, labels: 'ordered' | 'shuffled' | 'random', seed = 1): McqSet {
+  const rng = new Random(seed);
+  const items = set.items.map((it) => {
+    const base = 'ABCD'.slice(0, it.options.length).split('');
+    const ls = labels === 'ordered' ? base : labels === 'shuffled' ? rng.shuffle(base) : rng.shuffle('ABCDEFGHIJKLMNOPQRSTUVWXYZ'.split('')).slice(0, it.options.length);
+    return { ...it, labels: ls, prompt: mcqPrompt(it.question, it.options, ls) };
+  });
+  return McqSetSchema.parse({ kind: 'mcq', seed: set.seed, labelMode: labels, items });
+}
+
 /** One multiple-choice prompt in tokens, as the correct-letter scorer (interp/scores/correct_letter.ts) reads it. */
 export interface LetterPrompt {
   tokens: number[];

@@ -26,8 +26,9 @@ export { duplicateTokenScores, duplicateTokenScorer, duplicateTokenPattern } fro
 export { inductionScores, inductionScorer, inductionPattern } from './scores/induction.js';
 export { attentionSinkScores, attentionSinkScorer, type SinkOptions } from './scores/attention_sink.js';
 export { streamingScores, streamingScorer, type StreamingOptions } from './scores/streaming.js';
+export { razorScores, razorScorer, razorAttentionHeads, type RazorScoreOptions, type RazorSelection, type RazorSelectionOptions } from './scores/razor_attention.js';
 export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, decodesExactly, unigramRecall, type NeedleTrial, type RetrievalOptions } from './scores/retrieval.js';
-export { correctLetterScores, correctLetterScorer, headLogitContributions } from './scores/correct_letter.js';
+export { correctLetterScores, correctLetterScorer, headLogitContributions, labelMutationScores, letterContrast, qkSubspaceAnalysis, type CorrectLetterOptions, type LabelMutationResult, type QkSubspaceOptions, type QkSubspaceResult, type QkSubspaceRow } from './scores/correct_letter.js';
 export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './scores/temporal.js';
 export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './scores/task_metrics.js';
 export { ioiHeadClasses, type IoiClasses, type ClassHead } from './scores/ioi_classes.js';

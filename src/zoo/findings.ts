@@ -126,7 +126,11 @@ export function temporalFindings(model: HookedTransformer) {
   };
 }
 
-/** Correct-letter heads (Lieberum et al.): the scan's leaders (up to 3), and MCQ accuracy and letter rate with them ablated, per labelling. */
+/**
+ * Correct-letter heads (Lieberum et al.): the scan's leaders (up to 3) by the contrast DLA (the correct label against
+ * the mean of the others; `raw` is the DLA to the correct label alone, beside it), and MCQ accuracy and letter rate
+ * with them ablated, per labelling.
+ */
 export function letterFindings(model: HookedTransformer) {
   const setup = scanTask(model, 'correct-letter', { samples: 16, seed: 0 });
   const scores = runScorer(model, setup.scorer);
@@ -144,7 +148,15 @@ export function letterFindings(model: HookedTransformer) {
       return [m, { before: letterAccuracy(model, prompts), after: letterAccuracy(model, prompts, hooks) }];
     }),
   ) as Record<'ordered' | 'shuffled' | 'random', { before: { accuracy: number; letterRate: number }; after: { accuracy: number; letterRate: number } }>;
-  return { heads: label(heads), top: scores.top.slice(0, 5), attention: heads.map((h) => scores.tables!.attention[h.layer][h.head]), ...labelling };
+  const raw = scores.tables!.raw;
+  return {
+    score: scores.settings.primary as string,
+    heads: label(heads),
+    top: scores.top.slice(0, 5).map((t) => ({ ...t, raw: raw[t.layer][t.head] })),
+    topRaw: topHeads(raw, 5),
+    attention: heads.map((h) => scores.tables!.attention[h.layer][h.head]),
+    ...labelling,
+  };
 }
 
 export const FINDINGS = { retrieval: retrievalFindings, ioi: ioiFindings, temporal: temporalFindings, 'correct-letter': letterFindings } as const;

@@ -123,12 +123,18 @@ export function plantedNeedleTrials(): NeedleTrial[] {
   return needleTokenTrials({ contextLengths: [24, 40, 60], depths: [0, 50, 100], haystackPool: TOK.CONTENT, needlePool: NEEDLE_POOL, needleLength: 5, bos: TOK.BOS, seed: 7 }).trials;
 }
 
-/** [BOS, o1, L1, o2, L2, o3, L3, o4, L4, SEP, q]: q names the correct option's content. */
-export function plantedLetterPrompts(n: number, shuffleLabels: boolean): LetterPrompt[] {
+/**
+ * [BOS, o1, L1, o2, L2, o3, L3, o4, L4, SEP, q]: q names the correct option's content. Labels: in order (false or
+ * 'ordered'), a permutation of A–D (true or 'shuffled'), or four distinct other tokens ('random': drawn from the
+ * labels, the year answers and the subjects, none of which the options use).
+ */
+export function plantedLetterPrompts(n: number, labelling: boolean | 'ordered' | 'shuffled' | 'random'): LetterPrompt[] {
   const rng = new Random(11);
+  const mode = labelling === true ? 'shuffled' : labelling === false ? 'ordered' : labelling;
+  const pool = [...TOK.LABELS, ...TOK.YEAR_ANSWERS, ...TOK.SUBJECTS];
   return Array.from({ length: n }, (_, i) => {
     const opts = rng.shuffle(TOK.CONTENT).slice(0, 4);
-    const labels = shuffleLabels ? rng.shuffle(TOK.LABELS) : TOK.LABELS;
+    const labels = mode === 'shuffled' ? rng.shuffle(TOK.LABELS) : mode === 'random' ? rng.shuffle(pool).slice(0, 4) : TOK.LABELS;
     const correct = i % 4;
     const tokens = [TOK.BOS, ...opts.flatMap((o, j) => [o, labels[j]]), TOK.SEP, opts[correct]];
     return { tokens, labelTokens: labels, labelPositions: [2, 4, 6, 8], correct };

@@ -1,13 +1,19 @@
 /**
  * Streaming vs retrieval heads (DuoAttention, Xiao et al. 2024; RazorAttention, Tang et al. 2024). Most heads
  * of a long-context model only need the attention sink and a window of recent tokens ("streaming" heads);
- * a few need the whole context ("retrieval" heads) — DuoAttention keeps full KV caches for about a quarter to
- * a half of the heads (25 % in MHA models, 50 % in GQA models) with little loss on long-context benchmarks,
- * RazorAttention compresses the KV cache of the other heads to sink + window. Score here: the attention
- * mass on the first `sinkTokens` keys plus the last `recent` keys (q − recent < k ≤ q), averaged over queries
- * q ≥ sinkTokens + recent (where sink and window leave something out). Near 1: a streaming head; low: the head
- * reads the middle of the context. DuoAttention itself learns a gate per head by optimisation; this is the
- * attention-mass proxy RazorAttention argues from. `retrievalness` = 1 − score is given as a second table.
+ * a few need the whole context ("retrieval" heads). DuoAttention keeps full KV caches for about a quarter to
+ * a half of the heads (25 % in MHA models, 50 % in GQA models) with little loss on long-context benchmarks;
+ * RazorAttention cuts the KV cache of all but about 15 % of the heads to sink + window.
+ *
+ * Neither paper chooses its heads the way this file scores them. DuoAttention *learns* a gate per head: a trainable
+ * weight mixing each head's full and streaming attention, optimised (model frozen) to keep the last hidden states of
+ * a synthetic passkey-retrieval task, with an L1 penalty pushing gates to streaming — a training method, not a score
+ * read off one run. RazorAttention picks retrieval heads by their echo and induction attention on repeated random
+ * tokens (razor_attention.ts has that selection, `razorAttentionHeads`). The score here is a **proxy** for both:
+ * the attention mass on the first `sinkTokens` keys plus the last `recent` keys (q − recent < k ≤ q), averaged over
+ * queries q ≥ sinkTokens + recent (where sink and window leave something out). Near 1: the head would lose little
+ * as a streaming head; low: it reads the middle of the context. `retrievalness` = 1 − score is a second table.
+ * The causal check (tasks/streaming.ts) windows the top streaming heads, DuoAttention's streaming attention.
  */
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
@@ -15,7 +21,7 @@ import { attentionMass, range } from './attention_mass.js';
 import { checkSequences, runScorer, type HeadScorer, type HeadScores } from './head_scores.js';
 
 export interface StreamingOptions {
-  /** Leading keys that count as the sink (default 4, as StreamingLLM and RazorAttention keep). */
+  /** Leading keys that count as the sink (default 4, as StreamingLLM and RazorAttention's implementation keep). */
   sinkTokens?: number;
   /** The recent window, the query itself included (default 16). */
   recent?: number;

@@ -1,4 +1,4 @@
-/** Streaming heads (DuoAttention, Xiao et al. 2024): heads that need only the sink tokens and a recent window. */
+/** Streaming heads (DuoAttention, Xiao et al. 2024): heads that need only the sink tokens and a recent window, by the attention-mass proxy of streaming.ts (DuoAttention learns its gates; RazorAttention's own selection is razor_attention.ts). */
 import { streamingScorer } from '../streaming.js';
 import { repeatAccuracy, repeatedSequences } from './repeated_sequences.js';
 import type { TaskDefinition } from './task.js';
