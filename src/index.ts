@@ -28,7 +28,7 @@ export { loadPretrained, readModelConfig, resolveModelDir, zooModels, type LoadO
 export { saveModel } from './loading/save.js';
 export { HFTokenizer } from './loading/tokenizer.js';
 export { downloadFromHub, isHubId, type HubOptions, type DownloadProgress } from './loading/hub.js';
-export { parseSafetensors, encodeSafetensors, type SafetensorsFile } from './loading/safetensors.js';
+export { parseSafetensors, encodeSafetensors, type SafetensorsFile } from './util/safetensors.js';
 export { openCheckpoint } from './loading/checkpoint_files.js';
 export { supportedModelTypes } from './loading/families/index.js';
 export { Random } from './util/random.js';

@@ -13,7 +13,7 @@ import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained, readModelConfig } from '../src/loading/load.js';
-import { encodeSafetensors, parseSafetensors } from '../src/loading/safetensors.js';
+import { encodeSafetensors, parseSafetensors } from '../src/util/safetensors.js';
 import { FIXTURES } from './helpers.js';
 import { headlensError } from './expect_error.js';
 

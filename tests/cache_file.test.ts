@@ -12,7 +12,7 @@ import { initBackend } from '../src/backend/index.js';
 import { ActivationCache } from '../src/hooks/activation_cache.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
-import { encodeSafetensors, parseSafetensors } from '../src/loading/safetensors.js';
+import { encodeSafetensors, parseSafetensors } from '../src/util/safetensors.js';
 import { headlensError } from './expect_error.js';
 import { FIXTURES } from './helpers.js';
 

@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdir
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { encodeSafetensors, parseSafetensors } from '../src/loading/safetensors.js';
+import { encodeSafetensors, parseSafetensors } from '../src/util/safetensors.js';
 import { FIXTURES, fixtureModels, reference, runHeadlens } from './helpers.js';
 
 const ROOT = path.join(import.meta.dirname, '..');

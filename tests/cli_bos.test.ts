@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
-import { parseSafetensors } from '../src/loading/safetensors.js';
+import { parseSafetensors } from '../src/util/safetensors.js';
 import { FIXTURES, runHeadlens } from './helpers.js';
 
 const LLAMA = path.join(FIXTURES, 'llama-gqa');

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { parseSafetensors, type SafetensorsFile } from '../src/loading/safetensors.js';
+import { parseSafetensors, type SafetensorsFile } from '../src/util/safetensors.js';
 
 export const FIXTURES = path.join(import.meta.dirname, 'fixtures', 'hf');
 

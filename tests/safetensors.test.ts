@@ -11,7 +11,7 @@ import {
   f16BitsToF32Bits,
   parseSafetensors,
   type SafetensorsFile,
-} from '../src/loading/safetensors.js';
+} from '../src/util/safetensors.js';
 
 // Written by Python's safetensors, so reading them checks this reader against an implementation nobody here wrote.
 const HF = path.join(import.meta.dirname, 'fixtures', 'hf');

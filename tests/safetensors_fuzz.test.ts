@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Random } from '../src/util/random.js';
 import { HeadlensError } from '../src/errors.js';
-import { MAX_HEADER_BYTES, encodeSafetensors, parseSafetensors, type SafetensorsFile } from '../src/loading/safetensors.js';
+import { MAX_HEADER_BYTES, encodeSafetensors, parseSafetensors, type SafetensorsFile } from '../src/util/safetensors.js';
 
 // Checkpoints are downloaded from strangers, so a damaged or hostile file must end in a HeadlensError
 // (which the CLI prints with a fix), never in a RangeError or TypeError from deep inside the reader.

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
-import { encodeSafetensors } from '../loading/safetensors.js';
+import { encodeSafetensors } from '../util/safetensors.js';
 import { bosOptions, defineCommand, modelOption, option } from './options.js';
 import { parseTokenRows, prependBosFlag } from './token_args.js';
 import { withModel } from './with_model.js';

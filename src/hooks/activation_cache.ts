@@ -16,7 +16,7 @@
  *
  * `cache.save(file)` writes the activations as one safetensors file, keyed by hook name, float32, with the
  * model's shape in the metadata; `ActivationCache.load(file, model)` reads one back (bit for bit), checking that
- * it fits the model. The codec is src/loading/safetensors.ts, a leaf module (it imports only errors.ts).
+ * it fits the model. The codec is src/util/safetensors.ts, a leaf module (it imports only errors.ts), so hooks may use it.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
@@ -24,7 +24,7 @@ import type { HookedConfig } from '../model/config.js';
 import { hookHeadAxis } from '../model/hook_names.js';
 import type { Transformer } from '../model/transformer.js';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { encodeSafetensors, parseSafetensors } from '../loading/safetensors.js';
+import { encodeSafetensors, parseSafetensors } from '../util/safetensors.js';
 import { actName, nearest, type ActShortName } from './act_name.js';
 
 /** The metadata `format` of a file cache.save writes. */

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HeadlensError } from '../errors.js';
-import { parseSafetensors, type SafetensorsFile, type TensorInfo } from './safetensors.js';
+import { parseSafetensors, type SafetensorsFile, type TensorInfo } from '../util/safetensors.js';
 
 export interface CheckpointTensors {
   /** Tensor names: header order for a single file, `weight_map` order for a sharded one. */

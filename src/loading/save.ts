@@ -9,7 +9,7 @@ import path from 'node:path';
 import { HeadlensError } from '../errors.js';
 import type { Transformer } from '../model/transformer.js';
 import { familyForArchitecture } from './families/index.js';
-import { encodeSafetensors } from './safetensors.js';
+import { encodeSafetensors } from '../util/safetensors.js';
 import { HFTokenizer } from './tokenizer.js';
 
 /** Writes the model; async because GPU tensors are read back asynchronously. */

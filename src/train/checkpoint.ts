@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import path from 'node:path';
 import { HeadlensError } from '../errors.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { encodeSafetensors, parseSafetensors } from '../loading/safetensors.js';
+import { encodeSafetensors, parseSafetensors } from '../util/safetensors.js';
 import { saveModel } from '../loading/save.js';
 import type { AdamW } from './adamw.js';
 import type { TrainLog } from './trainer.js';
