@@ -12,7 +12,6 @@ import { previousTokenScores } from '../interp/scores/previous_token.js';
 import { runScorer, topHeads, type TopHead } from '../interp/scores/head_scores.js';
 import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
 import { ioiTask, scanTask } from '../interp/scores/tasks.js';
-import { usableBos } from '../interp/scores/tasks/task.js';
 import { kComposition } from '../interp/weights/composition.js';
 import { ovCircuit, qkCircuit } from '../interp/weights/head_circuits.js';
 import { attentionPatternSVG } from '../viz/attention_pattern.js';
@@ -48,10 +47,10 @@ export const demoCommand = defineCommand({
       // --no-prepend-bos: no BOS in the prompt nor in the induction sequences; --prepend-bos where it cannot be fed: an error
       const wantBos = prependBosFlag(v);
       const declared = model.cfg.bos_token_id;
-      if (wantBos === true && usableBos(model) === null) {
+      if (wantBos === true && model.bosToken() === null) {
         throw new HeadlensError(`--prepend-bos: ${model.cfg.model_name} has no BOS in its ${model.cfg.d_vocab}-token vocabulary (config.json's bos_token_id is ${declared})`, 'leave --prepend-bos out, or set bos_token_id in config.json to a token of the vocabulary');
       }
-      const bos = wantBos === false ? undefined : (usableBos(model) ?? undefined);
+      const bos = wantBos === false ? undefined : (model.bosToken() ?? undefined);
       if (wantBos !== false && bos === undefined && declared !== null && declared !== undefined) skipped.push(`the BOS token (config.json's bos_token_id ${declared} is outside the ${model.cfg.d_vocab}-token vocabulary)`);
       const ids = model.tokenizer
         ? model.toTokens(v.text ?? DEFAULT_TEXT, { prependBos: bos !== undefined })[0].slice(0, maxLen)

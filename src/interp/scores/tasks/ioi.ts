@@ -5,7 +5,7 @@
 import { ioiPrompts, ioiTokens, type IoiTokens } from '../../../datasets/ioi.js';
 import { HeadlensError } from '../../../errors.js';
 import type { HookedTransformer } from '../../../hooks/hooked_transformer.js';
-import { usableBos, type TaskDefinition, type TaskOptions } from './task.js';
+import type { TaskDefinition, TaskOptions } from './task.js';
 
 export const ioiScanTask: TaskDefinition = () => {
   throw new HeadlensError('the ioi task is not an item scan', 'use ioiTask(model) and ioiHeadClasses (ioi_classes.ts); headlens scan --task ioi does this');
@@ -19,7 +19,7 @@ export function ioiTask(model: HookedTransformer, opts: TaskOptions = {}): { pro
   const tok = model.tokenizer;
   if (!tok) throw new HeadlensError('task ioi needs a model with a tokenizer (tokenizer.json)', 'use a model folder with tokenizer.json');
   const samples = opts.samples ?? 8;
-  const bos = usableBos(model);
+  const bos = model.bosToken();
   const prefix = bos === null ? [] : [bos];
   const set = ioiPrompts({ n: samples * 4, seed: opts.seed ?? 0, tokenizer: tok });
   const all = set.prompts.map((p) => ioiTokens(p, tok, prefix)).filter((p): p is IoiTokens => p !== undefined && p.clean.length <= model.cfg.n_ctx);

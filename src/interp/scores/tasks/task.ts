@@ -25,7 +25,7 @@ export interface TaskOptions {
 export interface TaskInputs {
   samples: number;
   seed: number;
-  /** The model's BOS id, or null where it has none in its vocabulary (usableBos). */
+  /** The model's BOS id, or null where it has none in its vocabulary (model.bosToken()). */
   bos: number | null;
   /** [bos], or [] without one. */
   prefix: number[];
@@ -35,17 +35,12 @@ export interface TaskInputs {
 export type TaskDefinition = (model: HookedTransformer, inputs: TaskInputs) => TaskSetup;
 
 /** The model's BOS id if it is in its vocabulary (tiny test checkpoints keep GPT-2's 50256 with 257 tokens). */
-export function usableBos(model: HookedTransformer): number | null {
-  const b = model.cfg.bos_token_id;
-  return b !== null && b < model.cfg.d_vocab ? b : null;
-}
-
 /** The inputs of a scan: samples (checked), seed, and the BOS prefix. */
 export function taskInputs(model: HookedTransformer, opts: TaskOptions): TaskInputs {
   const samples = opts.samples ?? 8;
   const seed = opts.seed ?? 0;
   if (!(Number.isInteger(samples) && samples > 0)) throw new HeadlensError(`--samples ${samples} must be a positive integer`);
-  const bos = usableBos(model);
+  const bos = model.bosToken();
   return { samples, seed, bos, prefix: bos === null ? [] : [bos] };
 }
 
