@@ -266,6 +266,9 @@ describe('scorers leave no tensors behind', () => {
       // 2 of the 4 answer tokens fail the recall gate (> 0.5): refused, and the refusal leaks nothing either
       () => headlensError(() => retrievalScores(model, needleTrials().slice(0, 1), { maxNewTokens: 2 })),
       () => retrievalScoresTeacherForced(model, needleTrials().slice(0, 1)),
+      // decode hooks: the intact prefill's KV cache is freed
+      () => decodesExactly(model, needleTrials()[0].tokens, needleTrials()[0].answer, [], headAblationHooks(model, [PLANTED.induction], { kind: 'uniform' })),
+      () => greedyDecode(model, needleTrials()[0].tokens, { maxNewTokens: 3, decodeHooks: headAblationHooks(model, [PLANTED.induction], { kind: 'uniform' }) }),
       () => correctLetterScores(model, letterPrompts(1, false)),
       () => temporalScores(model, temporalPairs().slice(0, 3)),
       () => ioiHeadClasses(model, ioiPrompts(2)),

@@ -129,9 +129,10 @@ describe('maskHeadsCheck', () => {
 
   it('maskHeadsCheck leaves no tensors behind', () => {
     const metric = (h: FwdHook[]) => ({ main: lastLogProbs([0, 22, 23, 22], h)[23] });
-    maskHeadsCheck(model, [PLANTED.induction], metric, { metric: 'x' }, { draws: 2 });
+    const ranking = [[0.5, 0.3, 0], [0.9, 0.2, 0]];
+    maskHeadsCheck(model, [PLANTED.induction], metric, { metric: 'x' }, { draws: 2, ranking });
     const before = tf.memory().numTensors;
-    maskHeadsCheck(model, [PLANTED.induction], metric, { metric: 'x' }, { draws: 2 });
+    maskHeadsCheck(model, [PLANTED.induction], metric, { metric: 'x' }, { draws: 2, ranking });
     expect(tf.memory().numTensors).toBe(before);
   });
 });
