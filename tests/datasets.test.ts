@@ -10,7 +10,7 @@ import { HeadlensError } from '../src/errors.js';
 import { inductionSequences, InductionSetSchema } from '../src/datasets/induction.js';
 import { ioiPrompts, IoiSetSchema, singleTokenWords } from '../src/datasets/ioi.js';
 import { mcqItems, McqSetSchema, mcqTokens } from '../src/datasets/mcq.js';
-import { needleGrid, needleTextTrials, needleTokenTrials, NeedleSetSchema } from '../src/datasets/needle.js';
+import { needleGrid, needleTextTrials, needleTokenTrials, needleWithAnswer, NeedleSetSchema } from '../src/datasets/needle.js';
 import { temporalItems, TemporalSetSchema, temporalTokenPairs, yearInWords } from '../src/datasets/temporal.js';
 import { HFTokenizer } from '../src/loading/tokenizer.js';
 import type { TextTokenizer } from '../src/model/tokenizer.js';
@@ -98,6 +98,8 @@ describe('needle', () => {
       const needle = t.tokens.slice(t.needleStart, t.needleEnd);
       expect(t.tokens.at(-1)).toBe(needle[0]);
       expect(t.answer).toEqual(needle.slice(1));
+      expect(t.tokens.slice(t.answerStart, t.answerEnd)).toEqual(t.answer); // the answer span: the needle after its cue
+      expect([t.answerStart, t.answerEnd]).toEqual([t.needleStart + 1, t.needleEnd]);
       const room = t.contextLength - 1 - 4 - 1;
       expect(t.needleStart - 1).toBe(Math.round((room * t.depth) / 100));
     }
@@ -113,8 +115,25 @@ describe('needle', () => {
       expect(byteLevel.decode(t.tokens.slice(t.needleStart, t.needleEnd))).toContain('secret ingredient');
       if (t.needleStart > 0 && t.depth < 100) expect(t.tokens[t.needleStart - 1]).toBe(dot); // at 100 % the needle ends the haystack, as in Kamradt's code
       expect(byteLevel.decode(t.tokens).endsWith('Answer:')).toBe(true);
+      // the answer span is the answer's own tokens, inside the needle, ending before its full stop
+      expect(t.tokens.slice(t.answerStart, t.answerEnd)).toEqual(t.answer);
+      expect(byteLevel.decode(t.tokens.slice(t.answerStart, t.answerEnd))).toBe(' a spoonful of smoked paprika');
+      expect(t.answerEnd).toBe(t.needleEnd - 1);
     }
     expect(set.trials.find((t) => t.depth === 0)!.needleStart).toBe(0);
+  });
+
+  it('needleWithAnswer finds an answer not literally in the needle as Wu et al.\'s find_needle_idx does (> 90 % of its distinct tokens), and refuses one that is not there', () => {
+    const answerText = ' Because he is a mean person';
+    const answer = byteLevel.encode(answerText);
+    const needleText = ' Mr Green is disliked by everyone because he is a mean person.'; // "because", lower case
+    const { needle, from, to } = needleWithAnswer(byteLevel, needleText, answerText, answer);
+    expect(needle).toEqual(byteLevel.encode(needleText));
+    expect(to - from).toBe(answer.length);
+    const covered = new Set(needle.slice(from, to));
+    expect(new Set(answer).size * 0.9).toBeLessThan([...new Set(answer)].filter((t) => covered.has(t)).length);
+    expect(() => needleWithAnswer(byteLevel, needleText, ' a pinch of salt', byteLevel.encode(' a pinch of salt'))).toThrow(/not in the needle/);
+    expect(() => NeedleSetSchema.parse({ kind: 'needle', seed: 0, trials: [{ tokens: [1, 2, 3, 4], needleStart: 1, needleEnd: 3, answerStart: 2, answerEnd: 4, answer: [4], contextLength: 4, depth: 0 }] })).toThrow(/answer span/);
   });
 });
 

@@ -136,6 +136,67 @@ describe('generate: hooks apply at every step', () => {
   });
 });
 
+describe('generate: decodeHooks apply from the last prompt token on, the prompt before it intact (Wu et al.\'s masking)', () => {
+  /** Zero-ablates head 1's z at the query positions ≥ from (all positions of a forward fed after them). */
+  const ablateFrom = (n_heads: number, from: number): FwdHook => [
+    actName('z', 0),
+    (z) => tf.tidy(() => {
+      const [, pos] = z.shape; // [batch, pos, head, d_head]
+      const start = pos === 1 ? 0 : from; // a decoding step feeds one position, past `from`
+      const m = Array.from({ length: pos * n_heads }, (_, i) => (Math.floor(i / n_heads) >= start && i % n_heads === 1 ? 0 : 1));
+      return z.mul(tf.tensor4d(m, [1, pos, n_heads, 1]));
+    }),
+  ];
+
+  it.each(['gpt2', 'llama-gqa'])('%s: each step equals a full re-run hooked at positions ≥ prompt length − 1 only, and differs from hooking every position', (name) => {
+    const model = models.get(name)!;
+    const { n_heads } = model.cfg;
+    const everywhere = ablateFrom(n_heads, 0);
+    const r = model.generate<Float32Array>([PROMPT], { maxNewTokens: 6, decodeHooks: [everywhere], onStep: (s) => s.logits.dataSync().slice() as Float32Array });
+    const tokens = r.tokens[0];
+    const restricted = ablateFrom(n_heads, PROMPT.length - 1);
+    let worst = 0;
+    let fromEverywhere = 0;
+    for (let s = 0; s < tokens.length; s++) {
+      const seq = [...PROMPT, ...tokens.slice(0, s)];
+      const ref = fullLast(model, seq, [restricted]);
+      worst = Math.max(worst, maxDiff(r.records[s], ref));
+      fromEverywhere = Math.max(fromEverywhere, maxDiff(r.records[s], fullLast(model, seq, [everywhere])));
+      expect(tokens[s], `step ${s}`).toBe(argmax(ref));
+    }
+    console.log(`decodeHooks ${name}: max |Δlogit| vs restricted re-run ${worst.toExponential(2)}, vs hooked everywhere ${fromEverywhere.toExponential(2)}`);
+    expect(worst).toBeLessThan(1e-4);
+    expect(fromEverywhere).toBeGreaterThan(1e-4); // the prompt's own positions matter: not vacuous
+    expect(maxDiff(r.records[0], fullLast(model, PROMPT))).toBeGreaterThan(1e-4); // and the hook does act at step 0
+  });
+
+  it('the prefill runs the prompt minus its last token without them; decode hooks see step 0 (the last prompt token) and each later step', () => {
+    const model = models.get('gpt2')!;
+    const all: number[][] = [];
+    const decode: number[][] = [];
+    model.generate([PROMPT], { maxNewTokens: 3, fwdHooks: [[actName('pattern', 0), (p) => void all.push(p.shape)]], decodeHooks: [[actName('pattern', 0), (p) => void decode.push(p.shape)]] });
+    const h = model.cfg.n_heads;
+    const P = PROMPT.length;
+    expect(all).toEqual([[1, h, P - 1, P - 1], [1, h, 1, P], [1, h, 1, P + 1], [1, h, 1, P + 2]]);
+    expect(decode).toEqual([[1, h, 1, P], [1, h, 1, P + 1], [1, h, 1, P + 2]]);
+    // without decode hooks nothing changes: the whole prompt is the prefill
+    const plain = model.generate([PROMPT], { maxNewTokens: 3 }).tokens;
+    expect(model.generate([PROMPT], { maxNewTokens: 3, decodeHooks: [] }).tokens).toEqual(plain);
+    expect(model.generate([PROMPT], { maxNewTokens: 3, decodeHooks: [[actName('pattern', 0), () => undefined]] }).tokens).toEqual(plain);
+    // a one-token prompt has no prefill
+    expect(model.generate([[7]], { maxNewTokens: 2, decodeHooks: [[actName('pattern', 0), () => undefined]] }).tokens).toEqual(model.generate([[7]], { maxNewTokens: 2 }).tokens);
+  });
+
+  it('a second call with decodeHooks leaves tf.memory().numTensors unchanged', () => {
+    const model = models.get('llama-gqa')!;
+    const call = () => model.generate([PROMPT], { maxNewTokens: 4, names: [actName('pattern', 0)], decodeHooks: [[actName('z', 1), (z) => tf.tidy(() => z.mul(0.5))]], onStep: (s) => s.cache!.get(actName('pattern', 0)).shape[3] });
+    call();
+    const before = tf.memory().numTensors;
+    expect(call().records).toEqual([10, 11, 12, 13]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
 describe('generate: sampling, stopping, the context', () => {
   it('greedy is the default: temperature 0 and absent give the same tokens', () => {
     const model = models.get('pythia-parallel')!;

@@ -95,12 +95,29 @@ describe('pattern detectors', () => {
 });
 
 describe('retrieval heads (Wu et al. 2024)', () => {
-  it('retrievalScores(model, trials) finds exactly L1H0, scoring 4/5 per trial when decoding the 4 answer tokens', () => {
+  it('retrievalScores(model, trials) finds exactly L1H0, scoring 1 per trial: it copies each of the 4 answer tokens (the needle after its cue) once', () => {
     const r = retrievalScores(model, needleTrials(), { maxNewTokens: 4 });
     console.log('retrieval (4 steps)', JSON.stringify(r.scores));
     expect(r.counted).toEqual({ used: 9, total: 9 }); // every trial passes the recall gate
-    r.scores.forEach((row, l) => row.forEach((v, h) => expect(v).toBeCloseTo(l === 1 && h === 0 ? 4 / 5 : 0, 12)));
+    expect(r.settings).toMatchObject({ span: 'answer', maxNewTokens: 4 });
+    r.scores.forEach((row, l) => row.forEach((v, h) => expect(v).toBeCloseTo(l === 1 && h === 0 ? 4 / 4 : 0, 12)));
     expect(retrievalHeads(r.scores)).toEqual([{ layer: 1, head: 0, score: r.scores[1][0] }]);
+  });
+
+  it("span: 'needle' (the old score) divides the same 4 copies by the whole 5-token needle: 4/5", () => {
+    const r = retrievalScores(model, needleTrials(), { maxNewTokens: 4, span: 'needle' });
+    expect(r.settings).toMatchObject({ span: 'needle' });
+    r.scores.forEach((row, l) => row.forEach((v, h) => expect(v).toBeCloseTo(l === 1 && h === 0 ? 4 / 5 : 0, 12)));
+  });
+
+  it('only copies from inside the answer span count: with the span starting one token later, the copy of the first answer token is left out (3/3, not 4/3)', () => {
+    const trials = needleTrials().map((t) => ({ ...t, answerStart: t.answerStart + 1 })); // needle = cue, a1, [a2 a3 a4]
+    const r = retrievalScores(model, trials, { maxNewTokens: 4 });
+    r.scores.forEach((row, l) => row.forEach((v, h) => expect(v).toBeCloseTo(l === 1 && h === 0 ? 3 / 3 : 0, 12)));
+    // the teacher-forced variant counts the same way
+    expect(retrievalScoresTeacherForced(model, trials).scores).toEqual(r.scores);
+    const bad = { ...needleTrials()[0], answerStart: needleTrials()[0].needleStart - 1 };
+    expect(headlensError(() => retrievalScores(model, [bad])).message).toMatch(/trial 0 has answer span \[\d+, \d+\) outside its needle/);
   });
 
   it('retrievalScores with the default 50 steps still finds only L1H0 above 0.1', () => {
@@ -135,7 +152,7 @@ describe('retrieval heads (Wu et al. 2024)', () => {
     const [a, b] = [TOK.LABELS[0], TOK.LABELS[1]];
     const hay = TOK.CONTENT.slice(0, 10);
     const tokens = [TOK.BOS, ...hay, a, b, a, b, TOK.SEP, ...hay, a]; // needle a b a b SEP; the model loops a b a b …
-    const trial = { tokens, needleStart: 11, needleEnd: 16, answer: [b, a, b, TOK.SEP] };
+    const trial = { tokens, needleStart: 11, needleEnd: 16, answerStart: 12, answerEnd: 16, answer: [b, a, b, TOK.SEP] };
     const loose = retrievalScores(model, [trial]);
     const capped = retrievalScores(model, [trial], { cap: true });
     console.log('uncapped L1H0', loose.scores[1][0]);
@@ -155,7 +172,7 @@ describe('items that cannot be scored, and results computed on nothing', () => {
   /** A planted trial pushed past n_ctx by filler in front (its needle moves with it). */
   const tooLong = (t: ReturnType<typeof needleTrials>[number]) => {
     const pad = new Array<number>(model.cfg.n_ctx).fill(TOK.CONTENT[0]);
-    return { ...t, tokens: [...pad, ...t.tokens], needleStart: t.needleStart + pad.length, needleEnd: t.needleEnd + pad.length };
+    return { ...t, tokens: [...pad, ...t.tokens], needleStart: t.needleStart + pad.length, needleEnd: t.needleEnd + pad.length, answerStart: t.answerStart + pad.length, answerEnd: t.answerEnd + pad.length };
   };
 
   it.each([
@@ -339,6 +356,9 @@ describe('scorers leave no tensors behind', () => {
       // 2 of the 4 answer tokens fail the recall gate (> 0.5): refused, and the refusal leaks nothing either
       () => headlensError(() => retrievalScores(model, needleTrials().slice(0, 1), { maxNewTokens: 2 })),
       () => retrievalScoresTeacherForced(model, needleTrials().slice(0, 1)),
+      // decode hooks: the intact prefill's KV cache is freed
+      () => decodesExactly(model, needleTrials()[0].tokens, needleTrials()[0].answer, [], headAblationHooks(model, [PLANTED.induction], { kind: 'uniform' })),
+      () => greedyDecode(model, needleTrials()[0].tokens, { maxNewTokens: 3, decodeHooks: headAblationHooks(model, [PLANTED.induction], { kind: 'uniform' }) }),
       () => correctLetterScores(model, letterPrompts(1, false)),
       () => qkSubspaceAnalysis(model, PLANTED.induction, letterPrompts(1, false), { ranks: [0, 4] }),
       () => temporalScores(model, temporalPairs().slice(0, 3)),

@@ -10,7 +10,9 @@ import type { FwdHook, HookedTransformer } from '../src/hooks/hooked_transformer
 import { inductionSequences } from '../src/datasets/induction.js';
 import { headAblationHooks, kvHeadAblationHooks } from '../src/interp/interventions/ablation.js';
 import { maskHeadsCheck } from '../src/interp/scores/mask_heads.js';
-import { answerRecall, greedyDecode } from '../src/interp/scores/retrieval.js';
+import { scanTask } from '../src/interp/scores/tasks.js';
+import { retrievalTaskWith } from '../src/interp/scores/tasks/retrieval.js';
+import { answerRecall, decodesExactly, greedyDecode } from '../src/interp/scores/retrieval.js';
 import { PLANTED, PLANTED_TOK as TOK, plantedLetterPrompts as letterPrompts, plantedNeedleTrials as needleTrials, plantedModel, plantedTemporalPairs as temporalPairs } from '../src/zoo/planted.js';
 
 let model: HookedTransformer;
@@ -38,6 +40,60 @@ describe('maskHeadsCheck', () => {
     expect(r.randomMean.main).toBeGreaterThan(0.5);
     // the only random head that can hurt is L0H1, the previous-token half of the same circuit
     for (const d of r.random) if (!d.heads.some((h) => h.layer === 0 && h.head === 1)) expect(d.main).toBe(1);
+  });
+
+  it("masking at decoding steps only (Wu et al.'s masking) spares the previous-token head, whose work on the needle's keys is done at prefill; masking every position does not", () => {
+    // L1H0 finds the needle by K-composition with L0H1: the keys of the needle carry their previous token,
+    // written by L0H1 when the prompt is run. Masked while decoding only, L0H1 loses nothing L1H0 reads
+    // (the queries use token identity); masked everywhere, the needle's keys lose their previous tokens.
+    const trials = needleTrials();
+    const prev = headAblationHooks(model, [PLANTED.previous], { kind: 'uniform' });
+    const induction = headAblationHooks(model, [PLANTED.induction], { kind: 'uniform' });
+    const exact = (t: (typeof trials)[number], o: { fwdHooks?: FwdHook[]; decodeHooks?: FwdHook[] }) => {
+      const out = greedyDecode(model, t.tokens, { maxNewTokens: t.answer.length, ...o });
+      const viaForced = decodesExactly(model, t.tokens, t.answer, o.fwdHooks, o.decodeHooks);
+      const same = out.every((x, j) => x === t.answer[j]);
+      expect(viaForced).toBe(same); // one teacher-forced pass says what decoding says, with decode hooks too
+      return same ? 1 : 0;
+    };
+    const count = (o: { fwdHooks?: FwdHook[]; decodeHooks?: FwdHook[] }) => trials.reduce((a, t) => a + exact(t, o), 0);
+    expect(count({})).toBe(trials.length);
+    expect(count({ decodeHooks: prev })).toBe(trials.length); // prefill intact: every needle still decoded
+    expect(count({ fwdHooks: prev })).toBe(0); // every position: no needle
+    expect(count({ decodeHooks: induction })).toBe(0); // the retrieval head itself fails them either way
+    expect(count({ fwdHooks: induction })).toBe(0);
+  });
+
+  it('random control heads come from outside the top N of a ranking (heads above 0), N clipped so that k heads remain', () => {
+    const seen: string[][] = [];
+    const record = (h: FwdHook[]) => (seen.push(h.map(([n]) => String(n))), { main: 0 });
+    const labels = (hs: { layer: number; head: number }[]) => hs.map((h) => `L${h.layer}H${h.head}`).sort();
+    // scores: L1H0 0.9, L0H0 0.5, L0H1 0.3, L1H1 0.2; L0H2 and L1H2 score 0
+    const ranking = [[0.5, 0.3, 0], [0.9, 0.2, 0]];
+    const all = maskHeadsCheck(model, [PLANTED.induction], record, { metric: 'm' }, { ranking, draws: 6, seed: 3 }); // avoidTop 100
+    expect(all.settings.avoided).toEqual(['L1H0', 'L0H0', 'L0H1', 'L1H1']);
+    for (const d of all.random) expect(['L0H2', 'L1H2']).toContain(labels(d.heads)[0]);
+    const two = maskHeadsCheck(model, [PLANTED.induction], record, { metric: 'm' }, { ranking, avoidTop: 2, draws: 12, seed: 3 });
+    expect(two.settings.avoided).toEqual(['L1H0', 'L0H0']);
+    expect(new Set(two.random.map((d) => labels(d.heads)[0]))).toEqual(new Set(['L0H1', 'L0H2', 'L1H1', 'L1H2']));
+    // every head above 0 and k = 2: the 100 are clipped to 6 − 2 = 4, the masked two among them; the other two are drawn
+    const full = [[0.6, 0.5, 0.4], [0.9, 0.8, 0.7]];
+    const clipped = maskHeadsCheck(model, [{ layer: 1, head: 0 }, { layer: 1, head: 1 }], record, { metric: 'm' }, { ranking: full, draws: 3 });
+    expect(clipped.settings.avoided).toEqual(['L1H0', 'L1H1', 'L1H2', 'L0H0']);
+    for (const d of clipped.random) expect(labels(d.heads)).toEqual(['L0H1', 'L0H2']);
+    // no ranking: every head but the masked ones, as before
+    const plain = maskHeadsCheck(model, [PLANTED.induction], record, { metric: 'm' }, { draws: 2 });
+    expect(plain.settings).toMatchObject({ ablation: 'uniform', randomFrom: 'every head but the masked ones', avoided: [] });
+  });
+
+  it("the retrieval scan task follows Wu et al. by default and writes its choices into the settings; retrievalTaskWith gives back the old ones", () => {
+    const now = scanTask(model, 'retrieval', { samples: 2 });
+    expect(now.scorer.settings).toMatchObject({ span: 'answer', maxNewTokens: 50, stopTokens: [] }); // the planted model has no EOS or newline
+    expect(now.causal).toMatchObject({ avoidTop: 100, settings: { maskAt: 'decoding steps (from the last prompt token; the prompt before it intact)', maxNewTokens: 50 } });
+    const old = retrievalTaskWith({ span: 'needle', maxNewTokens: 16, maskAt: 'all', avoidTop: null })(model, { samples: 2, seed: 0, bos: TOK.BOS, prefix: [TOK.BOS] });
+    expect(old.scorer.settings).toMatchObject({ span: 'needle', maxNewTokens: 16 });
+    expect(old.causal!.avoidTop).toBeUndefined();
+    expect(old.causal!.settings).toMatchObject({ maskAt: 'every position' });
   });
 
   it('knocking out the temporal head moves time-dependent answers, not time-invariant controls', () => {
@@ -73,9 +129,10 @@ describe('maskHeadsCheck', () => {
 
   it('maskHeadsCheck leaves no tensors behind', () => {
     const metric = (h: FwdHook[]) => ({ main: lastLogProbs([0, 22, 23, 22], h)[23] });
-    maskHeadsCheck(model, [PLANTED.induction], metric, { metric: 'x' }, { draws: 2 });
+    const ranking = [[0.5, 0.3, 0], [0.9, 0.2, 0]];
+    maskHeadsCheck(model, [PLANTED.induction], metric, { metric: 'x' }, { draws: 2, ranking });
     const before = tf.memory().numTensors;
-    maskHeadsCheck(model, [PLANTED.induction], metric, { metric: 'x' }, { draws: 2 });
+    maskHeadsCheck(model, [PLANTED.induction], metric, { metric: 'x' }, { draws: 2, ranking });
     expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -8,8 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import { scan } from '../interp/scores/scan.js';
-import { maskHeadsCheck } from '../interp/scores/mask_heads.js';
-import { SCAN_TASKS, ioiTask, scanTask } from '../interp/scores/tasks.js';
+import { SCAN_TASKS, ioiTask, scanTask, taskCausalCheck } from '../interp/scores/tasks.js';
 import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
 import { topHeads } from '../interp/scores/head_scores.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
@@ -73,7 +72,7 @@ export const scanCommand = defineCommand({
       let causal;
       if (v.causal && setup.causal) {
         const heads = result.top.slice(0, v.k).map(({ layer, head }) => ({ layer, head }));
-        causal = maskHeadsCheck(model, heads, setup.causal.metric, setup.causal.names, { draws: v.draws, seed, ablation: setup.causal.ablation });
+        causal = taskCausalCheck(model, setup.causal, heads, result.scores, { draws: v.draws, seed });
       }
       for (const w of result.warnings ?? []) console.error(`headlens: warning: ${w}`);
       const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(result.dropped ? { dropped: result.dropped } : {}), ...(causal ? { causal } : {}) };

@@ -10,6 +10,14 @@
  * drawn from disjoint token pools; the prompt ends with a cue, the needle's first tokens, which the model
  * should continue with the rest of the needle). Each part is tokenized on its own and the ids concatenated, so
  * the needle span is exact (their script finds it by a fuzzy search).
+ *
+ * Every trial also carries the answer's span inside the needle, [answerStart, answerEnd): the tokens a retrieval
+ * head copies. Wu et al.'s needles.jsonl gives each needle a `real_needle`, the answer inside the sentence
+ * ("take a walk in Chaoyang Park and have a cup of Espresso in the evening" in "The best thing to do in Beijing
+ * is to …"), and their score counts copies from that span only. Text trials cut the needle at the answer (before,
+ * answer, after, each tokenized on its own), so the span is exact; an answer that is not literally in the needle
+ * is found as their find_needle_idx finds it: the first window of the answer's length whose distinct tokens cover
+ * more than 90 % of the answer's. Token trials: the answer is the needle after its cue.
  */
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
@@ -23,13 +31,17 @@ export const NeedleTrialSchema = z
     tokens: z.array(int).min(2),
     needleStart: int,
     needleEnd: int,
+    /** The answer's span inside the needle (Wu et al.'s real_needle), [answerStart, answerEnd). */
+    answerStart: int,
+    answerEnd: int,
     answer: z.array(int).min(1),
     answerText: z.string().optional(),
     contextLength: z.number().int().positive(),
     depth: z.number().min(0).max(100),
   })
   .strict()
-  .refine((t) => t.needleStart < t.needleEnd && t.needleEnd <= t.tokens.length, { message: 'needle span must lie inside tokens' });
+  .refine((t) => t.needleStart < t.needleEnd && t.needleEnd <= t.tokens.length, { message: 'needle span must lie inside tokens' })
+  .refine((t) => t.needleStart <= t.answerStart && t.answerStart < t.answerEnd && t.answerEnd <= t.needleEnd, { message: 'answer span must lie inside the needle' });
 export type NeedleTrialItem = z.infer<typeof NeedleTrialSchema>;
 
 export const NeedleSetSchema = z.object({ kind: z.literal('needle'), seed: z.number().int(), trials: z.array(NeedleTrialSchema).min(1) }).strict();
@@ -102,10 +114,10 @@ export interface NeedleTextOptions {
 export function needleTextTrials(opts: NeedleTextOptions): NeedleSet {
   const seed = opts.seed ?? 0;
   const tok = opts.tokenizer;
-  const needle = tok.encode(opts.needle ?? DEFAULT_NEEDLE.needle);
   const question = tok.encode(opts.question ?? DEFAULT_NEEDLE.question);
   const answerText = opts.answer ?? DEFAULT_NEEDLE.answer;
   const answer = tok.encode(answerText);
+  const { needle, from, to } = needleWithAnswer(tok, opts.needle ?? DEFAULT_NEEDLE.needle, answerText, answer);
   const prefix = opts.prefix ?? [];
   const maxLen = Math.max(...opts.contextLengths);
   let hay = tok.encode(opts.haystack ?? fillerText(Math.ceil(maxLen / 4) + 8, seed));
@@ -122,10 +134,31 @@ export function needleTextTrials(opts: NeedleTextOptions): NeedleSet {
       while (at > 0 && depth < 100 && !stops.has(context[at - 1])) at--; // back up to a sentence end
       const tokens = [...prefix, ...context.slice(0, at), ...needle, ...context.slice(at), ...question];
       const needleStart = prefix.length + at;
-      trials.push({ tokens, needleStart, needleEnd: needleStart + needle.length, answer, answerText, contextLength, depth });
+      trials.push({ tokens, needleStart, needleEnd: needleStart + needle.length, answerStart: needleStart + from, answerEnd: needleStart + to, answer, answerText, contextLength, depth });
     }
   }
   return NeedleSetSchema.parse({ kind: 'needle', seed, trials });
+}
+
+/**
+ * The needle's tokens and the answer's span in them, [from, to). Cut at the answer's text where the needle holds
+ * it (the answer then keeps its own tokens); otherwise their find_needle_idx: the first window of the answer's
+ * length whose distinct tokens cover more than 90 % of the answer's distinct tokens.
+ */
+export function needleWithAnswer(tok: TextTokenizer, needleText: string, answerText: string, answer: number[]): { needle: number[]; from: number; to: number } {
+  const at = answerText === '' ? -1 : needleText.indexOf(answerText);
+  if (at >= 0) {
+    const before = tok.encode(needleText.slice(0, at));
+    const after = tok.encode(needleText.slice(at + answerText.length));
+    return { needle: [...before, ...answer, ...after], from: before.length, to: before.length + answer.length };
+  }
+  const needle = tok.encode(needleText);
+  const want = new Set(answer);
+  for (let i = 0; i + answer.length <= needle.length; i++) {
+    const have = new Set(needle.slice(i, i + answer.length));
+    if ([...want].filter((t) => have.has(t)).length / want.size > 0.9) return { needle, from: i, to: i + answer.length };
+  }
+  throw new HeadlensError(`needle: the answer ${JSON.stringify(answerText)} is not in the needle ${JSON.stringify(needleText)}`, 'give an answer that the needle contains (the retrieval score counts copies from the answer inside the needle)');
 }
 
 export interface NeedleTokenOptions {
@@ -163,7 +196,7 @@ export function needleTokenTrials(opts: NeedleTokenOptions): NeedleSet {
       const head = bos === null ? [] : [bos];
       const tokens = [...head, ...hay.slice(0, at), ...needle, ...hay.slice(at), ...needle.slice(0, cue)];
       const needleStart = head.length + at;
-      trials.push({ tokens, needleStart, needleEnd: needleStart + needle.length, answer: needle.slice(cue), contextLength, depth });
+      trials.push({ tokens, needleStart, needleEnd: needleStart + needle.length, answerStart: needleStart + cue, answerEnd: needleStart + needle.length, answer: needle.slice(cue), contextLength, depth });
     }
   }
   return NeedleSetSchema.parse({ kind: 'needle', seed, trials });

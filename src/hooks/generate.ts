@@ -15,6 +15,11 @@
  *   activations cover only the new position, [batch, 1, …]; hook_attn_scores and hook_pattern are
  *   [batch, head, 1, key_pos] (the new query row against every key so far), and hook_k / hook_v / hook_rot_k
  *   the new position's keys only (what a hook changed there is what the cache keeps).
+ * - decodeHooks apply only to the forwards that choose a token, as Wu et al.'s masking script
+ *   (needle_in_haystack_with_mask.py) masks heads: the prefill then runs the prompt minus its last token, intact
+ *   (fwdHooks only), and the last prompt token is fed at step 0 with fwdHooks and decodeHooks, so the prompt's
+ *   keys and values before it are what the unhooked model computes and every query that predicts a token is
+ *   hooked. Step 0's activations (and its cache for onStep) then cover that one position.
  * - The context: generation stops (stop: 'n_ctx') once the sequence fills n_ctx; the token predicted at the
  *   last position is still returned, so at most n_ctx − prompt length + 1 tokens come back. A prompt longer
  *   than n_ctx is an error.
@@ -57,6 +62,8 @@ export interface GenerateOptions<T = never> {
   stopTokens?: number[];
   /** Hooks for every forward of this call (prefill and each step), besides addHook's. */
   fwdHooks?: FwdHook[];
+  /** Hooks for the decoding forwards only, from the last prompt token on; the prompt before it stays intact (see above). */
+  decodeHooks?: FwdHook[];
   /** 0 or absent: greedy argmax (the default). > 0: sample from softmax(logits / temperature). */
   temperature?: number;
   /** With temperature > 0, sample among the topK largest logits only. */
@@ -115,10 +122,19 @@ export function generate<T = never>(model: HookedTransformer, tokens: TokenInput
   const kvCache = new KVCache(n_layers);
   let feed: number[][] = sequences.map((r) => [...r]);
   let stop: GenerateResult['stop'] = steps < maxNew ? 'n_ctx' : 'max';
+  const decodeHooks = opts.decodeHooks ?? [];
+  const stepHooks = decodeHooks.length ? [...(opts.fwdHooks ?? []), ...decodeHooks] : opts.fwdHooks;
   try {
+    if (decodeHooks.length && steps > 0) {
+      // the intact prefill: every prompt token but the last, which step 0 feeds with the decode hooks
+      if (promptLen > 1) model.runWithHooks(sequences.map((r) => r.slice(0, -1)), { fwdHooks: opts.fwdHooks, kvCache, attentionMask: mask?.map((r) => r.slice(0, -1)) }).dispose();
+      feed = sequences.map((r) => [r[r.length - 1]]);
+    }
     for (let step = 0; step < steps; step++) {
-      // the prefill carries the mask; later steps feed real tokens, and the cache remembers the padding
-      const run = { fwdHooks: opts.fwdHooks, kvCache, attentionMask: step === 0 ? mask : undefined };
+      // the prefill carries the mask (with decodeHooks, its last column: the rest went in above); later steps feed
+      // real tokens, and the cache remembers the padding
+      const first = decodeHooks.length ? mask?.map((r) => r.slice(-1)) : mask;
+      const run = { fwdHooks: stepHooks, kvCache, attentionMask: step === 0 ? first : undefined };
       const { logits, cache } = opts.names !== undefined
         ? model.runWithCache(feed, { ...run, names: opts.names, patternRows: opts.patternRows ?? 'last' })
         : { logits: model.runWithHooks(feed, run), cache: undefined };

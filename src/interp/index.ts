@@ -27,12 +27,13 @@ export { inductionScores, inductionScorer, inductionPattern } from './scores/ind
 export { attentionSinkScores, attentionSinkScorer, type SinkOptions } from './scores/attention_sink.js';
 export { streamingScores, streamingScorer, type StreamingOptions } from './scores/streaming.js';
 export { razorScores, razorScorer, razorAttentionHeads, type RazorScoreOptions, type RazorSelection, type RazorSelectionOptions } from './scores/razor_attention.js';
-export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, decodesExactly, unigramRecall, type NeedleTrial, type RetrievalOptions } from './scores/retrieval.js';
+export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, decodesExactly, unigramRecall, retrievalStopTokens, type NeedleTrial, type RetrievalOptions } from './scores/retrieval.js';
 export { correctLetterScores, correctLetterScorer, headLogitContributions, labelMutationScores, letterContrast, qkSubspaceAnalysis, type CorrectLetterOptions, type LabelMutationResult, type QkSubspaceOptions, type QkSubspaceResult, type QkSubspaceRow } from './scores/correct_letter.js';
 export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './scores/temporal.js';
 export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './scores/task_metrics.js';
 export { ioiHeadClasses, type IoiClasses, type ClassHead } from './scores/ioi_classes.js';
-export { maskHeadsCheck, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './scores/mask_heads.js';
-export { scanTask, ioiTask, SCAN_TASKS, type ScanTask, type TaskSetup } from './scores/tasks.js';
+export { maskHeadsCheck, topRanked, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './scores/mask_heads.js';
+export { scanTask, ioiTask, SCAN_TASKS, taskCausalCheck, type ScanTask, type TaskSetup, type TaskCausal } from './scores/tasks.js';
+export { retrievalTaskWith, type RetrievalTaskOptions } from './scores/tasks/retrieval.js';
 export { scan, itemsHash, type ScanOptions } from './scores/scan.js';
 export { circuitSvd, type CircuitSvd, type CircuitSvdOptions, type SingularDirection, type TokenScore } from './weights/svd_interpreter.js';

@@ -17,10 +17,9 @@ import { logitDiff } from '../interp/metrics.js';
 import { pathPatch } from '../interp/interventions/path_patching.js';
 import { runScorer, topHeads, type TopHead } from '../interp/scores/head_scores.js';
 import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
-import { maskHeadsCheck } from '../interp/scores/mask_heads.js';
 import { retrievalHeads } from '../interp/scores/retrieval.js';
 import { factAccuracy, ioiLogitDiff, letterAccuracy } from '../interp/scores/task_metrics.js';
-import { ioiTask, scanTask } from '../interp/scores/tasks.js';
+import { ioiTask, scanTask, taskCausalCheck } from '../interp/scores/tasks.js';
 import { IOI_HELD_OUT } from './toy_lm_data.js';
 
 const label = (hs: HeadRef[]) => hs.map((h) => headLabel(h.layer, h.head));
@@ -39,29 +38,31 @@ function bos(model: HookedTransformer): number[] {
   return [id];
 }
 
-/** Retrieval (Wu et al.), part 1: the scan's scores and the heads above 0.1. */
+/** Retrieval (Wu et al.), part 1: the scan's scores (copies from the needle's answer, 50 decoded tokens at most) and the heads above 0.1. */
 export function retrievalScan(model: HookedTransformer, opts: { samples?: number } = {}) {
   const setup = scanTask(model, 'retrieval', { samples: opts.samples ?? 8, seed: 0 });
   const scores = runScorer(model, setup.scorer);
-  return { setup, found: retrievalHeads(scores.scores, 0.1), top: topHeads(scores.scores, 6), counted: scores.counted };
+  return { setup, scores: scores.scores, settings: scores.settings, found: retrievalHeads(scores.scores, 0.1), top: topHeads(scores.scores, 6), counted: scores.counted };
 }
 
 /**
- * Retrieval, part 2: needle accuracy with up to 3 of the heads found masked, against as many random heads
- * (`draws` seeded draws). Apart from part 1 so that a caller can yield in between (a test worker that blocks
+ * Retrieval, part 2: needle accuracy with up to 3 of the heads found masked while decoding (the prompt before
+ * the last token intact, as Wu et al.), against as many random heads from outside the top 100 (`draws` seeded
+ * draws). Apart from part 1 so that a caller can yield in between (a test worker that blocks
  * its event loop for 60 s is declared dead).
  */
 export function retrievalMasking(model: HookedTransformer, scan: ReturnType<typeof retrievalScan>, opts: { draws?: number } = {}) {
   const { setup, found } = scan;
   const heads = found.slice(0, 3).map(({ layer, head }) => ({ layer, head }));
-  const base = { heads: label(heads), scores: found.slice(0, 6), top: scan.top, counted: scan.counted };
+  const base = { heads: label(heads), scores: found.slice(0, 6), top: scan.top, counted: scan.counted, settings: scan.settings };
   if (!heads.length) return { ...base, masking: undefined };
-  const check = maskHeadsCheck(model, heads, setup.causal!.metric, setup.causal!.names, { draws: opts.draws ?? 5, seed: 1, ablation: setup.causal!.ablation });
+  const check = taskCausalCheck(model, setup.causal!, heads, scan.scores, { draws: opts.draws ?? 5, seed: 1 });
   const masking = {
     baseline: check.baseline.main,
     masked: check.top.main,
     random: check.random.map((r) => ({ heads: label(r.heads), accuracy: r.main })),
     randomMean: check.randomMean.main,
+    settings: check.settings,
   };
   return { ...base, masking };
 }

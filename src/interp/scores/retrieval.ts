@@ -1,16 +1,23 @@
 /**
  * Retrieval heads (Wu et al. 2024, "Retrieval Head Mechanistically Explains Long-Context Factuality").
  * While the model decodes the answer to a needle-in-a-haystack question, a head "retrieves" at a step when its
- * top-1 attended key (from the current query) lies inside the needle span and the token just generated equals
- * the token at that key: it is copying from the needle. Each such step adds 1/|needle span|; a trial's table is
- * kept only if the answer passes the recall gate (ROUGE-1 recall > 50 % in their code), and the head's score is
- * the mean over kept trials. Heads above 0.1 are retrieval heads: under 5 % of heads in the Llama, Yi, Qwen and
+ * top-1 attended key (from the current query) lies inside the answer's span in the needle and the token just
+ * generated equals the token at that key: it is copying the answer out of the needle. Each such step adds
+ * 1/|answer span|; a trial's table is kept only if the answer passes the recall gate (ROUGE-1 recall > 50 % in
+ * their code), and the head's score is the mean over kept trials. The span is the answer inside the needle
+ * sentence, their `real_needle` ("take a walk in Chaoyang Park and have a cup of Espresso in the evening" in "The
+ * best thing to do in Beijing is to …"; retrieval_head_detection.py locates it with find_needle_idx and divides
+ * by its length), not the whole sentence: a head that copies the 5 answer tokens of a 16-token needle scores 1,
+ * not 5/16. Heads above 0.1 are retrieval heads: under 5 % of heads in the Llama, Yi, Qwen and
  * Mistral models they studied, and masking the top 20 of them took needle-in-a-haystack accuracy from
  * 94.7 % to 63.6 % (Llama-2-7B-80K) while 20 random heads barely moved it.
  *
  * What follows their released detection script step for step: the prompt minus its last token is run, then
  * decoding starts by feeding the last prompt token, so every generated token is scored, up to 50 steps, stopping
- * at a stop token; top-1 is the first maximum.
+ * at a stop token (their script: the newline, '<0x0A>' or Qwen's id 144; the step that writes it is still
+ * scored); top-1 is the first maximum. `retrievalStopTokens(model)` gives the model's newline and EOS; the scan
+ * task stops at them (their script has no EOS check, but a model that ends its answer with EOS has stopped
+ * answering).
  * Decisions made here, documented:
  * - Capping: a trial can score above 1 (the model repeats needle tokens for more steps than the span is
  *   long), and their released scores do. Default `cap: false` reproduces that; `cap: true` clips each trial's
@@ -20,12 +27,15 @@
  *   token ids (clipped counts).
  * - Decoding goes through model.generate's KV cache and reads only each step's last query row of every head's
  *   pattern; the logits equal a re-run of the growing sequence to float rounding (tests/generate.test.ts).
+ * - `span: 'needle'` counts copies from the whole needle and divides by its length (headlens before it
+ *   followed their real_needle), for comparing with old results.
  * `retrievalScoresTeacherForced` needs no decoding: the reference answer is appended and one forward pass is
  * scored at the answer positions; the gate is the fraction of answer tokens the model's argmax gets right.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import { actName } from '../../hooks/act_name.js';
+import { KVCache } from '../../model/kv_cache.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { runScorer, zeros, type HeadScorer, type HeadScores } from './head_scores.js';
 
@@ -36,6 +46,9 @@ export interface NeedleTrial {
   /** Needle span in `tokens`, [needleStart, needleEnd). */
   needleStart: number;
   needleEnd: number;
+  /** The answer's span inside the needle (their real_needle), [answerStart, answerEnd): what a retrieval head copies. */
+  answerStart: number;
+  answerEnd: number;
   /** The answer's tokens (for the gate and the teacher-forced variant). */
   answer: number[];
   /** The answer as text (the gate then compares words, if the model has a tokenizer). */
@@ -51,6 +64,8 @@ export interface RetrievalOptions {
   gate?: number;
   /** Clip each trial's table at 1 (default false, as their code). */
   cap?: boolean;
+  /** Where a copy counts: 'answer' (default, their real_needle) or 'needle' (the whole needle sentence, the old score). */
+  span?: 'answer' | 'needle';
   top?: number;
 }
 
@@ -60,6 +75,9 @@ function checkTrials(trials: NeedleTrial[]): void {
     if (!(Number.isInteger(t.needleStart) && Number.isInteger(t.needleEnd) && 0 <= t.needleStart && t.needleStart < t.needleEnd && t.needleEnd <= t.tokens.length)) {
       throw new HeadlensError(`retrieval: trial ${i} has needle span [${t.needleStart}, ${t.needleEnd}) outside its ${t.tokens.length} tokens`, 'needleStart < needleEnd ≤ tokens.length');
     }
+    if (!(Number.isInteger(t.answerStart) && Number.isInteger(t.answerEnd) && t.needleStart <= t.answerStart && t.answerStart < t.answerEnd && t.answerEnd <= t.needleEnd)) {
+      throw new HeadlensError(`retrieval: trial ${i} has answer span [${t.answerStart}, ${t.answerEnd}) outside its needle [${t.needleStart}, ${t.needleEnd})`, "give answerStart/answerEnd, the answer's tokens inside the needle (needleTextTrials and needleTokenTrials do)");
+    }
     if (!t.answer?.length) throw new HeadlensError(`retrieval: trial ${i} has no answer tokens`, 'give the expected answer as token ids');
   });
 }
@@ -67,18 +85,24 @@ function checkTrials(trials: NeedleTrial[]): void {
 /**
  * Whether greedy decoding from `prompt` writes exactly `answer`, in one forward pass: decoding gives the answer
  * exactly when every answer token is the argmax given the answer before it, which teacher forcing reads off at
- * once (greedyDecode needs a pass per token).
+ * once (greedyDecode needs a pass per token). `decodeHooks` apply as in model.generate: from the last prompt
+ * token on, the prompt before it computed intact (a KV cache holds it, the rest is one more pass).
  */
-export function decodesExactly(model: HookedTransformer, prompt: number[], answer: number[], fwdHooks: FwdHook[] = []): boolean {
+export function decodesExactly(model: HookedTransformer, prompt: number[], answer: number[], fwdHooks: FwdHook[] = [], decodeHooks: FwdHook[] = []): boolean {
   if (answer.length === 0) return true;
   const seq = [...prompt, ...answer.slice(0, -1)];
   if (seq.length > model.cfg.n_ctx) throw new HeadlensError(`decodesExactly: prompt and answer take ${seq.length} positions, more than n_ctx ${model.cfg.n_ctx}`, 'use a shorter prompt');
-  const logits = model.runWithHooks([seq], { fwdHooks });
+  const split = decodeHooks.length > 0 ? prompt.length - 1 : 0; // positions run before the decode hooks apply
+  const kvCache = split > 0 ? new KVCache(model.cfg.n_layers) : undefined;
+  let logits: tf.Tensor3D | undefined;
   try {
-    const pred = tf.tidy(() => logits.slice([0, prompt.length - 1, 0], [1, answer.length, -1]).squeeze([0]).argMax(1).dataSync());
+    if (kvCache) model.runWithHooks([seq.slice(0, split)], { fwdHooks, kvCache }).dispose();
+    logits = model.runWithHooks([seq.slice(split)], { fwdHooks: [...fwdHooks, ...decodeHooks], kvCache });
+    const pred = tf.tidy(() => logits!.slice([0, prompt.length - 1 - split, 0], [1, answer.length, -1]).squeeze([0]).argMax(1).dataSync());
     return answer.every((a, j) => pred[j] === a);
   } finally {
-    logits.dispose();
+    logits?.dispose();
+    kvCache?.dispose();
   }
 }
 
@@ -91,7 +115,7 @@ export function decodesExactly(model: HookedTransformer, prompt: number[], answe
 export function greedyDecode(
   model: HookedTransformer,
   prompt: number[],
-  opts: { maxNewTokens?: number; stopTokens?: number[]; fwdHooks?: FwdHook[]; onStep?: (step: { seq: number[]; topKey: number[][]; next: number }) => void } = {},
+  opts: { maxNewTokens?: number; stopTokens?: number[]; fwdHooks?: FwdHook[]; decodeHooks?: FwdHook[]; onStep?: (step: { seq: number[]; topKey: number[][]; next: number }) => void } = {},
 ): number[] {
   const { n_layers, n_heads } = model.cfg;
   const names = Array.from({ length: n_layers }, (_, l) => actName('pattern', l));
@@ -99,7 +123,8 @@ export function greedyDecode(
   const { tokens } = model.generate([prompt], {
     maxNewTokens: opts.maxNewTokens ?? 50,
     stopTokens: opts.stopTokens,
-    fwdHooks: opts.fwdHooks, // hooks (e.g. masked heads) apply at every step
+    fwdHooks: opts.fwdHooks, // hooks (e.g. masked heads) apply at every step, the prefill included
+    decodeHooks: opts.decodeHooks, // these from the last prompt token on (Wu et al.'s masking)
     ...(onStep && {
       names,
       patternRows: 'last',
@@ -136,6 +161,27 @@ export function answerRecall(model: HookedTransformer, trial: NeedleTrial, outpu
   return unigramRecall(trial.answer, output);
 }
 
+/**
+ * Where their script stops decoding, for this model: the newline (if the tokenizer writes it as one token) and
+ * the EOS token (if the model has one in its vocabulary).
+ */
+export function retrievalStopTokens(model: HookedTransformer): number[] {
+  const out = new Set<number>();
+  const eos = model.cfg.eos_token_id;
+  if (typeof eos === 'number' && eos >= 0 && eos < model.cfg.d_vocab) out.add(eos);
+  const tok = model.tokenizer;
+  if (tok) {
+    const nl = tok.encode('\n');
+    if (nl.length === 1 && nl[0] < model.cfg.d_vocab && tok.decode(nl).includes('\n')) out.add(nl[0]);
+  }
+  return [...out].sort((a, b) => a - b);
+}
+
+/** The span a copy counts in: the answer inside the needle (their real_needle), or the whole needle. */
+function copySpan(trial: NeedleTrial, span: 'answer' | 'needle'): [number, number] {
+  return span === 'answer' ? [trial.answerStart, trial.answerEnd] : [trial.needleStart, trial.needleEnd];
+}
+
 /** A trial longer than the model's context cannot be run (decoding would have no room): it is dropped, and named. */
 function unfitTrial(model: HookedTransformer, trial: NeedleTrial, i: number): { problem: string; fix: string } | undefined {
   const n = model.cfg.n_ctx;
@@ -146,7 +192,7 @@ function unfitTrial(model: HookedTransformer, trial: NeedleTrial, i: number): { 
 const COUNTS = "its answer passes the recall gate: a model that cannot find the needle has no retrieval heads to score";
 
 function settingsOf(opts: RetrievalOptions, trials: NeedleTrial[], variant: string) {
-  return { variant, maxNewTokens: opts.maxNewTokens ?? 50, stopTokens: opts.stopTokens ?? [], gate: opts.gate ?? 0.5, cap: opts.cap ?? false, trials: trials.length, threshold: 0.1 };
+  return { variant, span: opts.span ?? 'answer', maxNewTokens: opts.maxNewTokens ?? 50, stopTokens: opts.stopTokens ?? [], gate: opts.gate ?? 0.5, cap: opts.cap ?? false, trials: trials.length, threshold: 0.1 };
 }
 
 /** The exact (decoding) retrieval scorer, one trial per item. Tables: score, and the trial's recall. */
@@ -162,7 +208,7 @@ export function retrievalScorer(trials: NeedleTrial[], opts: RetrievalOptions = 
     counts: COUNTS,
     scoreItem: (model, trial) => {
       const table = zeros(model.cfg.n_layers, model.cfg.n_heads);
-      const span = trial.needleEnd - trial.needleStart;
+      const [from, to] = copySpan(trial, settings.span);
       // their script runs the prompt minus its last token, then feeds the last one: every generated token is scored
       const output = greedyDecode(model, trial.tokens, {
         maxNewTokens: settings.maxNewTokens,
@@ -170,7 +216,7 @@ export function retrievalScorer(trials: NeedleTrial[], opts: RetrievalOptions = 
         onStep: ({ seq, topKey, next }) => {
           topKey.forEach((row, l) =>
             row.forEach((k, h) => {
-              if (k >= trial.needleStart && k < trial.needleEnd && seq[k] === next) table[l][h] += 1 / span;
+              if (k >= from && k < to && seq[k] === next) table[l][h] += 1 / (to - from);
             }),
           );
         },
@@ -218,13 +264,13 @@ export function retrievalTeacherForcedScorer(trials: NeedleTrial[], opts: Retrie
         cache.dispose();
         logits.dispose();
       }
-      const span = trial.needleEnd - trial.needleStart;
+      const [from, to] = copySpan(trial, settings.span);
       const table = zeros(n_layers, n_heads);
       for (let l = 0; l < n_layers; l++) {
         for (let h = 0; h < n_heads; h++) {
           answer.forEach((tok, s) => {
             const k = topKey[l][h][s];
-            if (k >= trial.needleStart && k < trial.needleEnd && seq[k] === tok) table[l][h] += 1 / span;
+            if (k >= from && k < to && seq[k] === tok) table[l][h] += 1 / (to - from);
           });
         }
       }

@@ -18,7 +18,8 @@ import { taskInputs, type TaskDefinition, type TaskOptions, type TaskSetup } fro
 import { temporalTask } from './tasks/temporal.js';
 
 export { ioiTask } from './tasks/ioi.js';
-export type { TaskOptions, TaskSetup } from './tasks/task.js';
+export { taskCausalCheck } from './tasks/task.js';
+export type { TaskCausal, TaskOptions, TaskSetup } from './tasks/task.js';
 
 export const SCAN_TASKS = ['induction', 'prev-token', 'duplicate', 'sink', 'retrieval', 'streaming', 'temporal', 'correct-letter', 'ioi'] as const;
 export type ScanTask = (typeof SCAN_TASKS)[number];

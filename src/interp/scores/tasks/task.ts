@@ -5,14 +5,36 @@
 import { HeadlensError } from '../../../errors.js';
 import type { FwdHook, HookedTransformer } from '../../../hooks/hooked_transformer.js';
 import type { TextTokenizer } from '../../../model/tokenizer.js';
-import type { AblationOptions } from '../../interventions/ablation.js';
+import type { AblationOptions, HeadRef } from '../../interventions/ablation.js';
 import type { HeadScorer } from '../head_scores.js';
-import type { MaskMetric } from '../mask_heads.js';
+import { maskHeadsCheck, type MaskCheck, type MaskMetric } from '../mask_heads.js';
 
 export interface TaskSetup {
   scorer: HeadScorer<any>;
   /** The causal check's metric, its names and how it masks (absent: the task has none). */
-  causal?: { metric: (fwdHooks: FwdHook[]) => MaskMetric; names: { metric: string; control?: string }; ablation: AblationOptions };
+  causal?: TaskCausal;
+}
+
+/** A task's causal check: see mask_heads.ts. */
+export interface TaskCausal {
+  metric: (fwdHooks: FwdHook[]) => MaskMetric;
+  names: { metric: string; control?: string };
+  ablation: AblationOptions;
+  /** Draw the random heads from outside the top N heads of the scan's scores (absent: from every other head). */
+  avoidTop?: number;
+  /** How the metric applies the masks and decodes, for the result's settings. */
+  settings?: Record<string, unknown>;
+}
+
+/** Runs a task's causal check on `heads`, the random heads drawn as the task asks (outside its top N of `scores`). */
+export function taskCausalCheck(model: HookedTransformer, causal: TaskCausal, heads: HeadRef[], scores: number[][], opts: { draws?: number; seed?: number } = {}): MaskCheck {
+  return maskHeadsCheck(model, heads, causal.metric, causal.names, {
+    draws: opts.draws,
+    seed: opts.seed,
+    ablation: causal.ablation,
+    ...(causal.avoidTop !== undefined ? { ranking: scores, avoidTop: causal.avoidTop } : {}),
+    settings: causal.settings,
+  });
 }
 
 export interface TaskOptions {
