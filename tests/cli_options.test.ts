@@ -2,25 +2,12 @@
  * Options declared once (src/cli/options.ts): the same declaration parses, checks, fills defaults and writes
  * the usage text. In-process and without a model, so it is quick.
  */
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { HeadlensError } from '../src/errors.js';
-import { main } from '../src/cli/main.js';
+import { inProcess } from './cli_in_process.js';
 import { checkOptions, commandHelp, defineCommand, nonNegativeInt, option, parseArgsOptions, positiveInt, synopsis } from '../src/cli/options.js';
 
-async function inProcess(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
 
 const example = defineCommand({
   summary: 'an example',

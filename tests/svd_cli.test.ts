@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../src/cli/main.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { inProcess } from './cli_in_process.js';
 import { FIXTURES, runHeadlens } from './helpers.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
@@ -16,21 +16,6 @@ interface HeadSvd { layer: number; head: number; qk: number[]; ov: number[] }
 const NUMPY = JSON.parse(readFileSync(path.join(import.meta.dirname, 'fixtures', 'numpy', 'head_svd.json'), 'utf8')) as Record<string, { heads: HeadSvd[] }>;
 
 const headlens = (...args: string[]) => runHeadlens(args);
-
-/** main(argv) in this process, with what it prints captured. */
-async function inProcess(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void out.push(a.join(' ')));
-  const error = vi.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void err.push(a.join(' ')));
-  try {
-    const code = await main(args);
-    return { code, stdout: out.join('\n'), stderr: err.join('\n') };
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-}
 
 beforeAll(() => {
   process.env.HEADLENS_BACKEND = 'wasm';

@@ -29,6 +29,7 @@ import { patchHeadsSweep } from '../../src/bench/head_sweep.js';
 import { HookedTransformer } from '../../src/hooks/hooked_transformer.js';
 import { activation } from '../../src/model/activation.js';
 import { makeConfig } from '../../src/model/config.js';
+import { Random } from '../../src/util/random.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -168,14 +169,8 @@ async function read(t: tf.Tensor): Promise<Float32Array> {
 
 // ---- the model -----------------------------------------------------------------------------------------------
 function tokenRows(n: number, pos: number, vocab: number, seed: number): number[][] {
-  let s = seed >>> 0 || 1;
-  const rnd = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) % vocab;
-  };
-  return Array.from({ length: n }, () => Array.from({ length: pos }, rnd));
+  const rng = new Random(seed);
+  return Array.from({ length: n }, () => Array.from({ length: pos }, () => rng.int(0, vocab)));
 }
 
 /** Last-position logits [rows, d_vocab] of one forward over all rows. */
