@@ -101,9 +101,7 @@ export function generate<T = never>(model: HookedTransformer, tokens: TokenInput
   for (const s of stopTokens) {
     if (!(Number.isInteger(s) && s >= 0 && s < d_vocab)) throw new HeadlensError(`generate: stop token ${s} is not in the vocabulary [0, ${d_vocab})`, 'pass token ids, e.g. the tokenizer\'s EOS id');
   }
-  const ids = model.tokensTensor(tokens); // checks the ids and n_ctx
-  const sequences = ids.arraySync() as number[][];
-  ids.dispose();
+  const sequences = model.tokenRows(tokens).map((r) => [...r]); // checks the ids and n_ctx; a copy, since rows grow
   const promptLen = sequences[0].length;
   const mask = opts.attentionMask === undefined ? undefined : maskRows(opts.attentionMask, sequences.length, promptLen);
   mask?.forEach((r, i) => {

@@ -185,9 +185,7 @@ export class HookedTransformer extends Transformer {
   loss(tokens: TokenInput, opts: LossOptions & { perToken: true }): tf.Tensor2D;
   loss(tokens: TokenInput, opts?: LossOptions): tf.Scalar;
   loss(tokens: TokenInput, opts: LossOptions = {}): tf.Tensor {
-    const ids = this.tokensTensor(tokens);
-    const rows = ids.arraySync() as number[][];
-    ids.dispose();
+    const rows = this.tokenRows(tokens);
     if (rows[0].length < 2) throw new HeadlensError('loss: the tokens are one position long, so nothing is predicted', 'pass at least two tokens per row');
     const logits = this.runWithHooks(rows, { fwdHooks: opts.fwdHooks, attentionMask: opts.attentionMask });
     try {

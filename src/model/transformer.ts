@@ -177,17 +177,22 @@ export class Transformer {
     if (l && Number(l[1]) >= cfg.n_layers) throw new HeadlensError(`applyNorm: layer ${l[1]} is out of range (${cfg.n_layers} layers)`);
     if (x.shape[x.rank - 1] !== cfg.d_model) throw new HeadlensError(`applyNorm: x is [${x.shape}], its last axis must be d_model (${cfg.d_model})`);
     if (cfg.normalization_type === null) return x.clone();
-    const w = this.param(`${name}.w`);
-    const b = cfg.normalization_type === 'LN' ? this.param(`${name}.b`) : undefined;
+    const [w, b] = this.normParams(name);
     return tf.tidy(() => {
       if (!opts.scale) {
         const lead = x.shape.slice(0, -1).reduce((a, c) => a * c, 1);
         return norm(cfg, x.reshape([1, lead, cfg.d_model]) as tf.Tensor3D, w, b, name, new HookPoints()).reshape(x.shape);
       }
       const centred = cfg.normalization_type === 'LN' ? x.sub(x.mean(-1, true)) : x;
-      const out = centred.div(opts.scale).mul(w); // [..., d_model]
+      const out = centred.div(opts.scale).mul(w!); // [..., d_model]; w exists: this model has a norm
       return b ? out.add(b) : out;
     });
+  }
+
+  /** The weight and bias of the norm at `prefix` (no weight without a norm; a bias only for LayerNorm). */
+  private normParams(prefix: string): readonly [tf.Tensor | undefined, tf.Tensor | undefined] {
+    const type = this.cfg.normalization_type;
+    return [type ? this.param(`${prefix}.w`) : undefined, type === 'LN' ? this.param(`${prefix}.b`) : undefined];
   }
 
   /** x [..., d_model] → logits [..., d_vocab] = x·W_U + b_U, without the final norm (apply it first). Caller owns. */
@@ -220,6 +225,12 @@ export class Transformer {
 
   /** Checks token ids and returns them as an int32 tensor [batch, pos] that the caller owns. */
   tokensTensor(tokens: TokenInput): tf.Tensor2D {
+    const rows = this.tokenRows(tokens);
+    return tf.tensor2d(rows, [rows.length, rows[0].length], 'int32');
+  }
+
+  /** Checks token ids (vocabulary, equal lengths, n_ctx) and returns them as rows [batch][pos]. */
+  tokenRows(tokens: TokenInput): number[][] {
     let rows: number[][];
     if (tokens instanceof tf.Tensor) {
       if (tokens.rank !== 2 && tokens.rank !== 1) {
@@ -247,7 +258,7 @@ export class Transformer {
     if (len > n_ctx) {
       throw new HeadlensError(`sequence of ${len} tokens is longer than the model's context (n_ctx ${n_ctx})`, `shorten it to at most ${n_ctx} tokens`);
     }
-    return tf.tensor2d(rows, [rows.length, len], 'int32');
+    return rows;
   }
 
   /**
@@ -339,9 +350,8 @@ export class Transformer {
     // a padded batch: padded keys masked per row, each row's rotary positions counting its real tokens (padding.ts)
     const rotary = cfg.rotary_dim ? (pad ? rotaryTablesAt(cfg, pad.positions) : rotaryTables(cfg, pos, offset)) : {};
     const ctx = { mask: pad ? paddedMask(causal, pad.keyRows) : causal, padded: pad !== undefined, fused, kvCache, ...rotary };
-    const lnParams = (p: string) => [cfg.normalization_type ? P(`${p}.w`) : undefined, cfg.normalization_type === 'LN' ? P(`${p}.b`) : undefined] as const;
     // a norm's temporaries (centred, squared, …) freed as soon as it returns
-    const ln = (x: tf.Tensor3D, p: string) => (optimisations.blockScopes ? tf.tidy(() => norm(cfg, x, ...lnParams(p), p, hp)) : norm(cfg, x, ...lnParams(p), p, hp));
+    const ln = (x: tf.Tensor3D, p: string) => (optimisations.blockScopes ? tf.tidy(() => norm(cfg, x, ...this.normParams(p), p, hp)) : norm(cfg, x, ...this.normParams(p), p, hp));
     const block = (l: number, x: tf.Tensor3D): tf.Tensor3D => {
       const b = `blocks.${l}`; // the norms' prefix: their parameters and hook points are named under it
       const H = blockHooks(l);

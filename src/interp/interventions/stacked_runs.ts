@@ -18,6 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import { layerOf } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
+import { normHooks } from '../../model/hook_names.js';
 import type { TokenInput } from '../../model/transformer.js';
 import { metricPosition, type Metric } from '../metrics.js';
 
@@ -28,14 +29,6 @@ export interface PassOptions {
   maxPassBytes?: number;
   /** Called after each pass with the variants done so far and in all (the CLI draws a bar from it). */
   onProgress?: (done: number, total: number) => void;
-}
-
-/** Token ids [batch, pos] as checked rows. */
-export function tokenRows(model: HookedTransformer, tokens: TokenInput): number[][] {
-  const t = model.tokensTensor(tokens);
-  const rows = t.arraySync() as number[][];
-  t.dispose();
-  return rows;
 }
 
 /** Variants per pass for prompts [batch, pos]: batchSize (or the 4,096-row default), within maxPassBytes. */
@@ -78,7 +71,7 @@ export class BaseRun {
     private readonly model: HookedTransformer,
     tokens: TokenInput,
   ) {
-    this.rows = tokenRows(model, tokens);
+    this.rows = model.tokenRows(tokens);
   }
 
   get batch(): number {
@@ -118,7 +111,7 @@ export function runStacked(model: HookedTransformer, base: BaseRun, variants: nu
   const rows = variants * B;
   const p = metricPosition(metric, base.pos);
   // the fast tail skips ln_final's hook points: only when nothing hooks them
-  const lnFinal = model.hookNames().filter((n) => n.startsWith('ln_final.'));
+  const lnFinal = cfg.normalization_type ? Object.values(normHooks('ln_final')) : []; // the hook points the tail skips
   const hooked = (n: string) => fwdHooks.some(([f]) => (typeof f === 'string' ? f === n : f(n))) || model.hasPermanentHook(n);
   const tail = p !== undefined && !lnFinal.some(hooked);
   const stopAtLayer = tail ? cfg.n_layers : undefined;
