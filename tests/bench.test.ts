@@ -278,3 +278,19 @@ describe('runBench', () => {
     expect(r.stderr).toMatch(/no bench preset 'huge'.*gpt2-small.*quick.*tiny/);
   });
 });
+
+describe('headlens bench --long (long_context.ts)', () => {
+  it('measures prefill and decoding per context on the gpt2-small shape, and refuses a shape wasm cannot hold', async () => {
+    const { runLongBench } = await import('../src/bench/long_context.js');
+    const before = tf.memory().numTensors;
+    const r = await runLongBench({ preset: 'gpt2-small', contexts: [8, 12], decodeTokens: 2 });
+    expect(r.rows.map((row) => row.context)).toEqual([8, 12]);
+    for (const row of r.rows) {
+      expect(row.error).toBeUndefined();
+      for (const k of ['prefill_ms', 'prefill_tokens_per_s', 'decode_ms_per_token', 'decode_rows_ms_per_token', 'prefill_peak_bytes'] as const) expect(row[k]).toBeGreaterThan(0);
+    }
+    expect(r.weight_bytes).toBeGreaterThanOrEqual(4 * r.model.parameters); // a tied W_U is held as its own transposed copy
+    expect(tf.memory().numTensors).toBe(before);
+    await expect(runLongBench({ preset: 'llama-7b', contexts: [8] })).rejects.toThrow(/25\.1 GiB of float32 weights.*at most 4 GiB/);
+  });
+});
