@@ -33,7 +33,7 @@ export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } f
 export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './scores/task_metrics.js';
 export { ioiHeadClasses, type IoiClasses, type ClassHead } from './scores/ioi_classes.js';
 export { maskHeadsCheck, topRanked, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './scores/mask_heads.js';
-export { scanTask, ioiTask, SCAN_TASKS, taskCausalCheck, type ScanTask, type TaskSetup, type TaskCausal } from './scores/tasks.js';
+export { scanTask, ioiTask, chooseIoiLists, SCAN_TASKS, taskCausalCheck, type ScanTask, type TaskSetup, type TaskCausal, type IoiTaskOptions } from './scores/tasks.js';
 export { retrievalTaskWith, type RetrievalTaskOptions } from './scores/tasks/retrieval.js';
 export { scan, itemsHash, type ScanOptions } from './scores/scan.js';
 export { circuitSvd, type CircuitSvd, type CircuitSvdOptions, type SingularDirection, type TokenScore } from './weights/svd_interpreter.js';
