@@ -23,7 +23,7 @@ function wordTokenizer(words: string[]): TextTokenizer {
   const vocab = new Map(words.map((w, i) => [w, 1000 + i]));
   return {
     encode: (text) => (text.match(/ ?[^ ]+| /g) ?? []).flatMap((w) => (vocab.has(w) ? [vocab.get(w)!] : [...w].map((c) => c.codePointAt(0)!))),
-    decode: () => '',
+    decode: (ids) => ids.map((id) => (id >= 1000 ? words[id - 1000] : String.fromCodePoint(id))).join(''),
     tokenText: (id) => String(id),
   };
 }

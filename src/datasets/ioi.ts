@@ -90,14 +90,25 @@ export const IoiSetSchema = z
   .strict();
 export type IoiSet = z.infer<typeof IoiSetSchema>;
 
-/** Splits words into those the tokenizer encodes as one token (with `prefix`, default a space) and the rest. */
+/**
+ * The one token the tokenizer encodes `prefix + word` as, if it is one token that decodes back to the word
+ * (a word-level vocabulary encodes a word it does not know as one unknown token: that is not the word).
+ */
+export function singleToken(word: string, tokenizer: TextTokenizer, prefix = ' '): number | undefined {
+  const ids = tokenizer.encode(prefix + word);
+  return ids.length === 1 && tokenizer.decode(ids).trim() === word ? ids[0] : undefined;
+}
+
+/**
+ * Splits words into those the tokenizer encodes as one token of their own (with `prefix`, default a space; see
+ * singleToken) and the rest, with their token counts (1: the one token is an unknown-word token).
+ */
 export function singleTokenWords(words: readonly string[], tokenizer: TextTokenizer, prefix = ' '): { ok: string[]; dropped: Record<string, number> } {
   const ok: string[] = [];
   const dropped: Record<string, number> = {};
   for (const w of words) {
-    const n = tokenizer.encode(prefix + w).length;
-    if (n === 1) ok.push(w);
-    else dropped[w] = n;
+    if (singleToken(w, tokenizer, prefix) !== undefined) ok.push(w);
+    else dropped[w] = tokenizer.encode(prefix + w).length;
   }
   return { ok, dropped };
 }
@@ -191,13 +202,9 @@ export interface IoiTokens {
   s2Pos: number;
 }
 
-/** Encodes a text IOI prompt; undefined if a name is not one token or the pair tokenizes to different lengths. */
+/** Encodes a text IOI prompt; undefined if a name is not one token of its own or the pair tokenizes to different lengths. */
 export function ioiTokens(p: IoiPrompt, tokenizer: TextTokenizer, prefix: number[] = []): IoiTokens | undefined {
-  const one = (w: string) => {
-    const ids = tokenizer.encode(` ${w}`);
-    return ids.length === 1 ? ids[0] : undefined;
-  };
-  const [io, s] = [one(p.io), one(p.s)];
+  const [io, s] = [singleToken(p.io, tokenizer), singleToken(p.s, tokenizer)];
   if (io === undefined || s === undefined) return undefined;
   const clean = [...prefix, ...tokenizer.encode(p.clean)];
   const corrupted = [...prefix, ...tokenizer.encode(p.corrupted)];
