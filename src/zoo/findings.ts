@@ -114,6 +114,8 @@ export function ioiFindings(model: HookedTransformer, opts: { corruption?: IoiCo
     patchedDirect,
     /** Share of the clean logit difference the name movers' direct paths carry (0 with no name movers). */
     carried: (classes.clean - patchedDirect) / classes.clean,
+    /** The same loss over the clean–corrupted gap (ABC prompts can go below 0, so `carried` can pass 100 %). */
+    carriedOfGap: (classes.clean - patchedDirect) / (classes.clean - classes.corrupted),
     strongestDirect: { head: headLabel(best.layer, best.head), share: best.score, endToIo: look('endToIo'), endToS1: look('endToS'), endToS2: look('endToS2') },
   };
 }
