@@ -15,7 +15,7 @@ import { HeadlensError } from '../src/errors.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { pathPatch } from '../src/interp/interventions/path_patching.js';
 import { logitDiff } from '../src/interp/metrics.js';
-import { ioiHeadClasses } from '../src/interp/scores/ioi_classes.js';
+import { ioiCopyScores, ioiHeadClasses } from '../src/interp/scores/ioi_classes.js';
 import { chooseIoiLists } from '../src/interp/scores/tasks/ioi.js';
 import { HFTokenizer } from '../src/loading/tokenizer.js';
 import type { TextTokenizer } from '../src/model/tokenizer.js';
@@ -161,17 +161,26 @@ describe('path patching at one position per prompt (END / S2 / S1+1 as Wang et a
     expect(r.classes.nameMovers).toHaveLength(1);
     expect(r.classes.nameMovers[0]).toMatchObject(PLANTED.induction);
     expect(r.classes.nameMovers[0].effect).toBeCloseTo(-10 / 9, 4);
+    // copy scores by hand: L1H0's OV writes the token it reads ×10 (COPY), so at IO, S1 and S2 the name is the top
+    // logit (1 of 1); negated it is the lowest (0). Every other head writes no token logits at all: 0
+    const expected = [[0, 0, 0], [1, 0, 0]];
+    expect(r.copyScores.positive).toEqual(expected);
+    expect(r.copyScores.negative).toEqual([[0, 0, 0], [0, 0, 0]]);
     const all = ioiHeadClasses(model, plantedIoiPrompts(6), { positions: 'all' });
     expect(all.settings.patchedAt).toBe('every position');
     // the direct path reads END only, so every position gives the same table
     expect(all.tables.logits.flat().map((v) => v.toFixed(4))).toEqual(r.tables.logits.flat().map((v) => v.toFixed(4)));
   });
 
-  it('per-prompt positions leave no tensors behind', () => {
-    const call = () => pathPatch(model, [PLANTED.previous], keys, { ...rows, senderPositions: [[2], [3]], receiverPositions: [[2], [3]] });
-    call();
-    const before = tf.memory().numTensors;
-    call();
-    expect(tf.memory().numTensors).toBe(before);
+  it('per-prompt positions and copy scores leave no tensors behind', () => {
+    for (const call of [
+      () => pathPatch(model, [PLANTED.previous], keys, { ...rows, senderPositions: [[2], [3]], receiverPositions: [[2], [3]] }),
+      () => ioiCopyScores(model, plantedIoiPrompts(2)),
+    ]) {
+      call();
+      const before = tf.memory().numTensors;
+      call();
+      expect(tf.memory().numTensors).toBe(before);
+    }
   });
 });

@@ -27,11 +27,14 @@
  * logit difference; `normalise: 'gap'` divides by |clean − corrupted| instead (with ABC prompts the corrupted
  * difference is about 0, so the two nearly agree). A head joins a class when its effect passes `threshold`
  * (default 0.1), at most `maxPerClass` heads, strongest first.
- * Deviations that remain: the paper also checks name movers by their copy score (the OV circuit of the names'
- * embeddings puts the name in its top 5) and previous-token heads by their attention; here the name movers'
- * check is the attention to IO, and previous-token heads are reported with their attention S1+1 → S1
- * (`attention.s1NextToS1`) but not filtered by it. Thresholds are headlens' (the paper picks heads by eye
- * from the patching plots).
+ * Copy scores (§3.1, their `check_copy_circuit`): the residual stream after block 0 at IO, S1 and S2, through the
+ * head's ln1, its OV circuit (with b_V) and ln_final, unembedded: the share of those name positions whose name is
+ * among the top 5 logits (`copyScores.positive`), and with the output negated (`copyScores.negative`, for negative
+ * name movers). Wang et al. report over 95 % for the name movers and 98 % (negated) for the negative ones. Their
+ * code applies block 1's ln1 for every head; here each head's own ln1.
+ * Deviations that remain: the copy score is reported, not a filter (the paper uses it to confirm the heads the
+ * patching found); previous-token heads are reported with their attention S1+1 → S1 (`attention.s1NextToS1`) but
+ * not filtered by it. Thresholds are headlens' (the paper picks heads by eye from the patching plots).
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
@@ -81,6 +84,8 @@ export interface IoiClasses {
    * (0 for layers a step does not sweep): negative where the path carries the logit difference.
    */
   tables: Record<'logits' | 'sInhibition' | 'values' | 'keys', number[][]>;
+  /** Copy scores per head [n_layers][n_heads] (see the module essay): name in the top 5 of the head's OV output, and of its negation. */
+  copyScores: { positive: number[][]; negative: number[][] };
   /** Mean attention on clean prompts: END→IO, END→S1 (endToS), END→S2, S2→S1+1, S2→S1, S1+1→S1. */
   attention: Record<'endToIo' | 'endToS' | 'endToS2' | 's2ToS1Next' | 's2ToS1' | 's1NextToS1', number[][]>;
   settings: Record<string, unknown>;
@@ -100,6 +105,53 @@ function meanAttention(model: HookedTransformer, prompts: IoiTokens[], from: (p:
     a.forEach((row, l) => row.forEach((v, h) => (out[l][h] += v / prompts.length)));
   }
   return out;
+}
+
+/**
+ * Wang et al.'s copy score of every head: at each prompt's IO, S1 and S2, the residual stream after block 0 through
+ * the head's ln1, W_V (+ b_V) and W_O, then ln_final and the unembedding; the share of positions whose name is in
+ * the top `k` (5) logits, for the output (`positive`) and its negation (`negative`).
+ */
+export function ioiCopyScores(model: HookedTransformer, prompts: IoiTokens[], k = 5): { positive: number[][]; negative: number[][] } {
+  const { n_layers, n_heads, d_model } = model.cfg;
+  const group = n_heads / (model.cfg.n_key_value_heads ?? n_heads);
+  const resid = actName('resid_post', 0);
+  const rows: tf.Tensor[] = [];
+  const names: number[] = [];
+  for (const p of prompts) {
+    const { logits, cache } = model.runWithCache([p.clean], { names: [resid] });
+    const positions = [p.ioPos, p.s1Pos, p.s2Pos];
+    rows.push(tf.tidy(() => tf.concat(positions.map((i) => cache.get(resid).slice([0, i, 0], [1, 1, d_model]).reshape([1, d_model])))));
+    names.push(p.io, p.s, p.s);
+    cache.dispose();
+    logits.dispose();
+  }
+  const positive = zeros(n_layers, n_heads);
+  const negative = zeros(n_layers, n_heads);
+  try {
+    const x0 = tf.concat(rows) as tf.Tensor2D; // [prompt·3, d_model]
+    try {
+      for (let l = 0; l < n_layers; l++) for (let h = 0; h < n_heads; h++) {
+        const g = Math.floor(h / group);
+        const [pos, neg] = tf.tidy(() => {
+          const a = `blocks.${l}.attn`;
+          const x = model.applyNorm(`blocks.${l}.ln1`, x0) as tf.Tensor2D;
+          let v = tf.matMul(x, model.param(`${a}.W_V`).slice([g, 0, 0], [1, -1, -1]).squeeze([0]) as tf.Tensor2D); // [rows, d_head]
+          if (model.cfg.attn_qkv_bias) v = v.add(model.param(`${a}.b_V`).slice([g, 0], [1, -1]));
+          const o = tf.matMul(v, model.param(`${a}.W_O`).slice([h, 0, 0], [1, -1, -1]).squeeze([0]) as tf.Tensor2D); // [rows, d_model]
+          const top = (y: tf.Tensor) => tf.topk(model.unembed(model.applyNorm('ln_final', y)) as tf.Tensor2D, k).indices.arraySync() as number[][];
+          return [top(o), top(o.neg())];
+        });
+        positive[l][h] = pos.filter((ids, i) => ids.includes(names[i])).length / names.length;
+        negative[l][h] = neg.filter((ids, i) => ids.includes(names[i])).length / names.length;
+      }
+    } finally {
+      x0.dispose();
+    }
+  } finally {
+    for (const r of rows) r.dispose();
+  }
+  return { positive, negative };
 }
 
 /**
@@ -183,6 +235,7 @@ export function ioiHeadClasses(model: HookedTransformer, prompts: IoiTokens[], o
   // the clean/corrupted metrics are the same in every sweep; keep the ones of the logits sweep
   return {
     classes: { nameMovers, negativeNameMovers, backupNameMovers, sInhibition, induction, duplicateToken, previousToken },
+    copyScores: ioiCopyScores(model, prompts),
     nameMoverStrength: tables.logits.map((row) => row.map((x) => -x)),
     tables,
     attention,
@@ -196,6 +249,7 @@ export function ioiHeadClasses(model: HookedTransformer, prompts: IoiTokens[], o
       patchedAt: positions === 'paper' ? { logits: 'END', q: 'END', v: 'S2', k: 'S1+1' } : 'every position',
       normalise,
       effect: normalise === 'clean' ? '(patched − clean) / clean' : '(patched − clean) / |clean − corrupted|',
+      copyScore: 'resid after block 0 at IO, S1, S2 → ln1 → OV → ln_final → unembed: name in the top 5 (reported, not a filter)',
     },
     clean: cleanLd,
     corrupted: corruptLd,
