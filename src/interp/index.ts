@@ -31,9 +31,9 @@ export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retriev
 export { correctLetterScores, correctLetterScorer, headLogitContributions, labelMutationScores, letterContrast, qkSubspaceAnalysis, type CorrectLetterOptions, type LabelMutationResult, type QkSubspaceOptions, type QkSubspaceResult, type QkSubspaceRow } from './scores/correct_letter.js';
 export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './scores/temporal.js';
 export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './scores/task_metrics.js';
-export { ioiHeadClasses, type IoiClasses, type ClassHead } from './scores/ioi_classes.js';
+export { ioiHeadClasses, ioiCopyScores, type IoiClasses, type ClassHead } from './scores/ioi_classes.js';
 export { maskHeadsCheck, topRanked, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './scores/mask_heads.js';
-export { scanTask, ioiTask, SCAN_TASKS, taskCausalCheck, type ScanTask, type TaskSetup, type TaskCausal } from './scores/tasks.js';
+export { scanTask, ioiTask, chooseIoiLists, SCAN_TASKS, taskCausalCheck, type ScanTask, type TaskSetup, type TaskCausal, type IoiTaskOptions } from './scores/tasks.js';
 export { retrievalTaskWith, type RetrievalTaskOptions } from './scores/tasks/retrieval.js';
 export { scan, itemsHash, type ScanOptions } from './scores/scan.js';
 export { circuitSvd, type CircuitSvd, type CircuitSvdOptions, type SingularDirection, type TokenScore } from './weights/svd_interpreter.js';
