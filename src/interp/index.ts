@@ -13,6 +13,7 @@ export { edgeAttribution, type Edge, type EdgeAttribution, type EdgeAttributionO
 export { directLogitAttribution, dlaPerHead, dlaPerLayer, headDla, headDlaFromCache, directBias, type DlaOptions } from './attribution/dla.js';
 export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './attribution/logit_lens.js';
 export { attentionRollout, rolloutFromPatterns, type RolloutOptions } from './attribution/attention_rollout.js';
+export { decomposeAttentionScore, traceSparseCircuit, upstreamHeadRanking, type SparseOptions, type SparseTraceOptions, type ScoreTerm, type ScoreDecomposition, type UpstreamPart, type UpstreamContribution, type SparseEdge, type SparseCircuit } from './attribution/sparse_attention.js';
 export { qkCircuit, ovCircuit, fullQKCircuit, fullOVCircuit, headWeights, kvHead, embeddings, paramMatrix } from './weights/head_circuits.js';
 export { headLabel, parseHeadLabel } from './head_label.js';
 export { compositionScore, compositionScores, qComposition, kComposition, vComposition, randomBaseline, COMPOSITION_KINDS, type CompositionKind, type CompositionScores, type CompositionOptions, type HeadPairScore } from './weights/composition.js';
