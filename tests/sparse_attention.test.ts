@@ -81,6 +81,20 @@ describe('decomposeAttentionScore', () => {
     }
   });
 
+  it('contrastKeyPos decomposes score(q, k) − score(q, k′): the sum and the parts per side add up', () => {
+    const a = decomposeAttentionScore(random, tokens, 2, 1, 6, 2, { fraction: 1 });
+    const b = decomposeAttentionScore(random, tokens, 2, 1, 6, 4, { fraction: 1 });
+    const c = decomposeAttentionScore(random, tokens, 2, 1, 6, 2, { contrastKeyPos: 4, fraction: 1 });
+    expect(c.score).toBeCloseTo(a.score - b.score, 4);
+    expect(c.sum).toBeCloseTo(a.sum - b.sum, 4);
+    expect(c.contrastKeyPos).toBe(4);
+    expect(c.upstream.reduce((s, u) => s + u.key, 0)).toBeCloseTo(c.carried, 4);
+    expect(c.upstream.reduce((s, u) => s + u.query, 0)).toBeCloseTo(c.carried, 4);
+    // the constant coordinate and ln1's bias cancel between the two keys
+    expect(c.upstream.find((u) => u.kind === 'ln_bias')!.key).toBeCloseTo(0, 10);
+    expect(() => traceSparseCircuit(random, tokens, { layer: 2, head: 0, queryPos: 6, keyPos: 2 }, { contrastKeyPos: 1 })).toThrow(/contrast/);
+  });
+
   it('bad positions, a bad fraction and rotary models are HeadlensErrors', () => {
     expect(() => decomposeAttentionScore(planted, tokens, 1, 0, 3, 5)).toThrow(/not in 0..3/);
     expect(() => decomposeAttentionScore(planted, tokens, 1, 0, 9, 0)).toThrow(/not in the prompt/);

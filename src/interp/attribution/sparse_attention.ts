@@ -45,6 +45,12 @@ import { checkHead, kvHead } from '../weights/head_circuits.js';
 export interface SparseOptions {
   /** Share of Σ|term| within which the carrying components must bring the score (default 0.9). */
   fraction?: number;
+  /**
+   * Decompose the difference score(query, key) − score(query, contrastKeyPos) instead (headlens' extension,
+   * not in the paper): what the softmax sees between two keys, e.g. a name mover's IO against S. The
+   * key side is then x̂_k − x̂_k′.
+   */
+  contrastKeyPos?: number;
 }
 
 export interface ScoreTerm {
@@ -80,7 +86,9 @@ export interface ScoreDecomposition {
   /** Position of the query and of the key in the prompt. */
   queryPos: number;
   keyPos: number;
-  /** q·k as the model computes it (hook_attn_scores × attention scale). */
+  /** With SparseOptions.contrastKeyPos: the key whose score is subtracted. */
+  contrastKeyPos?: number;
+  /** q·k as the model computes it (hook_attn_scores × attention scale), minus the contrast key's if given. */
   score: number;
   /** Σ terms: equals score up to rounding. */
   sum: number;
@@ -252,15 +260,18 @@ function checkOptions(model: HookedTransformer, fraction: number): void {
   if (!(fraction > 0 && fraction <= 1)) throw new HeadlensError(`fraction ${fraction} is not in (0, 1]`);
 }
 
-function decomposeWith(model: HookedTransformer, P: PromptParts, layer: number, head: number, queryPos: number, keyPos: number, fraction: number): ScoreDecomposition {
+function decomposeWith(model: HookedTransformer, P: PromptParts, layer: number, head: number, queryPos: number, keyPos: number, fraction: number, contrastKeyPos?: number): ScoreDecomposition {
   const { U, S, V } = augmentedSvd(model, layer, head);
   const nq = frozenNorm(model, layer, P.resid[layer][queryPos]);
   const nk = frozenNorm(model, layer, P.resid[layer][keyPos]);
+  const nc = contrastKeyPos === undefined ? undefined : frozenNorm(model, layer, P.resid[layer][contrastKeyPos]);
   const xq = Float64Array.from(nq.apply(P.resid[layer][queryPos]), (x, k) => x + nq.bias[k]);
   const xk = Float64Array.from(nk.apply(P.resid[layer][keyPos]), (x, k) => x + nk.bias[k]);
+  const xc = nc && Float64Array.from(nc.apply(P.resid[layer][contrastKeyPos!]), (x, k) => x + nc.bias[k]);
   const terms: ScoreTerm[] = Array.from(S, (sigma, i) => {
     const queryCoord = dotAug(xq, U, i, 1);
-    const keyCoord = dotAug(xk, V, i, 1);
+    // with a contrast key, the key side is x̂_k − x̂_k′ (the constant coordinate cancels)
+    const keyCoord = dotAug(xk, V, i, 1) - (xc ? dotAug(xc, V, i, 1) : 0);
     return { component: i, singularValue: sigma, queryCoord, keyCoord, term: sigma * queryCoord * keyCoord };
   });
   const sum = terms.reduce((s, t) => s + t.term, 0);
@@ -268,23 +279,28 @@ function decomposeWith(model: HookedTransformer, P: PromptParts, layer: number, 
   const carrying = carryingSet(terms, fraction);
   const carried = terms.filter((t) => carrying.includes(t.component)).reduce((s, t) => s + t.term, 0);
   const byComp = new Map(terms.map((t) => [t.component, t]));
-  const contribution = (yq: Float64Array, yk: Float64Array, one: number) => {
+  const contribution = (yq: Float64Array, yk: Float64Array, yc: Float64Array | undefined, one: number) => {
     let q = 0;
     let k = 0;
     for (const i of carrying) {
       const t = byComp.get(i)!;
       q += t.singularValue * dotAug(yq, U, i, one) * t.keyCoord;
-      k += t.singularValue * t.queryCoord * dotAug(yk, V, i, one);
+      k += t.singularValue * t.queryCoord * (dotAug(yk, V, i, one) - (yc ? dotAug(yc, V, i, one) : 0));
     }
     return { query: q, key: k };
   };
   const upstream: UpstreamContribution[] = P.parts
-    .map((part, c) => ({ ...part, ...contribution(nq.apply(P.values[c][queryPos]), nk.apply(P.values[c][keyPos]), 0) }))
+    .map((part, c) => ({
+      ...part,
+      ...contribution(nq.apply(P.values[c][queryPos]), nk.apply(P.values[c][keyPos]), nc?.apply(P.values[c][contrastKeyPos!]), 0),
+    }))
     .filter((u) => u.kind !== 'head' || u.layer! < layer);
-  upstream.push({ kind: 'ln_bias', label: `ln1.b${layer}+1`, ...contribution(nq.bias, nk.bias, 1) });
+  upstream.push({ kind: 'ln_bias', label: `ln1.b${layer}+1`, ...contribution(nq.bias, nk.bias, nc?.bias, 1) });
   upstream.sort((a, b) => Math.abs(b.query) + Math.abs(b.key) - Math.abs(a.query) - Math.abs(a.key));
-  const score = P.score[layer][head][queryPos][keyPos] * model.cfg.attn_scale! * (model.cfg.scale_attn_by_inverse_layer_idx ? layer + 1 : 1);
-  return { layer, head, label: headLabel(layer, head), queryPos, keyPos, score, sum, terms, carrying, carried, fraction, upstream };
+  const scale = model.cfg.attn_scale * (model.cfg.scale_attn_by_inverse_layer_idx ? layer + 1 : 1);
+  const row = P.score[layer][head][queryPos];
+  const score = (row[keyPos] - (contrastKeyPos === undefined ? 0 : row[contrastKeyPos])) * scale;
+  return { layer, head, label: headLabel(layer, head), queryPos, keyPos, ...(contrastKeyPos === undefined ? {} : { contrastKeyPos }), score, sum, terms, carrying, carried, fraction, upstream };
 }
 
 function checkPositions(tokens: number[], queryPos: number, keyPos: number): void {
@@ -309,7 +325,8 @@ export function decomposeAttentionScore(
   checkPositions(tokens, queryPos, keyPos);
   const fraction = opts.fraction ?? 0.9;
   checkOptions(model, fraction);
-  return decomposeWith(model, readParts(model, tokens, layer), layer, head, queryPos, keyPos, fraction);
+  if (opts.contrastKeyPos !== undefined) checkPositions(tokens, queryPos, opts.contrastKeyPos);
+  return decomposeWith(model, readParts(model, tokens, layer), layer, head, queryPos, keyPos, fraction, opts.contrastKeyPos);
 }
 
 export interface SparseTraceOptions extends SparseOptions {
@@ -359,6 +376,7 @@ export function traceSparseCircuit(
   const topUpstream = opts.topUpstream ?? 2;
   const depth = opts.depth ?? 2;
   checkOptions(model, fraction);
+  if (opts.contrastKeyPos !== undefined) throw new HeadlensError('traceSparseCircuit traces scores, not contrasts', 'leave contrastKeyPos out (decomposeAttentionScore takes it)');
   for (const [name, v] of [['topUpstream', topUpstream], ['depth', depth]] as const) {
     if (!(Number.isInteger(v) && v >= 1)) throw new HeadlensError(`${name} ${v} is not a positive integer`);
   }
@@ -397,7 +415,7 @@ export function traceSparseCircuit(
 /** Σ over prompts of each upstream head's contribution to one head's (query, key) score, per side: a ranking comparable with path patching's. */
 export function upstreamHeadRanking(
   model: HookedTransformer,
-  prompts: { tokens: number[]; queryPos: number; keyPos: number }[],
+  prompts: { tokens: number[]; queryPos: number; keyPos: number; contrastKeyPos?: number }[],
   layer: number,
   head: number,
   opts: SparseOptions = {},
@@ -405,7 +423,7 @@ export function upstreamHeadRanking(
   if (prompts.length === 0) throw new HeadlensError('upstreamHeadRanking needs at least one prompt');
   const sums = new Map<string, { label: string; layer: number; head: number; query: number; key: number }>();
   for (const p of prompts) {
-    const dec = decomposeAttentionScore(model, p.tokens, layer, head, p.queryPos, p.keyPos, opts);
+    const dec = decomposeAttentionScore(model, p.tokens, layer, head, p.queryPos, p.keyPos, { ...opts, contrastKeyPos: p.contrastKeyPos ?? opts.contrastKeyPos });
     for (const u of dec.upstream) {
       if (u.kind !== 'head') continue;
       const s = sums.get(u.label) ?? { label: u.label, layer: u.layer!, head: u.head!, query: 0, key: 0 };
