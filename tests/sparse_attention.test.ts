@@ -50,7 +50,7 @@ afterAll(() => {
 
 describe('decomposeAttentionScore', () => {
   it('a rank-1 QK (2·e3·e5ᵀ): one component, σ = 2, carries the score; the others are 0', () => {
-    const dec = decomposeAttentionScore(planted, tokens, 1, 0, 6, 3);
+    const dec = decomposeAttentionScore(planted, tokens, 1, 0, 6, 3, { fraction: 0.9 });
     expect(dec.terms[0].singularValue).toBeCloseTo(2, 6);
     expect(dec.carrying).toEqual([dec.terms[0].component]);
     for (const t of dec.terms.slice(1)) expect(t.term).toBeCloseTo(0, 6);
@@ -58,19 +58,30 @@ describe('decomposeAttentionScore', () => {
     expect(Math.abs(dec.score)).toBeGreaterThan(1e-3); // not a comparison of zeros
   });
 
-  it('the planted writer L0H0 carries the whole score through the key side, 0 through the query side; no other part writes along e5', () => {
-    const dec = decomposeAttentionScore(planted, tokens, 1, 0, 6, 3);
-    const l0h0 = dec.upstream.find((u) => u.label === 'L0H0')!;
-    expect(l0h0.key).toBeCloseTo(dec.score, 5);
+  it('the planted writer L0H0 is the only key-side part: exact share = the score; their projection = √2·sign(x_q[3])·x_k[5] (hand value)', () => {
+    const exact = decomposeAttentionScore(planted, tokens, 1, 0, 6, 3, { fraction: 0.9, measure: 'exact' });
+    const l0h0 = exact.upstream.find((u) => u.label === 'L0H0')!;
+    expect(l0h0.key).toBeCloseTo(exact.score, 5);
     expect(l0h0.query).toBeCloseTo(0, 6);
-    for (const u of dec.upstream.filter((x) => x.label !== 'L0H0')) expect(u.key).toBeCloseTo(0, 6);
-    const q = dec.upstream.reduce((s, u) => s + u.query, 0);
-    expect(q).toBeCloseTo(dec.score, 5);
+    for (const u of exact.upstream.filter((x) => x.label !== 'L0H0')) expect(u.key).toBeCloseTo(0, 6);
+    expect(exact.upstream.reduce((s, u) => s + u.query, 0)).toBeCloseTo(exact.score, 5);
+    // their measure: sign(x̂_q·u)·√σ·(ȳ·v); here u = ±e3, v = ±e5, σ = 2, no norm
+    const { logits, cache } = planted.runWithCache([tokens], { names: ['blocks.1.hook_resid_pre'] });
+    const resid = cache.get('blocks.1.hook_resid_pre').dataSync();
+    const xq3 = resid[6 * D + 3];
+    const xk5 = resid[3 * D + 5];
+    logits.dispose();
+    cache.dispose();
+    const proj = decomposeAttentionScore(planted, tokens, 1, 0, 6, 3, { fraction: 0.9 });
+    expect(proj.measure).toBe('projection');
+    expect(proj.upstream.find((u) => u.label === 'L0H0')!.key).toBeCloseTo(Math.SQRT2 * Math.sign(xq3) * xk5, 5);
+    expect(exact.score).toBeCloseTo(2 * xq3 * xk5, 4);
+    for (const u of proj.upstream.filter((x) => x.label !== 'L0H0')) expect(u.key).toBeCloseTo(0, 6);
   });
 
   it('on a random LayerNorm model the terms sum to the model’s score and the parts to the carried terms, per side', () => {
     for (const [l, h, qp, kp] of [[1, 0, 6, 2], [2, 1, 5, 5], [2, 0, 4, 0]]) {
-      const dec = decomposeAttentionScore(random, tokens, l, h, qp, kp, { fraction: 0.5 });
+      const dec = decomposeAttentionScore(random, tokens, l, h, qp, kp, { fraction: 0.5, measure: 'exact' });
       expect(dec.sum).toBeCloseTo(dec.score, 4);
       expect(dec.terms.length).toBe(4);
       const q = dec.upstream.reduce((s, u) => s + u.query, 0);
@@ -78,21 +89,28 @@ describe('decomposeAttentionScore', () => {
       expect(q).toBeCloseTo(dec.carried, 4);
       expect(k).toBeCloseTo(dec.carried, 4);
       expect(dec.upstream.filter((u) => u.kind === 'head').length).toBe(2 * l);
+      // their carrying rule (utils.get_components_used): terms sorted along the sum's sign, first running share > fraction
+      const sign = dec.sum >= 0 ? 1 : -1;
+      const sorted = [...dec.terms].sort((a, b) => sign * (b.term - a.term));
+      let run = 0;
+      let n = 0;
+      while (n < sorted.length && !(run / dec.sum > 0.5)) run += sorted[n++].term;
+      expect(dec.carrying).toEqual(sorted.slice(0, n).map((t) => t.component));
     }
   });
 
   it('contrastKeyPos decomposes score(q, k) − score(q, k′): the sum and the parts per side add up', () => {
     const a = decomposeAttentionScore(random, tokens, 2, 1, 6, 2, { fraction: 1 });
     const b = decomposeAttentionScore(random, tokens, 2, 1, 6, 4, { fraction: 1 });
-    const c = decomposeAttentionScore(random, tokens, 2, 1, 6, 2, { contrastKeyPos: 4, fraction: 1 });
+    const c = decomposeAttentionScore(random, tokens, 2, 1, 6, 2, { contrastKeyPos: 4, fraction: 1, measure: 'exact' });
     expect(c.score).toBeCloseTo(a.score - b.score, 4);
     expect(c.sum).toBeCloseTo(a.sum - b.sum, 4);
     expect(c.contrastKeyPos).toBe(4);
     expect(c.upstream.reduce((s, u) => s + u.key, 0)).toBeCloseTo(c.carried, 4);
     expect(c.upstream.reduce((s, u) => s + u.query, 0)).toBeCloseTo(c.carried, 4);
-    // the constant coordinate and ln1's bias cancel between the two keys
-    expect(c.upstream.find((u) => u.kind === 'ln_bias')!.key).toBeCloseTo(0, 10);
-    expect(() => traceSparseCircuit(random, tokens, { layer: 2, head: 0, queryPos: 6, keyPos: 2 }, { contrastKeyPos: 1 })).toThrow(/contrast/);
+    // the constant coordinate (which holds ln1's folded bias) cancels between the two keys
+    expect(c.upstream.find((u) => u.kind === 'constant')!.key).toBeCloseTo(0, 10);
+    expect(() => traceSparseCircuit(random, tokens, { layer: 2, head: 0, queryPos: 6, keyPos: 2 }, { contrastKeyPos: 1 } as never)).toThrow(/contrast/);
   });
 
   it('bad positions, a bad fraction and rotary models are HeadlensErrors', () => {
@@ -106,17 +124,27 @@ describe('decomposeAttentionScore', () => {
 });
 
 describe('traceSparseCircuit', () => {
-  it('from the planted receiver, the key-side edge with share 1 comes from L0H0 at the key position', () => {
-    const c = traceSparseCircuit(planted, tokens, { layer: 1, head: 0, queryPos: 6, keyPos: 3 }, { topUpstream: 1, depth: 2 });
-    const key = c.edges.filter((e) => e.side === 'key');
-    expect(key).toHaveLength(1);
-    expect(key[0]).toMatchObject({ from: 'L0H0', fromPos: 3, to: 'L1H0' });
-    expect(key[0].share).toBeCloseTo(1, 5);
-    expect(c.nodes[0]).toMatchObject({ head: 'L1H0', queryPos: 6, keyPos: 3, carrying: [expect.any(Number)] });
-    expect(c.nodes.length).toBeGreaterThan(1); // the upstream heads were traced in turn
-    expect(c.settings).toEqual({ fraction: 0.9, topUpstream: 1, depth: 2 });
-    const rank = upstreamHeadRanking(planted, [{ tokens, queryPos: 6, keyPos: 3 }], 1, 0);
-    expect(rank.find((r) => r.label === 'L0H0')!.key).toBeCloseTo(c.nodes[0].score, 5);
+  it('from the planted receiver, the only key-side edge comes from L0H0 at the key position; the settings are recorded', () => {
+    const { logits, cache } = planted.runWithCache([tokens], { names: ['blocks.1.attn.hook_pattern'] });
+    const pat = cache.get('blocks.1.attn.hook_pattern').arraySync() as number[][][][];
+    logits.dispose();
+    cache.dispose();
+    const row = pat[0][0][6];
+    const key = row.indexOf(Math.max(...row.slice(1))); // where L1H0 attends most from position 6 (not 0)
+    const c = traceSparseCircuit(planted, tokens, { layer: 1, head: 0, queryPos: 6, keyPos: key }, { attnThreshold: Math.min(0.5, row[key]) });
+    expect(c.skipped).toBeUndefined();
+    const keyEdges = c.edges.filter((e) => e.side === 'key');
+    expect(keyEdges).toHaveLength(1);
+    expect(keyEdges[0]).toMatchObject({ from: 'L0H0', fromPos: key, to: 'L1H0' });
+    expect(c.nodes[0]).toMatchObject({ head: 'L1H0', queryPos: 6, keyPos: key });
+    expect(c.settings).toMatchObject({ fraction: 1, measure: "projection", edgeFraction: 0.7, depth: null, positiveScoresOnly: true });
+    const rank = upstreamHeadRanking(planted, [{ tokens, queryPos: 6, keyPos: key }], 1, 0, { measure: 'exact' });
+    expect(rank.find((r) => r.label === 'L0H0')!.key).toBeCloseTo(c.nodes[0].score, 4);
+    // a pair where the head does not fire is not traced, and says why
+    const weak = row.indexOf(Math.min(...row.slice(1)));
+    const none = traceSparseCircuit(planted, tokens, { layer: 1, head: 0, queryPos: 6, keyPos: weak }, { attnThreshold: 0.99 });
+    expect(none.skipped).toMatch(/does not fire/);
+    expect(none.edges).toHaveLength(0);
   });
 
   it('decomposeAttentionScore and traceSparseCircuit, 10 times, leave numTensors unchanged', () => {

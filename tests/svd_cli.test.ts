@@ -75,7 +75,7 @@ describe('headlens svd and composition output', () => {
     const r = await inProcess('svd', '--model', path.join(FIXTURES, 'gpt2'), '--layer', '1', '--head', '2', '--circuit', 'qk', '--prompt', '3,17,5,9,2,11', '--key-pos', '1', '--json');
     expect(r.code, r.stderr).toBe(0);
     const got = JSON.parse(r.stdout) as { head: string; query_pos: number; score: number; terms: { term: number }[]; carrying: number[]; upstream: { label: string }[] };
-    expect(got).toMatchObject({ head: 'L1H2', query_pos: 5, key_pos: 1, fraction: 0.9 });
+    expect(got).toMatchObject({ head: 'L1H2', query_pos: 5, key_pos: 1, fraction: 1, measure: 'projection' });
     expect(got.terms).toHaveLength(8);
     expect(got.terms.reduce((s, t) => s + t.term, 0)).toBeCloseTo(got.score, 3);
     expect(got.carrying.length).toBeGreaterThan(0);

@@ -61,7 +61,9 @@ export interface ScoreReport {
   key_pos: number;
   contrast_key_pos?: number;
   score: number;
+  attention: number;
   fraction: number;
+  measure: 'projection' | 'exact';
   terms: { component: number; singular_value: number; term: number }[];
   carrying: number[];
   carried: number;
@@ -76,7 +78,9 @@ export function scoreReport(model: string, d: ScoreDecomposition, top: number): 
     key_pos: d.keyPos,
     ...(d.contrastKeyPos === undefined ? {} : { contrast_key_pos: d.contrastKeyPos }),
     score: d.score,
+    attention: d.attention,
     fraction: d.fraction,
+    measure: d.measure,
     terms: d.terms.map((t) => ({ component: t.component, singular_value: t.singularValue, term: t.term })),
     carrying: d.carrying,
     carried: d.carried,
@@ -87,10 +91,10 @@ export function scoreReport(model: string, d: ScoreDecomposition, top: number): 
 export function formatScore(r: ScoreReport): string {
   const what = r.contrast_key_pos === undefined ? `score ${r.query_pos}→${r.key_pos}` : `score ${r.query_pos}→${r.key_pos} − ${r.query_pos}→${r.contrast_key_pos}`;
   const lines = [
-    `${r.head} of ${r.model}: ${what} = ${r.score.toPrecision(5)} (q·k before the scale); ${r.carrying.length} of ${r.terms.length} components carry it within ${Math.round((1 - r.fraction) * 100)} %`,
+    `${r.head} of ${r.model}: ${what} = ${r.score.toPrecision(5)} (q·k before the scale; attention ${r.attention.toFixed(3)}); ${r.carrying.length} of ${r.terms.length} components carry it past ${r.fraction} of it`,
   ];
   for (const t of r.terms.filter((x) => r.carrying.includes(x.component))) lines.push(`  σ${t.component} = ${t.singular_value.toPrecision(5)}: term ${t.term.toPrecision(5)}`);
-  lines.push('upstream parts through the carrying components (query side, key side):');
+  lines.push(`upstream parts through the carrying components (${r.measure}; query side, key side):`);
   for (const u of r.upstream) lines.push(`  ${u.label.padEnd(10)} ${u.query.toFixed(4).padStart(12)} ${u.key.toFixed(4).padStart(12)}`);
   return lines.join('\n');
 }
@@ -112,7 +116,8 @@ export const svdCommand = defineCommand({
     'query-pos': option(nonNegativeInt().optional(), { description: 'with --prompt: the query position (default: the last)', value: 'Q', example: '14' }),
     'key-pos': option(nonNegativeInt().optional(), { description: 'with --prompt: the key position', value: 'K', example: '2' }),
     'contrast-key-pos': option(nonNegativeInt().optional(), { description: 'with --prompt: decompose score(Q, K) − score(Q, this key) instead', value: 'K2', example: '10' }),
-    fraction: option(positiveNumber().optional(), { description: 'with --prompt: share of Σ|term| the carrying components must reach (default 0.9)', value: 'F', example: '0.9' }),
+    fraction: option(positiveNumber().optional(), { description: 'with --prompt: the carrying components must pass this share of the score (default 1, Franco & Crovella\'s full tracing)', value: 'F', example: '0.7' }),
+    measure: option(z.enum(['projection', 'exact']).optional(), { description: 'with --prompt: projection (theirs: sign·√σ·projection) or exact (additive shares of the score)' }),
     top: option(nonNegativeInt().default(8), { description: 'with --prompt: upstream parts to list', value: 'N', example: '8' }),
     ...bosOptions(),
   },
@@ -125,7 +130,7 @@ export const svdCommand = defineCommand({
         const tokens = rows[0];
         if (v['key-pos'] === undefined) throw new HeadlensError('--prompt needs --key-pos', 'e.g. --key-pos 0');
         const q = v['query-pos'] ?? tokens.length - 1;
-        const d = decomposeAttentionScore(model, tokens, v.layer, v.head, q, v['key-pos'], { fraction: v.fraction, contrastKeyPos: v['contrast-key-pos'] });
+        const d = decomposeAttentionScore(model, tokens, v.layer, v.head, q, v['key-pos'], { fraction: v.fraction, measure: v.measure, contrastKeyPos: v['contrast-key-pos'] });
         const report = scoreReport(model.cfg.model_name, d, v.top);
         console.log(v.json ? JSON.stringify(report) : formatScore(report));
         return;
