@@ -1,6 +1,6 @@
 /**
- * `headlens bench --long`: prefill and decoding at long contexts on a real model shape (random weights made on
- * the backend, nothing downloaded), one prompt at a time, as retrieval-head and needle-in-a-haystack work runs.
+ * `headlens bench --long`: prefill and decoding at long contexts on a real model shape (random rank-64 weights
+ * made on the backend, RandomInit.lowRank; nothing downloaded), one prompt at a time, as retrieval-head and needle-in-a-haystack work runs.
  * For each context length L it measures
  *   prefill      one forward of [1, L] tokens, logits of the last position only (ForwardOptions.logits 'last'),
  *                attention sliced by query rows where the scores would be large (attention.ts);
@@ -94,7 +94,8 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
     );
   }
   log(`bench --long: making ${preset} (random weights) on ${currentBackend()?.name}`);
-  const model = HookedTransformer.random(cfg, { seed: opts.seed ?? 0 });
+  // rank-64 random weights drawn on the backend (RandomInit.lowRank): a full draw in JavaScript would take minutes
+  const model = HookedTransformer.random(cfg, { seed: opts.seed ?? 0, lowRank: 64 });
   // the fused QKV weights are made on first use: once here, so no context's peak counts them
   model.runWithHooks([[0]], { logits: 'last' }).dispose();
   const weightBytes = uniqueBytes(model.paramNames().map((n) => model.param(n)));

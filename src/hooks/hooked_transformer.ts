@@ -11,7 +11,7 @@ import type { Interceptor } from '../model/hook_point.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { KVCache } from '../model/kv_cache.js';
 import { maskRows, type AttentionMaskInput } from '../model/padding.js';
-import { Transformer, type ForwardOptions, type TokenInput } from '../model/transformer.js';
+import { Transformer, type ForwardOptions, type RandomInit, type TokenInput } from '../model/transformer.js';
 import { hookAxes, layerOf, nearest } from './act_name.js';
 import { ActivationCache } from './activation_cache.js';
 import { generate, generateAsync, type GenerateOptions, type GenerateResult } from './generate.js';
@@ -202,7 +202,7 @@ export class HookedTransformer extends Transformer {
     return this.tokenizer;
   }
 
-  static override random(cfg: HookedConfig, opts: { seed?: number; std?: number } = {}): HookedTransformer {
+  static override random(cfg: HookedConfig, opts: RandomInit = {}): HookedTransformer {
     const base = Transformer.random(cfg, opts);
     return HookedTransformer.from(base);
   }

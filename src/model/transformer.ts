@@ -112,7 +112,7 @@ export class Transformer {
   }
 
   /** A model with random weights (normal, std 0.02 by default; norms at 1, biases 0). For tests and benchmarks. */
-  static random(cfg: HookedConfig, opts: { seed?: number; std?: number } = {}): Transformer {
+  static random(cfg: HookedConfig, opts: RandomInit = {}): Transformer {
     return new Transformer(cfg, randomParams(cfg, opts));
   }
 
@@ -467,6 +467,30 @@ export function causalMask(pos: number, window: number | null, offset = 0): tf.T
   return tf.tensor2d(m, [pos, keys]);
 }
 
+/** How random weights are drawn (Transformer.random). */
+export interface RandomInit {
+  seed?: number;
+  /** Standard deviation of each weight (default 0.02); norm weights are 1 and biases 0. */
+  std?: number;
+  /**
+   * Draw each weight matrix as A·B / √r with A [rows, r] and B [r, cols] standard normal: entries with the
+   * given std, made on the backend by one matmul. tfjs draws normals in JavaScript (about 7M a second here),
+   * so a 7B-parameter shape would take minutes to draw in full; benchmarks of real shapes use r = 64. The
+   * weights are then of rank r, which changes no timing and no memory use.
+   */
+  lowRank?: number;
+}
+
+function lowRankNormal(shape: number[], std: number, r: number, seed: number): tf.Tensor {
+  const cols = shape[shape.length - 1];
+  const rows = shape.reduce((a, b) => a * b, 1) / cols;
+  return tf.tidy(() => {
+    const a = tf.randomNormal([rows, r], 0, 1, 'float32', seed);
+    const b = tf.randomNormal([r, cols], 0, std / Math.sqrt(r), 'float32', seed + 1);
+    return tf.matMul(a, b).reshape(shape);
+  });
+}
+
 /**
  * tfjs' random ops take a seed of 0 for "no seed" (`seed ? seed : Math.random()`), so seed 0 is mapped to
  * another fixed value; every other seed is passed as it is (the toy zoo's recipes were trained with those).
@@ -476,7 +500,7 @@ function tfjsSeed(seed: number): number {
 }
 
 /** A seeded random parameter set: a small normal everywhere, norms at 1, biases at 0. */
-export function randomParams(cfg: HookedConfig, opts: { seed?: number; std?: number } = {}): Record<string, tf.Tensor> {
+export function randomParams(cfg: HookedConfig, opts: RandomInit = {}): Record<string, tf.Tensor> {
   const std = opts.std ?? 0.02;
   let seed = opts.seed ?? 0;
   const out: Record<string, tf.Tensor> = {};
@@ -484,6 +508,7 @@ export function randomParams(cfg: HookedConfig, opts: { seed?: number; std?: num
     const leaf = name.slice(name.lastIndexOf('.') + 1);
     if (leaf === 'w') out[name] = tf.ones(shape);
     else if (leaf.startsWith('b')) out[name] = tf.zeros(shape);
+    else if (opts.lowRank) out[name] = lowRankNormal(shape, std, opts.lowRank, tfjsSeed(seed++));
     else out[name] = tf.randomNormal(shape, 0, std, 'float32', tfjsSeed(seed++));
   }
   if (cfg.tie_word_embeddings) {
