@@ -19,7 +19,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { HeadlensError } from '../errors.js';
 import { registerWasmKernels } from './wasm_kernels.js';
-import { guardWebGPU, type WebGPUBackendLike } from './webgpu_guard.js';
+import { guardWebGPU, releasePooledBuffers, type WebGPUBackendLike } from './webgpu_guard.js';
 import { refuseSyncReads, type SyncReadBackend } from './webgpu_sync_read.js';
 
 export const BACKENDS = ['webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -205,4 +205,12 @@ async function startWasm(): Promise<string> {
   await setBackend('wasm');
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   return `CPU through WebAssembly (${simd ? 'SIMD' : 'no SIMD'}, one thread)`;
+}
+
+/**
+ * Gives the webgpu backend's pooled free buffers back to the device (webgpu_guard.ts releasePooledBuffers); 0 on
+ * other backends. For long runs over several shapes, between shapes.
+ */
+export function releaseGpuPool(): number {
+  return tf.getBackend() === 'webgpu' ? releasePooledBuffers(tf.backend() as unknown as { bufferManager: unknown }) : 0;
 }

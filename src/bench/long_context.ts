@@ -14,7 +14,7 @@
  * next one still runs. Times are wall-clock on GPUs and CPU time on CPU backends (timing.ts).
  */
 import * as tf from '@tensorflow/tfjs';
-import { currentBackend } from '../backend/index.js';
+import { currentBackend, releaseGpuPool } from '../backend/index.js';
 import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { makeConfig, type HookedConfigInput } from '../model/config.js';
 import { Random } from '../util/random.js';
@@ -104,6 +104,9 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
   const rows: LongBenchRow[] = [];
   try {
     for (const L of contexts) {
+      // the pools of the last context's shapes go back to the device first (webgpu_guard.ts)
+      const freed = releaseGpuPool();
+      if (freed) log(`bench --long: ${(freed / 2 ** 30).toFixed(2)} GiB of pooled GPU buffers released`);
       const row: LongBenchRow = { context: L };
       rows.push(row);
       const prompt = [Array.from({ length: L }, () => rng.int(0, cfg.d_vocab))];

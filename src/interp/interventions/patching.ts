@@ -111,10 +111,13 @@ function stackedHooks(source: ActivationCache, chunk: PatchSite[], B: number): F
     name,
     (act) => {
       const rest = act.shape.slice(1);
+      const last = rest[rest.length - 1];
+      const per = rest.slice(0, -1).reduce((x, y) => x * y, 1);
       const src = source.get(name); // [B, …rest]
-      const mask = variantMask(name, rest, V, list); // [V, 1, …rest with the last axis 1]
-      const a = act.reshape([V, B, ...rest]);
-      const patched = tf.where(mask, src.expandDims(0), a); // the source's values exactly where masked
+      const mask = variantMask(name, rest, V, list).reshape([V, 1, per, 1]); // [V, 1, …rest with the last axis 1], flattened
+      // rank 4 throughout: tfjs' WebGPU backend has no 5-d where, and tiles a 5-d tensor on the CPU
+      const a = act.reshape([V, B, per, last]);
+      const patched = tf.where(mask, src.reshape([1, B, per, last]), a); // the source's values exactly where masked
       return patched.reshape(act.shape);
     },
   ]);
