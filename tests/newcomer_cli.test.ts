@@ -27,3 +27,17 @@ describe('composition --top', () => {
     expect(r.stderr).toMatch(/--top 1000000000000 is more than 16, the number of pairs of heads in different layers of .*e\.g\. --top 16/);
   });
 });
+
+describe('toy-induction-2l within its trained context', () => {
+  it('scan --model toy-induction-2l --task induction stays within the 33 tokens it was trained on and finds L1H0 near 0.5', async () => {
+    const r = await inProcess('scan', '--model', 'toy-induction-2l', '--task', 'induction', '--json', '--backend', 'wasm');
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.settings.length).toBeLessThanOrEqual(33);
+    expect(out.top[0]).toMatchObject({ layer: 1, head: 0 });
+    // at most ≈ 0.5 on [BOS, s, s] (only the second copy has targets); the model card measures 0.480 at |s| = 16
+    expect(out.top[0].score).toBeGreaterThan(0.45);
+    const info = await inProcess('info', '--model', 'toy-induction-2l', '--backend', 'wasm');
+    expect(info.stdout).toMatch(/n_ctx 64 \(trained on 33 tokens/);
+  });
+});

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import { HookedTransformer } from '../hooks/hooked_transformer.js';
+import { usableCtx } from '../model/config.js';
 import { Random } from '../util/random.js';
 import { zooModels } from '../loading/load.js';
 import { inductionSequences } from '../datasets/induction.js';
@@ -39,8 +40,8 @@ export const demoCommand = defineCommand({
       console.log(formatInfo(modelInfo(model)));
       // a long text is cut to what the model and a readable picture can take; a model without a tokenizer
       // (the toy zoo) gets a random span repeated, the input on which induction heads show themselves
-      const maxLen = Math.min(model.cfg.n_ctx, 24);
-      const half = Math.min(16, Math.floor((model.cfg.n_ctx - 1) / 2));
+      const maxLen = Math.min(usableCtx(model.cfg), 24);
+      const half = Math.min(16, Math.floor((usableCtx(model.cfg) - 1) / 2));
       // whatever this model cannot show is skipped and said, never an error: the demo runs on any folder headlens loads
       const skipped: string[] = [];
       // a BOS id outside the vocabulary (tiny checkpoints keep GPT-2's 50256) cannot be fed: the prompts go without it

@@ -61,6 +61,11 @@ export const ConfigSchema = z
     unembed_bias: z.boolean().default(false),
     /** Keys farther back than this are masked (Mistral); null: full causal attention. */
     sliding_window: int.positive().nullable().default(null),
+    /**
+     * The longest sequence the model was trained on, where that is shorter than n_ctx (toy-induction-2l: 33 of 64; the
+     * positions past it were never trained). Scans and the demo default to sequences that fit it. null: n_ctx.
+     */
+    trained_ctx: int.positive().nullable().default(null),
     bos_token_id: int.nonnegative().nullable().default(null),
     eos_token_id: int.nonnegative().nullable().default(null),
   })
@@ -83,6 +88,11 @@ export const ConfigSchema = z
       }
     }
   });
+
+/** The longest sequence the model handles as trained: trained_ctx where declared, else n_ctx. */
+export function usableCtx(cfg: Pick<HookedConfig, 'n_ctx' | 'trained_ctx'>): number {
+  return Math.min(cfg.n_ctx, cfg.trained_ctx ?? cfg.n_ctx);
+}
 
 export type HookedConfigInput = z.input<typeof ConfigSchema>;
 type Parsed = z.output<typeof ConfigSchema>;
