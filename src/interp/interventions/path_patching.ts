@@ -73,6 +73,8 @@ export function pathPatch(model: HookedTransformer, senders: HeadRef[], receiver
  */
 export function pathPatchingSweep(model: HookedTransformer, receiver: Receiver, opts: PathPatchingOptions): Labelled {
   const { n_layers, n_heads } = model.cfg;
+  // the receiver first: the senders below are derived from it, so a bad receiver would surface as a sender the caller never named
+  checkReceiver(model, receiver);
   const upTo = receiver.kind === 'logits' ? n_layers : Math.min(...receiver.heads.map((h) => h.layer));
   if (upTo === 0) throw new HeadlensError('receivers in layer 0 have no sender heads before them', 'choose receivers in a later layer');
   const sets: HeadRef[][] = [];
@@ -90,14 +92,8 @@ export function pathPatchingSweep(model: HookedTransformer, receiver: Receiver, 
 /** The metric for each sender set (one value per set). */
 export function pathPatchMany(model: HookedTransformer, senderSets: HeadRef[][], receiver: Receiver, opts: PathPatchingOptions): Float64Array {
   const { cfg } = model;
+  checkReceiver(model, receiver);
   checkHeads(model, senderSets.flat(), 'sender');
-  if (receiver.kind === 'heads') {
-    checkHeads(model, receiver.heads, 'receiver');
-    if (receiver.heads.length === 0 || receiver.inputs.length === 0) throw new HeadlensError('receiver heads need at least one head and one input (q, k or v)');
-    for (const i of receiver.inputs) if (!['q', 'k', 'v'].includes(i)) throw new HeadlensError(`receiver input '${i}' is not q, k or v`);
-  } else if (receiver.kind !== 'logits') {
-    throw new HeadlensError(`unknown receiver kind '${(receiver as { kind: string }).kind}'`, "use { kind: 'logits' } or { kind: 'heads', heads, inputs }");
-  }
   const base = new BaseRun(model, opts.clean);
   const B = base.batch;
   const P = base.pos;
@@ -204,6 +200,18 @@ function runChunk(
     return runStacked(model, base, V, receiverFirst, hooks, metric);
   } finally {
     for (const t of step2.values()) t.dispose();
+  }
+}
+
+function checkReceiver(model: HookedTransformer, receiver: Receiver): void {
+  if (receiver?.kind === 'heads') {
+    if (!Array.isArray(receiver.heads) || !Array.isArray(receiver.inputs) || receiver.heads.length === 0 || receiver.inputs.length === 0) {
+      throw new HeadlensError('receiver heads need at least one head and one input (q, k or v)', "e.g. { kind: 'heads', heads: [{ layer: 1, head: 0 }], inputs: ['q'] }");
+    }
+    checkHeads(model, receiver.heads, 'receiver');
+    for (const i of receiver.inputs) if (!['q', 'k', 'v'].includes(i)) throw new HeadlensError(`receiver input '${i}' is not q, k or v`);
+  } else if (receiver?.kind !== 'logits') {
+    throw new HeadlensError(`unknown receiver kind '${(receiver as { kind?: string } | undefined)?.kind}'`, "use { kind: 'logits' } or { kind: 'heads', heads, inputs }");
   }
 }
 
