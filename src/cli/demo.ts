@@ -19,7 +19,7 @@ import { attentionPatternSVG } from '../viz/attention_pattern.js';
 import { writeAtlas } from '../viz/atlas.js';
 import { formatInfo, modelInfo } from './model_info.js';
 import { bosOptions, defineCommand, option } from './options.js';
-import { prependBosFlag } from './token_args.js';
+import { prependBosFlag, unknownWords } from './token_args.js';
 import { withModel } from './with_model.js';
 
 const DEFAULT_TEXT = 'When Mary and John went to the store, John gave a drink to';
@@ -53,6 +53,14 @@ export const demoCommand = defineCommand({
       }
       const bos = wantBos === false ? undefined : (model.bosToken() ?? undefined);
       if (wantBos !== false && bos === undefined && declared !== null && declared !== undefined) skipped.push(`the BOS token (config.json's bos_token_id ${declared} is outside the ${model.cfg.d_vocab}-token vocabulary)`);
+      if (v.text !== undefined && !model.tokenizer) {
+        console.error(`headlens: warning: --text is not used: ${model.cfg.model_name} has no tokenizer.json, so the demo draws a repeated random span of token ids`);
+      }
+      if (v.text !== undefined && model.tokenizer) {
+        // a word-level vocabulary turns unknown words into [UNK] without a word: say which
+        const lost = unknownWords(model, v.text);
+        if (lost.length) console.error(`headlens: warning: ${lost.length} word${lost.length > 1 ? 's' : ''} of --text ${lost.length > 1 ? 'are' : 'is'} not in ${model.cfg.model_name}'s vocabulary and became ${model.tokenizer.tokenText(model.tokenizer.unkId!)}: ${lost.slice(0, 10).join(', ')}${lost.length > 10 ? ', …' : ''}`);
+      }
       const ids = model.tokenizer
         ? model.toTokens(v.text ?? DEFAULT_TEXT, { prependBos: bos !== undefined })[0].slice(0, maxLen)
         : inductionSequences({ n: 1, halfLength: half, low: 1, high: model.cfg.d_vocab, bos, seed: 1 }).sequences[0];
