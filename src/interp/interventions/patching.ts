@@ -29,6 +29,7 @@ import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.
 import type { TokenInput } from '../../model/transformer.js';
 import { headAxisLabels, Labelled, layerAxis, posAxis, type Axis } from '../labelled.js';
 import { metricValue, type Metric } from '../metrics.js';
+import type { AttentionMaskInput } from '../../model/padding.js';
 import { BaseRun, runStacked, startLayer, variantsPerPass, type PassOptions } from './stacked_runs.js';
 
 /** One patched variant: at hook `name`, the slot of `head` (all heads if absent) at query position `pos` (all if absent). */
@@ -38,7 +39,14 @@ export interface PatchSite {
   pos?: number;
 }
 
-export type SweepOptions = PassOptions;
+export interface SweepOptions extends PassOptions {
+  /**
+   * [batch, pos] of 1 (real token) and 0 (padding) for a padded batch of prompts of unequal length, one mask for
+   * the clean and the corrupted prompts alike (src/model/padding.ts). A metric at one position must read a real
+   * token in every prompt: pad on the left.
+   */
+  attentionMask?: AttentionMaskInput;
+}
 
 /**
  * The metric (averaged over prompts) of `base` run once per site with that site's activation taken from
@@ -53,7 +61,7 @@ export function patchSites(
   metric: Metric,
   opts: SweepOptions = {},
 ): Float64Array {
-  const run = new BaseRun(model, base);
+  const run = new BaseRun(model, base, opts.attentionMask);
   try {
     for (const s of sites) checkSite(source, s, run.batch, run.pos);
     const per = variantsPerPass(model, run.batch, run.pos, opts);
@@ -178,8 +186,8 @@ export function patchComponents(model: HookedTransformer, components: PatchCompo
   const denoise = (opts.direction ?? 'denoising') === 'denoising';
   const [base, from] = denoise ? [opts.corrupted, opts.clean] : [opts.clean, opts.corrupted];
   const names = components.flatMap((c) => Array.from({ length: cfg.n_layers }, (_, l) => actName(HOOK[c], l)));
-  const { logits: srcLogits, cache } = model.runWithCache(from, { names });
-  const baseLogits = model.forward(base);
+  const { logits: srcLogits, cache } = model.runWithCache(from, { names, attentionMask: opts.attentionMask });
+  const baseLogits = model.forward(base, { attentionMask: opts.attentionMask });
   const baseline = { [denoise ? 'clean' : 'corrupted']: metricValue(opts.metric, srcLogits), [denoise ? 'corrupted' : 'clean']: metricValue(opts.metric, baseLogits) };
   srcLogits.dispose();
   baseLogits.dispose();
