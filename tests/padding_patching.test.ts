@@ -10,6 +10,7 @@ import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { activationPatching } from '../src/interp/interventions/patching.js';
+import { pathPatchingSweep } from '../src/interp/interventions/path_patching.js';
 import { logitDiff } from '../src/interp/metrics.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { FIXTURES } from './helpers.js';
@@ -66,6 +67,19 @@ describe.each(['gpt2', 'llama-gqa'])('%s', (name) => {
     const unmasked = activationPatching(model, 'head-out', { clean: clean.tokens, corrupted: corrupted.tokens, metric });
     expect(Math.max(...unmasked.values.map((v, i) => Math.abs(v - padded.values[i])))).toBeGreaterThan(1e-3);
   });
+});
+
+it('pathPatchingSweep(padded batch with its mask), to the logits and to a head\'s queries, = the mean over prompts of each alone', () => {
+  const model = models.get('gpt2')!; // 2 layers × 4 heads
+  const clean = leftPad(CLEAN);
+  const corrupted = leftPad(CORRUPTED);
+  for (const receiver of [{ kind: 'logits' as const }, { kind: 'heads' as const, heads: [{ layer: 1, head: 2 }], inputs: ['q' as const] }]) {
+    const padded = pathPatchingSweep(model, receiver, { clean: clean.tokens, corrupted: corrupted.tokens, attentionMask: clean.attentionMask, metric });
+    const alone = CLEAN.map((c, b) => pathPatchingSweep(model, receiver, { clean: [c], corrupted: [CORRUPTED[b]], metric }));
+    const worst = Math.max(...padded.values.map((v, i) => Math.abs(v - alone.reduce((a, r) => a + r.values[i], 0) / alone.length)));
+    expect(worst, receiver.kind).toBeLessThan(1e-4);
+    expect(padded.meta.clean).toBeCloseTo(alone.reduce((a, r) => a + (r.meta.clean as number), 0) / alone.length, 4);
+  }
 });
 
 it('a metric that reads padding (right padding, last position) is refused, naming the prompt', () => {

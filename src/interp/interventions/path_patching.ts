@@ -38,6 +38,7 @@ import type { TokenInput } from '../../model/transformer.js';
 import type { HeadRef } from './ablation.js';
 import { headAxisLabels, Labelled, layerAxis } from '../labelled.js';
 import type { Metric } from '../metrics.js';
+import type { AttentionMaskInput } from '../../model/padding.js';
 import { BaseRun, runStacked, variantsPerPass } from './stacked_runs.js';
 
 export type Receiver = { kind: 'logits' } | { kind: 'heads'; heads: HeadRef[]; inputs: ('q' | 'k' | 'v')[] };
@@ -48,6 +49,11 @@ export interface PathPatchingOptions {
   /** The prompts the senders' activations come from (new). */
   corrupted: TokenInput;
   metric: Metric;
+  /**
+   * [batch, pos] of 1 (real token) and 0 (padding) for a padded batch, one mask for the clean and the corrupted
+   * prompts (src/model/padding.ts); a metric at one position must read a real token in every prompt (pad on the left).
+   */
+  attentionMask?: AttentionMaskInput;
   /** Freeze MLP outputs to the clean run too (default false: recomputed, as in the IOI paper). */
   freezeMlps?: boolean;
   /** Sender sets per forward pass (default 32), within maxPassBytes. */
@@ -81,7 +87,7 @@ export function pathPatchingSweep(model: HookedTransformer, receiver: Receiver, 
   for (let l = 0; l < upTo; l++) for (let h = 0; h < n_heads; h++) sets.push([{ layer: l, head: h }]);
   const vals = pathPatchMany(model, sets, receiver, opts);
   const [clean, corrupted] = [opts.clean, opts.corrupted].map((t) => {
-    const logits = model.forward(t);
+    const logits = model.forward(t, { attentionMask: opts.attentionMask });
     const v = tf.tidy(() => opts.metric(logits).mean().dataSync()[0]);
     logits.dispose();
     return v;
@@ -94,13 +100,13 @@ export function pathPatchMany(model: HookedTransformer, senderSets: HeadRef[][],
   const { cfg } = model;
   checkReceiver(model, receiver);
   checkHeads(model, senderSets.flat(), 'sender');
-  const base = new BaseRun(model, opts.clean);
+  const base = new BaseRun(model, opts.clean, opts.attentionMask);
   const B = base.batch;
   const P = base.pos;
   const zNames = Array.from({ length: cfg.n_layers }, (_, l) => actName('z', l));
   const mlpNames = opts.freezeMlps && !cfg.attn_only ? Array.from({ length: cfg.n_layers }, (_, l) => actName('mlp_out', l)) : [];
-  const orig = model.runWithCache(opts.clean, { names: [...zNames, ...mlpNames] });
-  const fresh = model.runWithCache(opts.corrupted, { names: zNames });
+  const orig = model.runWithCache(opts.clean, { names: [...zNames, ...mlpNames], attentionMask: base.mask });
+  const fresh = model.runWithCache(opts.corrupted, { names: zNames, attentionMask: base.mask });
   orig.logits.dispose();
   fresh.logits.dispose();
   try {
@@ -187,7 +193,7 @@ function runChunk(
   const keep: FwdHook[] = [...targets.keys()].map((name): FwdHook => [name, (act) => void step2.set(name, tf.keep(act.reshape(act.shape)))]);
   const start2 = Math.min(senderStart, receiverFirst);
   try {
-    tf.tidy(() => model.runWithHooksFrom(start2, base.residPre(start2).tile([V, 1, 1]) as tf.Tensor3D, { fwdHooks: [...frozen, ...keep], stopAtLayer: receiverLast + 1 }).dispose());
+    tf.tidy(() => model.runWithHooksFrom(start2, base.residPre(start2).tile([V, 1, 1]) as tf.Tensor3D, { fwdHooks: [...frozen, ...keep], stopAtLayer: receiverLast + 1, attentionMask: base.stackedMask(V) }).dispose());
     const hooks: FwdHook[] = [...targets].map(([name, idx]): FwdHook => [
       name,
       (act) => {
