@@ -20,6 +20,7 @@ import path from 'node:path';
 import { HeadlensError } from '../errors.js';
 import { registerWasmKernels } from './wasm_kernels.js';
 import { guardWebGPU, type WebGPUBackendLike } from './webgpu_guard.js';
+import { refuseSyncReads, type SyncReadBackend } from './webgpu_sync_read.js';
 
 export const BACKENDS = ['webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -141,7 +142,13 @@ async function startWebGPU(): Promise<string> {
   // tfjs reads none of WebGPU's errors: a buffer over the device's limits would give silent wrong numbers
   const limits = guardWebGPU(tf.backend() as unknown as WebGPUBackendLike);
   const mib = (b: number) => `${Math.floor(b / 2 ** 20)} MiB`;
-  return `GPU adapter through ${via} (tensors up to ${mib(Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize))})`;
+  // tfjs' synchronous read needs OffscreenCanvas, which Node lacks (webgpu_sync_read.ts)
+  let reads = '';
+  if (typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas === 'undefined') {
+    refuseSyncReads(tf.backend() as unknown as SyncReadBackend);
+    reads = '; no synchronous reads in Node: use the async forms';
+  }
+  return `GPU adapter through ${via} (tensors up to ${mib(Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize))}${reads})`;
 }
 
 interface GPUish {
