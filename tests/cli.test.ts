@@ -95,7 +95,7 @@ describe('headlens on bad input exits 2 with one line naming the problem and the
   it.each(cases)('%s', async (_, args, pattern) => {
     const r = await headlens(...args);
     expect(r.code).toBe(2);
-    const text = args.length === 0 ? r.stdout : r.stderr.trim();
+    const text = args.length === 0 ? r.stderr : r.stderr.trim(); // no command: the usage, on stderr
     expect(text).toMatch(pattern);
     if (args.length) expect(text.split('\n')).toHaveLength(1);
   });

@@ -93,9 +93,14 @@ async function tryStart(name: BackendName): Promise<string | { error: string }> 
         return await startTensorflow();
       case 'wasm':
         return await startWasm();
-      case 'cpu':
+      case 'cpu': {
         await setBackend('cpu');
+        // tfjs' cpu backend prints a "Hi, looks like you are running TensorFlow.js in Node.js" banner at its first
+        // tensor; headlens already says which backend runs and why (info, --backend), so the banner is switched off
+        const cpu = tf.backend() as unknown as { firstUse?: boolean };
+        if (typeof cpu.firstUse === 'boolean') cpu.firstUse = false;
         return 'pure-JavaScript kernels (slow)';
+      }
     }
   } catch (e) {
     return { error: (e as Error).message.split('\n')[0] };

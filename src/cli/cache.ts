@@ -4,6 +4,8 @@ import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import { encodeSafetensors } from '../util/safetensors.js';
+import type { HookedConfig } from '../model/config.js';
+import { SHORT_NAMES, hookNames, namesForShort } from '../model/hook_names.js';
 import { bosOptions, defineCommand, modelOption, option } from './options.js';
 import { parseTokenRows, prependBosFlag } from './token_args.js';
 import { withModel } from './with_model.js';
@@ -14,7 +16,7 @@ export const cacheCommand = defineCommand({
     model: modelOption(),
     tokens: option(z.string().optional(), { description: 'token ids, rows separated by ";" (give this or --text)', value: '"1,2,3;4,5,6"' }),
     text: option(z.array(z.string()).optional(), { description: "text for the model's tokenizer, one row per --text (give this or --tokens)", value: '"…"' }),
-    names: option(z.string().default('all'), { description: 'the hook points to keep: all, or a comma-separated list', value: 'all|NAME,NAME' }),
+    names: option(z.string().default('all'), { description: "the hook points to keep: all, or a comma-separated list of hook names (blocks.0.attn.hook_pattern) or TransformerLens short names (pattern, z, resid_pre: every layer's); headlens hooks --model M lists them", value: 'all|NAME,NAME' }),
     out: option(
       z.string().regex(/\.safetensors$/, { error: (iss) => `--out ${String(iss.input)} should end in .safetensors` }),
       { description: 'the file to write', value: 'FILE.safetensors', example: 'acts.safetensors' },
@@ -27,7 +29,7 @@ export const cacheCommand = defineCommand({
     }
     await withModel(v, async (model) => {
       const rows = v.tokens !== undefined ? parseTokenRows(v.tokens) : model.toTokens(v.text!, { prependBos: prependBosFlag(v) });
-      const names = v.names === 'all' ? 'all' : v.names.split(',').map((s) => s.trim()).filter(Boolean);
+      const names = v.names === 'all' ? 'all' : resolveNames(model.cfg, v.names);
       const { logits, cache } = model.runWithCache(rows, { names });
       const tensors: Parameters<typeof encodeSafetensors>[0] = {
         logits: { dtype: 'F32', shape: logits.shape, data: (await logits.data()) as Float32Array },
@@ -44,3 +46,19 @@ export const cacheCommand = defineCommand({
     });
   },
 });
+
+/** `--names`: full hook names as they are, a short name ('pattern') as every layer's hook of that kind. */
+function resolveNames(cfg: HookedConfig, arg: string): string[] {
+  const all = new Set(hookNames(cfg, { withResult: true }));
+  const out: string[] = [];
+  for (const item of arg.split(',').map((s) => s.trim()).filter(Boolean)) {
+    // a full name (even a misspelt one) goes to runWithCache, whose error suggests the nearest hook point
+    if (all.has(item) || item.includes('hook_')) out.push(item);
+    else if (namesForShort(cfg, item).length) out.push(...namesForShort(cfg, item));
+    else {
+      const known = SHORT_NAMES.filter((s) => namesForShort(cfg, s).length);
+      throw new HeadlensError(`--names: '${item}' is neither a hook name of ${cfg.model_name} nor a short name (${known.join(', ')})`, `headlens hooks --model ${cfg.model_name} lists them`);
+    }
+  }
+  return [...new Set(out)];
+}

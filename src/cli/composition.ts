@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import { COMPOSITION_KINDS, compositionScores, type CompositionKind, type CompositionScores } from '../interp/weights/composition.js';
 import { defineCommand, modelOption, nonNegativeInt, option } from './options.js';
+import { checkAtMost, headPairCount } from './size_bounds.js';
 import { withModel } from './with_model.js';
 
 export function formatComposition(r: CompositionScores, model: string, top: number): string {
@@ -21,14 +22,18 @@ export const compositionCommand = defineCommand({
   options: {
     model: modelOption(),
     kind: option(z.enum(COMPOSITION_KINDS as [CompositionKind, ...CompositionKind[]]), { description: 'which input of the later head reads the earlier head’s output', example: 'k' }),
-    top: option(nonNegativeInt().default(10), { description: 'how many pairs to print (text output)', value: 'N', example: '10' }),
-    json: option(z.boolean().optional(), { description: 'print one JSON object with every pair' }),
+    top: option(nonNegativeInt().optional(), { description: "how many pairs to print, highest first (at most the model's number of head pairs)", value: 'N', example: '10', default: '10; with --json every pair' }),
+    json: option(z.boolean().optional(), { description: 'print one JSON object with the pairs (the --top N highest, or every pair) and total_pairs' }),
   },
   async run(v) {
     await withModel(v, (model) => {
       if (model.cfg.n_layers < 2) throw new HeadlensError(`${model.cfg.model_name} has one layer: no pair of heads in different layers`, 'composition needs at least 2 layers');
+      // bounded before the scores are computed: a --top beyond the pairs there are is a mistake, said at once
+      const pairs = headPairCount(model.cfg);
+      checkAtMost('top', v.top, pairs, `pairs of heads in different layers of ${model.cfg.model_name}`, false, 'the number of');
       const r = compositionScores(model, v.kind);
-      console.log(v.json ? JSON.stringify({ model: model.cfg.model_name, ...r }) : formatComposition(r, model.cfg.model_name, v.top));
+      const top = v.top ?? (v.json ? pairs : 10);
+      console.log(v.json ? JSON.stringify({ model: model.cfg.model_name, ...r, pairs: r.pairs.slice(0, top), total_pairs: r.pairs.length }) : formatComposition(r, model.cfg.model_name, top));
     });
   },
 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import { HookedTransformer } from '../hooks/hooked_transformer.js';
+import { usableCtx } from '../model/config.js';
 import { Random } from '../util/random.js';
 import { zooModels } from '../loading/load.js';
 import { inductionSequences } from '../datasets/induction.js';
@@ -18,7 +19,7 @@ import { attentionPatternSVG } from '../viz/attention_pattern.js';
 import { writeAtlas } from '../viz/atlas.js';
 import { formatInfo, modelInfo } from './model_info.js';
 import { bosOptions, defineCommand, option } from './options.js';
-import { prependBosFlag } from './token_args.js';
+import { prependBosFlag, unknownWords } from './token_args.js';
 import { withModel } from './with_model.js';
 
 const DEFAULT_TEXT = 'When Mary and John went to the store, John gave a drink to';
@@ -39,8 +40,8 @@ export const demoCommand = defineCommand({
       console.log(formatInfo(modelInfo(model)));
       // a long text is cut to what the model and a readable picture can take; a model without a tokenizer
       // (the toy zoo) gets a random span repeated, the input on which induction heads show themselves
-      const maxLen = Math.min(model.cfg.n_ctx, 24);
-      const half = Math.min(16, Math.floor((model.cfg.n_ctx - 1) / 2));
+      const maxLen = Math.min(usableCtx(model.cfg), 24);
+      const half = Math.min(16, Math.floor((usableCtx(model.cfg) - 1) / 2));
       // whatever this model cannot show is skipped and said, never an error: the demo runs on any folder headlens loads
       const skipped: string[] = [];
       // a BOS id outside the vocabulary (tiny checkpoints keep GPT-2's 50256) cannot be fed: the prompts go without it
@@ -52,6 +53,14 @@ export const demoCommand = defineCommand({
       }
       const bos = wantBos === false ? undefined : (model.bosToken() ?? undefined);
       if (wantBos !== false && bos === undefined && declared !== null && declared !== undefined) skipped.push(`the BOS token (config.json's bos_token_id ${declared} is outside the ${model.cfg.d_vocab}-token vocabulary)`);
+      if (v.text !== undefined && !model.tokenizer) {
+        console.error(`headlens: warning: --text is not used: ${model.cfg.model_name} has no tokenizer.json, so the demo draws a repeated random span of token ids`);
+      }
+      if (v.text !== undefined && model.tokenizer) {
+        // a word-level vocabulary turns unknown words into [UNK] without a word: say which
+        const lost = unknownWords(model, v.text);
+        if (lost.length) console.error(`headlens: warning: ${lost.length} word${lost.length > 1 ? 's' : ''} of --text ${lost.length > 1 ? 'are' : 'is'} not in ${model.cfg.model_name}'s vocabulary and became ${model.tokenizer.tokenText(model.tokenizer.unkId!)}: ${lost.slice(0, 10).join(', ')}${lost.length > 10 ? ', …' : ''}`);
+      }
       const ids = model.tokenizer
         ? model.toTokens(v.text ?? DEFAULT_TEXT, { prependBos: bos !== undefined })[0].slice(0, maxLen)
         : inductionSequences({ n: 1, halfLength: half, low: 1, high: model.cfg.d_vocab, bos, seed: 1 }).sequences[0];

@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   train: async () => (await import('./train.js')).trainCommand,
   findings: async () => (await import('./findings.js')).findingsCommand,
   scan: async () => (await import('./scan.js')).scanCommand,
+  hooks: async () => (await import('./hooks.js')).hooksCommand,
 };
 
 async function allCommands(): Promise<Record<string, Command>> {
@@ -28,12 +29,34 @@ async function allCommands(): Promise<Record<string, Command>> {
   return Object.fromEntries(names.map((n, i) => [n, loaded[i]]));
 }
 
+/**
+ * `--layer -1` → `--layer=-1`: parseArgs reads a value that starts with a dash as another option and answers
+ * "argument is ambiguous"; a negative number after an option that takes a value is that option's value (whose
+ * check then says what is wrong with it, e.g. "--layer '-1' is not a non-negative integer").
+ */
+function negativeValues(args: string[], table: ReturnType<typeof parseArgsOptions>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const opt = /^--([^=]+)$/.exec(a)?.[1];
+    if (opt && table[opt]?.type === 'string' && i + 1 < args.length && /^-(\d|\.\d|Infinity)/.test(args[i + 1])) {
+      out.push(`${a}=${args[i + 1]}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   try {
     if (!name || name === 'help' || name === '--help' || name === '-h') {
       const topic = name === 'help' ? rest[0] : undefined;
       if (topic && COMMANDS[topic]) console.log(commandHelp(topic, await COMMANDS[topic]()));
+      // no command at all is a usage error, as git and npm treat it: the usage on stderr, exit 2 (asked-for help: stdout, 0)
+      else if (!name) console.error(usage(await allCommands()));
       else console.log(usage(await allCommands()));
       return name ? 0 : 2;
     }
@@ -42,7 +65,8 @@ export async function main(argv: string[]): Promise<number> {
     const cmd = await load();
     let given: Record<string, unknown>;
     try {
-      ({ values: given } = parseArgs({ args: rest, options: parseArgsOptions(cmd.options), strict: true, allowPositionals: false }));
+      const table = parseArgsOptions(cmd.options);
+      ({ values: given } = parseArgs({ args: negativeValues(rest, table), options: table, strict: true, allowPositionals: false }));
     } catch (e) {
       throw new HeadlensError(`${name}: ${(e as Error).message}`, `see headlens ${name} --help`);
     }

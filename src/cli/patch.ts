@@ -27,11 +27,13 @@ export const patchCommand = defineCommand({
     ),
     'by-pos': option(z.boolean().optional(), { description: 'patch each position separately' }),
     direction: option(z.enum(['denoising', 'noising']).default('denoising'), { description: 'denoising patches clean into corrupted, noising corrupted into clean' }),
-    out: option(z.string(), { description: 'the JSON file to write', value: 'FILE.json', example: 'patching.json' }),
+    out: option(z.string().optional(), { description: 'the JSON file to write (give this or --json)', value: 'FILE.json', example: 'patching.json' }),
+    json: option(z.boolean().optional(), { description: 'print the result as JSON on stdout (with or instead of --out)' }),
     ...bosOptions(),
   },
   async run(v) {
     const { component, direction, out } = v;
+    if (!out && !v.json) throw new HeadlensError('say where the result goes: --json (stdout) or --out FILE.json', 'e.g. --json');
     await withModel(v, (model) => {
       const bos = prependBosFlag(v);
       const clean = promptRows(model, v.clean, 'clean', bos);
@@ -71,9 +73,10 @@ export const patchCommand = defineCommand({
         corrupted_logit_diff: corruptedLd,
         result: result.toJSON(),
       };
-      writeFileSync(out, JSON.stringify(json, null, 1));
+      if (out) writeFileSync(out, JSON.stringify(json, null, 1));
+      if (v.json) console.log(JSON.stringify(json));
       const top = result.top(3).map((t) => `${t.labels.join('/')}: ${t.value.toFixed(3)}`).join(', ');
-      console.error(`logit diff clean ${cleanLd.toFixed(4)}, corrupted ${corruptedLd.toFixed(4)}; ${result.values.length} patches; top ${top}; wrote ${out}`);
+      console.error(`logit diff clean ${cleanLd.toFixed(4)}, corrupted ${corruptedLd.toFixed(4)}; ${result.values.length} patches; top ${top}${out ? `; wrote ${out}` : ''}`);
     });
   },
 });

@@ -1,10 +1,11 @@
 /**
  * `headlens scan`: score every head of a model on a task, print or write
  * {"model","task","settings","scores","top","causal"?}. Long scans checkpoint each finished item to
- * FILE.partial.json (or --checkpoint FILE); --resume continues one after a crash, recomputing nothing.
+ * FILE.partial.json (or --checkpoint FILE); --resume continues one after a crash, recomputing nothing. A scan
+ * that finishes removes its checkpoint once the result is written.
  */
 import * as tf from '@tensorflow/tfjs';
-import { writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import { scan } from '../interp/scores/scan.js';
@@ -82,6 +83,8 @@ export const scanCommand = defineCommand({
       const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(result.dropped ? { dropped: result.dropped } : {}), ...(causal ? { causal } : {}) };
       emit(report);
       if (reportFile) writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]));
+      // the checkpoint is for resuming an unfinished scan; once the result is out it would only make the next run ask for --resume
+      if (checkpoint && existsSync(checkpoint)) rmSync(checkpoint);
     });
   },
 });
@@ -131,8 +134,35 @@ function writeReport(model: HookedTransformer, file: string, task: string, score
   writeAtlas(file, {
     model: { name: model.cfg.model_name, ...modelInfo(model) },
     note: `headlens scan --task ${task}${shown ? `; attention on the scan's first item${tokens!.length > shown.length ? ` (its first ${shown.length} tokens)` : ''}` : ''}.`,
-    scorers: [{ name: task, scores, diverging: scores.flat().some((x) => x < 0) }, ...extra.map(([name, t]) => ({ name: `${task}: ${name}`, scores: t, diverging: t.flat().some((x) => x < 0) }))],
+    scorers: [{ name: tableTitle(task, 'score'), scores, diverging: scores.flat().some((x) => x < 0) }, ...extra.map(([name, t]) => ({ name: tableTitle(task, name), scores: t, diverging: t.flat().some((x) => x < 0) }))],
     ...(shown && patterns ? { tokens: model.tokenLabels(shown), patterns } : {}),
   });
   console.error(`wrote the head atlas of this scan to ${file}`);
+}
+
+/** What each scan's tables measure, in words for the report's grid titles (never the field names: "ioi: sInhibition"). */
+const TABLE_TITLES: Record<string, string> = {
+  'ioi:score': 'IOI: name-mover strength (share of the IO − S logit difference on the direct path)',
+  'ioi:logits': 'IOI: path to the logits, patching effect (name movers negative)',
+  'ioi:sInhibition': "IOI: path through the name movers' queries (S-inhibition heads)",
+  'ioi:values': "IOI: path through the S-inhibition heads' values (induction, duplicate-token heads)",
+  'ioi:keys': "IOI: path through the induction heads' keys (previous-token heads)",
+  'temporal:score': 'temporal: selectivity (year-patching effect minus controls, nats)',
+  'temporal:temporal': 'temporal: year-patching effect on time-dependent facts (nats)',
+  'temporal:control': 'temporal: patching effect on time-invariant controls (nats)',
+  'temporal:selectivity': 'temporal: selectivity (year-patching effect minus controls, nats)',
+  'temporal:alias': 'temporal: patching effect with spelled-out years (nats)',
+  'correct-letter:score': 'correct letter: DLA to the correct label minus the other labels',
+  'correct-letter:contrast': 'correct letter: DLA to the correct label minus the other labels',
+  'correct-letter:raw': 'correct letter: raw DLA to the correct label',
+  'correct-letter:attention': 'correct letter: attention to the correct label',
+  'streaming:retrievalness': 'streaming: 1 − sink and recent-window attention mass',
+};
+
+/** A grid title: from TABLE_TITLES, else the task and the table's name in plain words ("sInhibition" → "s inhibition"). */
+export function tableTitle(task: string, table: string): string {
+  const known = TABLE_TITLES[`${task}:${table}`];
+  if (known) return known;
+  if (table === 'score') return task;
+  return `${task}: ${table.replace(/([a-z])([A-Z])/g, '$1 $2').replace(/_/g, ' ').toLowerCase()}`;
 }

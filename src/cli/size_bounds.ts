@@ -68,11 +68,16 @@ export function fitting(bytesEach: number, budget = memoryBudget()): number {
  * Refuses `--flag value` over `max`: one line with the largest value that fits and why.
  * `why` finishes "the most that fits …" (e.g. "in 2 GiB for toy-lm: each prompt holds 1.2 MB of activations").
  */
-export function checkAtMost(flag: string, value: number | undefined, max: number, why: string, memory = true): void {
+export function checkAtMost(flag: string, value: number | undefined, max: number, why: string, memory = true, phrase = 'the most that fits'): void {
   if (value === undefined || value <= max) return;
   const more = memory ? ', or raise HEADLENS_MEMORY_GIB on a machine with more memory' : '';
   if (max < 1) throw new HeadlensError(`--${flag} ${value} is too large: not even 1 fits ${why}`, `use a smaller model or sequence${more}`);
-  throw new HeadlensError(`--${flag} ${value} is more than ${max}, the most that fits ${why}`, `e.g. --${flag} ${max}${more}`);
+  throw new HeadlensError(`--${flag} ${value} is more than ${max}, ${phrase} ${why}`, `e.g. --${flag} ${max}${more}`);
+}
+
+/** Pairs of heads in different layers (from.layer < to.layer): what composition scores, n_heads² per pair of layers. */
+export function headPairCount(cfg: Pick<SizedConfig, 'n_layers' | 'n_heads'>): number {
+  return cfg.n_heads * cfg.n_heads * ((cfg.n_layers * (cfg.n_layers - 1)) / 2);
 }
 
 /** "1.2 MB", "640 KB", "12 B": a size for a message. */

@@ -48,3 +48,11 @@ export function tokenId(model: HookedTransformer, arg: string, flag: string): nu
   if (ids.length !== 1) throw new HeadlensError(`--${flag} '${arg}' is ${ids.length} tokens (${ids.join(', ')})`, 'pass text that is one token, or its id');
   return ids[0];
 }
+
+/** The words of `text` that the tokenizer turns into its unknown token (a word-level vocabulary's [UNK]); [] if it has none. */
+export function unknownWords(model: HookedTransformer, text: string): string[] {
+  const tok = model.tokenizer;
+  const unk = tok?.unkId;
+  if (!tok || unk == null) return [];
+  return [...new Set(text.split(/\s+/).filter((w) => w && tok.encode(w).includes(unk)))];
+}

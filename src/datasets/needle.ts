@@ -114,6 +114,13 @@ export interface NeedleTextOptions {
 export function needleTextTrials(opts: NeedleTextOptions): NeedleSet {
   const seed = opts.seed ?? 0;
   const tok = opts.tokenizer;
+  // model.tokenizer is null for a model without tokenizer.json (the toy zoo): say so, not "cannot read 'encode' of null"
+  if (!tok || typeof tok.encode !== 'function') {
+    throw new HeadlensError('needleTextTrials: no tokenizer given (model.tokenizer is null for a model without tokenizer.json)', 'pass a model with a tokenizer.json, or use needleTokenTrials with token ids');
+  }
+  if (!Array.isArray(opts.contextLengths) || opts.contextLengths.length === 0 || !Array.isArray(opts.depths) || opts.depths.length === 0) {
+    throw new HeadlensError('needleTextTrials: contextLengths and depths must be non-empty arrays', 'e.g. { contextLengths: [256], depths: [0, 50, 100] }');
+  }
   const question = tok.encode(opts.question ?? DEFAULT_NEEDLE.question);
   const answerText = opts.answer ?? DEFAULT_NEEDLE.answer;
   const answer = tok.encode(answerText);

@@ -43,6 +43,14 @@ export class HFTokenizer implements TextTokenizer {
     return ids.length === 0 ? '' : this.tok.decode(ids);
   }
 
+  /** The id of tokenizer.json's model.unk_token, if it names one in the vocabulary. */
+  get unkId(): number | null {
+    const unk = (this.json.model as Record<string, unknown> | undefined)?.unk_token;
+    if (typeof unk !== 'string') return null;
+    for (const [id, t] of this.idToToken) if (t === unk) return id;
+    return null;
+  }
+
   /** Number of ids (vocabulary plus added tokens): the model's d_vocab must be at least this. */
   get vocabSize(): number {
     return Math.max(...this.idToToken.keys()) + 1;

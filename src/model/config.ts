@@ -38,6 +38,13 @@ export const ConfigSchema = z
     positional_embedding_type: z.enum(['standard', 'rotary']).default('standard'),
     /** How many dimensions of each head rotary touches (the first ones), e.g. d_head / 4 in Pythia. */
     rotary_dim: int.positive().nullable().default(null),
+    /**
+     * The dimension in the frequencies' exponent, θ_i = base^(−2i / rotary_freq_dim); null: rotary_dim. They differ
+     * only for a GPT-NeoX checkpoint whose r = int(d_head · rotary_pct) is odd: transformers then computes ⌈r/2⌉
+     * frequencies over r (arange(0, r, 2) / r) and its cos/sin tables, and so the rotated dimensions, are
+     * 2·⌈r/2⌉ = r + 1 wide (rotary_dim).
+     */
+    rotary_freq_dim: int.positive().nullable().default(null),
     rotary_base: z.number().positive().default(10000),
     rope_scaling: RopeScalingSchema.nullable().default(null),
     parallel_attn_mlp: z.boolean().default(false),
@@ -54,6 +61,11 @@ export const ConfigSchema = z
     unembed_bias: z.boolean().default(false),
     /** Keys farther back than this are masked (Mistral); null: full causal attention. */
     sliding_window: int.positive().nullable().default(null),
+    /**
+     * The longest sequence the model was trained on, where that is shorter than n_ctx (toy-induction-2l: 33 of 64; the
+     * positions past it were never trained). Scans and the demo default to sequences that fit it. null: n_ctx.
+     */
+    trained_ctx: int.positive().nullable().default(null),
     bos_token_id: int.nonnegative().nullable().default(null),
     eos_token_id: int.nonnegative().nullable().default(null),
   })
@@ -69,10 +81,18 @@ export const ConfigSchema = z
     if (c.positional_embedding_type === 'rotary') {
       const rd = c.rotary_dim ?? c.d_head;
       if (rd % 2 !== 0 || rd > c.d_head) {
-        ctx.addIssue({ code: 'custom', path: ['rotary_dim'], message: `rotary_dim (${rd}) must be even and at most d_head (${c.d_head})` });
+        ctx.addIssue({ code: 'custom', path: ['rotary_dim'], message: c.rotary_freq_dim ? `int(d_head · rotary_pct) is ${c.rotary_freq_dim}, odd, so transformers would rotate ${rd} dimensions (2·⌈r/2⌉), more than d_head (${c.d_head}); transformers cannot run it either` : `rotary_dim (${rd}) must be even and at most d_head (${c.d_head})` });
+      }
+      if (c.rotary_freq_dim != null && rd !== 2 * Math.ceil(c.rotary_freq_dim / 2)) {
+        ctx.addIssue({ code: 'custom', path: ['rotary_freq_dim'], message: `rotary_freq_dim (${c.rotary_freq_dim}) must be rotary_dim (${rd}) or rotary_dim − 1` });
       }
     }
   });
+
+/** The longest sequence the model handles as trained: trained_ctx where declared, else n_ctx. */
+export function usableCtx(cfg: Pick<HookedConfig, 'n_ctx' | 'trained_ctx'>): number {
+  return Math.min(cfg.n_ctx, cfg.trained_ctx ?? cfg.n_ctx);
+}
 
 export type HookedConfigInput = z.input<typeof ConfigSchema>;
 type Parsed = z.output<typeof ConfigSchema>;

@@ -190,3 +190,37 @@ export const NORM_SHORT_NAMES: ReadonlySet<string> = new Set(HOOK_POINTS.flatMap
 
 /** Every short name `actName` takes, in forward order. */
 export const SHORT_NAMES: readonly string[] = [...new Set(HOOK_POINTS.flatMap((r) => r.short as readonly string[]))];
+
+/** One kind of hook point as a model has it: its name (`blocks.{l}.…` for block hooks), short names, axes, layers. */
+export interface HookPointInfo {
+  name: string;
+  short: readonly string[];
+  axes: readonly HookAxis[];
+  /** Layers it exists in (all for block hooks; none for embed/final hooks). */
+  layers: number;
+  /** Made only when asked for (attn.hook_result: names it, or `withResult`). */
+  onRequest: boolean;
+}
+
+/** The hook points of a model, by kind, in forward order: what `headlens hooks` lists. */
+export function hookPointTable(cfg: HookedConfig): HookPointInfo[] {
+  return HOOK_POINTS.filter((r) => present(r, cfg, { withResult: true })).map((r) => ({
+    name: r.scope === 'block' ? `${BLOCK_PREFIX}{l}.${r.name}` : r.name,
+    short: r.short,
+    axes: r.axes,
+    layers: r.scope === 'block' ? cfg.n_layers : 0,
+    onRequest: 'onRequest' in r && Boolean(r.onRequest),
+  }));
+}
+
+/**
+ * The model's full hook names a short name stands for, every layer's (TransformerLens' `names_filter` on a name's
+ * ending): 'pattern' → blocks.{0…L−1}.attn.hook_pattern; 'normalized' → every norm's. [] if none.
+ */
+export function namesForShort(cfg: HookedConfig, short: string): string[] {
+  const rows = new Set<string>(HOOK_POINTS.filter((r) => (r.short as readonly string[]).includes(short)).map((r) => r.name));
+  return hookNames(cfg, { withResult: true }).filter((n) => {
+    const row = kindOf(n);
+    return row !== undefined && rows.has(row.name);
+  });
+}

@@ -8,11 +8,15 @@
 import * as tf from '@tensorflow/tfjs';
 import type { HookedConfig } from './config.js';
 
-/** Inverse frequencies, in float64, with the checkpoint's rope scaling applied. [rotary_dim / 2] */
+/**
+ * Inverse frequencies, in float64, with the checkpoint's rope scaling applied. [rotary_dim / 2]
+ * θ_i = base^(−2i / r) with r = rotary_freq_dim (= rotary_dim except for an odd GPT-NeoX r, see config.ts).
+ */
 export function inverseFrequencies(cfg: HookedConfig): Float64Array {
   const dim = cfg.rotary_dim!;
+  const r = cfg.rotary_freq_dim ?? dim;
   const inv = new Float64Array(dim / 2);
-  for (let i = 0; i < dim / 2; i++) inv[i] = 1 / Math.pow(cfg.rotary_base, (2 * i) / dim);
+  for (let i = 0; i < dim / 2; i++) inv[i] = 1 / Math.pow(cfg.rotary_base, (2 * i) / r);
   const sc = cfg.rope_scaling;
   if (!sc) return inv;
   if (sc.type === 'linear') return inv.map((f) => f / sc.factor);

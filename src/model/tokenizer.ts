@@ -7,4 +7,6 @@ export interface TextTokenizer {
   decode(ids: number[]): string;
   /** The text of one token id, as the vocabulary spells it (for axis labels). */
   tokenText(id: number): string;
+  /** The id unknown text becomes (WordPiece's [UNK]), where the tokenizer has one; byte-level BPE has none. */
+  readonly unkId?: number | null;
 }

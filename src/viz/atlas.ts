@@ -35,7 +35,7 @@ export interface AtlasData {
   model: Record<string, string | number | boolean | null>;
   /** Head scorers, one head grid each. */
   scorers: AtlasScorer[];
-  /** Tokens of the prompt whose attention is shown. */
+  /** Tokens of the prompt whose attention is shown (token ids passed as numbers from untyped code are shown as digits). */
   tokens?: string[];
   /** Attention on that prompt [layer][head][query_pos][key_pos]. */
   patterns?: number[][][][];
@@ -72,6 +72,13 @@ export function atlasHTML(data: AtlasData): string {
   const name = String(data.model.name ?? data.model.model_name ?? '');
   if (!name) throw new HeadlensError('atlas: the model card has no name', "add model.name (or model_name)");
   if (data.patterns && !data.tokens) throw new HeadlensError('atlas: patterns given without tokens', 'pass the tokens of the prompt the patterns come from');
+  // token ids are fine as labels; anything else (an object, undefined) is named here rather than failing in a string method
+  if (data.tokens) {
+    const bad = (data.tokens as unknown[]).findIndex((t) => typeof t !== 'string' && !(typeof t === 'number' && Number.isFinite(t)));
+    if (bad >= 0) throw new HeadlensError(`atlas: token ${bad} is ${JSON.stringify(data.tokens[bad]) ?? String(data.tokens[bad])}, not a string or a number`, 'pass the tokens as strings (model.tokenLabels(ids) or model.toStrTokens(…)), or as token ids');
+    data = { ...data, tokens: data.tokens.map(String) };
+  }
+  const tokens = data.tokens as string[] | undefined;
   const title = data.title ?? `head atlas: ${name}`;
   const body: string[] = [`<h1>${esc(title)}</h1>`];
   if (data.note) body.push(`<p>${esc(data.note)}</p>`);
@@ -96,17 +103,17 @@ export function atlasHTML(data: AtlasData): string {
 
   const scripts: string[] = [];
   const heads = atlasHeads(data);
-  if (data.patterns && data.tokens && heads.length > 0) {
+  if (data.patterns && tokens && heads.length > 0) {
     const maps = heads.map((h) => data.patterns![h.layer][h.head]);
     const labels = heads.map((h) => `${h.label} (${h.why})`);
     body.push('<h2 id="attention">attention</h2>');
     body.push(`<p class="hl-note">The top heads of every scorer on the prompt. Pick a head and hover a token: source tokens are shaded by the weight the hovered token gives them.</p>`);
-    body.push(attentionExplorerFragment(maps, data.tokens, labels));
+    body.push(attentionExplorerFragment(maps, tokens, labels));
     // one figure per head, wrapped: a single row of panels would shrink to illegibility on a long prompt
-    const figs = heads.map((h, i) => `<figure>${attentionPatternSVG([maps[i]], { labels: data.tokens, headLabels: [h.label], title: h.label })}</figure>`);
+    const figs = heads.map((h, i) => `<figure>${attentionPatternSVG([maps[i]], { labels: tokens, headLabels: [h.label], title: h.label })}</figure>`);
     body.push(`<div style="display:flex;flex-wrap:wrap;gap:12px">${figs.join('\n')}</div>`);
     body.push('<h3>token lines</h3>', '<p class="hl-note">Weights below 0.08 are not drawn.</p>');
-    body.push(tokenLines(data.patterns, { tokens: data.tokens, layer: heads[0]?.layer ?? 0, minWeight: 0.08 }).fragment.replace(/<script>[\s\S]*?<\/script>/g, ''));
+    body.push(tokenLines(data.patterns, { tokens, layer: heads[0]?.layer ?? 0, minWeight: 0.08 }).fragment.replace(/<script>[\s\S]*?<\/script>/g, ''));
     scripts.push(ATTENTION_EXPLORER_JS, TOKEN_LINES_JS);
   }
 

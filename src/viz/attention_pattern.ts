@@ -37,9 +37,24 @@ function checkPatterns(patterns: number[][][], opts: AttentionPatternOptions): n
   return nPos;
 }
 
-/** `(i) token` labels, trimmed, so that repeated tokens stay distinct on an axis. */
+/**
+ * `(i) token` labels, trimmed, so that repeated tokens stay distinct on an axis. A token already labelled with
+ * its own position (`model.tokenLabels` gives `(13) drink`) is kept as it is, never `(13) (13) drink`.
+ */
 export function positionLabels(tokens: string[] | undefined, n: number): string[] {
-  return Array.from({ length: n }, (_, i) => (tokens ? `(${i}) ${tokens[i] ?? ''}`.trimEnd() : `(${i})`));
+  return Array.from({ length: n }, (_, i) => {
+    const t = tokens?.[i] ?? '';
+    return hasPosition(t, i) ? t.trimEnd() : `(${i}) ${t}`.trimEnd();
+  });
+}
+
+/** The token text without a leading `(i) ` naming its own position (the explorer adds the position itself). */
+export function tokenText(label: string, i: number): string {
+  return label.startsWith(`(${i}) `) ? label.slice(`(${i}) `.length) : label;
+}
+
+function hasPosition(label: string, i: number): boolean {
+  return label === `(${i})` || label.startsWith(`(${i}) `);
 }
 
 /**
@@ -48,7 +63,7 @@ export function positionLabels(tokens: string[] | undefined, n: number): string[
  */
 export function attentionPatternSVG(patterns: number[][][], opts: AttentionPatternOptions = {}): string {
   const nPos = checkPatterns(patterns, opts);
-  const labels = opts.labels && opts.labels.every((l) => /^\(\d+\)/.test(l)) ? opts.labels : positionLabels(opts.labels, nPos);
+  const labels = positionLabels(opts.labels, nPos);
   const heads = opts.headLabels ?? patterns.map((_, h) => `H${h}`);
   const data: { head: string; dest: string; src: string; weight: number }[] = [];
   patterns.forEach((p, h) =>
@@ -82,6 +97,8 @@ export function attentionPatternSVG(patterns: number[][][], opts: AttentionPatte
  * strongest source of the hovered token. Needs ATTENTION_EXPLORER_JS once on the page.
  */
 export function attentionExplorerFragment(patterns: number[][][], tokens: string[], headLabels: string[]): string {
+  // the script prints `(i) token` itself, so labels that already carry their position lose it here
+  tokens = tokens.map(tokenText);
   const data = { tokens, heads: patterns.map((p, h) => ({ label: headLabels[h], pattern: p.map((row) => row.map((w) => round(w))) })) };
   const options = headLabels.map((l, h) => `<option value="${h}">${esc(l)}</option>`).join('');
   // whitespace would be an empty box: show it (␣ for a space, ↵ for a newline, ∅ for nothing)

@@ -24,8 +24,14 @@ export interface HeadGridOptions {
   scheme?: string;
   /** Colour around 0 (diverging, symmetric domain). Default: false. */
   diverging?: boolean;
-  /** Colour domain [min, max]. Default: the data's extent (symmetric ±max|score| when diverging). */
+  /**
+   * Colour domain [min, max]. Default: from 0 (or the lowest score, if below 0) to the highest score, but never
+   * narrower than [0, domainFloor] (symmetric ±max(|score|, domainFloor) when diverging): scores in [0, 1] get
+   * [0, 1], so a grid whose best head scores 0.03 stays pale instead of painting 0.03 in full colour.
+   */
   domain?: [number, number];
+  /** How far from 0 the default domain reaches at least. Default: 1 (attention shares, score fractions); 0 stretches to the data. */
+  domainFloor?: number;
   /** Row labels instead of `L{l}` (for other square tables, e.g. composition between two layers' heads). Default: L0, L1, … */
   rowLabels?: string[];
   /** Column labels instead of `H{h}`. Default: H0, H1, … */
@@ -52,6 +58,18 @@ export function rankedHeads(scores: number[][], k: number, byMagnitude = false):
     .map((t) => ({ ...t, label: headLabel(t.layer, t.head) }));
 }
 
+/** "max 0.027 (L3H1)" (or "max |score| …" for signed scores): where the data ends on the colour scale. */
+function extentNote(scores: number[][], signed: boolean, label: (l: number, h: number) => string): string {
+  let best: { l: number; h: number; v: number } | undefined;
+  scores.forEach((row, l) => row.forEach((v, h) => {
+    const m = signed ? Math.abs(v) : v;
+    if (Number.isFinite(m) && (!best || m > best.v)) best = { l, h, v: m };
+  }));
+  if (!best) return 'no finite score';
+  const v = signed ? scores[best.l][best.h] : best.v;
+  return `${signed ? 'max |score|' : 'max'} ${Number(v.toPrecision(3))} (${label(best.l, best.h)})`;
+}
+
 /** Renders scores [layer][head]. */
 export function headGrid(scores: number[][], opts: HeadGridOptions = {}): View {
   const nLayers = scores.length;
@@ -67,8 +85,9 @@ export function headGrid(scores: number[][], opts: HeadGridOptions = {}): View {
   const top = rankedHeads(scores, opts.top ?? 3, opts.byMagnitude).map((t) => ({ ...t, label: cellLabel(t.layer, t.head) }));
   const topData = top.map((t) => ({ layer: rowLabels[t.layer], head: colLabels[t.head], label: t.label }));
   const finite = data.map((d) => d.score).filter(Number.isFinite);
-  const maxAbs = Math.max(1e-12, ...finite.map(Math.abs));
-  const domain = opts.domain ?? (opts.diverging ? [-maxAbs, maxAbs] : [Math.min(...finite, 0), Math.max(...finite, 1e-12)]);
+  const floor = Math.max(opts.domainFloor ?? 1, 1e-12);
+  const maxAbs = Math.max(floor, ...finite.map(Math.abs));
+  const domain = opts.domain ?? (opts.diverging ? [-maxAbs, maxAbs] : [Math.min(...finite, 0), Math.max(...finite, floor)]);
   const chart = Plot.plot({
     document: serverDocument(),
     ariaLabel: title,
@@ -93,7 +112,8 @@ export function headGrid(scores: number[][], opts: HeadGridOptions = {}): View {
     ],
   });
   const scheme = opts.scheme ?? (opts.diverging ? 'rdbu' : 'viridis');
-  const legend = legendSVG({ scheme, domain: domain as [number, number], label: scoreLabel, reverse: opts.diverging });
+  // the legend says where the data ends, since the scale may reach beyond it
+  const legend = legendSVG({ scheme, domain: domain as [number, number], label: `${scoreLabel}: ${extentNote(scores, opts.diverging ?? false, cellLabel)}`, reverse: opts.diverging });
   const svg = stackSVGs([legend, toSVGString(chart as unknown as Element)], 4, title);
   const list = top.map((t) => `${t.label} ${t.score.toFixed(3)}`).join(', ');
   return makeView('head grid', title, svg, `<figure>${svg}</figure><p class="hl-note">top heads: ${list || 'none'}</p>`);

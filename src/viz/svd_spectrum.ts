@@ -48,7 +48,9 @@ export function svdSpectrum(spectra: Spectrum[], opts: SvdSpectrumOptions = {}):
     marks: [
       Plot.line(data, { x: 'index', y: 'value', stroke: 'head' }),
       Plot.dot(data, { x: 'index', y: 'value', stroke: 'head', r: 2.5, title: (d: { head: string; index: number; value: number }) => `${d.head} σ${d.index} = ${d.value}` }),
-      Plot.text(data, Plot.selectLast({ x: 'index', y: 'value', z: 'head', text: 'head', fill: 'head', textAnchor: 'start', dx: 6 })),
+      // a legend in the right margin, one row per spectrum: labels at each line's end pile up where the spectra
+      // all fall to the same small values
+      ...spectra.map((s, i) => Plot.text([s.label], { frameAnchor: 'top-right', text: (d: string) => d, fill: (d: string) => d, textAnchor: 'start', dx: 8, dy: 4 + i * 14, fontSize: 10 })),
     ],
   });
   return makeView('svd spectrum', title, toSVGString(chart as unknown as Element));

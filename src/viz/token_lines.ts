@@ -7,6 +7,7 @@
 import * as d3 from 'd3';
 import { HeadlensError } from '../errors.js';
 import { TOKEN_LINES_JS } from './client_scripts.js';
+import { positionLabels } from './attention_pattern.js';
 import { esc, round } from './html.js';
 import { makeView, type View } from './view.js';
 
@@ -26,7 +27,9 @@ export interface TokenLinesOptions {
 }
 
 const ROW = 20;
+/** Least width of a token column; a longer label widens it (12 px monospace: about 7.3 px a character). */
 const COL_W = 120;
+const CHAR_W = 7.3;
 const GAP = 160;
 
 /** One colour per head: d3's Tableau10, cycled. */
@@ -49,9 +52,11 @@ function linesFor(pattern: number[][], layer: number, head: number, x0: number, 
 
 function tokenLinesSVG(patterns: number[][][][], layers: number[], heads: number[], tokens: string[], title: string, min: number): string {
   const n = tokens.length;
-  const x0 = COL_W;
-  const x1 = COL_W + GAP;
-  const width = x1 + COL_W;
+  // each column as wide as its longest label, so neither the destination nor the source text is cut off
+  const colW = Math.max(COL_W, Math.ceil(8 + CHAR_W * Math.max(0, ...tokens.map((t) => [...t].length))));
+  const x0 = colW;
+  const x1 = colW + GAP;
+  const width = x1 + colW;
   const height = 30 + n * ROW;
   const parts: string[] = [];
   parts.push(`<text x="${x0}" y="14" text-anchor="end" font-weight="bold">destination</text>`, `<text x="${x1}" y="14" font-weight="bold">source</text>`);
@@ -74,7 +79,7 @@ export function tokenLines(patterns: number[][][][], opts: TokenLinesOptions = {
   const heads = opts.heads ?? Array.from({ length: nHeads }, (_, h) => h);
   const bad = heads.find((h) => h < 0 || h >= nHeads);
   if (bad !== undefined) throw new HeadlensError(`tokenLines: head ${bad} out of range (${nHeads} heads)`, `pick heads in 0…${nHeads - 1}`);
-  const tokens = (opts.tokens ?? Array.from({ length: nPos }, (_, i) => `(${i})`)).map((t, i) => `(${i}) ${t}`.trimEnd().replace(/^(\(\d+\)) \1$/, '$1'));
+  const tokens = positionLabels(opts.tokens, nPos);
   const title = opts.title ?? 'attention: token lines';
   const min = opts.minWeight ?? 0.02;
   const svg = tokenLinesSVG(patterns, [layer], heads, tokens, title, min);

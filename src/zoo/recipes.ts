@@ -87,6 +87,8 @@ export const RECIPES: Record<string, Recipe> = {
       d_head: 32,
       d_vocab: 64,
       n_ctx: 64,
+      // repeatedSpans below makes sequences of 1 + 2 · maxSpan = 33 tokens: positions 33…63 are never trained
+      trained_ctx: 33,
       normalization_type: 'LN',
       positional_embedding_type: 'standard',
       bos_token_id: 0,

@@ -28,6 +28,7 @@ import { actName, hookHeadAxis, positionAxis } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import type { TokenInput } from '../../model/transformer.js';
 import { headAxisLabels, Labelled, layerAxis, posAxis, type Axis } from '../labelled.js';
+import type { AttentionMaskInput } from '../../model/padding.js';
 import { readAsync, readSync, type Reads } from '../../util/reads.js';
 import { metricMean, type Metric } from '../metrics.js';
 import { BaseRun, stackedValues, startLayer, variantsPerPass, type PassOptions } from './stacked_runs.js';
@@ -39,7 +40,14 @@ export interface PatchSite {
   pos?: number;
 }
 
-export type SweepOptions = PassOptions;
+export interface SweepOptions extends PassOptions {
+  /**
+   * [batch, pos] of 1 (real token) and 0 (padding) for a padded batch of prompts of unequal length, one mask for
+   * the clean and the corrupted prompts alike (src/model/padding.ts). A metric at one position must read a real
+   * token in every prompt: pad on the left.
+   */
+  attentionMask?: AttentionMaskInput;
+}
 
 /**
  * The metric (averaged over prompts) of `base` run once per site with that site's activation taken from
@@ -77,7 +85,7 @@ function* patchSitesReads(
   metric: Metric,
   opts: SweepOptions,
 ): Reads<Float64Array> {
-  const run = new BaseRun(model, base);
+  const run = new BaseRun(model, base, opts.attentionMask);
   try {
     for (const s of sites) checkSite(source, s, run.batch, run.pos);
     const per = variantsPerPass(model, run.batch, run.pos, opts);
@@ -214,10 +222,10 @@ function* patchComponentsReads(model: HookedTransformer, components: PatchCompon
   const denoise = (opts.direction ?? 'denoising') === 'denoising';
   const [base, from] = denoise ? [opts.corrupted, opts.clean] : [opts.clean, opts.corrupted];
   const names = components.flatMap((c) => Array.from({ length: cfg.n_layers }, (_, l) => actName(HOOK[c], l)));
-  const { logits: srcLogits, cache } = model.runWithCache(from, { names });
+  const { logits: srcLogits, cache } = model.runWithCache(from, { names, attentionMask: opts.attentionMask });
   let baseLogits: tf.Tensor3D | undefined;
   try {
-    baseLogits = model.forward(base);
+    baseLogits = model.forward(base, { attentionMask: opts.attentionMask });
     const srcValue = (yield metricMean(opts.metric, srcLogits))[0];
     const baseValue = (yield metricMean(opts.metric, baseLogits))[0];
     srcLogits.dispose();

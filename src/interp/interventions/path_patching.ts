@@ -39,6 +39,7 @@ import type { TokenInput } from '../../model/transformer.js';
 import type { HeadRef } from './ablation.js';
 import { headAxisLabels, Labelled, layerAxis } from '../labelled.js';
 import type { Metric } from '../metrics.js';
+import type { AttentionMaskInput } from '../../model/padding.js';
 import { BaseRun, runStacked, variantsPerPass } from './stacked_runs.js';
 
 export type Receiver = { kind: 'logits' } | { kind: 'heads'; heads: HeadRef[]; inputs: ('q' | 'k' | 'v')[] };
@@ -49,6 +50,11 @@ export interface PathPatchingOptions {
   /** The prompts the senders' activations come from (new). */
   corrupted: TokenInput;
   metric: Metric;
+  /**
+   * [batch, pos] of 1 (real token) and 0 (padding) for a padded batch, one mask for the clean and the corrupted
+   * prompts (src/model/padding.ts); a metric at one position must read a real token in every prompt (pad on the left).
+   */
+  attentionMask?: AttentionMaskInput;
   /** Freeze MLP outputs to the clean run too (default false: recomputed, as in the IOI paper). */
   freezeMlps?: boolean;
   /** Sender sets per forward pass (default 32), within maxPassBytes. */
@@ -74,13 +80,15 @@ export function pathPatch(model: HookedTransformer, senders: HeadRef[], receiver
  */
 export function pathPatchingSweep(model: HookedTransformer, receiver: Receiver, opts: PathPatchingOptions): Labelled {
   const { n_layers, n_heads } = model.cfg;
+  // the receiver first: the senders below are derived from it, so a bad receiver would surface as a sender the caller never named
+  checkReceiver(model, receiver);
   const upTo = receiver.kind === 'logits' ? n_layers : Math.min(...receiver.heads.map((h) => h.layer));
   if (upTo === 0) throw new HeadlensError('receivers in layer 0 have no sender heads before them', 'choose receivers in a later layer');
   const sets: HeadRef[][] = [];
   for (let l = 0; l < upTo; l++) for (let h = 0; h < n_heads; h++) sets.push([{ layer: l, head: h }]);
   const vals = pathPatchMany(model, sets, receiver, opts);
   const [clean, corrupted] = [opts.clean, opts.corrupted].map((t) => {
-    const logits = model.forward(t);
+    const logits = model.forward(t, { attentionMask: opts.attentionMask });
     const v = tf.tidy(() => opts.metric(logits).mean().dataSync()[0]);
     logits.dispose();
     return v;
@@ -91,21 +99,15 @@ export function pathPatchingSweep(model: HookedTransformer, receiver: Receiver, 
 /** The metric for each sender set (one value per set). */
 export function pathPatchMany(model: HookedTransformer, senderSets: HeadRef[][], receiver: Receiver, opts: PathPatchingOptions): Float64Array {
   const { cfg } = model;
+  checkReceiver(model, receiver);
   checkHeads(model, senderSets.flat(), 'sender');
-  if (receiver.kind === 'heads') {
-    checkHeads(model, receiver.heads, 'receiver');
-    if (receiver.heads.length === 0 || receiver.inputs.length === 0) throw new HeadlensError('receiver heads need at least one head and one input (q, k or v)');
-    for (const i of receiver.inputs) if (!['q', 'k', 'v'].includes(i)) throw new HeadlensError(`receiver input '${i}' is not q, k or v`);
-  } else if (receiver.kind !== 'logits') {
-    throw new HeadlensError(`unknown receiver kind '${(receiver as { kind: string }).kind}'`, "use { kind: 'logits' } or { kind: 'heads', heads, inputs }");
-  }
-  const base = new BaseRun(model, opts.clean);
+  const base = new BaseRun(model, opts.clean, opts.attentionMask);
   const B = base.batch;
   const P = base.pos;
   const zNames = Array.from({ length: cfg.n_layers }, (_, l) => actName('z', l));
   const mlpNames = opts.freezeMlps && !cfg.attn_only ? Array.from({ length: cfg.n_layers }, (_, l) => actName('mlp_out', l)) : [];
-  const orig = model.runWithCache(opts.clean, { names: [...zNames, ...mlpNames] });
-  const fresh = model.runWithCache(opts.corrupted, { names: zNames });
+  const orig = model.runWithCache(opts.clean, { names: [...zNames, ...mlpNames], attentionMask: base.mask });
+  const fresh = model.runWithCache(opts.corrupted, { names: zNames, attentionMask: base.mask });
   orig.logits.dispose();
   fresh.logits.dispose();
   try {
@@ -203,7 +205,7 @@ function runChunk(
   const keep: FwdHook[] = [...targets.keys()].map((name): FwdHook => [name, (act) => void step2.set(name, tf.keep(act.reshape(act.shape)))]);
   const start2 = Math.min(senderStart, receiverFirst);
   try {
-    tf.tidy(() => model.runWithHooksFrom(start2, base.residPre(start2).tile([V, 1, 1]) as tf.Tensor3D, { fwdHooks: [...frozen, ...keep], stopAtLayer: receiverLast + 1 }).dispose());
+    tf.tidy(() => model.runWithHooksFrom(start2, base.residPre(start2).tile([V, 1, 1]) as tf.Tensor3D, { fwdHooks: [...frozen, ...keep], stopAtLayer: receiverLast + 1, attentionMask: base.stackedMask(V) }).dispose());
     const hooks: FwdHook[] = [...targets].map(([name, idx]): FwdHook => [
       name,
       (act) => {
@@ -221,6 +223,18 @@ function runChunk(
     return runStacked(model, base, V, receiverFirst, hooks, metric);
   } finally {
     for (const t of step2.values()) t.dispose();
+  }
+}
+
+function checkReceiver(model: HookedTransformer, receiver: Receiver): void {
+  if (receiver?.kind === 'heads') {
+    if (!Array.isArray(receiver.heads) || !Array.isArray(receiver.inputs) || receiver.heads.length === 0 || receiver.inputs.length === 0) {
+      throw new HeadlensError('receiver heads need at least one head and one input (q, k or v)', "e.g. { kind: 'heads', heads: [{ layer: 1, head: 0 }], inputs: ['q'] }");
+    }
+    checkHeads(model, receiver.heads, 'receiver');
+    for (const i of receiver.inputs) if (!['q', 'k', 'v'].includes(i)) throw new HeadlensError(`receiver input '${i}' is not q, k or v`);
+  } else if (receiver?.kind !== 'logits') {
+    throw new HeadlensError(`unknown receiver kind '${(receiver as { kind?: string } | undefined)?.kind}'`, "use { kind: 'logits' } or { kind: 'heads', heads, inputs }");
   }
 }
 

@@ -13,12 +13,17 @@
  * A pass holds at most `maxPassBytes` of attention scores (default 64 MiB): on WebGPU one pass of 384 rows of
  * 128 tokens (about 300 MB of scores) gave results 5.5e-2 off with no error, while passes under 64 MiB matched
  * the one-forward-per-variant loop exactly (README, Performance).
+ * A padded batch (prompts of unequal length) takes the base prompts' attention mask: every pass runs with it,
+ * tiled over the variants, so each variant of prompt b masks prompt b's padding (src/model/padding.ts). A metric
+ * that reads one position must read a real token in every prompt (left padding, TransformerLens' padding_side
+ * 'left', puts every prompt's last token at the last position); one that reads padding is refused.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import { layerOf } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { normHooks } from '../../model/hook_names.js';
+import { hasPadding, maskRows, type AttentionMaskInput } from '../../model/padding.js';
 import type { TokenInput } from '../../model/transformer.js';
 import { metricPosition, type Metric } from '../metrics.js';
 
@@ -64,14 +69,24 @@ export function startLayer(names: Iterable<string>): number | null {
  */
 export class BaseRun {
   readonly rows: number[][];
+  /** The attention mask of the base prompts [batch][pos] where any position is padding; undefined otherwise. */
+  readonly mask: number[][] | undefined;
   private layer = -1;
   private resid: tf.Tensor3D | undefined;
 
   constructor(
     private readonly model: HookedTransformer,
     tokens: TokenInput,
+    attentionMask?: AttentionMaskInput,
   ) {
     this.rows = model.tokenRows(tokens);
+    const mask = attentionMask === undefined ? undefined : maskRows(attentionMask, this.rows.length, this.rows[0].length);
+    this.mask = mask && hasPadding(mask) ? mask : undefined;
+  }
+
+  /** The mask for `variants` stacked copies of the base prompts (row v·batch + b is prompt b), or undefined. */
+  stackedMask(variants: number): number[][] | undefined {
+    return this.mask && Array.from({ length: variants * this.batch }, (_, i) => this.mask![i % this.batch]);
   }
 
   get batch(): number {
@@ -86,8 +101,8 @@ export class BaseRun {
   residPre(layer: number): tf.Tensor3D {
     if (this.resid && layer === this.layer) return this.resid;
     let next: tf.Tensor3D;
-    if (this.resid && layer > this.layer) next = this.model.runWithHooksFrom(this.layer, this.resid, { stopAtLayer: layer });
-    else next = this.model.forward(this.rows, { stopAtLayer: layer });
+    if (this.resid && layer > this.layer) next = this.model.runWithHooksFrom(this.layer, this.resid, { stopAtLayer: layer, attentionMask: this.mask });
+    else next = this.model.forward(this.rows, { stopAtLayer: layer, attentionMask: this.mask });
     this.resid?.dispose();
     [this.resid, this.layer] = [tf.keep(next), layer]; // kept: a caller's tidy must not free what this run owns
     return next;
@@ -120,6 +135,11 @@ export function stackedValues(model: HookedTransformer, base: BaseRun, variants:
   const B = base.batch;
   const rows = variants * B;
   const p = metricPosition(metric, base.pos);
+  const padded = base.mask?.findIndex((r) => p !== undefined && r[p] === 0) ?? -1;
+  if (padded >= 0) {
+    throw new HeadlensError(`the metric reads position ${p}, which is padding in prompt ${padded}`, "pad on the left (toTokens(texts, { padding: 'left' })), so that every prompt ends at the last position");
+  }
+  const attentionMask = base.stackedMask(variants);
   // the fast tail skips ln_final's hook points: only when nothing hooks them
   const lnFinal = cfg.normalization_type ? Object.values(normHooks('ln_final')) : []; // the hook points the tail skips
   const hooked = (n: string) => fwdHooks.some(([f]) => (typeof f === 'string' ? f === n : f(n))) || model.hasPermanentHook(n);
@@ -127,9 +147,9 @@ export function stackedValues(model: HookedTransformer, base: BaseRun, variants:
   const stopAtLayer = tail ? cfg.n_layers : undefined;
   let out: tf.Tensor3D;
   if (start === null) {
-    out = model.runWithHooks(Array.from({ length: rows }, (_, i) => base.rows[i % B]), { fwdHooks, stopAtLayer });
+    out = model.runWithHooks(Array.from({ length: rows }, (_, i) => base.rows[i % B]), { fwdHooks, stopAtLayer, attentionMask });
   } else {
-    out = tf.tidy(() => model.runWithHooksFrom(start, base.residPre(start).tile([variants, 1, 1]) as tf.Tensor3D, { fwdHooks, stopAtLayer }));
+    out = tf.tidy(() => model.runWithHooksFrom(start, base.residPre(start).tile([variants, 1, 1]) as tf.Tensor3D, { fwdHooks, stopAtLayer, attentionMask }));
   }
   try {
     return tf.tidy(() => {

@@ -25,6 +25,10 @@ export const gptNeox: Family = {
     const dHead = d && heads ? d / heads : NaN;
     const rope = ropeFromHF(hf, { theta: 10000, partial: 0.25 });
     const bias = field(hf, 'attention_bias', 'boolean') ?? true;
+    // transformers: r = int(head_dim · rotary_pct) sets the frequencies (arange(0, r, 2) / r, ⌈r/2⌉ of them), and the
+    // rotated width is cos.shape[-1] = 2·⌈r/2⌉ (apply_rotary_pos_emb); for an odd r that is r + 1
+    const r = Math.floor(dHead * rope.partial);
+    const odd = Number.isInteger(r) && r % 2 === 1;
     return {
       original_architecture: 'GPTNeoXForCausalLM',
       d_model: d as number,
@@ -38,7 +42,8 @@ export const gptNeox: Family = {
       normalization_type: 'LN',
       eps: field(hf, 'layer_norm_eps', 'number') ?? 1e-5,
       positional_embedding_type: 'rotary',
-      rotary_dim: Math.floor(dHead * rope.partial),
+      rotary_dim: odd ? r + 1 : r,
+      ...(odd ? { rotary_freq_dim: r } : {}),
       rotary_base: rope.rotary_base,
       rope_scaling: rope.rope_scaling,
       parallel_attn_mlp: field(hf, 'use_parallel_residual', 'boolean') ?? true,
@@ -145,9 +150,9 @@ export const gptNeox: Family = {
       vocab_size: cfg.d_vocab,
       hidden_act: cfg.act_fn,
       layer_norm_eps: cfg.eps,
-      rotary_pct: cfg.rotary_dim! / cfg.d_head,
+      rotary_pct: (cfg.rotary_freq_dim ?? cfg.rotary_dim!) / cfg.d_head,
       rotary_emb_base: cfg.rotary_base,
-      rope_parameters: ropeToHF(cfg, { partial_rotary_factor: cfg.rotary_dim! / cfg.d_head }),
+      rope_parameters: ropeToHF(cfg, { partial_rotary_factor: (cfg.rotary_freq_dim ?? cfg.rotary_dim!) / cfg.d_head }),
       use_parallel_residual: cfg.parallel_attn_mlp,
       attention_bias: cfg.attn_qkv_bias,
       tie_word_embeddings: cfg.tie_word_embeddings,

@@ -5,13 +5,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { inductionSequences } from '../../../datasets/induction.js';
+import { usableCtx } from '../../../model/config.js';
 import type { FwdHook, HookedTransformer } from '../../../hooks/hooked_transformer.js';
 import type { TaskInputs } from './task.js';
 
 /** The task's repeated sequences (`half` tokens, then the same again, after the prefix). */
 export function repeatedSequences(model: HookedTransformer, { samples, seed, bos, prefix }: TaskInputs): { seqs: number[][]; half: number } {
   const { cfg } = model;
-  const half = Math.min(50, Math.floor((cfg.n_ctx - prefix.length) / 2));
+  // within the context the model was trained on (toy-induction-2l: 33 tokens of its 64), where its positions mean something
+  const half = Math.min(50, Math.floor((usableCtx(cfg) - prefix.length) / 2));
   const seqs = inductionSequences({ n: samples, halfLength: half, low: Math.min(1, cfg.d_vocab - 2), high: cfg.d_vocab, bos, seed }).sequences;
   return { seqs, half };
 }
