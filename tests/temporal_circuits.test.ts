@@ -12,6 +12,8 @@ import { edgeAttribution } from '../src/interp/interventions/eap.js';
 import { logitDiff } from '../src/interp/metrics.js';
 import { PLANTED_TOK as T, plantedModel } from '../src/zoo/planted.js';
 import { headlensError } from './expect_error.js';
+import { EVENT_ALIASES, INVARIANT_FACTS, temporalCircuitData } from '../src/datasets/temporal.js';
+import type { TextTokenizer } from '../src/model/tokenizer.js';
 
 let model: HookedTransformer;
 beforeAll(async () => {
@@ -116,5 +118,41 @@ describe('temporalHeadAblation: the answer probability normalised over the candi
     candidateProbability(model, temporalItems.slice(0, 1));
     temporalCircuits(model, [temporalTasks[0], invariantTasks[0]], { steps: 2, topN: 3 });
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('temporalCircuitData', () => {
+  // one id per word or punctuation mark, [UNK] = 1 for the words listed as unknown
+  const words = new Map<string, number>();
+  const unknown = new Set(['Roman', 'numeral']);
+  const tok: TextTokenizer = {
+    encode: (t) => (t.match(/\w+|[^\w\s]+/g) ?? []).map((w) => (unknown.has(w) ? 1 : (words.get(w) ?? (words.set(w, words.size + 2), words.size + 1)))),
+    decode: (ids) => ids.map((i) => [...words].find(([, v]) => v === i)?.[0] ?? '[UNK]').join(' '),
+    tokenText: (i) => String(i),
+  };
+  const d = temporalCircuitData(tok, { prefix: [0], unk: 1 });
+  const text = (ids: number[]) => tok.decode(ids.slice(1));
+
+  it('event aliases name the year by an event of another relation, and pair it with another event of another answer', () => {
+    const ev = d.tasks.filter((t) => t.group === 'event');
+    expect(ev.map((t) => t.name).sort()).toEqual(['uk-prime-minister-event-2004', 'uk-prime-minister-event-2008', 'uk-prime-minister-event-2012', 'us-president-event-2006', 'us-president-event-2014', 'us-president-event-2022'].sort());
+    const t = ev.find((x) => x.name === 'uk-prime-minister-event-2004')!;
+    expect(text(t.clean[0])).toBe(`In the year ${EVENT_ALIASES[2004]} , the Prime Minister of the United Kingdom was`);
+    // 2008 (Brown) and 2012 (Cameron) have other answers; 2014 (Cameron, "… was won by Germany") is a word longer: dropped,
+    // and with it the whole 2014 task (its other-answer years 2004 and 2008 are both a word shorter)
+    expect(t.corrupted.map(text).map((s) => s.split(' ').slice(3, 10).join(' '))).toEqual(['the Summer Olympics were held in Beijing', 'the Summer Olympics were held in London']);
+    expect(d.dropped.some((x) => x.clean.includes('won by Germany') && x.reason.startsWith('corrupted is'))).toBe(true);
+  });
+
+  it('time-invariant tasks are fixed attributes with no year, corrupted by another subject; unknown words are dropped and listed', () => {
+    const inv = d.tasks.filter((t) => t.kind === 'invariant');
+    expect(inv.length).toBeGreaterThan(10);
+    for (const t of inv) for (const row of [...t.clean, ...t.corrupted]) expect(text(row)).not.toMatch(/\d{4}|year/);
+    expect(inv.some((t) => t.name.startsWith('roman-numeral'))).toBe(false);
+    expect(d.dropped.filter((x) => x.reason === 'unknown token').length).toBe(Object.keys(INVARIANT_FACTS[3].objects).length * (Object.keys(INVARIANT_FACTS[3].objects).length - 1));
+    const france = inv.find((t) => t.name === 'capital-France')!;
+    expect(text(france.clean[0])).toBe('The capital of France is');
+    expect(france.answer[0]).toBe(tok.encode(' Paris')[0]);
+    expect(new Set(france.wrong).has(france.answer[0])).toBe(false);
   });
 });
