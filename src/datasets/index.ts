@@ -3,4 +3,4 @@ export { inductionSequences, repeatedBlocks, InductionSetSchema, type InductionS
 export { ioiPrompts, ioiTokens, singleTokenWords, IoiSetSchema, IoiPromptSchema, IOI_TEMPLATES, type IoiSet, type IoiPrompt, type IoiTokens } from './ioi.js';
 export { needleTextTrials, needleTokenTrials, needleGrid, fillerText, fillerSentence, needleVariant, NeedleSetSchema, NeedleTrialSchema, DEFAULT_NEEDLE, type NeedleSet } from './needle.js';
 export { mcqItems, mcqTokens, mcqPrompt, relabelMcq, McqSetSchema, McqItemSchema, type McqSet, type McqItem, type LetterPrompt } from './mcq.js';
-export { temporalItems, temporalTokenPairs, temporalPrompt, yearInWords, TemporalSetSchema, TemporalItemSchema, TEMPORAL_FACTS, CONTROL_FACTS, type TemporalSet, type TemporalItem } from './temporal.js';
+export { temporalItems, temporalTokenPairs, temporalPrompt, yearInWords, TemporalSetSchema, TemporalItemSchema, TEMPORAL_FACTS, CONTROL_FACTS, EVENT_ALIASES, INVARIANT_FACTS, eventPrompt, temporalCircuitData, type TemporalCircuitData, type TemporalSet, type TemporalItem } from './temporal.js';

@@ -32,7 +32,7 @@ export { razorScores, razorScorer, razorAttentionHeads, type RazorScoreOptions, 
 export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, decodesExactly, unigramRecall, retrievalStopTokens, type NeedleTrial, type RetrievalOptions } from './scores/retrieval.js';
 export { correctLetterScores, correctLetterScorer, headLogitContributions, labelMutationScores, letterContrast, qkSubspaceAnalysis, type CorrectLetterOptions, type LabelMutationResult, type QkSubspaceOptions, type QkSubspaceResult, type QkSubspaceRow } from './scores/correct_letter.js';
 export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './scores/temporal.js';
-export { temporalCircuits, temporalHeadAblation, candidateProbability, type TemporalCircuitTask, type TemporalCircuitOptions, type TemporalCircuits, type CandidateItem, type TemporalAblation } from './scores/temporal_circuits.js';
+export { temporalCircuits, temporalHeadsOf, taskCircuit, defaultTopN, temporalHeadAblation, candidateProbability, type TemporalCircuitTask, type TemporalCircuitOptions, type TemporalCircuits, type CandidateItem, type TemporalAblation } from './scores/temporal_circuits.js';
 export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './scores/task_metrics.js';
 export { ioiHeadClasses, type IoiClasses, type ClassHead } from './scores/ioi_classes.js';
 export { maskHeadsCheck, topRanked, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './scores/mask_heads.js';

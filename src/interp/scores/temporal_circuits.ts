@@ -65,6 +65,47 @@ export interface TemporalCircuits {
   settings: Record<string, unknown>;
 }
 
+/** Default top-n: 0.3 % of the model's edges (the reference's 5,000 of Llama-2-7B's ≈1.6M), at least 10. */
+export function defaultTopN(edgeCount: number): number {
+  return Math.min(edgeCount, Math.max(10, Math.round(0.003 * edgeCount)));
+}
+
+/** Step 1–2 for one task: its EAP-IG edge scores on the logit difference, the top-n edges, pruned. */
+export function taskCircuit(model: HookedTransformer, t: TemporalCircuitTask, opts: { steps?: number; topN?: number } = {}): { circuit: Circuit; edges: number } {
+  const n = t.clean.length;
+  if (n === 0 || t.corrupted.length !== n || t.answer.length !== n || t.wrong.length !== n) throw new HeadlensError(`task '${t.name}': clean, corrupted, answer and wrong must have the same number (≥ 1) of rows`);
+  if (t.answer.some((a, i) => a === t.wrong[i])) throw new HeadlensError(`task '${t.name}': a row's answer equals its corrupted answer`, 'the logit difference needs two different answers');
+  const attr = edgeAttribution(model, { clean: t.clean, corrupted: t.corrupted, metric: logitDiff(t.answer, t.wrong), method: 'eap-ig', steps: opts.steps ?? 100 });
+  const edges = attr.edges.length;
+  return { circuit: topNCircuit(attr, Math.min(opts.topN ?? defaultTopN(edges), edges)), edges };
+}
+
+/**
+ * Step 3: node frequency per group and the temporal heads (major, ≥ ⌈threshold·n⌉ of a temporal group's n circuits,
+ * and in no invariant circuit) of circuits already built (by temporalCircuits, or task by task with taskCircuit).
+ */
+export function temporalHeadsOf(circuits: TemporalCircuits['circuits'], threshold = 0.9): { frequency: TemporalCircuits['frequency']; temporalHeads: string[] } {
+  if (!(threshold > 0 && threshold <= 1)) throw new HeadlensError(`threshold ${threshold} must be in (0, 1]`);
+  if (!circuits.some((c) => c.kind === 'temporal')) throw new HeadlensError('temporalCircuits: no temporal task', 'pass tasks of kind temporal and invariant');
+  if (!circuits.some((c) => c.kind === 'invariant')) throw new HeadlensError('temporalCircuits: no time-invariant task', 'temporal heads are defined against invariant circuits; pass some');
+  const groups = [...new Set(circuits.map((c) => c.group))];
+  const frequency: TemporalCircuits['frequency'] = {};
+  for (const g of groups) frequency[g] = Object.fromEntries(nodeFrequency(circuits.filter((c) => c.group === g).map((c) => c.circuit)));
+  const head = /^L(\d+)H(\d+)$/;
+  const inInvariant = new Set(circuits.filter((c) => c.kind === 'invariant').flatMap((c) => c.circuit.nodes));
+  const major = new Set<string>();
+  for (const g of new Set(circuits.filter((c) => c.kind === 'temporal').map((c) => c.group))) {
+    const n = circuits.filter((c) => c.group === g).length;
+    const need = Math.ceil(threshold * n - 1e-9); // their int(threshold·n + 0.9999999)
+    for (const [node, f] of Object.entries(frequency[g])) if (head.test(node) && Math.round(f * n) >= need) major.add(node);
+  }
+  const order = (label: string) => {
+    const m = head.exec(label)!;
+    return Number(m[1]) * 1e4 + Number(m[2]);
+  };
+  return { frequency, temporalHeads: [...major].filter((h) => !inInvariant.has(h)).sort((a, b) => order(a) - order(b)) };
+}
+
 /** Steps 1–3 of the module comment: one EAP-IG top-n circuit per task, node frequency, temporal heads. */
 export function temporalCircuits(model: HookedTransformer, tasks: TemporalCircuitTask[], opts: TemporalCircuitOptions = {}): TemporalCircuits {
   const steps = opts.steps ?? 100;
@@ -72,40 +113,18 @@ export function temporalCircuits(model: HookedTransformer, tasks: TemporalCircui
   if (!(threshold > 0 && threshold <= 1)) throw new HeadlensError(`threshold ${threshold} must be in (0, 1]`);
   if (!tasks.some((t) => t.kind === 'temporal')) throw new HeadlensError('temporalCircuits: no temporal task', 'pass tasks of kind temporal and invariant');
   if (!tasks.some((t) => t.kind === 'invariant')) throw new HeadlensError('temporalCircuits: no time-invariant task', 'temporal heads are defined against invariant circuits; pass some');
-  for (const t of tasks) {
-    const n = t.clean.length;
-    if (n === 0 || t.corrupted.length !== n || t.answer.length !== n || t.wrong.length !== n) throw new HeadlensError(`task '${t.name}': clean, corrupted, answer and wrong must have the same number (≥ 1) of rows`);
-    if (t.answer.some((a, i) => a === t.wrong[i])) throw new HeadlensError(`task '${t.name}': a row's answer equals its corrupted answer`, 'the logit difference needs two different answers');
-  }
   const circuits: TemporalCircuits['circuits'] = [];
-  let topN = opts.topN;
   let edgeCount = 0;
   for (const t of tasks) {
-    const attr = edgeAttribution(model, { clean: t.clean, corrupted: t.corrupted, metric: logitDiff(t.answer, t.wrong), method: 'eap-ig', steps });
-    edgeCount = attr.edges.length;
-    topN ??= Math.min(edgeCount, Math.max(10, Math.round(0.003 * edgeCount)));
-    circuits.push({ name: t.name, kind: t.kind, group: t.group ?? t.kind, circuit: topNCircuit(attr, Math.min(topN, edgeCount)) });
+    const { circuit, edges } = taskCircuit(model, t, { steps, topN: opts.topN });
+    edgeCount = edges;
+    circuits.push({ name: t.name, kind: t.kind, group: t.group ?? t.kind, circuit });
   }
+  const topN = opts.topN ?? defaultTopN(edgeCount);
   const groups = [...new Set(circuits.map((c) => c.group))];
-  const frequency: TemporalCircuits['frequency'] = {};
-  for (const g of groups) frequency[g] = Object.fromEntries(nodeFrequency(circuits.filter((c) => c.group === g).map((c) => c.circuit)));
-  const isHead = (n: string) => /^L\d+H\d+$/.test(n);
-  const inInvariant = new Set(circuits.filter((c) => c.kind === 'invariant').flatMap((c) => c.circuit.nodes));
-  const major = new Set<string>();
-  for (const g of new Set(circuits.filter((c) => c.kind === 'temporal').map((c) => c.group))) {
-    const n = circuits.filter((c) => c.group === g).length;
-    const need = Math.ceil(threshold * n - 1e-9); // their int(threshold·n + 0.9999999)
-    for (const [node, f] of Object.entries(frequency[g])) if (isHead(node) && Math.round(f * n) >= need) major.add(node);
-  }
-  const order = (label: string) => {
-    const { layer, head } = parseHeadLabel(label, model.cfg);
-    return layer * model.cfg.n_heads + head;
-  };
-  const temporalHeads = [...major].filter((h) => !inInvariant.has(h)).sort((a, b) => order(a) - order(b));
   return {
     circuits,
-    frequency,
-    temporalHeads,
+    ...temporalHeadsOf(circuits, threshold),
     settings: { method: 'EAP-IG top-n circuits (Park et al. 2025)', metric: 'logit difference, clean − corrupted answer', steps, topN, edges: edgeCount, threshold, tasks: tasks.length, groups },
   };
 }
