@@ -173,11 +173,19 @@ export const INVARIANT_FACTS: { relation: string; frame: string; objects: Record
   { relation: 'roman-numeral', frame: 'The Roman numeral for {subject} is', objects: { one: 'I', five: 'V', ten: 'X', fifty: 'L', hundred: 'C', thousand: 'M' } },
 ];
 
+/** A fact with its candidate answers (structurally temporal_circuits.ts' CandidateItem), and its group. */
+export interface CandidateFact {
+  group: string;
+  prompt: number[];
+  candidates: number[][];
+  correct: number;
+}
+
 /** A token row task of temporal_circuits.ts (structurally its TemporalCircuitTask) and its candidate items. */
 export interface TemporalCircuitData {
   tasks: { name: string; kind: 'temporal' | 'invariant'; group: string; clean: number[][]; corrupted: number[][]; answer: number[]; wrong: number[] }[];
   /** Candidate items for the ablation: each prompt with every answer of its relation (those in the vocabulary). */
-  items: { temporal: { prompt: number[]; candidates: number[][]; correct: number }[]; invariant: { prompt: number[]; candidates: number[][]; correct: number }[] };
+  items: { temporal: CandidateFact[]; invariant: CandidateFact[] };
   /** Rows left out and why (corrupted prompt of another length in tokens, or a token outside the vocabulary). */
   dropped: { reason: string; clean: string; corrupted?: string }[];
 }
@@ -209,12 +217,12 @@ export function temporalCircuitData(tokenizer: TextTokenizer, opts: { prefix?: n
     }
     if (rows.length) out.tasks.push({ name, kind, group, clean: rows.map(() => c), corrupted: rows.map((r) => r.corrupted), answer: rows.map(() => a[0]), wrong: rows.map((r) => r.wrong) });
   };
-  const addItem = (kind: 'temporal' | 'invariant', prompt: string, answers: string[], correct: string) => {
+  const addItem = (kind: 'temporal' | 'invariant', group: string, prompt: string, answers: string[], correct: string) => {
     const p = enc(prompt);
     const known = answers.filter((x) => x === correct || !hasUnk(tokenizer.encode(` ${x}`))); // a wrong candidate outside the vocabulary is left out
     const cands = known.map((x) => tokenizer.encode(` ${x}`));
     if (hasUnk(p, ...cands) || cands.length < 2) out.dropped.push({ reason: 'unknown token or fewer than 2 candidates (candidate item)', clean: prompt });
-    else out.items[kind].push({ prompt: p, candidates: cands, correct: known.indexOf(correct) });
+    else out.items[kind].push({ group, prompt: p, candidates: cands, correct: known.indexOf(correct) });
   };
   for (const f of TEMPORAL_FACTS) {
     const years = Object.keys(f.answers).map(Number);
@@ -230,7 +238,7 @@ export function temporalCircuitData(tokenizer: TextTokenizer, opts: { prefix?: n
       for (const y of ys) {
         const others = ys.filter((o) => f.answers[o] !== f.answers[y]).map((o) => ({ prompt: make(o), answer: f.answers[o] }));
         addTask(`${f.relation}-${group}-${y}`, 'temporal', group, make(y), f.answers[y], others);
-        addItem('temporal', make(y), answers, f.answers[y]);
+        addItem('temporal', group, make(y), answers, f.answers[y]);
       }
     }
   }
@@ -241,7 +249,7 @@ export function temporalCircuitData(tokenizer: TextTokenizer, opts: { prefix?: n
     for (const s of subjects) {
       const others = subjects.filter((o) => o !== s).map((o) => ({ prompt: make(o), answer: f.objects[o] }));
       addTask(`${f.relation}-${s}`, 'invariant', 'invariant', make(s), f.objects[s], others);
-      addItem('invariant', make(s), answers, f.objects[s]);
+      addItem('invariant', 'invariant', make(s), answers, f.objects[s]);
     }
   }
   return out;
