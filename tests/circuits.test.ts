@@ -122,6 +122,21 @@ describe('circuit evaluation (edge ablation)', () => {
     expect(f.settings).toEqual({ ablation: 'patching', edges: all.length, prompts: 2 });
   });
 
+  it('full circuit = clean run and empty circuit = corrupted run also under GQA, rotary positions and parallel blocks', async () => {
+    for (const name of ['llama-gqa', 'pythia-parallel']) {
+      const m = await loadPretrained(path.join(FIXTURES, name));
+      try {
+        const all = edgeAttribution(m, { clean: CLEAN, corrupted: CORRUPTED, metric }).edges;
+        const f = circuitFaithfulness(m, all, { clean: CLEAN, corrupted: CORRUPTED, metric });
+        expect(Math.abs(f.circuit - metricOf(m, CLEAN)), name).toBeLessThan(1e-4);
+        expect(Math.abs(f.empty - metricOf(m, CORRUPTED)), name).toBeLessThan(1e-4);
+        expect(Math.abs(metricOf(m, CLEAN) - metricOf(m, CORRUPTED)), name).toBeGreaterThan(1e-4);
+      } finally {
+        m.dispose();
+      }
+    }
+  });
+
   it('all edges but one head → logits equals path patching that head to the logits (attention-only, no norm)', () => {
     const all = edgeAttribution(noNorm, { clean: CLEAN, corrupted: CORRUPTED, metric }).edges;
     const cuts = [[0, 1], [1, 2]];

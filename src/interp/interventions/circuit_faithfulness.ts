@@ -186,38 +186,46 @@ function circuitHooks(model: HookedTransformer, lay: Layout, chunk: Set<string>[
   const V = chunk.length;
   const d = cfg.d_model;
   const keep = <T extends tf.Tensor>(t: T): T => (kept.push(tf.keep(t)), t);
-  const diffs: tf.Tensor[] = []; // per writer, in writer order: ablated − current, [V·B, pos, d_model]
+  const diffs = new Map<string, tf.Tensor>(); // per writer: ablated − current, [V·B, pos, d_model]
+  const writerIndex = new Map(lay.writers.map((w, i) => [w, i]));
   const srcOf = (w: number, P: number): tf.Tensor => {
     const s = src.slice([0, 0, w, 0], [-1, -1, 1, -1]).squeeze([2]); // [B|1, pos|1, d_model]
     const full = s.shape[0] === 1 ? s.tile([B, 1, 1]) : s;
     return (full.shape[1] === 1 ? full.tile([1, P, 1]) : full).tile([V, 1, 1]); // [V·B, pos, d_model]
   };
   let embedPart: tf.Tensor | undefined;
-  const addWriters = (outs: tf.Tensor[]) => {
-    for (const o of outs) {
-      const w = diffs.length;
-      diffs.push(keep(tf.tidy(() => srcOf(w, o.shape[1]!).sub(o))));
-    }
+  // writers are named, not counted: a parallel block may run its MLP before its attention
+  const addWriters = (labels: string[], outs: tf.Tensor[]) => {
+    outs.forEach((o, k) => diffs.set(labels[k], keep(tf.tidy(() => srcOf(writerIndex.get(labels[k])!, o.shape[1]!).sub(o)))));
+  };
+  /** The writers before readers `rs` (which share one place in the forward), in writer order. */
+  const before = (rs: string[]): string[] => {
+    const at = lay.readerAt(rs[0]);
+    const ws = lay.writers.filter((w) => lay.writerAt.get(w)! < at);
+    const missing = ws.find((w) => !diffs.has(w));
+    if (missing) throw new HeadlensError(`internal: ${missing}'s output was not recorded before ${rs[0]} read it`);
+    return ws;
   };
   /** The ablation mask of readers `rs`: [V, R, n_writers so far], 1 where the edge is outside circuit v. */
-  const maskOf = (rs: string[]): Float32Array | null => {
-    const W = diffs.length;
+  const maskOf = (rs: string[], ws: string[]): Float32Array | null => {
+    const W = ws.length;
     const m = new Float32Array(V * rs.length * W);
     let any = false;
     chunk.forEach((keys, v) => rs.forEach((r, j) => {
       for (let w = 0; w < W; w++) {
-        if (!keys.has(`${lay.writers[w]}\u0000${r}`)) (m[(v * rs.length + j) * W + w] = 1, (any = true));
+        if (!keys.has(`${ws[w]}\u0000${r}`)) (m[(v * rs.length + j) * W + w] = 1, (any = true));
       }
     }));
     return any ? m : null;
   };
   /** Δ for readers rs: [V, R, B, pos, d_model], or null when every edge into them is in every circuit. */
   const deltaOf = (rs: string[], P: number): tf.Tensor | null => {
-    const m = maskOf(rs);
+    const ws = before(rs);
+    const m = maskOf(rs, ws);
     if (!m) return null;
     return tf.tidy(() => {
-      const mask = tf.tensor3d(m, [V, rs.length, diffs.length]);
-      const D = tf.stack(diffs).reshape([diffs.length, V, B * P * d]).transpose([1, 0, 2]) as tf.Tensor3D; // [V, W, B·pos·d_model]
+      const mask = tf.tensor3d(m, [V, rs.length, ws.length]);
+      const D = tf.stack(ws.map((w) => diffs.get(w)!)).reshape([ws.length, V, B * P * d]).transpose([1, 0, 2]) as tf.Tensor3D; // [V, W, B·pos·d_model]
       return tf.matMul(mask, D).reshape([V, rs.length, B, P, d]);
     });
   };
@@ -228,7 +236,7 @@ function circuitHooks(model: HookedTransformer, lay: Layout, chunk: Set<string>[
     if (i === 0) embedPart = x;
     if (i === embedNames.length - 1) {
       const sum = embedPart === x ? x : embedPart!.add(x);
-      addWriters([sum]);
+      addWriters(['embed'], [sum]);
       if (sum !== x) sum.dispose();
     }
     return x;
@@ -254,7 +262,7 @@ function circuitHooks(model: HookedTransformer, lay: Layout, chunk: Set<string>[
     }
     hooks.push([actName('z', l), (z) => {
       const outs = tf.tidy(() => tf.unstack(headOutputs(model, l, z), 2)); // each [V·B, pos, d_model]
-      addWriters(outs);
+      addWriters(outs.map((_, h) => `L${l}H${h}`), outs);
       outs.forEach((t) => t.dispose());
       return z;
     }]);
@@ -268,7 +276,7 @@ function circuitHooks(model: HookedTransformer, lay: Layout, chunk: Set<string>[
         delta.dispose();
         return out;
       }]);
-      hooks.push([actName('mlp_out', l), (x) => (addWriters([x]), x)]);
+      hooks.push([actName('mlp_out', l), (x) => (addWriters([`L${l}.mlp`], [x]), x)]);
     }
   }
   hooks.push([actName('resid_post', cfg.n_layers - 1), (x) => {
