@@ -15,7 +15,8 @@
  *
  * Node names are eap.ts's: writers 'embed', 'L{l}H{h}', 'L{l}.mlp'; readers 'L{l}H{h}.q|k|v' (a head),
  * 'L{l}KV{g}.k|v' (under GQA: a key/value group, read by every query head of the group), 'L{l}.mlp', 'logits'.
- * One deviation from the reference: the reference ungroups GQA so that each query head has its own key and
+ * Where fewer than n edges are connected to the logits, greedy takes those and says so in `settings.warning` (the
+ * reference's iterator would fail). One deviation from the reference: the reference ungroups GQA so that each query head has its own key and
  * value input; here an edge into a group's key/value counts as an edge into each head of the group (that is
  * what the model computes: one key per group).
  */
