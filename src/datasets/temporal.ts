@@ -139,3 +139,118 @@ export function temporalTokenPairs(set: TemporalSet, tokenizer: TextTokenizer, p
   }
   return { pairs, dropped };
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Park et al.'s circuit method (src/interp/scores/temporal_circuits.ts): event aliases and time-invariant tasks
+
+/**
+ * Years named by an event instead of a number, as Park et al.'s alias templates do ("In the year the Summer
+ * Olympics were held in Atlanta, …"). Only events that name one year: France won the World Cup in 1998 and 2018,
+ * so neither is used.
+ */
+export const EVENT_ALIASES: Record<number, string> = {
+  1996: 'the Summer Olympics were held in Atlanta', 2000: 'the Summer Olympics were held in Sydney', 2004: 'the Summer Olympics were held in Athens',
+  2008: 'the Summer Olympics were held in Beijing', 2012: 'the Summer Olympics were held in London', 2016: 'the Summer Olympics were held in Rio de Janeiro',
+  2002: 'the FIFA World Cup was won by Brazil', 2006: 'the FIFA World Cup was won by Italy', 2010: 'the FIFA World Cup was won by Spain',
+  2014: 'the FIFA World Cup was won by Germany', 2022: 'the FIFA World Cup was won by Argentina',
+};
+
+/** A frame with its year given by an event: "In the year the Summer Olympics were held in Athens, …". */
+export function eventPrompt(frame: string, year: number): string {
+  const e = EVENT_ALIASES[year];
+  if (!e) throw new HeadlensError(`no event alias for ${year}`, `use one of ${Object.keys(EVENT_ALIASES).join(', ')}`);
+  return frame.replace('{year}', `In the year ${e}`);
+}
+
+/**
+ * Time-invariant tasks as separate prompts of fixed attributes, with no year in them (Park et al.'s data/Invariant:
+ * fruit colours, object superclasses, geometric shapes, roman numerals): a relation, its frame and subject → object.
+ */
+export const INVARIANT_FACTS: { relation: string; frame: string; objects: Record<string, string> }[] = [
+  { relation: 'capital', frame: 'The capital of {subject} is', objects: { France: 'Paris', Japan: 'Tokyo', Italy: 'Rome', Germany: 'Berlin', Spain: 'Madrid', Greece: 'Athens' } },
+  { relation: 'chemical-symbol', frame: 'The chemical symbol of {subject} is', objects: { gold: 'Au', silver: 'Ag', iron: 'Fe', copper: 'Cu', lead: 'Pb' } },
+  { relation: 'shape-sides', frame: 'The number of sides of a {subject} is', objects: { triangle: 'three', square: 'four', pentagon: 'five', hexagon: 'six', octagon: 'eight' } },
+  { relation: 'roman-numeral', frame: 'The Roman numeral for {subject} is', objects: { one: 'I', five: 'V', ten: 'X', fifty: 'L', hundred: 'C', thousand: 'M' } },
+];
+
+/** A fact with its candidate answers (structurally temporal_circuits.ts' CandidateItem), and its group. */
+export interface CandidateFact {
+  group: string;
+  prompt: number[];
+  candidates: number[][];
+  correct: number;
+}
+
+/** A token row task of temporal_circuits.ts (structurally its TemporalCircuitTask) and its candidate items. */
+export interface TemporalCircuitData {
+  tasks: { name: string; kind: 'temporal' | 'invariant'; group: string; clean: number[][]; corrupted: number[][]; answer: number[]; wrong: number[] }[];
+  /** Candidate items for the ablation: each prompt with every answer of its relation (those in the vocabulary). */
+  items: { temporal: CandidateFact[]; invariant: CandidateFact[] };
+  /** Rows left out and why (corrupted prompt of another length in tokens, or a token outside the vocabulary). */
+  dropped: { reason: string; clean: string; corrupted?: string }[];
+}
+
+/**
+ * Tasks for Park et al.'s circuit method, one per (relation, year) for temporal facts — every other year of the
+ * relation with another answer is a corrupted row, as their notebook pairs a target year with the subject's other
+ * years — in three groups: 'numeric' ("In 2004"), 'words' ("In the year two thousand four") and 'event' ("In the
+ * year the Summer Olympics were held in Athens"; corrupted by another event); and one per (relation, subject) for
+ * time-invariant facts, corrupted by the relation's other subjects. A row whose corrupted prompt tokenizes to
+ * another length is dropped and listed; `unk` (a tokenizer's unknown-token id) drops prompts that contain it.
+ */
+export function temporalCircuitData(tokenizer: TextTokenizer, opts: { prefix?: number[]; unk?: number } = {}): TemporalCircuitData {
+  const prefix = opts.prefix ?? [];
+  const enc = (s: string) => [...prefix, ...tokenizer.encode(s)];
+  const out: TemporalCircuitData = { tasks: [], items: { temporal: [], invariant: [] }, dropped: [] };
+  const hasUnk = (...xs: number[][]) => opts.unk !== undefined && xs.some((x) => x.includes(opts.unk!));
+  const addTask = (name: string, kind: 'temporal' | 'invariant', group: string, clean: string, answer: string, others: { prompt: string; answer: string }[]) => {
+    const c = enc(clean);
+    const a = tokenizer.encode(` ${answer}`);
+    const rows: { corrupted: number[]; wrong: number }[] = [];
+    for (const o of others) {
+      const k = enc(o.prompt);
+      const w = tokenizer.encode(` ${o.answer}`);
+      if (hasUnk(c, k, a, w)) out.dropped.push({ reason: 'unknown token', clean, corrupted: o.prompt });
+      else if (k.length !== c.length) out.dropped.push({ reason: `corrupted is ${k.length} tokens, clean ${c.length}`, clean, corrupted: o.prompt });
+      else if (w[0] === a[0]) out.dropped.push({ reason: 'answers share their first token', clean, corrupted: o.prompt });
+      else rows.push({ corrupted: k, wrong: w[0] });
+    }
+    if (rows.length) out.tasks.push({ name, kind, group, clean: rows.map(() => c), corrupted: rows.map((r) => r.corrupted), answer: rows.map(() => a[0]), wrong: rows.map((r) => r.wrong) });
+  };
+  const addItem = (kind: 'temporal' | 'invariant', group: string, prompt: string, answers: string[], correct: string) => {
+    const p = enc(prompt);
+    const known = answers.filter((x) => x === correct || !hasUnk(tokenizer.encode(` ${x}`))); // a wrong candidate outside the vocabulary is left out
+    const cands = known.map((x) => tokenizer.encode(` ${x}`));
+    if (hasUnk(p, ...cands) || cands.length < 2) out.dropped.push({ reason: 'unknown token or fewer than 2 candidates (candidate item)', clean: prompt });
+    else out.items[kind].push({ group, prompt: p, candidates: cands, correct: known.indexOf(correct) });
+  };
+  for (const f of TEMPORAL_FACTS) {
+    const years = Object.keys(f.answers).map(Number);
+    const answers = [...new Set(Object.values(f.answers))];
+    const prompts = {
+      numeric: (y: number) => temporalPrompt(f.frame, y, false),
+      words: (y: number) => temporalPrompt(f.frame, y, true),
+      event: (y: number) => eventPrompt(f.frame, y),
+    };
+    for (const [group, make] of Object.entries(prompts)) {
+      // an event alias only where it names a year of this relation, and never the relation itself
+      const ys = group === 'event' ? years.filter((y) => EVENT_ALIASES[y] && !EVENT_ALIASES[y].startsWith(f.frame.replace('{year}, ', ''))) : years;
+      for (const y of ys) {
+        const others = ys.filter((o) => f.answers[o] !== f.answers[y]).map((o) => ({ prompt: make(o), answer: f.answers[o] }));
+        addTask(`${f.relation}-${group}-${y}`, 'temporal', group, make(y), f.answers[y], others);
+        addItem('temporal', group, make(y), answers, f.answers[y]);
+      }
+    }
+  }
+  for (const f of INVARIANT_FACTS) {
+    const subjects = Object.keys(f.objects);
+    const answers = Object.values(f.objects);
+    const make = (s: string) => f.frame.replace('{subject}', s);
+    for (const s of subjects) {
+      const others = subjects.filter((o) => o !== s).map((o) => ({ prompt: make(o), answer: f.objects[o] }));
+      addTask(`${f.relation}-${s}`, 'invariant', 'invariant', make(s), f.objects[s], others);
+      addItem('invariant', 'invariant', make(s), answers, f.objects[s]);
+    }
+  }
+  return out;
+}

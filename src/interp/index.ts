@@ -6,10 +6,12 @@
 export { headAblationHooks, runWithAblatedHeads, kvHeadAblationHooks, mlpAblationHooks, queryHeadsOf, type HeadRef, type KvHeadRef, type AblationKind, type AblationOptions } from './interventions/ablation.js';
 export { Labelled, type Axis, type LabelledJSON } from './labelled.js';
 export { logitDiff, logitOf, probability, klDivergence, normalized, metricValue, type Metric, type Answer, type MetricOptions } from './metrics.js';
-export { patchSites, activationPatching, patchComponents, patchResidPre, patchResidMid, patchResidPost, patchAttnOut, patchMlpOut, patchHeadOutByPos, patchHeadOutAllPos, patchHeadPatternAllPos, patchEveryBlock, patchEveryHead, PATCH_COMPONENTS, type PatchSite, type PatchComponent, type SweepOptions, type ActivationPatchingOptions } from './interventions/patching.js';
+export { patchSites, activationPatching, patchComponents, patchResidPre, patchResidMid, patchResidPost, patchAttnOut, patchMlpOut, patchHeadOutByPos, patchHeadOutAllPos, patchHeadPatternAllPos, patchHeadPatternDestSrc, patchEveryBlock, patchEveryHead, PATCH_COMPONENTS, type PatchSite, type PatchComponent, type SweepOptions, type ActivationPatchingOptions } from './interventions/patching.js';
 export { pathPatch, pathPatchMany, pathPatchingSweep, type Receiver, type PathPatchingOptions } from './interventions/path_patching.js';
 export { attributionPatching, attributionTerms, type AttributionOptions, type RunSpec } from './interventions/attribution_patching.js';
 export { edgeAttribution, type Edge, type EdgeAttribution, type EdgeAttributionOptions } from './interventions/eap.js';
+export { topNCircuit, greedyCircuit, pruneCircuit, nodeFrequency, readerNodes, type Circuit, type ExtractOptions } from './circuit.js';
+export { evaluateCircuits, circuitFaithfulness, type CircuitAblation, type CircuitEvalOptions, type CircuitLike, type Faithfulness } from './interventions/circuit_faithfulness.js';
 export { directLogitAttribution, dlaPerHead, dlaPerLayer, headDla, headDlaFromCache, directBias, type DlaOptions } from './attribution/dla.js';
 export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './attribution/logit_lens.js';
 export { attentionRollout, rolloutFromPatterns, type RolloutOptions } from './attribution/attention_rollout.js';
@@ -31,6 +33,7 @@ export { razorScores, razorScorer, razorAttentionHeads, type RazorScoreOptions, 
 export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retrievalTeacherForcedScorer, retrievalHeads, greedyDecode, decodesExactly, unigramRecall, retrievalStopTokens, type NeedleTrial, type RetrievalOptions } from './scores/retrieval.js';
 export { correctLetterScores, correctLetterScorer, headLogitContributions, labelMutationScores, letterContrast, qkSubspaceAnalysis, type CorrectLetterOptions, type LabelMutationResult, type QkSubspaceOptions, type QkSubspaceResult, type QkSubspaceRow } from './scores/correct_letter.js';
 export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './scores/temporal.js';
+export { temporalCircuits, temporalHeadsOf, taskCircuit, defaultTopN, temporalHeadAblation, candidateProbability, type TemporalCircuitTask, type TemporalCircuitOptions, type TemporalCircuits, type CandidateItem, type TemporalAblation } from './scores/temporal_circuits.js';
 export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './scores/task_metrics.js';
 export { ioiHeadClasses, ioiCopyScores, type IoiClasses, type ClassHead } from './scores/ioi_classes.js';
 export { maskHeadsCheck, topRanked, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './scores/mask_heads.js';

@@ -33,11 +33,15 @@ import { readAsync, readSync, type Reads } from '../../util/reads.js';
 import { metricMean, type Metric } from '../metrics.js';
 import { BaseRun, stackedValues, startLayer, variantsPerPass, type PassOptions } from './stacked_runs.js';
 
-/** One patched variant: at hook `name`, the slot of `head` (all heads if absent) at query position `pos` (all if absent). */
+/**
+ * One patched variant: at hook `name`, the slot of `head` (all heads if absent) at query position `pos` (all if
+ * absent); for hook_pattern / hook_attn_scores, `keyPos` narrows it to one key (source) position.
+ */
 export interface PatchSite {
   name: string;
   head?: number;
   pos?: number;
+  keyPos?: number;
 }
 
 export interface SweepOptions extends PassOptions {
@@ -138,7 +142,8 @@ function slotAxes(name: string): { head?: number; pos: number } {
 }
 
 function variantMask(name: string, rest: number[], V: number, list: { v: number; site: PatchSite }[]): tf.Tensor {
-  const shape = [...rest.slice(0, -1), 1];
+  const byKey = list.some(({ site }) => site.keyPos !== undefined); // the key axis is the last of hook_pattern / hook_attn_scores
+  const shape = byKey ? [...rest] : [...rest.slice(0, -1), 1];
   const per = shape.reduce((a, b) => a * b, 1);
   const m = new Float32Array(V * per);
   const ax = slotAxes(name);
@@ -148,6 +153,7 @@ function variantMask(name: string, rest: number[], V: number, list: { v: number;
       const idx = strides.map((s, i) => Math.floor(off / s) % shape[i]);
       if (site.pos !== undefined && idx[ax.pos] !== site.pos) continue;
       if (site.head !== undefined && ax.head !== undefined && idx[ax.head] !== site.head) continue;
+      if (site.keyPos !== undefined && idx[shape.length - 1] !== site.keyPos) continue;
       m[v * per + off] = 1;
     }
   }
@@ -167,6 +173,10 @@ function checkSite(source: ActivationCache, s: PatchSite, B: number, pos: number
     if (!Number.isInteger(s.head) || s.head < 0 || s.head >= n) throw new HeadlensError(`head ${s.head} is out of range for ${s.name} (${n} heads)`);
   }
   if (s.pos !== undefined && (!Number.isInteger(s.pos) || s.pos < 0 || s.pos >= pos)) throw new HeadlensError(`position ${s.pos} is outside the sequence (${pos} tokens)`);
+  if (s.keyPos !== undefined) {
+    if (!/attn\.hook_(pattern|attn_scores)$/.test(s.name)) throw new HeadlensError(`${s.name} has no key position axis`, 'keyPos is for attn.hook_pattern and attn.hook_attn_scores');
+    if (!Number.isInteger(s.keyPos) || s.keyPos < 0 || s.keyPos >= shape[shape.length - 1]) throw new HeadlensError(`key position ${s.keyPos} is outside the keys (${shape[shape.length - 1]})`);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -272,6 +282,36 @@ export const patchMlpOut = (m: HookedTransformer, o: ActivationPatchingOptions) 
 export const patchHeadOutByPos = (m: HookedTransformer, o: ActivationPatchingOptions) => activationPatching(m, 'head-out', { ...o, byPos: true });
 export const patchHeadOutAllPos = (m: HookedTransformer, o: ActivationPatchingOptions) => activationPatching(m, 'head-out', { ...o, byPos: false });
 export const patchHeadPatternAllPos = (m: HookedTransformer, o: ActivationPatchingOptions) => activationPatching(m, 'head-pattern', { ...o, byPos: false });
+
+/**
+ * TransformerLens' get_act_patch_attn_head_pattern_dest_src_pos: each head's attention pattern patched at one
+ * (destination, source) entry alone, [layer, head, dest_pos, src_pos]. As there, the patched row is not
+ * renormalised, and entries above the diagonal (masked, 0 in both runs) are included and change nothing.
+ * One variant per entry on the patching engine: n_layers · n_heads · pos² variants.
+ */
+export function patchHeadPatternDestSrc(model: HookedTransformer, opts: ActivationPatchingOptions): Labelled {
+  const { cfg } = model;
+  const denoise = (opts.direction ?? 'denoising') === 'denoising';
+  const [base, from] = denoise ? [opts.corrupted, opts.clean] : [opts.clean, opts.corrupted];
+  const names = Array.from({ length: cfg.n_layers }, (_, l) => actName('pattern', l));
+  const { logits: srcLogits, cache } = model.runWithCache(from, { names });
+  const baseLogits = model.forward(base);
+  const baseline = { [denoise ? 'clean' : 'corrupted']: metricValue(opts.metric, srcLogits), [denoise ? 'corrupted' : 'clean']: metricValue(opts.metric, baseLogits) };
+  srcLogits.dispose();
+  baseLogits.dispose();
+  try {
+    const pos = cache.get(names[0]).shape[2] as number; // [batch, head, query_pos, key_pos]
+    const sites: PatchSite[] = [];
+    for (let l = 0; l < cfg.n_layers; l++) {
+      for (let h = 0; h < cfg.n_heads; h++) for (let q = 0; q < pos; q++) for (let k = 0; k < pos; k++) sites.push({ name: names[l], head: h, pos: q, keyPos: k });
+    }
+    const vals = patchSites(model, base, cache, sites, opts.metric, opts);
+    const axes: Axis[] = [layerAxis(cfg.n_layers), headAxisLabels(cfg.n_heads), { ...posAxis(pos), name: 'dest_pos' }, { ...posAxis(pos), name: 'src_pos' }];
+    return new Labelled(axes, vals, { component: 'head-pattern-dest-src', direction: denoise ? 'denoising' : 'noising', ...baseline });
+  } finally {
+    cache.dispose();
+  }
+}
 
 /** resid_pre, attn_out and mlp_out by position (TransformerLens' get_act_patch_block_every). */
 export function patchEveryBlock(m: HookedTransformer, o: ActivationPatchingOptions): Partial<Record<PatchComponent, Labelled>> {

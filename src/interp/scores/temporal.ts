@@ -3,11 +3,13 @@
  * A few heads carry the year into time-dependent facts ("In 2004, the president of the United States was") —
  * knocking them out degrades time-conditioned recall while time-invariant facts and general QA are unaffected,
  * and they respond to textual years ("in the year two thousand four") as to numeric ones. The paper finds them
- * with circuit discovery; here each head's effect is measured by activation patching:
+ * with circuit discovery (EAP-IG circuits and node frequency: temporal_circuits.ts follows their method). This file
+ * is a fast first look, not their method: each head's effect is measured by activation patching:
  *   effect(head) = log p(answer | clean) − log p(answer | clean with the head's hook_z from the year-patched run)
  * in nats, averaged per kind of prompt: `temporal` (the answer depends on the year), `control` (time-invariant
  * facts with the same year change; a temporal head should not matter there), `alias` (temporal facts with
- * spelled-out years). `scores` = selectivity = temporal − control; all four tables are returned.
+ * spelled-out years). Unlike the paper, the controls here are invariant facts with a year put in front, and the
+ * aliases are spelled-out numbers only; temporal_circuits.ts uses separate invariant tasks and event aliases. `scores` = selectivity = temporal − control; all four tables are returned.
  * Each pair is one sweep of activation patching (src/interp/interventions/patching.ts) with log p(answer) as the metric.
  * The causal check: mask the top heads and compare accuracy on temporal facts with time-invariant controls.
  */
@@ -53,7 +55,7 @@ export function temporalScorer(pairs: TemporalPair[], _opts: TemporalOptions = {
   const count = (k: string) => pairs.filter((p) => p.kind === k).length;
   return {
     task: 'temporal',
-    settings: { metric: 'drop in log p(answer), nats', patched: 'attn.hook_z per head', temporal: count('temporal'), control: count('control'), alias: count('alias') },
+    settings: { method: 'per-head patching (fast first look; Park et al.\'s method is temporalCircuits)', metric: 'drop in log p(answer), nats', patched: 'attn.hook_z per head', temporal: count('temporal'), control: count('control'), alias: count('alias') },
     primary: 'selectivity',
     items: pairs,
     scoreItem: (model, p) => ({ tables: { [p.kind]: headPatchEffects(model, p) }, weight: 1 }),
