@@ -1,6 +1,6 @@
 /**
  * headlens/interp: what the analyses compute. Interventions (ablation, the patching engine and its sweeps, path
- * patching, attribution patching, EAP), attribution (DLA, logit lens, rollout), weight-space circuits (QK/OV,
+ * patching, attribution patching, EAP), attribution (DLA, logit lens, rollout, attention flow), weight-space circuits (QK/OV,
  * composition, copying, MAPS, talking heads), head scores and scans, and the metrics they share.
  */
 export { headAblationHooks, runWithAblatedHeads, kvHeadAblationHooks, mlpAblationHooks, queryHeadsOf, type HeadRef, type KvHeadRef, type AblationKind, type AblationOptions } from './interventions/ablation.js';
@@ -14,6 +14,9 @@ export { directLogitAttribution, dlaPerHead, dlaPerLayer, headDla, headDlaFromCa
 export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './attribution/logit_lens.js';
 export { attentionRollout, rolloutFromPatterns, type RolloutOptions } from './attribution/attention_rollout.js';
 export { decomposeAttentionScore, traceSparseCircuit, upstreamHeadRanking, type SparseOptions, type SparseTraceOptions, type ScoreTerm, type ScoreDecomposition, type UpstreamPart, type UpstreamContribution, type SparseEdge, type SparseCircuit } from './attribution/sparse_attention.js';
+export { attentionFlow, flowFromPatterns, attentionGraph, inputGradientImportance, blankOutImportance, flowCorrelations, type FlowOptions, type TokenFlow, type ImportanceOptions, type FlowCorrelationOptions, type FlowCorrelations, type RhoSummary } from './attribution/attention_flow.js';
+export { FlowNetwork, maxFlow, type FlowEdge } from '../util/max_flow.js';
+export { spearman, pearson, averageRanks } from '../util/rank_correlation.js';
 export { qkCircuit, ovCircuit, fullQKCircuit, fullOVCircuit, headWeights, kvHead, embeddings, paramMatrix } from './weights/head_circuits.js';
 export { headLabel, parseHeadLabel } from './head_label.js';
 export { compositionScore, compositionScores, qComposition, kComposition, vComposition, randomBaseline, COMPOSITION_KINDS, type CompositionKind, type CompositionScores, type CompositionOptions, type HeadPairScore } from './weights/composition.js';
