@@ -10,7 +10,7 @@ import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
 import { actName } from '../src/hooks/act_name.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
-import { attentionFlow, attentionGraph, blankOutImportance, flowCorrelations, flowFromPatterns, inputGradientImportance } from '../src/interp/attribution/attention_flow.js';
+import { attentionFlow, attentionGraph, blankOutImportance, flowCorrelations, flowFromPatterns, inputGradientImportance, inputGradients } from '../src/interp/attribution/attention_flow.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { FlowNetwork, maxFlow, type FlowEdge } from '../src/util/max_flow.js';
 import { averageRanks, spearman } from '../src/util/rank_correlation.js';
@@ -130,21 +130,37 @@ describe('importance and correlations', () => {
     model = await loadPretrained(path.join(FIXTURES, 'gpt2'));
   });
 
-  it('inputGradientImportance equals |finite difference| of the answer logit along the all-ones direction at each position', () => {
+  it('inputGradients agree with finite differences along random directions; the importances reduce them per token', () => {
     const answer = 11;
-    const g = inputGradientImportance(model, TOKENS, { pos: 3, answer });
-    expect(g.map((r) => r.length)).toEqual([4, 4]);
+    const g = inputGradients(model, TOKENS, { pos: 3, answer });
+    const d = model.cfg.d_model;
+    const rng = new Random(5);
     const eps = 1e-2;
-    const logitWith = (k: number, d: number) =>
-      tf.tidy(() => {
-        const hook = (act: tf.Tensor) => act.add(tf.oneHot([k], 5).reshape([1, 5, 1]).mul(d));
-        const l = model.runWithHooks(TOKENS, { fwdHooks: [[actName('resid_pre', 0), hook]] });
-        return Array.from(l.slice([0, 3, answer], [-1, 1, 1]).dataSync());
-      });
+    let largest = 0;
     for (let k = 0; k < 4; k++) {
-      const [up, down] = [logitWith(k, eps), logitWith(k, -eps)];
-      up.forEach((u, b) => expect(g[b][k]).toBeCloseTo(Math.abs((u - down[b]) / (2 * eps)), 2));
+      const u = Array.from({ length: d }, () => rng.next() - 0.5);
+      const logitWith = (scale: number) =>
+        tf.tidy(() => {
+          const dir = tf.oneHot([k], 5).reshape([1, 5, 1]).mul(tf.tensor1d(u).reshape([1, 1, d])).mul(scale);
+          const l = model.runWithHooks(TOKENS, { fwdHooks: [[actName('resid_pre', 0), (act) => act.add(dir)]] });
+          return Array.from(l.slice([0, 3, answer], [-1, 1, 1]).dataSync());
+        });
+      const [up, down] = [logitWith(eps), logitWith(-eps)];
+      up.forEach((x, b) => {
+        const fd = (x - down[b]) / (2 * eps);
+        largest = Math.max(largest, Math.abs(fd));
+        const dot = g[b][k].reduce((a, gi, i) => a + gi * u[i], 0);
+        expect(Math.abs(dot - fd)).toBeLessThan(2e-3 + 2e-2 * Math.abs(fd));
+      });
     }
+    expect(largest).toBeGreaterThan(0.05); // the comparison is not between two zeros
+    expect(g[0][4].every((x) => x === 0)).toBe(true); // position 4 comes after the output position
+    const l2 = inputGradientImportance(model, TOKENS, { pos: 3, answer });
+    const absSum = inputGradientImportance(model, TOKENS, { pos: 3, answer, reduce: 'abs-sum' });
+    expect(l2[1][2]).toBeCloseTo(Math.hypot(...g[1][2]), 5);
+    expect(absSum[1][2]).toBeCloseTo(Math.abs(g[1][2].reduce((a, x) => a + x, 0)), 6);
+    // GPT-2 is pre-LN: every reader of the residual subtracts its mean, so Σ_d g_d vanishes (why 'l2' is the default)
+    expect(absSum[1][2]).toBeLessThan(1e-4 * l2[1][2] + 1e-6);
   });
 
   it('blankOutImportance is p(answer) − p(answer with token k blanked), from direct runs', () => {

@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   train: async () => (await import('./train.js')).trainCommand,
   findings: async () => (await import('./findings.js')).findingsCommand,
   scan: async () => (await import('./scan.js')).scanCommand,
+  flow: async () => (await import('./flow.js')).flowCommand,
 };
 
 async function allCommands(): Promise<Record<string, Command>> {

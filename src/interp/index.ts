@@ -14,7 +14,7 @@ export { directLogitAttribution, dlaPerHead, dlaPerLayer, headDla, headDlaFromCa
 export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './attribution/logit_lens.js';
 export { attentionRollout, rolloutFromPatterns, type RolloutOptions } from './attribution/attention_rollout.js';
 export { decomposeAttentionScore, traceSparseCircuit, upstreamHeadRanking, type SparseOptions, type SparseTraceOptions, type ScoreTerm, type ScoreDecomposition, type UpstreamPart, type UpstreamContribution, type SparseEdge, type SparseCircuit } from './attribution/sparse_attention.js';
-export { attentionFlow, flowFromPatterns, attentionGraph, inputGradientImportance, blankOutImportance, flowCorrelations, type FlowOptions, type TokenFlow, type ImportanceOptions, type FlowCorrelationOptions, type FlowCorrelations, type RhoSummary } from './attribution/attention_flow.js';
+export { attentionFlow, flowFromPatterns, attentionGraph, inputGradients, inputGradientImportance, blankOutImportance, flowCorrelations, type FlowOptions, type TokenFlow, type ImportanceOptions, type GradientImportanceOptions, type FlowCorrelationOptions, type FlowCorrelations, type RhoSummary } from './attribution/attention_flow.js';
 export { FlowNetwork, maxFlow, type FlowEdge } from '../util/max_flow.js';
 export { spearman, pearson, averageRanks } from '../util/rank_correlation.js';
 export { qkCircuit, ovCircuit, fullQKCircuit, fullOVCircuit, headWeights, kvHead, embeddings, paramMatrix } from './weights/head_circuits.js';

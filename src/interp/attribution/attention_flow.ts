@@ -15,7 +15,7 @@
  * Their finding, on a transformer trained for subject–verb agreement and on BERT-family classifiers: rollout
  * and flow correlate better than raw attention with two importance scores, blank-out (replace a token by UNK,
  * see the drop in the right answer's probability) and input gradients (|Σ_d ∂ logit / ∂ x_{k,d}| of the input
- * embedding x), most clearly in the higher layers, where raw attention says little. `flowCorrelations` computes
+ * embedding x; see GradientImportanceOptions for why headlens takes the norm instead), most clearly in the higher layers, where raw attention says little. `flowCorrelations` computes
  * those Spearman correlations per prompt, with their mean and standard deviation, as their script does.
  *
  * Decoder models are causal: only tokens 0…p can reach position p, so flow, rollout and the importances
@@ -156,17 +156,28 @@ function answers(model: HookedTransformer, tokens: number[][], pos: number, answ
   return list;
 }
 
+export interface GradientImportanceOptions extends ImportanceOptions {
+  /**
+   * How a token's gradient [d_model] becomes one number: 'l2', its Euclidean norm (default), or 'abs-sum',
+   * |Σ_d g_d| as Abnar & Zuidema's script. Their DistilBERT feeds the embeddings to attention directly (post-LN);
+   * in a pre-LN model every reader of the residual stream starts with a LayerNorm, which subtracts the mean over
+   * d_model, so Σ_d g_d is zero up to rounding for every token and 'abs-sum' ranks noise. 'l2' is the usual
+   * gradient saliency and defined for both.
+   */
+  reduce?: 'l2' | 'abs-sum';
+}
+
 /**
- * Input-gradient importance, as Abnar & Zuidema's script: |Σ_d ∂ logit(answer at pos) / ∂ x[k, d]| where x is
- * the input of the first block (blocks.0.hook_resid_pre: token plus position embeddings, what their
- * DistilBERT script differentiates, the output of the embedding layer). [batch][key_pos ≤ pos].
+ * The gradient of the answer's logit at `pos` with respect to the input of the first block
+ * (blocks.0.hook_resid_pre: token plus position embeddings; their script differentiates the output of
+ * DistilBERT's embedding layer, the same place). [batch][pos][d_model], every position (those after `pos` are 0).
  */
-export function inputGradientImportance(model: HookedTransformer, tokens: number[][], opts: ImportanceOptions = {}): number[][] {
+export function inputGradients(model: HookedTransformer, tokens: number[][], opts: ImportanceOptions = {}): number[][][] {
   const n = checkRows(tokens);
   const pos = resolvePos(opts.pos ?? -1, n);
   const ans = answers(model, tokens, pos, opts.answer);
   const name = actName('resid_pre', 0);
-  const g = tf.tidy(() => {
+  return tf.tidy(() => {
     const zero = tf.zeros([tokens.length, n, model.cfg.d_model]);
     const pick = tf.oneHot(tf.tensor1d(ans, 'int32'), model.cfg.d_vocab); // [batch, d_vocab]
     const grad = tf.grad((delta: tf.Tensor) => {
@@ -174,9 +185,18 @@ export function inputGradientImportance(model: HookedTransformer, tokens: number
       const logits = model.runWithHooks(tokens, { fwdHooks: hooks });
       return logits.slice([0, pos, 0], [-1, 1, -1]).reshape(pick.shape).mul(pick).sum() as tf.Scalar;
     })(zero); // [batch, pos, d_model]
-    return grad.sum(-1).abs().arraySync() as number[][];
+    return grad.arraySync() as number[][][];
   });
-  return g.map((row) => row.slice(0, pos + 1));
+}
+
+/** Input-gradient importance of tokens 0…pos: each token's gradient (inputGradients) reduced to one number. [batch][key_pos ≤ pos]. */
+export function inputGradientImportance(model: HookedTransformer, tokens: number[][], opts: GradientImportanceOptions = {}): number[][] {
+  const reduce = opts.reduce ?? 'l2';
+  if (reduce !== 'l2' && reduce !== 'abs-sum') throw new HeadlensError(`unknown gradient reduction '${String(reduce)}'`, "use 'l2' or 'abs-sum'");
+  const pos = resolvePos(opts.pos ?? -1, checkRows(tokens));
+  const g = inputGradients(model, tokens, opts);
+  const one = (v: number[]) => (reduce === 'l2' ? Math.sqrt(v.reduce((a, x) => a + x * x, 0)) : Math.abs(v.reduce((a, x) => a + x, 0)));
+  return g.map((row) => row.slice(0, pos + 1).map(one));
 }
 
 /**
@@ -210,6 +230,8 @@ function checkRows(tokens: number[][]): number {
 
 export interface FlowCorrelationOptions extends ImportanceOptions {
   residualWeight?: number;
+  /** How input gradients are reduced per token (default 'l2'; see GradientImportanceOptions). */
+  reduce?: GradientImportanceOptions['reduce'];
   /** The blank token for blank-out importance; without it only input gradients are compared. */
   blank?: number;
 }
@@ -259,7 +281,7 @@ export function flowCorrelations(model: HookedTransformer, tokens: number[][], o
     cache.dispose();
     logits.dispose();
   }
-  const gradient = inputGradientImportance(model, tokens, { pos, answer: opts.answer });
+  const gradient = inputGradientImportance(model, tokens, { pos, answer: opts.answer, reduce: opts.reduce });
   const blankOut = opts.blank === undefined ? undefined : blankOutImportance(model, tokens, opts.blank, { pos, answer: opts.answer });
   const summary = (a: number[][], b: number[][]): RhoSummary => {
     const perPrompt = a.map((x, i) => spearman(x, b[i]));
