@@ -1,6 +1,6 @@
 /**
  * headlens/interp: what the analyses compute. Interventions (ablation, the patching engine and its sweeps, path
- * patching, attribution patching, EAP), attribution (DLA, logit lens, rollout, attention flow), weight-space circuits (QK/OV,
+ * patching, attribution patching, EAP, function vectors), attribution (DLA, logit lens, rollout, attention flow), weight-space circuits (QK/OV,
  * composition, copying, MAPS, talking heads), head scores and scans, and the metrics they share.
  */
 export { headAblationHooks, runWithAblatedHeads, kvHeadAblationHooks, mlpAblationHooks, queryHeadsOf, type HeadRef, type KvHeadRef, type AblationKind, type AblationOptions } from './interventions/ablation.js';
@@ -9,6 +9,7 @@ export { logitDiff, logitOf, probability, klDivergence, normalized, metricValue,
 export { patchSites, activationPatching, patchComponents, patchResidPre, patchResidMid, patchResidPost, patchAttnOut, patchMlpOut, patchHeadOutByPos, patchHeadOutAllPos, patchHeadPatternAllPos, patchEveryBlock, patchEveryHead, PATCH_COMPONENTS, type PatchSite, type PatchComponent, type SweepOptions, type ActivationPatchingOptions } from './interventions/patching.js';
 export { pathPatch, pathPatchMany, pathPatchingSweep, type Receiver, type PathPatchingOptions } from './interventions/path_patching.js';
 export { attributionPatching, attributionTerms, type AttributionOptions, type RunSpec } from './interventions/attribution_patching.js';
+export { functionVectors, functionVector, functionVectorEffect, addFunctionVector, meanHeadOutputs, indirectEffects, rankHeads, iclPrompt, iclPrompts, type IclPair, type IclTemplate, type IclPrompt, type IclPromptsOptions, type IndirectEffects, type TopHeadEffect, type FvEffect, type FunctionVectorOptions, type FunctionVectorResult } from './interventions/function_vectors.js';
 export { edgeAttribution, type Edge, type EdgeAttribution, type EdgeAttributionOptions } from './interventions/eap.js';
 export { directLogitAttribution, dlaPerHead, dlaPerLayer, headDla, headDlaFromCache, directBias, type DlaOptions } from './attribution/dla.js';
 export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './attribution/logit_lens.js';
