@@ -1,15 +1,18 @@
 /**
  * Attention flow: Edmonds–Karp against graphs with known maximum flows and against brute-force minimum cuts
  * (max-flow = min-cut), flow on hand-made patterns and on the planted model against hand computations,
+ * flow and rollout against networkx on the graph of the paper's code (tests/fixtures/make_flow_fixture.py),
  * the importances against finite differences and direct runs, Spearman against scipy's documented value.
  */
 import * as tf from '@tensorflow/tfjs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
 import { actName } from '../src/hooks/act_name.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
+import { rolloutFromPatterns } from '../src/interp/attribution/attention_rollout.js';
 import { attentionFlow, attentionGraph, blankOutImportance, flowCorrelations, flowFromPatterns, inputGradientImportance, inputGradients } from '../src/interp/attribution/attention_flow.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { FlowNetwork, maxFlow, type FlowEdge } from '../src/util/max_flow.js';
@@ -92,6 +95,21 @@ describe('attention flow', () => {
     expect(() => flowFromPatterns([a0], { pos: 2 })).toThrow(HeadlensError);
     expect(() => flowFromPatterns([a0], { residualWeight: 1.5 })).toThrow(HeadlensError);
     tf.dispose([a0, a1]);
+  });
+
+  it('flowFromPatterns equals networkx (edmonds_karp) on the graph of Abnar & Zuidema\'s code, 4 random causal cases (make_flow_fixture.py)', () => {
+    const fx = JSON.parse(readFileSync(path.join(import.meta.dirname, 'fixtures', 'numpy', 'attention_flow.json'), 'utf8')) as {
+      cases: { patterns: number[][][][]; pos: number; raw: number[]; normalized: number[]; rollout_row: number[] }[];
+    };
+    for (const c of fx.cases) {
+      const patterns = c.patterns.map((l) => tf.tensor4d([l]));
+      const f = flowFromPatterns(patterns, { pos: c.pos });
+      f.raw[0].forEach((v, k) => expect(v).toBeCloseTo(c.raw[k], 5));
+      f.normalized[0].forEach((v, k) => expect(v).toBeCloseTo(c.normalized[k], 5));
+      const r = rolloutFromPatterns(patterns);
+      (r.arraySync() as number[][][])[0][c.pos].forEach((v, k) => expect(v).toBeCloseTo(c.rollout_row[k], 5));
+      tf.dispose([...patterns, r]);
+    }
   });
 
   it('attentionFlow on the planted model: hand patterns of [BOS, x, y], flow equals their brute-force minimum cut', () => {
