@@ -2,6 +2,9 @@
  * `headlens function-vector` in process on toy-lm (small prompt counts): its JSON equals functionVectors run by
  * the library on the same task, template and seed; a word that is not one token and an unknown task are clear errors.
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { HeadlensError } from '../src/errors.js';
@@ -18,7 +21,9 @@ beforeAll(async () => {
 describe('headlens function-vector', () => {
   it('--json reports what functionVectors computes on the same prompts', async () => {
     const args = ['--shots', '3', '--mean-prompts', '8', '--effect-prompts', '4', '--eval-prompts', '6', '--top', '2', '--sep', ':', '--end', ',', '--seed', '4'];
-    const r = await inProcess('function-vector', '--model', 'toy-lm', '--task', 'letter-successor', ...args, '--json');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'headlens-fv-'));
+    const report = path.join(dir, 'fv.html');
+    const r = await inProcess('function-vector', '--model', 'toy-lm', '--task', 'letter-successor', ...args, '--json', '--report', report);
     expect(r.code, r.stderr).toBe(0);
     const got = JSON.parse(r.stdout) as { effects: number[][]; iclAccuracy: number; top: { head: string }[]; byLayer: { accuracy: { with: number } }[]; layer: number };
     const model = await loadPretrained('toy-lm');
@@ -32,6 +37,10 @@ describe('headlens function-vector', () => {
     expect(got.iclAccuracy).toBe(lib.iclAccuracy);
     expect(got.layer).toBe(1);
     expect(got.byLayer).toHaveLength(4);
+    const html = readFileSync(report, 'utf8');
+    expect(html).toContain('function vectors: toy-lm, task letter-successor');
+    expect(html).toContain('indirect effect');
+    rmSync(dir, { recursive: true, force: true });
     model.dispose();
   });
 

@@ -11,6 +11,7 @@ import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { functionVectors, type FunctionVectorResult, type IclTemplate } from '../interp/interventions/function_vectors.js';
 import { defineCommand, modelOption, nonNegativeInt, option, positiveInt } from './options.js';
 import { progressBar } from './progress.js';
+import { writeAtlas } from '../viz/atlas.js';
 import { withModel } from './with_model.js';
 
 const TASKS = Object.keys(ICL_TASKS) as [string, ...string[]];
@@ -48,6 +49,7 @@ export const functionVectorCommand = defineCommand({
     end: option(z.string().optional(), { description: 'text after each demonstration', value: 'TEXT', example: '","' }),
     seed: option(nonNegativeInt().default(0), { description: 'seed of the prompts', value: 'S', example: '0' }),
     json: option(z.boolean().optional(), { description: 'print one JSON object' }),
+    report: option(z.string().optional(), { description: 'also write the head atlas with the indirect effects as a head grid', value: 'FILE.html' }),
   },
   async run(v) {
     await withModel(v, (model) => {
@@ -67,6 +69,15 @@ export const functionVectorCommand = defineCommand({
         seed: v.seed,
         onProgress: v.json ? undefined : progressBar('indirect effects', 'patches'),
       });
+      if (v.report) {
+        const file = writeAtlas(v.report, {
+          title: `function vectors: ${model.cfg.model_name}, task ${v.task}`,
+          model: { name: model.cfg.model_name },
+          note: `${r.counts.shots}-shot accuracy ${r.iclAccuracy.toFixed(3)}, shuffled labels ${r.shuffledAccuracy.toFixed(3)}; zero-shot accuracy at layer ${r.layer} without → with the FV of ${r.top.map((h) => h.label).join(', ')}: ${r.zeroShot.accuracy.without.toFixed(3)} → ${r.zeroShot.accuracy.with.toFixed(3)}. Written by headlens function-vector.`,
+          scorers: [{ name: 'indirect effect', description: "Δp(answer) on shuffled-label prompts when the head's mean output over clean prompts is patched in at the last token (Todd et al. 2024)", scores: r.effects, diverging: true }],
+        });
+        console.error(`wrote ${file}`);
+      }
       if (v.json) {
         const { fv, ...rest } = r;
         console.log(JSON.stringify({ model: model.cfg.model_name, task: v.task, ...rest, top: r.top.map((h) => ({ head: h.label, layer: h.layer, head_index: h.head, effect: h.effect })), fv_norm: Math.hypot(...fv) }));
