@@ -118,6 +118,7 @@ describe('headlens demo', async () => {
     const atlas = readFileSync(path.join(out, 'atlas.html'), 'utf8');
     expect(atlas).toContain('head atlas: toy-lm');
     expect(atlas).toContain('IOI direct path');
+    expect(atlas).toContain('id="attention-flow"'); // rollout beside attention flow into the prompt's last token
     expect(atlas).not.toMatch(/<script[^>]+src=|<link[^>]+href="http/); // self-contained
     const svg = readFileSync(path.join(out, 'attention-layer0.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);

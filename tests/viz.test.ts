@@ -23,6 +23,7 @@ import {
   tokenLines,
   rankedHeads,
   topTokenTable,
+  tokenScores,
   type View,
 } from '../src/viz/index.js';
 import { CIRCUIT, LOGIT_LENS, PATCH_HEAD, PATCH_POS, SCORES, SPECTRA, TOKENS, TOP_TOKENS, samplePatterns } from './viz_data.js';
@@ -352,5 +353,34 @@ describe('atlas and show', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('tokenScores', () => {
+  const tokens = ['<|endoftext|>', 'When', 'Mary', 'and', 'John'];
+  const columns = [
+    { name: 'rollout', values: [0.4, 0.1, 0.2, 0.1, 0.2] },
+    { name: 'flow', values: [0.3, 0.15, 0.25, 0.1, 0.2] },
+  ];
+  const v = tokenScores(tokens, columns, { title: 'rollout and flow', outputPos: 4 });
+
+  it('tokenScores(tokens, columns) matches its snapshot', () => snapshot('token-scores', v.svg));
+
+  it("tokenScores draws one bar per token and column, each column's largest full width, and marks the output row", () => {
+    const bars = Array.from(svgDoc(v.svg).querySelectorAll('rect[aria-label="bar"]')).map((r) => Number(r.getAttribute('width')));
+    expect(bars).toHaveLength(10);
+    expect(bars[0]).toBeCloseTo(110, 6); // rollout's 0.4 (row 0, column 0)
+    expect(bars[1]).toBeCloseTo(110, 6); // flow's 0.3
+    expect(bars[2]).toBeCloseTo(110 / 4, 6); // rollout's 0.1
+    expect(v.svg).toContain('→ 4 John');
+    expect(() => tokenScores(tokens, [{ name: 'x', values: [1] }])).toThrow(HeadlensError);
+    expect(() => tokenScores(tokens, [])).toThrow(HeadlensError);
+  });
+
+  it('atlasHTML with tokenFlow shows rollout beside flow and the ρ lines', () => {
+    const html = atlasHTML({ model: { name: 'toy' }, scorers: [], tokenFlow: { tokens, outputPos: 4, columns, rho: ['flow vs input gradient: ρ = 0.50'] } });
+    expect(html).toContain('id="attention-flow"');
+    expect(html).toContain('flow vs input gradient: ρ = 0.50');
+    expect(html).toContain('aria-label="rollout and flow"');
   });
 });

@@ -14,6 +14,8 @@ import { runScorer, topHeads, type TopHead } from '../interp/scores/head_scores.
 import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
 import { ioiTask, scanTask } from '../interp/scores/tasks.js';
 import { kComposition } from '../interp/weights/composition.js';
+import { flowFromPatterns } from '../interp/attribution/attention_flow.js';
+import { rolloutFromPatterns } from '../interp/attribution/attention_rollout.js';
 import { ovCircuit, qkCircuit } from '../interp/weights/head_circuits.js';
 import { attentionPatternSVG } from '../viz/attention_pattern.js';
 import { writeAtlas } from '../viz/atlas.js';
@@ -23,6 +25,9 @@ import { prependBosFlag, unknownWords } from './token_args.js';
 import { withModel } from './with_model.js';
 
 const DEFAULT_TEXT = 'When Mary and John went to the store, John gave a drink to';
+
+/** Longest prompt whose attention flow the atlas shows (one max-flow per token over (n_layers + 1)·pos nodes). */
+const MAX_FLOW_TOKENS = 64;
 
 export const demoCommand = defineCommand({
   summary: 'attention pictures and the head atlas of a model, in one folder',
@@ -112,6 +117,16 @@ export const demoCommand = defineCommand({
       const edges = k ? k.pairs.filter((p) => p.score > k.baseline.mean + 3 * k.baseline.std).map((p) => ({ from: p.from.label, to: p.to.label, score: p.score })) : [];
       if (!k) skipped.push('the K-composition graph (one layer: nothing to compose)');
       else if (!edges.length) skipped.push(`the K-composition graph (no pair of heads above the random baseline ${k.baseline.mean.toFixed(3)} + 3 × ${k.baseline.std.toFixed(3)})`);
+      // rollout beside attention flow into the prompt's last position (flow is a max-flow per token: long prompts are skipped)
+      let tokenFlow: { tokens: string[]; outputPos: number; columns: { name: string; values: number[] }[] } | undefined;
+      if (ids.length <= MAX_FLOW_TOKENS) {
+        const patterns = Array.from({ length: model.cfg.n_layers }, (_, l) => cache.act('pattern', l) as tf.Tensor4D);
+        const flow = flowFromPatterns(patterns, { pos: -1 });
+        const rollout = tf.tidy(() => (rolloutFromPatterns(patterns).arraySync() as number[][][])[0][ids.length - 1]);
+        tokenFlow = { tokens: model.tokenizer ? model.toStrTokens(ids) : ids.map(String), outputPos: ids.length - 1, columns: [{ name: 'rollout', values: rollout }, { name: 'flow', values: flow.normalized[0] }] };
+      } else {
+        skipped.push(`attention flow (the prompt has ${ids.length} tokens; flow is drawn for up to ${MAX_FLOW_TOKENS})`);
+      }
       const atlasFile = writeAtlas(path.join(outDir, 'atlas.html'), {
         model: { name: model.cfg.model_name, ...modelInfo(model) },
         note: `Scores on ${seqs.length} random spans of ${half} tokens repeated; attention on the prompt below. Written by \`headlens demo\`.`,
@@ -123,6 +138,7 @@ export const demoCommand = defineCommand({
         tokens: labels,
         patterns: tf.tidy(() => Array.from({ length: model.cfg.n_layers }, (_, l) => cache.act('pattern', l).squeeze([0]).arraySync() as number[][][])),
         spectra,
+        ...(tokenFlow ? { tokenFlow } : {}),
         ...(k && edges.length ? { circuit: { title: `K-composition above the random baseline (${k.baseline.mean.toFixed(3)} ± ${k.baseline.std.toFixed(3)})`, edges } } : {}),
       });
       console.log(`atlas       ${atlasFile}`);

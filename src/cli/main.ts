@@ -21,6 +21,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   findings: async () => (await import('./findings.js')).findingsCommand,
   scan: async () => (await import('./scan.js')).scanCommand,
   hooks: async () => (await import('./hooks.js')).hooksCommand,
+  flow: async () => (await import('./flow.js')).flowCommand,
+  'function-vector': async () => (await import('./function_vector.js')).functionVectorCommand,
 };
 
 async function allCommands(): Promise<Record<string, Command>> {

@@ -5,3 +5,4 @@ export { WANG2022_TEMPLATES, WANG2022_NAMES, WANG2022_PLACES, WANG2022_OBJECTS }
 export { needleTextTrials, needleTokenTrials, needleGrid, fillerText, fillerSentence, needleVariant, NeedleSetSchema, NeedleTrialSchema, DEFAULT_NEEDLE, type NeedleSet } from './needle.js';
 export { mcqItems, mcqTokens, mcqPrompt, relabelMcq, McqSetSchema, McqItemSchema, type McqSet, type McqItem, type LetterPrompt } from './mcq.js';
 export { temporalItems, temporalTokenPairs, temporalPrompt, yearInWords, TemporalSetSchema, TemporalItemSchema, TEMPORAL_FACTS, CONTROL_FACTS, EVENT_ALIASES, INVARIANT_FACTS, eventPrompt, temporalCircuitData, type TemporalCircuitData, type CandidateFact, type TemporalSet, type TemporalItem } from './temporal.js';
+export { ICL_TASKS, iclTaskTokens, IclTaskSchema, type IclTask } from './icl_tasks.js';

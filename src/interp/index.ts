@@ -1,6 +1,6 @@
 /**
  * headlens/interp: what the analyses compute. Interventions (ablation, the patching engine and its sweeps, path
- * patching, attribution patching, EAP), attribution (DLA, logit lens, rollout), weight-space circuits (QK/OV,
+ * patching, attribution patching, EAP, function vectors), attribution (DLA, logit lens, rollout, attention flow), weight-space circuits (QK/OV,
  * composition, copying, MAPS, talking heads), head scores and scans, and the metrics they share.
  */
 export { headAblationHooks, runWithAblatedHeads, kvHeadAblationHooks, mlpAblationHooks, queryHeadsOf, type HeadRef, type KvHeadRef, type AblationKind, type AblationOptions } from './interventions/ablation.js';
@@ -9,6 +9,7 @@ export { logitDiff, logitOf, probability, klDivergence, normalized, metricValue,
 export { patchSites, activationPatching, patchComponents, patchResidPre, patchResidMid, patchResidPost, patchAttnOut, patchMlpOut, patchHeadOutByPos, patchHeadOutAllPos, patchHeadPatternAllPos, patchHeadPatternDestSrc, patchEveryBlock, patchEveryHead, PATCH_COMPONENTS, type PatchSite, type PatchComponent, type SweepOptions, type ActivationPatchingOptions } from './interventions/patching.js';
 export { pathPatch, pathPatchMany, pathPatchingSweep, type Receiver, type PathPatchingOptions } from './interventions/path_patching.js';
 export { attributionPatching, attributionTerms, type AttributionOptions, type RunSpec } from './interventions/attribution_patching.js';
+export { functionVectors, functionVector, functionVectorEffect, addFunctionVector, meanHeadOutputs, indirectEffects, rankHeads, iclPrompt, iclPrompts, type IclPair, type IclTemplate, type IclPrompt, type IclPromptsOptions, type IndirectEffects, type TopHeadEffect, type FvEffect, type FunctionVectorOptions, type FunctionVectorResult } from './interventions/function_vectors.js';
 export { edgeAttribution, type Edge, type EdgeAttribution, type EdgeAttributionOptions } from './interventions/eap.js';
 export { topNCircuit, greedyCircuit, pruneCircuit, nodeFrequency, readerNodes, type Circuit, type ExtractOptions } from './circuit.js';
 export { evaluateCircuits, circuitFaithfulness, type CircuitAblation, type CircuitEvalOptions, type CircuitLike, type Faithfulness } from './interventions/circuit_faithfulness.js';
@@ -16,6 +17,9 @@ export { directLogitAttribution, dlaPerHead, dlaPerLayer, headDla, headDlaFromCa
 export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './attribution/logit_lens.js';
 export { attentionRollout, rolloutFromPatterns, type RolloutOptions } from './attribution/attention_rollout.js';
 export { decomposeAttentionScore, traceSparseCircuit, upstreamHeadRanking, type SparseOptions, type SparseTraceOptions, type ScoreTerm, type ScoreDecomposition, type UpstreamPart, type UpstreamContribution, type SparseEdge, type SparseCircuit } from './attribution/sparse_attention.js';
+export { attentionFlow, flowFromPatterns, attentionGraph, inputGradients, inputGradientImportance, blankOutImportance, flowCorrelations, type FlowOptions, type TokenFlow, type ImportanceOptions, type GradientImportanceOptions, type FlowCorrelationOptions, type FlowCorrelations, type RhoSummary } from './attribution/attention_flow.js';
+export { FlowNetwork, maxFlow, type FlowEdge } from '../util/max_flow.js';
+export { spearman, pearson, averageRanks } from '../util/rank_correlation.js';
 export { qkCircuit, ovCircuit, fullQKCircuit, fullOVCircuit, headWeights, kvHead, embeddings, paramMatrix } from './weights/head_circuits.js';
 export { headLabel, parseHeadLabel } from './head_label.js';
 export { compositionScore, compositionScores, qComposition, kComposition, vComposition, randomBaseline, COMPOSITION_KINDS, type CompositionKind, type CompositionScores, type CompositionOptions, type HeadPairScore } from './weights/composition.js';

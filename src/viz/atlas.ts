@@ -15,6 +15,7 @@ import { esc, htmlPage } from './html.js';
 import { logitLensTable, type LogitLensData } from './logit_lens.js';
 import { svdSpectrum, type Spectrum } from './svd_spectrum.js';
 import { tokenLines } from './token_lines.js';
+import { tokenScores, type TokenScoreColumn } from './token_scores.js';
 import { topTokenTable, type TopTokenRow } from './top_token_table.js';
 
 export interface AtlasScorer {
@@ -51,6 +52,12 @@ export interface AtlasData {
   logitLens?: LogitLensData;
   /** A sentence under the title (what was run, on what data). Default: none. */
   note?: string;
+  /**
+   * Attention rollout beside attention flow (Abnar & Zuidema 2020), and any importance they are compared with,
+   * per input token of one prompt, traced from `outputPos`; `rho` lines (e.g. Spearman's ρ with the
+   * importances) print under the table. Default: none.
+   */
+  tokenFlow?: { title?: string; tokens: string[]; outputPos: number; columns: TokenScoreColumn[]; rho?: string[] };
 }
 
 /** The heads shown in the attention section: each scorer's top heads, in scorer order, no repeats. */
@@ -87,6 +94,7 @@ export function atlasHTML(data: AtlasData): string {
   if (data.spectra?.length || data.topTokens?.length) contents.push('QK / OV');
   if (data.circuit) contents.push('circuit');
   if (data.logitLens) contents.push('logit lens');
+  if (data.tokenFlow) contents.push('attention flow');
   body.push(`<nav class="hl-note">${contents.map((c) => `<a href="#${c.replace(/\W+/g, '-')}">${esc(c)}</a>`).join(' · ')}</nav>`);
 
   body.push('<h2 id="model-card">model card</h2>');
@@ -126,6 +134,13 @@ export function atlasHTML(data: AtlasData): string {
     body.push('<h2 id="circuit">circuit</h2>', circuitGraph(data.circuit.edges, { title: data.circuit.title }).fragment);
   }
   if (data.logitLens) body.push('<h2 id="logit-lens">logit lens</h2>', logitLensTable(data.logitLens).fragment);
+  if (data.tokenFlow) {
+    const f = data.tokenFlow;
+    body.push('<h2 id="attention-flow">attention flow</h2>');
+    body.push(`<p class="hl-note">Where position ${f.outputPos}'s representation comes from, per input token: rollout multiplies the layers' head-averaged attention with the residual added (0.5·A + 0.5·I); flow is the maximum flow through the same layered graph (Abnar &amp; Zuidema 2020), normalised over the tokens.</p>`);
+    body.push(tokenScores(f.tokens, f.columns, { title: f.title ?? 'rollout and flow', outputPos: f.outputPos }).fragment);
+    if (f.rho?.length) body.push(`<ul class="hl-note">${f.rho.map((r) => `<li>${esc(r)}</li>`).join('')}</ul>`);
+  }
   body.push(`<p class="hl-note">Written by headlens. Self-contained: no script or font is loaded from anywhere.</p>`);
   return htmlPage(title, body.join('\n'), scripts);
 }

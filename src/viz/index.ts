@@ -8,6 +8,7 @@ export { circuitGraph, defaultRank, type CircuitEdge, type CircuitGraphOptions }
 export { svdSpectrum, type Spectrum, type SvdSpectrumOptions } from './svd_spectrum.js';
 export { topTokenTable, type TopTokenRow, type TopTokenTableOptions } from './top_token_table.js';
 export { logitLensTable, type LogitLensData, type LogitLensTableOptions } from './logit_lens.js';
+export { tokenScores, type TokenScoreColumn, type TokenScoresOptions } from './token_scores.js';
 export { atlasHTML, writeAtlas, atlasHeads, type AtlasData, type AtlasScorer } from './atlas.js';
 export { show, type ShowOptions, type ShowResult } from './show.js';
 export { serverDocument } from './dom.js';

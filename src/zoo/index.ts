@@ -4,3 +4,4 @@ export { toyLmData, shortDocument, IOI_HELD_OUT, IOI_TRAIN_NAMES, type ToyLmData
 export { wordTokenizerJson, wordVocabulary, BOS_TOKEN, UNK_TOKEN } from './word_tokenizer.js';
 export { plantedModel, PLANTED, PLANTED_TOK, plantedNeedleTrials, plantedLetterPrompts, plantedTemporalPairs, plantedIoiPrompts } from './planted.js';
 export { leaders, retrievalFindings, ioiFindings, temporalFindings, letterFindings, FINDINGS, type FindingTask } from './findings.js';
+export { plantedIclModel, plantedIclPairs, PLANTED_ICL, PLANTED_ICL_TOK } from './planted_icl.js';
