@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   train: async () => (await import('./train.js')).trainCommand,
   findings: async () => (await import('./findings.js')).findingsCommand,
   scan: async () => (await import('./scan.js')).scanCommand,
+  explore: async () => (await import('./explore.js')).exploreCommand,
 };
 
 async function allCommands(): Promise<Record<string, Command>> {
