@@ -9,8 +9,8 @@
  * is in the URL's query string, rewritten after every change.
  *
  * For tests and the benchmark the page publishes its progress on <body>: data-state (loading, busy, ready,
- * error), data-first-picture-ms (page start → first attention picture) and data-update-ms (the last
- * recomputation).
+ * error), data-first-picture-ms (page start → first attention picture), data-update-ms (the last
+ * recomputation) and data-tensors (tf.memory().numTensors after it).
  */
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../backend/index.js';
@@ -211,6 +211,16 @@ function outcome(last: Float32Array, ans: number | undefined, wrong: number | un
   return { answerLogit: last[ans], answerRank: rank, answerProb: Math.exp(last[ans] - max) / z, diff: wrong === undefined ? undefined : last[ans] - last[wrong] };
 }
 
+/** The logits at the last position of a [1, pos, d_vocab] run (the run is not disposed here). */
+function lastRow(logits: tf.Tensor3D): Float32Array {
+  const row = tf.tidy(() => logits.slice([0, logits.shape[1] - 1, 0], [1, 1, -1]).reshape([-1]));
+  try {
+    return row.dataSync() as Float32Array;
+  } finally {
+    row.dispose();
+  }
+}
+
 /** Recomputes everything that depends on the model, prompt and interventions. */
 function recompute(): void {
   const m = model;
@@ -226,7 +236,7 @@ function recompute(): void {
     const strs = m.toStrTokens(ids);
     const names = Array.from({ length: m.cfg.n_layers }, (_, l) => actName('pattern', l));
     const clean = m.forward([ids]);
-    const cleanLast = tf.tidy(() => clean.slice([0, ids.length - 1, 0], [1, 1, -1]).reshape([-1])).dataSync() as Float32Array;
+    const cleanLast = lastRow(clean);
     clean.dispose();
     baseline = outcome(cleanLast, ans, wrong);
     const abl = ablationHooks(m, ids);
@@ -235,7 +245,7 @@ function recompute(): void {
     let last: Float32Array;
     let patterns: number[][][][];
     try {
-      last = tf.tidy(() => logits.slice([0, ids.length - 1, 0], [1, 1, -1]).reshape([-1])).dataSync() as Float32Array;
+      last = lastRow(logits);
       patterns = names.map((n) => (cache.get(n).arraySync() as number[][][][])[0]); // [layer][head][query_pos][key_pos]
     } finally {
       logits.dispose();
@@ -252,6 +262,7 @@ function recompute(): void {
       document.body.dataset.firstPictureMs = (performance.now() - T0).toFixed(1);
     }
     $('timing').textContent = `first attention picture ${document.body.dataset.firstPictureMs} ms after the page started; last update ${document.body.dataset.updateMs} ms`;
+    document.body.dataset.tensors = String(tf.memory().numTensors);
     document.body.dataset.state = 'ready';
   } catch (e) {
     showError(e);
@@ -408,6 +419,7 @@ function runPatching(): void {
       `<table class="hl-table patch">${table.join('')}</table>`,
     ].join('');
     document.body.dataset.updateMs = (performance.now() - t).toFixed(1);
+    document.body.dataset.tensors = String(tf.memory().numTensors);
     document.body.dataset.state = 'ready';
   } catch (e) {
     showError(e);
@@ -439,6 +451,7 @@ function runAttribution(): void {
     }
     $('attribution').innerHTML = `<h3>logit lens at the last token</h3><table class="hl-table lens"><tr><th>residual</th><th>top tokens</th><th>answer rank</th><th>answer probability</th></tr>${lensRows.join('')}</table>${dla}`;
     document.body.dataset.updateMs = (performance.now() - t).toFixed(1);
+    document.body.dataset.tensors = String(tf.memory().numTensors);
     document.body.dataset.state = 'ready';
   } catch (e) {
     showError(e);
