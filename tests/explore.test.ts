@@ -193,7 +193,10 @@ describe('headlens explore in chromium', () => {
     await acting(page, () => page.click('#grid input.ablate[data-head="L3H0"]'));
     await page.click('#grid button.show[data-head="L3H0"]');
     expect(await page.textContent('#pattern-title')).toContain('attention of L3H0');
+    await page.setViewportSize({ width: 1320, height: 900 });
+    await page.evaluate(() => window.scrollTo(0, 0));
     await page.hover('#tokens .hl-tok:last-child');
+    expect(await page.textContent('#hover-info')).toMatch(/^L3H0 from \(\d+\) to: strongest to \(\d+\) Mary/);
     const png = await page.screenshot({ path: path.join(ARTEFACTS, 'explore.png') });
     expect(png.subarray(1, 4).toString()).toBe('PNG');
   });

@@ -351,8 +351,7 @@ function drawAnswer(now: Outcome | undefined): void {
   box.innerHTML = [
     `<b>${esc(JSON.stringify(state.answer))}</b> — ${esc(what)}:`,
     `logit ${fmt(now.answerLogit)}${ds('answerLogit')}, rank ${now.answerRank} (was ${b.answerRank}), probability ${fmt(now.answerProb, 4)} (was ${fmt(b.answerProb, 4)})`,
-    now.diff !== undefined ? `, logit difference vs ${esc(JSON.stringify(state.wrong))} <span id="diff">${fmt(now.diff)}</span>${ds('diff')}` : '',
-  ].join(' ');
+  ].join(' ') + (now.diff !== undefined ? `; logit difference vs ${esc(JSON.stringify(state.wrong))} <span id="diff">${fmt(now.diff)}</span>${ds('diff')}` : '');
 }
 
 /** The head grid: each cell is the head's label, shaded by how sharply it attends from the last token (max weight); click shows its pattern, the box ablates it. */
@@ -375,7 +374,7 @@ function drawGrid(patterns: number[][][][]): void {
 
 function drawPattern(strs: string[], patterns: number[][][][]): void {
   const { layer, head } = parseHead(state.head);
-  $('pattern').innerHTML = attentionPatternSVG([patterns[layer][head]], { labels: strs.map(visible), headLabels: [state.head], title: `attention of ${state.head}` });
+  $('pattern').innerHTML = attentionPatternSVG([patterns[layer][head]], { labels: strs.map(visible), headLabels: [state.head], title: `attention of ${state.head}`, panelWidth: Math.max(160, 18 * strs.length) });
   $('pattern-title').textContent = `attention of ${state.head}${state.ablate.length ? ` (with ${state.ablate.join(', ')} ${state.kind}-ablated)` : ''}`;
   onTokenHover(undefined);
 }
