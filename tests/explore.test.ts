@@ -23,6 +23,7 @@ import { logitDiff } from '../src/interp/metrics.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { siteOptions } from '../src/cli/explore.js';
 import { exploreSite, exportExplore } from '../src/viz/explore/site.js';
+import { inProcess } from './cli_in_process.js';
 import { acting, startExplorer, type Explorer } from './explore_page.js';
 
 const PROMPT = 'When Mary and John went to the store, John gave a drink to';
@@ -249,5 +250,22 @@ describe('the explorer as files', () => {
       server.closeAllConnections();
       server.close();
     }
+  });
+});
+
+describe('headlens explore (the command)', () => {
+  it('--export writes the site from the built bundle; a missing model or a bad port is one line and exit code 2', async () => {
+    const out = path.join(explorer.tmp, 'cli-site');
+    const ok = await inProcess('explore', '--model', 'toy-lm', '--export', out);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^wrote 1\d files to /);
+    expect(JSON.parse(readFileSync(path.join(out, 'models.json'), 'utf8'))).toEqual({ models: ['tiny-gpt2-random', 'toy-induction-2l', 'toy-lm'], default: 'toy-lm' });
+    const missing = await inProcess('explore', '--model', path.join(explorer.tmp, 'nothing-here'), '--export', out);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/^headlens: no model folder at .*nothing-here/);
+    const port = await inProcess('explore', '--port', 'abc');
+    expect(port.code).toBe(2);
+    expect(port.stderr).toContain("--port 'abc' is not a non-negative integer");
   });
 });
