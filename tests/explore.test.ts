@@ -186,6 +186,27 @@ describe('headlens explore in chromium', () => {
     expect(errors).toEqual([]);
   });
 
+  it("a scan's JSON (headlens scan --out) shows as a head grid with its top heads; a scan of another shape is refused", async () => {
+    const file = path.join(explorer.tmp, 'prev-token.json');
+    const r = await inProcess('scan', '--model', 'toy-lm', '--task', 'prev-token', '--samples', '4', '--out', file, '--backend', 'wasm');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(readFileSync(file, 'utf8')) as { scores: number[][]; top: { layer: number; head: number; score: number }[] };
+    await page.setInputFiles('#scan-file', file);
+    await page.waitForSelector('#scores svg', { timeout: 30_000 });
+    const top = await page.$$eval('#scores button.show-scored', (b) => b.map((x) => ({ head: x.getAttribute('data-head'), value: Number(x.getAttribute('data-value')) })));
+    expect(top[0].head).toBe(`L${report.top[0].layer}H${report.top[0].head}`);
+    expect(top[0].value).toBeCloseTo(report.scores[report.top[0].layer][report.top[0].head], 10);
+    await page.click(`#scores button.show-scored[data-head="${top[0].head}"]`);
+    expect(await page.textContent('#pattern-title')).toContain(`attention of ${top[0].head}`);
+
+    const bad = path.join(explorer.tmp, 'other.json');
+    writeFileSync(bad, JSON.stringify({ model: 'other', task: 'induction', scores: [[1, 2], [3, 4]] }));
+    await page.setInputFiles('#scan-file', bad);
+    await page.waitForFunction(() => !document.getElementById('error')!.hidden);
+    expect(await page.textContent('#error')).toContain("other.json scores 2 layers × 2 heads (model other), but toy-lm has 4 × 4");
+    expect(await acting(page, () => page.dispatchEvent('#prompt', 'change'))).toBe('ready');
+  });
+
   it('logit lens and DLA of the top heads show, and a screenshot is saved', async () => {
     expect(await acting(page, () => page.click('#attribute'))).toBe('ready');
     expect(await page.$$eval('#attribution table.lens tr', (t) => t.length)).toBe(1 + 4 + 1);

@@ -464,6 +464,32 @@ function runAttribution(): void {
   }
 }
 
+/** Shows the head scores of a `headlens scan` result (its JSON) for the loaded model. */
+function showScan(text: string, file: string): void {
+  const m = model;
+  if (!m) return;
+  let r: { model?: unknown; task?: unknown; scores?: unknown; top?: unknown };
+  try {
+    r = JSON.parse(text);
+  } catch (e) {
+    throw new HeadlensError(`${file} is not JSON: ${(e as Error).message}`, 'pick the file headlens scan --out wrote');
+  }
+  const { n_layers, n_heads } = m.cfg;
+  const scores = r?.scores;
+  const ok = Array.isArray(scores) && scores.every((row) => Array.isArray(row) && row.every((x) => typeof x === 'number'));
+  if (!ok) throw new HeadlensError(`${file} is not a headlens scan result: it has no "scores" table [layer][head] of numbers`, 'pick the file headlens scan --out wrote');
+  const table = scores as number[][];
+  if (table.length !== n_layers || table.some((row) => row.length !== n_heads)) {
+    throw new HeadlensError(`${file} scores ${table.length} layers × ${table[0]?.length ?? 0} heads (model ${String(r.model)}), but ${modelLabel} has ${n_layers} × ${n_heads}`, 'load the scan of this model, or pick its model');
+  }
+  const task = typeof r.task === 'string' ? r.task : 'scan';
+  const ranked = table.flatMap((row, l) => row.map((v, h) => ({ label: `L${l}H${h}`, v }))).sort((a, b) => b.v - a.v).slice(0, 5);
+  $('scores').innerHTML = [
+    `<p>${esc(task)} scores of ${esc(String(r.model ?? 'a model'))} from ${esc(file)}; top heads: ${ranked.map((x) => `<button class="show-scored" data-head="${x.label}" data-value="${x.v}">${x.label} ${x.v.toFixed(3)}</button>`).join(' ')}</p>`,
+    headGrid(table, { title: `${task} scores`, scoreLabel: task, top: 3, cellSize: 36 }).svg,
+  ].join('');
+}
+
 /** Marks the page busy and runs `f` once the browser has had a moment to paint that (long steps block the page). */
 function later(f: () => void): void {
   document.body.dataset.state = 'busy';
@@ -537,6 +563,27 @@ function bindFields(): void {
       await loadPicked(files);
       state.model = '';
     });
+  });
+  const scanFile = $<HTMLInputElement>('scan-file');
+  scanFile.addEventListener('change', () => {
+    const f = scanFile.files?.[0];
+    if (!f) return;
+    clearError();
+    f.text().then((t) => {
+      try {
+        showScan(t, f.name);
+      } catch (e) {
+        showError(e);
+      }
+    }, showError);
+  });
+  $('scores').addEventListener('click', (ev) => {
+    const head = (ev.target as HTMLElement).dataset.head;
+    if (!head) return;
+    state.head = head;
+    writeUrl();
+    drawGrid(currentPatterns);
+    drawPattern(currentStrs, currentPatterns);
   });
   const drop = $('drop');
   drop.addEventListener('dragover', (ev) => ev.preventDefault());

@@ -76,6 +76,9 @@ export function exploreHTML(): string {
 <div class="row"><label>corrupted prompt <input type="text" id="corrupted"></label>
 <label><input type="checkbox" id="by-pos"> by position</label> <button id="patch">patch heads</button></div>
 <div id="patching"></div>
+<h2>head scores</h2>
+<div class="row"><label>a scan's JSON (<code>headlens scan --task T --model M --out scores.json</code>) <input type="file" id="scan-file" accept=".json,application/json"></label></div>
+<div id="scores"></div>
 <h2>logit lens and direct logit attribution</h2>
 <div class="row"><button id="attribute">compute</button> <span class="hl-note">(on the model without interventions)</span></div>
 <div id="attribution"></div>
