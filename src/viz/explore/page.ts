@@ -96,7 +96,11 @@ function writeUrl(): void {
 
 /** One message for whatever went wrong; the page keeps working. */
 function showError(e: unknown): void {
-  const msg = e instanceof HeadlensError || e instanceof Error ? e.message : String(e);
+  let msg = e instanceof HeadlensError || e instanceof Error ? e.message : String(e);
+  // wasm and ArrayBuffer allocations fail with terse messages: say what they mean
+  if (e instanceof RangeError || /out of memory|allocation failed|Cannot enlarge memory|OOM/i.test(msg)) {
+    msg = `the browser ran out of memory (${msg}): the model is too large for this page (use a smaller model, or headlens in Node)`;
+  }
   $('error').textContent = msg;
   $('error').hidden = false;
   document.body.dataset.state = 'error';
