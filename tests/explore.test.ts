@@ -158,6 +158,18 @@ describe('headlens explore in chromium', () => {
       expect(Math.abs(c.value - r.get(l, h)), c.head).toBeLessThan(1e-4);
     }
     expect(Math.max(...cells.map((c) => Math.abs(c.value)))).toBeGreaterThan(0.5);
+
+    // heads × positions
+    const rp = activationPatching(model, 'head-out', { clean: [ids], corrupted: [corrupted], metric: logitDiff(mary, john), byPos: true });
+    await page.check('#by-pos');
+    expect(await acting(page, () => page.click('#patch'))).toBe('ready');
+    const byPos = await page.$$eval('#patching td[data-head][data-pos]', (tds) => tds.map((t) => ({ head: t.getAttribute('data-head')!, pos: Number(t.getAttribute('data-pos')), value: Number(t.getAttribute('data-value')) })));
+    expect(byPos.length).toBe(16 * ids.length);
+    for (const c of byPos) {
+      const [, l, h] = /^L(\d+)H(\d+)$/.exec(c.head)!.map(Number);
+      expect(Math.abs(c.value - rp.get(l, c.pos, h)), `${c.head} at ${c.pos}`).toBeLessThan(1e-4);
+    }
+    await page.uncheck('#by-pos');
   });
 
   it('a folder without config.json, an unsupported model_type and a prompt longer than n_ctx each give one message, and the page keeps working', async () => {
@@ -215,6 +227,14 @@ describe('headlens explore in chromium', () => {
     await acting(page, () => page.click('#grid input.ablate[data-head="L3H0"]'));
     await page.click('#grid button.show[data-head="L3H0"]');
     expect(await page.textContent('#pattern-title')).toContain('attention of L3H0');
+    // the token lines start on the shown head's layer and head; hovering a destination keeps only its lines
+    expect(await page.inputValue('#lines select.hl-layer')).toBe('3');
+    const opacities = () => page.$$eval('#lines line[data-q]', (ls) => ls.filter((l) => (l as SVGElement).style.display !== 'none').map((l) => [l.getAttribute('data-q'), (l as SVGElement).style.opacity]));
+    expect((await opacities()).length).toBeGreaterThan(0);
+    await page.hover('#lines text[data-side="dest"][data-pos="5"]');
+    const after = await opacities();
+    expect(after.filter(([q]) => q !== '5').every(([, o]) => o === '0.04')).toBe(true);
+    expect(after.filter(([q]) => q === '5').every(([, o]) => o === '')).toBe(true);
     await page.setViewportSize({ width: 1320, height: 900 });
     await page.evaluate(() => window.scrollTo(0, 0));
     await page.hover('#tokens .hl-tok:last-child');

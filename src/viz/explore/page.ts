@@ -25,6 +25,8 @@ import { logitLensSummary } from '../../interp/attribution/logit_lens.js';
 import { dlaPerHead } from '../../interp/attribution/dla.js';
 import { logitDiff } from '../../interp/metrics.js';
 import { attentionPatternSVG } from '../attention_pattern.js';
+import { TOKEN_LINES_JS } from '../client_scripts.js';
+import { tokenLines } from '../token_lines.js';
 import { headGrid } from '../head_grid.js';
 import { esc } from '../html.js';
 
@@ -380,6 +382,14 @@ function drawPattern(strs: string[], patterns: number[][][][]): void {
   const { layer, head } = parseHead(state.head);
   $('pattern').innerHTML = attentionPatternSVG([patterns[layer][head]], { labels: strs.map(visible), headLabels: [state.head], title: `attention of ${state.head}`, panelWidth: Math.max(160, 18 * strs.length) });
   $('pattern-title').textContent = `attention of ${state.head}${state.ablate.length ? ` (with ${state.ablate.join(', ')} ${state.kind}-ablated)` : ''}`;
+  // bertviz-style token lines (the atlas' view and its script), while the number of lines stays drawable
+  const { n_layers, n_heads } = model!.cfg;
+  if (n_layers * n_heads * strs.length ** 2 <= 200_000) {
+    $('lines').innerHTML = tokenLines(patterns, { tokens: strs.map(visible), layer, heads: [head], title: `token lines of layer ${layer}` }).fragment;
+    new Function(TOKEN_LINES_JS)();
+  } else {
+    $('lines').innerHTML = '<p class="hl-note">token lines are left out for this many heads × positions</p>';
+  }
   onTokenHover(undefined);
 }
 

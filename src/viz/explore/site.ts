@@ -70,7 +70,7 @@ export function exploreHTML(): string {
 <div class="cols">
 <div><h3>heads <span class="hl-note">(click a name to show its pattern, tick to ablate)</span></h3><div id="grid"></div>
 <h3>next token</h3><div id="next"></div></div>
-<div><h3 id="pattern-title">attention</h3><figure id="pattern"></figure></div>
+<div><h3 id="pattern-title">attention</h3><figure id="pattern"></figure><div id="lines"></div></div>
 </div>
 <h2>activation patching</h2>
 <div class="row"><label>corrupted prompt <input type="text" id="corrupted"></label>
