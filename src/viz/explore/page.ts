@@ -137,6 +137,8 @@ function useModel(m: HookedTransformer, label: string): void {
   $('model-info').textContent = `${label}: ${c.n_layers} layers × ${c.n_heads} heads, d_model ${c.d_model}, n_ctx ${c.n_ctx}, vocabulary ${c.d_vocab}${m.tokenizer ? '' : ' (no tokenizer.json: prompts cannot be typed)'}`;
   state.ablate = state.ablate.filter((h) => { const r = parseHead(h); return r.layer < c.n_layers && r.head < c.n_heads; });
   if (!/^L(\d+)H(\d+)$/.test(state.head) || parseHead(state.head).layer >= c.n_layers || parseHead(state.head).head >= c.n_heads) state.head = 'L0H0';
+  // results of the previous model no longer apply
+  for (const id of ['patching', 'attribution', 'scores']) $(id).innerHTML = '';
 }
 
 /** Memory check before reading weights: tfjs keeps a float32 copy of every weight, the file stays in memory too. */
