@@ -26,6 +26,7 @@ export { actName, layerOf, type HookName, type BlockHookName, type ActShortName 
 export { hookName, hookAxes, positionAxis, type HookAxis } from './hooks/act_name.js';
 export { loadPretrained, readModelConfig, resolveModelDir, zooModels, type LoadOptions } from './loading/load.js';
 export { saveModel } from './loading/save.js';
+export { loadFromFiles, type ModelFiles } from './loading/load_files.js';
 export { HFTokenizer } from './loading/tokenizer.js';
 export { downloadFromHub, isHubId, type HubOptions, type DownloadProgress } from './loading/hub.js';
 export { parseSafetensors, encodeSafetensors, type SafetensorsFile } from './util/safetensors.js';

@@ -34,6 +34,7 @@ describe('public entries', () => {
     const core = (await import(path.join(ROOT, 'src/index.ts'))) as Record<string, unknown>;
     expect(core).toHaveProperty('loadPretrained');
     expect(core).toHaveProperty('HookedTransformer');
+    expect(core).toHaveProperty('loadFromFiles');
     expect(core).not.toHaveProperty('activationPatching');
     expect(core).not.toHaveProperty('inductionScores');
   });

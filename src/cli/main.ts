@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   hooks: async () => (await import('./hooks.js')).hooksCommand,
   flow: async () => (await import('./flow.js')).flowCommand,
   'function-vector': async () => (await import('./function_vector.js')).functionVectorCommand,
+  explore: async () => (await import('./explore.js')).exploreCommand,
 };
 
 async function allCommands(): Promise<Record<string, Command>> {

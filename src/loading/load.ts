@@ -3,20 +3,21 @@
  * The checkpoint is checked whole before any tensor is converted: every tensor the family expects must
  * be there with its shape, and nothing unknown may be left over; the error lists every problem.
  */
-import * as tf from '@tensorflow/tfjs';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { initBackend, type BackendName } from '../backend/index.js';
 import { HeadlensError } from '../errors.js';
 import { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { makeConfig, type HookedConfig } from '../model/config.js';
-import { processWeights, type ProcessingOptions } from '../model/weight_processing.js';
-import { openCheckpoint, type CheckpointTensors } from './checkpoint_files.js';
+import type { HookedConfig } from '../model/config.js';
+import type { ProcessingOptions } from '../model/weight_processing.js';
+import { openCheckpoint } from './checkpoint_files.js';
 import type { Family, HFConfig } from './families/family.js';
-import { familyFor } from './families/index.js';
 import { downloadFromHub, isHubId, type HubOptions } from './hub.js';
+import { buildModel, configFromHF } from './load_files.js';
 import { HFTokenizer } from './tokenizer.js';
+
+export { countNonFinite } from './load_files.js';
 
 export interface LoadOptions extends HubOptions {
   /** Start this backend first (default: the one running, or the best available). */
@@ -31,13 +32,6 @@ export interface LoadOptions extends HubOptions {
   allowNonFinite?: boolean;
 }
 
-/** How many values of `a` are NaN or ±Inf: one pass over the data as it is read. */
-export function countNonFinite(a: Float32Array): number {
-  let n = 0;
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) n++;
-  return n;
-}
-
 /** Reads config.json of a model folder into a headlens config (with the family that reads it). */
 export function readModelConfig(dir: string): { cfg: HookedConfig; family: Family; hf: HFConfig } {
   const file = path.join(dir, 'config.json');
@@ -50,17 +44,7 @@ export function readModelConfig(dir: string): { cfg: HookedConfig; family: Famil
   } catch (e) {
     throw new HeadlensError(`${file} is not valid JSON: ${(e as Error).message}`);
   }
-  if (typeof hf !== 'object' || hf === null || Array.isArray(hf)) throw new HeadlensError(`${file} is not a JSON object`);
-  const h = hf as HFConfig;
-  const family = familyFor(h.model_type, file);
-  const name = typeof h._name_or_path === 'string' && h._name_or_path ? h._name_or_path : path.basename(path.resolve(dir));
-  try {
-    const input = family.config(h, h.model_type as string);
-    return { cfg: makeConfig({ model_name: name, ...input }, family.hfKeys), family, hf: h };
-  } catch (e) {
-    if (e instanceof HeadlensError) throw new HeadlensError(`${file}: ${e.message}`);
-    throw e;
-  }
+  return configFromHF(hf, path.basename(path.resolve(dir)), file);
 }
 
 /** Where the models headlens ships live (datasets/zoo), from src/loading or dist/loading alike. */
@@ -87,66 +71,8 @@ export async function loadPretrained(nameOrDir: string, opts: LoadOptions = {}):
   await initBackend({ backend: opts.backend });
   const dir = await resolveModelDir(nameOrDir, opts);
   const { cfg, family } = readModelConfig(dir);
-  const ckpt = openCheckpoint(dir);
-  const names = matchCheckpoint(family, cfg, ckpt, dir);
-  const nonFinite: string[] = [];
-  const params = tf.tidy(() => {
-    const made = new Map<string, tf.Tensor>();
-    const get = (hfName: string) => {
-      let t = made.get(hfName);
-      if (!t) {
-        const stored = names.get(hfName)!;
-        const data = ckpt.float32(stored);
-        const bad = opts.allowNonFinite ? 0 : countNonFinite(data);
-        if (bad > 0) nonFinite.push(`${stored} (${bad} of ${data.length} values)`);
-        t = tf.tensor(data, ckpt.info(stored).shape, 'float32');
-        made.set(hfName, t);
-      }
-      return t;
-    };
-    return family.toHooked(cfg, get) as Record<string, tf.Tensor> as never;
-  }) as Record<string, tf.Tensor>;
-  if (nonFinite.length) {
-    tf.dispose(Object.values(params));
-    throw new HeadlensError(
-      `checkpoint in ${dir} has NaN or Inf weights in ${nonFinite.length} tensor${nonFinite.length > 1 ? 's' : ''}: ${nonFinite.slice(0, 5).join(', ')}${nonFinite.length > 5 ? ` (and ${nonFinite.length - 5} more)` : ''}`,
-      'the weights are corrupt (download or save them again); to load them anyway pass { allowNonFinite: true } to loadPretrained, or set HEADLENS_ALLOW_NONFINITE=1 for the CLI',
-    );
-  }
-  const model = new HookedTransformer(cfg, params);
+  const model = buildModel(cfg, family, openCheckpoint(dir), dir, opts);
   model.tokenizer = HFTokenizer.fromDir(dir);
-  if (opts.processing) processWeights(model, opts.processing);
   return model;
 }
 
-/**
- * Maps each expected HF name to the name stored in the checkpoint (some saves add a prefix such as
- * 'transformer.'), after checking names and shapes. Throws one error listing every problem.
- */
-function matchCheckpoint(family: Family, cfg: HookedConfig, ckpt: CheckpointTensors, dir: string): Map<string, string> {
-  const expected = family.hfShapes(cfg);
-  const stored = new Set(ckpt.names);
-  const used = new Set<string>();
-  const map = new Map<string, string>();
-  const problems: string[] = [];
-  for (const [name, shape] of Object.entries(expected)) {
-    const found = [name, ...family.prefixes.map((p) => p + name)].find((n) => stored.has(n));
-    if (!found) {
-      problems.push(`missing tensor ${name} [${shape}]`);
-      continue;
-    }
-    const got = ckpt.info(found).shape;
-    if (got.join() !== shape.join()) problems.push(`tensor ${found} is [${got}] but the config implies [${shape}]`);
-    map.set(name, found);
-    used.add(found);
-  }
-  const extra = ckpt.names.filter((n) => !used.has(n) && !family.ignore?.test(n));
-  if (extra.length) problems.push(`unexpected tensors ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ` (and ${extra.length - 5} more)` : ''}`);
-  if (problems.length) {
-    throw new HeadlensError(
-      `checkpoint in ${dir} does not match its config.json: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`,
-      'check that config.json belongs to these weights',
-    );
-  }
-  return map;
-}

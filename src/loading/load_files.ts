@@ -1,0 +1,152 @@
+/**
+ * Loading from a model's files already in memory: the parsed config.json, the bytes of model.safetensors and
+ * the parsed tokenizer.json. No file system: a browser page that read them with fetch or a file picker builds
+ * its model here, and loadPretrained (which reads them from a folder) ends here too, so both check the same
+ * things in the same words.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { HeadlensError } from '../errors.js';
+import { HookedTransformer } from '../hooks/hooked_transformer.js';
+import { makeConfig, type HookedConfig } from '../model/config.js';
+import { processWeights, type ProcessingOptions } from '../model/weight_processing.js';
+import { parseSafetensors } from '../util/safetensors.js';
+import type { CheckpointTensors } from './checkpoint_files.js';
+import type { Family, HFConfig } from './families/family.js';
+import { familyFor } from './families/index.js';
+import { HFTokenizer } from './tokenizer.js';
+
+/** How many values of `a` are NaN or ±Inf: one pass over the data as it is read. */
+export function countNonFinite(a: Float32Array): number {
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) n++;
+  return n;
+}
+
+/** A parsed config.json → a headlens config and the family that reads it. `source` names the file in errors. */
+export function configFromHF(hf: unknown, fallbackName: string, source: string): { cfg: HookedConfig; family: Family; hf: HFConfig } {
+  if (typeof hf !== 'object' || hf === null || Array.isArray(hf)) throw new HeadlensError(`${source} is not a JSON object`);
+  const h = hf as HFConfig;
+  const family = familyFor(h.model_type, source);
+  const name = typeof h._name_or_path === 'string' && h._name_or_path ? h._name_or_path : fallbackName;
+  try {
+    const input = family.config(h, h.model_type as string);
+    return { cfg: makeConfig({ model_name: name, ...input }, family.hfKeys), family, hf: h };
+  } catch (e) {
+    if (e instanceof HeadlensError) throw new HeadlensError(`${source}: ${e.message}`);
+    throw e;
+  }
+}
+
+export interface BuildOptions {
+  processing?: ProcessingOptions;
+  allowNonFinite?: boolean;
+}
+
+/** Checks the checkpoint against the config, converts it and returns the model (no tokenizer yet). */
+export function buildModel(cfg: HookedConfig, family: Family, ckpt: CheckpointTensors, where: string, opts: BuildOptions = {}): HookedTransformer {
+  const names = matchCheckpoint(family, cfg, ckpt, where);
+  const nonFinite: string[] = [];
+  const params = tf.tidy(() => {
+    const made = new Map<string, tf.Tensor>();
+    const get = (hfName: string) => {
+      let t = made.get(hfName);
+      if (!t) {
+        const stored = names.get(hfName)!;
+        const data = ckpt.float32(stored);
+        const bad = opts.allowNonFinite ? 0 : countNonFinite(data);
+        if (bad > 0) nonFinite.push(`${stored} (${bad} of ${data.length} values)`);
+        t = tf.tensor(data, ckpt.info(stored).shape, 'float32');
+        made.set(hfName, t);
+      }
+      return t;
+    };
+    return family.toHooked(cfg, get) as Record<string, tf.Tensor> as never;
+  }) as Record<string, tf.Tensor>;
+  if (nonFinite.length) {
+    tf.dispose(Object.values(params));
+    throw new HeadlensError(
+      `checkpoint in ${where} has NaN or Inf weights in ${nonFinite.length} tensor${nonFinite.length > 1 ? 's' : ''}: ${nonFinite.slice(0, 5).join(', ')}${nonFinite.length > 5 ? ` (and ${nonFinite.length - 5} more)` : ''}`,
+      'the weights are corrupt (download or save them again); to load them anyway pass { allowNonFinite: true } to loadPretrained, or set HEADLENS_ALLOW_NONFINITE=1 for the CLI',
+    );
+  }
+  const model = new HookedTransformer(cfg, params);
+  if (opts.processing) processWeights(model, opts.processing);
+  return model;
+}
+
+/**
+ * Maps each expected HF name to the name stored in the checkpoint (some saves add a prefix such as
+ * 'transformer.'), after checking names and shapes. Throws one error listing every problem.
+ */
+function matchCheckpoint(family: Family, cfg: HookedConfig, ckpt: CheckpointTensors, where: string): Map<string, string> {
+  const expected = family.hfShapes(cfg);
+  const stored = new Set(ckpt.names);
+  const used = new Set<string>();
+  const map = new Map<string, string>();
+  const problems: string[] = [];
+  for (const [name, shape] of Object.entries(expected)) {
+    const found = [name, ...family.prefixes.map((p) => p + name)].find((n) => stored.has(n));
+    if (!found) {
+      problems.push(`missing tensor ${name} [${shape}]`);
+      continue;
+    }
+    const got = ckpt.info(found).shape;
+    if (got.join() !== shape.join()) problems.push(`tensor ${found} is [${got}] but the config implies [${shape}]`);
+    map.set(name, found);
+    used.add(found);
+  }
+  const extra = ckpt.names.filter((n) => !used.has(n) && !family.ignore?.test(n));
+  if (extra.length) problems.push(`unexpected tensors ${extra.slice(0, 5).join(', ')}${extra.length > 5 ? ` (and ${extra.length - 5} more)` : ''}`);
+  if (problems.length) {
+    throw new HeadlensError(
+      `checkpoint in ${where} does not match its config.json: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`,
+      'check that config.json belongs to these weights',
+    );
+  }
+  return map;
+}
+
+/** A model's files in memory. `name` labels the model when config.json has no _name_or_path, and names it in errors. */
+export interface ModelFiles {
+  name: string;
+  /** config.json, parsed (or its text). */
+  config: unknown;
+  /** The bytes of model.safetensors. */
+  weights: Uint8Array;
+  /** tokenizer.json, parsed (or its text), if the model has one. */
+  tokenizer?: unknown;
+  /** tokenizer_config.json, parsed (or its text), if any. */
+  tokenizerConfig?: unknown;
+}
+
+/** A model from its files in memory (a browser's fetch or file picker): the same checks as loadPretrained. Start a backend first (initBackend). */
+export function loadFromFiles(files: ModelFiles, opts: BuildOptions = {}): HookedTransformer {
+  const json = (v: unknown, file: string): unknown => {
+    if (typeof v !== 'string') return v;
+    try {
+      return JSON.parse(v);
+    } catch (e) {
+      throw new HeadlensError(`${files.name}/${file} is not valid JSON: ${(e as Error).message}`);
+    }
+  };
+  const { cfg, family } = configFromHF(json(files.config, 'config.json'), files.name, `${files.name}/config.json`);
+  const file = parseSafetensors(files.weights, `${files.name}/model.safetensors`);
+  const ckpt: CheckpointTensors = {
+    names: file.names,
+    has: (n) => file.names.includes(n),
+    info: (n) => ({ ...file.info(n), file: file.source }),
+    float32: (n) => file.float32(n),
+  };
+  const model = buildModel(cfg, family, ckpt, files.name, opts);
+  if (files.tokenizer !== undefined) {
+    try {
+      const tj = json(files.tokenizer, 'tokenizer.json');
+      const tc = files.tokenizerConfig === undefined ? {} : json(files.tokenizerConfig, 'tokenizer_config.json');
+      model.tokenizer = new HFTokenizer(tj as Record<string, unknown>, tc as Record<string, unknown>);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
+  return model;
+}
