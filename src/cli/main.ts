@@ -20,6 +20,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   train: async () => (await import('./train.js')).trainCommand,
   findings: async () => (await import('./findings.js')).findingsCommand,
   scan: async () => (await import('./scan.js')).scanCommand,
+  worker: async () => (await import('./worker.js')).workerCommand,
+  collect: async () => (await import('./collect.js')).collectCommand,
 };
 
 async function allCommands(): Promise<Record<string, Command>> {
