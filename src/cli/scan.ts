@@ -17,6 +17,7 @@ import { writeAtlas } from '../viz/atlas.js';
 import { modelInfo } from './model_info.js';
 import { defineCommand, integer, modelOption, option, positiveInt } from './options.js';
 import { progressBar } from './progress.js';
+import { checkQueueReachable } from './scan_queue.js';
 import { runSweep } from './sweep.js';
 import { CAPS, memoryBudget, activationBytes, checkAtMost, fitting, formatBytes } from './size_bounds.js';
 import { withModel } from './with_model.js';
@@ -46,6 +47,8 @@ export const scanCommand = defineCommand({
     if (!v.json && !out && !reportFile) throw new HeadlensError('say where the result goes: --json (stdout), --out FILE or --report FILE.html', 'e.g. --json');
     const checkpoint = v.checkpoint ?? (out ? `${out}.partial.json` : undefined);
     if (v.resume && !checkpoint) throw new HeadlensError('--resume needs the checkpoint: --out FILE (it uses FILE.partial.json) or --checkpoint FILE');
+    // an unreachable queue is one error before the model loads
+    if (v.queue && task !== 'ioi') await checkQueueReachable(v.queue);
     await withModel(v, async (model) => {
       checkScanSizes(model, task, samples, v.causal ? v.k : undefined);
       const emit = (report: Record<string, unknown>) => {

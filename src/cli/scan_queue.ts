@@ -48,12 +48,13 @@ export function parseQueueUrl(url: string): { options: RedisOptions; shown: stri
 export async function checkQueueReachable(url: string, timeoutMs = 5000): Promise<RedisOptions> {
   const { options, shown } = parseQueueUrl(url);
   const probe = new Redis({ ...options, lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  probe.on('error', () => {}); // the failure is reported once, below
+  let cause: Error | undefined;
+  probe.on('error', (e: Error) => (cause ??= e)); // the first error says why (ECONNREFUSED, ENOTFOUND…); reported once, below
   try {
     await probe.connect();
     await probe.ping();
   } catch (e) {
-    throw new HeadlensError(`cannot reach the queue at ${shown}: ${(e as Error).message}`, `start a Redis server there (redis-server --port ${options.port}) or pass the right --queue redis://HOST:PORT`);
+    throw new HeadlensError(`cannot reach the queue at ${shown}: ${(cause ?? (e as Error)).message}`, `start a Redis server there (redis-server --port ${options.port}) or pass the right --queue redis://HOST:PORT`);
   } finally {
     probe.disconnect();
   }
@@ -66,7 +67,7 @@ export interface QueueSubmitOptions {
   name?: string;
   /** Tries per job (BullMQ's attempts; default 3). */
   attempts?: number;
-  /** How often the queue is read for finished jobs (ms, default 500). */
+  /** How often the queue is read for finished jobs (ms, default 250). */
   pollMs?: number;
   onResult(data: ScanJobData, results: IndexedItemScores[]): void;
   /** After each poll: jobs done, failed and in all, and the queue's own counts. */
@@ -111,7 +112,7 @@ export async function submitAndCollect(jobs: ScanJobData[], opts: QueueSubmitOpt
       }
       const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
       opts.onPoll?.({ done, failed: failures.length, total: jobs.length, counts });
-      if (pending.size > 0) await new Promise((r) => setTimeout(r, opts.pollMs ?? 500));
+      if (pending.size > 0) await new Promise((r) => setTimeout(r, opts.pollMs ?? 250));
     }
   } finally {
     await queue.close();
