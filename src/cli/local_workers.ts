@@ -29,8 +29,16 @@ export interface LocalWorkerOptions {
   onResult(data: ScanJobData, results: IndexedItemScores[]): void;
 }
 
-/** The compiled child script (tests run the TypeScript sources; the child always runs from dist/). */
+/**
+ * The compiled child script (tests run the TypeScript sources; the child always runs from dist/). A bundle
+ * (one file, no dist/ beside it) names its own with env HEADLENS_WORKER_SCRIPT.
+ */
 function childScript(): string {
+  const given = process.env.HEADLENS_WORKER_SCRIPT;
+  if (given) {
+    if (!existsSync(given)) throw new HeadlensError(`HEADLENS_WORKER_SCRIPT=${given} does not exist`, 'point it at the worker script (dist/cli/scan_child.js)');
+    return given;
+  }
   const here = fileURLToPath(new URL('./scan_child.js', import.meta.url));
   const file = here.replace(/([\\/])src([\\/]cli[\\/])scan_child\.js$/, '$1dist$2scan_child.js');
   if (!existsSync(file)) throw new HeadlensError(`the worker script ${file} is missing`, 'build headlens first (npm run build)');
@@ -63,7 +71,7 @@ export async function runLocalJobs(jobs: ScanJobData[], opts: LocalWorkerOptions
     let spawnsLeft = opts.workers + attempts * jobs.length;
     const start = () => {
       if (spawnsLeft-- <= 0) return fail(new HeadlensError('the worker processes keep ending before the scan is done', 'see the messages above; try --workers 1'));
-      const child = fork(script, [], { env: { ...process.env, ...(opts.backend ? { HEADLENS_BACKEND: opts.backend } : {}) }, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const child = fork(script, ['--scan-child'], { env: { ...process.env, ...(opts.backend ? { HEADLENS_BACKEND: opts.backend } : {}) }, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       children.add(child);
       let current: (typeof queue)[number] | undefined;
       const next = () => {

@@ -11,7 +11,7 @@ import type { HeadScorer, HeadScores } from '../interp/scores/head_scores.js';
 import { scan, scanJobs, ScanCheckpoint } from '../interp/scores/scan.js';
 import { runLocalJobs, type JobFailure } from './local_workers.js';
 import type { ScanJobData, SweepSpec } from './scan_job_runner.js';
-import { submitAndCollect } from './scan_queue.js';
+import { checkQueueReachable, submitAndCollect } from './scan_queue.js';
 
 export interface SweepOptions {
   checkpoint?: string;
@@ -44,6 +44,8 @@ export function defaultWorkers(): number {
 export async function runSweep(model: HookedTransformer, scorer: HeadScorer<any>, spec: SweepSpec, opts: SweepOptions): Promise<HeadScores> {
   const workers = opts.workers ?? defaultWorkers();
   if (!opts.queue && workers <= 1) return scan(model, scorer, { checkpoint: opts.checkpoint, resume: opts.resume, onProgress: opts.onProgress });
+  // an unreachable queue is one error before anything starts
+  if (opts.queue) await checkQueueReachable(opts.queue);
   const cp = ScanCheckpoint.open(model, scorer, { file: opts.checkpoint, resume: opts.resume });
   const total = cp.identity.total;
   const saved = cp.meta as Partial<SweepMeta> | undefined;
