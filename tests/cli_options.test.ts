@@ -77,7 +77,7 @@ describe('headlens help', () => {
       'headlens svd --model M --layer L --head H --circuit qk|ov [--k N] [--json] [--backend B]',
       'headlens composition --model M --kind q|k|v [--top N] [--json] [--backend B]',
     ]) expect(all.stdout).toContain(line);
-    for (const name of ['cache', 'demo', 'patch', 'bench', 'train', 'findings', 'scan']) expect(all.stdout).toContain(`headlens ${name} `);
+    for (const name of ['cache', 'demo', 'patch', 'bench', 'train', 'findings', 'scan', 'worker', 'collect']) expect(all.stdout).toContain(`headlens ${name} `);
     const svd = await inProcess('svd', '--help');
     expect(svd.code).toBe(0);
     expect(svd.stdout).toMatch(/^usage: headlens svd /);

@@ -9,9 +9,8 @@ import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import { scanTask, SCAN_TASKS, type ScanTask } from '../interp/scores/tasks.js';
 import { defineCommand, option } from './options.js';
-import { progressBar } from './progress.js';
 import type { SweepMeta } from './sweep.js';
-import { runSweep } from './sweep.js';
+import { queueProgress, runSweep } from './sweep.js';
 import { withModel } from './with_model.js';
 
 export const collectCommand = defineCommand({
@@ -39,7 +38,7 @@ export const collectCommand = defineCommand({
       const setup = scanTask(model, spec.task as ScanTask, { samples: spec.samples, seed: spec.seed });
       const result = await runSweep(model, setup.scorer, spec, {
         checkpoint, resume: true, jobSize: meta!.jobSize, queue: v.queue, queueName: v['queue-name'] ?? meta!.queueName, backend: v.backend,
-        onProgress: progressBar(spec.task, 'items'),
+        onQueue: queueProgress(spec.task),
       });
       for (const w of result.warnings ?? []) console.error(`headlens: warning: ${w}`);
       const report = { model: model.cfg.model_name, task: spec.task, settings: { ...result.settings, samples: spec.samples, seed: spec.seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(result.dropped ? { dropped: result.dropped } : {}) };

@@ -18,7 +18,7 @@ import { modelInfo } from './model_info.js';
 import { defineCommand, integer, modelOption, option, positiveInt } from './options.js';
 import { progressBar } from './progress.js';
 import { checkQueueReachable } from './scan_queue.js';
-import { runSweep } from './sweep.js';
+import { queueProgress, runSweep } from './sweep.js';
 import { CAPS, memoryBudget, activationBytes, checkAtMost, fitting, formatBytes } from './size_bounds.js';
 import { withModel } from './with_model.js';
 
@@ -80,7 +80,8 @@ export const scanCommand = defineCommand({
       if (v.causal && !setup.causal) throw new HeadlensError(`task ${task} has no causal check`, 'drop --causal');
       const result = await runSweep(model, setup.scorer, { model: v.model, task, samples, seed }, {
         checkpoint, resume: !!v.resume, workers: v.workers, jobSize: v['job-size'], queue: v.queue, queueName: v['queue-name'], backend: v.backend,
-        onProgress: progressBar(task, 'items'),
+        // on a queue, progress is what the queue says of the sweep's jobs
+        ...(v.queue ? { onQueue: queueProgress(task) } : { onProgress: progressBar(task, 'items') }),
       });
       let causal;
       if (v.causal && setup.causal) {

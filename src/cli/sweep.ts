@@ -10,6 +10,7 @@ import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import type { HeadScorer, HeadScores } from '../interp/scores/head_scores.js';
 import { scan, scanJobs, ScanCheckpoint } from '../interp/scores/scan.js';
 import { runLocalJobs, type JobFailure } from './local_workers.js';
+import { progressBar } from './progress.js';
 import type { ScanJobData, SweepSpec } from './scan_job_runner.js';
 import { checkQueueReachable, submitAndCollect } from './scan_queue.js';
 
@@ -34,6 +35,12 @@ export interface SweepMeta {
   sweep: SweepSpec;
   jobSize: number;
   queueName?: string;
+}
+
+/** A queue run's progress as the CLI draws it: jobs completed or failed, of the sweep's jobs, as the queue reports them. */
+export function queueProgress(task: string): NonNullable<SweepOptions['onQueue']> {
+  const bar = progressBar(`${task} jobs on the queue`, 'jobs');
+  return ({ done, failed, total }) => bar(done + failed, total);
 }
 
 export function defaultWorkers(): number {
