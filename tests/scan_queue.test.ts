@@ -17,6 +17,8 @@ import { runScanJob, scan, ScanCheckpoint, scanJobs } from '../src/interp/scores
 import { scanTask } from '../src/interp/scores/tasks.js';
 import { loadPretrained } from '../src/loading/load.js';
 import type { ScanJobData } from '../src/cli/scan_job_runner.js';
+import { parseQueueUrl } from '../src/cli/scan_queue.js';
+import { HeadlensError } from '../src/errors.js';
 import { BIN, ROOT, runHeadlens } from './helpers.js';
 import { freePort, startRedis, type RedisServer } from './redis_server.js';
 
@@ -118,9 +120,9 @@ describe('headlens scan --queue', () => {
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(new RegExp(`cannot reach the queue at redis://127\\.0\\.0\\.1:${port}: connect ECONNREFUSED`));
     }
-    const bad = await runHeadlens([...SCAN, '--queue', 'http://127.0.0.1:6379', '--json']);
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/only redis:\/\/ queues/);
+    expect(() => parseQueueUrl('http://127.0.0.1:6379')).toThrow(/only redis:\/\/ queues/);
+    expect(() => parseQueueUrl('127.0.0.1:6379')).toThrow(HeadlensError);
+    expect(parseQueueUrl('redis://u:secret@10.0.0.5:7000/2')).toEqual({ options: { host: '10.0.0.5', port: 7000, username: 'u', password: 'secret', db: 2 }, shown: 'redis://10.0.0.5:7000/2' });
   });
 
   it('bad jobs (an unknown model, a task the model cannot run) fail with their reason, at once; the worker goes on', async () => {

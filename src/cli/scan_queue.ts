@@ -101,12 +101,17 @@ export async function submitAndCollect(jobs: ScanJobData[], opts: QueueSubmitOpt
           continue;
         }
         const state = await job.getState();
+        if (state !== 'completed' && state !== 'failed') continue;
+        // read the job again: the copy above may predate its end (no return value or reason yet)
+        const ended = (await queue.getJob(id))!;
         if (state === 'completed') {
-          opts.onResult(d, (job.returnvalue as { results: IndexedItemScores[] }).results);
+          const results = (ended.returnvalue as { results?: IndexedItemScores[] } | null)?.results;
+          if (!Array.isArray(results)) throw new HeadlensError(`job ${id} completed without scan results`, `is something other than headlens workers taking jobs from queue ${queue.name}?`);
+          opts.onResult(d, results);
           pending.delete(id);
           done++;
-        } else if (state === 'failed') {
-          failures.push({ id, items: d.job.items, reason: job.failedReason ?? 'unknown' });
+        } else {
+          failures.push({ id, items: d.job.items, reason: ended.failedReason ?? 'unknown' });
           pending.delete(id);
         }
       }
