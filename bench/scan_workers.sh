@@ -13,11 +13,13 @@ out=$(mktemp -d)
 export HEADLENS_BACKEND=${HEADLENS_BACKEND:-wasm}
 echo "scan --model $model --task $task --samples $samples on $(nproc) cores ($(uptime | sed 's/.*load average/load average/'))"
 base=""
+i=0
 for n in "${counts[@]}"; do
+  i=$((i + 1))
   s=$(date +%s.%N)
-  ${HEADLENS_CMD:-node dist/cli/main.js} scan --model "$model" --task "$task" --samples "$samples" --workers "$n" --out "$out/w$n.json" 2>/dev/null
+  ${HEADLENS_CMD:-node dist/cli/main.js} scan --model "$model" --task "$task" --samples "$samples" --workers "$n" --out "$out/run$i.json" 2>"$out/run$i.log" || { echo "workers $n: the scan failed:" >&2; tail -3 "$out/run$i.log" >&2; exit 1; }
   e=$(date +%s.%N)
-  cmp -s "$out/w${counts[0]}.json" "$out/w$n.json" || { echo "workers $n: result differs from workers ${counts[0]}" >&2; exit 1; }
+  cmp -s "$out/run1.json" "$out/run$i.json" || { echo "workers $n: the result differs from the first run's" >&2; exit 1; }
   t=$(awk -v s="$s" -v e="$e" 'BEGIN { print e - s }')
   [ -n "$base" ] || base=$t
   awk -v n="$n" -v t="$t" -v k="$samples" -v b="$base" 'BEGIN { printf "workers %2d: %7.2f s  %6.2f items/s  speed-up %.2fx\n", n, t, k / t, b / t }'
