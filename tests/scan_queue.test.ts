@@ -3,7 +3,7 @@
  * split over 3 `headlens worker` processes the scan equals the single-process scan exactly; a worker killed
  * with SIGKILL in the middle of a job loses nothing and counts nothing twice (BullMQ hands the job to another
  * worker once its lock expires); an unreachable queue is one clear error; a job that cannot run fails with its
- * reason and the worker goes on. The local `--workers N` processes are tested in tests/scan_workers.test.ts.
+ * reason and the worker goes on; `headlens collect` finishes a scan whose submitter was killed. The local `--workers N` processes are tested in tests/scan_workers.test.ts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -105,6 +105,27 @@ describe('headlens scan --queue', () => {
       expect(cp.jobs).toEqual([active.id]);
       expect(completedLines(a.log())).toEqual([]);
       expect(completedLines(b.log())).toHaveLength(1);
+    } finally {
+      await queue.close();
+    }
+  });
+
+  it('headlens collect finishes a queued scan whose submitting command was killed', async () => {
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'headlens-queue-')), 'scan.json');
+    const submitter = spawn(process.execPath, [BIN, ...SCAN, '--queue', redis.url, '--queue-name', 'collect', '--job-size', '4', '--out', out], { cwd: ROOT, env: { ...process.env, HEADLENS_BACKEND: 'wasm' }, stdio: 'ignore' });
+    const gone = new Promise((r) => submitter.on('exit', r));
+    const queue = new Queue('collect', { connection: connection() });
+    try {
+      // the jobs are on the queue (and the sweep in its checkpoint) before any worker exists; then the submitter dies
+      while ((await queue.getJobCounts('waiting')).waiting < 3) await new Promise((r) => setTimeout(r, 50));
+      submitter.kill('SIGKILL');
+      await gone;
+      const w = startWorker('collect');
+      const r = await runHeadlens(['collect', '--queue', redis.url, '--queue-name', 'collect', '--out', out]);
+      expect(r.code, r.stderr).toBe(0);
+      await stopWorker(w);
+      expect(pick(JSON.parse(readFileSync(out, 'utf8')))).toEqual(reference);
+      expect(completedLines(w.log())).toHaveLength(3); // the three jobs, each once: collect added none again
     } finally {
       await queue.close();
     }

@@ -58,6 +58,8 @@ export async function runSweep(model: HookedTransformer, scorer: HeadScorer<any>
   const saved = cp.meta as Partial<SweepMeta> | undefined;
   const jobSize = opts.jobSize ?? saved?.jobSize ?? (opts.queue ? Math.max(1, Math.ceil(total / 64)) : 1);
   cp.meta = { sweep: spec, jobSize, ...(opts.queueName ? { queueName: opts.queueName } : {}) } satisfies SweepMeta;
+  // written before any job runs, so `headlens collect` can take over a queued sweep whose submitter stopped
+  cp.save();
   opts.onProgress?.(cp.count, total);
   const jobs: ScanJobData[] = scanJobs(cp, { jobSize }).map((job) => ({ spec, job }));
   const merge = (d: ScanJobData, results: Parameters<ScanCheckpoint['addJob']>[1]) => {
