@@ -17,6 +17,8 @@ import { makeConfig } from '../src/model/config.js';
 import { linear } from '../src/model/mlp.js';
 import { optimisations } from '../src/model/transformer.js';
 import { FIXTURES } from './helpers.js';
+import { mat } from '../src/linalg/mat.js';
+import { singularValues } from '../src/linalg/svd.js';
 
 const ROOT = path.join(import.meta.dirname, '..');
 
@@ -276,5 +278,42 @@ describe('runBench', () => {
     const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli', 'main.js'), 'bench', '--preset', 'huge'], { encoding: 'utf8', cwd: ROOT });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/no bench preset 'huge'.*gpt2-small.*quick.*tiny/);
+  });
+});
+
+describe('headlens bench --long (long_context.ts)', () => {
+  it('measures prefill and decoding per context on the gpt2-small shape, and refuses a shape wasm cannot hold', async () => {
+    const { runLongBench } = await import('../src/bench/long_context.js');
+    const before = tf.memory().numTensors;
+    const r = await runLongBench({ preset: 'gpt2-small', contexts: [8, 12], decodeTokens: 2 });
+    expect(r.rows.map((row) => row.context)).toEqual([8, 12]);
+    for (const row of r.rows) {
+      expect(row.error).toBeUndefined();
+      for (const k of ['prefill_ms', 'prefill_tokens_per_s', 'decode_ms_per_token', 'decode_rows_ms_per_token', 'prefill_peak_bytes'] as const) expect(row[k]).toBeGreaterThan(0);
+    }
+    expect(r.weight_bytes).toBeGreaterThanOrEqual(4 * r.model.parameters); // a tied W_U is held as its own transposed copy
+    expect(tf.memory().numTensors).toBe(before);
+    await expect(runLongBench({ preset: 'llama-7b', contexts: [8] })).rejects.toThrow(/25\.1 GiB of float32 weights.*at most 4 GiB/);
+  });
+});
+
+describe('random weights of low rank (RandomInit.lowRank)', () => {
+  it('have the asked std, the asked rank, and the shapes of a full draw', () => {
+    const cfg = makeConfig({ d_model: 64, n_layers: 1, n_heads: 4, d_head: 16, d_mlp: 256, d_vocab: 500, n_ctx: 8 });
+    const m = HookedTransformer.random(cfg, { lowRank: 8, std: 0.05, seed: 3 });
+    const full = HookedTransformer.random(cfg, { seed: 3 });
+    for (const n of m.paramNames()) expect(m.param(n).shape, n).toEqual(full.param(n).shape);
+    const w = m.param('blocks.0.mlp.W_in') as tf.Tensor2D; // [64, 256]
+    const v = w.dataSync() as Float32Array;
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    const sd = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
+    expect(sd).toBeGreaterThan(0.04);
+    expect(sd).toBeLessThan(0.06);
+    // rank 8: the 9th singular value is zero to float32 rounding (svd in float64 of the weights read back)
+    const sv = singularValues(mat(64, 256, v));
+    expect(sv[8] / sv[0]).toBeLessThan(1e-5);
+    expect(sv[7] / sv[0]).toBeGreaterThan(1e-2);
+    m.dispose();
+    full.dispose();
   });
 });

@@ -74,7 +74,7 @@ describe('headlens help', () => {
     expect(all.code).toBe(0);
     for (const line of [
       'headlens info --model M [--json] [--backend B]',
-      'headlens svd --model M --layer L --head H --circuit qk|ov [--k N] [--json] [--backend B]',
+      'headlens svd --model M --layer L --head H --circuit qk|ov [--k N] [--json] [--prompt TEXT|IDS] [--query-pos Q] [--key-pos K] [--contrast-key-pos K2] [--fraction F] [--measure projection|exact] [--top N] [--prepend-bos] [--no-prepend-bos] [--backend B]',
       'headlens composition --model M --kind q|k|v [--top N] [--json] [--backend B]',
     ]) expect(all.stdout).toContain(line);
     for (const name of ['cache', 'demo', 'patch', 'bench', 'train', 'findings', 'scan', 'worker', 'collect']) expect(all.stdout).toContain(`headlens ${name} `);

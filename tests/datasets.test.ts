@@ -23,7 +23,7 @@ function wordTokenizer(words: string[]): TextTokenizer {
   const vocab = new Map(words.map((w, i) => [w, 1000 + i]));
   return {
     encode: (text) => (text.match(/ ?[^ ]+| /g) ?? []).flatMap((w) => (vocab.has(w) ? [vocab.get(w)!] : [...w].map((c) => c.codePointAt(0)!))),
-    decode: () => '',
+    decode: (ids) => ids.map((id) => (id >= 1000 ? words[id - 1000] : String.fromCodePoint(id))).join(''),
     tokenText: (id) => String(id),
   };
 }
@@ -50,11 +50,11 @@ describe('induction', () => {
 });
 
 describe('ioi', () => {
-  it('ioiPrompts({seed}) alternates ABBA and BABA with IO, S and a third name for S2 in the corrupted prompt', () => {
-    const set = ioiPrompts({ n: 20, seed: 4 });
+  it("ioiPrompts({seed, corruption: 's2'}) alternates ABBA and BABA with IO, S and a third name for S2 in the corrupted prompt", () => {
+    const set = ioiPrompts({ n: 20, seed: 4, corruption: 's2' });
     expect(IoiSetSchema.parse(set)).toEqual(set);
-    expect(ioiPrompts({ n: 20, seed: 4 })).toEqual(set);
-    expect(ioiPrompts({ n: 20, seed: 5 }).prompts).not.toEqual(set.prompts);
+    expect(ioiPrompts({ n: 20, seed: 4, corruption: 's2' })).toEqual(set);
+    expect(ioiPrompts({ n: 20, seed: 5, corruption: 's2' }).prompts).not.toEqual(set.prompts);
     set.prompts.forEach((p, i) => {
       expect(p.order).toBe(i % 2 === 0 ? 'ABBA' : 'BABA');
       const first = p.order === 'ABBA' ? p.io : p.s;
@@ -63,7 +63,9 @@ describe('ioi', () => {
       // S appears twice in the clean prompt, IO once; in the corrupted prompt S2 is C
       expect(p.clean.split(new RegExp(`\\b${p.s}\\b`)).length - 1).toBe(2);
       expect(p.clean.split(new RegExp(`\\b${p.io}\\b`)).length - 1).toBe(1);
-      expect(p.corrupted).toBe(p.clean.replace(new RegExp(`(.*)\\b${p.s}\\b`), `$1${p.c}`));
+      expect(p.corruptedNames.io).toBe(p.io);
+      expect(p.corruptedNames.s1).toBe(p.s);
+      expect(p.corrupted).toBe(p.clean.replace(new RegExp(`(.*)\\b${p.s}\\b`), `$1${p.corruptedNames.s2}`));
       expect(p.clean.endsWith(' to')).toBe(true);
     });
   });
@@ -76,10 +78,11 @@ describe('ioi', () => {
   });
 
   it('ioiPrompts({tokenizer}) keeps only single-token names and reports the rest', () => {
-    const tok = wordTokenizer([' Mary', ' John', ' Anna', ' Paul']);
-    const set = ioiPrompts({ n: 10, seed: 1, tokenizer: tok });
-    for (const p of set.prompts) for (const n of [p.io, p.s, p.c]) expect(['Mary', 'John', 'Anna', 'Paul']).toContain(n);
-    expect(Object.keys(set.droppedNames)).toHaveLength(36);
+    const tok = wordTokenizer([' Mary', ' John', ' Anna', ' Paul', ' Kate']);
+    const set = ioiPrompts({ n: 10, seed: 1, tokenizer: tok, lists: 'headlens' });
+    for (const p of set.prompts) for (const n of [p.io, p.s, ...Object.values(p.corruptedNames)]) expect(['Mary', 'John', 'Anna', 'Paul', 'Kate']).toContain(n);
+    expect(Object.keys(set.droppedNames)).toHaveLength(35);
+    expect(set.warnings).toEqual(['35 of 40 names are not single tokens for this tokenizer and were left out (James, Robert, Sarah, Michael, Laura, …)']);
     expect(set.droppedNames.James).toBe(6);
   });
 });

@@ -115,3 +115,115 @@ describe('sourceEmbeddings', () => {
     m.dispose();
   });
 });
+
+/**
+ * MAPS against a direct computation written here in plain arrays, as the authors' src/maps.py does it
+ * in torch: E' = W_E at layer 0 and MLP_0(ln2_0(W_E)) past it (LayerNorm then ReLU MLP, by hand),
+ * projection = E'·W_V·W_O·W_U dense, relation score = share of pairs with the target in topk(projection),
+ * suppression = the same on −projection, salient tokens = topk of ‖E'·W_VO‖ / ‖E'‖.
+ */
+describe('MAPS as the authors’ code (direct computation)', () => {
+  const cfg = makeConfig({ d_model: 12, n_layers: 2, n_heads: 2, d_head: 3, d_mlp: 20, d_vocab: 40, n_ctx: 8, act_fn: 'relu' });
+  let m: HookedTransformer;
+  const arr = (name: string) => Array.from(m.param(name).dataSync());
+  const d = 12;
+  const V = 40;
+
+  /** MLP_0(ln2_0(x)) for one row, by hand (LayerNorm with biased variance, eps 1e-5; ReLU). */
+  function mlp0(x: number[]): number[] {
+    const w = arr('blocks.0.ln2.w');
+    const b = arr('blocks.0.ln2.b');
+    const mean = x.reduce((s, v) => s + v, 0) / d;
+    const v = x.reduce((s, u) => s + (u - mean) ** 2, 0) / d;
+    const n = x.map((u, i) => ((u - mean) / Math.sqrt(v + 1e-5)) * w[i] + b[i]);
+    const Win = arr('blocks.0.mlp.W_in');
+    const bin = arr('blocks.0.mlp.b_in');
+    const Wout = arr('blocks.0.mlp.W_out');
+    const bout = arr('blocks.0.mlp.b_out');
+    const h = Array.from({ length: 20 }, (_, j) => Math.max(0, bin[j] + n.reduce((s, u, i) => s + u * Win[i * 20 + j], 0)));
+    return Array.from({ length: d }, (_, k) => bout[k] + h.reduce((s, u, j) => s + u * Wout[j * d + k], 0));
+  }
+  /** E'[s]·W_V[h]·W_O[h] (d_model) and its projection on W_U (d_vocab). */
+  function project(layer: number, head: number, x: number[]): { t: number[]; p: number[] } {
+    const Wv = arr(`blocks.${layer}.attn.W_V`).slice(head * d * 3, (head + 1) * d * 3);
+    const Wo = arr(`blocks.${layer}.attn.W_O`).slice(head * 3 * d, (head + 1) * 3 * d);
+    const Wu = arr('unembed.W_U');
+    const z = [0, 1, 2].map((e) => x.reduce((s, u, i) => s + u * Wv[i * 3 + e], 0));
+    const t = Array.from({ length: d }, (_, k) => z.reduce((s, u, e) => s + u * Wo[e * d + k], 0));
+    const p = Array.from({ length: V }, (_, j) => t.reduce((s, u, k) => s + u * Wu[k * V + j], 0));
+    return { t, p };
+  }
+  const topk = (p: number[], k: number) => p.map((v, i) => [v, i]).sort((a, b) => b[0] - a[0]).slice(0, k).map(([, i]) => i);
+  const pairs: [number, number][] = Array.from({ length: 30 }, (_, s) => [s, (s * 7 + 3) % V]);
+
+  beforeAll(() => {
+    m = HookedTransformer.random(cfg, { seed: 11, std: 0.5 });
+  });
+  afterAll(() => m.dispose());
+
+  it('relationScore / suppression at k = 10 equal the direct computation for every head, MLP_0 past layer 0', () => {
+    const E = arr('embed.W_E');
+    const row = (s: number) => E.slice(s * d, (s + 1) * d);
+    let nonzero = 0;
+    for (let l = 0; l < 2; l++) {
+      for (let h = 0; h < 2; h++) {
+        let hits = 0;
+        let supp = 0;
+        for (const [s, t] of pairs) {
+          const x = l === 0 ? row(s) : mlp0(row(s));
+          const { p } = project(l, h, x);
+          if (topk(p, 10).includes(t)) hits++;
+          if (topk(p.map((v) => -v), 10).includes(t)) supp++;
+        }
+        const r = relationScore(m, l, h, pairs, { k: 10 });
+        expect(r.hits).toBe(hits);
+        expect(r.suppressionHits).toBe(supp);
+        expect(r.suppression).toBeCloseTo(supp / 30, 12);
+        expect(r.source).toBe(l === 0 ? 'raw' : 'mlp0');
+        if (hits > 0 && supp > 0) nonzero++;
+      }
+    }
+    expect(nonzero).toBeGreaterThan(0); // the comparison is not between empty counts
+  });
+
+  it("source 'mlp0' is MLP_0(ln2(E)) without the residual; 'embed+mlp0' adds W_E; 'raw' is W_E", () => {
+    const E = arr('embed.W_E');
+    const ids = [0, 5, 39];
+    const mlp = sourceEmbeddings(m, ids, 'mlp0');
+    const both = sourceEmbeddings(m, ids, 'embed+mlp0');
+    ids.forEach((s, i) => {
+      const ref = mlp0(E.slice(s * d, (s + 1) * d));
+      for (let k = 0; k < d; k++) {
+        expect(mlp.data[i * d + k]).toBeCloseTo(ref[k], 5);
+        expect(both.data[i * d + k]).toBeCloseTo(ref[k] + E[s * d + k], 5);
+      }
+    });
+    // the old flag keeps its meaning, and is recorded as such
+    expect(relationScore(m, 1, 0, pairs, { throughMlp0: true })).toMatchObject({ source: 'embed+mlp0', sourceAtLayer0: true });
+    expect(relationScore(m, 1, 0, pairs, { source: 'raw' }).source).toBe('raw');
+    expect(relationScore(m, 0, 0, pairs, { sourceAtLayer0: true }).source).toBe('mlp0');
+    expect(() => relationScore(m, 1, 0, pairs, { source: 'bogus' as never })).toThrow(/not one of/);
+  });
+
+  it('salientMappings selects sources by norm amplification ‖E′·W_VO‖/‖E′‖ and lists their top targets (direct computation)', () => {
+    const E = arr('embed.W_E');
+    for (const [l, h] of [[0, 1], [1, 0]]) {
+      const amp: number[] = [];
+      const rows: number[][] = [];
+      for (let s = 0; s < V; s++) {
+        const x = l === 0 ? E.slice(s * d, (s + 1) * d) : mlp0(E.slice(s * d, (s + 1) * d));
+        const { t, p } = project(l, h, x);
+        amp.push(Math.hypot(...t) / Math.hypot(...x));
+        rows.push(p);
+      }
+      const want = topk(amp, 4).flatMap((s) => topk(rows[s], 2).map((t) => [s, t]));
+      const got = salientMappings(m, l, h, { n: 4, perSource: 2 });
+      expect(got.map((g) => [g.source, g.target])).toEqual(want);
+      got.forEach((g) => expect(g.amplification).toBeCloseTo(amp[g.source], 6));
+    }
+    // the old selection (largest entries) is still there by name
+    const old = salientMappings(m, 1, 0, { select: 'value', n: 3, perSource: 1 });
+    expect(old.every((g) => g.amplification === undefined)).toBe(true);
+    expect(old[0].value).toBeGreaterThanOrEqual(old[1].value);
+  });
+});

@@ -71,6 +71,20 @@ describe('headlens svd and composition output', () => {
     expect(text.stdout.trim().split('\n')).toHaveLength(4);
   });
 
+  it('svd --circuit qk --prompt splits one score into singular components whose terms sum to it, with the upstream parts', async () => {
+    const r = await inProcess('svd', '--model', path.join(FIXTURES, 'gpt2'), '--layer', '1', '--head', '2', '--circuit', 'qk', '--prompt', '3,17,5,9,2,11', '--key-pos', '1', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const got = JSON.parse(r.stdout) as { head: string; query_pos: number; score: number; terms: { term: number }[]; carrying: number[]; upstream: { label: string }[] };
+    expect(got).toMatchObject({ head: 'L1H2', query_pos: 5, key_pos: 1, fraction: 1, measure: 'projection' });
+    expect(got.terms).toHaveLength(8);
+    expect(got.terms.reduce((s, t) => s + t.term, 0)).toBeCloseTo(got.score, 3);
+    expect(got.carrying.length).toBeGreaterThan(0);
+    expect(got.upstream.map((u) => u.label)).toContain('L0H0');
+    const bad = await inProcess('svd', '--model', path.join(FIXTURES, 'gpt2'), '--layer', '1', '--head', '2', '--circuit', 'ov', '--prompt', '3,17', '--key-pos', '0');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/pass --circuit qk/);
+  });
+
   const model = path.join(FIXTURES, 'gpt2');
   const cases: [string, string[], RegExp][] = [
     ['no --circuit', ['svd', '--model', model, '--layer', '0', '--head', '0'], /--circuit is required/],

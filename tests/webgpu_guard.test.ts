@@ -88,3 +88,19 @@ describe('guardWebGPU', () => {
     expect(created).toEqual([8]);
   });
 });
+
+describe('releasePooledBuffers (webgpu_guard.ts)', () => {
+  it('destroys the free buffers only, keeps the pool keys and its counts right', async () => {
+    const { releasePooledBuffers } = await import('../src/backend/webgpu_guard.js');
+    const destroyed: number[] = [];
+    const buf = (size: number) => ({ size, destroy: () => void destroyed.push(size) });
+    const inUse = buf(999);
+    const pool = { freeBuffers: new Map([['64_128', [buf(64), buf(64)]], ['4096_128', [buf(4096)]]]), usedBuffers: new Map([['999_128', [inUse]]]), numFreeBuffers: 3, numBytesAllocated: 64 + 64 + 4096 + 999 };
+    expect(releasePooledBuffers({ bufferManager: pool })).toBe(4224);
+    expect(destroyed.sort((a, b) => a - b)).toEqual([64, 64, 4096]);
+    expect([...pool.freeBuffers.keys()]).toEqual(['64_128', '4096_128']);
+    expect(pool.numFreeBuffers).toBe(0);
+    expect(pool.numBytesAllocated).toBe(999);
+    expect(releasePooledBuffers({ bufferManager: {} })).toBe(0);
+  });
+});

@@ -20,7 +20,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { HeadlensError } from '../errors.js';
 import { registerWasmKernels } from './wasm_kernels.js';
-import { guardWebGPU, type WebGPUBackendLike } from './webgpu_guard.js';
+import { guardWebGPU, releasePooledBuffers, type WebGPUBackendLike } from './webgpu_guard.js';
+import { refuseSyncReads, type SyncReadBackend } from './webgpu_sync_read.js';
 
 export const BACKENDS = ['webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -137,7 +138,13 @@ async function startWebGPU(): Promise<string> {
   // tfjs reads none of WebGPU's errors: a buffer over the device's limits would give silent wrong numbers
   const limits = guardWebGPU(tf.backend() as unknown as WebGPUBackendLike);
   const mib = (b: number) => `${Math.floor(b / 2 ** 20)} MiB`;
-  return `GPU adapter through ${via} (tensors up to ${mib(Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize))})`;
+  // tfjs' synchronous read needs OffscreenCanvas, which Node lacks (webgpu_sync_read.ts)
+  let reads = '';
+  if (typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas === 'undefined') {
+    refuseSyncReads(tf.backend() as unknown as SyncReadBackend);
+    reads = '; no synchronous reads in Node: use the async forms';
+  }
+  return `GPU adapter through ${via} (tensors up to ${mib(Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize))}${reads})`;
 }
 
 interface GPUish {
@@ -199,4 +206,12 @@ async function startWasm(): Promise<string> {
   await setBackend('wasm');
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   return `CPU through WebAssembly (${simd ? 'SIMD' : 'no SIMD'}, one thread)`;
+}
+
+/**
+ * Gives the webgpu backend's pooled free buffers back to the device (webgpu_guard.ts releasePooledBuffers); 0 on
+ * other backends. For long runs over several shapes, between shapes.
+ */
+export function releaseGpuPool(): number {
+  return tf.getBackend() === 'webgpu' ? releasePooledBuffers(tf.backend() as unknown as { bufferManager: unknown }) : 0;
 }

@@ -20,7 +20,7 @@ import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { makeConfig, type HookedConfigInput } from '../model/config.js';
 import { optimisations } from '../model/transformer.js';
 import { forwardMatmuls, matmulFlops } from './flops.js';
-import { patchHeadsOneByOne, patchHeadsSweep, type HeadPatchingTask } from './head_sweep.js';
+import { patchHeadsOneByOneAsync, patchHeadsSweepAsync, type HeadPatchingTask } from './head_sweep.js';
 import { measurePeak, uniqueBytes } from './memory.js';
 import { clockName, msPerCall, now, sync } from './timing.js';
 
@@ -209,18 +209,19 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     log(`bench: cache ${(cacheBytes / 1e6).toFixed(1)} MB + logits ${(logitsBytes / 1e6).toFixed(1)} MB, peak ${(cached.peak / 1e6).toFixed(1)} MB`);
 
     // the head sweep, both ways
-    const batched = () => patchHeadsSweep(model, task, { maxPassBytes: opts.maxPassBytes }); // the public activationPatching
+    // the public activationPatching, in its asynchronous form (the one WebGPU in Node can run); the same engine
+    const batched = () => patchHeadsSweepAsync(model, task, { maxPassBytes: opts.maxPassBytes });
     // a GPU compiles shaders for the batched shapes on first use; CPU backends have nothing to warm up
     const cpu = ['wasm', 'cpu'].includes(tf.getBackend());
-    const first = cpu ? undefined : batched();
+    const first = cpu ? undefined : await batched();
     if (first) await sync(first);
     const t0 = now();
-    const b = batched();
+    const b = await batched();
     await sync(b);
     const sweepBatchedMs = now() - t0;
     log(`bench: batched sweep over ${cfg.n_layers * cfg.n_heads} heads ${sweepBatchedMs.toFixed(1)} ms; now the loop`);
     const t1 = now();
-    const loop = patchHeadsOneByOne(model, task);
+    const loop = await patchHeadsOneByOneAsync(model, task);
     await sync(loop);
     const sweepLoopMs = now() - t1;
     const diff = tf.tidy(() => tf.max(tf.abs(loop.sub(b))));

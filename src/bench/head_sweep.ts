@@ -15,8 +15,9 @@ import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
 import { actName } from '../hooks/act_name.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { activationPatching } from '../interp/interventions/patching.js';
-import { logitDiff, metricValue } from '../interp/metrics.js';
+import { activationPatching, activationPatchingAsync } from '../interp/interventions/patching.js';
+import { readAsync, readSync, type Reads } from '../util/reads.js';
+import { logitDiff, metricMean } from '../interp/metrics.js';
 
 export interface HeadPatchingTask {
   /** Token ids [batch, pos] of the clean prompts. */
@@ -44,6 +45,15 @@ function check(model: HookedTransformer, task: HeadPatchingTask): void {
 
 /** The naive sweep: one runWithHooks per head. Returns the patched logit difference [layer, head]; caller owns it. */
 export function patchHeadsOneByOne(model: HookedTransformer, task: HeadPatchingTask): tf.Tensor2D {
+  return readSync(oneByOneReads(model, task));
+}
+
+/** patchHeadsOneByOne with asynchronous reads (WebGPU in Node: util/reads.ts). */
+export function patchHeadsOneByOneAsync(model: HookedTransformer, task: HeadPatchingTask): Promise<tf.Tensor2D> {
+  return readAsync(oneByOneReads(model, task));
+}
+
+function* oneByOneReads(model: HookedTransformer, task: HeadPatchingTask): Reads<tf.Tensor2D> {
   check(model, task);
   const { n_layers: L, n_heads: H } = model.cfg;
   const metric = logitDiff(task.correct, task.wrong);
@@ -58,8 +68,13 @@ export function patchHeadsOneByOne(model: HookedTransformer, task: HeadPatchingT
         const logits = model.runWithHooks(task.corrupted, {
           fwdHooks: [[actName('z', l), (z) => z.mul(tf.sub(1, onlyH)).add(cleanZ.mul(onlyH))]],
         });
-        values.push(metricValue(metric, logits));
-        tf.dispose([logits, onlyH]);
+        let mean: tf.Scalar;
+        try {
+          mean = metricMean(metric, logits);
+        } finally {
+          tf.dispose([logits, onlyH]);
+        }
+        values.push((yield mean)[0]);
       }
     }
     return tf.tensor2d(values, [L, H]);
@@ -71,13 +86,17 @@ export function patchHeadsOneByOne(model: HookedTransformer, task: HeadPatchingT
 /** The public engine on the same task: activationPatching('head-out') with the same metric. [layer, head]; caller owns it. */
 export function patchHeadsSweep(model: HookedTransformer, task: HeadPatchingTask, opts: { maxPassBytes?: number } = {}): tf.Tensor2D {
   check(model, task);
-  const { n_layers: L, n_heads: H } = model.cfg;
-  const r = activationPatching(model, 'head-out', {
-    clean: task.clean,
-    corrupted: task.corrupted,
-    metric: logitDiff(task.correct, task.wrong),
-    byPos: false,
-    maxPassBytes: opts.maxPassBytes,
-  });
-  return tf.tensor2d(Array.from(r.values), [L, H]);
+  const r = activationPatching(model, 'head-out', sweepOptions(task, opts));
+  return tf.tensor2d(Array.from(r.values), [model.cfg.n_layers, model.cfg.n_heads]);
+}
+
+/** patchHeadsSweep through activationPatchingAsync (WebGPU in Node: util/reads.ts). */
+export async function patchHeadsSweepAsync(model: HookedTransformer, task: HeadPatchingTask, opts: { maxPassBytes?: number } = {}): Promise<tf.Tensor2D> {
+  check(model, task);
+  const r = await activationPatchingAsync(model, 'head-out', sweepOptions(task, opts));
+  return tf.tensor2d(Array.from(r.values), [model.cfg.n_layers, model.cfg.n_heads]);
+}
+
+function sweepOptions(task: HeadPatchingTask, opts: { maxPassBytes?: number }) {
+  return { clean: task.clean, corrupted: task.corrupted, metric: logitDiff(task.correct, task.wrong), byPos: false, maxPassBytes: opts.maxPassBytes };
 }

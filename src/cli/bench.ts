@@ -1,9 +1,11 @@
 /** `headlens bench`: the speed and memory goals of headlens, measured on a random model of a preset size. */
 import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
+import { HeadlensError } from '../errors.js';
 import { initBackend, type BackendName } from '../backend/index.js';
 import { runBench, PRESETS, type BenchPreset, type BenchResult } from '../bench/bench.js';
-import { defineCommand, option, positiveInt } from './options.js';
+import { LONG_PRESETS, runLongBench, type LongBenchResult, type LongPreset } from '../bench/long_context.js';
+import { commaList, defineCommand, option, positiveInt } from './options.js';
 import { CAPS, memoryBudget, activationBytes, checkAtMost, fitting, formatBytes } from './size_bounds.js';
 
 /** The human-readable summary: each ratio beside its goal. */
@@ -27,7 +29,24 @@ export function formatBench(r: BenchResult): string {
   return lines.join('\n');
 }
 
-const PRESET_NAMES = Object.keys(PRESETS) as [BenchPreset, ...BenchPreset[]];
+const PRESET_NAMES = [...new Set([...Object.keys(PRESETS), ...Object.keys(LONG_PRESETS)])] as [string, ...string[]];
+
+/** The --long summary: one line per context. */
+export function formatLongBench(r: LongBenchResult): string {
+  const lines = [
+    `backend  ${r.backend} (${r.backend_reason})`,
+    `model    ${r.preset}: ${r.model.n_layers} layers × ${r.model.n_heads} heads, d_model ${r.model.d_model}, ${r.model.parameters.toLocaleString('en-US')} parameters (${(r.weight_bytes / 2 ** 30).toFixed(1)} GiB float32), batch 1; ${r.clock} clock`,
+  ];
+  for (const row of r.rows) {
+    const f = (x: number | undefined, d = 1) => (x === undefined ? '—' : x.toFixed(d));
+    lines.push(
+      `${String(row.context).padStart(6)} tokens  prefill ${f(row.prefill_tokens_per_s, 0)} tokens/s (${f(row.prefill_ms, 0)} ms, peak ${f(row.prefill_peak_bytes === undefined ? undefined : row.prefill_peak_bytes / 2 ** 30, 2)} GiB)` +
+        `  decode ${f(row.decode_tokens_per_s)} tokens/s, with attention rows ${f(row.decode_rows_tokens_per_s)} tokens/s` +
+        (row.error ? `  FAILED: ${row.error}` : ''),
+    );
+  }
+  return lines.join('\n');
+}
 
 export const benchCommand = defineCommand({
   summary: 'hook overhead, batched-sweep speed-up, forward vs matmul throughput and cache memory, each beside its goal',
@@ -41,9 +60,21 @@ export const benchCommand = defineCommand({
     ablate: option(z.boolean().optional(), { description: 'also time each optimisation off and on' }),
     json: option(z.boolean().optional(), { description: 'print one JSON object' }),
     out: option(z.string().optional(), { description: 'also write the result as JSON', value: 'FILE.json' }),
+    long: option(z.boolean().optional(), { description: `prefill and decoding of one long prompt per --contexts length (implied by ${Object.keys(LONG_PRESETS).filter((k) => !(k in PRESETS)).join(', ')})` }),
+    contexts: option(commaList().transform((l) => l.map(Number)).pipe(z.array(z.number().int('a whole number of tokens').positive().max(CAPS.longContext, `at most ${CAPS.longContext} tokens`))).optional(), { description: 'prompt lengths for --long (default 1024,4096,16384)', value: 'N,N', example: '1024,4096' }),
+    decode: option(positiveInt({ max: CAPS.reps, why: 'the most decoding steps headlens bench --long times' }).optional(), { description: 'decoding steps timed per context for --long (default 16)', value: 'N', example: '16' }),
   },
   async run(v) {
-    const preset = v.preset ?? (v.quick ? 'quick' : 'gpt2-small');
+    if (v.long || v.contexts || v.decode || (v.preset !== undefined && !(v.preset in PRESETS))) {
+      const preset = (v.preset ?? 'gpt2-small') as LongPreset;
+      if (!(preset in LONG_PRESETS)) throw new HeadlensError(`bench --long has no preset '${preset}'`, `use one of ${Object.keys(LONG_PRESETS).join(', ')}`);
+      await initBackend({ backend: v.backend as BackendName | undefined });
+      const result = await runLongBench({ preset, contexts: v.contexts, decodeTokens: v.decode, log: (line) => console.error(line) });
+      if (v.out) writeFileSync(v.out, JSON.stringify(result, null, 1) + '\n');
+      console.log(v.json ? JSON.stringify(result) : formatLongBench(result));
+      return;
+    }
+    const preset = (v.preset ?? (v.quick ? 'quick' : 'gpt2-small')) as BenchPreset;
     checkBenchSizes(preset, v.batch, v.pos);
     await initBackend({ backend: v.backend as BackendName | undefined });
     const result = await runBench({ preset, batch: v.batch, pos: v.pos, reps: v.reps, trials: v.trials, ablate: !!v.ablate, log: (line) => console.error(line) });

@@ -37,6 +37,9 @@ export const scanCommand = defineCommand({
     json: option(z.boolean().optional(), { description: 'print the result as JSON on stdout' }),
     out: option(z.string().optional(), { description: 'write the result as JSON', value: 'FILE.json' }),
     report: option(z.string().optional(), { description: 'write the head atlas of the scan', value: 'FILE.html' }),
+    'ioi-lists': option(z.enum(['auto', 'wang2022', 'headlens']).default('auto'), { description: "with --task ioi: Wang et al.'s templates and names, headlens' own (toy-lm's), or auto (the paper's where the tokenizer spells them)", value: 'L', example: 'auto' }),
+    corruption: option(z.enum(['abc', 's2']).default('abc'), { description: 'with --task ioi: abc (IO, S1 and S2 replaced by other names, as Wang et al.) or s2 (S2 alone)', value: 'C', example: 'abc' }),
+    positions: option(z.enum(['paper', 'all']).default('paper'), { description: 'with --task ioi: patch senders and receivers at END / S2 / S1+1 as Wang et al. (paper), or at every position (all)', value: 'P', example: 'paper' }),
     workers: option(positiveInt({ max: 1024, why: 'the most local worker processes' }).optional(), { description: 'run the scan in N local processes, each holding the model once (1: in this process)', value: 'N', example: '2', default: 'the cores available' }),
     'job-size': option(positiveInt().optional(), { description: 'items per job with --workers or --queue', value: 'K', example: '4', default: '1 locally, about 1/64 of the items on a queue' }),
     queue: option(z.string().optional(), { description: 'put the jobs on this BullMQ queue (Redis) for `headlens worker`s, and collect the results', value: 'redis://HOST:PORT', example: 'redis://127.0.0.1:6379' }),
@@ -63,16 +66,17 @@ export const scanCommand = defineCommand({
         // one batch of prompts through path patching: nothing to checkpoint item by item
         if (v.causal || v.resume) throw new HeadlensError('--causal and --resume do not apply to --task ioi', 'drop them');
         if (v.queue || (v.workers ?? 1) > 1) throw new HeadlensError('--task ioi runs its prompts as one batch of path patching, not as jobs: --workers and --queue do not apply', 'drop them (or --workers 1)');
-        const { prompts, droppedNames } = ioiTask(model, { samples, seed });
+        const { prompts, droppedNames, warnings, settings: taskSettings } = ioiTask(model, { samples, seed, lists: v['ioi-lists'], corruption: v.corruption });
+        for (const w of warnings) console.error(`warning: ${w}`);
         // path patching reports each sweep's progress: a long run is never silent, on a terminal or in a log
         const bars = new Map<string, (done: number, total: number) => void>();
         const onProgress = (done: number, total: number, step: string) => {
           if (!bars.has(step)) bars.set(step, progressBar(`ioi ${step}`, 'sender sets'));
           bars.get(step)!(done, total);
         };
-        const r = ioiHeadClasses(model, prompts, { onProgress });
+        const r = ioiHeadClasses(model, prompts, { onProgress, positions: v.positions });
         const scores = r.nameMoverStrength; // the share of the logit difference each head's direct path carries
-        emit({ model: model.cfg.model_name, task, settings: { ...r.settings, samples, seed, droppedNames }, scores, top: topHeads(scores), classes: r.classes, tables: r.tables, attention: r.attention, clean: r.clean, corrupted: r.corrupted });
+        emit({ model: model.cfg.model_name, task, settings: { ...r.settings, ...taskSettings, samples, seed, droppedNames, warnings }, scores, top: topHeads(scores), classes: r.classes, tables: r.tables, attention: r.attention, clean: r.clean, corrupted: r.corrupted });
         if (reportFile) writeReport(model, reportFile, task, scores, r.tables, prompts[0]?.clean);
         return;
       }

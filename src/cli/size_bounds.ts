@@ -32,6 +32,8 @@ export const CAPS = {
   /** Calls per timed block, and timed blocks, of `headlens bench`. */
   reps: 10_000,
   trials: 1_000,
+  /** Prompt length of `headlens bench --long` (the longest context the issue asks for is 128K). */
+  longContext: 131_072,
 } as const;
 
 /** The model sizes the bounds need. */

@@ -36,6 +36,7 @@ import { KVCache } from '../model/kv_cache.js';
 import { maskRows, type AttentionMaskInput } from '../model/padding.js';
 import type { TokenInput } from '../model/transformer.js';
 import { Random } from '../util/random.js';
+import { readAsync, readSync, type Reads } from '../util/reads.js';
 import type { ActivationCache } from './activation_cache.js';
 import type { FwdHook, HookedTransformer, NamesFilter, PatternRows } from './hooked_transformer.js';
 
@@ -51,7 +52,7 @@ export interface GenerateStep {
   tokens: number[];
   /** Logits at `position`. [batch, d_vocab] */
   logits: tf.Tensor2D;
-  /** The activations `names` asked for, of this step's forward (patterns: the rows of `patternRows`). */
+  /** The activations `names` asked for, of this step's forward (patterns: the rows of `patternRows`; ln_final's hook points: the last position only). */
   cache?: ActivationCache;
 }
 
@@ -90,6 +91,18 @@ export interface GenerateResult<T = never> {
 }
 
 export function generate<T = never>(model: HookedTransformer, tokens: TokenInput, opts: GenerateOptions<T> = {}): GenerateResult<T> {
+  return readSync(generateReads(model, tokens, opts));
+}
+
+/**
+ * generate, reading each step's next tokens asynchronously: the form that runs on WebGPU in Node, where tfjs
+ * cannot read synchronously (util/reads.ts). onStep is still called synchronously at each step.
+ */
+export function generateAsync<T = never>(model: HookedTransformer, tokens: TokenInput, opts: GenerateOptions<T> = {}): Promise<GenerateResult<T>> {
+  return readAsync(generateReads(model, tokens, opts));
+}
+
+function* generateReads<T>(model: HookedTransformer, tokens: TokenInput, opts: GenerateOptions<T>): Reads<GenerateResult<T>> {
   const { n_ctx, d_vocab, n_layers } = model.cfg;
   const maxNew = opts.maxNewTokens ?? 10;
   const temperature = opts.temperature ?? 0;
@@ -125,14 +138,15 @@ export function generate<T = never>(model: HookedTransformer, tokens: TokenInput
   try {
     if (decodeHooks.length && steps > 0) {
       // the intact prefill: every prompt token but the last, which step 0 feeds with the decode hooks
-      if (promptLen > 1) model.runWithHooks(sequences.map((r) => r.slice(0, -1)), { fwdHooks: opts.fwdHooks, kvCache, attentionMask: mask?.map((r) => r.slice(0, -1)) }).dispose();
+      if (promptLen > 1) model.runWithHooks(sequences.map((r) => r.slice(0, -1)), { fwdHooks: opts.fwdHooks, kvCache, attentionMask: mask?.map((r) => r.slice(0, -1)), logits: 'last' }).dispose();
       feed = sequences.map((r) => [r[r.length - 1]]);
     }
     for (let step = 0; step < steps; step++) {
       // the prefill carries the mask (with decodeHooks, its last column: the rest went in above); later steps feed
       // real tokens, and the cache remembers the padding
       const first = decodeHooks.length ? mask?.map((r) => r.slice(-1)) : mask;
-      const run = { fwdHooks: stepHooks, kvCache, attentionMask: step === 0 ? first : undefined };
+      // only the last position's logits are read: a long prompt's [batch, pos, d_vocab] is never made
+      const run = { fwdHooks: stepHooks, kvCache, attentionMask: step === 0 ? first : undefined, logits: 'last' as const };
       const { logits, cache } = opts.names !== undefined
         ? model.runWithCache(feed, { ...run, names: opts.names, patternRows: opts.patternRows ?? 'last' })
         : { logits: model.runWithHooks(feed, run), cache: undefined };
@@ -140,7 +154,7 @@ export function generate<T = never>(model: HookedTransformer, tokens: TokenInput
       try {
         const [batch, fed] = logits.shape;
         last = tf.tidy(() => logits.slice([0, fed - 1, 0], [batch, 1, d_vocab]).reshape([batch, d_vocab]) as tf.Tensor2D); // [batch, d_vocab]
-        const next = temperature === 0 ? greedy(last) : sample(last, temperature, topK, rng);
+        const next = temperature === 0 ? yield* greedy(last) : yield* sample(last, temperature, topK, rng);
         const record = opts.onStep?.({ step, position: promptLen - 1 + step, sequences: sequences.map((r) => [...r]), tokens: next, logits: last, cache });
         if (record !== undefined) records.push(record as T);
         next.forEach((t, i) => {
@@ -168,8 +182,8 @@ export function generate<T = never>(model: HookedTransformer, tokens: TokenInput
 }
 
 /** The argmax of each row (the first maximum), read back as [batch] ids. */
-function greedy(logits: tf.Tensor2D): number[] {
-  return tf.tidy(() => Array.from(logits.argMax(1).dataSync()));
+function* greedy(logits: tf.Tensor2D): Reads<number[]> {
+  return Array.from(yield logits.argMax(1));
 }
 
 /**
@@ -177,7 +191,7 @@ function greedy(logits: tf.Tensor2D): number[] {
  * computed in float64 on the host from the logits read back, so the same seed gives the same tokens on any
  * backend whose logits agree.
  */
-function sample(logits: tf.Tensor2D, temperature: number, topK: number | undefined, rng: Random): number[] {
+function* sample(logits: tf.Tensor2D, temperature: number, topK: number | undefined, rng: Random): Reads<number[]> {
   const [batch, vocab] = logits.shape;
   let values: Float32Array;
   let indices: Int32Array | undefined;
@@ -185,11 +199,10 @@ function sample(logits: tf.Tensor2D, temperature: number, topK: number | undefin
   if (topK !== undefined && topK < vocab) {
     k = topK;
     const top = tf.topk(logits, topK, true); // values sorted, ties by lower index first
-    values = top.values.dataSync() as Float32Array;
-    indices = top.indices.dataSync() as Int32Array;
-    tf.dispose([top.values, top.indices]);
+    values = (yield top.values) as Float32Array; // the driver disposes what it reads
+    indices = (yield top.indices) as Int32Array;
   } else {
-    values = logits.dataSync() as Float32Array;
+    values = (yield logits.clone()) as Float32Array;
   }
   const chosen: number[] = [];
   for (let b = 0; b < batch; b++) {

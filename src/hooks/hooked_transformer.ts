@@ -11,10 +11,10 @@ import type { Interceptor } from '../model/hook_point.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { KVCache } from '../model/kv_cache.js';
 import { maskRows, type AttentionMaskInput } from '../model/padding.js';
-import { Transformer, type ForwardOptions, type TokenInput } from '../model/transformer.js';
+import { Transformer, type ForwardOptions, type RandomInit, type TokenInput } from '../model/transformer.js';
 import { hookAxes, layerOf, nearest } from './act_name.js';
 import { ActivationCache } from './activation_cache.js';
-import { generate, type GenerateOptions, type GenerateResult } from './generate.js';
+import { generate, generateAsync, type GenerateOptions, type GenerateResult } from './generate.js';
 
 export interface HookContext {
   name: string;
@@ -33,6 +33,8 @@ export type NamesFilter = 'all' | string[] | ((name: string) => boolean);
 export interface RunOptions {
   fwdHooks?: FwdHook[];
   stopAtLayer?: number;
+  /** 'last': logits of the last position only, [batch, 1, d_vocab] (see ForwardOptions.logits). */
+  logits?: 'all' | 'last';
   /** Past keys and values: the tokens given continue the cached sequence, see ForwardOptions.kvCache. */
   kvCache?: KVCache;
   /** [batch, pos], 1 = real token, 0 = padding: a batch of unequal lengths (toTokens(texts, { padding })). */
@@ -200,7 +202,7 @@ export class HookedTransformer extends Transformer {
     return this.tokenizer;
   }
 
-  static override random(cfg: HookedConfig, opts: { seed?: number; std?: number } = {}): HookedTransformer {
+  static override random(cfg: HookedConfig, opts: RandomInit = {}): HookedTransformer {
     const base = Transformer.random(cfg, opts);
     return HookedTransformer.from(base);
   }
@@ -232,7 +234,7 @@ export class HookedTransformer extends Transformer {
   runWithHooks(tokens: TokenInput, opts: RunOptions = {}): tf.Tensor3D {
     const hooks = [...this.permanent, ...(opts.fwdHooks ?? [])];
     this.checkFilters(hooks);
-    return this.forward(tokens, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask });
+    return this.forward(tokens, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask, logits: opts.logits });
   }
 
   /**
@@ -276,9 +278,14 @@ export class HookedTransformer extends Transformer {
         if (keep(n)) acts.set(n, tf.keep(rows && isPerQuery(n) ? queryRows(n, out, rows) : out.reshape(out.shape)));
         return out;
       },
+      // long contexts: the attention may compute only the rows kept (attention.ts); checked as queryRows checks them
+      queryRows: (n) => (rows && isPerQuery(n) && keep(n) ? rows : undefined),
+      callRows: (n, act) => {
+        acts.set(n, tf.keep(act.reshape(act.shape)));
+      },
     };
     try {
-      const logits = this.forward(tokens, { interceptor: withCache, stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask });
+      const logits = this.forward(tokens, { interceptor: withCache, stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask, logits: opts.logits });
       return { logits, cache: new ActivationCache(acts, this.cfg, this) };
     } catch (e) {
       for (const t of acts.values()) t.dispose();
@@ -292,6 +299,11 @@ export class HookedTransformer extends Transformer {
    */
   generate<T = never>(tokens: TokenInput, opts: GenerateOptions<T> = {}): GenerateResult<T> {
     return generate(this, tokens, opts);
+  }
+
+  /** generate with asynchronous reads: the form that runs on WebGPU in Node (see generate.ts). */
+  generateAsync<T = never>(tokens: TokenInput, opts: GenerateOptions<T> = {}): Promise<GenerateResult<T>> {
+    return generateAsync(this, tokens, opts);
   }
 
   private namesPredicate(names: NamesFilter): (n: string) => boolean {

@@ -13,12 +13,13 @@ export { edgeAttribution, type Edge, type EdgeAttribution, type EdgeAttributionO
 export { directLogitAttribution, dlaPerHead, dlaPerLayer, headDla, headDlaFromCache, directBias, type DlaOptions } from './attribution/dla.js';
 export { logitLens, logitLensSummary, type LogitLensOptions, type LensRow } from './attribution/logit_lens.js';
 export { attentionRollout, rolloutFromPatterns, type RolloutOptions } from './attribution/attention_rollout.js';
+export { decomposeAttentionScore, traceSparseCircuit, upstreamHeadRanking, type SparseOptions, type SparseTraceOptions, type ScoreTerm, type ScoreDecomposition, type UpstreamPart, type UpstreamContribution, type SparseEdge, type SparseCircuit } from './attribution/sparse_attention.js';
 export { qkCircuit, ovCircuit, fullQKCircuit, fullOVCircuit, headWeights, kvHead, embeddings, paramMatrix } from './weights/head_circuits.js';
 export { headLabel, parseHeadLabel } from './head_label.js';
 export { compositionScore, compositionScores, qComposition, kComposition, vComposition, randomBaseline, COMPOSITION_KINDS, type CompositionKind, type CompositionScores, type CompositionOptions, type HeadPairScore } from './weights/composition.js';
 export { copyingScore, copyingScores, eigenvalueScore, type CopyingScore } from './weights/copying.js';
-export { relationScore, relationScores, salientMappings, sourceEmbeddings, type MapsOptions, type RelationScore, type TokenMapping } from './weights/maps.js';
-export { subspaceAlignment, writeSubspace, readSubspace, headChannel, layerChannel, type ReceiverSide, type TalkingHeadsOptions, type HeadChannel, type LayerChannel } from './weights/talking_heads.js';
+export { relationScore, relationScores, salientMappings, sourceEmbeddings, mapsSettings, type MapsOptions, type MapsSource, type MapsSettings, type SalientOptions, type RelationScore, type TokenMapping } from './weights/maps.js';
+export { subspaceAlignment, writeSubspace, readSubspace, headChannel, layerChannel, componentComposition, receiverComponentScan, componentInhibition, type ReceiverSide, type TalkingHeadsOptions, type HeadChannel, type LayerChannel, type DecomposedSide, type ComponentComposition, type InhibitionOptions, type ComponentInhibition } from './weights/talking_heads.js';
 export { topHeads, runScorer, combine, type HeadScores, type HeadScorer, type ItemScores, type TopHead } from './scores/head_scores.js';
 export { detectHeads, detectorScorer, type DetectorOptions, type DetectionPattern } from './scores/head_detector.js';
 export { previousTokenScores, previousTokenScorer, previousTokenPattern } from './scores/previous_token.js';
@@ -31,9 +32,9 @@ export { retrievalScores, retrievalScorer, retrievalScoresTeacherForced, retriev
 export { correctLetterScores, correctLetterScorer, headLogitContributions, labelMutationScores, letterContrast, qkSubspaceAnalysis, type CorrectLetterOptions, type LabelMutationResult, type QkSubspaceOptions, type QkSubspaceResult, type QkSubspaceRow } from './scores/correct_letter.js';
 export { temporalScores, temporalScorer, headPatchEffects, type TemporalPair } from './scores/temporal.js';
 export { ioiLogitDiff, letterAccuracy, factAccuracy, lastLogProbs } from './scores/task_metrics.js';
-export { ioiHeadClasses, type IoiClasses, type ClassHead } from './scores/ioi_classes.js';
+export { ioiHeadClasses, ioiCopyScores, type IoiClasses, type ClassHead } from './scores/ioi_classes.js';
 export { maskHeadsCheck, topRanked, type MaskCheck, type MaskMetric, type MaskCheckOptions } from './scores/mask_heads.js';
-export { scanTask, ioiTask, SCAN_TASKS, taskCausalCheck, type ScanTask, type TaskSetup, type TaskCausal } from './scores/tasks.js';
+export { scanTask, ioiTask, chooseIoiLists, SCAN_TASKS, taskCausalCheck, type ScanTask, type TaskSetup, type TaskCausal, type IoiTaskOptions } from './scores/tasks.js';
 export { retrievalTaskWith, type RetrievalTaskOptions } from './scores/tasks/retrieval.js';
 export { scan, itemsHash, type ScanOptions } from './scores/scan.js';
 export { ScanCheckpoint, scanJobs, scanJobId, runScanJob, checkScanJob, type ScanJob, type ScanIdentity, type IndexedItemScores } from './scores/scan.js';

@@ -130,5 +130,15 @@ export function normalized(metric: Metric, clean: number, corrupted: number): Me
 
 /** The metric averaged over rows, as a number. */
 export function metricValue(metric: Metric, logits: tf.Tensor3D): number {
-  return tf.tidy(() => metric(logits).mean().dataSync()[0]);
+  const t = metricMean(metric, logits);
+  try {
+    return t.dataSync()[0];
+  } finally {
+    t.dispose();
+  }
+}
+
+/** metricValue as a scalar tensor the caller owns and reads. */
+export function metricMean(metric: Metric, logits: tf.Tensor3D): tf.Scalar {
+  return tf.tidy(() => metric(logits).mean() as tf.Scalar);
 }

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { HookedConfig } from './config.js';
 import { blockHooks } from './hook_names.js';
 import type { HookPoints } from './hook_point.js';
+import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
@@ -23,7 +24,12 @@ export interface AttentionContext {
    * Additive mask [query_pos, key_pos]: 0 where a query may attend, -Infinity elsewhere; for a padded batch
    * [batch, 1, query_pos, key_pos], padded keys -Infinity too (padding.ts).
    */
-  mask: tf.Tensor2D | tf.Tensor4D;
+  mask: () => tf.Tensor2D | tf.Tensor4D;
+  /**
+   * Rows of the causal mask for the given query rows (new-position indices), [rows, key_pos], made on the device:
+   * what attention uses when it computes the scores in slices of query rows (unpadded batches only).
+   */
+  causalRows?: (rows: number[]) => tf.Tensor2D;
   /** A padded batch: a query row whose keys are all padding has pattern 0 instead of softmax's NaN (padding.ts). */
   padded?: boolean;
   /**
@@ -43,6 +49,13 @@ export interface AttentionContext {
 }
 
 type Param = (name: string) => tf.Tensor;
+
+/**
+ * Attention computes its scores in slices of query rows, each at most `maxBytes`, when they would be larger
+ * and no hook needs every row (see `sliced` below): a 16K-token prompt never holds [head, 16K, 16K].
+ * Infinity turns slicing off.
+ */
+export const attentionSlicing = { maxBytes: 256 * 2 ** 20 };
 
 /** x·W + b for per-head weights W [head, d_model, d_head]: x [batch, pos, d_model] → [batch, pos, head, d_head]. */
 function project(x2d: tf.Tensor2D, W: tf.Tensor, b: tf.Tensor, batch: number, pos: number): tf.Tensor4D {
@@ -109,12 +122,89 @@ export function attention(
   const cached = ctx.kvCache ? extendCache(ctx.kvCache, layer, k, v) : undefined;
   let scale = cfg.attn_scale;
   if (cfg.scale_attn_by_inverse_layer_idx) scale *= layer + 1;
+  const keyPos = cached ? cached.k.shape[2] : pos;
+  const z = sliced(cfg, hp, H, ctx, q, cached?.k ?? k, cached?.v ?? v, !!cached, keyPos, scale) ?? wholeZ(cfg, hp, H, ctx, q, cached, k, v, scale, step);
+  return output(cfg, layer, hp, z, P, ctx);
+}
+
+/**
+ * Attention in slices of query rows, when the whole [batch, head, query_pos, key_pos] scores would be larger than
+ * attentionSlicing.maxBytes and no hook needs them whole: each slice's scores, softmax and ·V are freed before
+ * the next. hook_attn_scores and hook_pattern, when a cache keeps only some query rows of them (patternRows),
+ * get just those rows, computed apart. Returns hook_z, or undefined where the whole path applies.
+ */
+function sliced(
+  cfg: HookedConfig,
+  hp: HookPoints,
+  H: ReturnType<typeof blockHooks>,
+  ctx: AttentionContext,
+  q: tf.Tensor4D,
+  kIn: tf.Tensor4D,
+  vIn: tf.Tensor4D,
+  isCached: boolean,
+  keyPos: number,
+  scale: number,
+): tf.Tensor4D | undefined {
+  const [batch, pos, h, e] = q.shape;
+  const kv = cfg.n_key_value_heads;
+  const bytesPerRow = batch * h * keyPos * 4;
+  if (ctx.padded || !ctx.causalRows || bytesPerRow * pos <= attentionSlicing.maxBytes) return undefined;
+  const scoresName = H['attn.hook_attn_scores'];
+  const patternName = H['attn.hook_pattern'];
+  const rowsOf = (name: string) => (hp.wants(name) ? hp.rowsOnly(name) : null); // null: nobody listens
+  const scoresRows = rowsOf(scoresName);
+  const patternRows = rowsOf(patternName);
+  if (scoresRows === undefined || patternRows === undefined) return undefined; // a hook needs every row
+  const per = Math.max(1, Math.floor(attentionSlicing.maxBytes / bytesPerRow));
+  const qh = tf.tidy(() => q.transpose([0, 2, 1, 3])) as tf.Tensor4D; // [batch, head, query_pos, d_head]
+  const [kh, vh] = tf.tidy(() => [
+    repeatKV(isCached ? kIn : (kIn.transpose([0, 2, 1, 3]) as tf.Tensor4D), h / kv),
+    repeatKV(isCached ? vIn : (vIn.transpose([0, 2, 1, 3]) as tf.Tensor4D), h / kv),
+  ]); // [batch, head, key_pos, d_head]
+  const scoresOf = (rows: number[]) =>
+    tf.tidy(() => {
+      const qr = rows.length === rows[rows.length - 1] - rows[0] + 1 ? qh.slice([0, 0, rows[0], 0], [batch, h, rows.length, e]) : tf.gather(qh, tf.tensor1d(rows, 'int32'), 2);
+      return tf.matMul(qr, kh, false, true).div(scale).add(ctx.causalRows!(rows)) as tf.Tensor4D; // [batch, head, rows, key_pos]
+    });
+  const parts: tf.Tensor4D[] = [];
+  try {
+    for (let r0 = 0; r0 < pos; r0 += per) {
+      const rows = Array.from({ length: Math.min(per, pos - r0) }, (_, i) => r0 + i);
+      parts.push(tf.tidy(() => tf.matMul(tf.softmax(scoresOf(rows), -1), vh) as tf.Tensor4D)); // [batch, head, rows, d_head]
+    }
+    for (const [name, want] of [[scoresName, scoresRows], [patternName, patternRows]] as const) {
+      if (want === null) continue;
+      const rows = want === 'last' ? [pos - 1] : want;
+      const bad = rows.find((r) => r >= pos);
+      if (bad !== undefined) throw new HeadlensError(`patternRows: query row ${bad} is past the ${pos} query positions of ${name}`, `use rows 0..${pos - 1}`);
+      const s = scoresOf(rows);
+      hp.pointRows(name, name === scoresName ? s : tf.softmax(s, -1));
+    }
+    return hp.point(H['attn.hook_z'], tf.tidy(() => tf.concat(parts, 2).transpose([0, 2, 1, 3])) as tf.Tensor4D); // [batch, pos, head, d_head]
+  } finally {
+    tf.dispose([qh, ...[kh, vh].filter((t) => t !== kIn && t !== vIn), ...parts]); // the KV cache owns kIn, vIn
+  }
+}
+
+function wholeZ(
+  cfg: HookedConfig,
+  hp: HookPoints,
+  H: ReturnType<typeof blockHooks>,
+  ctx: AttentionContext,
+  q: tf.Tensor4D,
+  cached: { k: tf.Tensor4D; v: tf.Tensor4D } | undefined,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  scale: number,
+  step: <T extends tf.Tensor>(f: () => T) => T,
+): tf.Tensor4D {
+  const { n_heads: h, n_key_value_heads: kv } = cfg;
   const scores = hp.point(
     H['attn.hook_attn_scores'],
     step(() => {
       const qh = q.transpose([0, 2, 1, 3]) as tf.Tensor4D; // [batch, head, query_pos, d_head]
       const kh = repeatKV(cached?.k ?? (k.transpose([0, 2, 1, 3]) as tf.Tensor4D), h / kv); // [batch, head, key_pos, d_head]
-      return tf.matMul(qh, kh, false, true).div(scale).add(ctx.mask) as tf.Tensor4D; // [batch, head, query_pos, key_pos]
+      return tf.matMul(qh, kh, false, true).div(scale).add(ctx.mask()) as tf.Tensor4D; // [batch, head, query_pos, key_pos]
     }),
   );
   const pattern = hp.point(
@@ -126,13 +216,21 @@ export function attention(
         })
       : (tf.softmax(scores, -1) as tf.Tensor4D),
   );
-  const z = hp.point(
+  return hp.point(
     H['attn.hook_z'],
     step(() => {
       const vh = repeatKV(cached?.v ?? (v.transpose([0, 2, 1, 3]) as tf.Tensor4D), h / kv); // [batch, head, key_pos, d_head]
       return tf.matMul(pattern, vh).transpose([0, 2, 1, 3]) as tf.Tensor4D; // [batch, pos, head, d_head]
     }),
   );
+}
+
+/** hook_result (when asked for) and the attention output through W_O: [batch, pos, d_model]. */
+function output(cfg: HookedConfig, layer: number, hp: HookPoints, z: tf.Tensor4D, P: Param, ctx: AttentionContext): tf.Tensor3D {
+  const n = `blocks.${layer}.attn`;
+  const H = blockHooks(layer);
+  const [batch, pos, h, e] = z.shape;
+  const d = cfg.d_model;
   const W_O = P(`${n}.W_O`); // [head, d_head, d_model]
   const b_O = P(`${n}.b_O`);
   if (hp.wants(H['attn.hook_result'])) {

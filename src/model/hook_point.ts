@@ -18,6 +18,14 @@ export interface Interceptor {
    * holds the full [batch, head, query_pos, key_pos] of more than one layer at a time.
    */
   readOnly?(name: string): boolean;
+  /**
+   * For a read-only interceptor at a per-query hook point (hook_attn_scores, hook_pattern): the only query rows
+   * it keeps (new-position indices, or 'last'). The forward may then compute just those rows and hand them to
+   * `callRows` as [batch, head, rows, key_pos], never the full [batch, head, query_pos, key_pos] (long contexts).
+   */
+  queryRows?(name: string): number[] | 'last' | undefined;
+  /** Sees the rows `queryRows` asked for, already cut: [batch, head, rows, key_pos]. */
+  callRows?(name: string, rows: tf.Tensor): void;
 }
 
 /**
@@ -57,6 +65,21 @@ export class HookPoints {
 
   wants(name: string): boolean {
     return this.interceptor?.wants(name) ?? false;
+  }
+
+  /**
+   * The query rows a read-only listener at `name` keeps, if that is all it needs (see Interceptor.queryRows);
+   * undefined when nobody listens or someone needs the whole activation.
+   */
+  rowsOnly(name: string): number[] | 'last' | undefined {
+    const i = this.interceptor;
+    if (!i || !i.wants(name) || !i.readOnly?.(name) || !i.callRows) return undefined;
+    return i.queryRows?.(name);
+  }
+
+  /** Hands the rows `rowsOnly(name)` named, as [batch, head, rows, key_pos], to the listener. */
+  pointRows(name: string, rows: tf.Tensor): void {
+    this.interceptor?.callRows?.(name, rows);
   }
 
   point<T extends tf.Tensor>(name: string, act: T): T {

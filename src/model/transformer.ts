@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
-import { attention } from './attention.js';
+import { attention, type AttentionContext } from './attention.js';
 import type { HookedConfig } from './config.js';
 import { blockHooks, hookNames } from './hook_names.js';
 import { HookPoints, type Interceptor } from './hook_point.js';
@@ -36,6 +36,8 @@ export type TokenInput = number[][] | number[] | tf.Tensor;
  */
 export const optimisations = { cachedWeights: true, blockScopes: true, fusedMatMul: true, lazyHooks: true };
 
+export { attentionSlicing } from './attention.js';
+
 export interface ForwardOptions {
   interceptor?: Interceptor;
   /** Stop before this block and return its resid_pre [batch, pos, d_model] instead of logits. */
@@ -54,6 +56,12 @@ export interface ForwardOptions {
    * cache it covers the new positions; the cache remembers the mask of the positions it holds.
    */
   attentionMask?: AttentionMaskInput;
+  /**
+   * 'last': norm and unembed the last position only and return [batch, 1, d_vocab] (decoding, long prompts: a
+   * 16K-token prompt's full logits alone would be 16K × d_vocab floats). ln_final's hook points then see that
+   * one position. Default 'all'.
+   */
+  logits?: 'all' | 'last';
 }
 
 /** A padded batch as the forward uses it (padding.ts). */
@@ -104,7 +112,7 @@ export class Transformer {
   }
 
   /** A model with random weights (normal, std 0.02 by default; norms at 1, biases 0). For tests and benchmarks. */
-  static random(cfg: HookedConfig, opts: { seed?: number; std?: number } = {}): Transformer {
+  static random(cfg: HookedConfig, opts: RandomInit = {}): Transformer {
     return new Transformer(cfg, randomParams(cfg, opts));
   }
 
@@ -277,7 +285,7 @@ export class Transformer {
     try {
       kv?.begin(ids.shape[0], ids.shape[1], cfg.n_ctx);
       const pad = padding(ids.shape[0], ids.shape[1], opts.attentionMask, kv);
-      const out = tf.tidy(() => this.run(ids, hp, opts.stopAtLayer, kv, pad));
+      const out = tf.tidy(() => this.run(ids, hp, opts.stopAtLayer, kv, pad, opts.logits === 'last'));
       kv?.commit(ids.shape[0], pad?.keyRows);
       return out;
     } catch (e) {
@@ -316,7 +324,7 @@ export class Transformer {
     }
   }
 
-  private run(ids: tf.Tensor2D, hp: HookPoints, stopAtLayer?: number, kv?: KVCache, pad?: Padding): tf.Tensor3D {
+  private run(ids: tf.Tensor2D, hp: HookPoints, stopAtLayer?: number, kv?: KVCache, pad?: Padding, lastOnly = false): tf.Tensor3D {
     const { cfg } = this;
     const P = (n: string) => this.param(n);
     const [batch, pos] = ids.shape;
@@ -335,21 +343,43 @@ export class Transformer {
         x = x.add(posRows);
       }
     }
-    return this.blocks(x, 0, hp, stopAtLayer, kv, pad);
+    return this.blocks(x, 0, hp, stopAtLayer, kv, pad, lastOnly);
   }
 
   /** Blocks from `first` on, then the final norm and unembedding. x is resid_pre of block `first`. */
-  private blocks(x: tf.Tensor3D, first: number, hp: HookPoints, stopAtLayer?: number, kvCache?: KVCache, pad?: Padding): tf.Tensor3D {
+  private blocks(x: tf.Tensor3D, first: number, hp: HookPoints, stopAtLayer?: number, kvCache?: KVCache, pad?: Padding, lastOnly = false): tf.Tensor3D {
     const { cfg } = this;
     const P = (n: string) => this.param(n);
     const [batch, pos] = x.shape;
     // not on wasm, whose fused kernel measured 3–12% slower than matmul + add on the forward's shapes
     const fused = optimisations.fusedMatMul && tf.getBackend() !== 'wasm';
     const offset = kvCache?.length ?? 0; // positions already in the cache: the mask and rotation use absolute positions
-    const causal = causalMask(pos, cfg.sliding_window, offset);
-    // a padded batch: padded keys masked per row, each row's rotary positions counting its real tokens (padding.ts)
+    // the whole mask [query_pos, key_pos] is made on first use (attention slicing long prompts never asks for it)
+    let whole: tf.Tensor2D | tf.Tensor4D | undefined;
+    const mask = () => {
+      if (whole) return whole;
+      const causal = causalMask(pos, cfg.sliding_window, offset);
+      // a padded batch: padded keys masked per row (padding.ts)
+      whole = tf.keep(pad ? paddedMask(causal, pad.keyRows) : causal);
+      if (pad) causal.dispose();
+      return whole;
+    };
+    const causalRows = (rows: number[]) => causalMaskRows(rows, offset + pos, cfg.sliding_window, offset);
+    // each row's rotary positions count its real tokens in a padded batch (padding.ts)
     const rotary = cfg.rotary_dim ? (pad ? rotaryTablesAt(cfg, pad.positions) : rotaryTables(cfg, pos, offset)) : {};
-    const ctx = { mask: pad ? paddedMask(causal, pad.keyRows) : causal, padded: pad !== undefined, fused, kvCache, ...rotary };
+    const ctx = { mask, causalRows, padded: pad !== undefined, fused, kvCache, ...rotary };
+    try {
+      return this.blocksWith(x, first, hp, ctx, stopAtLayer, lastOnly);
+    } finally {
+      whole?.dispose();
+    }
+  }
+
+  private blocksWith(x: tf.Tensor3D, first: number, hp: HookPoints, ctx: Omit<AttentionContext, 'qkv' | 'scoped'>, stopAtLayer: number | undefined, lastOnly: boolean): tf.Tensor3D {
+    const { cfg } = this;
+    const P = (n: string) => this.param(n);
+    const [batch, pos] = x.shape;
+    const fused = ctx.fused ?? false;
     // a norm's temporaries (centred, squared, …) freed as soon as it returns
     const ln = (x: tf.Tensor3D, p: string) => (optimisations.blockScopes ? tf.tidy(() => norm(cfg, x, ...this.normParams(p), p, hp)) : norm(cfg, x, ...this.normParams(p), p, hp));
     const block = (l: number, x: tf.Tensor3D): tf.Tensor3D => {
@@ -377,10 +407,11 @@ export class Transformer {
       x = optimisations.blockScopes ? tf.tidy(() => block(l, input)) : block(l, input);
     }
     if (stopAtLayer === cfg.n_layers) return x.clone();
-    const final = ln(x, 'ln_final');
+    const rows = lastOnly ? 1 : pos;
+    const final = ln(lastOnly ? (x.slice([0, pos - 1, 0], [batch, 1, cfg.d_model]) as tf.Tensor3D) : x, 'ln_final');
     // fused even on wasm: a separate bias add would need a second [batch·pos, d_vocab] buffer, the largest of the run
-    const logits = linear(final.reshape([batch * pos, cfg.d_model]) as tf.Tensor2D, P('unembed.W_U') as tf.Tensor2D, P('unembed.b_U'), optimisations.fusedMatMul);
-    return logits.reshape([batch, pos, cfg.d_vocab]) as tf.Tensor3D;
+    const logits = linear(final.reshape([batch * rows, cfg.d_model]) as tf.Tensor2D, P('unembed.W_U') as tf.Tensor2D, P('unembed.b_U'), optimisations.fusedMatMul);
+    return logits.reshape([batch, rows, cfg.d_vocab]) as tf.Tensor3D;
   }
 
   dispose(): void {
@@ -410,6 +441,20 @@ function padding(batch: number, pos: number, mask: AttentionMaskInput | undefine
  * With `offset` positions already cached, the queries are the positions offset…offset+pos-1 and the keys
  * 0…offset+pos-1: [pos, offset + pos], distances measured between absolute positions.
  */
+/**
+ * Rows of the causal mask, made on the device: for each query (a new-position index; its absolute position is
+ * offset + index) 0 where it may attend and −Infinity elsewhere, over `keys` key positions. [rows, keys]
+ */
+export function causalMaskRows(rows: number[], keys: number, window: number | null, offset = 0): tf.Tensor2D {
+  return tf.tidy(() => {
+    const q = tf.tensor2d(rows.map((r) => r + offset), [rows.length, 1], 'int32');
+    const k = tf.range(0, keys, 1, 'int32').reshape([1, keys]);
+    let ok = tf.lessEqual(k, q);
+    if (window !== null) ok = tf.logicalAnd(ok, tf.less(tf.sub(q, k), window));
+    return tf.where(ok, tf.zeros([rows.length, keys]), tf.fill([rows.length, keys], -Infinity)) as tf.Tensor2D;
+  });
+}
+
 export function causalMask(pos: number, window: number | null, offset = 0): tf.Tensor2D {
   const keys = offset + pos;
   const m = new Float32Array(pos * keys);
@@ -422,6 +467,30 @@ export function causalMask(pos: number, window: number | null, offset = 0): tf.T
   return tf.tensor2d(m, [pos, keys]);
 }
 
+/** How random weights are drawn (Transformer.random). */
+export interface RandomInit {
+  seed?: number;
+  /** Standard deviation of each weight (default 0.02); norm weights are 1 and biases 0. */
+  std?: number;
+  /**
+   * Draw each weight matrix as A·B / √r with A [rows, r] and B [r, cols] standard normal: entries with the
+   * given std, made on the backend by one matmul. tfjs draws normals in JavaScript (about 7M a second here),
+   * so a 7B-parameter shape would take minutes to draw in full; benchmarks of real shapes use r = 64. The
+   * weights are then of rank r, which changes no timing and no memory use.
+   */
+  lowRank?: number;
+}
+
+function lowRankNormal(shape: number[], std: number, r: number, seed: number): tf.Tensor {
+  const cols = shape[shape.length - 1];
+  const rows = shape.reduce((a, b) => a * b, 1) / cols;
+  return tf.tidy(() => {
+    const a = tf.randomNormal([rows, r], 0, 1, 'float32', seed);
+    const b = tf.randomNormal([r, cols], 0, std / Math.sqrt(r), 'float32', seed + 1);
+    return tf.matMul(a, b).reshape(shape);
+  });
+}
+
 /**
  * tfjs' random ops take a seed of 0 for "no seed" (`seed ? seed : Math.random()`), so seed 0 is mapped to
  * another fixed value; every other seed is passed as it is (the toy zoo's recipes were trained with those).
@@ -431,7 +500,7 @@ function tfjsSeed(seed: number): number {
 }
 
 /** A seeded random parameter set: a small normal everywhere, norms at 1, biases at 0. */
-export function randomParams(cfg: HookedConfig, opts: { seed?: number; std?: number } = {}): Record<string, tf.Tensor> {
+export function randomParams(cfg: HookedConfig, opts: RandomInit = {}): Record<string, tf.Tensor> {
   const std = opts.std ?? 0.02;
   let seed = opts.seed ?? 0;
   const out: Record<string, tf.Tensor> = {};
@@ -439,6 +508,7 @@ export function randomParams(cfg: HookedConfig, opts: { seed?: number; std?: num
     const leaf = name.slice(name.lastIndexOf('.') + 1);
     if (leaf === 'w') out[name] = tf.ones(shape);
     else if (leaf.startsWith('b')) out[name] = tf.zeros(shape);
+    else if (opts.lowRank) out[name] = lowRankNormal(shape, std, opts.lowRank, tfjsSeed(seed++));
     else out[name] = tf.randomNormal(shape, 0, std, 'float32', tfjsSeed(seed++));
   }
   if (cfg.tie_word_embeddings) {

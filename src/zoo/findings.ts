@@ -3,10 +3,11 @@
  * interventions: for toy-lm, one function per task of issue 6's acceptance (retrieval, IOI, temporal,
  * correct letter). `tests/toy_lm_acceptance.ts` checks the criteria on these numbers, and
  * `headlens findings --model DIR` prints them for any trained folder (a run in progress, a variant).
- * Every measure runs on held-out data where the mixture has some (IOI_HELD_OUT names, the scan's own needle,
+ * Every measure runs on held-out data where the mixture has some (IOI_HELD_OUT names, for the logit difference and
+ * the IOI classes alike; the scan's own needle,
  * the seeds below, which the training data never draws).
  */
-import { ioiPrompts, ioiTokens, type IoiTokens } from '../datasets/ioi.js';
+import { ioiPrompts, ioiTokens, type IoiCorruption, type IoiTokens } from '../datasets/ioi.js';
 import { mcqItems, mcqTokens, type LetterPrompt } from '../datasets/mcq.js';
 import { temporalItems, temporalTokenPairs } from '../datasets/temporal.js';
 import { HeadlensError } from '../errors.js';
@@ -73,34 +74,48 @@ export function retrievalFindings(model: HookedTransformer) {
 }
 
 /**
- * IOI (Wang et al.): the logit difference on 40 stories with held-out names, the name movers headlens' IOI
- * classes find, the share of the clean–corrupted logit difference their direct paths carry, and the head whose
- * direct path matters most with where it looks from the last position.
+ * IOI (Wang et al.): the logit difference on 40 stories with held-out names, the IOI classes headlens finds on
+ * 16 prompts that use held-out names only (IOI_HELD_OUT, never in a training story), the share of the clean logit
+ * difference the name movers' direct paths carry on those prompts, and the head whose direct path matters most
+ * with where it looks from the last position. Defaults as Wang et al.: ABC corruption, paths patched at END
+ * (`corruption: 's2'`, `positions: 'all'` give headlens' earlier measure). toy-lm's word lists are headlens' own
+ * (its vocabulary cannot spell the paper's templates).
  */
-export function ioiFindings(model: HookedTransformer) {
+export function ioiFindings(model: HookedTransformer, opts: { corruption?: IoiCorruption; positions?: 'paper' | 'all' } = {}) {
   const tok = model.tokenizer;
   if (!tok) throw new HeadlensError('IOI findings need a model with a tokenizer', 'use a model folder with tokenizer.json');
-  const heldOut = ioiPrompts({ n: 40, seed: 77, names: [...IOI_HELD_OUT] })
+  const corruption = opts.corruption ?? 'abc';
+  const positions = opts.positions ?? 'paper';
+  const heldOut = ioiPrompts({ n: 40, seed: 77, lists: 'headlens', names: [...IOI_HELD_OUT], corruption })
     .prompts.map((p) => ioiTokens(p, tok, bos(model)))
     .filter((p): p is IoiTokens => p !== undefined);
   const heldOutLogitDiff = ioiLogitDiff(model, heldOut);
-  const { prompts } = ioiTask(model, { samples: 16, seed: 3 });
-  const classes = ioiHeadClasses(model, prompts);
+  const task = ioiTask(model, { samples: 16, seed: 3, lists: 'headlens', names: IOI_HELD_OUT, corruption });
+  const { prompts } = task;
+  const classes = ioiHeadClasses(model, prompts, { positions });
   const movers = classes.classes.nameMovers.map(({ layer, head }) => ({ layer, head }));
   const base = { clean: prompts.map((p) => p.clean), corrupted: prompts.map((p) => p.corrupted), metric: logitDiff(prompts.map((p) => p.io), prompts.map((p) => p.s)) };
-  const patchedDirect = movers.length ? pathPatch(model, movers, { kind: 'logits' }, base) : classes.clean;
+  const endOnly = positions === 'paper' ? { senderPositions: [prompts[0].clean.length - 1] } : {};
+  const patchedDirect = movers.length ? pathPatch(model, movers, { kind: 'logits' }, { ...base, ...endOnly }) : classes.clean;
   const best = topHeads(classes.nameMoverStrength)[0];
   const look = (k: keyof typeof classes.attention) => classes.attention[k][best.layer][best.head];
+  const found = Object.entries(classes.classes).filter(([, hs]) => hs.length).map(([k]) => k);
   return {
+    settings: { ...classes.settings, ...task.settings, heldOutNames: [...IOI_HELD_OUT] },
     heldOutPrompts: heldOut.length,
     heldOutLogitDiff,
+    classPrompts: prompts.length,
     clean: classes.clean,
     corrupted: classes.corrupted,
     classes: classes.classes,
+    /** Which of Wang et al.'s seven classes have at least one head. */
+    classesFound: found,
     nameMovers: label(movers),
     patchedDirect,
     /** Share of the clean logit difference the name movers' direct paths carry (0 with no name movers). */
     carried: (classes.clean - patchedDirect) / classes.clean,
+    /** The same loss over the clean–corrupted gap (ABC prompts can go below 0, so `carried` can pass 100 %). */
+    carriedOfGap: (classes.clean - patchedDirect) / (classes.clean - classes.corrupted),
     strongestDirect: { head: headLabel(best.layer, best.head), share: best.score, endToIo: look('endToIo'), endToS1: look('endToS'), endToS2: look('endToS2') },
   };
 }

@@ -17,7 +17,7 @@ import * as tf from '@tensorflow/tfjs';
 import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { makeConfig } from '../model/config.js';
 import { needleTokenTrials } from '../datasets/needle.js';
-import type { IoiTokens } from '../datasets/ioi.js';
+import type { IoiCorruption, IoiTokens } from '../datasets/ioi.js';
 import type { LetterPrompt } from '../datasets/mcq.js';
 import type { NeedleTrial } from '../interp/scores/retrieval.js';
 import type { TemporalPair } from '../interp/scores/temporal.js';
@@ -157,12 +157,15 @@ export function plantedTemporalPairs(): TemporalPair[] {
 
 /**
  * BABA prompts [BOS, S, IO, x, y, S2]: the planted induction head, at S2, attends to the token after S1 (= IO)
- * and copies it, so it alone is the name mover; ABC prompts put a third name C at S2.
+ * and copies it, so it alone is the name mover. The corrupted prompts are Wang et al.'s ABC ones (default):
+ * [BOS, Y, X, x, y, Z], IO, S1 and S2 replaced by three other names; `corruption: 's2'` puts a third name C at S2 only.
  */
-export function plantedIoiPrompts(n: number): IoiTokens[] {
+export function plantedIoiPrompts(n: number, opts: { corruption?: IoiCorruption } = {}): IoiTokens[] {
   const rng = new Random(21);
   return Array.from({ length: n }, () => {
-    const [s, io, c, x, y] = rng.shuffle(TOK.CONTENT).slice(0, 5);
-    return { clean: [TOK.BOS, s, io, x, y, s], corrupted: [TOK.BOS, s, io, x, y, c], io, s, ioPos: 2, s1Pos: 1, s2Pos: 5 };
+    // one shuffle for both corruptions, so the clean prompts are the same
+    const [s, io, c, x, y, X, Y, Z] = rng.shuffle(TOK.CONTENT).slice(0, 8);
+    const corrupted = (opts.corruption ?? 'abc') === 'abc' ? [TOK.BOS, Y, X, x, y, Z] : [TOK.BOS, s, io, x, y, c];
+    return { clean: [TOK.BOS, s, io, x, y, s], corrupted, io, s, ioPos: 2, s1Pos: 1, s2Pos: 5 };
   });
 }

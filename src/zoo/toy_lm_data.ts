@@ -62,7 +62,7 @@ export interface ShortDocument {
 export function shortDocument(kind: ShortKind, rng: Random): ShortDocument {
   switch (kind) {
     case 'ioi': {
-      const p = ioiPrompts({ n: 1, seed: seedFrom(rng), names: IOI_TRAIN_NAMES, orders: [rng.next() < 0.5 ? 'ABBA' : 'BABA'] }).prompts[0];
+      const p = ioiPrompts({ n: 1, seed: seedFrom(rng), lists: 'headlens', names: IOI_TRAIN_NAMES, orders: [rng.next() < 0.5 ? 'ABBA' : 'BABA'] }).prompts[0];
       return { prompt: p.clean, answer: ` ${p.io}.` };
     }
     case 'ioi-many':

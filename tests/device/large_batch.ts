@@ -25,7 +25,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend, type BackendName } from '../../src/backend/index.js';
 import { PRESETS } from '../../src/bench/bench.js';
-import { patchHeadsSweep } from '../../src/bench/head_sweep.js';
+import { patchHeadsSweepAsync } from '../../src/bench/head_sweep.js';
 import { HookedTransformer } from '../../src/hooks/hooked_transformer.js';
 import { activation } from '../../src/model/activation.js';
 import { makeConfig } from '../../src/model/config.js';
@@ -374,7 +374,7 @@ async function main() {
     for (const name of runs) {
       const maxPassBytes = name.startsWith('one-pass') ? Infinity : undefined;
       await step(`sweep ${name}, ${sweepBatch} × ${pos}`, async () => {
-        const v = await read(patchHeadsSweep(model, task, { maxPassBytes }));
+        const v = await read(await patchHeadsSweepAsync(model, task, { maxPassBytes }));
         results[name] = v;
         const c = name !== runs[0] ? compare(v, results[runs[0]]) : undefined;
         return { max_abs_value: compare(v, v).max_abs_ref, [`vs_${runs[0]}`]: c?.max_abs_diff };

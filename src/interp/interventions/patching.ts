@@ -28,8 +28,9 @@ import { actName, hookHeadAxis, positionAxis } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import type { TokenInput } from '../../model/transformer.js';
 import { headAxisLabels, Labelled, layerAxis, posAxis, type Axis } from '../labelled.js';
-import { metricValue, type Metric } from '../metrics.js';
-import { BaseRun, runStacked, startLayer, variantsPerPass, type PassOptions } from './stacked_runs.js';
+import { readAsync, readSync, type Reads } from '../../util/reads.js';
+import { metricMean, type Metric } from '../metrics.js';
+import { BaseRun, stackedValues, startLayer, variantsPerPass, type PassOptions } from './stacked_runs.js';
 
 /** One patched variant: at hook `name`, the slot of `head` (all heads if absent) at query position `pos` (all if absent). */
 export interface PatchSite {
@@ -53,6 +54,29 @@ export function patchSites(
   metric: Metric,
   opts: SweepOptions = {},
 ): Float64Array {
+  return readSync(patchSitesReads(model, base, source, sites, metric, opts));
+}
+
+/** patchSites, reading each pass's values asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function patchSitesAsync(
+  model: HookedTransformer,
+  base: TokenInput,
+  source: ActivationCache,
+  sites: PatchSite[],
+  metric: Metric,
+  opts: SweepOptions = {},
+): Promise<Float64Array> {
+  return readAsync(patchSitesReads(model, base, source, sites, metric, opts));
+}
+
+function* patchSitesReads(
+  model: HookedTransformer,
+  base: TokenInput,
+  source: ActivationCache,
+  sites: PatchSite[],
+  metric: Metric,
+  opts: SweepOptions,
+): Reads<Float64Array> {
   const run = new BaseRun(model, base);
   try {
     for (const s of sites) checkSite(source, s, run.batch, run.pos);
@@ -66,7 +90,7 @@ export function patchSites(
       let end = g;
       while (end < order.length && end - g < per && order[end].start === order[g].start) end++;
       const chunk = order.slice(g, end);
-      const vals = runStacked(model, run, chunk.length, chunk[0].start, stackedHooks(source, chunk.map((c) => c.site), run.batch), metric);
+      const vals = yield stackedValues(model, run, chunk.length, chunk[0].start, stackedHooks(source, chunk.map((c) => c.site), run.batch), metric);
       chunk.forEach((c, k) => (out[c.i] = vals[k]));
       done += chunk.length;
       opts.onProgress?.(done, sites.length);
@@ -87,10 +111,13 @@ function stackedHooks(source: ActivationCache, chunk: PatchSite[], B: number): F
     name,
     (act) => {
       const rest = act.shape.slice(1);
+      const last = rest[rest.length - 1];
+      const per = rest.slice(0, -1).reduce((x, y) => x * y, 1);
       const src = source.get(name); // [B, …rest]
-      const mask = variantMask(name, rest, V, list); // [V, 1, …rest with the last axis 1]
-      const a = act.reshape([V, B, ...rest]);
-      const patched = tf.where(mask, src.expandDims(0), a); // the source's values exactly where masked
+      const mask = variantMask(name, rest, V, list).reshape([V, 1, per, 1]); // [V, 1, …rest with the last axis 1], flattened
+      // rank 4 throughout: tfjs' WebGPU backend has no 5-d where, and tiles a 5-d tensor on the CPU
+      const a = act.reshape([V, B, per, last]);
+      const patched = tf.where(mask, src.reshape([1, B, per, last]), a); // the source's values exactly where masked
       return patched.reshape(act.shape);
     },
   ]);
@@ -167,8 +194,17 @@ export function activationPatching(model: HookedTransformer, component: PatchCom
   return patchComponents(model, [component], opts)[component]!;
 }
 
+/** activationPatching, reading each pass's values asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export async function activationPatchingAsync(model: HookedTransformer, component: PatchComponent, opts: ActivationPatchingOptions): Promise<Labelled> {
+  return (await readAsync(patchComponentsReads(model, [component], opts)))[component]!;
+}
+
 /** Several components from one pair of source runs (the "every" bundles use this). */
 export function patchComponents(model: HookedTransformer, components: PatchComponent[], opts: ActivationPatchingOptions): Partial<Record<PatchComponent, Labelled>> {
+  return readSync(patchComponentsReads(model, components, opts));
+}
+
+function* patchComponentsReads(model: HookedTransformer, components: PatchComponent[], opts: ActivationPatchingOptions): Reads<Partial<Record<PatchComponent, Labelled>>> {
   const { cfg } = model;
   for (const c of components) {
     if (!PATCH_COMPONENTS.includes(c)) throw new HeadlensError(`unknown component '${c}'`, `use one of ${PATCH_COMPONENTS.join(', ')}`);
@@ -179,11 +215,14 @@ export function patchComponents(model: HookedTransformer, components: PatchCompo
   const [base, from] = denoise ? [opts.corrupted, opts.clean] : [opts.clean, opts.corrupted];
   const names = components.flatMap((c) => Array.from({ length: cfg.n_layers }, (_, l) => actName(HOOK[c], l)));
   const { logits: srcLogits, cache } = model.runWithCache(from, { names });
-  const baseLogits = model.forward(base);
-  const baseline = { [denoise ? 'clean' : 'corrupted']: metricValue(opts.metric, srcLogits), [denoise ? 'corrupted' : 'clean']: metricValue(opts.metric, baseLogits) };
-  srcLogits.dispose();
-  baseLogits.dispose();
+  let baseLogits: tf.Tensor3D | undefined;
   try {
+    baseLogits = model.forward(base);
+    const srcValue = (yield metricMean(opts.metric, srcLogits))[0];
+    const baseValue = (yield metricMean(opts.metric, baseLogits))[0];
+    srcLogits.dispose();
+    baseLogits.dispose();
+    const baseline = { [denoise ? 'clean' : 'corrupted']: srcValue, [denoise ? 'corrupted' : 'clean']: baseValue };
     const pos = cache.get(names[0]).shape[component0Pos(names[0])];
     const out: Partial<Record<PatchComponent, Labelled>> = {};
     for (const c of components) {
@@ -198,7 +237,7 @@ export function patchComponents(model: HookedTransformer, components: PatchCompo
           else sites.push({ name, pos: p });
         }
       }
-      const vals = patchSites(model, base, cache, sites, opts.metric, opts);
+      const vals = yield* patchSitesReads(model, base, cache, sites, opts.metric, opts);
       const axes: Axis[] = [layerAxis(cfg.n_layers)];
       if (byPos) axes.push(posAxis(pos));
       if (isHead) axes.push(headAxisLabels(nH, nH === cfg.n_heads ? 'head' : 'kv_head'));
@@ -206,6 +245,8 @@ export function patchComponents(model: HookedTransformer, components: PatchCompo
     }
     return out;
   } finally {
+    srcLogits.dispose();
+    baseLogits?.dispose();
     cache.dispose();
   }
 }

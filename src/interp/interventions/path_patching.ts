@@ -23,7 +23,8 @@
  *     its group read too: patching it changes them all (there is no per-query-head key in the model).
  *
  * `senderPositions` and `receiverPositions` restrict steps 2 and 3b to some positions (Wang et al.
- * patch e.g. the S-inhibition heads' output at END only).
+ * patch e.g. the S-inhibition heads' output at END only): one list for every prompt, or one list per prompt
+ * (prompts of one length whose names sit at different positions, as ABBA and BABA prompts do).
  *
  * Many sender sets are evaluated in one forward pass each step by stacking them along the batch axis, on
  * the patching engine (stacked_runs.ts): step 2 starts at the chunk's first sender layer and stops after the
@@ -56,10 +57,10 @@ export interface PathPatchingOptions {
   maxPassBytes?: number;
   /** Called after each chunk of sender sets with the sets done so far and in all. */
   onProgress?: (done: number, total: number) => void;
-  /** Only at these positions do senders take their new z (default all); e.g. IOI's END token. */
-  senderPositions?: number[];
-  /** Only at these positions are the receivers' q/k/v patched (default all). */
-  receiverPositions?: number[];
+  /** Only at these positions do senders take their new z (default all); e.g. IOI's END token. One list, or one per prompt. */
+  senderPositions?: number[] | number[][];
+  /** Only at these positions are the receivers' q/k/v patched (default all). One list, or one per prompt. */
+  receiverPositions?: number[] | number[][];
 }
 
 /** The metric after patching the path senders → receiver. */
@@ -111,8 +112,13 @@ export function pathPatchMany(model: HookedTransformer, senderSets: HeadRef[][],
     if (fresh.cache.get(zNames[0]).shape.slice(0, 2).join() !== [B, P].join()) {
       throw new HeadlensError('clean and corrupted prompts must have the same batch size and length in tokens');
     }
-    for (const p of [...(opts.senderPositions ?? []), ...(opts.receiverPositions ?? [])]) {
-      if (!Number.isInteger(p) || p < 0 || p >= P) throw new HeadlensError(`position ${p} is outside the sequence (${P} tokens)`);
+    for (const [what, ps] of [['senderPositions', opts.senderPositions], ['receiverPositions', opts.receiverPositions]] as const) {
+      if (ps && ps.length && Array.isArray(ps[0]) && ps.length !== B) {
+        throw new HeadlensError(`${what} has ${ps.length} lists of positions for ${B} prompts`, 'give one list for every prompt, or one list per prompt');
+      }
+      for (const p of (ps ?? []).flat()) {
+        if (!Number.isInteger(p) || p < 0 || p >= P) throw new HeadlensError(`position ${p} is outside the sequence (${P} tokens)`);
+      }
     }
     const per = variantsPerPass(model, B, P, { batchSize: opts.batchSize ?? 32, maxPassBytes: opts.maxPassBytes });
     const out = new Float64Array(senderSets.length);
@@ -154,7 +160,13 @@ function runChunk(
   const { metric } = opts;
   const V = chunk.length;
   const P = base.pos;
-  const posMask = (positions: number[] | undefined) => Array.from({ length: P }, (_, p) => (!positions || positions.includes(p) ? 1 : 0));
+  const B = base.batch;
+  // [batch][pos]: 1 where the position is patched (one list for every prompt, or one per prompt)
+  const posMask = (positions: number[] | number[][] | undefined) =>
+    Array.from({ length: B }, (_, b) => {
+      const row = positions && (Array.isArray(positions[0]) ? (positions as number[][])[b] : (positions as number[]));
+      return Array.from({ length: P }, (_, p) => (!row || row.includes(p) ? 1 : 0));
+    });
   const senderPos = posMask(opts.senderPositions);
   const receiverPos = posMask(opts.receiverPositions);
   const senderStart = Math.min(cfg.n_layers, ...chunk.flat().map((h) => h.layer));
@@ -163,11 +175,11 @@ function runChunk(
     name,
     (z) => {
       const H = cfg.n_heads;
-      const m = new Float32Array(V * P * H);
+      const m = new Float32Array(V * B * P * H);
       chunk.forEach((set, v) => set.forEach((s) => {
-        if (s.layer === l) for (let p = 0; p < P; p++) m[(v * P + p) * H + s.head] = senderPos[p];
+        if (s.layer === l) for (let b = 0; b < B; b++) for (let p = 0; p < P; p++) m[((v * B + b) * P + p) * H + s.head] = senderPos[b][p];
       }));
-      const sender = tf.tensor(m, [V, 1, P, H, 1]).cast('bool'); // [variant, 1, pos, head, 1]
+      const sender = tf.tensor(m, [V, B, P, H, 1]).cast('bool'); // [variant, batch, pos, head, 1]
       const mixed = tf.where(sender, fresh.get(name).expandDims(0), orig.get(name).expandDims(0)); // [variant, batch, pos, head, d_head]
       return mixed.reshape(z.shape);
     },
@@ -196,8 +208,13 @@ function runChunk(
       name,
       (act) => {
         const n = act.shape[2]!;
-        const m = Array.from({ length: P * n }, (_, i) => (idx.has(i % n) ? receiverPos[Math.floor(i / n)] : 0));
-        const sel = tf.tensor(m, [1, P, n, 1]).cast('bool'); // [1, pos, head, 1]
+        // variants are stacked variant-major on the batch axis: row v·B + b is prompt b
+        const m = Array.from({ length: V * B * P * n }, (_, i) => {
+          const b = Math.floor(i / (P * n)) % B;
+          const p = Math.floor(i / n) % P;
+          return idx.has(i % n) ? receiverPos[b][p] : 0;
+        });
+        const sel = tf.tensor(m, [V * B, P, n, 1]).cast('bool'); // [variant·batch, pos, head, 1]
         return tf.where(sel, step2.get(name)!, act);
       },
     ]);

@@ -106,6 +106,16 @@ export class BaseRun {
  * metric per variant, averaged over the base prompts.
  */
 export function runStacked(model: HookedTransformer, base: BaseRun, variants: number, start: number | null, fwdHooks: FwdHook[], metric: Metric): number[] {
+  const values = stackedValues(model, base, variants, start, fwdHooks, metric);
+  try {
+    return Array.from(values.dataSync());
+  } finally {
+    values.dispose();
+  }
+}
+
+/** runStacked's values as a tensor [variants] the caller owns and reads (synchronously or not: util/reads.ts). */
+export function stackedValues(model: HookedTransformer, base: BaseRun, variants: number, start: number | null, fwdHooks: FwdHook[], metric: Metric): tf.Tensor1D {
   const { cfg } = model;
   const B = base.batch;
   const rows = variants * B;
@@ -122,7 +132,7 @@ export function runStacked(model: HookedTransformer, base: BaseRun, variants: nu
     out = tf.tidy(() => model.runWithHooksFrom(start, base.residPre(start).tile([variants, 1, 1]) as tf.Tensor3D, { fwdHooks, stopAtLayer }));
   }
   try {
-    return Array.from(tf.tidy(() => {
+    return tf.tidy(() => {
       let values: tf.Tensor1D;
       if (tail) {
         const last = out.slice([0, p, 0], [rows, 1, cfg.d_model]); // [variants·batch, 1, d_model]
@@ -131,8 +141,8 @@ export function runStacked(model: HookedTransformer, base: BaseRun, variants: nu
       } else {
         values = metric(out);
       }
-      return values.reshape([variants, B]).mean(1).dataSync();
-    }));
+      return values.reshape([variants, B]).mean(1) as tf.Tensor1D;
+    });
   } finally {
     out.dispose();
   }

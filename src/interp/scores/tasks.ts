@@ -17,7 +17,7 @@ import { streamingTask } from './tasks/streaming.js';
 import { taskInputs, type TaskDefinition, type TaskOptions, type TaskSetup } from './tasks/task.js';
 import { temporalTask } from './tasks/temporal.js';
 
-export { ioiTask } from './tasks/ioi.js';
+export { ioiTask, chooseIoiLists, type IoiTaskOptions } from './tasks/ioi.js';
 export { taskCausalCheck } from './tasks/task.js';
 export type { TaskCausal, TaskOptions, TaskSetup } from './tasks/task.js';
 

@@ -1,19 +1,32 @@
 /**
  * MAPS, "Mapping Attention head ParameterS" (Elhelo & Geva 2025, "Inferring Functionality of Attention
- * Heads from their Parameters", ACL; arXiv 2412.11965): what a head does, read from its weights alone.
+ * Heads from their Parameters", ACL; arXiv 2412.11965; code: github.com/amitelhelo/MAPS, src/maps.py):
+ * what a head does, read from its weights alone.
  *
- * The head's full OV circuit M = E·W_V·W_O·W_U [d_vocab, d_vocab] says, for each source token s the head
- * attends to, how much it raises each target token's logit (row M[s]). Two questions are asked of it:
+ * The head's full OV circuit M = E'·W_V·W_O·W_U [d_vocab, d_vocab] says, for each source token s the head
+ * attends to, how much it raises each target token's logit (row M[s]). E' is the token representation the
+ * head reads; as in the authors' code it is
  *
- * - given an operation as token pairs (s, t) — country → capital, name → same name, word → antonym —
- *   how strongly does the head implement it? `relationScore` is the fraction of pairs whose target t
- *   is among the k highest entries of M[s];
- * - given a head, what does it do? `salientMappings` lists the (s, t) with the largest M[s, t].
+ *     layer 0:      E' = W_E
+ *     layers ≥ 1:   E' = MLP_0(ln2_0(W_E))      (block 0's MLP output alone, without the residual W_E)
  *
- * The paper evaluates 20 operations across 6 LLMs and finds these parameter-only estimates correlate
- * with what the heads output during inference. For heads past the first layer the token representation
- * the head actually sees is no longer the raw embedding; `throughMlp0` replaces E[s] by
- * E[s] + MLP_0(norm(E[s])), the embedding after the first MLP, as is common in this line of work.
+ * with no ln1 before W_V, no biases and no final norm before W_U (they load models with TransformerLens'
+ * `from_pretrained_no_processing`, so W_U is the raw unembedding; headlens computes the checkpoint
+ * as-is by default, the same thing). Three questions are asked of M:
+ *
+ * - `relationScore`: given an operation as token pairs (s, t) — country → capital, name → same name —
+ *   the fraction of pairs whose t is among the k highest entries of M[s] (the code's k: 1 for copying
+ *   relations, 10 otherwise for GPT-2 / Pythia / Phi, 3 and 25 for Llama-3);
+ * - its `suppression` score: the same fraction for −M[s] (the head lowers t's logit);
+ * - `salientMappings`: the head's salient operations — the k source tokens whose representation the
+ *   head amplifies most, ‖E'[s]·W_V·W_O‖ / ‖E'[s]‖, each with the targets its row raises most.
+ *
+ * Options keep the earlier headlens variants for comparison: `source: 'raw'` (W_E at every layer),
+ * `source: 'embed+mlp0'` (W_E + MLP_0(ln2_0(W_E)), the residual stream after block 0 without attention),
+ * `sourceAtLayer0: true` (the transform at layer 0 too: the authors' get_salient_operations does this
+ * and their code notes that the paper did it by accident), `salientMappings(…, {select: 'value'})`
+ * (the largest entries M[s, t] instead of amplification). An attention-only model has no MLP_0; there the
+ * default source is 'raw' and every result says so in its `source` field.
  * Rows are computed one at a time from the factored circuit, so nothing vocab × vocab is ever formed.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -22,14 +35,33 @@ import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { FactoredMatrix } from '../../linalg/factored_matrix.js';
 import { checkHead, ovCircuit, paramMatrix } from './head_circuits.js';
 import { headLabel } from '../head_label.js';
-import { mat, matmul, type Mat } from '../../linalg/mat.js';
+import { mat, matmul, transpose, type Mat } from '../../linalg/mat.js';
+
+/** The token representation a head past layer 0 reads (see the module comment). */
+export type MapsSource = 'mlp0' | 'raw' | 'embed+mlp0';
+const SOURCES: readonly MapsSource[] = ['mlp0', 'raw', 'embed+mlp0'];
 
 export interface MapsOptions {
-  /** Pass each source embedding through block 0's MLP (E + MLP_0(norm(E))) first (default false). */
+  /**
+   * The source representation for heads in layers ≥ 1: 'mlp0' = MLP_0(ln2_0(W_E)) as MAPS' code (the
+   * default when block 0 has an MLP), 'raw' = W_E (the default for attention-only models),
+   * 'embed+mlp0' = W_E + MLP_0(ln2_0(W_E)) (headlens' earlier `throughMlp0`).
+   */
+  source?: MapsSource;
+  /** Apply `source` at layer 0 too (default false; MAPS' salient-operations code does, by accident per its authors). */
+  sourceAtLayer0?: boolean;
+  /** @deprecated the earlier flag: true is `source: 'embed+mlp0'` at every layer. */
   throughMlp0?: boolean;
 }
 
-export interface RelationScore {
+/** The settings a result was computed with, written into it so that a JSON result says how it was made. */
+export interface MapsSettings {
+  /** The representation this head's rows were computed from (after resolving defaults and layer 0). */
+  source: MapsSource;
+  sourceAtLayer0: boolean;
+}
+
+export interface RelationScore extends MapsSettings {
   layer: number;
   head: number;
   label: string;
@@ -37,8 +69,12 @@ export interface RelationScore {
   /** Pairs whose target is in the top-k of the source's row. */
   hits: number;
   total: number;
-  /** hits / total. */
+  /** hits / total: MAPS' relation score. */
   score: number;
+  /** Pairs whose target is in the top-k of the negated row (the head suppresses it). */
+  suppressionHits: number;
+  /** suppressionHits / total: MAPS' suppression relation score. */
+  suppression: number;
 }
 
 export interface TokenMapping {
@@ -46,6 +82,8 @@ export interface TokenMapping {
   target: number;
   /** M[source, target]: the logit the head adds to target per unit attention on source. */
   value: number;
+  /** ‖E'[source]·OV‖ / ‖E'[source]‖, set when mappings were selected by amplification. */
+  amplification?: number;
 }
 
 function checkToken(model: HookedTransformer, id: number): void {
@@ -54,41 +92,66 @@ function checkToken(model: HookedTransformer, id: number): void {
   }
 }
 
+/** The source representation used for a head in `layer`, defaults resolved. */
+export function mapsSettings(model: HookedTransformer, layer: number, opts: MapsOptions = {}): MapsSettings {
+  if (opts.source !== undefined && !SOURCES.includes(opts.source)) {
+    throw new HeadlensError(`MAPS source '${opts.source as string}' is not one of ${SOURCES.join(', ')}`);
+  }
+  if (opts.throughMlp0 && opts.source !== undefined && opts.source !== 'embed+mlp0') {
+    throw new HeadlensError(`throughMlp0 and source '${opts.source}' disagree`, "throughMlp0 is the old name of source 'embed+mlp0'; pass only source");
+  }
+  const atLayer0 = opts.throughMlp0 ? true : (opts.sourceAtLayer0 ?? false);
+  const chosen: MapsSource = opts.throughMlp0 ? 'embed+mlp0' : (opts.source ?? (model.cfg.attn_only ? 'raw' : 'mlp0'));
+  if (chosen !== 'raw' && model.cfg.attn_only) {
+    throw new HeadlensError(`MAPS source '${chosen}' needs an MLP in block 0, but this model is attention-only`, "use source 'raw'");
+  }
+  return { source: layer === 0 && !atLayer0 ? 'raw' : chosen, sourceAtLayer0: atLayer0 };
+}
+
 /**
- * Rows `ids` of the token representation the head reads: W_E[ids] [ids, d_model], or with throughMlp0
- * W_E[ids] + MLP_0(norm_2,0(W_E[ids])), computed in tfjs and freed before returning.
+ * Rows `ids` of a token representation [ids, d_model]: W_E[ids] ('raw'), MLP_0(ln2_0(W_E[ids])) ('mlp0')
+ * or their sum ('embed+mlp0'), computed in tfjs in chunks and freed before returning. The old call
+ * `sourceEmbeddings(model, ids, {throughMlp0: true})` still gives 'embed+mlp0'.
  */
-export function sourceEmbeddings(model: HookedTransformer, ids: number[], opts: MapsOptions = {}): Mat {
+export function sourceEmbeddings(model: HookedTransformer, ids: number[], opts: MapsOptions | MapsSource = 'raw'): Mat {
   ids.forEach((id) => checkToken(model, id));
   const { cfg } = model;
-  if (!opts.throughMlp0) {
+  const source: MapsSource = typeof opts === 'string' ? opts : opts.throughMlp0 ? 'embed+mlp0' : (opts.source ?? 'raw');
+  if (!SOURCES.includes(source)) throw new HeadlensError(`MAPS source '${source as string}' is not one of ${SOURCES.join(', ')}`);
+  const out = mat(ids.length, cfg.d_model);
+  if (source === 'raw') {
     const E = paramMatrix(model, 'embed.W_E');
-    const out = mat(ids.length, cfg.d_model);
     ids.forEach((id, i) => out.data.set(E.data.subarray(id * cfg.d_model, (id + 1) * cfg.d_model), i * cfg.d_model));
     return out;
   }
-  if (cfg.attn_only) throw new HeadlensError('throughMlp0 needs an MLP in block 0, but this model is attention-only', 'leave throughMlp0 off');
-  const data = tf.tidy(() => {
-    const e = tf.gather(model.param('embed.W_E'), tf.tensor1d(ids, 'int32')).expandDims(0) as tf.Tensor3D; // [1, ids, d_model]
-    const x = model.applyNorm('blocks.0.ln2', e) as tf.Tensor3D; // [1, ids, d_model]
-    return e.add(model.applyMlp(0, x)).dataSync() as Float32Array; // [1, ids, d_model]
-  });
-  return mat(ids.length, cfg.d_model, data);
+  if (cfg.attn_only) throw new HeadlensError(`MAPS source '${source}' needs an MLP in block 0, but this model is attention-only`, "use source 'raw'");
+  const chunk = 4096;
+  for (let from = 0; from < ids.length; from += chunk) {
+    const part = ids.slice(from, from + chunk);
+    const data = tf.tidy(() => {
+      const e = tf.gather(model.param('embed.W_E'), tf.tensor1d(part, 'int32')).expandDims(0) as tf.Tensor3D; // [1, ids, d_model]
+      const m = model.applyMlp(0, model.applyNorm('blocks.0.ln2', e) as tf.Tensor3D); // [1, ids, d_model]
+      return (source === 'mlp0' ? m : e.add(m)).dataSync() as Float32Array;
+    });
+    out.data.set(data, from * cfg.d_model);
+  }
+  return out;
 }
 
-/** The head's OV map from the given source tokens to target logits, factored: (sources·W_V)·(W_O·W_U). */
-function sourceCircuit(model: HookedTransformer, layer: number, head: number, sources: number[], opts: MapsOptions): FactoredMatrix {
+/** The head's OV map from the given source tokens to target logits, factored: (E'[sources]·W_V)·(W_O·W_U). */
+function sourceCircuit(model: HookedTransformer, layer: number, head: number, sources: number[], settings: MapsSettings): { M: FactoredMatrix; E: Mat } {
   checkHead(model, layer, head);
   const ov = ovCircuit(model, layer, head);
-  return new FactoredMatrix(matmul(sourceEmbeddings(model, sources, opts), ov.A), matmul(ov.B, paramMatrix(model, 'unembed.W_U')));
+  const E = sourceEmbeddings(model, sources, settings.source);
+  return { M: new FactoredMatrix(matmul(E, ov.A), matmul(ov.B, paramMatrix(model, 'unembed.W_U'))), E };
 }
 
-/** Whether `target` is among the k largest entries of `row` (ties counted against it). */
-function inTopK(row: Float64Array, target: number, k: number): boolean {
-  const v = row[target];
+/** Whether `target` is among the k largest entries of sign·row (ties counted against it). */
+function inTopK(row: Float64Array, target: number, k: number, sign: 1 | -1): boolean {
+  const v = sign * row[target];
   let above = 0;
   for (let j = 0; j < row.length; j++) {
-    if (j !== target && row[j] >= v) {
+    if (j !== target && sign * row[j] >= v) {
       above++;
       if (above >= k) return false;
     }
@@ -96,7 +159,10 @@ function inTopK(row: Float64Array, target: number, k: number): boolean {
   return true;
 }
 
-/** The fraction of (source, target) pairs whose target is in the top-k of the head's row for source. */
+/**
+ * MAPS' relation score of one head: the fraction of (source, target) pairs whose target is in the top-k
+ * of the head's row for source, and its suppression score (top-k of the negated row).
+ */
 export function relationScore(
   model: HookedTransformer,
   layer: number,
@@ -108,17 +174,21 @@ export function relationScore(
   if (!(Number.isInteger(k) && k >= 1)) throw new HeadlensError(`k ${k} is not a positive integer`);
   if (pairs.length === 0) throw new HeadlensError('relationScore needs at least one (source, target) pair');
   pairs.forEach(([, t]) => checkToken(model, t));
+  const settings = mapsSettings(model, layer, opts);
   const sources = [...new Set(pairs.map(([s]) => s))];
   const rowOf = new Map(sources.map((s, i) => [s, i]));
-  const M = sourceCircuit(model, layer, head, sources, opts);
+  const { M } = sourceCircuit(model, layer, head, sources, settings);
   const rows = new Map<number, Float64Array>();
   let hits = 0;
+  let suppressionHits = 0;
   for (const [s, t] of pairs) {
     let row = rows.get(s);
     if (!row) rows.set(s, (row = M.row(rowOf.get(s)!)));
-    if (inTopK(row, t, k)) hits++;
+    if (inTopK(row, t, k, 1)) hits++;
+    if (inTopK(row, t, k, -1)) suppressionHits++;
   }
-  return { layer, head, label: headLabel(layer, head), k, hits, total: pairs.length, score: hits / pairs.length };
+  const total = pairs.length;
+  return { layer, head, label: headLabel(layer, head), k, hits, total, score: hits / total, suppressionHits, suppression: suppressionHits / total, ...settings };
 }
 
 /** relationScore for every head, layer by layer. */
@@ -128,26 +198,79 @@ export function relationScores(model: HookedTransformer, pairs: [number, number]
   return out;
 }
 
+export interface SalientOptions extends MapsOptions {
+  /**
+   * 'amplification' (default, MAPS): the `n` sources with the largest ‖E'[s]·OV‖ / ‖E'[s]‖, each with its
+   * `perSource` largest targets; 'value' (headlens' earlier variant): the `n` largest entries M[s, t},
+   * at most `perSource` per source.
+   */
+  select?: 'amplification' | 'value';
+  /** Salient source tokens (amplification; default 15, MAPS' notebook) or mappings (value; default 20). */
+  n?: number;
+  /** Targets per source (default 5 for amplification, MAPS' notebook; 3 for value). */
+  perSource?: number;
+  /** Candidate source tokens (default: the whole vocabulary). */
+  sources?: number[];
+}
+
+/** Indices of the `n` largest values, largest first (ties by lower index). */
+function topIndices(values: ArrayLike<number>, n: number): number[] {
+  return Array.from({ length: values.length }, (_, i) => i)
+    .sort((a, b) => values[b] - values[a] || a - b)
+    .slice(0, n);
+}
+
 /**
- * The head's `n` largest mappings M[s, t] over the given sources (default: the whole vocabulary), each
- * source contributing at most `perSource` (default 3) so that one token does not fill the list.
- * Cost: sources × d_vocab × d_head.
+ * The head's salient operations (MAPS): source tokens chosen by how much the head amplifies their
+ * representation, ‖E'[s]·W_V·W_O‖ / ‖E'[s]‖ (before W_U), each listed with the targets whose logits its
+ * row raises most, in that order (sources by amplification, targets by value). Sources with a zero
+ * representation have no amplification and are skipped. With `select: 'value'`, the old headlens list:
+ * the largest M[s, t] over all sources. Cost: sources × d_vocab × d_head.
  */
-export function salientMappings(
-  model: HookedTransformer,
-  layer: number,
-  head: number,
-  opts: MapsOptions & { n?: number; perSource?: number; sources?: number[] } = {},
-): TokenMapping[] {
-  const n = opts.n ?? 20;
-  const per = opts.perSource ?? 3;
+export function salientMappings(model: HookedTransformer, layer: number, head: number, opts: SalientOptions = {}): TokenMapping[] {
+  const select = opts.select ?? 'amplification';
+  if (select !== 'amplification' && select !== 'value') throw new HeadlensError(`select '${select as string}' is not amplification or value`);
+  const byAmp = select === 'amplification';
+  const n = opts.n ?? (byAmp ? 15 : 20);
+  const per = opts.perSource ?? (byAmp ? 5 : 3);
+  for (const [name, v] of [['n', n], ['perSource', per]] as const) {
+    if (!(Number.isInteger(v) && v >= 1)) throw new HeadlensError(`${name} ${v} is not a positive integer`);
+  }
   const sources = opts.sources ?? Array.from({ length: model.cfg.d_vocab }, (_, i) => i);
-  const M = sourceCircuit(model, layer, head, sources, opts);
-  const best: TokenMapping[] = [];
-  sources.forEach((s, i) => {
+  if (sources.length === 0) throw new HeadlensError('salientMappings needs at least one source token');
+  const settings = mapsSettings(model, layer, opts);
+  const { M, E } = sourceCircuit(model, layer, head, sources, settings);
+  if (!byAmp) {
+    const best: TokenMapping[] = [];
+    sources.forEach((s, i) => {
+      const row = M.row(i);
+      for (const t of topIndices(row, per)) best.push({ source: s, target: t, value: row[t] });
+    });
+    return best.sort((a, b) => b.value - a.value).slice(0, n);
+  }
+  // ‖E'[s]·W_V·W_O‖² = a_s·(W_O·W_Oᵀ)·a_sᵀ with a_s = E'[s]·W_V, the row of M's left factor
+  const { B: W_O } = ovCircuit(model, layer, head);
+  const G = matmul(W_O, transpose(W_O)); // [d_head, d_head]
+  const A = M.A; // [sources, d_head]
+  const e = A.cols;
+  const amp = new Float64Array(sources.length).fill(-Infinity);
+  for (let i = 0; i < sources.length; i++) {
+    let inNorm = 0;
+    for (let j = 0; j < E.cols; j++) inNorm += E.data[i * E.cols + j] ** 2;
+    if (inNorm === 0) continue;
+    let q = 0;
+    for (let a = 0; a < e; a++) {
+      let ga = 0;
+      for (let b = 0; b < e; b++) ga += G.data[a * e + b] * A.data[i * e + b];
+      q += A.data[i * e + a] * ga;
+    }
+    amp[i] = Math.sqrt(Math.max(0, q) / inNorm);
+  }
+  const out: TokenMapping[] = [];
+  for (const i of topIndices(amp, n)) {
+    if (amp[i] === -Infinity) break;
     const row = M.row(i);
-    const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a]).slice(0, per);
-    for (const t of order) best.push({ source: s, target: t, value: row[t] });
-  });
-  return best.sort((a, b) => b.value - a.value).slice(0, n);
+    for (const t of topIndices(row, per)) out.push({ source: sources[i], target: t, value: row[t], amplification: amp[i] });
+  }
+  return out;
 }

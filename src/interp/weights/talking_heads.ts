@@ -12,13 +12,21 @@
  *     alignment = ‖Pᵀ·Q‖²_F / r = mean of cos²(principal angles)   ∈ [0, 1]
  *
  * is 1 when the receiver reads exactly what the sender writes and r / d_model on average for random
- * subspaces (`baseline`). A layer pair's channel score is the best aligned head pair.
+ * subspaces (`baseline`). A layer pair's channel score is the best aligned head pair. This subspace
+ * overlap is headlens' own summary, not a measure of the paper.
+ *
+ * The paper's measure is below (`componentComposition`, `componentInhibition`): the composition score
+ * of each rank-1 SVD component with the other head's whole matrix, and the drop in the receiver's
+ * inhibition when one component is removed from the sender's output.
  */
+import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
-import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
+import type { FactoredMatrix } from '../../linalg/factored_matrix.js';
+import { compositionScore } from './composition.js';
 import { checkHead, ovCircuit, qkCircuit } from './head_circuits.js';
 import { headLabel } from '../head_label.js';
-import { columns, matmul, transpose, type Mat } from '../../linalg/mat.js';
+import { columns, mat, matmul, norm2, transpose, type Mat } from '../../linalg/mat.js';
 
 export type ReceiverSide = 'query' | 'key';
 
@@ -116,4 +124,233 @@ export function layerChannel(model: HookedTransformer, senderLayer: number, rece
     }),
   );
   return { senderLayer, receiverLayer, side, rank, alignment, best, baseline: rank / model.cfg.d_model };
+}
+
+/*
+ * ---- The paper's own measure: composition scores of rank-1 SVD components, and inhibition ----
+ *
+ * Merullo et al. find that the composition score of Elhage et al. (2021),
+ *
+ *     CS(W_A, W_B) = ‖W_A·W_B‖_F / (‖W_A‖_F · ‖W_B‖_F),
+ *
+ * computed between whole matrices hides the channel between e.g. GPT-2's inhibition heads and mover
+ * head 9.9 in noise, and that it shows up once one matrix is split into its rank-1 SVD components
+ * W = Σ σ_i·u_i·v_iᵀ: the composition is concentrated in one or two components (their Figure 2), and
+ * removing that component from the sender's output removes most of the receiver's inhibition (the
+ * data-based "inhibition score" beside it). For a rank-1 component C = σ·u·vᵀ, CS has a closed form,
+ *
+ *     sender split   (C of the sender's OV):   CS(C, R)  = ‖vᵀ·R‖ / ‖R‖_F
+ *     receiver split (C of the receiver's R):  CS(OV, C) = ‖OV·u‖ / ‖OV‖_F
+ *
+ * with R = QK (query side) or QKᵀ (key side) in the row-vector convention (composition.ts): the share
+ * of the receiver's reading gain along the direction a sender component writes, or of the sender's
+ * writing along the direction a receiver component reads. A direction independent of the other matrix
+ * scores 1/√d_model in root mean square (`baseline`).
+ */
+
+/** Which matrix is split into rank-1 components. */
+export type DecomposedSide = 'sender' | 'receiver';
+
+export interface ComponentComposition {
+  sender: string;
+  receiver: string;
+  side: ReceiverSide;
+  decomposed: DecomposedSide;
+  /** Singular values of the split matrix (sender OV, or receiver QK), descending, one per component. */
+  singularValues: number[];
+  /** scores[i]: the composition score of component i with the other, whole matrix. */
+  scores: number[];
+  /** The component with the highest score, and that score. */
+  best: { component: number; score: number };
+  /** The composition score of the whole matrices. */
+  full: number;
+  /** 1/√d_model: the root-mean-square score of a direction independent of the other matrix. */
+  baseline: number;
+}
+
+/** The matrix through which the receiver reads: QK for queries, QKᵀ for keys (row-vector convention). */
+function receiverReader(model: HookedTransformer, layer: number, head: number, side: ReceiverSide): FactoredMatrix {
+  const qk = qkCircuit(model, layer, head);
+  return side === 'query' ? qk : qk.transpose();
+}
+
+function checkSide(side: string): asserts side is ReceiverSide {
+  if (side !== 'query' && side !== 'key') throw new HeadlensError(`side '${side}' is not query or key`);
+}
+
+/** ‖x·F‖ for a row vector x and a factored matrix F = A·B. */
+function rowTimes(x: Float64Array, F: FactoredMatrix): number {
+  const a = matmul(mat(1, x.length, x), F.A);
+  return norm2(matmul(a, F.B).data);
+}
+
+/**
+ * Composition scores between one sender head's OV and one later receiver head's query or key input,
+ * per rank-1 SVD component of the sender's OV (`decompose: 'sender'`, default: the paper's Figure 2
+ * splits the inhibition heads, which send) or of the receiver's reading matrix (`decompose: 'receiver'`).
+ */
+export function componentComposition(
+  model: HookedTransformer,
+  sender: { layer: number; head: number },
+  receiver: { layer: number; head: number },
+  side: ReceiverSide,
+  opts: { decompose?: DecomposedSide } = {},
+): ComponentComposition {
+  checkHead(model, sender.layer, sender.head);
+  checkHead(model, receiver.layer, receiver.head);
+  checkSide(side);
+  if (sender.layer >= receiver.layer) {
+    throw new HeadlensError(`sender layer ${sender.layer} is not before receiver layer ${receiver.layer}`, 'a head can only read what earlier layers wrote');
+  }
+  const decomposed = opts.decompose ?? 'sender';
+  if (decomposed !== 'sender' && decomposed !== 'receiver') throw new HeadlensError(`decompose '${decomposed as string}' is not sender or receiver`);
+  const ov = ovCircuit(model, sender.layer, sender.head);
+  const R = receiverReader(model, receiver.layer, receiver.head, side);
+  const split = decomposed === 'sender' ? ov : R;
+  const other = decomposed === 'sender' ? R : ov;
+  const otherNorm = other.frobeniusNorm();
+  const { S, U, V } = split.svd();
+  const scores: number[] = [];
+  for (let i = 0; i < S.length; i++) {
+    if (otherNorm === 0 || S[i] === 0) {
+      scores.push(0);
+      continue;
+    }
+    if (decomposed === 'sender') {
+      // ‖v_iᵀ·R‖ / ‖R‖_F, v_i the direction component i writes
+      const v = Float64Array.from({ length: V.rows }, (_, k) => V.data[k * V.cols + i]);
+      scores.push(rowTimes(v, other) / otherNorm);
+    } else {
+      // ‖OV·u_i‖ / ‖OV‖_F = ‖u_iᵀ·OVᵀ‖ / ‖OV‖_F, u_i the direction component i reads
+      const u = Float64Array.from({ length: U.rows }, (_, k) => U.data[k * U.cols + i]);
+      scores.push(rowTimes(u, other.transpose()) / otherNorm);
+    }
+  }
+  let best = { component: 0, score: -1 };
+  scores.forEach((score, component) => {
+    if (score > best.score) best = { component, score };
+  });
+  return {
+    sender: headLabel(sender.layer, sender.head),
+    receiver: headLabel(receiver.layer, receiver.head),
+    side,
+    decomposed,
+    singularValues: Array.from(S),
+    scores,
+    best,
+    full: compositionScore(ov, R),
+    baseline: 1 / Math.sqrt(model.cfg.d_model),
+  };
+}
+
+/** componentComposition of one receiver with every head of every earlier layer, best component first. */
+export function receiverComponentScan(
+  model: HookedTransformer,
+  receiver: { layer: number; head: number },
+  side: ReceiverSide,
+  opts: { decompose?: DecomposedSide } = {},
+): ComponentComposition[] {
+  checkHead(model, receiver.layer, receiver.head);
+  const out: ComponentComposition[] = [];
+  for (let l = 0; l < receiver.layer; l++) for (let h = 0; h < model.cfg.n_heads; h++) out.push(componentComposition(model, { layer: l, head: h }, receiver, side, opts));
+  return out.sort((a, b) => b.best.score - a.best.score);
+}
+
+export interface InhibitionOptions {
+  /** Per prompt: the receiver's query position (IOI: END). */
+  query: number[];
+  /** Per prompt: the key the receiver should down-weight (IOI: S2 or S1). */
+  inhibited: number[];
+  /** Per prompt: the key it should attend to instead (IOI: IO). */
+  other: number[];
+  /** Sender components to test (default: all d_head). */
+  components?: number[];
+}
+
+export interface ComponentInhibition {
+  sender: string;
+  receiver: string;
+  /** Mean over prompts of the receiver's pattern[query, other] − pattern[query, inhibited], model intact. */
+  clean: number;
+  /** perComponent[i]: clean − the same with component i projected out of the sender's output. */
+  perComponent: { component: number; singularValue: number; score: number }[];
+  /** clean − the same with the sender's whole output removed. */
+  whole: number;
+  prompts: number;
+}
+
+/**
+ * The data-based side of the paper's Figure 2: how much of a receiver's preference for `other` over
+ * `inhibited` at `query` each rank-1 component of the sender's OV carries. Component i of OV writes
+ * along its right singular vector v_i only, so removing it from OV is projecting the sender's output
+ * (hook_result) off v_i: r ↦ r − (r·v_i)·v_iᵀ. The score is the drop of the receiver's pattern
+ * difference (positive: the component helps the receiver inhibit). Deviation: the paper's exact
+ * normalisation of its inhibition score is not reproduced; this is the raw drop in attention
+ * probability, averaged over prompts.
+ */
+export function componentInhibition(
+  model: HookedTransformer,
+  tokens: number[][],
+  sender: { layer: number; head: number },
+  receiver: { layer: number; head: number },
+  opts: InhibitionOptions,
+): ComponentInhibition {
+  checkHead(model, sender.layer, sender.head);
+  checkHead(model, receiver.layer, receiver.head);
+  if (sender.layer >= receiver.layer) {
+    throw new HeadlensError(`sender layer ${sender.layer} is not before receiver layer ${receiver.layer}`, 'a head can only read what earlier layers wrote');
+  }
+  const n = tokens.length;
+  if (n === 0) throw new HeadlensError('componentInhibition needs at least one prompt');
+  for (const key of ['query', 'inhibited', 'other'] as const) {
+    const p = opts[key];
+    if (!Array.isArray(p) || p.length !== n) throw new HeadlensError(`${key} has ${p?.length ?? 0} positions for ${n} prompts`, 'give one position per prompt');
+    p.forEach((x, b) => {
+      if (!(Number.isInteger(x) && x >= 0 && x < tokens[b].length)) throw new HeadlensError(`${key}[${b}] = ${x} is not a position of prompt ${b} (length ${tokens[b].length})`);
+    });
+    if (key !== 'query') p.forEach((x, b) => {
+      if (x > opts.query[b]) throw new HeadlensError(`${key}[${b}] = ${x} is after the query position ${opts.query[b]}`, 'a causal head cannot attend forward');
+    });
+  }
+  const { S, V } = ovCircuit(model, sender.layer, sender.head).svd();
+  const components = opts.components ?? Array.from({ length: S.length }, (_, i) => i);
+  components.forEach((c) => {
+    if (!(Number.isInteger(c) && c >= 0 && c < S.length)) throw new HeadlensError(`component ${c} is not in 0..${S.length - 1}`);
+  });
+  const d = model.cfg.d_model;
+  const patternName = `blocks.${receiver.layer}.attn.hook_pattern`;
+  const resultName = `blocks.${sender.layer}.attn.hook_result`;
+  /** Mean pattern difference with the sender's output multiplied by `keep` [d_model, d_model] (null: intact). */
+  const measure = (keep: tf.Tensor2D | null): number => {
+    const hooks: FwdHook[] = keep
+      ? [[resultName, (r: tf.Tensor) => tf.tidy(() => {
+          const parts = tf.unstack(r, 2); // head × [batch, pos, d_model]
+          const [b, p] = parts[0].shape;
+          parts[sender.head] = tf.matMul(parts[sender.head].reshape([b * p, d]), keep).reshape([b, p, d]);
+          return tf.stack(parts, 2); // [batch, pos, head, d_model]
+        })]]
+      : [];
+    const { logits, cache } = model.runWithCache(tokens, { names: [patternName], fwdHooks: hooks });
+    const pat = cache.get(patternName).arraySync() as number[][][][]; // [batch, head, query_pos, key_pos]
+    logits.dispose();
+    cache.dispose();
+    let s = 0;
+    for (let b = 0; b < n; b++) {
+      const row = pat[b][receiver.head][opts.query[b]];
+      s += row[opts.other[b]] - row[opts.inhibited[b]];
+    }
+    return s / n;
+  };
+  const clean = measure(null);
+  const perComponent = components.map((c) => {
+    const v = Float64Array.from({ length: d }, (_, k) => V.data[k * V.cols + c]);
+    const keep = tf.tidy(() => tf.eye(d).sub(tf.outerProduct(tf.tensor1d(Float32Array.from(v)), tf.tensor1d(Float32Array.from(v)))) as tf.Tensor2D);
+    const score = clean - measure(keep);
+    keep.dispose();
+    return { component: c, singularValue: S[c], score };
+  });
+  const zero = tf.zeros([d, d]) as tf.Tensor2D;
+  const whole = clean - measure(zero);
+  zero.dispose();
+  return { sender: headLabel(sender.layer, sender.head), receiver: headLabel(receiver.layer, receiver.head), clean, perComponent, whole, prompts: n };
 }

@@ -1,0 +1,167 @@
+/**
+ * `headlens bench --long`: prefill and decoding at long contexts on a real model shape (random rank-64 weights
+ * made on the backend, RandomInit.lowRank; nothing downloaded), one prompt at a time, as retrieval-head and needle-in-a-haystack work runs.
+ * For each context length L it measures
+ *   prefill      one forward of [1, L] tokens, logits of the last position only (ForwardOptions.logits 'last'),
+ *                attention sliced by query rows where the scores would be large (attention.ts);
+ *   decode       greedy decoding through model.generateAsync with a KV cache after that prompt: the time
+ *                between the first and the last step's token, over the steps between them;
+ *   decode+rows  the same with every layer's last attention row cached at each step (patternRows 'last'): the
+ *                work of Wu et al.'s retrieval score per decoded token;
+ *   peak         bytes of tensors alive at once during the prefill, weights excluded (memory.ts), and the
+ *                bytes the weights take.
+ * A context that fails (out of memory, a buffer over the device's limits) is reported with its error and the
+ * next one still runs. Times are wall-clock on GPUs and CPU time on CPU backends (timing.ts).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { currentBackend, releaseGpuPool } from '../backend/index.js';
+import { HookedTransformer } from '../hooks/hooked_transformer.js';
+import { makeConfig, type HookedConfigInput } from '../model/config.js';
+import { Random } from '../util/random.js';
+import { HeadlensError } from '../errors.js';
+import { countParams } from '../model/params.js';
+import { measurePeak, uniqueBytes } from './memory.js';
+import { now, sync } from './timing.js';
+
+/** Real model shapes (the HF configs' numbers); `llama-7b` is Llama-2-7B's. */
+export const LONG_PRESETS = {
+  'gpt2-small': { model_name: 'gpt2-small-random', original_architecture: 'GPT2LMHeadModel', d_model: 768, n_layers: 12, n_heads: 12, d_head: 64, d_mlp: 3072, d_vocab: 50257, n_ctx: 1024, act_fn: 'gelu_new', tie_word_embeddings: true },
+  'pythia-1.4b': {
+    model_name: 'pythia-1.4b-random', original_architecture: 'GPTNeoXForCausalLM', d_model: 2048, n_layers: 24, n_heads: 16, d_head: 128, d_mlp: 8192, d_vocab: 50304, n_ctx: 2048,
+    act_fn: 'gelu', normalization_type: 'LN', positional_embedding_type: 'rotary', rotary_dim: 32, rotary_base: 10000, parallel_attn_mlp: true,
+  },
+  'llama-7b': {
+    model_name: 'llama-7b-random', original_architecture: 'LlamaForCausalLM', d_model: 4096, n_layers: 32, n_heads: 32, d_head: 128, d_mlp: 11008, d_vocab: 32000, n_ctx: 4096,
+    act_fn: 'silu', gated_mlp: true, normalization_type: 'RMS', eps: 1e-5, positional_embedding_type: 'rotary', rotary_dim: 128, rotary_base: 10000,
+    attn_qkv_bias: false, attn_out_bias: false, mlp_bias: false,
+  },
+} satisfies Record<string, HookedConfigInput>;
+
+export type LongPreset = keyof typeof LONG_PRESETS;
+
+/** What a 32-bit WebAssembly memory can address; the wasm backend's tensors live there. */
+const WASM_BYTES = 4 * 2 ** 30;
+
+export interface LongBenchOptions {
+  preset?: LongPreset;
+  /** Prompt lengths (default 1024, 4096, 16384). n_ctx is raised to the longest (random weights: no trained limit). */
+  contexts?: number[];
+  /** Decoding steps timed after each prompt (default 16). */
+  decodeTokens?: number;
+  seed?: number;
+  log?: (line: string) => void;
+}
+
+export interface LongBenchRow {
+  context: number;
+  prefill_ms?: number;
+  prefill_tokens_per_s?: number;
+  prefill_peak_bytes?: number;
+  decode_ms_per_token?: number;
+  decode_tokens_per_s?: number;
+  decode_rows_ms_per_token?: number;
+  decode_rows_tokens_per_s?: number;
+  /** Set when this context could not run; the fields above it reached are kept. */
+  error?: string;
+}
+
+export interface LongBenchResult {
+  backend: string;
+  backend_reason: string;
+  preset: LongPreset;
+  model: { n_layers: number; d_model: number; n_heads: number; d_mlp: number; d_vocab: number; parameters: number };
+  weight_bytes: number;
+  decode_tokens: number;
+  clock: 'wall' | 'cpu';
+  rows: LongBenchRow[];
+  total_s: number;
+}
+
+export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBenchResult> {
+  const started = performance.now();
+  const preset = opts.preset ?? 'gpt2-small';
+  const contexts = opts.contexts ?? [1024, 4096, 16384];
+  const decodeTokens = opts.decodeTokens ?? 16;
+  const log = opts.log ?? (() => {});
+  const p = LONG_PRESETS[preset];
+  const longest = Math.max(...contexts) + decodeTokens + 1;
+  const cfg = makeConfig({ ...p, n_ctx: Math.max(p.n_ctx, longest) });
+  const needed = 4 * countParams(cfg);
+  if (['wasm', 'cpu'].includes(tf.getBackend()) && needed > WASM_BYTES) {
+    throw new HeadlensError(
+      `the ${preset} shape needs ${(needed / 2 ** 30).toFixed(1)} GiB of float32 weights; the ${tf.getBackend()} backend holds at most ${WASM_BYTES / 2 ** 30} GiB (a 32-bit WebAssembly memory)`,
+      'run it on --backend webgpu (or tensorflow), or bench a smaller preset',
+    );
+  }
+  log(`bench --long: making ${preset} (random weights) on ${currentBackend()?.name}`);
+  // rank-64 random weights drawn on the backend (RandomInit.lowRank): a full draw in JavaScript would take minutes
+  const model = HookedTransformer.random(cfg, { seed: opts.seed ?? 0, lowRank: 64 });
+  // the fused QKV weights are made on first use: once here, so no context's peak counts them
+  model.runWithHooks([[0]], { logits: 'last' }).dispose();
+  const weightBytes = uniqueBytes(model.paramNames().map((n) => model.param(n)));
+  log(`bench --long: ${model.nParams.toLocaleString('en-US')} parameters, ${(weightBytes / 2 ** 30).toFixed(1)} GiB of weights`);
+  const rng = new Random(opts.seed ?? 1);
+  const rows: LongBenchRow[] = [];
+  try {
+    for (const L of contexts) {
+      // the pools of the last context's shapes go back to the device first (webgpu_guard.ts)
+      const freed = releaseGpuPool();
+      if (freed) log(`bench --long: ${(freed / 2 ** 30).toFixed(2)} GiB of pooled GPU buffers released`);
+      const row: LongBenchRow = { context: L };
+      rows.push(row);
+      const prompt = [Array.from({ length: L }, () => rng.int(0, cfg.d_vocab))];
+      try {
+        // prefill: once to compile the shaders for this shape (GPU) and measure its peak, then timed
+        const first = measurePeak(() => model.runWithHooks(prompt, { logits: 'last' }));
+        row.prefill_peak_bytes = first.peak;
+        await sync(first.out);
+        first.out.dispose();
+        const t0 = now();
+        const out = model.runWithHooks(prompt, { logits: 'last' });
+        await sync(out);
+        out.dispose();
+        row.prefill_ms = now() - t0;
+        row.prefill_tokens_per_s = (L / row.prefill_ms) * 1000;
+        log(`bench --long: ${L} tokens: prefill ${row.prefill_ms.toFixed(0)} ms (${row.prefill_tokens_per_s.toFixed(0)} tokens/s), peak ${(first.peak / 2 ** 30).toFixed(2)} GiB above the weights`);
+        row.decode_ms_per_token = await decodeMs(model, prompt, decodeTokens, false);
+        row.decode_tokens_per_s = 1000 / row.decode_ms_per_token;
+        log(`bench --long: ${L} tokens: decode ${row.decode_ms_per_token.toFixed(1)} ms/token (${row.decode_tokens_per_s.toFixed(1)} tokens/s)`);
+        row.decode_rows_ms_per_token = await decodeMs(model, prompt, decodeTokens, true);
+        row.decode_rows_tokens_per_s = 1000 / row.decode_rows_ms_per_token;
+        log(`bench --long: ${L} tokens: decode with every layer's last attention row cached ${row.decode_rows_ms_per_token.toFixed(1)} ms/token`);
+      } catch (e) {
+        row.error = (e as Error).message.split('\n')[0];
+        log(`bench --long: ${L} tokens: ${row.error}`);
+      }
+    }
+  } finally {
+    model.dispose();
+  }
+  const b = currentBackend();
+  return {
+    backend: b?.name ?? tf.getBackend(),
+    backend_reason: b?.reason ?? '',
+    preset,
+    model: { n_layers: cfg.n_layers, d_model: cfg.d_model, n_heads: cfg.n_heads, d_mlp: cfg.d_mlp ?? 0, d_vocab: cfg.d_vocab, parameters: model.nParams },
+    weight_bytes: weightBytes,
+    decode_tokens: decodeTokens,
+    clock: ['wasm', 'cpu'].includes(tf.getBackend()) ? 'cpu' : 'wall',
+    rows,
+    total_s: (performance.now() - started) / 1000,
+  };
+}
+
+/**
+ * Milliseconds per decoded token after `prompt`, through generateAsync: the clock at each step's token (read
+ * back, so the GPU has finished that step), from the first step (which includes the prefill) to the last.
+ */
+async function decodeMs(model: HookedTransformer, prompt: number[][], steps: number, rows: boolean): Promise<number> {
+  const at: number[] = [];
+  await model.generateAsync(prompt, {
+    maxNewTokens: steps + 1,
+    onStep: () => void at.push(now()),
+    ...(rows ? { names: (n: string) => n.endsWith('attn.hook_pattern'), patternRows: 'last' as const } : {}),
+  });
+  if (at.length < 2) throw new Error(`decoding stopped after ${at.length} step(s)`);
+  return (at[at.length - 1] - at[0]) / (at.length - 1);
+}
