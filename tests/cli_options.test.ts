@@ -77,7 +77,7 @@ describe('headlens help', () => {
       'headlens svd --model M --layer L --head H --circuit qk|ov [--k N] [--json] [--prompt TEXT|IDS] [--query-pos Q] [--key-pos K] [--contrast-key-pos K2] [--fraction F] [--measure projection|exact] [--top N] [--prepend-bos] [--no-prepend-bos] [--backend B]',
       'headlens composition --model M --kind q|k|v [--top N] [--json] [--backend B]',
     ]) expect(all.stdout).toContain(line);
-    for (const name of ['cache', 'demo', 'patch', 'bench', 'train', 'findings', 'scan', 'flow', 'function-vector']) expect(all.stdout).toContain(`headlens ${name} `);
+    for (const name of ['cache', 'demo', 'patch', 'bench', 'train', 'findings', 'scan', 'flow', 'function-vector', 'worker', 'collect']) expect(all.stdout).toContain(`headlens ${name} `);
     const svd = await inProcess('svd', '--help');
     expect(svd.code).toBe(0);
     expect(svd.stdout).toMatch(/^usage: headlens svd /);

@@ -8,7 +8,8 @@
  *               when it finds `navigator.gpu` at import time;
  *   tensorflow  libtensorflow through @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node, if the user
  *               installed one (optional peer dependencies: their install step downloads libtensorflow);
- *   wasm        the default on a CPU: XNNPACK kernels, SIMD, one thread (the threaded build fails in Node);
+ *   wasm        the default on a CPU: XNNPACK kernels, SIMD, one thread (the threaded build does not start in
+ *               Node, and patched to start it still runs one thread: README, "A scan across cores and machines");
  *   cpu         plain JavaScript, about 25× slower than wasm: the last resort.
  * `HEADLENS_BACKEND` or an explicit `backend` option forces one; if it cannot start that is an error,
  * never a silent fallback, so a benchmark always runs where its user thinks it does.

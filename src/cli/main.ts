@@ -24,6 +24,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   flow: async () => (await import('./flow.js')).flowCommand,
   'function-vector': async () => (await import('./function_vector.js')).functionVectorCommand,
   explore: async () => (await import('./explore.js')).exploreCommand,
+  worker: async () => (await import('./worker.js')).workerCommand,
+  collect: async () => (await import('./collect.js')).collectCommand,
 };
 
 async function allCommands(): Promise<Record<string, Command>> {

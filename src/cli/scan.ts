@@ -3,12 +3,13 @@
  * {"model","task","settings","scores","top","causal"?}. Long scans checkpoint each finished item to
  * FILE.partial.json (or --checkpoint FILE); --resume continues one after a crash, recomputing nothing. A scan
  * that finishes removes its checkpoint once the result is written.
+ * The item scans run in --workers N local processes (default: the cores available) or as jobs on a BullMQ
+ * queue (--queue redis://HOST:PORT, run by `headlens worker`); see sweep.ts.
  */
 import * as tf from '@tensorflow/tfjs';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
-import { scan } from '../interp/scores/scan.js';
 import { SCAN_TASKS, ioiTask, scanTask, taskCausalCheck } from '../interp/scores/tasks.js';
 import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
 import { topHeads } from '../interp/scores/head_scores.js';
@@ -17,6 +18,8 @@ import { writeAtlas } from '../viz/atlas.js';
 import { modelInfo } from './model_info.js';
 import { defineCommand, integer, modelOption, option, positiveInt } from './options.js';
 import { progressBar } from './progress.js';
+import { checkQueueReachable } from './scan_queue.js';
+import { queueProgress, runSweep } from './sweep.js';
 import { CAPS, memoryBudget, activationBytes, checkAtMost, fitting, formatBytes } from './size_bounds.js';
 import { withModel } from './with_model.js';
 
@@ -38,13 +41,19 @@ export const scanCommand = defineCommand({
     'ioi-lists': option(z.enum(['auto', 'wang2022', 'headlens']).default('auto'), { description: "with --task ioi: Wang et al.'s templates and names, headlens' own (toy-lm's), or auto (the paper's where the tokenizer spells them)", value: 'L', example: 'auto' }),
     corruption: option(z.enum(['abc', 's2']).default('abc'), { description: 'with --task ioi: abc (IO, S1 and S2 replaced by other names, as Wang et al.) or s2 (S2 alone)', value: 'C', example: 'abc' }),
     positions: option(z.enum(['paper', 'all']).default('paper'), { description: 'with --task ioi: patch senders and receivers at END / S2 / S1+1 as Wang et al. (paper), or at every position (all)', value: 'P', example: 'paper' }),
+    workers: option(positiveInt({ max: 1024, why: 'the most local worker processes' }).optional(), { description: 'run the scan in N local processes, each holding the model once (1: in this process)', value: 'N', example: '2', default: 'the cores available' }),
+    'job-size': option(positiveInt().optional(), { description: 'items per job with --workers or --queue', value: 'K', example: '4', default: '1 locally, about 1/64 of the items on a queue' }),
+    queue: option(z.string().optional(), { description: 'put the jobs on this BullMQ queue (Redis) for `headlens worker`s, and collect the results', value: 'redis://HOST:PORT', example: 'redis://127.0.0.1:6379' }),
+    'queue-name': option(z.string().optional(), { description: 'the BullMQ queue name', value: 'NAME', default: 'headlens-scan' }),
   },
   async run(v) {
     const { task, out, report: reportFile, samples, seed } = v;
     if (!v.json && !out && !reportFile) throw new HeadlensError('say where the result goes: --json (stdout), --out FILE or --report FILE.html', 'e.g. --json');
     const checkpoint = v.checkpoint ?? (out ? `${out}.partial.json` : undefined);
     if (v.resume && !checkpoint) throw new HeadlensError('--resume needs the checkpoint: --out FILE (it uses FILE.partial.json) or --checkpoint FILE');
-    await withModel(v, (model) => {
+    // an unreachable queue is one error before the model loads
+    if (v.queue && task !== 'ioi') await checkQueueReachable(v.queue);
+    await withModel(v, async (model) => {
       checkScanSizes(model, task, samples, v.causal ? v.k : undefined);
       const emit = (report: Record<string, unknown>) => {
         const text = JSON.stringify(report);
@@ -57,6 +66,7 @@ export const scanCommand = defineCommand({
       if (task === 'ioi') {
         // one batch of prompts through path patching: nothing to checkpoint item by item
         if (v.causal || v.resume) throw new HeadlensError('--causal and --resume do not apply to --task ioi', 'drop them');
+        if (v.queue || (v.workers ?? 1) > 1) throw new HeadlensError('--task ioi runs its prompts as one batch of path patching, not as jobs: --workers and --queue do not apply', 'drop them (or --workers 1)');
         const { prompts, droppedNames, warnings, settings: taskSettings } = ioiTask(model, { samples, seed, lists: v['ioi-lists'], corruption: v.corruption });
         for (const w of warnings) console.error(`warning: ${w}`);
         // path patching reports each sweep's progress: a long run is never silent, on a terminal or in a log
@@ -73,7 +83,11 @@ export const scanCommand = defineCommand({
       }
       const setup = scanTask(model, task, { samples, seed });
       if (v.causal && !setup.causal) throw new HeadlensError(`task ${task} has no causal check`, 'drop --causal');
-      const result = scan(model, setup.scorer, { checkpoint, resume: !!v.resume, onProgress: progressBar(task, 'items') });
+      const result = await runSweep(model, setup.scorer, { model: v.model, task, samples, seed }, {
+        checkpoint, resume: !!v.resume, workers: v.workers, jobSize: v['job-size'], queue: v.queue, queueName: v['queue-name'], backend: v.backend,
+        // on a queue, progress is what the queue says of the sweep's jobs
+        ...(v.queue ? { onQueue: queueProgress(task) } : { onProgress: progressBar(task, 'items') }),
+      });
       let causal;
       if (v.causal && setup.causal) {
         const heads = result.top.slice(0, v.k).map(({ layer, head }) => ({ layer, head }));

@@ -44,4 +44,5 @@ export { maskHeadsCheck, topRanked, type MaskCheck, type MaskMetric, type MaskCh
 export { scanTask, ioiTask, chooseIoiLists, SCAN_TASKS, taskCausalCheck, type ScanTask, type TaskSetup, type TaskCausal, type IoiTaskOptions } from './scores/tasks.js';
 export { retrievalTaskWith, type RetrievalTaskOptions } from './scores/tasks/retrieval.js';
 export { scan, itemsHash, type ScanOptions } from './scores/scan.js';
+export { ScanCheckpoint, scanJobs, scanJobId, runScanJob, checkScanJob, type ScanJob, type ScanIdentity, type IndexedItemScores } from './scores/scan.js';
 export { circuitSvd, type CircuitSvd, type CircuitSvdOptions, type SingularDirection, type TokenScore } from './weights/svd_interpreter.js';
