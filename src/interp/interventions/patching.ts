@@ -30,7 +30,7 @@ import type { TokenInput } from '../../model/transformer.js';
 import { headAxisLabels, Labelled, layerAxis, posAxis, type Axis } from '../labelled.js';
 import type { AttentionMaskInput } from '../../model/padding.js';
 import { readAsync, readSync, type Reads } from '../../util/reads.js';
-import { metricMean, type Metric } from '../metrics.js';
+import { metricMean, metricValue, type Metric } from '../metrics.js';
 import { BaseRun, stackedValues, startLayer, variantsPerPass, type PassOptions } from './stacked_runs.js';
 
 /**
@@ -126,7 +126,8 @@ function stackedHooks(source: ActivationCache, chunk: PatchSite[], B: number): F
       const last = rest[rest.length - 1];
       const per = rest.slice(0, -1).reduce((x, y) => x * y, 1);
       const src = source.get(name); // [B, …rest]
-      const mask = variantMask(name, rest, V, list).reshape([V, 1, per, 1]); // [V, 1, …rest with the last axis 1], flattened
+      const m = variantMask(name, rest, V, list); // [V, 1, …rest], the last axis 1 unless sites name a key position
+      const mask = m.reshape([V, 1, per, m.shape[m.rank - 1]]);
       // rank 4 throughout: tfjs' WebGPU backend has no 5-d where, and tiles a 5-d tensor on the CPU
       const a = act.reshape([V, B, per, last]);
       const patched = tf.where(mask, src.reshape([1, B, per, last]), a); // the source's values exactly where masked

@@ -22,6 +22,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
+import { actName } from '../../hooks/act_name.js';
 import type { FactoredMatrix } from '../../linalg/factored_matrix.js';
 import { compositionScore } from './composition.js';
 import { checkHead, ovCircuit, qkCircuit } from './head_circuits.js';
@@ -318,8 +319,8 @@ export function componentInhibition(
     if (!(Number.isInteger(c) && c >= 0 && c < S.length)) throw new HeadlensError(`component ${c} is not in 0..${S.length - 1}`);
   });
   const d = model.cfg.d_model;
-  const patternName = `blocks.${receiver.layer}.attn.hook_pattern`;
-  const resultName = `blocks.${sender.layer}.attn.hook_result`;
+  const patternName = actName('pattern', receiver.layer);
+  const resultName = actName('result', sender.layer);
   /** Mean pattern difference with the sender's output multiplied by `keep` [d_model, d_model] (null: intact). */
   const measure = (keep: tf.Tensor2D | null): number => {
     const hooks: FwdHook[] = keep
