@@ -9,7 +9,7 @@
  *   headlens/bench     the benchmark
  *   headlens/viz       pictures (d3, Plot)
  */
-export { initBackend, currentBackend, BACKENDS, type BackendName, type BackendChoice } from './backend/index.js';
+export { initBackend, currentBackend, releaseGpuPool, BACKENDS, type BackendName, type BackendChoice } from './backend/index.js';
 export { HeadlensError } from './errors.js';
 export { makeConfig, ConfigSchema, type HookedConfig, type HookedConfigInput } from './model/config.js';
 export { paramShapes, countParams } from './model/params.js';
@@ -20,7 +20,7 @@ export type { TextTokenizer } from './model/tokenizer.js';
 export { processWeights, foldLayerNorm, centerWritingWeights, centerUnembed, type ProcessingOptions } from './model/weight_processing.js';
 export { HookedTransformer, nextTokenLoss, type HookFn, type FwdHook, type HookContext, type NamesFilter, type RunOptions, type CacheOptions, type PatternRows, type PaddedTokens, type LossOptions } from './hooks/hooked_transformer.js';
 export type { AttentionMaskInput } from './model/padding.js';
-export { generate, type GenerateOptions, type GenerateResult, type GenerateStep } from './hooks/generate.js';
+export { generate, generateAsync, type GenerateOptions, type GenerateResult, type GenerateStep } from './hooks/generate.js';
 export { ActivationCache, headAxis, type PosSlice, type ResidStack, type AccumulatedResidOptions, type DecomposeResidOptions } from './hooks/activation_cache.js';
 export { actName, layerOf, type HookName, type BlockHookName, type ActShortName } from './hooks/act_name.js';
 export { hookName, hookAxes, positionAxis, type HookAxis } from './hooks/act_name.js';
