@@ -60,6 +60,10 @@ export function toyLmAcceptance(name: string, dir: string): void {
         expect(m.nameMovers.length).toBeGreaterThan(0);
         expect(m.carried).toBeGreaterThanOrEqual(0.5);
       });
+      it('as many random heads, their direct paths patched the same way, carry far less (the control)', () => {
+        expect(m.random.length).toBe(8);
+        expect(m.randomCarriedMean).toBeLessThan(m.carried / 2);
+      });
     });
 
     describe('temporal', () => {

@@ -22,6 +22,7 @@ import { retrievalHeads } from '../interp/scores/retrieval.js';
 import { factAccuracy, ioiLogitDiff, letterAccuracy } from '../interp/scores/task_metrics.js';
 import { ioiTask, scanTask, taskCausalCheck } from '../interp/scores/tasks.js';
 import { IOI_HELD_OUT } from './toy_lm_data.js';
+import { Random } from '../util/random.js';
 
 const label = (hs: HeadRef[]) => hs.map((h) => headLabel(h.layer, h.head));
 
@@ -97,6 +98,18 @@ export function ioiFindings(model: HookedTransformer, opts: { corruption?: IoiCo
   const base = { clean: prompts.map((p) => p.clean), corrupted: prompts.map((p) => p.corrupted), metric: logitDiff(prompts.map((p) => p.io), prompts.map((p) => p.s)) };
   const endOnly = positions === 'paper' ? { senderPositions: [prompts[0].clean.length - 1] } : {};
   const patchedDirect = movers.length ? pathPatch(model, movers, { kind: 'logits' }, { ...base, ...endOnly }) : classes.clean;
+  // the control: as many seeded random heads, never the name movers, their direct paths patched the same way
+  const rng = new Random(11);
+  const others = Array.from({ length: model.cfg.n_layers * model.cfg.n_heads }, (_, i) => ({ layer: Math.floor(i / model.cfg.n_heads), head: i % model.cfg.n_heads }))
+    .filter((h) => !movers.some((m) => m.layer === h.layer && m.head === h.head));
+  const randomDraws = movers.length
+    ? Array.from({ length: 8 }, () => {
+        const pool = [...others];
+        const heads = Array.from({ length: movers.length }, () => pool.splice(rng.int(0, pool.length), 1)[0]);
+        const v = pathPatch(model, heads, { kind: 'logits' }, { ...base, ...endOnly });
+        return { heads: label(heads), carried: (classes.clean - v) / classes.clean };
+      })
+    : [];
   const best = topHeads(classes.nameMoverStrength)[0];
   const look = (k: keyof typeof classes.attention) => classes.attention[k][best.layer][best.head];
   const found = Object.entries(classes.classes).filter(([, hs]) => hs.length).map(([k]) => k);
@@ -116,6 +129,9 @@ export function ioiFindings(model: HookedTransformer, opts: { corruption?: IoiCo
     carried: (classes.clean - patchedDirect) / classes.clean,
     /** The same loss over the clean–corrupted gap (ABC prompts can go below 0, so `carried` can pass 100 %). */
     carriedOfGap: (classes.clean - patchedDirect) / (classes.clean - classes.corrupted),
+    /** The same share for 8 seeded draws of as many random heads (never the name movers), and their mean. */
+    random: randomDraws,
+    randomCarriedMean: randomDraws.length ? randomDraws.reduce((a, d) => a + d.carried, 0) / randomDraws.length : 0,
     strongestDirect: { head: headLabel(best.layer, best.head), share: best.score, endToIo: look('endToIo'), endToS1: look('endToS'), endToS2: look('endToS2') },
   };
 }
