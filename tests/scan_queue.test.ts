@@ -80,7 +80,8 @@ describe('headlens scan --queue', () => {
   it('a worker killed with SIGKILL in the middle of a job: another finishes it; nothing lost, nothing counted twice', async () => {
     const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'headlens-queue-')), 'scan.json');
     // one job of all 12 items, so the kill lands inside it
-    const submit = runHeadlens([...SCAN, '--queue', redis.url, '--queue-name', 'kill', '--job-size', String(SAMPLES), '--out', out]);
+    // a named checkpoint outlives the finished scan (the default FILE.partial.json is removed): read below
+    const submit = runHeadlens([...SCAN, '--queue', redis.url, '--queue-name', 'kill', '--job-size', String(SAMPLES), '--out', out, '--checkpoint', `${out}.checkpoint.json`]);
     const a = startWorker('kill');
     const queue = new Queue('kill', { connection: connection() });
     try {
@@ -100,7 +101,7 @@ describe('headlens scan --queue', () => {
       expect(r.code, r.stderr).toBe(0);
       await stopWorker(b);
       expect(pick(JSON.parse(readFileSync(out, 'utf8')))).toEqual(reference);
-      const cp = JSON.parse(readFileSync(`${out}.partial.json`, 'utf8'));
+      const cp = JSON.parse(readFileSync(`${out}.checkpoint.json`, 'utf8'));
       expect(cp.results.map((x: { index: number }) => x.index).sort((p: number, q: number) => p - q)).toEqual([...Array(SAMPLES).keys()]);
       expect(cp.jobs).toEqual([active.id]);
       expect(completedLines(a.log())).toEqual([]);

@@ -2,7 +2,7 @@
  * `headlens scan`: score every head of a model on a task, print or write
  * {"model","task","settings","scores","top","causal"?}. Long scans checkpoint each finished item to
  * FILE.partial.json (or --checkpoint FILE); --resume continues one after a crash, recomputing nothing. A scan
- * that finishes removes its checkpoint once the result is written.
+ * that finishes removes FILE.partial.json once the result is written; a checkpoint named with --checkpoint is kept.
  * The item scans run in --workers N local processes (default: the cores available) or as jobs on a BullMQ
  * queue (--queue redis://HOST:PORT, run by `headlens worker`); see sweep.ts.
  */
@@ -34,7 +34,7 @@ export const scanCommand = defineCommand({
     k: option(positiveInt().default(3), { description: "with --causal: how many top heads to mask (fewer than the model's heads)", value: 'K', example: '3' }),
     draws: option(positiveInt({ max: CAPS.draws, why: 'the most random head sets a causal check draws (each runs the whole task)' }).default(5), { description: `with --causal: how many random sets of heads to compare with (at most ${CAPS.draws})`, value: 'D', example: '5' }),
     resume: option(z.boolean().optional(), { description: 'continue a scan from its checkpoint' }),
-    checkpoint: option(z.string().optional(), { description: 'where finished items are kept', value: 'FILE', default: 'FILE.partial.json for --out FILE' }),
+    checkpoint: option(z.string().optional(), { description: 'where finished items are kept (kept after the scan; the default one is removed once the result is written)', value: 'FILE', default: 'FILE.partial.json for --out FILE' }),
     json: option(z.boolean().optional(), { description: 'print the result as JSON on stdout' }),
     out: option(z.string().optional(), { description: 'write the result as JSON', value: 'FILE.json' }),
     report: option(z.string().optional(), { description: 'write the head atlas of the scan', value: 'FILE.html' }),
@@ -97,8 +97,9 @@ export const scanCommand = defineCommand({
       const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(result.dropped ? { dropped: result.dropped } : {}), ...(causal ? { causal } : {}) };
       emit(report);
       if (reportFile) writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]));
-      // the checkpoint is for resuming an unfinished scan; once the result is out it would only make the next run ask for --resume
-      if (checkpoint && existsSync(checkpoint)) rmSync(checkpoint);
+      // the implicit FILE.partial.json is for resuming an unfinished scan; once the result is out it would only make the
+      // next run ask for --resume. A checkpoint named with --checkpoint is the user's record of the sweep: kept.
+      if (checkpoint && !v.checkpoint && existsSync(checkpoint)) rmSync(checkpoint);
     });
   },
 });
