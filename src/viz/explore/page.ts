@@ -232,13 +232,7 @@ function lastRow(logits: tf.Tensor3D): Float32Array {
 
 /** Recomputes everything that depends on the model, prompt and interventions. */
 function recompute(): void {
-  const m = model;
-  if (!m) return;
-  const t = performance.now();
-  document.body.dataset.state = 'busy';
-  clearError();
-  writeUrl();
-  try {
+  update((m) => {
     const ids = checkedTokens(m, state.prompt);
     const ans = answerId(m, state.answer, 'answer');
     const wrong = answerId(m, state.wrong, 'wrong answer');
@@ -270,13 +264,35 @@ function recompute(): void {
     drawAnswer(outcome(last, ans, wrong));
     drawGrid(patterns);
     drawPattern(strs, patterns);
+  }, {
+    writeUrl: true,
+    after: () => {
+      if (firstPicture) {
+        firstPicture = false;
+        // performance.now() counts from the navigation's start: the time from opening the page
+        document.body.dataset.firstPictureMs = performance.now().toFixed(1);
+      }
+      $('timing').textContent = `first attention picture ${document.body.dataset.firstPictureMs} ms after the page was opened; last update ${document.body.dataset.updateMs} ms`;
+    },
+  });
+}
+
+/**
+ * One recomputation on the loaded model (nothing without one): the page is marked busy, and on success the time it
+ * took and the tensor count are recorded (the browser test reads both) before `after` runs; an error is shown and the
+ * page keeps its last state.
+ */
+function update(work: (m: HookedTransformer) => void, opts: { writeUrl?: boolean; after?: () => void } = {}): void {
+  const m = model;
+  if (!m) return;
+  const t = performance.now();
+  document.body.dataset.state = 'busy';
+  clearError();
+  if (opts.writeUrl) writeUrl();
+  try {
+    work(m);
     document.body.dataset.updateMs = (performance.now() - t).toFixed(1);
-    if (firstPicture) {
-      firstPicture = false;
-      // performance.now() counts from the navigation's start: the time from opening the page
-      document.body.dataset.firstPictureMs = performance.now().toFixed(1);
-    }
-    $('timing').textContent = `first attention picture ${document.body.dataset.firstPictureMs} ms after the page was opened; last update ${document.body.dataset.updateMs} ms`;
+    opts.after?.();
     document.body.dataset.tensors = String(tf.memory().numTensors);
     document.body.dataset.state = 'ready';
   } catch (e) {
@@ -397,13 +413,7 @@ function drawPattern(strs: string[], patterns: number[][][][]): void {
 
 /** Activation patching over heads (and positions): clean head outputs into the corrupted run, measured by the logit difference. */
 function runPatching(): void {
-  const m = model;
-  if (!m) return;
-  const t = performance.now();
-  document.body.dataset.state = 'busy';
-  clearError();
-  writeUrl();
-  try {
+  update((m) => {
     const clean = checkedTokens(m, state.prompt);
     const corrupted = checkedTokens(m, state.corrupted);
     if (corrupted.length !== clean.length) throw new HeadlensError(`the corrupted prompt is ${corrupted.length} tokens and the prompt ${clean.length}`, 'patching needs prompts of the same length: change only the decisive word');
@@ -440,22 +450,12 @@ function runPatching(): void {
       headGrid(grid, { title: 'activation patching', scoreLabel: byPos ? 'logit difference (the position with the largest effect)' : 'logit difference', diverging: true, top: 3, byMagnitude: true, cellSize: 36 }).svg,
       `<table class="hl-table patch">${table.join('')}</table>`,
     ].join('');
-    document.body.dataset.updateMs = (performance.now() - t).toFixed(1);
-    document.body.dataset.tensors = String(tf.memory().numTensors);
-    document.body.dataset.state = 'ready';
-  } catch (e) {
-    showError(e);
-  }
+  }, { writeUrl: true });
 }
 
 /** Logit lens and DLA of the top heads, on the model without interventions. */
 function runAttribution(): void {
-  const m = model;
-  if (!m) return;
-  const t = performance.now();
-  document.body.dataset.state = 'busy';
-  clearError();
-  try {
+  update((m) => {
     const ids = checkedTokens(m, state.prompt);
     const ans = answerId(m, state.answer, 'answer');
     const wrong = answerId(m, state.wrong, 'wrong answer');
@@ -472,12 +472,7 @@ function runAttribution(): void {
       dla = `<h3>direct logit attribution of the top heads (${wrong === undefined ? 'answer logit' : 'logit difference'})</h3><table class="hl-table dla">${heads.slice(0, 6).map((x) => `<tr><td>${x.label}</td><td data-value="${x.v}">${signed(x.v)}</td></tr>`).join('')}</table>`;
     }
     $('attribution').innerHTML = `<h3>logit lens at the last token</h3><table class="hl-table lens"><tr><th>residual</th><th>top tokens</th><th>answer rank</th><th>answer probability</th></tr>${lensRows.join('')}</table>${dla}`;
-    document.body.dataset.updateMs = (performance.now() - t).toFixed(1);
-    document.body.dataset.tensors = String(tf.memory().numTensors);
-    document.body.dataset.state = 'ready';
-  } catch (e) {
-    showError(e);
-  }
+  });
 }
 
 /** Shows the head scores of a `headlens scan` result (its JSON) for the loaded model. */
