@@ -77,3 +77,15 @@ export const PATCH_CORRUPTED = [
   [10, 20, 33, 40, 50],
   [11, 22, 31, 41, 51],
 ];
+
+/**
+ * Starts the webgpu backend on SwiftShader (HEADLENS_WEBGPU_ADAPTER=swiftshader, src/backend/index.ts), the CPU
+ * implementation of Vulkan that Debian's chromium package ships: tests of WebGPU code run without a GPU. Throws,
+ * never skips, when it cannot start: .ci/run installs chromium, so a missing adapter is a broken setup.
+ */
+export async function startSoftwareWebGPU(): Promise<void> {
+  process.env.HEADLENS_WEBGPU_ADAPTER = 'swiftshader';
+  const { initBackend } = await import('../src/backend/index.js');
+  const choice = await initBackend({ backend: 'webgpu' });
+  if (!/SwiftShader/.test(choice.reason)) throw new Error(`expected WebGPU on SwiftShader, got: ${choice.reason}`);
+}

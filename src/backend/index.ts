@@ -127,13 +127,14 @@ async function startWebGPU(): Promise<string> {
     } catch {
       throw new Error("the optional package 'webgpu' is not installed (npm install webgpu)");
     }
+    const software = softwareVulkan();
     const gpu = mod.create([]);
     const adapter = await gpu.requestAdapter();
-    if (!adapter) throw new Error('Dawn found no GPU adapter');
+    if (!adapter) throw new Error(software ? `Dawn found no adapter through SwiftShader (${software})` : 'Dawn found no GPU adapter');
     Object.assign(globalThis, mod.globals);
     // Node 21+ defines a read-only navigator; replace it rather than mutate it
     Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
-    via = "Dawn (npm 'webgpu')";
+    via = software ? `Dawn (npm 'webgpu') on SwiftShader, a CPU implementation of Vulkan (${software}): for checking WebGPU code, far slower than a GPU` : "Dawn (npm 'webgpu')";
   } else {
     const adapter = await g.navigator.gpu.requestAdapter();
     if (!adapter) throw new Error('navigator.gpu has no adapter');
@@ -150,6 +151,34 @@ async function startWebGPU(): Promise<string> {
     reads = '; no synchronous reads in Node: use the async forms';
   }
   return `GPU adapter through ${via} (tensors up to ${mib(Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize))}${reads})`;
+}
+
+/**
+ * HEADLENS_WEBGPU_ADAPTER=swiftshader runs the webgpu backend on SwiftShader, Google's CPU implementation of Vulkan,
+ * so WebGPU code (tfjs' kernels, headlens' own, the async reads) can be checked on a machine without a GPU, as the
+ * tests do. Chromium ships it (Debian's chromium package: /usr/lib/chromium/vk_swiftshader_icd.json); another ICD
+ * file can be named with HEADLENS_VK_ICD. Sets the Vulkan loader's VK_ICD_FILENAMES before Dawn starts; returns the
+ * ICD file, or undefined when the variable is not set.
+ */
+function softwareVulkan(): string | undefined {
+  const want = process.env.HEADLENS_WEBGPU_ADAPTER;
+  if (!want) return undefined;
+  if (want !== 'swiftshader') {
+    throw new HeadlensError(`HEADLENS_WEBGPU_ADAPTER='${want}' is not known`, "use 'swiftshader', or unset it to use the GPU");
+  }
+  const icd = [process.env.HEADLENS_VK_ICD, '/usr/lib/chromium/vk_swiftshader_icd.json', '/usr/lib64/chromium/vk_swiftshader_icd.json'].find(
+    (f): f is string => !!f && existsSync(f),
+  );
+  if (!icd) {
+    throw new HeadlensError(
+      'HEADLENS_WEBGPU_ADAPTER=swiftshader: no SwiftShader Vulkan ICD file found',
+      "install Debian's chromium package (it ships /usr/lib/chromium/vk_swiftshader_icd.json) or name the file with HEADLENS_VK_ICD",
+    );
+  }
+  process.env.VK_ICD_FILENAMES = icd;
+  // the Vulkan loader complains on stderr without it; any writable folder will do
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  return icd;
 }
 
 interface GPUish {
