@@ -18,6 +18,7 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
+import { bhpView, bphView, fusedAttention, fusedKVAppend, fusedRotary, FUSED_ATTENTION_MAX_D_HEAD, type HeadView } from '../backend/webgpu_kernels/index.js';
 
 export interface AttentionContext {
   /**
@@ -46,6 +47,11 @@ export interface AttentionContext {
   fused?: boolean;
   /** Free each step's temporaries (transposes, unscaled scores) as soon as the step ends. */
   scoped?: boolean;
+  /**
+   * Fused WebGPU kernels (optimisations.fusedKernels on the webgpu backend, no gradient recorded): see `fusedPath`.
+   * `keyMask` gives the padded batch's key mask [batch, key_pos] (1 real, 0 padding), made once per forward.
+   */
+  kernels?: { keyMask?: () => tf.Tensor2D };
 }
 
 type Param = (name: string) => tf.Tensor;
@@ -56,6 +62,13 @@ type Param = (name: string) => tf.Tensor;
  * Infinity turns slicing off.
  */
 export const attentionSlicing = { maxBytes: 256 * 2 ** 20 };
+
+/**
+ * The fused attention kernel (src/backend/webgpu_kernels/attention.ts) runs one workgroup per query row and head,
+ * each reading every key: right for decoding and short prompts, not for long prefills, where the matmul path
+ * (sliced if need be) shares its key reads across rows. It takes at most this many new query rows.
+ */
+export const fusedAttentionRows = { max: 128 };
 
 /** x·W + b for per-head weights W [head, d_model, d_head]: x [batch, pos, d_model] → [batch, pos, head, d_head]. */
 function project(x2d: tf.Tensor2D, W: tf.Tensor, b: tf.Tensor, batch: number, pos: number): tf.Tensor4D {
@@ -100,6 +113,9 @@ export function attention(
   const H = blockHooks(layer);
   const [batch, pos, d] = x.shape;
   const { n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
+  if (ctx.kernels && pos <= fusedAttentionRows.max && e <= FUSED_ATTENTION_MAX_D_HEAD && !hp.wants(H['attn.hook_attn_scores']) && !hp.wants(H['attn.hook_pattern'])) {
+    return fusedPath(cfg, layer, x, P, hp, ctx);
+  }
   const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
   let q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D;
   if (ctx.qkv) {
@@ -120,11 +136,83 @@ export function attention(
   const step = <T extends tf.Tensor>(f: () => T): T => (ctx.scoped ? tf.tidy(f) : f());
   // with a KV cache, keys and values of every position so far: [batch, kv_head, key_pos, d_head], kept by the cache
   const cached = ctx.kvCache ? extendCache(ctx.kvCache, layer, k, v) : undefined;
-  let scale = cfg.attn_scale;
-  if (cfg.scale_attn_by_inverse_layer_idx) scale *= layer + 1;
+  const scale = scaleOf(cfg, layer);
   const keyPos = cached ? cached.k.shape[2] : pos;
   const z = sliced(cfg, hp, H, ctx, q, cached?.k ?? k, cached?.v ?? v, !!cached, keyPos, scale) ?? wholeZ(cfg, hp, H, ctx, q, cached, k, v, scale, step);
   return output(cfg, layer, hp, z, P, ctx);
+}
+
+function scaleOf(cfg: HookedConfig, layer: number): number {
+  return cfg.scale_attn_by_inverse_layer_idx ? cfg.attn_scale * (layer + 1) : cfg.attn_scale;
+}
+
+/**
+ * Attention through the fused WebGPU kernels, for when nobody looks at the scores or the pattern. Where no hook
+ * listens at hook_q / hook_k / hook_v / hook_rot_q / hook_rot_k either, q, k and v are never cut out of the fused
+ * QKV matmul's output: one dispatch rotates q and k together (rotary models), one per cache tensor appends the new
+ * keys and values to the KV cache, and one computes hook_z, all reading through strides. Otherwise q, k and v are
+ * made and hooked as on the plain path and the rotation is one dispatch per tensor. Either way hook_z, hook_result
+ * and everything after are the plain path's.
+ */
+function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, hp: HookPoints, ctx: AttentionContext): tf.Tensor3D {
+  const n = `blocks.${layer}.attn`;
+  const H = blockHooks(layer);
+  const [batch, pos, d] = x.shape;
+  const { n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
+  const rotary = cfg.positional_embedding_type === 'rotary';
+  const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
+  const rotate = (t: tf.Tensor, heads: number, colOffset: number, rowStride: number) =>
+    fusedRotary(t, ctx.cos!, ctx.sin!, { batch, pos, heads, dHead: e, colOffset, rowStride, rotaryDim: cfg.rotary_dim! });
+  const hooked = (['attn.hook_q', 'attn.hook_k', 'attn.hook_v', 'attn.hook_rot_q', 'attn.hook_rot_k'] as const).some((name) => hp.wants(H[name]));
+  let q: HeadView, kNew: HeadView, vNew: HeadView;
+  if (ctx.qkv && !hooked) {
+    const width = (h + 2 * kv) * e;
+    const qkv = linear(x2d, ctx.qkv.W, ctx.qkv.b, ctx.fused ?? false); // [batch*pos, (head + 2·kv_head)·d_head]
+    const rows: [number, number, number] = [pos * width, width, e];
+    vNew = { tensor: qkv, offset: (h + kv) * e, strides: rows };
+    if (rotary) {
+      const qk = rotate(qkv, h + kv, 0, width); // [batch, pos, head + kv_head, d_head]: q's heads, then k's
+      const qkRows: [number, number, number] = [pos * (h + kv) * e, (h + kv) * e, e];
+      q = { tensor: qk, offset: 0, strides: qkRows };
+      kNew = { tensor: qk, offset: h * e, strides: qkRows };
+    } else {
+      q = { tensor: qkv, offset: 0, strides: rows };
+      kNew = { tensor: qkv, offset: h * e, strides: rows };
+    }
+  } else {
+    let qt: tf.Tensor4D, kt: tf.Tensor4D, vt: tf.Tensor4D;
+    if (ctx.qkv) {
+      const [qf, kf, vf] = tf.split(linear(x2d, ctx.qkv.W, ctx.qkv.b, ctx.fused ?? false), [h * e, kv * e, kv * e], 1);
+      qt = hp.point(H['attn.hook_q'], qf.reshape([batch, pos, h, e]) as tf.Tensor4D);
+      kt = hp.point(H['attn.hook_k'], kf.reshape([batch, pos, kv, e]) as tf.Tensor4D);
+      vt = hp.point(H['attn.hook_v'], vf.reshape([batch, pos, kv, e]) as tf.Tensor4D);
+    } else {
+      qt = hp.point(H['attn.hook_q'], project(x2d, P(`${n}.W_Q`), P(`${n}.b_Q`), batch, pos));
+      kt = hp.point(H['attn.hook_k'], project(x2d, P(`${n}.W_K`), P(`${n}.b_K`), batch, pos));
+      vt = hp.point(H['attn.hook_v'], project(x2d, P(`${n}.W_V`), P(`${n}.b_V`), batch, pos));
+    }
+    if (rotary) {
+      qt = hp.point(H['attn.hook_rot_q'], rotate(qt, h, 0, h * e));
+      kt = hp.point(H['attn.hook_rot_k'], rotate(kt, kv, 0, kv * e));
+    }
+    [q, kNew, vNew] = [bphView(qt), bphView(kt), bphView(vt)];
+  }
+  let k = kNew;
+  let v = vNew;
+  let keys = pos;
+  if (ctx.kvCache) {
+    // the layer's keys and values so far, [batch, kv_head, key_pos, d_head], staged in (and kept by) the cache
+    const past = ctx.kvCache.past(layer);
+    const kAll = fusedKVAppend(past?.k, kNew, batch, kv, pos, e);
+    const vAll = fusedKVAppend(past?.v, vNew, batch, kv, pos, e);
+    ctx.kvCache.stage(layer, kAll, vAll);
+    [k, v, keys] = [bhpView(kAll), bhpView(vAll), kAll.shape[2]];
+  }
+  const z = fusedAttention(q, k, v, {
+    batch, rows: pos, heads: h, kvHeads: kv, dHead: e, keys, scale: scaleOf(cfg, layer),
+    queryStart: keys - pos, window: cfg.sliding_window, keyMask: ctx.padded ? ctx.kernels!.keyMask!() : undefined,
+  }); // [batch, pos, head, d_head]
+  return output(cfg, layer, hp, hp.point(H['attn.hook_z'], z), P, ctx);
 }
 
 /**

@@ -5,6 +5,7 @@
  * gated), hook_pre_linear (gated only: x·W_in), hook_post [batch, pos, d_mlp].
  */
 import * as tf from '@tensorflow/tfjs';
+import { fusedActivation, fusedGatedActivation } from '../backend/webgpu_kernels/index.js';
 import { activation } from './activation.js';
 import type { HookedConfig } from './config.js';
 import { blockHooks } from './hook_names.js';
@@ -15,8 +16,11 @@ export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor, fused: bool
   return (fused ? tf.fused.matMul({ a: x, b: W, bias: b }) : tf.tidy(() => x.matMul(W).add(b))) as tf.Tensor2D; // the product before the bias freed at once
 }
 
-/** `fused`: biases inside the matmul kernels; `scoped`: the activation function's temporaries freed at once. */
-export function mlp(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: (name: string) => tf.Tensor, hp: HookPoints, fused = false, scoped = false): tf.Tensor3D {
+/**
+ * `fused`: biases inside the matmul kernels; `scoped`: the activation function's temporaries freed at once;
+ * `kernels`: the activation (or SwiGLU's act(gate)·up) in one WebGPU dispatch (src/backend/webgpu_kernels).
+ */
+export function mlp(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: (name: string) => tf.Tensor, hp: HookPoints, fused = false, scoped = false, kernels = false): tf.Tensor3D {
   const n = `blocks.${layer}.mlp`; // parameter prefix
   const H = blockHooks(layer);
   const [batch, pos, d] = x.shape;
@@ -28,10 +32,10 @@ export function mlp(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: (name: 
   if (cfg.gated_mlp) {
     const gate = hp.point(H['mlp.hook_pre'], project(`${n}.W_gate`, `${n}.b_gate`));
     const lin = hp.point(H['mlp.hook_pre_linear'], project(`${n}.W_in`, `${n}.b_in`));
-    post = hp.point(H['mlp.hook_post'], act(() => activation(cfg.act_fn, gate).mul(lin) as tf.Tensor3D));
+    post = hp.point(H['mlp.hook_post'], kernels ? (fusedGatedActivation(cfg.act_fn, gate, lin) as tf.Tensor3D) : act(() => activation(cfg.act_fn, gate).mul(lin) as tf.Tensor3D));
   } else {
     const pre = hp.point(H['mlp.hook_pre'], project(`${n}.W_in`, `${n}.b_in`));
-    post = hp.point(H['mlp.hook_post'], act(() => activation(cfg.act_fn, pre) as tf.Tensor3D));
+    post = hp.point(H['mlp.hook_post'], kernels ? (fusedActivation(cfg.act_fn, pre) as tf.Tensor3D) : act(() => activation(cfg.act_fn, pre) as tf.Tensor3D));
   }
   const out = linear(post.reshape([batch * pos, m]) as tf.Tensor2D, P(`${n}.W_out`) as tf.Tensor2D, P(`${n}.b_out`), fused);
   return out.reshape([batch, pos, d]) as tf.Tensor3D;

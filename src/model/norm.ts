@@ -3,11 +3,14 @@
  * [batch, pos, 1] (the divisor) and `{prefix}.hook_normalized` [batch, pos, d_model], the norm's output
  * after its weight (and bias). That is the tensor transformers returns, so `ln_final.hook_normalized`
  * equals its last hidden state (TransformerLens' RMSNorm hooks the value before the weight instead).
+ * With `kernels` (webgpu, optimisations.fusedKernels) the norm is one dispatch, or two when a hook listens at
+ * hook_scale: the scale, then the norm with whatever the hook point returned (src/backend/webgpu_kernels/norm.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import type { HookedConfig } from './config.js';
 import { normHooks } from './hook_names.js';
 import type { HookPoints } from './hook_point.js';
+import { fusedNorm, fusedNormApply, fusedNormScale } from '../backend/webgpu_kernels/index.js';
 
 export function norm(
   cfg: HookedConfig,
@@ -16,9 +19,15 @@ export function norm(
   b: tf.Tensor | undefined,
   prefix: string,
   hp: HookPoints,
+  kernels = false,
 ): tf.Tensor3D {
   if (cfg.normalization_type === null) return x;
   const H = normHooks(prefix);
+  if (kernels) {
+    const type = cfg.normalization_type;
+    const out = hp.wants(H.scale) ? fusedNormApply(x, hp.point(H.scale, fusedNormScale(x, cfg.eps, type)), w!, b, type) : fusedNorm(x, w!, b, cfg.eps, type);
+    return hp.point(H.normalized, out as tf.Tensor3D);
+  }
   const centred = cfg.normalization_type === 'LN' ? x.sub(x.mean(-1, true)) : x;
   const scale = hp.point(H.scale, centred.square().mean(-1, true).add(cfg.eps).sqrt()); // [batch, pos, 1]
   let out = centred.div(scale).mul(w!);

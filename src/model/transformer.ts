@@ -16,6 +16,7 @@ import { norm } from './norm.js';
 import { countParams, paramShapes } from './params.js';
 import { hasPadding, maskRows, paddedMask, positionIds, type AttentionMaskInput } from './padding.js';
 import { rotaryTables, rotaryTablesAt } from './rotary.js';
+import { fusedKernelsActive } from '../backend/webgpu_kernels/index.js';
 
 /** Token ids [batch, pos]: nested arrays, one sequence, or an int32 tensor. */
 export type TokenInput = number[][] | number[] | tf.Tensor;
@@ -32,11 +33,15 @@ export type TokenInput = number[][] | number[] | tf.Tensor;
  *   fusedMatMul    bias added inside the matmul kernel (tf.fused.matMul) instead of a separate add (one
  *                  kernel launch fewer per linear layer on a GPU; not used on wasm, where it is slower);
  *   lazyHooks      activations that exist only to be hooked (hook_pos_embed's [batch, pos, d_model] copy)
- *                  are made only when a hook or cache asks for them.
+ *                  are made only when a hook or cache asks for them;
+ *   fusedKernels   on the webgpu backend, norms, the MLP's activation, rotary, the KV cache's append and attention
+ *                  (when nobody asks for scores or patterns; at most fusedAttentionRows.max query rows) each run
+ *                  as one dispatch of headlens' own WGSL (src/backend/webgpu_kernels) instead of one per tfjs op.
+ *                  Never on other backends, and never while a gradient is recorded (the kernels have none).
  */
-export const optimisations = { cachedWeights: true, blockScopes: true, fusedMatMul: true, lazyHooks: true };
+export const optimisations = { cachedWeights: true, blockScopes: true, fusedMatMul: true, lazyHooks: true, fusedKernels: true };
 
-export { attentionSlicing } from './attention.js';
+export { attentionSlicing, fusedAttentionRows } from './attention.js';
 
 export interface ForwardOptions {
   interceptor?: Interceptor;
@@ -356,6 +361,10 @@ export class Transformer {
     const offset = kvCache?.length ?? 0; // positions already in the cache: the mask and rotation use absolute positions
     // the whole mask [query_pos, key_pos] is made on first use (attention slicing long prompts never asks for it)
     let whole: tf.Tensor2D | tf.Tensor4D | undefined;
+    // fused kernels: checked once per forward (the backend, and whether a gradient is being recorded)
+    const kernels = optimisations.fusedKernels && fusedKernelsActive();
+    let keyMask: tf.Tensor2D | undefined; // a padded batch's key mask [batch, key_pos] for the fused attention
+    const keyMaskOf = () => (keyMask ??= tf.keep(tf.tensor2d(pad!.keyRows, [batch, pad!.keyRows[0].length])));
     const mask = () => {
       if (whole) return whole;
       const causal = causalMask(pos, cfg.sliding_window, offset);
@@ -367,11 +376,12 @@ export class Transformer {
     const causalRows = (rows: number[]) => causalMaskRows(rows, offset + pos, cfg.sliding_window, offset);
     // each row's rotary positions count its real tokens in a padded batch (padding.ts)
     const rotary = cfg.rotary_dim ? (pad ? rotaryTablesAt(cfg, pad.positions) : rotaryTables(cfg, pos, offset)) : {};
-    const ctx = { mask, causalRows, padded: pad !== undefined, fused, kvCache, ...rotary };
+    const ctx = { mask, causalRows, padded: pad !== undefined, fused, kvCache, ...rotary, ...(kernels ? { kernels: { keyMask: keyMaskOf } } : {}) };
     try {
       return this.blocksWith(x, first, hp, ctx, stopAtLayer, lastOnly);
     } finally {
       whole?.dispose();
+      keyMask?.dispose();
     }
   }
 
@@ -380,8 +390,9 @@ export class Transformer {
     const P = (n: string) => this.param(n);
     const [batch, pos] = x.shape;
     const fused = ctx.fused ?? false;
+    const kernels = ctx.kernels !== undefined;
     // a norm's temporaries (centred, squared, …) freed as soon as it returns
-    const ln = (x: tf.Tensor3D, p: string) => (optimisations.blockScopes ? tf.tidy(() => norm(cfg, x, ...this.normParams(p), p, hp)) : norm(cfg, x, ...this.normParams(p), p, hp));
+    const ln = (x: tf.Tensor3D, p: string) => (optimisations.blockScopes ? tf.tidy(() => norm(cfg, x, ...this.normParams(p), p, hp, kernels)) : norm(cfg, x, ...this.normParams(p), p, hp, kernels));
     const block = (l: number, x: tf.Tensor3D): tf.Tensor3D => {
       const b = `blocks.${l}`; // the norms' prefix: their parameters and hook points are named under it
       const H = blockHooks(l);
@@ -392,11 +403,11 @@ export class Transformer {
       if (cfg.attn_only) {
         return hp.point(H['hook_resid_post'], resid.add(attnOut) as tf.Tensor3D);
       } else if (cfg.parallel_attn_mlp) {
-        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(resid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes));
+        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(resid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes, kernels));
         return hp.point(H['hook_resid_post'], resid.add(attnOut).add(mlpOut) as tf.Tensor3D);
       } else {
         const mid = hp.point(H['hook_resid_mid'], resid.add(attnOut) as tf.Tensor3D);
-        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(mid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes));
+        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(mid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes, kernels));
         return hp.point(H['hook_resid_post'], mid.add(mlpOut) as tf.Tensor3D);
       }
     };

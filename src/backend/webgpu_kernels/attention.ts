@@ -1,0 +1,194 @@
+/**
+ * Attention of a few query rows against every key in one dispatch: scores = q·k / scale, the causal /
+ * sliding-window / padding mask, softmax over the keys and the ·V product, without writing the
+ * [batch, head, query_pos, key_pos] scores or pattern anywhere. One workgroup per (batch, query row, head) walks
+ * the keys in chunks of the workgroup's size with a running maximum and sum (the online softmax of Milakov &
+ * Gimelshein 2018, "Online normalizer calculation for softmax", which flash attention builds on), so any number of
+ * keys fits in a fixed amount of workgroup memory.
+ *
+ * Grouped-query attention reads key/value head ⌊head / (n_heads / n_kv_heads)⌋ directly (no repeated copies).
+ * Queries, keys and values are read through strides, so the same program reads q out of the fused QKV matmul's
+ * output, keys in the KV cache's layout [batch, kv_head, key_pos, d_head] or fresh ones [batch, pos, kv_head, d_head].
+ *
+ * The masks are those of src/model/transformer.ts: query row r sits at absolute position queryStart + r and sees
+ * key t iff t ≤ queryStart + r, and (with a window W) queryStart + r − t < W, and (padded batches) key t of its row is
+ * real. A query row that sees no key at all (a padding row) gets z = 0, as the unfused path's NaN → 0 pattern gives.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { assertFloat, dispatch1d, runProgram, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
+
+/** A tensor read as [batch, pos, head, d_head] through strides (d_head contiguous), from a flat offset. */
+export interface HeadView {
+  tensor: tf.Tensor;
+  offset: number;
+  /** Element strides of batch, pos and head. */
+  strides: [number, number, number];
+}
+
+/** A contiguous [batch, pos, head, d_head] tensor as a view. */
+export function bphView(t: tf.Tensor): HeadView {
+  const [, p, h, e] = t.shape;
+  return { tensor: t, offset: 0, strides: [p * h * e, h * e, e] };
+}
+
+/** A contiguous [batch, head, pos, d_head] tensor (the KV cache's layout) as a view. */
+export function bhpView(t: tf.Tensor): HeadView {
+  const [, h, p, e] = t.shape;
+  return { tensor: t, offset: 0, strides: [h * p * e, e, p * e] };
+}
+
+export interface DecodeAttentionOptions {
+  batch: number;
+  /** Query rows. */
+  rows: number;
+  heads: number;
+  kvHeads: number;
+  dHead: number;
+  keys: number;
+  /** Scores are divided by this. */
+  scale: number;
+  /** Absolute position of query row 0 (= keys − rows with a KV cache, 0 without). */
+  queryStart: number;
+  /** Sliding window (keys farther back than this are masked), or null. */
+  window: number | null;
+  /** [batch, keys], 1 for a real key and 0 for padding; absent: every key is real. */
+  keyMask?: tf.Tensor;
+}
+
+const WG = 256;
+
+function attentionProgram(o: DecodeAttentionOptions): WebGPUProgram {
+  const E = o.dHead;
+  const G = Math.floor(WG / E); // groups of E invocations that share the ·V sum of a chunk
+  const padded = !!o.keyMask;
+  return {
+    variableNames: ['qIn', 'kIn', 'vIn', ...(padded ? ['keyMask'] : [])],
+    outputShape: [o.batch, o.rows, o.heads, E],
+    shaderKey: `hlDecodeAttention_${E}_${padded ? 'p' : 'np'}`,
+    dispatchLayout: { x: [0, 1, 2, 3] },
+    dispatch: dispatch1d(o.batch * o.rows * o.heads),
+    workgroupSize: [WG, 1, 1],
+    uniforms:
+      'batch : i32, rows : i32, heads : i32, group : i32, keys : i32, queryStart : i32, window : i32, scale : f32, ' +
+      'qOff : i32, qSb : i32, qSp : i32, qSh : i32, kOff : i32, kSb : i32, kSp : i32, kSh : i32, vOff : i32, vSb : i32, vSp : i32, vSh : i32,',
+    getUserCode: () => `
+const E = ${E};
+const G = ${G};
+const NONE = -3.0e38;
+var<workgroup> qRow : array<f32, ${E}>;
+var<workgroup> prob : array<f32, ${WG}>;
+var<workgroup> red : array<f32, ${WG}>;
+
+fn wgMax(v : f32, tid : i32) -> f32 {
+  red[tid] = v;
+  workgroupBarrier();
+  for (var s = ${WG / 2}; s > 0; s = s >> 1) {
+    if (tid < s) { red[tid] = max(red[tid], red[tid + s]); }
+    workgroupBarrier();
+  }
+  let m = red[0];
+  workgroupBarrier();
+  return m;
+}
+fn wgSum(v : f32, tid : i32) -> f32 {
+  red[tid] = v;
+  workgroupBarrier();
+  for (var s = ${WG / 2}; s > 0; s = s >> 1) {
+    if (tid < s) { red[tid] = red[tid] + red[tid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+
+fn main(index : i32) {
+  let tid = i32(localId.x);
+  let total = uniforms.batch * uniforms.rows * uniforms.heads;
+  let wg = ${WORKGROUP_INDEX};
+  let valid = wg < total;
+  let w = min(wg, total - 1);
+  // the output [batch, rows, heads, E] is laid out in workgroup order
+  let h = w % uniforms.heads;
+  let r = (w / uniforms.heads) % uniforms.rows;
+  let bt = w / (uniforms.heads * uniforms.rows);
+  let kvh = h / uniforms.group;
+  if (tid < E) {
+    qRow[tid] = qIn[uniforms.qOff + bt * uniforms.qSb + r * uniforms.qSp + h * uniforms.qSh + tid];
+  }
+  workgroupBarrier();
+  let qAbs = uniforms.queryStart + r;
+  let kBase = uniforms.kOff + bt * uniforms.kSb + kvh * uniforms.kSh;
+  let vBase = uniforms.vOff + bt * uniforms.vSb + kvh * uniforms.vSh;
+  let dim = tid % E;
+  let grp = tid / E;
+  var m = NONE;
+  var l = 0.0;
+  var acc = 0.0;
+  for (var c0 = 0; c0 < uniforms.keys; c0 += ${WG}) {
+    let key = c0 + tid;
+    var ok = key < uniforms.keys && key <= qAbs;
+    if (uniforms.window > 0) { ok = ok && qAbs - key < uniforms.window; }
+    ${padded ? 'if (ok) { ok = keyMask[bt * uniforms.keys + key] > 0.5; }' : ''}
+    var s = NONE;
+    if (ok) {
+      let kRow = kBase + key * uniforms.kSp;
+      var dot = 0.0;
+      for (var i = 0; i < E; i++) { dot += qRow[i] * kIn[kRow + i]; }
+      s = dot / uniforms.scale;
+    }
+    let mNew = max(m, wgMax(s, tid));
+    var p = 0.0;
+    if (ok) { p = exp(s - mNew); }
+    prob[tid] = p;
+    let chunkSum = wgSum(p, tid);
+    if (mNew > NONE) {
+      var corr = 0.0;
+      if (m > NONE) { corr = exp(m - mNew); }
+      l = l * corr + chunkSum;
+      acc = acc * corr;
+      if (grp < G) {
+        let n = min(${WG}, uniforms.keys - c0);
+        for (var j = grp; j < n; j += G) {
+          let pj = prob[j];
+          if (pj != 0.0) { acc += pj * vIn[vBase + (c0 + j) * uniforms.vSp + dim]; }
+        }
+      }
+      m = mNew;
+    }
+    workgroupBarrier();
+  }
+  red[tid] = acc;
+  workgroupBarrier();
+  if (valid && tid < E) {
+    var sum = 0.0;
+    for (var g = 0; g < G; g++) { sum += red[g * E + tid]; }
+    var out = 0.0;
+    if (l > 0.0) { out = sum / l; }
+    result[w * E + tid] = out;
+  }
+}
+`,
+  };
+}
+
+/**
+ * hook_z [batch, rows, head, d_head] of attention: softmax(q·kᵀ / scale + mask)·v for the query rows in `q`
+ * against the `keys` keys and values, without the scores or pattern ever being written.
+ */
+export function fusedAttention(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): tf.Tensor4D {
+  for (const [t, n] of [[q.tensor, 'q'], [k.tensor, 'k'], [v.tensor, 'v']] as const) assertFloat(t, n);
+  if (o.dHead > WG) throw new Error(`fused attention: d_head ${o.dHead} is more than ${WG}`);
+  if (o.heads % o.kvHeads !== 0) throw new Error(`fused attention: ${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
+  const i = (n: number) => ({ type: 'int32' as const, data: [n] });
+  const uniforms = [
+    i(o.batch), i(o.rows), i(o.heads), i(o.heads / o.kvHeads), i(o.keys), i(o.queryStart), i(o.window ?? 0),
+    { type: 'float32' as const, data: [o.scale] },
+    ...[q, k, v].flatMap((x) => [i(x.offset), ...x.strides.map(i)]),
+  ];
+  const inputs = [q.tensor, k.tensor, v.tensor, ...(o.keyMask ? [o.keyMask] : [])];
+  return runProgram('HeadlensAttention', attentionProgram(o), inputs, uniforms) as tf.Tensor4D;
+}
+
+/** Largest d_head the fused attention takes (one workgroup of invocations per query row and head). */
+export const FUSED_ATTENTION_MAX_D_HEAD = WG;

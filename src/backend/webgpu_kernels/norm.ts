@@ -1,0 +1,100 @@
+/**
+ * LayerNorm and RMSNorm in one dispatch: one workgroup per row reduces the mean (LayerNorm) and the mean square
+ * of the centred row in workgroup memory, then writes (x − mean) / √(var + eps) · w + b. The arithmetic is the
+ * unfused path's (src/model/norm.ts) in the same order; only the order of the sums differs.
+ *
+ * When a hook listens at `hook_scale` the norm runs as two dispatches instead: `normScale` writes the divisor
+ * [rows] for the hook point, and `normApply` divides by whatever tensor the hook point returned (so a hook that
+ * patches the scale changes the output exactly as it does on the unfused path).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { assertFloat, dispatch1d, runProgram, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
+
+export type NormType = 'LN' | 'RMS';
+
+const WG = 128;
+
+type Mode = 'full' | 'scale' | 'apply';
+
+function normProgram(shape: number[], type: NormType, mode: Mode, hasBias: boolean): WebGPUProgram {
+  const d = shape[shape.length - 1];
+  const rows = sizeOf(shape) / d;
+  const outputShape = mode === 'scale' ? [...shape.slice(0, -1), 1] : shape;
+  const inputs = ['x', ...(mode === 'apply' ? ['scaleIn'] : []), ...(mode !== 'scale' ? ['w'] : []), ...(mode !== 'scale' && hasBias ? ['b'] : [])];
+  const ln = type === 'LN';
+  return {
+    variableNames: inputs,
+    outputShape,
+    shaderKey: `hlNorm_${type}_${mode}_${hasBias ? 'b' : 'nb'}`,
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: dispatch1d(rows),
+    workgroupSize: [WG, 1, 1],
+    uniforms: 'rows : i32, d : i32, eps : f32,',
+    getUserCode: () => `
+var<workgroup> red : array<f32, ${WG}>;
+// the sum of v over the workgroup; every invocation must call it (it holds barriers)
+fn wgSum(v : f32, tid : i32) -> f32 {
+  red[tid] = v;
+  workgroupBarrier();
+  for (var s = ${WG / 2}; s > 0; s = s >> 1) {
+    if (tid < s) { red[tid] = red[tid] + red[tid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+fn main(index : i32) {
+  let tid = i32(localId.x);
+  let wg = ${WORKGROUP_INDEX};
+  let valid = wg < uniforms.rows;
+  let row = min(wg, uniforms.rows - 1);
+  let d = uniforms.d;
+  let base = row * d;
+  var mean = 0.0;
+  ${ln ? `var acc = 0.0;
+  for (var i = tid; i < d; i += ${WG}) { acc += x[base + i]; }
+  mean = wgSum(acc, tid) / f32(d);` : ''}
+  ${mode === 'apply' ? 'let scale = scaleIn[row];' : `var sq = 0.0;
+  for (var i = tid; i < d; i += ${WG}) { let c = x[base + i] - mean; sq += c * c; }
+  let scale = sqrt(wgSum(sq, tid) / f32(d) + uniforms.eps);`}
+  ${mode === 'scale' ? 'if (valid && tid == 0) { result[row] = scale; }' : `if (valid) {
+    for (var i = tid; i < d; i += ${WG}) {
+      result[base + i] = (x[base + i] - mean) / scale * w[i]${hasBias ? ' + b[i]' : ''};
+    }
+  }`}
+}
+`,
+  };
+}
+
+function sizeOf(shape: number[]): number {
+  return shape.reduce((a, c) => a * c, 1);
+}
+
+function uniforms(shape: number[], eps: number) {
+  const d = shape[shape.length - 1];
+  return [
+    { type: 'int32' as const, data: [sizeOf(shape) / d] },
+    { type: 'int32' as const, data: [d] },
+    { type: 'float32' as const, data: [eps] },
+  ];
+}
+
+/** The norm of x [..., d]: (x − mean) / √(mean square + eps) · w (+ b); RMSNorm does not centre. Same shape as x. */
+export function fusedNorm(x: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined, eps: number, type: NormType): tf.Tensor {
+  assertFloat(x, 'x');
+  return runProgram('HeadlensNorm', normProgram(x.shape, type, 'full', !!b), [x, w, ...(b ? [b] : [])], uniforms(x.shape, eps));
+}
+
+/** The divisor √(mean square of the (centred) row + eps) of x [..., d], shaped [..., 1] like hook_scale. */
+export function fusedNormScale(x: tf.Tensor, eps: number, type: NormType): tf.Tensor {
+  assertFloat(x, 'x');
+  return runProgram('HeadlensNormScale', normProgram(x.shape, type, 'scale', false), [x], uniforms(x.shape, eps));
+}
+
+/** (x − mean) / scale · w (+ b) for a given scale [..., 1] (e.g. what a hook at hook_scale returned). */
+export function fusedNormApply(x: tf.Tensor, scale: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined, type: NormType): tf.Tensor {
+  assertFloat(x, 'x');
+  return runProgram('HeadlensNormApply', normProgram(x.shape, type, 'apply', !!b), [x, scale, w, ...(b ? [b] : [])], uniforms(x.shape, 0));
+}

@@ -1,0 +1,111 @@
+/**
+ * What the fused WebGPU kernels share: the shape of a tfjs WebGPU program, running one through the backend
+ * as a registered kernel (so tidy, tf.memory(), tf.profile and tf.time see it like any other op), and the test
+ * that says whether the fused path may run at all.
+ *
+ * A program here follows @tensorflow/tfjs-backend-webgpu's WebGPUProgram: tfjs writes the WGSL header (a
+ * storage binding per input named after `variableNames`, `result` for the output, a `uniforms` struct holding
+ * every input's shape and strides and then the program's own `uniforms` fields) and the `_start` entry point,
+ * which calls `main(index)` (flat dispatch layout). The program supplies `main`. Nothing here imports the webgpu
+ * package itself: the backend instance is reached through tf.backend(), so wasm and cpu users never load it.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** The fields of tfjs-backend-webgpu's WebGPUProgram that these kernels use. */
+export interface WebGPUProgram {
+  variableNames: string[];
+  outputShape: number[];
+  /** Part of the pipeline cache key: everything baked into getUserCode() (not uniforms) must be in it. */
+  shaderKey: string;
+  dispatchLayout: { x: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  /** WGSL struct fields appended to tfjs' uniforms, e.g. 'rows : i32, eps : f32,'. */
+  uniforms?: string;
+  getUserCode(): string;
+}
+
+/** One value per field of `WebGPUProgram.uniforms`, in the same order. */
+export type UniformData = { type: 'int32' | 'float32'; data: number[] }[];
+
+interface WebGPUBackend {
+  runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], dtype: tf.DataType, uniforms?: UniformData): tf.TensorInfo;
+  device: { limits: { maxComputeWorkgroupsPerDimension: number } };
+}
+
+/** Workgroup-count of a one-dimensional dispatch; tfjs folds it into y and z past the per-dimension limit. */
+export function dispatch1d(workgroups: number): [number, number, number] {
+  return [workgroups, 1, 1];
+}
+
+/**
+ * WGSL for the index of this invocation's workgroup along a flattened dispatch: tfjs' reshapeDispatch may spread
+ * a long x over y and z (then a few workgroups past the end run too; the programs guard for it).
+ */
+export const WORKGROUP_INDEX = 'i32(workgroupId.z * numWorkgroups.x * numWorkgroups.y + workgroupId.y * numWorkgroups.x + workgroupId.x)';
+
+/** WGSL: exp that tfjs' own kernels use, written here once for the programs that need tanh / sigmoid / erf. */
+export const WGSL_MATH = `
+fn hlTanh(a : f32) -> f32 {
+  let e2x = exp(-2.0 * abs(a));
+  return sign(a) * (1.0 - e2x) / (1.0 + e2x);
+}
+fn hlSigmoid(a : f32) -> f32 {
+  return 1.0 / (1.0 + exp(-1.0 * a));
+}
+// Abramowitz and Stegun 7.1.26, the approximation tfjs' Erf kernels use (error below 1.5e-7)
+fn hlErf(a : f32) -> f32 {
+  let p = 0.3275911;
+  let a1 = 0.254829592;
+  let a2 = -0.284496736;
+  let a3 = 1.421413741;
+  let a4 = -1.453152027;
+  let a5 = 1.061405429;
+  let s = sign(a);
+  let absA = abs(a);
+  let t = 1.0 / (1.0 + p * absA);
+  return s * (1.0 - (((((a5 * t + a4) * t) + a3) * t + a2) * t + a1) * t * exp(-absA * absA));
+}
+`;
+
+const registered = new Set<string>();
+
+/**
+ * Runs `program` on the webgpu backend as the kernel `name` (registered on first use), so the engine tracks its
+ * output like any op's. Only called when fusedKernelsActive() is true.
+ */
+export function runProgram(name: string, program: WebGPUProgram, inputs: tf.Tensor[], uniforms: UniformData = []): tf.Tensor {
+  if (!registered.has(name)) {
+    tf.registerKernel({
+      kernelName: name,
+      backendName: 'webgpu',
+      kernelFunc: ({ inputs: ins, backend, attrs }) => {
+        const a = attrs as unknown as { program: WebGPUProgram; uniforms: UniformData; order: string[] };
+        const list = a.order.map((k) => (ins as Record<string, tf.TensorInfo>)[k]);
+        return (backend as unknown as WebGPUBackend).runWebGPUProgram(a.program, list, 'float32', a.uniforms);
+      },
+    });
+    registered.add(name);
+  }
+  const named: Record<string, tf.Tensor> = {};
+  program.variableNames.forEach((v, i) => (named[v] = inputs[i]));
+  const attrs = { program, uniforms, order: program.variableNames } as unknown as tf.NamedAttrMap;
+  return tf.engine().runKernel(name, named, attrs) as tf.Tensor;
+}
+
+/**
+ * Whether a forward may take the fused path now: the webgpu backend is running, and no gradient is being
+ * recorded. The fused kernels have no gradients of their own, so under tf.grad / tf.variableGrads (the trainer,
+ * attribution patching, EAP) the forward runs the plain ops, whose gradients tfjs knows. The test reads the
+ * engine's tape depth, which tfjs raises for the whole of a gradient's function.
+ */
+export function fusedKernelsActive(): boolean {
+  if (tf.getBackend() !== 'webgpu') return false;
+  const state = (tf.engine() as unknown as { state: { gradientDepth: number } }).state;
+  return state.gradientDepth === 0;
+}
+
+/** Float32 input of a program: every kernel here reads f32 storage (ints are not expected). */
+export function assertFloat(t: tf.Tensor, what: string): void {
+  if (t.dtype !== 'float32') throw new Error(`fused kernel: ${what} must be float32, got ${t.dtype}`);
+}
