@@ -7,15 +7,20 @@
  *   kernel_ms    the sum of the step's programs' GPU times (tf.time, WebGPU timestamp queries), with the
  *                programs grouped by kind;
  *   counts       programs dispatched, buffers created (and their bytes), uploads, per step.
+ *   by_program   programs dispatched per step by kind (class name, or the shader key of headlens' own kernels).
  * Usage (GPU machine, bundled by pack.sh): node decode_profile.cjs OUT.json PRESET L[,L…] STEPS
+ * HEADLENS_PROFILE_TINY=1 keeps the preset's family (norm, activation, rotary, GQA, biases) but shrinks it to 2 layers
+ * of d_model 256 and a 1,000-token vocabulary, for counting programs on SwiftShader (counts per layer are the same);
+ * HEADLENS_FUSED=0 switches optimisations.fusedKernels off, for the before/after count.
  */
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
 import { initBackend } from '../../src/backend/index.js';
 import { HookedTransformer } from '../../src/hooks/hooked_transformer.js';
 import { LONG_PRESETS, type LongPreset } from '../../src/bench/long_context.js';
-import { makeConfig } from '../../src/model/config.js';
+import { makeConfig, type HookedConfigInput } from '../../src/model/config.js';
 import { KVCache } from '../../src/model/kv_cache.js';
+import { optimisations } from '../../src/model/transformer.js';
 
 const [out = 'decode_profile.json', presetName = 'pythia-1.4b', ctxArg = '1024', stepsArg = '8'] = process.argv.slice(2);
 const contexts = ctxArg.split(',').map(Number);
@@ -23,20 +28,27 @@ const steps = Number(stepsArg);
 
 const choice = await initBackend({ backend: (process.env.HEADLENS_BACKEND as 'webgpu') ?? 'webgpu' });
 console.log('backend', choice.name, choice.reason);
-const p = LONG_PRESETS[presetName as LongPreset];
+const preset: HookedConfigInput = LONG_PRESETS[presetName as LongPreset];
+const tiny = process.env.HEADLENS_PROFILE_TINY === '1';
+if (process.env.HEADLENS_FUSED === '0') optimisations.fusedKernels = false;
+const p = tiny ? { ...preset, n_layers: 2, d_model: 256, d_head: 64, n_heads: 4, d_mlp: 512, d_vocab: 1000, ...(preset.rotary_dim !== undefined ? { rotary_dim: preset.rotary_dim === 128 ? 64 : 16 } : {}) } : preset;
 const cfg = makeConfig({ ...p, n_ctx: Math.max(p.n_ctx, Math.max(...contexts) + steps + 2) });
+console.log('model', JSON.stringify({ n_layers: cfg.n_layers, d_model: cfg.d_model, n_heads: cfg.n_heads, n_kv: cfg.n_key_value_heads, fusedKernels: optimisations.fusedKernels }));
 const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64 });
 
 const be = tf.backend() as unknown as {
-  runWebGPUProgram?: (...a: unknown[]) => unknown;
+  runWebGPUProgram?: (prog: { constructor: { name: string }; shaderKey?: string }, inputs: { dataId: object }[], ...rest: unknown[]) => unknown;
   device?: { createBuffer: (d: { size: number }) => unknown };
   tensorMap: { get(id: object): { resource?: unknown; values?: unknown } };
 };
 const counts = { programs: 0, buffers: 0, bufferBytes: 0, uploads: 0 };
+let byProgram: Record<string, number> = {};
 if (be.runWebGPUProgram && be.device) {
   const run = be.runWebGPUProgram.bind(be);
-  be.runWebGPUProgram = (prog: unknown, inputs: { dataId: object }[], ...rest: unknown[]) => {
+  be.runWebGPUProgram = (prog, inputs, ...rest) => {
     counts.programs++;
+    const kind = prog.constructor.name !== 'Object' ? prog.constructor.name : String(prog.shaderKey).split('_')[0];
+    byProgram[kind] = (byProgram[kind] ?? 0) + 1;
     for (const i of inputs) {
       const d = be.tensorMap.get(i.dataId);
       if (d && d.resource == null && d.values != null) counts.uploads++;
@@ -51,7 +63,10 @@ if (be.runWebGPUProgram && be.device) {
     return create(d);
   };
 }
-const reset = () => Object.assign(counts, { programs: 0, buffers: 0, bufferBytes: 0, uploads: 0 });
+const reset = () => {
+  Object.assign(counts, { programs: 0, buffers: 0, bufferBytes: 0, uploads: 0 });
+  byProgram = {};
+};
 
 const result: Record<string, unknown>[] = [];
 for (const L of contexts) {
@@ -72,8 +87,9 @@ for (const L of contexts) {
     await logits.data();
     const step_ms = performance.now() - a;
     logits.dispose();
-    rows.push({ step: s, enqueue_ms, step_ms, ...counts });
+    rows.push({ step: s, enqueue_ms, step_ms, ...counts, by_program: byProgram });
     console.log(`L=${L} step ${s}: enqueue ${enqueue_ms.toFixed(1)} ms, step ${step_ms.toFixed(1)} ms, ${JSON.stringify(counts)}`);
+    console.log(`  by program: ${JSON.stringify(byProgram)}`);
   }
   // one more step under tf.time: GPU time per program kind (timestamp queries add a pass per program)
   let kernel: Record<string, unknown> = {};

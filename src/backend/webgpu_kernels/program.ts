@@ -69,6 +69,17 @@ fn hlErf(a : f32) -> f32 {
 `;
 
 const registered = new Set<string>();
+/** One class per kernel, so tf.time / tf.profile (which name a program by its constructor) tell them apart. */
+const classes = new Map<string, new () => object>();
+
+function withClassName(name: string, program: WebGPUProgram): WebGPUProgram {
+  let C = classes.get(name);
+  if (!C) {
+    C = { [name]: class {} }[name];
+    classes.set(name, C);
+  }
+  return Object.assign(new C(), program);
+}
 
 /**
  * Runs `program` on the webgpu backend as the kernel `name` (registered on first use), so the engine tracks its
@@ -89,7 +100,7 @@ export function runProgram(name: string, program: WebGPUProgram, inputs: tf.Tens
   }
   const named: Record<string, tf.Tensor> = {};
   program.variableNames.forEach((v, i) => (named[v] = inputs[i]));
-  const attrs = { program, uniforms, order: program.variableNames } as unknown as tf.NamedAttrMap;
+  const attrs = { program: withClassName(name, program), uniforms, order: program.variableNames } as unknown as tf.NamedAttrMap;
   return tf.engine().runKernel(name, named, attrs) as tf.Tensor;
 }
 
