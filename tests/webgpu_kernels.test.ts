@@ -1,0 +1,285 @@
+/**
+ * The fused WebGPU kernels (src/backend/webgpu_kernels) against the unfused path they replace, on SwiftShader:
+ * each kernel on its own, then whole forwards and decoding with optimisations.fusedKernels on and off. "Relative"
+ * here is max |fused − plain| / max |plain| over the tensor. Shapes are above tfjs' CPU hand-off size (1,000
+ * values) where the plain path must run on the GPU too.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { fusedActivation, fusedAttention, fusedGatedActivation, fusedRotary, bhpView, bphView } from '../src/backend/webgpu_kernels/index.js';
+import { generateAsync } from '../src/hooks/generate.js';
+import { HookedTransformer, type FwdHook } from '../src/hooks/hooked_transformer.js';
+import { activation } from '../src/model/activation.js';
+import { ACT_FNS, makeConfig, type HookedConfigInput } from '../src/model/config.js';
+import { HookPoints, type Interceptor } from '../src/model/hook_point.js';
+import { KVCache } from '../src/model/kv_cache.js';
+import { norm } from '../src/model/norm.js';
+import { applyRotary, rotaryTables, rotaryTablesAt } from '../src/model/rotary.js';
+import { optimisations } from '../src/model/transformer.js';
+import { lmLoss } from '../src/train/trainer.js';
+import { startSoftwareWebGPU } from './helpers.js';
+
+const TOL = 1e-5;
+
+beforeAll(async () => {
+  await startSoftwareWebGPU();
+});
+
+afterEach(() => {
+  optimisations.fusedKernels = true;
+});
+
+async function rel(fused: tf.Tensor, plain: tf.Tensor): Promise<number> {
+  expect(fused.shape).toEqual(plain.shape);
+  const [a, b] = [(await fused.data()) as Float32Array, (await plain.data()) as Float32Array];
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= diff)) diff = d; // NaN wins
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  expect(scale).toBeGreaterThan(0);
+  return diff / scale;
+}
+
+/** Counts the programs the webgpu backend dispatches during f, by kind (tfjs class name or headlens kernel). */
+async function countPrograms<T>(f: () => T | Promise<T>): Promise<{ result: T; total: number; kinds: Record<string, number> }> {
+  const be = tf.backend() as unknown as { runWebGPUProgram: (p: object, ...rest: unknown[]) => unknown };
+  const original = be.runWebGPUProgram;
+  const kinds: Record<string, number> = {};
+  let total = 0;
+  be.runWebGPUProgram = function (p: object, ...rest: unknown[]) {
+    total++;
+    kinds[p.constructor.name] = (kinds[p.constructor.name] ?? 0) + 1;
+    return original.call(this, p, ...rest);
+  };
+  try {
+    const result = await f();
+    return { result, total, kinds };
+  } finally {
+    be.runWebGPUProgram = original;
+  }
+}
+
+const seeded = (shape: number[], seed: number, std = 1) => tf.randomNormal(shape, 0, std, 'float32', seed);
+
+describe('each fused kernel against the unfused path', () => {
+  it('LayerNorm and RMSNorm in one dispatch, and split at a hooked hook_scale, equal norm.ts within 1e-5', async () => {
+    const x = seeded([2, 9, 96], 1, 3).add(0.5) as tf.Tensor3D; // 1,728 values, off-centre
+    const w = seeded([96], 2).add(1);
+    const b = seeded([96], 3);
+    const doubled: Interceptor = { wants: (n) => n.endsWith('hook_scale'), call: (_n, act) => act.mul(2) };
+    for (const type of ['LN', 'RMS'] as const) {
+      const cfg = makeConfig({ d_model: 96, n_layers: 1, n_heads: 4, d_head: 24, d_mlp: 8, d_vocab: 10, n_ctx: 16, normalization_type: type, eps: 1e-5 });
+      const bias = type === 'LN' ? b : undefined;
+      const plain = norm(cfg, x, w, bias, 'ln_final', new HookPoints());
+      const fused = norm(cfg, x, w, bias, 'ln_final', new HookPoints(), true);
+      expect(await rel(fused, plain), type).toBeLessThan(TOL);
+      // a hook that changes the scale changes the fused output exactly as it changes the plain one
+      const hp1 = new HookPoints(doubled);
+      const hp2 = new HookPoints(doubled);
+      const plainHooked = norm(cfg, x, w, bias, 'ln_final', hp1);
+      const fusedHooked = norm(cfg, x, w, bias, 'ln_final', hp2, true);
+      expect(await rel(fusedHooked, plainHooked), `${type} hooked`).toBeLessThan(TOL);
+      expect(await rel(fusedHooked, plain)).toBeGreaterThan(0.1); // the hook did change the output
+      hp1.release();
+      hp2.release();
+      tf.dispose([plain, fused, plainHooked, fusedHooked]);
+    }
+    tf.dispose([x, w, b]);
+  });
+
+  it('every MLP activation, and SwiGLU act(gate)·up, equals activation.ts within 1e-5', async () => {
+    const pre = seeded([4, 300], 4, 3);
+    const up = seeded([4, 300], 5);
+    for (const fn of ACT_FNS) {
+      const plain = activation(fn, pre);
+      const fused = fusedActivation(fn, pre);
+      expect(await rel(fused, plain), fn).toBeLessThan(TOL);
+      tf.dispose([plain, fused]);
+    }
+    const plain = activation('silu', pre).mul(up);
+    const fused = fusedGatedActivation('silu', pre, up);
+    expect(await rel(fused, plain), 'swiglu').toBeLessThan(TOL);
+    tf.dispose([plain, fused, pre, up]);
+  });
+
+  it('rotary: partial rotary_dim, per-row tables, and q and k rotated together out of a QKV matrix equal applyRotary', async () => {
+    const cfg = makeConfig({ d_model: 64, n_layers: 1, n_heads: 4, n_key_value_heads: 2, d_head: 16, d_mlp: 8, d_vocab: 10, n_ctx: 64, positional_embedding_type: 'rotary', rotary_dim: 8 });
+    const [batch, pos, e] = [2, 7, 16];
+    const { cos, sin } = rotaryTables(cfg, pos, 5); // positions 5..11, as after 5 cached tokens
+    const per = rotaryTablesAt(cfg, [[0, 0, 1, 2, 3, 4, 5], [3, 4, 5, 6, 7, 8, 9]]);
+    const x = seeded([batch, pos, 4, e], 6);
+    for (const [c, s, what] of [[cos, sin, 'shared'], [per.cos, per.sin, 'per row']] as const) {
+      const plain = applyRotary(x as tf.Tensor4D, c, s, 8);
+      const fused = fusedRotary(x, c, s, { batch, pos, heads: 4, dHead: e, colOffset: 0, rowStride: 4 * e, rotaryDim: 8 });
+      expect(await rel(fused, plain), what).toBeLessThan(TOL);
+      tf.dispose([plain, fused]);
+    }
+    // q (4 heads) and k (2 heads) as the first 6 heads of a [batch·pos, (4 + 2·2)·16] QKV output
+    const qkv = seeded([batch * pos, 8 * e], 7);
+    const qk = qkv.slice([0, 0], [batch * pos, 6 * e]).reshape([batch, pos, 6, e]) as tf.Tensor4D;
+    const plain = applyRotary(qk, cos, sin, 8);
+    const fused = fusedRotary(qkv, cos, sin, { batch, pos, heads: 6, dHead: e, colOffset: 0, rowStride: 8 * e, rotaryDim: 8 });
+    expect(await rel(fused, plain), 'qkv').toBeLessThan(TOL);
+    tf.dispose([plain, fused, qkv, qk, x, cos, sin, per.cos, per.sin]);
+  });
+
+  it('attention (GQA, sliding window, padding, queries after cached keys) equals softmax(q·kᵀ/scale + mask)·v computed with tfjs ops', async () => {
+    const [batch, rows, heads, kvHeads, e, keys] = [2, 3, 8, 2, 16, 40];
+    const start = keys - rows; // the 3 new rows sit after 37 cached positions
+    const q = seeded([batch, rows, heads, e], 8);
+    const k = seeded([batch, kvHeads, keys, e], 9); // the KV cache's layout
+    const v = seeded([batch, kvHeads, keys, e], 10);
+    const keyRows = [Array.from({ length: keys }, (_, t) => (t < 4 ? 0 : 1)), Array.from({ length: keys }, () => 1)]; // row 0 left-padded
+    for (const window of [null, 6]) {
+      for (const padded of [false, true]) {
+        // the reference: repeat kv heads, mask from the definition, softmax, ·v
+        const maskData = new Float32Array(batch * rows * keys);
+        for (let b = 0; b < batch; b++)
+          for (let r = 0; r < rows; r++)
+            for (let t = 0; t < keys; t++) {
+              const ok = t <= start + r && (window === null || start + r - t < window) && (!padded || keyRows[b][t] === 1);
+              maskData[(b * rows + r) * keys + t] = ok ? 0 : -Infinity;
+            }
+        const plain = tf.tidy(() => {
+          const kvOf = tf.tensor1d(Array.from({ length: heads }, (_, h) => Math.floor(h / (heads / kvHeads))), 'int32');
+          const kh = tf.gather(k, kvOf, 1);
+          const vh = tf.gather(v, kvOf, 1);
+          const scores = tf.matMul(q.transpose([0, 2, 1, 3]), kh, false, true).div(4).add(tf.tensor4d(maskData, [batch, 1, rows, keys]));
+          return tf.matMul(tf.softmax(scores, -1), vh).transpose([0, 2, 1, 3]); // [batch, rows, head, d_head]
+        });
+        const keyMask = padded ? tf.tensor2d(keyRows) : undefined;
+        const fused = fusedAttention(bphView(q), bhpView(k), bhpView(v), { batch, rows, heads, kvHeads, dHead: e, keys, scale: 4, queryStart: start, window, keyMask });
+        expect(await rel(fused, plain), `window ${window}, padded ${padded}`).toBeLessThan(TOL);
+        tf.dispose([plain, fused, ...(keyMask ? [keyMask] : [])]);
+      }
+    }
+    tf.dispose([q, k, v]);
+  });
+});
+
+/** Small random models of each family the fused path treats differently. */
+const FAMILIES: Record<string, HookedConfigInput> = {
+  gpt2: { d_model: 64, n_layers: 2, n_heads: 4, d_head: 16, d_mlp: 128, d_vocab: 120, n_ctx: 32, act_fn: 'gelu_new' },
+  'neox-partial-rotary': { d_model: 64, n_layers: 2, n_heads: 4, d_head: 16, d_mlp: 128, d_vocab: 120, n_ctx: 32, act_fn: 'gelu', positional_embedding_type: 'rotary', rotary_dim: 6, rotary_freq_dim: 5, parallel_attn_mlp: true },
+  'llama-gqa-window': {
+    d_model: 64, n_layers: 2, n_heads: 4, n_key_value_heads: 2, d_head: 16, d_mlp: 96, d_vocab: 120, n_ctx: 32, act_fn: 'silu', gated_mlp: true,
+    normalization_type: 'RMS', positional_embedding_type: 'rotary', rotary_dim: 16, sliding_window: 5, attn_qkv_bias: false, attn_out_bias: false, mlp_bias: false,
+  },
+};
+const PROMPTS = [
+  [5, 17, 42, 8, 99, 7, 23, 61, 8, 110, 3],
+  [9, 1, 77, 12, 4, 56, 31, 2, 88, 40, 6],
+];
+const PADDING = [[0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1], PROMPTS[1].map(() => 1)];
+
+function model(name: string): HookedTransformer {
+  return HookedTransformer.random(makeConfig({ model_name: name, ...FAMILIES[name] }), { seed: 3, std: 0.15 });
+}
+
+async function both<T>(f: () => Promise<T>): Promise<{ fused: T; plain: T }> {
+  optimisations.fusedKernels = true;
+  const fused = await f();
+  optimisations.fusedKernels = false;
+  const plain = await f();
+  optimisations.fusedKernels = true;
+  return { fused, plain };
+}
+
+describe('the forward and decoding with fusedKernels on and off', () => {
+  it.each(Object.keys(FAMILIES))('%s: logits of a plain and a left-padded batch within 1e-5', async (name) => {
+    const m = model(name);
+    for (const attentionMask of [undefined, PADDING]) {
+      const { fused, plain } = await both(async () => m.runWithHooks(PROMPTS, { attentionMask }));
+      expect(await rel(fused, plain), `${name} padded ${!!attentionMask}`).toBeLessThan(TOL);
+      tf.dispose([fused, plain]);
+    }
+    m.dispose();
+  });
+
+  it('generate() through the fused decode gives the same tokens, and each step the same logits within 1e-5 (GQA, window, padding)', async () => {
+    const m = model('llama-gqa-window');
+    const run = () => generateAsync(m, PROMPTS, { maxNewTokens: 4, attentionMask: PADDING, onStep: (s) => tf.keep(s.logits.clone()) });
+    const { fused, plain } = await both(run);
+    expect(fused.tokens).toEqual(plain.tokens);
+    for (let s = 0; s < fused.records.length; s++) expect(await rel(fused.records[s], plain.records[s]), `step ${s}`).toBeLessThan(TOL);
+    tf.dispose([...fused.records, ...plain.records]);
+    m.dispose();
+  });
+
+  it('a decode step dispatches under a third of the programs, and hooks at hook_v or hook_scale keep the fused path correct', async () => {
+    const m = model('gpt2');
+    const step = async (hooks?: FwdHook[]) => {
+      const cache = new KVCache(m.cfg.n_layers);
+      m.runWithHooks([PROMPTS[0]], { kvCache: cache, logits: 'last' }).dispose();
+      const counted = await countPrograms(() => m.runWithHooks([[7]], { kvCache: cache, logits: 'last', fwdHooks: hooks }));
+      cache.dispose();
+      return counted;
+    };
+    const { fused, plain } = await both(() => step());
+    expect(fused.total * 3, JSON.stringify({ fused: fused.kinds, plain: plain.kinds })).toBeLessThan(plain.total);
+    expect(await rel(fused.result, plain.result)).toBeLessThan(TOL);
+    // a hook that zero-ablates head 1's value and one that doubles ln2's scale: the fused path still agrees
+    const hooks: FwdHook[] = [
+      ['blocks.1.attn.hook_v', (v) => v.mul(tf.tensor4d([1, 0, 1, 1], [1, 1, 4, 1]))],
+      ['blocks.0.ln2.hook_scale', (s) => s.mul(2)],
+    ];
+    const hooked = await both(() => step(hooks));
+    expect(hooked.fused.kinds.HeadlensAttention).toBe(2); // still fused
+    expect(await rel(hooked.fused.result, hooked.plain.result)).toBeLessThan(TOL);
+    expect(await rel(hooked.fused.result, fused.result)).toBeGreaterThan(1e-3); // the hooks changed the logits
+    tf.dispose([fused.result, plain.result, hooked.fused.result, hooked.plain.result]);
+    m.dispose();
+  });
+
+  it('caching hook_pattern switches that layer to the plain attention: the cached patterns and the logits equal the plain run', async () => {
+    const m = model('neox-partial-rotary');
+    const names = ['blocks.1.attn.hook_pattern', 'blocks.0.attn.hook_z'];
+    const run = async () => {
+      const counted = await countPrograms(() => m.runWithCache(PROMPTS, { names }));
+      return { ...counted.result, fusedAttention: counted.kinds.HeadlensAttention ?? 0 };
+    };
+    const { fused, plain } = await both(run);
+    expect(fused.fusedAttention).toBe(1); // layer 0 fused, layer 1 not
+    expect(plain.fusedAttention).toBe(0);
+    expect(await rel(fused.logits, plain.logits)).toBeLessThan(TOL);
+    for (const n of names) expect(await rel(fused.cache.get(n), plain.cache.get(n)), n).toBeLessThan(TOL);
+    for (const r of [fused, plain]) (r.logits.dispose(), r.cache.dispose());
+    m.dispose();
+  });
+
+  it('under a gradient the forward runs the plain ops (no fused kernel is dispatched) and gives the plain gradients', async () => {
+    const m = model('llama-gqa-window');
+    // variableGrads differentiates with respect to variables: two of the model's parameters become trainable
+    const vars = { 'blocks.0.attn.W_Q': tf.variable(m.param('blocks.0.attn.W_Q').clone(), true, 'kt_wq'), 'blocks.1.mlp.W_in': tf.variable(m.param('blocks.1.mlp.W_in').clone(), true, 'kt_win') };
+    m.setParams(vars);
+    const grads = async () => {
+      const counted = await countPrograms(() => tf.variableGrads(() => lmLoss(m, { tokens: PROMPTS }), Object.values(vars)));
+      const { value, grads: g } = counted.result;
+      return { value, g: [g.kt_wq, g.kt_win], fusedKinds: Object.keys(counted.kinds).filter((k) => k.startsWith('Headlens')) };
+    };
+    const { fused, plain } = await both(grads);
+    expect(fused.fusedKinds).toEqual([]);
+    expect(await rel(fused.value, plain.value)).toBe(0);
+    for (let i = 0; i < 2; i++) expect(await rel(fused.g[i], plain.g[i])).toBe(0);
+    tf.dispose([fused.value, plain.value, ...fused.g, ...plain.g]);
+    m.dispose();
+  });
+
+  it('leaves no tensor behind: forward, padded forward, generate and runWithCache with the fused kernels', async () => {
+    const m = model('llama-gqa-window');
+    await m.runWithHooks(PROMPTS).data(); // first use makes the model's cached QKV weights
+    const before = tf.memory().numTensors;
+    const logits = m.runWithHooks(PROMPTS, { attentionMask: PADDING });
+    await logits.data();
+    logits.dispose();
+    await generateAsync(m, PROMPTS, { maxNewTokens: 3, attentionMask: PADDING });
+    const { logits: l2, cache } = m.runWithCache(PROMPTS, { names: ['blocks.0.ln1.hook_scale', 'blocks.1.attn.hook_z'] });
+    tf.dispose([l2]);
+    cache.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose();
+  });
+});
