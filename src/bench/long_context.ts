@@ -61,6 +61,8 @@ export interface LongBenchRow {
   decode_tokens_per_s?: number;
   decode_rows_ms_per_token?: number;
   decode_rows_tokens_per_s?: number;
+  /** Programs the webgpu backend dispatched per decoded token (the decode without cached rows); webgpu only. */
+  decode_programs_per_token?: number;
   /** Set when this context could not run; the fields above it reached are kept. */
   error?: string;
 }
@@ -123,10 +125,12 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
         row.prefill_ms = now() - t0;
         row.prefill_tokens_per_s = (L / row.prefill_ms) * 1000;
         log(`bench --long: ${L} tokens: prefill ${row.prefill_ms.toFixed(0)} ms (${row.prefill_tokens_per_s.toFixed(0)} tokens/s), peak ${(first.peak / 2 ** 30).toFixed(2)} GiB above the weights`);
-        row.decode_ms_per_token = await decodeMs(model, prompt, decodeTokens, false);
+        const decode = await decodeRun(model, prompt, decodeTokens, false);
+        row.decode_ms_per_token = decode.ms;
+        if (decode.programs !== undefined) row.decode_programs_per_token = decode.programs;
         row.decode_tokens_per_s = 1000 / row.decode_ms_per_token;
         log(`bench --long: ${L} tokens: decode ${row.decode_ms_per_token.toFixed(1)} ms/token (${row.decode_tokens_per_s.toFixed(1)} tokens/s)`);
-        row.decode_rows_ms_per_token = await decodeMs(model, prompt, decodeTokens, true);
+        row.decode_rows_ms_per_token = (await decodeRun(model, prompt, decodeTokens, true)).ms;
         row.decode_rows_tokens_per_s = 1000 / row.decode_rows_ms_per_token;
         log(`bench --long: ${L} tokens: decode with every layer's last attention row cached ${row.decode_rows_ms_per_token.toFixed(1)} ms/token`);
       } catch (e) {
@@ -153,15 +157,32 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
 
 /**
  * Milliseconds per decoded token after `prompt`, through generateAsync: the clock at each step's token (read
- * back, so the GPU has finished that step), from the first step (which includes the prefill) to the last.
+ * back, so the GPU has finished that step), from the first step (which includes the prefill) to the last. On
+ * webgpu also the programs dispatched per token over the same steps (each one costs JavaScript time to encode:
+ * issue 18), counted by wrapping the backend's runWebGPUProgram for the run.
  */
-async function decodeMs(model: HookedTransformer, prompt: number[][], steps: number, rows: boolean): Promise<number> {
+async function decodeRun(model: HookedTransformer, prompt: number[][], steps: number, rows: boolean): Promise<{ ms: number; programs?: number }> {
   const at: number[] = [];
-  await model.generateAsync(prompt, {
-    maxNewTokens: steps + 1,
-    onStep: () => void at.push(now()),
-    ...(rows ? { names: (n: string) => n.endsWith('attn.hook_pattern'), patternRows: 'last' as const } : {}),
-  });
+  const dispatched: number[] = [];
+  const be = tf.backend() as unknown as { runWebGPUProgram?: (...a: unknown[]) => unknown };
+  const original = be.runWebGPUProgram;
+  let programs = 0;
+  if (original) {
+    be.runWebGPUProgram = function (this: unknown, ...a: unknown[]) {
+      programs++;
+      return original.apply(this, a);
+    };
+  }
+  try {
+    await model.generateAsync(prompt, {
+      maxNewTokens: steps + 1,
+      onStep: () => void (at.push(now()), dispatched.push(programs)),
+      ...(rows ? { names: (n: string) => n.endsWith('attn.hook_pattern'), patternRows: 'last' as const } : {}),
+    });
+  } finally {
+    if (original) be.runWebGPUProgram = original;
+  }
   if (at.length < 2) throw new Error(`decoding stopped after ${at.length} step(s)`);
-  return (at[at.length - 1] - at[0]) / (at.length - 1);
+  const n = at.length - 1;
+  return { ms: (at[n] - at[0]) / n, ...(original ? { programs: (dispatched[n] - dispatched[0]) / n } : {}) };
 }
