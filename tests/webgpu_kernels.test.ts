@@ -234,19 +234,44 @@ describe('the forward and decoding with fusedKernels on and off', () => {
     m.dispose();
   });
 
-  it('caching hook_pattern switches that layer to the plain attention: the cached patterns and the logits equal the plain run', async () => {
+  it('a cache of scores and patterns (all rows, or patternRows) keeps the fused attention and gets the plain values', async () => {
     const m = model('neox-partial-rotary');
-    const names = ['blocks.1.attn.hook_pattern', 'blocks.0.attn.hook_z'];
-    const run = async () => {
-      const counted = await countPrograms(() => m.runWithCache(PROMPTS, { names }));
-      return { ...counted.result, fusedAttention: counted.kinds.HeadlensAttention ?? 0 };
-    };
-    const { fused, plain } = await both(run);
-    expect(fused.fusedAttention).toBe(1); // layer 0 fused, layer 1 not
-    expect(plain.fusedAttention).toBe(0);
-    expect(await rel(fused.logits, plain.logits)).toBeLessThan(TOL);
-    for (const n of names) expect(await rel(fused.cache.get(n), plain.cache.get(n)), n).toBeLessThan(TOL);
-    for (const r of [fused, plain]) (r.logits.dispose(), r.cache.dispose());
+    const names = ['blocks.1.attn.hook_pattern', 'blocks.0.attn.hook_attn_scores', 'blocks.0.attn.hook_z'];
+    const cases: [number[] | 'last' | undefined, number[][] | undefined][] = [[undefined, undefined], [[2, 7, 10], PADDING], ['last', PADDING]];
+    for (const [patternRows, attentionMask] of cases) {
+      const run = async () => {
+        const counted = await countPrograms(() => m.runWithCache(PROMPTS, { names, patternRows, attentionMask }));
+        return { ...counted.result, fusedAttention: counted.kinds.HeadlensAttention ?? 0 };
+      };
+      const { fused, plain } = await both(run);
+      expect(fused.fusedAttention).toBe(2);
+      expect(plain.fusedAttention).toBe(0);
+      expect(await rel(fused.logits, plain.logits)).toBeLessThan(TOL);
+      for (const n of names) {
+        const [a, b] = [fused.cache.get(n), plain.cache.get(n)];
+        expect(a.shape).toEqual(b.shape);
+        if (n.endsWith('scores')) {
+          // masked keys are −Infinity in both: compare where finite, and the masks exactly
+          const [x, y] = [await a.data(), await b.data()];
+          expect(Array.from(x).map(Number.isFinite)).toEqual(Array.from(y).map(Number.isFinite));
+          const fx = tf.tensor(Array.from(x).map((v) => (Number.isFinite(v) ? v : 0)));
+          const fy = tf.tensor(Array.from(y).map((v) => (Number.isFinite(v) ? v : 0)));
+          expect(await rel(fx, fy), `${n} rows ${patternRows}`).toBeLessThan(TOL);
+          tf.dispose([fx, fy]);
+        } else expect(await rel(a, b), `${n} rows ${patternRows}`).toBeLessThan(TOL);
+      }
+      for (const r of [fused, plain]) (r.logits.dispose(), r.cache.dispose());
+    }
+    m.dispose();
+  });
+
+  it('a hook that may change hook_pattern switches that layer to the plain attention, with the plain results', async () => {
+    const m = model('llama-gqa-window');
+    const hooks: FwdHook[] = [['blocks.1.attn.hook_pattern', (p) => p.mul(tf.tensor4d([1, 1, 0, 1], [1, 4, 1, 1]))]];
+    const { fused, plain } = await both(() => countPrograms(() => m.runWithHooks(PROMPTS, { fwdHooks: hooks })));
+    expect(fused.kinds.HeadlensAttention).toBe(1); // layer 0 only
+    expect(await rel(fused.result, plain.result)).toBeLessThan(TOL);
+    tf.dispose([fused.result, plain.result]);
     m.dispose();
   });
 
@@ -275,7 +300,7 @@ describe('the forward and decoding with fusedKernels on and off', () => {
     const logits = m.runWithHooks(PROMPTS, { attentionMask: PADDING });
     await logits.data();
     logits.dispose();
-    await generateAsync(m, PROMPTS, { maxNewTokens: 3, attentionMask: PADDING });
+    await generateAsync(m, PROMPTS, { maxNewTokens: 2, attentionMask: PADDING });
     const { logits: l2, cache } = m.runWithCache(PROMPTS, { names: ['blocks.0.ln1.hook_scale', 'blocks.1.attn.hook_z'] });
     tf.dispose([l2]);
     cache.dispose();

@@ -18,7 +18,7 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
-import { bhpView, bphView, fusedAttention, fusedKVAppend, fusedRotary, FUSED_ATTENTION_MAX_D_HEAD, type HeadView } from '../backend/webgpu_kernels/index.js';
+import { bhpView, bphView, fusedAttention, fusedAttentionRows as fusedRows, fusedKVAppend, fusedRotary, FUSED_ATTENTION_MAX_D_HEAD, type HeadView } from '../backend/webgpu_kernels/index.js';
 
 export interface AttentionContext {
   /**
@@ -113,7 +113,10 @@ export function attention(
   const H = blockHooks(layer);
   const [batch, pos, d] = x.shape;
   const { n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
-  if (ctx.kernels && pos <= fusedAttentionRows.max && e <= FUSED_ATTENTION_MAX_D_HEAD && !hp.wants(H['attn.hook_attn_scores']) && !hp.wants(H['attn.hook_pattern'])) {
+  // the fused attention never makes the scores or pattern it works from: only a listener that just reads them (a
+  // cache) can be served, by a separate dispatch that writes them out
+  const onlyRead = (name: string) => !hp.wants(name) || hp.readsOnly(name);
+  if (ctx.kernels && pos <= fusedAttentionRows.max && e <= FUSED_ATTENTION_MAX_D_HEAD && onlyRead(H['attn.hook_attn_scores']) && onlyRead(H['attn.hook_pattern'])) {
     return fusedPath(cfg, layer, x, P, hp, ctx);
   }
   const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
@@ -208,10 +211,26 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
     ctx.kvCache.stage(layer, kAll, vAll);
     [k, v, keys] = [bhpView(kAll), bhpView(vAll), kAll.shape[2]];
   }
-  const z = fusedAttention(q, k, v, {
+  const opts = {
     batch, rows: pos, heads: h, kvHeads: kv, dHead: e, keys, scale: scaleOf(cfg, layer),
     queryStart: keys - pos, window: cfg.sliding_window, keyMask: ctx.padded ? ctx.kernels!.keyMask!() : undefined,
-  }); // [batch, pos, head, d_head]
+  };
+  const z = fusedAttention(q, k, v, opts); // [batch, pos, head, d_head]
+  // a cache of the scores or pattern (read-only: checked by the caller) gets them from their own dispatch, only the
+  // query rows it keeps where it keeps only some (patternRows)
+  for (const name of [H['attn.hook_attn_scores'], H['attn.hook_pattern']]) {
+    if (!hp.wants(name)) continue;
+    const isPattern = name === H['attn.hook_pattern'];
+    const want = hp.rowsOnly(name);
+    if (want === undefined) {
+      hp.point(name, fusedRows(q, k, opts, isPattern)); // [batch, head, query_pos, key_pos]
+      continue;
+    }
+    const rows = want === 'last' ? [pos - 1] : want;
+    const bad = rows.find((r) => r >= pos);
+    if (bad !== undefined) throw new HeadlensError(`patternRows: query row ${bad} is past the ${pos} query positions of ${name}`, `use rows 0..${pos - 1}`);
+    hp.pointRows(name, fusedRows(q, k, opts, isPattern, rows)); // [batch, head, rows, key_pos]
+  }
   return output(cfg, layer, hp, hp.point(H['attn.hook_z'], z), P, ctx);
 }
 

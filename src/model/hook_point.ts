@@ -67,6 +67,12 @@ export class HookPoints {
     return this.interceptor?.wants(name) ?? false;
   }
 
+  /** Whether someone listens at `name` and only reads (Interceptor.readOnly): what it sees cannot change the run. */
+  readsOnly(name: string): boolean {
+    const i = this.interceptor;
+    return !!i && i.wants(name) && !!i.readOnly?.(name);
+  }
+
   /**
    * The query rows a read-only listener at `name` keeps, if that is all it needs (see Interceptor.queryRows);
    * undefined when nobody listens or someone needs the whole activation.

@@ -192,3 +192,118 @@ export function fusedAttention(q: HeadView, k: HeadView, v: HeadView, o: DecodeA
 
 /** Largest d_head the fused attention takes (one workgroup of invocations per query row and head). */
 export const FUSED_ATTENTION_MAX_D_HEAD = WG;
+
+const WG_ROWS = 128;
+
+function attentionRowsProgram(o: DecodeAttentionOptions, nRows: number, pattern: boolean, listed: boolean): WebGPUProgram {
+  const E = o.dHead;
+  const padded = !!o.keyMask;
+  return {
+    variableNames: ['qIn', 'kIn', ...(padded ? ['keyMask'] : []), ...(listed ? ['rowList'] : [])],
+    outputShape: [o.batch, o.heads, nRows, o.keys],
+    shaderKey: `hlAttentionRows_${E}_${pattern ? 'pattern' : 'scores'}_${padded ? 'p' : 'np'}_${listed ? 'list' : 'range'}`,
+    dispatchLayout: { x: [0, 1, 2, 3] },
+    dispatch: dispatch1d(o.batch * o.heads * nRows),
+    workgroupSize: [WG_ROWS, 1, 1],
+    uniforms:
+      'batch : i32, nRows : i32, heads : i32, group : i32, keys : i32, queryStart : i32, window : i32, scale : f32, rowStart : i32, ' +
+      'qOff : i32, qSb : i32, qSp : i32, qSh : i32, kOff : i32, kSb : i32, kSp : i32, kSh : i32,',
+    getUserCode: () => `
+const E = ${E};
+const NONE = -3.0e38;
+var<workgroup> qRow : array<f32, ${E}>;
+var<workgroup> red : array<f32, ${WG_ROWS}>;
+
+fn wgReduce(v : f32, tid : i32, isMax : bool) -> f32 {
+  red[tid] = v;
+  workgroupBarrier();
+  for (var s = ${WG_ROWS / 2}; s > 0; s = s >> 1) {
+    if (tid < s) {
+      if (isMax) { red[tid] = max(red[tid], red[tid + s]); } else { red[tid] = red[tid] + red[tid + s]; }
+    }
+    workgroupBarrier();
+  }
+  let out = red[0];
+  workgroupBarrier();
+  return out;
+}
+
+fn main(index : i32) {
+  let tid = i32(localId.x);
+  let total = uniforms.batch * uniforms.heads * uniforms.nRows;
+  let wg = ${WORKGROUP_INDEX};
+  let valid = wg < total;
+  let w = min(wg, total - 1);
+  // the output [batch, heads, rows, keys] is laid out in workgroup order
+  let ri = w % uniforms.nRows;
+  let h = (w / uniforms.nRows) % uniforms.heads;
+  let bt = w / (uniforms.nRows * uniforms.heads);
+  let r = ${listed ? 'rowList[ri]' : 'uniforms.rowStart + ri'};
+  let kvh = h / uniforms.group;
+  for (var i = tid; i < E; i += ${WG_ROWS}) {
+    qRow[i] = qIn[uniforms.qOff + bt * uniforms.qSb + r * uniforms.qSp + h * uniforms.qSh + i];
+  }
+  workgroupBarrier();
+  let qAbs = uniforms.queryStart + r;
+  let kBase = uniforms.kOff + bt * uniforms.kSb + kvh * uniforms.kSh;
+  let outBase = w * uniforms.keys;
+  var mx = NONE;
+  for (var t = tid; t < uniforms.keys; t += ${WG_ROWS}) {
+    var ok = t <= qAbs;
+    if (uniforms.window > 0) { ok = ok && qAbs - t < uniforms.window; }
+    ${padded ? 'if (ok) { ok = keyMask[bt * uniforms.keys + t] > 0.5; }' : ''}
+    var s = NONE;
+    if (ok) {
+      let kRow = kBase + t * uniforms.kSp;
+      var dot = 0.0;
+      for (var i = 0; i < E; i++) { dot += qRow[i] * kIn[kRow + i]; }
+      s = dot / uniforms.scale;
+    }
+    mx = max(mx, s);
+    ${pattern ? 'if (valid) { result[outBase + t] = s; }' : 'if (valid) { if (ok) { result[outBase + t] = s; } else { result[outBase + t] = -uniforms.INFINITY; } }'}
+  }
+  ${pattern ? `let m = wgReduce(mx, tid, true);
+  var sum = 0.0;
+  for (var t = tid; t < uniforms.keys; t += ${WG_ROWS}) {
+    let s = result[outBase + t];
+    var p = 0.0;
+    if (s > NONE) { p = exp(s - m); }
+    if (valid) { result[outBase + t] = p; }
+    sum += p;
+  }
+  let l = wgReduce(sum, tid, false);
+  for (var t = tid; t < uniforms.keys; t += ${WG_ROWS}) {
+    var p = 0.0;
+    if (l > 0.0) { p = result[outBase + t] / l; }
+    if (valid) { result[outBase + t] = p; }
+  }` : ''}
+}
+`,
+  };
+}
+
+/**
+ * hook_attn_scores (`pattern` false: scaled scores, masked keys −Infinity) or hook_pattern (softmax; a row that sees
+ * no key is 0, as the unfused path's NaN → 0) for the query rows `rows` (all when absent) of the same attention
+ * fusedAttention computes: [batch, head, rows, keys]. For when a read-only cache keeps them; the forward itself
+ * goes on with fusedAttention's z.
+ */
+export function fusedAttentionRows(q: HeadView, k: HeadView, o: DecodeAttentionOptions, pattern: boolean, rows?: number[]): tf.Tensor4D {
+  for (const [t, n] of [[q.tensor, 'q'], [k.tensor, 'k']] as const) assertFloat(t, n);
+  if (o.heads % o.kvHeads !== 0) throw new Error(`fused attention: ${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
+  const list = rows ?? Array.from({ length: o.rows }, (_, r) => r);
+  const contiguous = list.every((r, j) => r === list[0] + j);
+  const i = (n: number) => ({ type: 'int32' as const, data: [n] });
+  const uniforms = [
+    i(o.batch), i(list.length), i(o.heads), i(o.heads / o.kvHeads), i(o.keys), i(o.queryStart), i(o.window ?? 0),
+    { type: 'float32' as const, data: [o.scale] }, i(list[0]),
+    ...[q, k].flatMap((x) => [i(x.offset), ...x.strides.map(i)]),
+  ];
+  const rowList = contiguous ? undefined : tf.tensor1d(list, 'int32');
+  try {
+    const inputs = [q.tensor, k.tensor, ...(o.keyMask ? [o.keyMask] : []), ...(rowList ? [rowList] : [])];
+    return runProgram(pattern ? 'HeadlensAttentionPattern' : 'HeadlensAttentionScores', attentionRowsProgram(o, list.length, pattern, !contiguous), inputs, uniforms) as tf.Tensor4D;
+  } finally {
+    rowList?.dispose();
+  }
+}
