@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attentionSlicing } from '../src/model/attention.js';
+import { optimisations } from '../src/model/transformer.js';
 import { fixtureErrors, fixtureTokens } from './device/fixture_parity.js';
 import { fixtureModels, maxAbsDiffAsync, reference, startSoftwareWebGPU } from './helpers.js';
 import { loadPretrained } from '../src/loading/load.js';
@@ -29,6 +30,7 @@ describe('webgpu (SwiftShader) against transformers', () => {
 
   it('attention in slices of 2 query rows gives the same logits on webgpu (gpt2, llama-gqa)', async () => {
     const saved = attentionSlicing.maxBytes;
+    optimisations.fusedKernels = false; // the fused attention would take these short prompts in one dispatch
     try {
       for (const name of ['gpt2', 'llama-gqa']) {
         const model = await loadPretrained(path.join(FIXTURES, name));
@@ -42,7 +44,17 @@ describe('webgpu (SwiftShader) against transformers', () => {
       }
     } finally {
       attentionSlicing.maxBytes = saved;
+      optimisations.fusedKernels = true;
     }
+  });
+
+  it.each(fixtureModels())('%s: logits through the fused attention (no hooks) within 1e-4', async (name) => {
+    const model = await loadPretrained(path.join(FIXTURES, name));
+    const logits = model.runWithHooks(fixtureTokens(name));
+    const err = await maxAbsDiffAsync(logits, reference(name).float32('logits'));
+    logits.dispose();
+    model.dispose();
+    expect(err, name).toBeLessThan(TOL);
   });
 
   it('a synchronous read is refused with the fix named, not answered with wrong numbers', async () => {
