@@ -18,7 +18,7 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
-import { bhpView, bphView, fusedAttention, fusedAttentionRows as fusedRows, fusedKVAppend, fusedRotary, FUSED_ATTENTION_MAX_D_HEAD, type HeadView } from '../backend/webgpu_kernels/index.js';
+import { bhpView, bphView, fusedAttention, fusedAttentionRows as fusedRows, fusedKVAppend, fusedRotary, FUSED_ATTENTION_MAX_D_HEAD, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
 
 export interface AttentionContext {
   /**
@@ -152,8 +152,9 @@ function scaleOf(cfg: HookedConfig, layer: number): number {
 /**
  * Attention through the fused WebGPU kernels, for when nobody looks at the scores or the pattern. Where no hook
  * listens at hook_q / hook_k / hook_v / hook_rot_q / hook_rot_k either, q, k and v are never cut out of the fused
- * QKV matmul's output: one dispatch rotates q and k together (rotary models), one per cache tensor appends the new
- * keys and values to the KV cache, and one computes hook_z, all reading through strides. Otherwise q, k and v are
+ * QKV matmul's output: one dispatch per cache tensor appends the new keys and values to the KV cache (rotating
+ * the keys on the way) and one computes hook_z (rotating q as it loads it), all reading through strides; without
+ * a KV cache, or when a cache keeps scores or patterns, one dispatch first rotates q and k together. Otherwise q, k and v are
  * made and hooked as on the plain path and the rotation is one dispatch per tensor. Either way hook_z, hook_result
  * and everything after are the plain path's.
  */
@@ -167,18 +168,22 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
   const rotate = (t: tf.Tensor, heads: number, colOffset: number, rowStride: number) =>
     fusedRotary(t, ctx.cos!, ctx.sin!, { batch, pos, heads, dHead: e, colOffset, rowStride, rotaryDim: cfg.rotary_dim! });
   const hooked = (['attn.hook_q', 'attn.hook_k', 'attn.hook_v', 'attn.hook_rot_q', 'attn.hook_rot_k'] as const).some((name) => hp.wants(H[name]));
+  const viewed = [H['attn.hook_attn_scores'], H['attn.hook_pattern']].some((name) => hp.wants(name));
   let q: HeadView, kNew: HeadView, vNew: HeadView;
+  // decoding with no one looking inside: q and the new keys are rotated inside the attention and append kernels
+  let inline: InlineRotary | undefined;
   if (ctx.qkv && !hooked) {
     const width = (h + 2 * kv) * e;
     const qkv = linear(x2d, ctx.qkv.W, ctx.qkv.b, ctx.fused ?? false); // [batch*pos, (head + 2·kv_head)·d_head]
     const rows: [number, number, number] = [pos * width, width, e];
     vNew = { tensor: qkv, offset: (h + kv) * e, strides: rows };
-    if (rotary) {
+    if (rotary && !(ctx.kvCache && !viewed)) {
       const qk = rotate(qkv, h + kv, 0, width); // [batch, pos, head + kv_head, d_head]: q's heads, then k's
       const qkRows: [number, number, number] = [pos * (h + kv) * e, (h + kv) * e, e];
       q = { tensor: qk, offset: 0, strides: qkRows };
       kNew = { tensor: qk, offset: h * e, strides: qkRows };
     } else {
+      if (rotary) inline = { cos: ctx.cos!, sin: ctx.sin!, rotaryDim: cfg.rotary_dim! };
       q = { tensor: qkv, offset: 0, strides: rows };
       kNew = { tensor: qkv, offset: h * e, strides: rows };
     }
@@ -206,7 +211,7 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
   if (ctx.kvCache) {
     // the layer's keys and values so far, [batch, kv_head, key_pos, d_head], staged in (and kept by) the cache
     const past = ctx.kvCache.past(layer);
-    const kAll = fusedKVAppend(past?.k, kNew, batch, kv, pos, e);
+    const kAll = fusedKVAppend(past?.k, kNew, batch, kv, pos, e, inline);
     const vAll = fusedKVAppend(past?.v, vNew, batch, kv, pos, e);
     ctx.kvCache.stage(layer, kAll, vAll);
     [k, v, keys] = [bhpView(kAll), bhpView(vAll), kAll.shape[2]];
@@ -215,7 +220,7 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
     batch, rows: pos, heads: h, kvHeads: kv, dHead: e, keys, scale: scaleOf(cfg, layer),
     queryStart: keys - pos, window: cfg.sliding_window, keyMask: ctx.padded ? ctx.kernels!.keyMask!() : undefined,
   };
-  const z = fusedAttention(q, k, v, opts); // [batch, pos, head, d_head]
+  const z = fusedAttention(q, k, v, { ...opts, rotary: inline }); // [batch, pos, head, d_head]
   // a cache of the scores or pattern (read-only: checked by the caller) gets them from their own dispatch, only the
   // query rows it keeps where it keeps only some (patternRows)
   for (const name of [H['attn.hook_attn_scores'], H['attn.hook_pattern']]) {

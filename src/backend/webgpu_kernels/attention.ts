@@ -53,6 +53,33 @@ export interface DecodeAttentionOptions {
   window: number | null;
   /** [batch, keys], 1 for a real key and 0 for padding; absent: every key is real. */
   keyMask?: tf.Tensor;
+  /**
+   * Rotate q on the fly (src/backend/webgpu_kernels/rotary.ts's arithmetic) with these tables, [rows, rotary_dim]
+   * or [batch, rows, rotary_dim]: for q read unrotated out of the QKV output (fusedAttention only).
+   */
+  rotary?: InlineRotary;
+}
+
+/** Rotary tables applied inside another kernel: cos and sin [pos, rotary_dim] or [batch, pos, rotary_dim]. */
+export interface InlineRotary {
+  cos: tf.Tensor;
+  sin: tf.Tensor;
+  rotaryDim: number;
+}
+
+/** WGSL: element i of a head (base: its first element in buffer X) rotated with table row tRow. */
+export function rotateSnippet(fn: string, buffer: string): string {
+  return `
+fn ${fn}(base : i32, i : i32, tRow : i32) -> f32 {
+  let a = ${buffer}[base + i];
+  let rd = uniforms.rotaryDim;
+  if (i >= rd) { return a; }
+  let half = rd / 2;
+  let t = tRow * rd + i;
+  var other = 0.0;
+  if (i < half) { other = -${buffer}[base + i + half]; } else { other = ${buffer}[base + i - half]; }
+  return a * cosT[t] + other * sinT[t];
+}`;
 }
 
 const WG = 256;
@@ -61,19 +88,22 @@ function attentionProgram(o: DecodeAttentionOptions): WebGPUProgram {
   const E = o.dHead;
   const G = Math.floor(WG / E); // groups of E invocations that share the ·V sum of a chunk
   const padded = !!o.keyMask;
+  const rot = !!o.rotary;
   return {
-    variableNames: ['qIn', 'kIn', 'vIn', ...(padded ? ['keyMask'] : [])],
+    variableNames: ['qIn', 'kIn', 'vIn', ...(padded ? ['keyMask'] : []), ...(rot ? ['cosT', 'sinT'] : [])],
     outputShape: [o.batch, o.rows, o.heads, E],
-    shaderKey: `hlDecodeAttention_${E}_${padded ? 'p' : 'np'}`,
+    shaderKey: `hlDecodeAttention_${E}_${padded ? 'p' : 'np'}_${rot ? 'rot' : 'norot'}`,
     dispatchLayout: { x: [0, 1, 2, 3] },
     dispatch: dispatch1d(o.batch * o.rows * o.heads),
     workgroupSize: [WG, 1, 1],
     uniforms:
       'batch : i32, rows : i32, heads : i32, group : i32, keys : i32, queryStart : i32, window : i32, scale : f32, ' +
-      'qOff : i32, qSb : i32, qSp : i32, qSh : i32, kOff : i32, kSb : i32, kSp : i32, kSh : i32, vOff : i32, vSb : i32, vSp : i32, vSh : i32,',
+      'qOff : i32, qSb : i32, qSp : i32, qSh : i32, kOff : i32, kSb : i32, kSp : i32, kSh : i32, vOff : i32, vSb : i32, vSp : i32, vSh : i32, ' +
+      'rotaryDim : i32, tableSb : i32,',
     getUserCode: () => `
 const E = ${E};
 const G = ${G};
+${rot ? rotateSnippet('rotQ', 'qIn') : ''}
 const NONE = -3.0e38;
 var<workgroup> qRow : array<f32, ${E}>;
 var<workgroup> prob : array<f32, ${WG}>;
@@ -114,7 +144,7 @@ fn main(index : i32) {
   let bt = w / (uniforms.heads * uniforms.rows);
   let kvh = h / uniforms.group;
   if (tid < E) {
-    qRow[tid] = qIn[uniforms.qOff + bt * uniforms.qSb + r * uniforms.qSp + h * uniforms.qSh + tid];
+    ${rot ? 'qRow[tid] = rotQ(uniforms.qOff + bt * uniforms.qSb + r * uniforms.qSp + h * uniforms.qSh, tid, bt * uniforms.tableSb + r);' : 'qRow[tid] = qIn[uniforms.qOff + bt * uniforms.qSb + r * uniforms.qSp + h * uniforms.qSh + tid];'}
   }
   workgroupBarrier();
   let qAbs = uniforms.queryStart + r;
@@ -185,9 +215,18 @@ export function fusedAttention(q: HeadView, k: HeadView, v: HeadView, o: DecodeA
     i(o.batch), i(o.rows), i(o.heads), i(o.heads / o.kvHeads), i(o.keys), i(o.queryStart), i(o.window ?? 0),
     { type: 'float32' as const, data: [o.scale] },
     ...[q, k, v].flatMap((x) => [i(x.offset), ...x.strides.map(i)]),
+    ...tableUniforms(o.rotary, o.rows),
   ];
-  const inputs = [q.tensor, k.tensor, v.tensor, ...(o.keyMask ? [o.keyMask] : [])];
+  const inputs = [q.tensor, k.tensor, v.tensor, ...(o.keyMask ? [o.keyMask] : []), ...(o.rotary ? [o.rotary.cos, o.rotary.sin] : [])];
   return runProgram('HeadlensAttention', attentionProgram(o), inputs, uniforms) as tf.Tensor4D;
+}
+
+/** rotaryDim and the table's batch stride (0: one table row per position, shared by the batch). */
+export function tableUniforms(rotary: InlineRotary | undefined, pos: number) {
+  return [
+    { type: 'int32' as const, data: [rotary?.rotaryDim ?? 0] },
+    { type: 'int32' as const, data: [rotary && rotary.cos.rank === 3 ? pos : 0] },
+  ];
 }
 
 /** Largest d_head the fused attention takes (one workgroup of invocations per query row and head). */
