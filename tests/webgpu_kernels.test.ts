@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { fusedActivation, fusedAttention, fusedGatedActivation, fusedRotary, bhpView, bphView } from '../src/backend/webgpu_kernels/index.js';
+import { bhpView, bphView, fusedActivation, fusedAdd3, fusedAttention, fusedGatedActivation, fusedNormOfSum, fusedRotary } from '../src/backend/webgpu_kernels/index.js';
 import { generateAsync } from '../src/hooks/generate.js';
 import { HookedTransformer, type FwdHook } from '../src/hooks/hooked_transformer.js';
 import { activation } from '../src/model/activation.js';
@@ -65,7 +65,7 @@ async function countPrograms<T>(f: () => T | Promise<T>): Promise<{ result: T; t
 const seeded = (shape: number[], seed: number, std = 1) => tf.randomNormal(shape, 0, std, 'float32', seed);
 
 describe('each fused kernel against the unfused path', () => {
-  it('LayerNorm and RMSNorm in one dispatch, and split at a hooked hook_scale, equal norm.ts within 1e-5', async () => {
+  it('LayerNorm and RMSNorm in one dispatch, split at a hooked hook_scale, and of a sum, equal norm.ts within 1e-5', async () => {
     const x = seeded([2, 9, 96], 1, 3).add(0.5) as tf.Tensor3D; // 1,728 values, off-centre
     const w = seeded([96], 2).add(1);
     const b = seeded([96], 3);
@@ -85,12 +85,17 @@ describe('each fused kernel against the unfused path', () => {
       expect(await rel(fusedHooked, plain)).toBeGreaterThan(0.1); // the hook did change the output
       hp1.release();
       hp2.release();
-      tf.dispose([plain, fused, plainHooked, fusedHooked]);
+      // the residual add folded into the norm: the norm of x + y without making the sum
+      const y = seeded([2, 9, 96], 11);
+      const plainSum = tf.tidy(() => norm(cfg, x.add(y), w, bias, 'ln_final', new HookPoints()));
+      const fusedSum = fusedNormOfSum(x, y, w, bias, cfg.eps, type);
+      expect(await rel(fusedSum, plainSum), `${type} of a sum`).toBeLessThan(TOL);
+      tf.dispose([plain, fused, plainHooked, fusedHooked, y, plainSum, fusedSum]);
     }
     tf.dispose([x, w, b]);
   });
 
-  it('every MLP activation, and SwiGLU act(gate)·up, equals activation.ts within 1e-5', async () => {
+  it('every MLP activation, and SwiGLU act(gate)·up, equals activation.ts within 1e-5; the three-way residual add equals two adds', async () => {
     const pre = seeded([4, 300], 4, 3);
     const up = seeded([4, 300], 5);
     for (const fn of ACT_FNS) {
@@ -102,7 +107,11 @@ describe('each fused kernel against the unfused path', () => {
     const plain = activation('silu', pre).mul(up);
     const fused = fusedGatedActivation('silu', pre, up);
     expect(await rel(fused, plain), 'swiglu').toBeLessThan(TOL);
-    tf.dispose([plain, fused, pre, up]);
+    // the block's residual adds in one dispatch, rounded as (a + b) + c
+    const sum3 = fusedAdd3(pre, up, plain);
+    const add2 = pre.add(up).add(plain);
+    expect(await rel(sum3, add2), 'add3').toBe(0);
+    tf.dispose([plain, fused, pre, up, sum3, add2]);
   });
 
   it('rotary: partial rotary_dim, per-row tables, and q and k rotated together out of a QKV matrix equal applyRotary', async () => {

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
 import { attention, type AttentionContext } from './attention.js';
 import type { HookedConfig } from './config.js';
-import { blockHooks, hookNames } from './hook_names.js';
+import { blockHooks, hookNames, normHooks } from './hook_names.js';
 import { HookPoints, type Interceptor } from './hook_point.js';
 import type { KVCache } from './kv_cache.js';
 import { linear, mlp } from './mlp.js';
@@ -16,7 +16,7 @@ import { norm } from './norm.js';
 import { countParams, paramShapes } from './params.js';
 import { hasPadding, maskRows, paddedMask, positionIds, type AttentionMaskInput } from './padding.js';
 import { rotaryTables, rotaryTablesAt } from './rotary.js';
-import { fusedKernelsActive } from '../backend/webgpu_kernels/index.js';
+import { fusedAdd3, fusedKernelsActive, fusedNormOfSum } from '../backend/webgpu_kernels/index.js';
 
 /** Token ids [batch, pos]: nested arrays, one sequence, or an int32 tensor. */
 export type TokenInput = number[][] | number[] | tf.Tensor;
@@ -404,7 +404,14 @@ export class Transformer {
         return hp.point(H['hook_resid_post'], resid.add(attnOut) as tf.Tensor3D);
       } else if (cfg.parallel_attn_mlp) {
         const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(resid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes, kernels));
-        return hp.point(H['hook_resid_post'], resid.add(attnOut).add(mlpOut) as tf.Tensor3D);
+        return hp.point(H['hook_resid_post'], (kernels ? fusedAdd3(resid, attnOut, mlpOut) : resid.add(attnOut).add(mlpOut)) as tf.Tensor3D);
+      } else if (kernels && cfg.normalization_type !== null && !hp.wants(H['hook_resid_mid']) && !hp.wants(normHooks(`${b}.ln2`).scale)) {
+        // resid_mid is never made: ln2 normalises resid + attn_out as it reads them, and the block's output is
+        // (resid + attn_out) + mlp_out in one dispatch, rounded as the two adds would be
+        const [w, bias] = this.normParams(`${b}.ln2`);
+        const normed = hp.point(normHooks(`${b}.ln2`).normalized, fusedNormOfSum(resid, attnOut, w!, bias, cfg.eps, cfg.normalization_type) as tf.Tensor3D);
+        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, normed, P, hp, fused, optimisations.blockScopes, kernels));
+        return hp.point(H['hook_resid_post'], fusedAdd3(resid, attnOut, mlpOut) as tf.Tensor3D);
       } else {
         const mid = hp.point(H['hook_resid_mid'], resid.add(attnOut) as tf.Tensor3D);
         const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(mid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes, kernels));

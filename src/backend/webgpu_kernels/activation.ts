@@ -2,7 +2,8 @@
  * The MLP's nonlinearity in one dispatch: act(pre), or SwiGLU's act(gate)·up, for the activations of
  * src/model/activation.ts, each written with the unfused path's operations in the same order (GELU's tanh form
  * x·(tanh((x + x³·0.044715)·√(2/π)) + 1)·0.5, exact GELU with tfjs' erf approximation, SiLU x·sigmoid(x), ReLU).
- * The unfused path dispatches one program per tfjs op (nine for the tanh GELU).
+ * The unfused path dispatches one program per tfjs op (nine for the tanh GELU). Also the residual stream's two adds
+ * of a block as one (fusedAdd3).
  */
 import * as tf from '@tensorflow/tfjs';
 import { assertFloat, runProgram, WGSL_MATH, type WebGPUProgram } from './program.js';
@@ -60,4 +61,28 @@ export function fusedGatedActivation(fn: FusedActivation, gate: tf.Tensor, up: t
   assertFloat(gate, 'gate');
   if (gate.shape.join() !== up.shape.join()) throw new Error(`fused gated activation: gate [${gate.shape}] and up [${up.shape}] differ`);
   return runProgram('HeadlensGatedActivation', activationProgram(gate.shape, fn, true), [gate, up], [{ type: 'int32', data: [gate.size] }]);
+}
+
+/** (a + b) + c of three tensors of one shape, rounded as two adds would: the residual stream's two adds of a block. */
+export function fusedAdd3(a: tf.Tensor, b: tf.Tensor, c: tf.Tensor): tf.Tensor {
+  for (const [t, n] of [[a, 'a'], [b, 'b'], [c, 'c']] as const) {
+    assertFloat(t, n);
+    if (t.shape.join() !== a.shape.join()) throw new Error(`fused add: [${t.shape}] and [${a.shape}] differ`);
+  }
+  const size = a.size;
+  const program: WebGPUProgram = {
+    variableNames: ['a', 'b', 'c'],
+    outputShape: a.shape,
+    shaderKey: 'hlAdd3',
+    dispatchLayout: { x: a.shape.map((_, i) => i) },
+    dispatch: [Math.ceil(size / WG), 1, 1],
+    workgroupSize: [WG, 1, 1],
+    uniforms: 'total : i32,',
+    getUserCode: () => `
+fn main(index : i32) {
+  if (index < uniforms.total) { result[index] = (a[index] + b[index]) + c[index]; }
+}
+`,
+  };
+  return runProgram('HeadlensAdd3', program, [a, b, c], [{ type: 'int32', data: [size] }]);
 }

@@ -3,16 +3,16 @@
  * each instead of one per tfjs op. src/model calls them only when `fusedKernelsActive()` (webgpu backend, no
  * gradient being recorded) and `optimisations.fusedKernels` are both true; every other backend and the
  * gradient path run the plain ops unchanged.
- *   norm.ts        LayerNorm / RMSNorm (and the hook_scale split when a hook listens there)
+ *   norm.ts        LayerNorm / RMSNorm (and the hook_scale split when a hook listens there), also of a sum
  *   attention.ts   scores, mask, softmax and ·V for every query row, GQA-aware, reading the KV cache in place;
  *                  and the scores or pattern rows a read-only cache keeps, when one asks
  *   rotary.ts      rotary embeddings of q and k together, straight from the fused QKV output
  *   kv_append.ts   the KV cache's [past | new] keys or values
- *   activation.ts  the MLP's nonlinearity, or SwiGLU's act(gate)·up
+ *   activation.ts  the MLP's nonlinearity, or SwiGLU's act(gate)·up; the block's two residual adds as one
  */
 export { fusedKernelsActive } from './program.js';
-export { fusedNorm, fusedNormApply, fusedNormScale, type NormType } from './norm.js';
+export { fusedNorm, fusedNormApply, fusedNormOfSum, fusedNormScale, type NormType } from './norm.js';
 export { bhpView, bphView, fusedAttention, fusedAttentionRows, FUSED_ATTENTION_MAX_D_HEAD, type DecodeAttentionOptions, type HeadView, type InlineRotary } from './attention.js';
 export { fusedRotary, type RotaryOptions } from './rotary.js';
 export { fusedKVAppend } from './kv_append.js';
-export { fusedActivation, fusedGatedActivation, type FusedActivation } from './activation.js';
+export { fusedActivation, fusedAdd3, fusedGatedActivation, type FusedActivation } from './activation.js';

@@ -16,22 +16,26 @@ const WG = 128;
 
 type Mode = 'full' | 'scale' | 'apply';
 
-function normProgram(shape: number[], type: NormType, mode: Mode, hasBias: boolean): WebGPUProgram {
+function normProgram(shape: number[], type: NormType, mode: Mode, hasBias: boolean, summed = false): WebGPUProgram {
   const d = shape[shape.length - 1];
   const rows = sizeOf(shape) / d;
   const outputShape = mode === 'scale' ? [...shape.slice(0, -1), 1] : shape;
-  const inputs = ['x', ...(mode === 'apply' ? ['scaleIn'] : []), ...(mode !== 'scale' ? ['w'] : []), ...(mode !== 'scale' && hasBias ? ['b'] : [])];
+  const inputs = ['xIn', ...(summed ? ['addend'] : []), ...(mode === 'apply' ? ['scaleIn'] : []), ...(mode !== 'scale' ? ['w'] : []), ...(mode !== 'scale' && hasBias ? ['b'] : [])];
   const ln = type === 'LN';
   return {
     variableNames: inputs,
     outputShape,
-    shaderKey: `hlNorm_${type}_${mode}_${hasBias ? 'b' : 'nb'}`,
+    shaderKey: `hlNorm_${type}_${mode}_${hasBias ? 'b' : 'nb'}_${summed ? 'sum' : 'one'}`,
     dispatchLayout: { x: outputShape.map((_, i) => i) },
     dispatch: dispatch1d(rows),
     workgroupSize: [WG, 1, 1],
     uniforms: 'rows : i32, d : i32, eps : f32,',
     getUserCode: () => `
 var<workgroup> red : array<f32, ${WG}>;
+// the row's input: x, or (summed) x + addend as the unfused add would round it
+fn xAt(i : i32) -> f32 {
+  return ${summed ? 'xIn[i] + addend[i]' : 'xIn[i]'};
+}
 // the sum of v over the workgroup; every invocation must call it (it holds barriers)
 fn wgSum(v : f32, tid : i32) -> f32 {
   red[tid] = v;
@@ -53,14 +57,14 @@ fn main(index : i32) {
   let base = row * d;
   var mean = 0.0;
   ${ln ? `var acc = 0.0;
-  for (var i = tid; i < d; i += ${WG}) { acc += x[base + i]; }
+  for (var i = tid; i < d; i += ${WG}) { acc += xAt(base + i); }
   mean = wgSum(acc, tid) / f32(d);` : ''}
   ${mode === 'apply' ? 'let scale = scaleIn[row];' : `var sq = 0.0;
-  for (var i = tid; i < d; i += ${WG}) { let c = x[base + i] - mean; sq += c * c; }
+  for (var i = tid; i < d; i += ${WG}) { let c = xAt(base + i) - mean; sq += c * c; }
   let scale = sqrt(wgSum(sq, tid) / f32(d) + uniforms.eps);`}
   ${mode === 'scale' ? 'if (valid && tid == 0) { result[row] = scale; }' : `if (valid) {
     for (var i = tid; i < d; i += ${WG}) {
-      result[base + i] = (x[base + i] - mean) / scale * w[i]${hasBias ? ' + b[i]' : ''};
+      result[base + i] = (xAt(base + i) - mean) / scale * w[i]${hasBias ? ' + b[i]' : ''};
     }
   }`}
 }
@@ -97,4 +101,11 @@ export function fusedNormScale(x: tf.Tensor, eps: number, type: NormType): tf.Te
 export function fusedNormApply(x: tf.Tensor, scale: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined, type: NormType): tf.Tensor {
   assertFloat(x, 'x');
   return runProgram('HeadlensNormApply', normProgram(x.shape, type, 'apply', !!b), [x, scale, w, ...(b ? [b] : [])], uniforms(x.shape, 0));
+}
+
+/** fusedNorm of x + addend (same shape) without making the sum: the residual add before a norm, folded into it. */
+export function fusedNormOfSum(x: tf.Tensor, addend: tf.Tensor, w: tf.Tensor, b: tf.Tensor | undefined, eps: number, type: NormType): tf.Tensor {
+  assertFloat(x, 'x');
+  assertFloat(addend, 'addend');
+  return runProgram('HeadlensNormOfSum', normProgram(x.shape, type, 'full', !!b, true), [x, addend, w, ...(b ? [b] : [])], uniforms(x.shape, eps));
 }
