@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { bhpView, bphView, fusedActivation, fusedAdd3, fusedAttention, fusedGatedActivation, fusedNormOfSum, fusedRotary } from '../src/backend/webgpu_kernels/index.js';
+import { attentionSplits, bhpView, bphView, fusedActivation, fusedAdd3, fusedAttention, fusedGatedActivation, fusedNormOfSum, fusedRotary } from '../src/backend/webgpu_kernels/index.js';
 import { generateAsync } from '../src/hooks/generate.js';
 import { HookedTransformer, type FwdHook } from '../src/hooks/hooked_transformer.js';
 import { activation } from '../src/model/activation.js';
@@ -135,15 +135,18 @@ describe('each fused kernel against the unfused path', () => {
     tf.dispose([plain, fused, qkv, qk, x, cos, sin, per.cos, per.sin]);
   });
 
-  it('attention (GQA, sliding window, padding, queries after cached keys) equals softmax(q·kᵀ/scale + mask)·v computed with tfjs ops', async () => {
-    const [batch, rows, heads, kvHeads, e, keys] = [2, 3, 8, 2, 16, 40];
-    const start = keys - rows; // the 3 new rows sit after 37 cached positions
-    const q = seeded([batch, rows, heads, e], 8);
-    const k = seeded([batch, kvHeads, keys, e], 9); // the KV cache's layout
-    const v = seeded([batch, kvHeads, keys, e], 10);
-    const keyRows = [Array.from({ length: keys }, (_, t) => (t < 4 ? 0 : 1)), Array.from({ length: keys }, () => 1)]; // row 0 left-padded
-    for (const window of [null, 6]) {
-      for (const padded of [false, true]) {
+  it('attention (GQA, sliding window, padding, queries after cached keys, a long cache in splits) equals softmax(q·kᵀ/scale + mask)·v computed with tfjs ops', async () => {
+    const [batch, rows, heads, kvHeads, e] = [2, 3, 8, 2, 16];
+    const saved = { ...attentionSplits };
+    // 600 keys in splits of 256: three ranges, the window case leaving the first ones with no key at all
+    Object.assign(attentionSplits, { minKeys: 512, keysPerSplit: 256 });
+    try {
+      for (const [keys, window, padded] of [[40, null, false], [40, null, true], [40, 6, false], [40, 6, true], [600, null, true], [600, 6, false]] as const) {
+        const start = keys - rows; // the new rows sit after keys − 3 cached positions
+        const q = seeded([batch, rows, heads, e], 8);
+        const k = seeded([batch, kvHeads, keys, e], 9); // the KV cache's layout
+        const v = seeded([batch, kvHeads, keys, e], 10);
+        const keyRows = [Array.from({ length: keys }, (_, t) => (t < 4 ? 0 : 1)), Array.from({ length: keys }, () => 1)]; // row 0 left-padded
         // the reference: repeat kv heads, mask from the definition, softmax, ·v
         const maskData = new Float32Array(batch * rows * keys);
         for (let b = 0; b < batch; b++)
@@ -160,12 +163,14 @@ describe('each fused kernel against the unfused path', () => {
           return tf.matMul(tf.softmax(scores, -1), vh).transpose([0, 2, 1, 3]); // [batch, rows, head, d_head]
         });
         const keyMask = padded ? tf.tensor2d(keyRows) : undefined;
-        const fused = fusedAttention(bphView(q), bhpView(k), bhpView(v), { batch, rows, heads, kvHeads, dHead: e, keys, scale: 4, queryStart: start, window, keyMask });
-        expect(await rel(fused, plain), `window ${window}, padded ${padded}`).toBeLessThan(TOL);
-        tf.dispose([plain, fused, ...(keyMask ? [keyMask] : [])]);
+        const { result: fused, kinds } = await countPrograms(() => fusedAttention(bphView(q), bhpView(k), bhpView(v), { batch, rows, heads, kvHeads, dHead: e, keys, scale: 4, queryStart: start, window, keyMask }));
+        expect(kinds.HeadlensAttentionCombine ?? 0).toBe(keys === 600 ? 1 : 0);
+        expect(await rel(fused, plain), `keys ${keys}, window ${window}, padded ${padded}`).toBeLessThan(TOL);
+        tf.dispose([plain, fused, q, k, v, ...(keyMask ? [keyMask] : [])]);
       }
+    } finally {
+      Object.assign(attentionSplits, saved);
     }
-    tf.dispose([q, k, v]);
   });
 });
 

@@ -84,22 +84,29 @@ fn ${fn}(base : i32, i : i32, tRow : i32) -> f32 {
 
 const WG = 256;
 
-function attentionProgram(o: DecodeAttentionOptions): WebGPUProgram {
+/**
+ * With `splits` > 1 each workgroup takes one of that many equal ranges of keys and writes its running maximum, sum
+ * and unnormalised ·V ([batch·rows·heads, splits, 2 + d_head]); combineProgram merges them (flash-decoding:
+ * a long cache is read by many workgroups at once, not by one per head).
+ */
+function attentionProgram(o: DecodeAttentionOptions, splits: number): WebGPUProgram {
   const E = o.dHead;
   const G = Math.floor(WG / E); // groups of E invocations that share the ·V sum of a chunk
   const padded = !!o.keyMask;
   const rot = !!o.rotary;
+  const split = splits > 1;
+  const outputShape = split ? [o.batch * o.rows * o.heads, splits, E + 2] : [o.batch, o.rows, o.heads, E];
   return {
     variableNames: ['qIn', 'kIn', 'vIn', ...(padded ? ['keyMask'] : []), ...(rot ? ['cosT', 'sinT'] : [])],
-    outputShape: [o.batch, o.rows, o.heads, E],
-    shaderKey: `hlDecodeAttention_${E}_${padded ? 'p' : 'np'}_${rot ? 'rot' : 'norot'}`,
-    dispatchLayout: { x: [0, 1, 2, 3] },
-    dispatch: dispatch1d(o.batch * o.rows * o.heads),
+    outputShape,
+    shaderKey: `hlDecodeAttention_${E}_${padded ? 'p' : 'np'}_${rot ? 'rot' : 'norot'}_${split ? 'split' : 'whole'}`,
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: dispatch1d(o.batch * o.rows * o.heads * splits),
     workgroupSize: [WG, 1, 1],
     uniforms:
       'batch : i32, rows : i32, heads : i32, group : i32, keys : i32, queryStart : i32, window : i32, scale : f32, ' +
       'qOff : i32, qSb : i32, qSp : i32, qSh : i32, kOff : i32, kSb : i32, kSp : i32, kSh : i32, vOff : i32, vSb : i32, vSp : i32, vSh : i32, ' +
-      'rotaryDim : i32, tableSb : i32,',
+      'rotaryDim : i32, tableSb : i32, splits : i32, splitKeys : i32, splitChunks : i32,',
     getUserCode: () => `
 const E = ${E};
 const G = ${G};
@@ -134,11 +141,15 @@ fn wgSum(v : f32, tid : i32) -> f32 {
 
 fn main(index : i32) {
   let tid = i32(localId.x);
-  let total = uniforms.batch * uniforms.rows * uniforms.heads;
+  let total = uniforms.batch * uniforms.rows * uniforms.heads * uniforms.splits;
   let wg = ${WORKGROUP_INDEX};
   let valid = wg < total;
-  let w = min(wg, total - 1);
-  // the output [batch, rows, heads, E] is laid out in workgroup order
+  let ws = min(wg, total - 1);
+  // the output ([batch, rows, heads, E], or per split) is laid out in workgroup order
+  let w = ws / uniforms.splits;
+  let part = ws % uniforms.splits;
+  let keyStart = part * uniforms.splitKeys;
+  let keyEnd = min(uniforms.keys, keyStart + uniforms.splitKeys);
   let h = w % uniforms.heads;
   let r = (w / uniforms.heads) % uniforms.rows;
   let bt = w / (uniforms.heads * uniforms.rows);
@@ -155,9 +166,11 @@ fn main(index : i32) {
   var m = NONE;
   var l = 0.0;
   var acc = 0.0;
-  for (var c0 = 0; c0 < uniforms.keys; c0 += ${WG}) {
+  // a uniform trip count (the same for every split), so the barriers inside stay in uniform control flow
+  for (var chunk = 0; chunk < uniforms.splitChunks; chunk++) {
+    let c0 = keyStart + chunk * ${WG};
     let key = c0 + tid;
-    var ok = key < uniforms.keys && key <= qAbs;
+    var ok = key < keyEnd && key <= qAbs;
     if (uniforms.window > 0) { ok = ok && qAbs - key < uniforms.window; }
     ${padded ? 'if (ok) { ok = keyMask[bt * uniforms.keys + key] > 0.5; }' : ''}
     var s = NONE;
@@ -178,7 +191,7 @@ fn main(index : i32) {
       l = l * corr + chunkSum;
       acc = acc * corr;
       if (grp < G) {
-        let n = min(${WG}, uniforms.keys - c0);
+        let n = min(${WG}, keyEnd - c0);
         for (var j = grp; j < n; j += G) {
           let pj = prob[j];
           if (pj != 0.0) { acc += pj * vIn[vBase + (c0 + j) * uniforms.vSp + dim]; }
@@ -193,9 +206,13 @@ fn main(index : i32) {
   if (valid && tid < E) {
     var sum = 0.0;
     for (var g = 0; g < G; g++) { sum += red[g * E + tid]; }
-    var out = 0.0;
+    ${split ? `result[ws * (E + 2) + 2 + tid] = sum;
+    if (tid == 0) {
+      result[ws * (E + 2)] = m;
+      result[ws * (E + 2) + 1] = l;
+    }` : `var out = 0.0;
     if (l > 0.0) { out = sum / l; }
-    result[w * E + tid] = out;
+    result[w * E + tid] = out;`}
   }
 }
 `,
@@ -210,15 +227,71 @@ export function fusedAttention(q: HeadView, k: HeadView, v: HeadView, o: DecodeA
   for (const [t, n] of [[q.tensor, 'q'], [k.tensor, 'k'], [v.tensor, 'v']] as const) assertFloat(t, n);
   if (o.dHead > WG) throw new Error(`fused attention: d_head ${o.dHead} is more than ${WG}`);
   if (o.heads % o.kvHeads !== 0) throw new Error(`fused attention: ${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
+  // long caches in splits of whole chunks, at most attentionSplits.max of them
+  const splits = o.keys >= attentionSplits.minKeys ? Math.min(attentionSplits.max, Math.ceil(o.keys / attentionSplits.keysPerSplit)) : 1;
+  const splitKeys = Math.ceil(o.keys / splits / WG) * WG;
   const i = (n: number) => ({ type: 'int32' as const, data: [n] });
   const uniforms = [
     i(o.batch), i(o.rows), i(o.heads), i(o.heads / o.kvHeads), i(o.keys), i(o.queryStart), i(o.window ?? 0),
     { type: 'float32' as const, data: [o.scale] },
     ...[q, k, v].flatMap((x) => [i(x.offset), ...x.strides.map(i)]),
     ...tableUniforms(o.rotary, o.rows),
+    i(splits), i(splitKeys), i(splitKeys / WG),
   ];
   const inputs = [q.tensor, k.tensor, v.tensor, ...(o.keyMask ? [o.keyMask] : []), ...(o.rotary ? [o.rotary.cos, o.rotary.sin] : [])];
-  return runProgram('HeadlensAttention', attentionProgram(o), inputs, uniforms) as tf.Tensor4D;
+  if (splits === 1) return runProgram('HeadlensAttention', attentionProgram(o, 1), inputs, uniforms) as tf.Tensor4D;
+  const parts = runProgram('HeadlensAttention', attentionProgram(o, splits), inputs, uniforms);
+  try {
+    return runProgram('HeadlensAttentionCombine', combineProgram(o, splits), [parts], [i(o.batch * o.rows * o.heads * o.dHead), i(splits), i(o.dHead)]) as tf.Tensor4D;
+  } finally {
+    parts.dispose();
+  }
+}
+
+/**
+ * When a KV cache is long enough, attention reads it in this many key ranges at once (one workgroup per query row,
+ * head and range) and merges the ranges in a second dispatch: one workgroup per head alone would leave most of a
+ * GPU idle while it walks 16K keys. keysPerSplit is rounded up to whole chunks of 256 keys.
+ */
+export const attentionSplits = { minKeys: 2048, keysPerSplit: 512, max: 64 };
+
+/** Merges the splits' (max, sum, ·V) into z [batch, rows, heads, d_head]: the online softmax's combine step. */
+function combineProgram(o: DecodeAttentionOptions, splits: number): WebGPUProgram {
+  const outputShape = [o.batch, o.rows, o.heads, o.dHead];
+  const size = outputShape.reduce((a, c) => a * c, 1);
+  return {
+    variableNames: ['parts'],
+    outputShape,
+    shaderKey: 'hlAttentionCombine',
+    dispatchLayout: { x: [0, 1, 2, 3] },
+    dispatch: [Math.ceil(size / 64), 1, 1],
+    workgroupSize: [64, 1, 1],
+    uniforms: 'total : i32, splits : i32, dHead : i32,',
+    getUserCode: () => `
+fn main(index : i32) {
+  if (index >= uniforms.total) { return; }
+  let w = index / uniforms.dHead;
+  let d = index % uniforms.dHead;
+  let stride = uniforms.dHead + 2;
+  let base = w * uniforms.splits * stride;
+  var m = -3.0e38;
+  for (var s = 0; s < uniforms.splits; s++) { m = max(m, parts[base + s * stride]); }
+  var l = 0.0;
+  var acc = 0.0;
+  for (var s = 0; s < uniforms.splits; s++) {
+    let ms = parts[base + s * stride];
+    if (ms > -3.0e38) {
+      let f = exp(ms - m);
+      l += parts[base + s * stride + 1] * f;
+      acc += parts[base + s * stride + 2 + d] * f;
+    }
+  }
+  var out = 0.0;
+  if (l > 0.0) { out = acc / l; }
+  result[index] = out;
+}
+`,
+  };
 }
 
 /** rotaryDim and the table's batch stride (0: one table row per position, shared by the batch). */

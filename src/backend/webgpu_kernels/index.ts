@@ -12,7 +12,7 @@
  */
 export { fusedKernelsActive } from './program.js';
 export { fusedNorm, fusedNormApply, fusedNormOfSum, fusedNormScale, type NormType } from './norm.js';
-export { bhpView, bphView, fusedAttention, fusedAttentionRows, FUSED_ATTENTION_MAX_D_HEAD, type DecodeAttentionOptions, type HeadView, type InlineRotary } from './attention.js';
+export { attentionSplits, bhpView, bphView, fusedAttention, fusedAttentionRows, FUSED_ATTENTION_MAX_D_HEAD, type DecodeAttentionOptions, type HeadView, type InlineRotary } from './attention.js';
 export { fusedRotary, type RotaryOptions } from './rotary.js';
 export { fusedKVAppend } from './kv_append.js';
 export { fusedActivation, fusedAdd3, fusedGatedActivation, type FusedActivation } from './activation.js';
