@@ -53,4 +53,45 @@ describe('webgpu (SwiftShader) against transformers', () => {
     expect(Array.from((await t.data()).slice(0, 3))).toEqual([1, 2, 3]);
     tf.dispose([x, t]);
   });
+
+  it('host values reach the GPU through queue.writeBuffer into pooled buffers: right values, no buffer made per upload', async () => {
+    const be = tf.backend() as unknown as { device: { createBuffer: (d: unknown) => unknown } };
+    const dev = be.device;
+    const create = dev.createBuffer.bind(dev);
+    let made = 0;
+    dev.createBuffer = (d: unknown) => {
+      made++;
+      return create(d);
+    };
+    try {
+      const n = 3000; // over tfjs' CPU hand-off size, so the ops below run on the GPU
+      const sums: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const f = tf.tensor1d(Array.from({ length: n }, (_, j) => j * 0.5 + i), 'float32');
+        const k = tf.tensor1d(Array.from({ length: n }, (_, j) => (j % 7) - 3), 'int32');
+        const b = tf.tensor1d(Array.from({ length: n }, (_, j) => j % 2 === 0), 'bool');
+        const out = tf.where(b, f.add(k.toFloat()), f.neg());
+        const v = await out.data();
+        let s = 0;
+        for (const x of v) s += x;
+        sums.push(s);
+        tf.dispose([f, k, b, out]);
+      }
+      // the same sums in plain JavaScript
+      for (let i = 0; i < 6; i++) {
+        let s = 0;
+        for (let j = 0; j < n; j++) s += j % 2 === 0 ? j * 0.5 + i + ((j % 7) - 3) : -(j * 0.5 + i);
+        expect(sums[i]).toBeCloseTo(s, 1);
+      }
+      // after the first round every buffer comes from the pool: tfjs' own path made a staging buffer per upload
+      const before = made;
+      const f = tf.tensor1d(Array.from({ length: n }, (_, j) => j), 'float32');
+      const g = f.mul(2);
+      await g.data();
+      tf.dispose([f, g]);
+      expect(made - before).toBeLessThanOrEqual(1); // the readback's staging buffer may be new
+    } finally {
+      dev.createBuffer = create;
+    }
+  });
 });

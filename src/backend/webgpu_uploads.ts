@@ -1,0 +1,67 @@
+/**
+ * Cheaper host-to-GPU uploads and fewer queue submissions for tfjs-backend-webgpu 4.22 (issue 18, decoding).
+ *
+ * Measured on an H100 (bench/results/h100-2026-12-07-s3, tests/device/decode_profile.ts with --cpu-prof): one
+ * single-token decoding step of the pythia-1.4b shape dispatched 1,524 programs and took about 258 ms, of which the
+ * GPU was busy for about 80 ms. The rest was JavaScript and Dawn's host side:
+ *   - 41 % in tfjs' submitQueue (queue.submit every 15 dispatches, and the destruction of upload staging buffers);
+ *   - 15 % in GPUDevice.createBuffer, much of it for uploads: tfjs uploads every tensor made on the host (each
+ *     scalar an op is given as a JavaScript number, each position id and mask) through a fresh staging buffer
+ *     created mapped, copied in the command encoder and destroyed at the next submit — 149 uploads a step.
+ * Two changes, both behind `webgpuHostTuning` so `headlens bench` can time them against tfjs' own path:
+ *   uploads      a tensor's values go to a pooled storage buffer through queue.writeBuffer (Dawn copies them into
+ *                its own staging ring): no buffer is created or destroyed per upload. This is safe in queue order:
+ *                a pooled buffer is free only after the commands that used it were submitted (tfjs defers the
+ *                release of buffers the open encoder references until its submit), and the new tensor's readers are
+ *                recorded in the open encoder, which is submitted after the write.
+ *   submitBatch  tfjs' WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE raised from 15 to 128 dispatches per submission.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+/** Switches read when the webgpu backend starts (src/backend/index.ts); both on by default. */
+export const webgpuHostTuning = { uploads: true, submitBatch: 128 as number | null };
+
+/** The parts of tfjs-backend-webgpu 4.22's WebGPUBackend this reaches. */
+export interface UploadBackend {
+  uploadToGPU(dataId: object): void;
+  tensorMap: { get(dataId: object): { values?: ArrayLike<number> | null; resource?: unknown; dtype: string; shape: number[] } | undefined };
+  bufferManager: { acquireBuffer(size: number, usage: number, mappedAtCreation?: boolean, reuse?: boolean): unknown };
+  queue: { writeBuffer(buffer: unknown, offset: number, data: ArrayBufferView): void };
+}
+
+const tuned = new WeakSet<object>();
+
+/** GPUBufferUsage's STORAGE | COPY_SRC | COPY_DST, the usage tfjs gives tensor buffers. */
+const TENSOR_USAGE = 0x80 | 0x4 | 0x8;
+
+/**
+ * Applies webgpuHostTuning to a started webgpu backend (once). Returns what was changed, for the backend's reason
+ * line; empty when nothing was (switched off, or a tfjs whose backend lacks the methods this replaces).
+ */
+export function tuneWebGPUHost(backend: UploadBackend): string[] {
+  if (tuned.has(backend)) return [];
+  tuned.add(backend);
+  const done: string[] = [];
+  if (webgpuHostTuning.submitBatch) {
+    tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', webgpuHostTuning.submitBatch);
+    done.push(`${webgpuHostTuning.submitBatch} dispatches a submission`);
+  }
+  if (webgpuHostTuning.uploads && typeof backend.uploadToGPU === 'function' && backend.queue?.writeBuffer && backend.bufferManager?.acquireBuffer) {
+    const original = backend.uploadToGPU.bind(backend);
+    backend.uploadToGPU = (dataId: object) => {
+      const t = backend.tensorMap.get(dataId);
+      // only plain numeric host values; anything else (already on the GPU, no values, complex, string) as tfjs does
+      if (!t || t.resource != null || !t.values || !['float32', 'int32', 'bool'].includes(t.dtype)) return original(dataId);
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      const v = t.values;
+      const data = t.dtype === 'float32' ? (v instanceof Float32Array ? v : Float32Array.from(v)) : v instanceof Int32Array ? v : Int32Array.from(v);
+      if (data.length !== n || n === 0) return original(dataId);
+      const buffer = backend.bufferManager.acquireBuffer(4 * n, TENSOR_USAGE);
+      backend.queue.writeBuffer(buffer, 0, data);
+      t.values = null; // as tfjs: once uploaded, the values live on the GPU only
+      t.resource = buffer;
+    };
+    done.push('uploads through queue.writeBuffer');
+  }
+  return done;
+}
