@@ -15,17 +15,24 @@
  *                release of buffers the open encoder references until its submit), and the new tensor's readers are
  *                recorded in the open encoder, which is submitted after the write.
  *   submitBatch  tfjs' WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE raised from 15 to 128 dispatches per submission.
+ *   bucketBuffers  (Node only) tensor buffers over 64 KiB are made in sizes rounded up to 8 steps per power of two
+ *                (at most 12.5 % more bytes), so a tensor that grows by a row per step (the KV cache's keys and values)
+ *                finds a pooled buffer instead of a new one: tfjs pools by exact byte size, and a step of the
+ *                pythia-1.4b shape made 48 new buffers for that alone. A read then copies back only the tensor's own
+ *                bytes. Not in browsers: tfjs' synchronous read there sizes its canvas by the buffer.
  */
 import * as tf from '@tensorflow/tfjs';
 
 /** Switches read when the webgpu backend starts (src/backend/index.ts); both on by default. */
-export const webgpuHostTuning = { uploads: true, submitBatch: 128 as number | null };
+export const webgpuHostTuning = { uploads: true, submitBatch: 128 as number | null, bucketBuffers: true };
 
 /** The parts of tfjs-backend-webgpu 4.22's WebGPUBackend this reaches. */
 export interface UploadBackend {
   uploadToGPU(dataId: object): void;
+  read(dataId: object): Promise<unknown>;
   tensorMap: { get(dataId: object): { values?: ArrayLike<number> | null; resource?: unknown; dtype: string; shape: number[] } | undefined };
   bufferManager: { acquireBuffer(size: number, usage: number, mappedAtCreation?: boolean, reuse?: boolean): unknown };
+  device: { limits: { maxStorageBufferBindingSize: number; maxBufferSize: number } };
   queue: { writeBuffer(buffer: unknown, offset: number, data: ArrayBufferView): void };
 }
 
@@ -63,5 +70,38 @@ export function tuneWebGPUHost(backend: UploadBackend): string[] {
     };
     done.push('uploads through queue.writeBuffer');
   }
+  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  if (webgpuHostTuning.bucketBuffers && isNode && typeof backend.read === 'function' && backend.device?.limits) {
+    const bm = backend.bufferManager;
+    const acquire = bm.acquireBuffer.bind(bm);
+    const cap = Math.min(backend.device.limits.maxStorageBufferBindingSize, backend.device.limits.maxBufferSize);
+    bm.acquireBuffer = (size: number, usage: number, mappedAtCreation?: boolean, reuse?: boolean) =>
+      acquire(usage === TENSOR_USAGE && !mappedAtCreation ? bucketBytes(size, cap) : size, usage, mappedAtCreation, reuse);
+    const read = backend.read.bind(backend);
+    backend.read = async (dataId: object) => {
+      const values = (await read(dataId)) as { length: number; subarray?: (a: number, b: number) => unknown } | null;
+      const t = backend.tensorMap.get(dataId);
+      if (!t || !values || typeof values.subarray !== 'function') return values;
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      if (values.length <= n) return values;
+      // the buffer was a bucket larger than the tensor: keep the tensor's own values (a copy, so the bucket's tail
+      // does not stay alive through a view)
+      const own = (values as unknown as Float32Array).slice(0, n);
+      t.values = own;
+      return own;
+    };
+    done.push('buffer sizes in buckets');
+  }
   return done;
+}
+
+/**
+ * A byte size rounded up to one of 8 steps per power of two (sizes up to 64 KiB as they are), never above `cap`
+ * (the binding limit), and never below `size`.
+ */
+export function bucketBytes(size: number, cap: number): number {
+  if (size <= 65536) return size;
+  const step = 2 ** (Math.floor(Math.log2(size)) - 3);
+  const up = Math.ceil(size / step) * step;
+  return up <= cap ? up : size;
 }
