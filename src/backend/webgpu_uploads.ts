@@ -50,12 +50,14 @@ export function tuneWebGPUHost(backend: UploadBackend): string[] {
   tuned.add(backend);
   const done: string[] = [];
   if (webgpuHostTuning.submitBatch) {
-    tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', webgpuHostTuning.submitBatch);
+    applySubmitBatch();
     done.push(`${webgpuHostTuning.submitBatch} dispatches a submission`);
   }
-  if (webgpuHostTuning.uploads && typeof backend.uploadToGPU === 'function' && backend.queue?.writeBuffer && backend.bufferManager?.acquireBuffer) {
+  // the wrappers read the switches at each call, so a benchmark can time both paths in one process
+  if (typeof backend.uploadToGPU === 'function' && backend.queue?.writeBuffer && backend.bufferManager?.acquireBuffer) {
     const original = backend.uploadToGPU.bind(backend);
     backend.uploadToGPU = (dataId: object) => {
+      if (!webgpuHostTuning.uploads) return original(dataId);
       const t = backend.tensorMap.get(dataId);
       // only plain numeric host values; anything else (already on the GPU, no values, complex, string) as tfjs does
       if (!t || t.resource != null || !t.values || !['float32', 'int32', 'bool'].includes(t.dtype)) return original(dataId);
@@ -68,15 +70,15 @@ export function tuneWebGPUHost(backend: UploadBackend): string[] {
       t.values = null; // as tfjs: once uploaded, the values live on the GPU only
       t.resource = buffer;
     };
-    done.push('uploads through queue.writeBuffer');
+    if (webgpuHostTuning.uploads) done.push('uploads through queue.writeBuffer');
   }
   const isNode = typeof process !== 'undefined' && !!process.versions?.node;
-  if (webgpuHostTuning.bucketBuffers && isNode && typeof backend.read === 'function' && backend.device?.limits) {
+  if (isNode && typeof backend.read === 'function' && backend.device?.limits) {
     const bm = backend.bufferManager;
     const acquire = bm.acquireBuffer.bind(bm);
     const cap = Math.min(backend.device.limits.maxStorageBufferBindingSize, backend.device.limits.maxBufferSize);
     bm.acquireBuffer = (size: number, usage: number, mappedAtCreation?: boolean, reuse?: boolean) =>
-      acquire(usage === TENSOR_USAGE && !mappedAtCreation ? bucketBytes(size, cap) : size, usage, mappedAtCreation, reuse);
+      acquire(webgpuHostTuning.bucketBuffers && usage === TENSOR_USAGE && !mappedAtCreation ? bucketBytes(size, cap) : size, usage, mappedAtCreation, reuse);
     const read = backend.read.bind(backend);
     backend.read = async (dataId: object) => {
       const values = (await read(dataId)) as { length: number; subarray?: (a: number, b: number) => unknown } | null;
@@ -90,9 +92,14 @@ export function tuneWebGPUHost(backend: UploadBackend): string[] {
       t.values = own;
       return own;
     };
-    done.push('buffer sizes in buckets');
+    if (webgpuHostTuning.bucketBuffers) done.push('buffer sizes in buckets');
   }
   return done;
+}
+
+/** Sets tfjs' submission batch from webgpuHostTuning.submitBatch (null: tfjs' default of 15). */
+export function applySubmitBatch(): void {
+  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', webgpuHostTuning.submitBatch ?? 15);
 }
 
 /**
