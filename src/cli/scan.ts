@@ -22,6 +22,10 @@ import { checkQueueReachable } from './scan_queue.js';
 import { queueProgress, runSweep } from './sweep.js';
 import { CAPS, memoryBudget, activationBytes, checkAtMost, fitting, formatBytes } from './size_bounds.js';
 import { withModel } from './with_model.js';
+import { sentenceLines } from '../datasets/sentences.js';
+
+/** The tasks that read text items (--text FILE). */
+const TEXT_TASKS = ['special-tokens', 'bert-special-tokens', 'attention-entropy'] as const;
 
 export const scanCommand = defineCommand({
   summary: 'score every head of a model on a task; print or write the scores, optionally check the top heads causally',
@@ -45,6 +49,7 @@ export const scanCommand = defineCommand({
     'job-size': option(positiveInt().optional(), { description: 'items per job with --workers or --queue', value: 'K', example: '4', default: '1 locally, about 1/64 of the items on a queue' }),
     queue: option(z.string().optional(), { description: 'put the jobs on this BullMQ queue (Redis) for `headlens worker`s, and collect the results', value: 'redis://HOST:PORT', example: 'redis://127.0.0.1:6379' }),
     'queue-name': option(z.string().optional(), { description: 'the BullMQ queue name', value: 'NAME', default: 'headlens-scan' }),
+    text: option(z.string().optional(), { description: `with --task ${TEXT_TASKS.join(' | ')}: a text file, one item per line (runs in this process)`, value: 'FILE', default: 'datasets/sentences/sentences.txt' }),
   },
   async run(v) {
     const { task, out, report: reportFile, samples, seed } = v;
@@ -52,6 +57,12 @@ export const scanCommand = defineCommand({
     const checkpoint = v.checkpoint ?? (out ? `${out}.partial.json` : undefined);
     if (v.resume && !checkpoint) throw new HeadlensError('--resume needs the checkpoint: --out FILE (it uses FILE.partial.json) or --checkpoint FILE');
     // an unreachable queue is one error before the model loads
+    if (v.text !== undefined) {
+      if (!(TEXT_TASKS as readonly string[]).includes(task)) throw new HeadlensError(`--text applies to --task ${TEXT_TASKS.join(', ')}, not ${task}`, 'drop --text');
+      // the other processes rebuild the items from task, samples and seed alone, without the file
+      if (v.queue || (v.workers ?? 1) > 1) throw new HeadlensError('--text runs the scan in this process: --workers and --queue do not apply', 'drop them (or --workers 1)');
+    }
+    const lines = v.text !== undefined ? sentenceLines(v.text) : undefined;
     if (v.queue && task !== 'ioi') await checkQueueReachable(v.queue);
     await withModel(v, async (model) => {
       checkScanSizes(model, task, samples, v.causal ? v.k : undefined);
@@ -81,10 +92,10 @@ export const scanCommand = defineCommand({
         if (reportFile) writeReport(model, reportFile, task, scores, r.tables, prompts[0]?.clean);
         return;
       }
-      const setup = scanTask(model, task, { samples, seed });
+      const setup = scanTask(model, task, { samples, seed, ...(lines ? { lines } : {}) });
       if (v.causal && !setup.causal) throw new HeadlensError(`task ${task} has no causal check`, 'drop --causal');
       const result = await runSweep(model, setup.scorer, { model: v.model, task, samples, seed }, {
-        checkpoint, resume: !!v.resume, workers: v.workers, jobSize: v['job-size'], queue: v.queue, queueName: v['queue-name'], backend: v.backend,
+        checkpoint, resume: !!v.resume, workers: lines ? 1 : v.workers, jobSize: v['job-size'], queue: v.queue, queueName: v['queue-name'], backend: v.backend,
         // on a queue, progress is what the queue says of the sweep's jobs
         ...(v.queue ? { onQueue: queueProgress(task) } : { onProgress: progressBar(task, 'items') }),
       });
@@ -94,7 +105,7 @@ export const scanCommand = defineCommand({
         causal = taskCausalCheck(model, setup.causal, heads, result.scores, { draws: v.draws, seed });
       }
       for (const w of result.warnings ?? []) console.error(`headlens: warning: ${w}`);
-      const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(result.dropped ? { dropped: result.dropped } : {}), ...(causal ? { causal } : {}) };
+      const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed, ...((TEXT_TASKS as readonly string[]).includes(task) ? { text: v.text ?? 'datasets/sentences/sentences.txt (shipped)' } : {}) }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(result.dropped ? { dropped: result.dropped } : {}), ...(causal ? { causal } : {}) };
       emit(report);
       if (reportFile) writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]));
       // the implicit FILE.partial.json is for resuming an unfinished scan; once the result is out it would only make the

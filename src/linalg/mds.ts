@@ -32,7 +32,7 @@ export interface ClassicalMds {
 
 /**
  * Classical MDS of a symmetric dissimilarity matrix [n, n] (zero diagonal) into `dims` dimensions (default 2).
- * A dimension whose eigenvalue is not positive gets coordinate 0 (D has fewer positive directions than asked).
+ * A dimension whose eigenvalue is not positive (beyond rounding) gets coordinate 0 (D has fewer positive directions than asked).
  */
 export function classicalMds(dissimilarities: number[][], dims = 2): ClassicalMds {
   const n = dissimilarities.length;
@@ -59,8 +59,11 @@ export function classicalMds(dissimilarities: number[][], dims = 2): ClassicalMd
   const eigenvalues = Array.from(S, (s) => s - c);
   const positive = eigenvalues.reduce((a, l) => a + Math.max(0, l), 0);
   const kept = eigenvalues.slice(0, dims).reduce((a, l) => a + Math.max(0, l), 0);
+  // eigenvalues within rounding of 0 (the shift costs ~ε·c of absolute accuracy) are 0: their square roots would
+  // turn that noise into coordinates of size √(ε·c)
+  const tol = 1e-12 * Math.max(c, Number.MIN_VALUE) * n;
   const points = Array.from({ length: n }, (_, i) =>
-    Array.from({ length: dims }, (_, k) => (k < n && eigenvalues[k] > 0 ? U.data[i * U.cols + k] * Math.sqrt(eigenvalues[k]) : 0)),
+    Array.from({ length: dims }, (_, k) => (k < n && eigenvalues[k] > tol ? U.data[i * U.cols + k] * Math.sqrt(eigenvalues[k]) : 0)),
   );
   return { points, eigenvalues, explained: positive > 0 ? kept / positive : 0 };
 }
