@@ -14,7 +14,8 @@ import { SCAN_TASKS, ioiTask, scanTask, taskCausalCheck } from '../interp/scores
 import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
 import { topHeads } from '../interp/scores/head_scores.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { writeAtlas } from '../viz/atlas.js';
+import { writeAtlas, type AtlasData } from '../viz/atlas.js';
+import { lookAtSection } from './look_at.js';
 import { modelInfo } from './model_info.js';
 import { defineCommand, integer, modelOption, option, positiveInt } from './options.js';
 import { progressBar } from './progress.js';
@@ -107,7 +108,9 @@ export const scanCommand = defineCommand({
       for (const w of result.warnings ?? []) console.error(`headlens: warning: ${w}`);
       const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed, ...((TEXT_TASKS as readonly string[]).includes(task) ? { text: v.text ?? 'datasets/sentences/sentences.txt (shipped)' } : {}) }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(result.dropped ? { dropped: result.dropped } : {}), ...(causal ? { causal } : {}) };
       emit(report);
-      if (reportFile) writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]));
+      // the Clark et al. scans add their Figure 2 and Figure 6 pictures
+      const lookAt = reportFile && (TEXT_TASKS as readonly string[]).includes(task) ? lookAtSection(model, task, result.scores, result.tables, setup.scorer.primary, setup.scorer.items as number[][]) : undefined;
+      if (reportFile) writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]), lookAt);
       // the implicit FILE.partial.json is for resuming an unfinished scan; once the result is out it would only make the
       // next run ask for --resume. A checkpoint named with --checkpoint is the user's record of the sweep: kept.
       if (checkpoint && !v.checkpoint && existsSync(checkpoint)) rmSync(checkpoint);
@@ -145,7 +148,7 @@ function firstTokens(item: unknown): number[] | undefined {
 }
 
 /** `--report FILE.html`: the head atlas of this scan (model card, one head grid per table, attention on the first item). */
-function writeReport(model: HookedTransformer, file: string, task: string, scores: number[][], tables: Record<string, number[][]> | undefined, tokens: number[] | undefined): void {
+function writeReport(model: HookedTransformer, file: string, task: string, scores: number[][], tables: Record<string, number[][]> | undefined, tokens: number[] | undefined, lookAt?: AtlasData['lookAt']): void {
   const { n_layers, n_heads } = model.cfg;
   const isGrid = (t: unknown): t is number[][] => Array.isArray(t) && t.length === n_layers && t.every((r) => Array.isArray(r) && r.length === n_heads);
   const extra = Object.entries(tables ?? {}).filter(([name, t]) => isGrid(t) && t !== scores && name !== 'score');
@@ -162,6 +165,7 @@ function writeReport(model: HookedTransformer, file: string, task: string, score
     note: `headlens scan --task ${task}${shown ? `; attention on the scan's first item${tokens!.length > shown.length ? ` (its first ${shown.length} tokens)` : ''}` : ''}.`,
     scorers: [{ name: tableTitle(task, 'score'), scores, diverging: scores.flat().some((x) => x < 0) }, ...extra.map(([name, t]) => ({ name: tableTitle(task, name), scores: t, diverging: t.flat().some((x) => x < 0) }))],
     ...(shown && patterns ? { tokens: model.tokenLabels(shown), patterns } : {}),
+    ...(lookAt ? { lookAt } : {}),
   });
   console.error(`wrote the head atlas of this scan to ${file}`);
 }

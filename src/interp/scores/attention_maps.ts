@@ -9,8 +9,11 @@ import { HeadlensError } from '../../errors.js';
 import { actName } from '../../hooks/act_name.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 
-/** One example's attention: a tensor [layer, head, query_pos, key_pos] (or [1, layer, head, query_pos, key_pos]) or the same as nested arrays. */
-export type AttentionMapsInput = tf.Tensor | number[][][][];
+/**
+ * One example's attention: a tensor [layer, head, query_pos, key_pos] (or [1, layer, head, query_pos, key_pos]),
+ * the same as nested arrays, or maps already read (`readAttentionMaps`).
+ */
+export type AttentionMapsInput = tf.Tensor | number[][][][] | AttentionMaps;
 
 /** Attention maps as a flat float32 array with their shape; element (l, h, q, k) at ((l·heads + h)·n + q)·n + k. */
 export interface AttentionMaps {
@@ -30,6 +33,7 @@ export interface AttentionMaps {
 export function attentionMaps(input: AttentionMapsInput, what = 'attention maps'): AttentionMaps {
   let shape: number[];
   let data: Float32Array;
+  if (isAttentionMaps(input)) return input;
   if (input instanceof tf.Tensor) {
     shape = input.shape[0] === 1 && input.rank === 5 ? input.shape.slice(1) : input.shape;
     data = Float32Array.from(input.dataSync() as Float32Array);
@@ -63,6 +67,11 @@ export function attentionMaps(input: AttentionMapsInput, what = 'attention maps'
     if (causal && x !== 0 && i % n > Math.floor(i / n) % n) causal = false;
   }
   return { layers, heads, n, data, causal };
+}
+
+function isAttentionMaps(x: unknown): x is AttentionMaps {
+  const m = x as AttentionMaps;
+  return typeof m === 'object' && m !== null && !Array.isArray(m) && m.data instanceof Float32Array && m.data.length === m.layers * m.heads * m.n * m.n && typeof m.causal === 'boolean';
 }
 
 /** Checks that `tokens` has one string per position of the maps. */
