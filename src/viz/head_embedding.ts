@@ -5,6 +5,7 @@
  * between points mean something.
  */
 import * as Plot from '@observablehq/plot';
+import * as d3 from 'd3';
 import { HeadlensError } from '../errors.js';
 import { serverDocument, toSVGString } from './dom.js';
 import { round } from './html.js';
@@ -45,8 +46,9 @@ export function headEmbeddingPlot(points: EmbeddedHeadPoint[], opts: HeadEmbeddi
     marginRight: 70,
     x: { axis: null },
     y: { axis: null },
-    // theirs: matplotlib's seismic, blue (first layer) through white to red (last); turbo here keeps every layer visible on white
-    color: { type: 'ordinal', domain: Array.from({ length: layers }, (_, l) => l), scheme: 'turbo' },
+    // theirs: matplotlib's seismic, blue (first layer) through white to red (last); turbo here, without its near-black
+    // ends, keeps every layer visible on white
+    color: { type: 'ordinal', domain: Array.from({ length: layers }, (_, l) => l), range: Array.from({ length: layers }, (_, l) => d3.interpolateTurbo(0.1 + (0.8 * l) / Math.max(1, layers - 1))) },
     marks: [
       Plot.frame({ stroke: '#ddd' }),
       Plot.dot(data, { x: 'x', y: 'y', fill: 'layer', r: 4, title: (d: EmbeddedHeadPoint) => d.label }),
