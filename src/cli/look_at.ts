@@ -16,7 +16,7 @@ export function lookAtSection(model: HookedTransformer, task: string, scores: nu
   const series = (names: [string, string][]): LayerAttentionSeries[] => names.filter(([n]) => all[n]).map(([n, label]) => ({ label, scores: all[n] }));
   const panels: NonNullable<AtlasData['lookAt']>['panels'] = [];
   if (task === 'attention-entropy') {
-    panels.push({ title: 'attention entropy', yLabel: 'avg. entropy (nats)', series: series([['entropy', 'all queries'], ['summary', readAttentionMaps(model, items[0]).causal ? 'from the last' : 'from [CLS]'], ['uniform', 'uniform']]) });
+    panels.push({ title: 'attention entropy', yLabel: 'avg. entropy (nats)', series: series([['entropy', 'all queries'], ['summary', readAttentionMaps(model, items[0]).causal ? 'from the last' : 'from [CLS]'], ['uniform', 'uniform, all queries']]) });
   } else {
     // their Figure 2's order (and so colours: [CLS] red, [SEP] blue, punctuation purple), other classes after
     const order = (n: string) => (n in CLASS_LABELS ? Object.keys(CLASS_LABELS).indexOf(n) : 99);
