@@ -261,6 +261,51 @@ describe('the syntactic probe (Clark et al. 2019, §4.2)', () => {
   });
 });
 
+describe("against their code (clarkkev/attention-analysis run by tests/fixtures/make_clark_fixture.py)", () => {
+  const ref = JSON.parse(readFileSync(path.join(import.meta.dirname, 'fixtures', 'numpy', 'clark.json'), 'utf8'));
+  const g = ref.general;
+  const close = (got: number[][], want: number[][], digits = 5) => got.forEach((row, l) => row.forEach((v, h) => expect(v, `[${l}][${h}]`).toBeCloseTo(want[l][h], digits)));
+
+  it("special tokens: [CLS], [SEP], punctuation, self / prev / next and [SEP] split by query equal their avg_attns", () => {
+    const r = specialTokenAttention(g.examples.map((e: { tokens: string[]; maps: number[][][][] }) => ({ tokens: e.tokens, maps: e.maps })), { classes: { cls: ['[CLS]'], sep: ['[SEP]'], punct: ['.', ','] } });
+    const pairs: [string, string][] = [['cls', 'cls'], ['sep', 'sep'], ['punct', 'punct'], ['self', 'self'], ['prev', 'left'], ['next', 'right'], ['sep->sep', 'sep_sep'], ['rest->sep', 'rest_sep']];
+    for (const [mine, theirs] of pairs) close(r.tables[mine], g.avg_attns[theirs]);
+  });
+
+  it('entropy, entropy from [CLS] and the uniform reference equal theirs', () => {
+    const r = attentionEntropy(g.examples.map((e: { maps: number[][][][] }) => e.maps));
+    close(r.entropy, g.entropies);
+    close(r.summary, g.entropies_cls);
+    expect(r.uniform).toBeCloseTo(g.uniform_attn_entropy, 10);
+  });
+
+  it('head distances equal their summed Jensen–Shannon divergences divided by the query tokens', () => {
+    const d = headDistances(g.examples.map((e: { maps: number[][][][] }) => e.maps));
+    expect(d.queries).toBe(g.total_queries);
+    close(d.distances, (g.js_sum as number[][]).map((row) => row.map((x) => x / g.total_queries)), 6);
+  });
+
+  it("the probe's accuracies per head, relation and direction, and the offset baseline, equal theirs (a relation they never get wrong is missing from theirs: 1)", () => {
+    const examples: DependencyExample[] = ref.syntax.examples.map((e: { maps: number[][][][]; wordTokens: number[][]; words: string[]; heads: number[]; relns: string[] }) => ({
+      maps: e.maps,
+      wordTokens: e.wordTokens,
+      words: e.words,
+      arcs: e.heads.map((h, i) => ({ dependent: i, head: h === 0 ? null : h - 1, relation: e.relns[i] })),
+    }));
+    const r = syntaxProbe(examples);
+    const want = (m: Record<string, number>, rel: string) => m[rel] ?? 1;
+    let compared = 0;
+    for (const dir of ['dep->head', 'head->dep'] as const) {
+      for (let l = 0; l < ref.layers; l++) for (let h = 0; h < ref.heads; h++) for (const rel of r.relations) {
+        expect(r.accuracy[dir][rel][l][h], `${dir} L${l}H${h} ${rel}`).toBeCloseTo(want(ref.syntax.accuracy[dir][l][h], rel), 12);
+        compared++;
+      }
+    }
+    for (const [o, m] of Object.entries(ref.syntax.offsets as Record<string, Record<string, number>>)) for (const rel of r.relations) expect(r.offsets[o][rel], `offset ${o} ${rel}`).toBeCloseTo(want(m, rel), 12);
+    expect(compared).toBe(2 * ref.layers * ref.heads * 9); // all + 8 relations
+  });
+});
+
 describe('the scan tasks on toy-lm', () => {
   let model: HookedTransformer;
   beforeAll(async () => {

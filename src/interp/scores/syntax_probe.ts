@@ -15,9 +15,8 @@
  *   attends most to d). Ties go to the first word (numpy's argmax). A root arc is never predicted by attention;
  * - per relation, the share of arcs predicted right, and over all arcs ('all');
  * - their possessive rule (PTB tokenises "John 's"): with `words` given, a `poss` arc whose dependent is
- *   followed by the word "'s" or "s'" is judged by that next word's prediction. Theirs also asks that the
- *   prediction not be the last word, which reads as a guard for the next word's index; here the guard is that
- *   a next word exists;
+ *   followed by the word "'s" or "s'" is judged by that next word's prediction, when the dependent's own
+ *   prediction is not the last word (their condition, kept as it is);
  * - the offset baseline: every word predicts the word `offset` places away (clamped: before the first word is
  *   ROOT, past the last is the last word), for offsets −3 … 2 as theirs; per relation the best offset
  *   (ties: the larger offset, as their max over (accuracy, offset) pairs).
@@ -161,17 +160,20 @@ export function syntaxProbe(examples: DependencyExample[], opts: SyntaxProbeOpti
       counts[a.relation] = (counts[a.relation] ?? 0) + 1;
       counts.all++;
       // their possessive rule: "John 's": the arc is judged by the prediction of the word after the dependent
-      const judged = possessive && a.relation === 'poss' && e.words && a.dependent + 1 < W && (e.words[a.dependent + 1] === "'s" || e.words[a.dependent + 1] === "s'") ? a.dependent + 1 : a.dependent;
+      const possFollows = possessive && a.relation === 'poss' && e.words !== undefined && a.dependent + 1 < W && (e.words[a.dependent + 1] === "'s" || e.words[a.dependent + 1] === "s'");
+      // theirs switches only when the dependent's own prediction is not the last word (p < len(words), 1-based)
+      const judge = (own: number, next: () => number) => (possFollows && own < W - 1 ? next() : own);
       for (const dir of PROBE_DIRECTIONS) {
         for (const r of rels) correct[dir][r] ??= new Array<number>(layers * heads).fill(0);
         for (let lh = 0; lh < layers * heads; lh++) {
-          if (a.head !== null && predict(dir, lh, judged) === a.head) for (const r of rels) correct[dir][r][lh]++;
+          const p = judge(predict(dir, lh, a.dependent), () => predict(dir, lh, a.dependent + 1));
+          if (a.head !== null && p === a.head) for (const r of rels) correct[dir][r][lh]++;
         }
       }
       for (const o of offsets) {
         // 0-based: −1 is ROOT; clamped as theirs, max(0, min(i + o + 1, n)) in 1-based indices
         const at = (d: number) => Math.max(-1, Math.min(d + o, W - 1));
-        const p = at(judged);
+        const p = judge(at(a.dependent), () => at(a.dependent + 1));
         const right = a.head === null ? p === -1 : p === a.head;
         for (const r of rels) offsetCorrect[String(o)][r] = (offsetCorrect[String(o)][r] ?? 0) + (right ? 1 : 0);
       }
