@@ -348,7 +348,7 @@ describe('the scan tasks on toy-lm', () => {
     const file = path.join(dir, 'lines.txt');
     writeFileSync(file, 'Mary and John went to the market .\n\nJohn gave a drink to Mary .\n');
     const out = path.join(dir, 'scan.json');
-    const r = await inProcess('scan', '--model', 'toy-lm', '--task', 'special-tokens', '--text', file, '--samples', '8', '--out', out);
+    const r = await inProcess('scan', '--model', 'toy-lm', '--task', 'special-tokens', '--text', file, '--samples', '8', '--distances', '--out', out);
     expect(r.code, r.stderr).toBe(0);
     const j = JSON.parse(readFileSync(out, 'utf8'));
     expect(j.task).toBe('special-tokens');
@@ -356,6 +356,16 @@ describe('the scan tasks on toy-lm', () => {
     expect(j.counted).toEqual({ used: 2, total: 2 });
     expect(j.scores.length).toBe(4);
     expect(Object.keys(j.tables).sort()).toEqual(['next', 'prev', 'punct', 'self']);
+    // --distances: the 16 × 16 Jensen–Shannon matrix (symmetric, zero diagonal, at most ln 2) and the embedding
+    const d = j.headDistances;
+    expect(d.labels).toHaveLength(16);
+    expect(d.queries).toBe(9 + 8); // BOS and 8 words, BOS and 7 words
+    d.distances.forEach((row: number[], a: number) => row.forEach((x, b) => {
+      expect(x).toBe(d.distances[b][a]);
+      expect(a === b ? x === 0 : x > 0 && x <= Math.LN2).toBe(true);
+    }));
+    expect(d.embedding.points).toHaveLength(16);
+    expect(d.embedding.method).toBe('classical MDS');
     const bad = await inProcess('scan', '--model', 'toy-lm', '--task', 'induction', '--text', file, '--json');
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--text applies to --task special-tokens/);

@@ -5,13 +5,20 @@
  */
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { readAttentionMaps } from '../interp/scores/attention_maps.js';
-import { headDistances, headEmbedding } from '../interp/scores/head_distances.js';
+import { headDistances, headEmbedding, type HeadDistances, type HeadEmbedding } from '../interp/scores/head_distances.js';
 import type { AtlasData } from '../viz/atlas.js';
 import type { LayerAttentionSeries } from '../viz/layer_attention.js';
 
 const CLASS_LABELS: Record<string, string> = { cls: '[CLS] / BOS', sep: '[SEP]', punct: '. or ,' };
 
-export function lookAtSection(model: HookedTransformer, task: string, scores: number[][], tables: Record<string, number[][]> | undefined, primary: string, items: number[][]): NonNullable<AtlasData['lookAt']> {
+/** The heads' mean Jensen–Shannon distances on the items and their classical-MDS embedding (`scan --distances`, and the atlas). */
+export function distancesOnItems(model: HookedTransformer, items: number[][]): { distances: HeadDistances; embedding: HeadEmbedding } {
+  // the items the scan dropped (longer than the context) are left out here too
+  const distances = headDistances(items.filter((ids) => ids.length <= model.cfg.n_ctx).map((ids) => readAttentionMaps(model, ids)));
+  return { distances, embedding: headEmbedding(distances) };
+}
+
+export function lookAtSection(model: HookedTransformer, task: string, scores: number[][], tables: Record<string, number[][]> | undefined, primary: string, items: number[][], computed?: ReturnType<typeof distancesOnItems>): NonNullable<AtlasData['lookAt']> {
   const all: Record<string, number[][]> = { ...(tables ?? {}), [primary]: scores };
   const series = (names: [string, string][]): LayerAttentionSeries[] => names.filter(([n]) => all[n]).map(([n, label]) => ({ label, scores: all[n] }));
   const panels: NonNullable<AtlasData['lookAt']>['panels'] = [];
@@ -26,8 +33,7 @@ export function lookAtSection(model: HookedTransformer, task: string, scores: nu
     if (split) panels.push({ title: `attention to ${CLASS_LABELS[split] ?? split} by query`, series: series([[`rest->${split}`, `other → ${CLASS_LABELS[split] ?? split}`], [`${split}->${split}`, `${CLASS_LABELS[split] ?? split} → itself`]]) });
     panels.push({ title: 'attention to relative positions', series: series([['prev', 'previous token'], ['self', 'current token'], ['next', 'next token']]), means: false });
   }
-  const d = headDistances(items.map((ids) => readAttentionMaps(model, ids)));
-  const e = headEmbedding(d);
+  const { distances: d, embedding: e } = computed ?? distancesOnItems(model, items);
   return {
     note: `Clark et al. (2019), "What Does BERT Look At?": ${task === 'attention-entropy' ? 'attention entropy' : 'average attention'} per head (dots) and per layer (lines) on the scan's ${items.length} items, as their ${task === 'attention-entropy' ? 'Figure 4' : 'Figure 2'}; the heads placed by classical MDS of the mean Jensen–Shannon divergence between their attention distributions, as their Figure 6 (they used scikit-learn's SMACOF MDS).`,
     panels,

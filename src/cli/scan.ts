@@ -15,7 +15,7 @@ import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
 import { topHeads } from '../interp/scores/head_scores.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { writeAtlas, type AtlasData } from '../viz/atlas.js';
-import { lookAtSection } from './look_at.js';
+import { distancesOnItems, lookAtSection } from './look_at.js';
 import { modelInfo } from './model_info.js';
 import { defineCommand, integer, modelOption, option, positiveInt } from './options.js';
 import { progressBar } from './progress.js';
@@ -50,6 +50,7 @@ export const scanCommand = defineCommand({
     'job-size': option(positiveInt().optional(), { description: 'items per job with --workers or --queue', value: 'K', example: '4', default: '1 locally, about 1/64 of the items on a queue' }),
     queue: option(z.string().optional(), { description: 'put the jobs on this BullMQ queue (Redis) for `headlens worker`s, and collect the results', value: 'redis://HOST:PORT', example: 'redis://127.0.0.1:6379' }),
     'queue-name': option(z.string().optional(), { description: 'the BullMQ queue name', value: 'NAME', default: 'headlens-scan' }),
+    distances: option(z.boolean().optional(), { description: `with --task ${TEXT_TASKS.join(' | ')}: add the heads' mean Jensen–Shannon distances on the items and their classical-MDS embedding (Clark et al. 2019, §6) to the result` }),
     text: option(z.string().optional(), { description: `with --task ${TEXT_TASKS.join(' | ')}: a text file, one item per line (runs in this process)`, value: 'FILE', default: 'datasets/sentences/sentences.txt' }),
   },
   async run(v) {
@@ -63,6 +64,7 @@ export const scanCommand = defineCommand({
       // the other processes rebuild the items from task, samples and seed alone, without the file
       if (v.queue || (v.workers ?? 1) > 1) throw new HeadlensError('--text runs the scan in this process: --workers and --queue do not apply', 'drop them (or --workers 1)');
     }
+    if (v.distances && !(TEXT_TASKS as readonly string[]).includes(task)) throw new HeadlensError(`--distances applies to --task ${TEXT_TASKS.join(', ')}, not ${task}`, 'drop --distances');
     const lines = v.text !== undefined ? sentenceLines(v.text) : undefined;
     if (v.queue && task !== 'ioi') await checkQueueReachable(v.queue);
     await withModel(v, async (model) => {
@@ -106,10 +108,14 @@ export const scanCommand = defineCommand({
         causal = taskCausalCheck(model, setup.causal, heads, result.scores, { draws: v.draws, seed });
       }
       for (const w of result.warnings ?? []) console.error(`headlens: warning: ${w}`);
-      const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed, ...((TEXT_TASKS as readonly string[]).includes(task) ? { text: v.text ?? 'datasets/sentences/sentences.txt (shipped)' } : {}) }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(result.dropped ? { dropped: result.dropped } : {}), ...(causal ? { causal } : {}) };
+      const items = setup.scorer.items as number[][];
+      const isText = (TEXT_TASKS as readonly string[]).includes(task);
+      const dist = isText && (v.distances || reportFile) ? distancesOnItems(model, items) : undefined;
+      const distances = v.distances && dist ? { headDistances: { ...dist.distances, embedding: dist.embedding } } : {};
+      const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed, ...((TEXT_TASKS as readonly string[]).includes(task) ? { text: v.text ?? 'datasets/sentences/sentences.txt (shipped)' } : {}) }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(result.dropped ? { dropped: result.dropped } : {}), ...(causal ? { causal } : {}), ...distances };
       emit(report);
       // the Clark et al. scans add their Figure 2 and Figure 6 pictures
-      const lookAt = reportFile && (TEXT_TASKS as readonly string[]).includes(task) ? lookAtSection(model, task, result.scores, result.tables, setup.scorer.primary, setup.scorer.items as number[][]) : undefined;
+      const lookAt = reportFile && isText ? lookAtSection(model, task, result.scores, result.tables, setup.scorer.primary, items, dist) : undefined;
       if (reportFile) writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]), lookAt);
       // the implicit FILE.partial.json is for resuming an unfinished scan; once the result is out it would only make the
       // next run ask for --resume. A checkpoint named with --checkpoint is the user's record of the sweep: kept.
