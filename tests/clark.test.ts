@@ -20,6 +20,7 @@ import { scanTask } from '../src/interp/scores/tasks.js';
 import { classicalMds } from '../src/linalg/mds.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { inProcess } from './cli_in_process.js';
+import { FIXTURES, encoderFixtureModels, reference } from './helpers.js';
 
 /** A [layer=1][head][query][key] map from per-head row functions. */
 function planted(n: number, heads: ((q: number) => number[])[]): number[][][][] {
@@ -303,6 +304,32 @@ describe("against their code (clarkkev/attention-analysis run by tests/fixtures/
     }
     for (const [o, m] of Object.entries(ref.syntax.offsets as Record<string, Record<string, number>>)) for (const rel of r.relations) expect(r.offsets[o][rel], `offset ${o} ${rel}`).toBeCloseTo(want(m, rel), 12);
     expect(compared).toBe(2 * ref.layers * ref.heads * 9); // all + 8 relations
+  });
+});
+
+describe.each(encoderFixtureModels())("on transformers' own %s attentions (the encoder fixture's first, unpadded row)", (name) => {
+  const ref = reference(name);
+  const tokens = (JSON.parse(readFileSync(path.join(FIXTURES, name, 'inputs.json'), 'utf8')) as { tokens: string[] }).tokens;
+  const layers = ref.names.filter((k) => k.startsWith('attentions.')).length;
+  const maps = Array.from({ length: layers }, (_, l) => {
+    const [, heads, n] = ref.info(`attentions.${l}`).shape;
+    const a = ref.float32(`attentions.${l}`); // [batch, head, query_pos, key_pos]
+    return Array.from({ length: heads }, (_, h) => Array.from({ length: n }, (_, q) => Array.from(a.subarray(((h * n + q) * n), (h * n + q + 1) * n))));
+  });
+  it('the maps read as bidirectional; [CLS]/<s>, [SEP]/</s> and "." are found; every class together takes all the attention', () => {
+    expect(maps[0][0].length).toBe(tokens.length);
+    expect(attentionMaps(maps).causal).toBe(false);
+    const r = specialTokenAttention([{ tokens, maps }]);
+    expect(r.absent).toEqual([]);
+    for (const c of ['cls', 'sep', 'punct']) expect(r.tables[c].flat().every((x) => x > 0 && x < 1)).toBe(true);
+    const all = specialTokenAttention([{ tokens, maps }], { classes: { every: [...new Set(tokens)] } });
+    expect(all.tables.every.flat().every((x) => Math.abs(x - 1) < 1e-5)).toBe(true);
+  });
+  it('entropy is read from the [CLS] row and stays under the uniform ln n', () => {
+    const e = attentionEntropy([maps]);
+    expect(e.summaryRow).toBe('position 0 ([CLS])');
+    expect(e.uniform).toBeCloseTo(Math.log(tokens.length), 12);
+    expect(e.entropy.flat().every((x) => x > 0 && x <= e.uniform + 1e-9)).toBe(true);
   });
 });
 
