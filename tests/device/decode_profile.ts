@@ -6,118 +6,133 @@
  *   step_ms      until the step's logits are read back (the GPU has finished);
  *   kernel_ms    the sum of the step's programs' GPU times (tf.time, WebGPU timestamp queries), with the
  *                programs grouped by kind;
- *   counts       programs dispatched, buffers created (and their bytes), uploads, per step.
- *   by_program   programs dispatched per step by kind (class name, or the shader key of headlens' own kernels).
+ *   counts       programs dispatched, buffers created (and their bytes), uploads, per step;
+ *   by_program   programs dispatched per step by kind (class name: tfjs' programs, headlens' Headlens* kernels).
  * Usage (GPU machine, bundled by pack.sh): node decode_profile.cjs OUT.json PRESET L[,L…] STEPS
- * HEADLENS_PROFILE_TINY=1 keeps the preset's family (norm, activation, rotary, GQA, biases) but shrinks it to 2 layers
- * of d_model 256 and a 1,000-token vocabulary, for counting programs on SwiftShader (counts per layer are the same);
- * HEADLENS_FUSED=0 switches optimisations.fusedKernels off, for the before/after count.
+ * HEADLENS_PROFILE_TINY=1 keeps the preset's family (norm, activation, rotary, biases) but shrinks it to 2 layers of
+ * d_model 256 and a 1,000-token vocabulary, for counting programs on SwiftShader (the counts per layer are the
+ * same); HEADLENS_FUSED=0 switches optimisations.fusedKernels off, for the before/after count.
  */
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend, webgpuHostTuning } from '../../src/backend/index.js';
 import { HookedTransformer } from '../../src/hooks/hooked_transformer.js';
 import { LONG_PRESETS, type LongPreset } from '../../src/bench/long_context.js';
 import { makeConfig, type HookedConfigInput } from '../../src/model/config.js';
 import { KVCache } from '../../src/model/kv_cache.js';
 import { optimisations } from '../../src/model/transformer.js';
 
-const [out = 'decode_profile.json', presetName = 'pythia-1.4b', ctxArg = '1024', stepsArg = '8'] = process.argv.slice(2);
-const contexts = ctxArg.split(',').map(Number);
-const steps = Number(stepsArg);
+async function main(): Promise<void> {
+  const [out = 'decode_profile.json', presetName = 'pythia-1.4b', ctxArg = '1024', stepsArg = '8'] = process.argv.slice(2);
+  const contexts = ctxArg.split(',').map(Number);
+  const steps = Number(stepsArg);
 
-const choice = await initBackend({ backend: (process.env.HEADLENS_BACKEND as 'webgpu') ?? 'webgpu' });
-console.log('backend', choice.name, choice.reason);
-const preset: HookedConfigInput = LONG_PRESETS[presetName as LongPreset];
-const tiny = process.env.HEADLENS_PROFILE_TINY === '1';
-if (process.env.HEADLENS_FUSED === '0') optimisations.fusedKernels = false;
-const p = tiny ? { ...preset, n_layers: 2, d_model: 256, d_head: 64, n_heads: 4, d_mlp: 512, d_vocab: 1000, ...(preset.rotary_dim !== undefined ? { rotary_dim: preset.rotary_dim === 128 ? 64 : 16 } : {}) } : preset;
-const cfg = makeConfig({ ...p, n_ctx: Math.max(p.n_ctx, Math.max(...contexts) + steps + 2) });
-console.log('model', JSON.stringify({ n_layers: cfg.n_layers, d_model: cfg.d_model, n_heads: cfg.n_heads, n_kv: cfg.n_key_value_heads, fusedKernels: optimisations.fusedKernels }));
-const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64 });
+  // TF_FLAGS='{"WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE":64}' tries tfjs flags; SKIP_TIME=1 leaves out the tf.time step
+  const flags = JSON.parse(process.env.TF_FLAGS ?? '{}') as Record<string, number | boolean>;
+  // HOST_TUNING=0: tfjs' own uploads and submission batches (src/backend/webgpu_uploads.ts), for a same-run baseline
+  if (process.env.HOST_TUNING === '0') Object.assign(webgpuHostTuning, { uploads: false, submitBatch: null });
+  const choice = await initBackend({ backend: (process.env.HEADLENS_BACKEND as 'webgpu') ?? 'webgpu' });
+  console.log('backend', choice.name, choice.reason);
+  for (const [k, v] of Object.entries(flags)) tf.env().set(k, v);
+  if (Object.keys(flags).length) console.log('tfjs flags', JSON.stringify(flags));
+  const preset: HookedConfigInput = LONG_PRESETS[presetName as LongPreset];
+  const tiny = process.env.HEADLENS_PROFILE_TINY === '1';
+  if (process.env.HEADLENS_FUSED === '0') optimisations.fusedKernels = false;
+  const p = tiny ? { ...preset, n_layers: 2, d_model: 256, d_head: 64, n_heads: 4, d_mlp: 512, d_vocab: 1000, ...(preset.rotary_dim != null ? { rotary_dim: preset.rotary_dim === 128 ? 64 : 16 } : {}) } : preset;
+  const cfg = makeConfig({ ...p, n_ctx: Math.max(p.n_ctx ?? 0, Math.max(...contexts) + steps + 2) });
+  console.log('model', JSON.stringify({ n_layers: cfg.n_layers, d_model: cfg.d_model, n_heads: cfg.n_heads, n_kv: cfg.n_key_value_heads, fusedKernels: optimisations.fusedKernels }));
+  const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64 });
 
-const be = tf.backend() as unknown as {
-  runWebGPUProgram?: (prog: { constructor: { name: string }; shaderKey?: string }, inputs: { dataId: object }[], ...rest: unknown[]) => unknown;
-  device?: { createBuffer: (d: { size: number }) => unknown };
-  tensorMap: { get(id: object): { resource?: unknown; values?: unknown } };
-};
-const counts = { programs: 0, buffers: 0, bufferBytes: 0, uploads: 0 };
-let byProgram: Record<string, number> = {};
-if (be.runWebGPUProgram && be.device) {
-  const run = be.runWebGPUProgram.bind(be);
-  be.runWebGPUProgram = (prog, inputs, ...rest) => {
-    counts.programs++;
-    const kind = prog.constructor.name !== 'Object' ? prog.constructor.name : String(prog.shaderKey).split('_')[0];
-    byProgram[kind] = (byProgram[kind] ?? 0) + 1;
-    for (const i of inputs) {
-      const d = be.tensorMap.get(i.dataId);
-      if (d && d.resource == null && d.values != null) counts.uploads++;
-    }
-    return run(prog, inputs, ...rest);
+  const be = tf.backend() as unknown as {
+    runWebGPUProgram?: (prog: { constructor: { name: string } }, inputs: { dataId: object }[], ...rest: unknown[]) => unknown;
+    device?: { createBuffer: (d: { size: number }) => unknown };
+    tensorMap: { get(id: object): { resource?: unknown; values?: unknown } };
   };
-  const dev = be.device;
-  const create = dev.createBuffer.bind(dev);
-  dev.createBuffer = (d: { size: number }) => {
-    counts.buffers++;
-    counts.bufferBytes += d.size;
-    return create(d);
+  const counts = { programs: 0, buffers: 0, bufferBytes: 0, uploads: 0 };
+  let byProgram: Record<string, number> = {};
+  if (be.runWebGPUProgram && be.device) {
+    const run = be.runWebGPUProgram.bind(be);
+    be.runWebGPUProgram = (prog, inputs, ...rest) => {
+      counts.programs++;
+      byProgram[prog.constructor.name] = (byProgram[prog.constructor.name] ?? 0) + 1;
+      for (const i of inputs) {
+        const d = be.tensorMap.get(i.dataId);
+        if (d && d.resource == null && d.values != null) counts.uploads++;
+      }
+      return run(prog, inputs, ...rest);
+    };
+    const dev = be.device;
+    const create = dev.createBuffer.bind(dev);
+    dev.createBuffer = (d: { size: number }) => {
+      counts.buffers++;
+      counts.bufferBytes += d.size;
+      return create(d);
+    };
+  }
+  const reset = () => {
+    Object.assign(counts, { programs: 0, buffers: 0, bufferBytes: 0, uploads: 0 });
+    byProgram = {};
   };
-}
-const reset = () => {
-  Object.assign(counts, { programs: 0, buffers: 0, bufferBytes: 0, uploads: 0 });
-  byProgram = {};
-};
 
-const result: Record<string, unknown>[] = [];
-for (const L of contexts) {
-  const cache = new KVCache(cfg.n_layers);
-  const prompt = [Array.from({ length: L }, (_, i) => (i * 7919) % cfg.d_vocab)];
-  const t0 = performance.now();
-  const first = model.runWithHooks(prompt, { kvCache: cache, logits: 'last' });
-  await first.data();
-  first.dispose();
-  const prefill_ms = performance.now() - t0;
-  const rows: Record<string, unknown>[] = [];
-  for (let s = 0; s < steps; s++) {
-    const tok = [[(s * 31) % cfg.d_vocab]];
-    reset();
-    const a = performance.now();
-    const logits = model.runWithHooks(tok, { kvCache: cache, logits: 'last' });
-    const enqueue_ms = performance.now() - a;
-    await logits.data();
-    const step_ms = performance.now() - a;
-    logits.dispose();
-    rows.push({ step: s, enqueue_ms, step_ms, ...counts, by_program: byProgram });
-    console.log(`L=${L} step ${s}: enqueue ${enqueue_ms.toFixed(1)} ms, step ${step_ms.toFixed(1)} ms, ${JSON.stringify(counts)}`);
-    console.log(`  by program: ${JSON.stringify(byProgram)}`);
-  }
-  // one more step under tf.time: GPU time per program kind (timestamp queries add a pass per program)
-  let kernel: Record<string, unknown> = {};
-  try {
-    const info = await tf.time(() => {
-      const l = model.runWithHooks([[5]], { kvCache: cache, logits: 'last' });
-      l.dispose();
-    });
-    // tfjs-backend-webgpu 4.22 gives "Name: ms, Name: ms, …"
-    const extra = String((info as unknown as { getExtraProfileInfo?: () => string }).getExtraProfileInfo?.() ?? '');
-    const byKind: Record<string, { n: number; ms: number }> = {};
-    for (const part of extra.split(', ').filter(Boolean)) {
-      const [name, msText] = part.split(': ');
-      const ms = Number(msText);
-      byKind[name] ??= { n: 0, ms: 0 };
-      byKind[name].n++;
-      byKind[name].ms += ms;
+  const result: Record<string, unknown>[] = [];
+  for (const L of contexts) {
+    const cache = new KVCache(cfg.n_layers);
+    const prompt = [Array.from({ length: L }, (_, i) => (i * 7919) % cfg.d_vocab)];
+    const t0 = performance.now();
+    const first = model.runWithHooks(prompt, { kvCache: cache, logits: 'last' });
+    await first.data();
+    first.dispose();
+    const prefill_ms = performance.now() - t0;
+    const rows: Record<string, unknown>[] = [];
+    for (let s = 0; s < steps; s++) {
+      const tok = [[(s * 31) % cfg.d_vocab]];
+      reset();
+      const a = performance.now();
+      const logits = model.runWithHooks(tok, { kvCache: cache, logits: 'last' });
+      const enqueue_ms = performance.now() - a;
+      await logits.data();
+      const step_ms = performance.now() - a;
+      logits.dispose();
+      rows.push({ step: s, enqueue_ms, step_ms, ...counts, by_program: byProgram });
+      console.log(`L=${L} step ${s}: enqueue ${enqueue_ms.toFixed(1)} ms, step ${step_ms.toFixed(1)} ms, ${JSON.stringify(counts)}`);
+      console.log(`  by program: ${JSON.stringify(byProgram)}`);
     }
-    kernel = { wall_ms: info.wallMs, kernel_ms: info.kernelMs, by_kind: byKind };
-    console.log(`L=${L} timed step: wall ${info.wallMs.toFixed(1)} ms, kernels ${JSON.stringify(info.kernelMs)} ms`);
-    console.log(JSON.stringify(byKind));
-  } catch (e) {
-    kernel = { error: (e as Error).message };
-    console.log('tf.time failed:', (e as Error).message);
+    // one more step under tf.time: GPU time per program kind (timestamp queries add a pass per program)
+    let kernel: Record<string, unknown> = {};
+    if (process.env.SKIP_TIME) kernel = { skipped: 'SKIP_TIME' };
+    else try {
+      const info = await tf.time(() => {
+        const l = model.runWithHooks([[5]], { kvCache: cache, logits: 'last' });
+        l.dispose();
+      });
+      // tfjs-backend-webgpu 4.22 gives "Name: ms, Name: ms, …"
+      const extra = String((info as unknown as { getExtraProfileInfo?: () => string }).getExtraProfileInfo?.() ?? '');
+      const byKind: Record<string, { n: number; ms: number }> = {};
+      for (const part of extra.split(', ').filter(Boolean)) {
+        const [name, msText] = part.split(': ');
+        const ms = Number(msText);
+        byKind[name] ??= { n: 0, ms: 0 };
+        byKind[name].n++;
+        byKind[name].ms += ms;
+      }
+      kernel = { wall_ms: info.wallMs, kernel_ms: info.kernelMs, by_kind: byKind };
+      console.log(`L=${L} timed step: wall ${info.wallMs.toFixed(1)} ms, kernels ${JSON.stringify(info.kernelMs)} ms`);
+      console.log(JSON.stringify(byKind));
+    } catch (e) {
+      kernel = { error: (e as Error).message };
+      console.log('tf.time failed:', (e as Error).message);
+    }
+    cache.dispose();
+    result.push({ context: L, prefill_ms, steps: rows, timed: kernel });
+    writeFileSync(out, JSON.stringify({ preset: presetName, backend: choice, result }, null, 1));
   }
-  cache.dispose();
-  result.push({ context: L, prefill_ms, steps: rows, timed: kernel });
-  writeFileSync(out, JSON.stringify({ preset: presetName, backend: choice, result }, null, 1));
+  console.log('wrote', out);
 }
-console.log('wrote', out);
-process.exit(0);
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
