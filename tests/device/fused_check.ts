@@ -1,0 +1,116 @@
+/**
+ * The fused WebGPU kernels (src/backend/webgpu_kernels) against the plain path at real shapes, on the GPU machine
+ * (issue 18 §2: "every kernel is checked on the GPU machine against the unfused path, 1e-5 relative"). For each
+ * preset (random weights of rank 64, n_layers cut to --layers to save device time), a prompt of each --contexts
+ * length is run into a KV cache and --steps greedy single-token steps follow, once with optimisations.fusedKernels
+ * on and once off; every step's last logits are compared (max |fused − plain| / max |plain|), the chosen tokens
+ * must be equal, and the programs each decoding step dispatched are counted both ways. A context past
+ * attentionSplits.minKeys (2,048) runs the split attention and its merge. Also here with tiny shapes on
+ * SwiftShader, so a typo never costs device time:
+ *   HEADLENS_WEBGPU_ADAPTER=swiftshader npx vite-node tests/device/fused_check.ts --presets gpt2-small --layers 1 \
+ *     --tiny yes --contexts 40 --steps 2 --out /tmp/fc
+ * GPU: bundle with ../shared/device/pack.sh as the other scripts here, then e.g.
+ *   node fused_check.cjs --presets gpt2-small,pythia-1.4b,llama-7b --layers 4 --contexts 1024,4096 --steps 4 --out $OUT
+ * Everything goes into OUT/fused_check.json, rewritten after each case.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { initBackend } from '../../src/backend/index.js';
+import { LONG_PRESETS, type LongPreset } from '../../src/bench/long_context.js';
+import { HookedTransformer } from '../../src/hooks/hooked_transformer.js';
+import { makeConfig, type HookedConfigInput } from '../../src/model/config.js';
+import { KVCache } from '../../src/model/kv_cache.js';
+import { optimisations } from '../../src/model/transformer.js';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] !== undefined ? process.argv[i + 1] : fallback;
+}
+
+async function main(): Promise<void> {
+  const presets = arg('presets', 'gpt2-small,pythia-1.4b,llama-7b').split(',') as LongPreset[];
+  const layers = Number(arg('layers', '4'));
+  const contexts = arg('contexts', '1024,4096').split(',').map(Number);
+  const steps = Number(arg('steps', '4'));
+  const tiny = arg('tiny', 'no') === 'yes';
+  const out = path.join(arg('out', process.env.OUT ?? '.'), 'fused_check.json');
+  const choice = await initBackend({ backend: 'webgpu' });
+  console.log('backend', choice.reason);
+  const be = tf.backend() as unknown as { runWebGPUProgram: (...a: unknown[]) => unknown };
+  const original = be.runWebGPUProgram;
+  let programs = 0;
+  be.runWebGPUProgram = function (this: unknown, ...a: unknown[]) {
+    programs++;
+    return original.apply(this, a);
+  };
+  const results: Record<string, unknown>[] = [];
+  for (const name of presets) {
+    const p: HookedConfigInput = LONG_PRESETS[name];
+    const shape = tiny ? { d_model: 64, d_head: 16, n_heads: 4, d_mlp: 128, d_vocab: 500, ...(p.rotary_dim != null ? { rotary_dim: 8 } : {}) } : {};
+    const cfg = makeConfig({ ...p, ...shape, n_layers: layers, n_ctx: Math.max(...contexts) + steps + 2 });
+    const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64, std: 0.05 });
+    for (const L of contexts) {
+      const prompt = Array.from({ length: L }, (_, i) => (i * 7919 + 13) % cfg.d_vocab);
+      const run = async (fused: boolean) => {
+        optimisations.fusedKernels = fused;
+        const cache = new KVCache(cfg.n_layers);
+        const logits: Float32Array[] = [];
+        const tokens: number[] = [];
+        const perStep: number[] = [];
+        let feed = [prompt];
+        try {
+          for (let s = 0; s <= steps; s++) {
+            const before = programs;
+            const out = model.runWithHooks(feed, { kvCache: cache, logits: 'last' });
+            if (s > 0) perStep.push(programs - before);
+            const last = (await out.data()) as Float32Array;
+            out.dispose();
+            logits.push(last.slice());
+            let best = 0;
+            for (let i = 1; i < last.length; i++) if (last[i] > last[best]) best = i;
+            tokens.push(best);
+            feed = [[best]];
+          }
+        } finally {
+          cache.dispose();
+          optimisations.fusedKernels = true;
+        }
+        return { logits, tokens, perStep };
+      };
+      const row: Record<string, unknown> = { preset: name, n_layers: layers, context: L };
+      try {
+        const fused = await run(true);
+        const plain = await run(false);
+        row.tokens_equal = fused.tokens.every((t, i) => t === plain.tokens[i]);
+        row.rel_diff_per_step = fused.logits.map((a, s) => {
+          const b = plain.logits[s];
+          let d = 0;
+          let m = 0;
+          for (let i = 0; i < a.length; i++) {
+            const x = Math.abs(a[i] - b[i]);
+            if (!(x <= d)) d = x;
+            m = Math.max(m, Math.abs(b[i]));
+          }
+          return d / m;
+        });
+        row.programs_per_step = { fused: fused.perStep, plain: plain.perStep };
+      } catch (e) {
+        row.error = (e as Error).message.split('\n')[0];
+      }
+      console.log(JSON.stringify(row));
+      results.push(row);
+      writeFileSync(out, JSON.stringify({ backend: choice, results }, null, 1));
+    }
+    model.dispose();
+  }
+  console.log('wrote', out);
+}
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
