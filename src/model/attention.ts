@@ -154,9 +154,9 @@ function scaleOf(cfg: HookedConfig, layer: number): number {
  * listens at hook_q / hook_k / hook_v / hook_rot_q / hook_rot_k either, q, k and v are never cut out of the fused
  * QKV matmul's output: one dispatch per cache tensor appends the new keys and values to the KV cache (rotating
  * the keys on the way) and one computes hook_z (rotating q as it loads it), all reading through strides; without
- * a KV cache, or when a cache keeps scores or patterns, one dispatch first rotates q and k together. Otherwise q, k and v are
- * made and hooked as on the plain path and the rotation is one dispatch per tensor. Either way hook_z, hook_result
- * and everything after are the plain path's.
+ * a KV cache, or when a cache keeps scores or patterns, one dispatch first rotates q and k together. Otherwise q,
+ * k and v are made and hooked as on the plain path and the rotation is one dispatch per tensor. Either way
+ * hook_z, hook_result and everything after are the plain path's.
  */
 function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, hp: HookPoints, ctx: AttentionContext): tf.Tensor3D {
   const n = `blocks.${layer}.attn`;
