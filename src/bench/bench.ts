@@ -238,7 +238,8 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     let gains: Record<string, OptimisationGain> | undefined;
     if (opts.ablate) {
       gains = {};
-      const flags = Object.keys(optimisations) as (keyof typeof optimisations)[];
+      // fusedKernels only acts on webgpu: elsewhere its row would time the same path twice
+      const flags = (Object.keys(optimisations) as (keyof typeof optimisations)[]).filter((f) => f !== 'fusedKernels' || tf.getBackend() === 'webgpu');
       // on webgpu also the host-side switches of src/backend/webgpu_uploads.ts
       const host: Record<string, (on: boolean) => void> =
         tf.getBackend() === 'webgpu'
