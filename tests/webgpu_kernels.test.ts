@@ -213,13 +213,22 @@ describe('the forward and decoding with fusedKernels on and off', () => {
     m.dispose();
   });
 
-  it('generate() through the fused decode gives the same tokens, and each step the same logits within 1e-5 (GQA, window, padding)', async () => {
+  it('generate() through the fused decode gives the same tokens, each step the same logits and cached last pattern row within 1e-5 (GQA, window, padding)', async () => {
     const m = model('llama-gqa-window');
-    const run = () => generateAsync(m, PROMPTS, { maxNewTokens: 3, attentionMask: PADDING, onStep: (s) => tf.keep(s.logits.clone()) });
+    // layer 1's last pattern row cached at every step (the retrieval score's work): layer 0 decodes unobserved
+    const name = 'blocks.1.attn.hook_pattern';
+    const run = () =>
+      generateAsync(m, PROMPTS, {
+        maxNewTokens: 3, attentionMask: PADDING, names: [name], patternRows: 'last',
+        onStep: (s) => [tf.keep(s.logits.clone()), tf.keep(s.cache!.get(name).clone())],
+      });
     const { fused, plain } = await both(run);
     expect(fused.tokens).toEqual(plain.tokens);
-    for (let s = 0; s < fused.records.length; s++) expect(await rel(fused.records[s], plain.records[s]), `step ${s}`).toBeLessThan(TOL);
-    tf.dispose([...fused.records, ...plain.records]);
+    for (let s = 0; s < fused.records.length; s++) {
+      expect(await rel(fused.records[s][0], plain.records[s][0]), `step ${s} logits`).toBeLessThan(TOL);
+      expect(await rel(fused.records[s][1], plain.records[s][1]), `step ${s} pattern`).toBeLessThan(TOL);
+    }
+    tf.dispose([...fused.records.flat(), ...plain.records.flat()]);
     m.dispose();
   });
 
