@@ -232,6 +232,31 @@ describe('the forward and decoding with fusedKernels on and off', () => {
     m.dispose();
   });
 
+  it('a KV cache the fused kernels wrote serves a plain step (a hook that changes a pattern) and the fused steps after it', async () => {
+    const m = model('llama-gqa-window');
+    const hooks: FwdHook[] = [['blocks.1.attn.hook_pattern', (p) => p.mul(0.5)]];
+    const warm = m.runWithHooks(PROMPTS); // makes the model's cached QKV weights, which it keeps
+    await warm.data();
+    warm.dispose();
+    const run = async () => {
+      const before = tf.memory().numTensors;
+      const cache = new KVCache(m.cfg.n_layers);
+      const logits: tf.Tensor[] = [];
+      logits.push(m.runWithHooks(PROMPTS, { kvCache: cache, attentionMask: PADDING, logits: 'last' }));
+      logits.push(m.runWithHooks([[4], [9]], { kvCache: cache, logits: 'last', fwdHooks: hooks })); // layer 1 plain
+      logits.push(m.runWithHooks([[7], [2]], { kvCache: cache, logits: 'last' }));
+      logits.push(m.runWithHooks([[5], [8]], { kvCache: cache, logits: 'last' }));
+      cache.dispose();
+      const kept = logits.length;
+      return { logits, leaked: tf.memory().numTensors - before - kept };
+    };
+    const { fused, plain } = await both(run);
+    for (let s = 0; s < fused.logits.length; s++) expect(await rel(fused.logits[s], plain.logits[s]), `step ${s}`).toBeLessThan(TOL);
+    expect(fused.leaked).toBe(0);
+    tf.dispose([...fused.logits, ...plain.logits]);
+    m.dispose();
+  });
+
   it('a decode step (partial rotary) dispatches under a third of the programs, and hooks at hook_v or hook_scale keep the fused path correct', async () => {
     const m = model('neox-partial-rotary');
     const step = async (hooks?: FwdHook[]) => {

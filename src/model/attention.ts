@@ -18,7 +18,7 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
-import { bhpView, bphView, fusedAttention, fusedAttentionRows as fusedRows, fusedKVAppend, fusedRotary, FUSED_ATTENTION_MAX_D_HEAD, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
+import { bphView, fusedAttention, fusedAttentionRows as fusedRows, fusedKVAppendBoth, fusedRotary, FUSED_ATTENTION_MAX_D_HEAD, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
 
 export interface AttentionContext {
   /**
@@ -152,8 +152,8 @@ function scaleOf(cfg: HookedConfig, layer: number): number {
 /**
  * Attention through the fused WebGPU kernels, for when nobody looks at the scores or the pattern. Where no hook
  * listens at hook_q / hook_k / hook_v / hook_rot_q / hook_rot_k either, q, k and v are never cut out of the fused
- * QKV matmul's output: one dispatch per cache tensor appends the new keys and values to the KV cache (rotating
- * the keys on the way) and one computes hook_z (rotating q as it loads it), all reading through strides; without
+ * QKV matmul's output: one dispatch appends the new keys and values to the KV cache (rotating the keys on the
+ * way; the cache holds both in one tensor) and one computes hook_z (rotating q as it loads it), all reading through strides; without
  * a KV cache, or when a cache keeps scores or patterns, one dispatch first rotates q and k together. Otherwise q,
  * k and v are made and hooked as on the plain path and the rotation is one dispatch per tensor. Either way
  * hook_z, hook_result and everything after are the plain path's.
@@ -209,12 +209,13 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
   let v = vNew;
   let keys = pos;
   if (ctx.kvCache) {
-    // the layer's keys and values so far, [batch, kv_head, key_pos, d_head], staged in (and kept by) the cache
-    const past = ctx.kvCache.past(layer);
-    const kAll = fusedKVAppend(past?.k, kNew, batch, kv, pos, e, inline);
-    const vAll = fusedKVAppend(past?.v, vNew, batch, kv, pos, e);
-    ctx.kvCache.stage(layer, kAll, vAll);
-    [k, v, keys] = [bhpView(kAll), bhpView(vAll), kAll.shape[2]];
+    // the layer's keys and values so far in one tensor, [2, batch, kv_head, key_pos, d_head] (keys, then values),
+    // staged in (and kept by) the cache; read below as two [batch, kv_head, key_pos, d_head] views
+    const all = fusedKVAppendBoth(ctx.kvCache.held(layer), kNew, vNew, batch, kv, pos, e, inline);
+    ctx.kvCache.stageCombined(layer, all);
+    keys = all.shape[3]!;
+    const strides: [number, number, number] = [kv * keys * e, e, keys * e];
+    [k, v] = [{ tensor: all, offset: 0, strides }, { tensor: all, offset: batch * kv * keys * e, strides }];
   }
   const opts = {
     batch, rows: pos, heads: h, kvHeads: kv, dHead: e, keys, scale: scaleOf(cfg, layer),

@@ -7,6 +7,10 @@
  * with the same hooks would see it. Keys and values are per key/value head (before GQA's repeat), so a grouped
  * model keeps n_key_value_heads, not n_heads.
  *
+ * A layer's keys and values are two tensors, or (written by the fused WebGPU kernels, src/backend/webgpu_kernels)
+ * one [2, batch, kv_head, key_pos, d_head] tensor, keys then values, which one dispatch extends; `past()` then cuts
+ * the two out once, for the plain path, and keeps them with the layer.
+ *
  * The cache owns its tensors until `dispose()`. A forward given the cache stages each layer's extended keys and
  * values and the cache takes them only when the whole forward succeeded (`commit`), so a forward that throws
  * halfway leaves the cache as it was.
@@ -21,9 +25,21 @@ interface LayerKV {
   v: tf.Tensor4D;
 }
 
+/** What the cache holds for a layer: k and v, or both in one tensor (and k, v cut from it once asked for). */
+interface Held {
+  k?: tf.Tensor4D;
+  v?: tf.Tensor4D;
+  /** [2, batch, kv_head, key_pos, d_head]: keys, then values */
+  kv?: tf.Tensor;
+}
+
+function release(h: Held): void {
+  tf.dispose([h.k, h.v, h.kv].filter((t): t is tf.Tensor => t !== undefined));
+}
+
 export class KVCache {
-  private readonly layers: (LayerKV | undefined)[];
-  private readonly staged = new Map<number, LayerKV>();
+  private readonly layers: (Held | undefined)[];
+  private readonly staged = new Map<number, Held>();
   private stagedPositions = 0;
   /** Positions held: the absolute position of the next token fed. */
   length = 0;
@@ -42,6 +58,24 @@ export class KVCache {
 
   /** Keys and values of layer l so far (owned by the cache), or undefined before the first forward. */
   past(layer: number): LayerKV | undefined {
+    this.alive();
+    const h = this.layers[layer];
+    if (!h) return undefined;
+    if (!h.k || !h.v) {
+      const kv = h.kv!;
+      const [, b, n, t, e] = kv.shape;
+      // cut once and kept with the layer (this may run inside a forward's scope)
+      h.k = tf.keep(tf.tidy(() => kv.slice([0, 0, 0, 0, 0], [1, b, n, t, e]).reshape([b, n, t, e]) as tf.Tensor4D));
+      h.v = tf.keep(tf.tidy(() => kv.slice([1, 0, 0, 0, 0], [1, b, n, t, e]).reshape([b, n, t, e]) as tf.Tensor4D));
+    }
+    return { k: h.k, v: h.v };
+  }
+
+  /**
+   * Layer l's keys and values as they are held: `kv` [2, batch, kv_head, key_pos, d_head] when the fused kernels
+   * wrote them, else `k` and `v`. For the fused KV append, which reads either form.
+   */
+  held(layer: number): Readonly<Held> | undefined {
     this.alive();
     return this.layers[layer];
   }
@@ -70,6 +104,11 @@ export class KVCache {
     this.staged.set(layer, { k: tf.keep(k), v: tf.keep(v) });
   }
 
+  /** As stage, for keys and values in one tensor [2, batch, kv_head, key_pos, d_head] (the fused KV append). */
+  stageCombined(layer: number, kv: tf.Tensor): void {
+    this.staged.set(layer, { kv: tf.keep(kv) });
+  }
+
   /** The forward succeeded: the staged keys and values replace the old ones; `mask` covers every position now held. */
   commit(batch: number, mask?: number[][]): void {
     if (this.staged.size !== this.nLayers) {
@@ -78,7 +117,7 @@ export class KVCache {
     }
     for (const [l, kv] of this.staged) {
       const old = this.layers[l];
-      if (old) tf.dispose([old.k, old.v]);
+      if (old) release(old);
       this.layers[l] = kv;
     }
     this.staged.clear();
@@ -90,7 +129,7 @@ export class KVCache {
 
   /** The forward failed: drops what it staged. */
   discard(): void {
-    for (const kv of this.staged.values()) tf.dispose([kv.k, kv.v]);
+    for (const kv of this.staged.values()) release(kv);
     this.staged.clear();
     this.stagedPositions = 0;
   }
@@ -98,14 +137,14 @@ export class KVCache {
   /** Bytes the cache holds. */
   get bytes(): number {
     let n = 0;
-    for (const kv of this.layers) if (kv) n += (kv.k.size + kv.v.size) * 4;
+    for (const kv of this.layers) if (kv) n += ((kv.kv?.size ?? 0) + (kv.k?.size ?? 0) + (kv.v?.size ?? 0)) * 4;
     return n;
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.discard();
-    for (const kv of this.layers) if (kv) tf.dispose([kv.k, kv.v]);
+    for (const kv of this.layers) if (kv) release(kv);
     this.layers.fill(undefined);
     this.disposed = true;
   }

@@ -1,8 +1,8 @@
 /**
- * The KV cache's new keys (or values) in one dispatch: [past | new] along key_pos in the cache's layout
- * [batch, kv_head, key_pos, d_head], reading the new positions through strides wherever they lie (the fused QKV
- * matmul's output, the rotary kernel's output, or a [batch, pos, kv_head, d_head] tensor), rotating new keys on the
- * way when asked. The unfused path takes a transpose and a concat for each.
+ * The KV cache's new keys and values in one dispatch: [past | new] along key_pos, keys and values in one tensor
+ * [2, batch, kv_head, key_pos, d_head] (kv_cache.ts holds it as it is), reading the new positions through strides
+ * wherever they lie (the fused QKV matmul's output, the rotary kernel's output, or [batch, pos, kv_head, d_head]
+ * tensors), rotating new keys on the way when asked. The unfused path takes a transpose and a concat for each.
  */
 import * as tf from '@tensorflow/tfjs';
 import { rotateSnippet, tableUniforms, type HeadView, type InlineRotary } from './attention.js';
@@ -10,46 +10,80 @@ import { assertFloat, runProgram, type WebGPUProgram } from './program.js';
 
 const WG = 64;
 
-function appendProgram(outputShape: number[], hasPast: boolean, rot: boolean): WebGPUProgram {
+type PastForm = 'none' | 'combined' | 'split';
+
+function appendBothProgram(outputShape: number[], past: PastForm, rot: boolean): WebGPUProgram {
   const size = outputShape.reduce((a, c) => a * c, 1);
+  const pastInputs = past === 'combined' ? ['pastKV'] : past === 'split' ? ['pastK', 'pastV'] : [];
+  const readPast =
+    past === 'combined'
+      ? 'result[index] = pastKV[(((which * uniforms.batch + bt) * uniforms.heads + h) * uniforms.pastKeys + t) * uniforms.dHead + e];'
+      : past === 'split'
+        ? `let at = ((bt * uniforms.heads + h) * uniforms.pastKeys + t) * uniforms.dHead + e;
+    if (which == 0) { result[index] = pastK[at]; } else { result[index] = pastV[at]; }`
+        : '';
   return {
-    variableNames: [...(hasPast ? ['past'] : []), 'fresh', ...(rot ? ['cosT', 'sinT'] : [])],
+    variableNames: [...pastInputs, 'freshK', 'freshV', ...(rot ? ['cosT', 'sinT'] : [])],
     outputShape,
-    shaderKey: `hlKVAppend_${hasPast ? 'past' : 'first'}_${rot ? 'rot' : 'norot'}`,
-    dispatchLayout: { x: [0, 1, 2, 3] },
+    shaderKey: `hlKVAppendBoth_${past}_${rot ? 'rot' : 'norot'}`,
+    dispatchLayout: { x: [0, 1, 2, 3, 4] },
     dispatch: [Math.ceil(size / WG), 1, 1],
     workgroupSize: [WG, 1, 1],
-    uniforms: 'total : i32, heads : i32, keys : i32, dHead : i32, pastKeys : i32, off : i32, sb : i32, sp : i32, sh : i32, rotaryDim : i32, tableSb : i32,',
+    uniforms:
+      'total : i32, batch : i32, heads : i32, keys : i32, dHead : i32, pastKeys : i32, ' +
+      'kOff : i32, kSb : i32, kSp : i32, kSh : i32, vOff : i32, vSb : i32, vSp : i32, vSh : i32, rotaryDim : i32, tableSb : i32,',
     getUserCode: () => `
-${rot ? rotateSnippet('rotK', 'fresh') : ''}
+${rot ? rotateSnippet('rotK', 'freshK') : ''}
 fn main(index : i32) {
   if (index >= uniforms.total) { return; }
   let e = index % uniforms.dHead;
   let t = (index / uniforms.dHead) % uniforms.keys;
   let h = (index / (uniforms.dHead * uniforms.keys)) % uniforms.heads;
-  let bt = index / (uniforms.dHead * uniforms.keys * uniforms.heads);
+  let bt = (index / (uniforms.dHead * uniforms.keys * uniforms.heads)) % uniforms.batch;
+  let which = index / (uniforms.dHead * uniforms.keys * uniforms.heads * uniforms.batch); // 0 keys, 1 values
   if (t < uniforms.pastKeys) {
-    ${hasPast ? 'result[index] = past[((bt * uniforms.heads + h) * uniforms.pastKeys + t) * uniforms.dHead + e];' : ''}
+    ${readPast}
     return;
   }
   let p = t - uniforms.pastKeys;
-  ${rot ? 'result[index] = rotK(uniforms.off + bt * uniforms.sb + p * uniforms.sp + h * uniforms.sh, e, bt * uniforms.tableSb + p);' : 'result[index] = fresh[uniforms.off + bt * uniforms.sb + p * uniforms.sp + h * uniforms.sh + e];'}
+  if (which == 0) {
+    ${rot ? 'result[index] = rotK(uniforms.kOff + bt * uniforms.kSb + p * uniforms.kSp + h * uniforms.kSh, e, bt * uniforms.tableSb + p);' : 'result[index] = freshK[uniforms.kOff + bt * uniforms.kSb + p * uniforms.kSp + h * uniforms.kSh + e];'}
+  } else {
+    result[index] = freshV[uniforms.vOff + bt * uniforms.vSb + p * uniforms.vSp + h * uniforms.vSh + e];
+  }
 }
 `,
   };
 }
 
 /**
- * [batch, kv_head, past_pos + new_pos, d_head]: `past` (or nothing) followed by the `newPos` positions of `fresh`,
- * rotated on the way with `rotary`'s tables ([new_pos, rotary_dim] or [batch, new_pos, rotary_dim]) if given.
+ * The KV cache's keys and values extended by `newPos` positions in one dispatch: [2, batch, kv_head, past_pos +
+ * new_pos, d_head], keys then values. `past` is the cache's layer as held (one combined tensor, or k and v, or
+ * nothing yet); new keys are rotated on the way with `rotary` if given.
  */
-export function fusedKVAppend(past: tf.Tensor4D | undefined, fresh: HeadView, batch: number, kvHeads: number, newPos: number, dHead: number, rotary?: InlineRotary): tf.Tensor4D {
-  assertFloat(fresh.tensor, 'new keys/values');
-  const pastKeys = past ? past.shape[2] : 0;
-  const shape = [batch, kvHeads, pastKeys + newPos, dHead];
+export function fusedKVAppendBoth(
+  past: { k?: tf.Tensor; v?: tf.Tensor; kv?: tf.Tensor } | undefined,
+  freshK: HeadView,
+  freshV: HeadView,
+  batch: number,
+  kvHeads: number,
+  newPos: number,
+  dHead: number,
+  rotary?: InlineRotary,
+): tf.Tensor {
+  assertFloat(freshK.tensor, 'new keys');
+  assertFloat(freshV.tensor, 'new values');
+  const form: PastForm = !past ? 'none' : past.kv ? 'combined' : 'split';
+  const pastInputs = form === 'combined' ? [past!.kv!] : form === 'split' ? [past!.k!, past!.v!] : [];
+  const pastKeys: number = form === 'combined' ? past!.kv!.shape[3]! : form === 'split' ? past!.k!.shape[2]! : 0;
+  const shape = [2, batch, kvHeads, pastKeys + newPos, dHead];
   const total = shape.reduce((a, c) => a * c, 1);
   const i = (n: number) => ({ type: 'int32' as const, data: [n] });
-  const uniforms = [i(total), i(kvHeads), i(pastKeys + newPos), i(dHead), i(pastKeys), i(fresh.offset), ...fresh.strides.map(i), ...tableUniforms(rotary, newPos)];
-  const inputs = [...(past ? [past] : []), fresh.tensor, ...(rotary ? [rotary.cos, rotary.sin] : [])];
-  return runProgram('HeadlensKVAppend', appendProgram(shape, !!past, !!rotary), inputs, uniforms) as tf.Tensor4D;
+  const uniforms = [
+    i(total), i(batch), i(kvHeads), i(pastKeys + newPos), i(dHead), i(pastKeys),
+    ...[freshK, freshV].flatMap((x) => [i(x.offset), ...x.strides.map(i)]),
+    ...tableUniforms(rotary, newPos),
+  ];
+  const inputs = [...pastInputs, freshK.tensor, freshV.tensor, ...(rotary ? [rotary.cos, rotary.sin] : [])];
+  return runProgram('HeadlensKVAppend', appendBothProgram(shape, form, !!rotary), inputs, uniforms);
 }
