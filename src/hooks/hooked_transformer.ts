@@ -11,7 +11,7 @@ import type { Interceptor } from '../model/hook_point.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { KVCache } from '../model/kv_cache.js';
 import { maskRows, type AttentionMaskInput } from '../model/padding.js';
-import { Transformer, type ForwardOptions, type RandomInit, type TokenInput } from '../model/transformer.js';
+import { refuseEncoder, Transformer, type ForwardOptions, type RandomInit, type TokenInput } from '../model/transformer.js';
 import { hookAxes, layerOf, nearest } from './act_name.js';
 import { ActivationCache } from './activation_cache.js';
 import { generate, generateAsync, type GenerateOptions, type GenerateResult } from './generate.js';
@@ -39,6 +39,8 @@ export interface RunOptions {
   kvCache?: KVCache;
   /** [batch, pos], 1 = real token, 0 = padding: a batch of unequal lengths (toTokens(texts, { padding })). */
   attentionMask?: AttentionMaskInput;
+  /** Encoders: token types (segments) [batch, pos], default 0 (see ForwardOptions.tokenTypeIds). */
+  tokenTypeIds?: number[][] | tf.Tensor;
 }
 
 /**
@@ -187,6 +189,7 @@ export class HookedTransformer extends Transformer {
   loss(tokens: TokenInput, opts: LossOptions & { perToken: true }): tf.Tensor2D;
   loss(tokens: TokenInput, opts?: LossOptions): tf.Scalar;
   loss(tokens: TokenInput, opts: LossOptions = {}): tf.Tensor {
+    refuseEncoder(this.cfg, 'the next-token loss');
     const rows = this.tokenRows(tokens);
     if (rows[0].length < 2) throw new HeadlensError('loss: the tokens are one position long, so nothing is predicted', 'pass at least two tokens per row');
     const logits = this.runWithHooks(rows, { fwdHooks: opts.fwdHooks, attentionMask: opts.attentionMask });
@@ -234,7 +237,7 @@ export class HookedTransformer extends Transformer {
   runWithHooks(tokens: TokenInput, opts: RunOptions = {}): tf.Tensor3D {
     const hooks = [...this.permanent, ...(opts.fwdHooks ?? [])];
     this.checkFilters(hooks);
-    return this.forward(tokens, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask, logits: opts.logits });
+    return this.forward(tokens, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask, logits: opts.logits, tokenTypeIds: opts.tokenTypeIds });
   }
 
   /**
@@ -285,7 +288,7 @@ export class HookedTransformer extends Transformer {
       },
     };
     try {
-      const logits = this.forward(tokens, { interceptor: withCache, stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask, logits: opts.logits });
+      const logits = this.forward(tokens, { interceptor: withCache, stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask, logits: opts.logits, tokenTypeIds: opts.tokenTypeIds });
       return { logits, cache: new ActivationCache(acts, this.cfg, this) };
     } catch (e) {
       for (const t of acts.values()) t.dispose();
@@ -298,11 +301,17 @@ export class HookedTransformer extends Transformer {
    * `temperature`. Hooks apply at every step, to the positions fed at that step. See generate.ts.
    */
   generate<T = never>(tokens: TokenInput, opts: GenerateOptions<T> = {}): GenerateResult<T> {
+    refuseEncoder(this.cfg, 'generate');
     return generate(this, tokens, opts);
   }
 
   /** generate with asynchronous reads: the form that runs on WebGPU in Node (see generate.ts). */
   generateAsync<T = never>(tokens: TokenInput, opts: GenerateOptions<T> = {}): Promise<GenerateResult<T>> {
+    try {
+      refuseEncoder(this.cfg, 'generate');
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return generateAsync(this, tokens, opts);
   }
 

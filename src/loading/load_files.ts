@@ -85,7 +85,8 @@ function matchCheckpoint(family: Family, cfg: HookedConfig, ckpt: CheckpointTens
   const map = new Map<string, string>();
   const problems: string[] = [];
   for (const [name, shape] of Object.entries(expected)) {
-    const found = [name, ...family.prefixes.map((p) => p + name)].find((n) => stored.has(n));
+    const names = [name, ...(family.aliases?.(name) ?? [])];
+    const found = names.flatMap((x) => [x, ...family.prefixes.map((p) => p + x)]).find((n) => stored.has(n));
     if (!found) {
       problems.push(`missing tensor ${name} [${shape}]`);
       continue;

@@ -7,14 +7,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
 import { attention, type AttentionContext } from './attention.js';
-import type { HookedConfig } from './config.js';
+import { isEncoder, type HookedConfig } from './config.js';
+import { activation } from './activation.js';
 import { blockHooks, hookNames } from './hook_names.js';
 import { HookPoints, type Interceptor } from './hook_point.js';
 import type { KVCache } from './kv_cache.js';
 import { linear, mlp } from './mlp.js';
 import { norm } from './norm.js';
 import { countParams, paramShapes } from './params.js';
-import { hasPadding, maskRows, paddedMask, positionIds, type AttentionMaskInput } from './padding.js';
+import { encoderPositionIds, hasPadding, maskRows, paddedMask, positionIds, type AttentionMaskInput } from './padding.js';
 import { rotaryTables, rotaryTablesAt } from './rotary.js';
 
 /** Token ids [batch, pos]: nested arrays, one sequence, or an int32 tensor. */
@@ -62,6 +63,11 @@ export interface ForwardOptions {
    * one position. Default 'all'.
    */
   logits?: 'all' | 'last';
+  /**
+   * Encoders with token-type (segment) embeddings: [batch, pos] of ids below type_vocab_size, e.g. 0 for a pair's
+   * first sentence and 1 for its second (toTokens(a, b) on an encoder gives them). Default all 0, as transformers.
+   */
+  tokenTypeIds?: number[][] | tf.Tensor;
 }
 
 /** A padded batch as the forward uses it (padding.ts). */
@@ -180,7 +186,10 @@ export class Transformer {
    */
   applyNorm(name: string, x: tf.Tensor, opts: { scale?: tf.Tensor } = {}): tf.Tensor {
     const { cfg } = this;
-    if (!/^(ln_final|blocks\.\d+\.ln[12])$/.test(name)) throw new HeadlensError(`applyNorm: '${name}' is not a norm`, "use 'ln_final', 'blocks.{l}.ln1' or 'blocks.{l}.ln2'");
+    if (!/^(ln_final|embed\.ln|mlm_head\.ln|blocks\.\d+\.ln[12])$/.test(name)) throw new HeadlensError(`applyNorm: '${name}' is not a norm`, "use 'ln_final', 'blocks.{l}.ln1' or 'blocks.{l}.ln2' (encoders: 'embed.ln', 'mlm_head.ln', no 'ln_final')");
+    if (cfg.normalization_type !== null && !/^blocks\./.test(name) && !this.params.has(`${name}.w`)) {
+      throw new HeadlensError(`applyNorm: ${cfg.model_name} has no norm '${name}'`, cfg.norm_placement === 'post' ? "a post-LN encoder has 'embed.ln', 'blocks.{l}.ln1', 'blocks.{l}.ln2' and 'mlm_head.ln'" : "use 'ln_final', 'blocks.{l}.ln1' or 'blocks.{l}.ln2'");
+    }
     const l = /^blocks\.(\d+)\./.exec(name);
     if (l && Number(l[1]) >= cfg.n_layers) throw new HeadlensError(`applyNorm: layer ${l[1]} is out of range (${cfg.n_layers} layers)`);
     if (x.shape[x.rank - 1] !== cfg.d_model) throw new HeadlensError(`applyNorm: x is [${x.shape}], its last axis must be d_model (${cfg.d_model})`);
@@ -266,6 +275,10 @@ export class Transformer {
     if (len > n_ctx) {
       throw new HeadlensError(`sequence of ${len} tokens is longer than the model's context (n_ctx ${n_ctx})`, `shorten it to at most ${n_ctx} tokens`);
     }
+    const { positions_after_pad: afterPad, pad_token_id: padId } = this.cfg;
+    if (afterPad && padId !== null && len > n_ctx - padId - 1) {
+      throw new HeadlensError(`sequence of ${len} tokens is longer than the model's context: RoBERTa's positions start at pad_token_id + 1 (${padId + 1}), so ${n_ctx - padId - 1} tokens fit its ${n_ctx} position embeddings`, `shorten it to at most ${n_ctx - padId - 1} tokens`);
+    }
     return rows;
   }
 
@@ -280,12 +293,15 @@ export class Transformer {
     }
     const kv = opts.kvCache;
     if (kv && opts.stopAtLayer !== undefined) throw new HeadlensError('forward: stopAtLayer cannot be used with a KV cache', 'the cache needs every layer\'s keys; run the whole model');
-    const ids = this.tokensTensor(tokens);
+    if (kv) refuseEncoder(cfg, 'a KV cache');
+    const rows = this.tokenRows(tokens);
+    const types = this.tokenTypeRows(opts.tokenTypeIds, rows.length, rows[0].length);
+    const ids = tf.tensor2d(rows, [rows.length, rows[0].length], 'int32');
     const hp = new HookPoints(opts.interceptor);
     try {
       kv?.begin(ids.shape[0], ids.shape[1], cfg.n_ctx);
       const pad = padding(ids.shape[0], ids.shape[1], opts.attentionMask, kv);
-      const out = tf.tidy(() => this.run(ids, hp, opts.stopAtLayer, kv, pad, opts.logits === 'last'));
+      const out = tf.tidy(() => this.run(ids, hp, opts.stopAtLayer, kv, pad, opts.logits === 'last', rows, types));
       kv?.commit(ids.shape[0], pad?.keyRows);
       return out;
     } catch (e) {
@@ -324,13 +340,34 @@ export class Transformer {
     }
   }
 
-  private run(ids: tf.Tensor2D, hp: HookPoints, stopAtLayer?: number, kv?: KVCache, pad?: Padding, lastOnly = false): tf.Tensor3D {
+  /** Token types checked against the tokens' shape and type_vocab_size, as rows; undefined where the model has none. */
+  private tokenTypeRows(types: number[][] | tf.Tensor | undefined, batch: number, pos: number): number[][] | undefined {
+    const { cfg } = this;
+    if (types === undefined) return cfg.type_vocab_size > 0 ? Array.from({ length: batch }, () => new Array<number>(pos).fill(0)) : undefined;
+    if (cfg.type_vocab_size === 0) throw new HeadlensError(`tokenTypeIds given, but ${cfg.model_name} has no token-type embeddings`, 'leave tokenTypeIds out (only BERT-family encoders take them)');
+    const rows = types instanceof tf.Tensor ? (types.arraySync() as number[][]) : types;
+    if (!Array.isArray(rows) || rows.length !== batch || rows.some((r) => !Array.isArray(r) || r.length !== pos)) {
+      throw new HeadlensError(`tokenTypeIds must be [batch, pos] = [${batch}, ${pos}] like the tokens`, 'give one row of token types per token row (toTokens(a, b) returns them)');
+    }
+    rows.forEach((r, i) =>
+      r.forEach((t, j) => {
+        if (!Number.isInteger(t) || t < 0 || t >= cfg.type_vocab_size) throw new HeadlensError(`tokenTypeIds[${i}][${j}] is ${t}, outside [0, ${cfg.type_vocab_size})`, 'token types are 0 (first segment) or 1 (second); RoBERTa has only 0');
+      }),
+    );
+    return rows;
+  }
+
+  private run(ids: tf.Tensor2D, hp: HookPoints, stopAtLayer?: number, kv?: KVCache, pad?: Padding, lastOnly = false, idRows?: number[][], types?: number[][]): tf.Tensor3D {
     const { cfg } = this;
     const P = (n: string) => this.param(n);
     const [batch, pos] = ids.shape;
     const offset = kv?.length ?? 0; // absolute position of the first token fed
     let x = hp.point('hook_embed', tf.gather(P('embed.W_E'), ids) as tf.Tensor3D); // [batch, pos, d_model]
-    if (cfg.positional_embedding_type === 'standard' && pad) {
+    if (isEncoder(cfg) && cfg.positional_embedding_type === 'standard' && (pad || cfg.positions_after_pad)) {
+      // transformers' position ids, padded positions included (padding.ts)
+      const at = encoderPositionIds(idRows ?? (ids.arraySync() as number[][]), pad?.rows, cfg.positions_after_pad, cfg.pad_token_id);
+      x = x.add(hp.point('hook_pos_embed', tf.gather(P('pos_embed.W_pos'), tf.tensor2d(at, [batch, pos], 'int32')) as tf.Tensor3D)); // [batch, pos, d_model]
+    } else if (cfg.positional_embedding_type === 'standard' && pad) {
       // each row's own positions; 0 at padded positions, as TransformerLens' PosEmbed
       const rows = tf.gather(P('pos_embed.W_pos'), tf.tensor2d(pad.positions, [batch, pos], 'int32')); // [batch, pos, d_model]
       x = x.add(hp.point('hook_pos_embed', rows.mul(tf.tensor3d(pad.rows.flat(), [batch, pos, 1])) as tf.Tensor3D));
@@ -343,6 +380,8 @@ export class Transformer {
         x = x.add(posRows);
       }
     }
+    if (types) x = x.add(hp.point('hook_token_type_embed', tf.gather(P('token_type_embed.W_token_type'), tf.tensor2d(types, [batch, pos], 'int32')) as tf.Tensor3D)); // [batch, pos, d_model]
+    if (cfg.norm_placement === 'post') x = norm(cfg, x, P('embed.ln.w'), P('embed.ln.b'), 'embed.ln', hp); // BERT's embedding LayerNorm
     return this.blocks(x, 0, hp, stopAtLayer, kv, pad, lastOnly);
   }
 
@@ -356,15 +395,17 @@ export class Transformer {
     const offset = kvCache?.length ?? 0; // positions already in the cache: the mask and rotation use absolute positions
     // the whole mask [query_pos, key_pos] is made on first use (attention slicing long prompts never asks for it)
     let whole: tf.Tensor2D | tf.Tensor4D | undefined;
+    const bidirectional = isEncoder(cfg);
     const mask = () => {
       if (whole) return whole;
-      const causal = causalMask(pos, cfg.sliding_window, offset);
+      // encoders: every key may be attended to, only padded ones are masked
+      const causal = bidirectional ? tf.zeros([pos, offset + pos]) as tf.Tensor2D : causalMask(pos, cfg.sliding_window, offset);
       // a padded batch: padded keys masked per row (padding.ts)
       whole = tf.keep(pad ? paddedMask(causal, pad.keyRows) : causal);
       if (pad) causal.dispose();
       return whole;
     };
-    const causalRows = (rows: number[]) => causalMaskRows(rows, offset + pos, cfg.sliding_window, offset);
+    const causalRows = (rows: number[]) => (bidirectional ? (tf.zeros([rows.length, offset + pos]) as tf.Tensor2D) : causalMaskRows(rows, offset + pos, cfg.sliding_window, offset));
     // each row's rotary positions count its real tokens in a padded batch (padding.ts)
     const rotary = cfg.rotary_dim ? (pad ? rotaryTablesAt(cfg, pad.positions) : rotaryTables(cfg, pos, offset)) : {};
     const ctx = { mask, causalRows, padded: pad !== undefined, fused, kvCache, ...rotary };
@@ -387,6 +428,15 @@ export class Transformer {
       const H = blockHooks(l);
       const qkv = optimisations.cachedWeights ? this.qkvWeights(l) : undefined;
       const resid = hp.point(H['hook_resid_pre'], x);
+      if (cfg.norm_placement === 'post') {
+        // BERT (post-LN): each sublayer's residual sum is normalised, and ln2's output is the block's output
+        const attnOut = hp.point(H['hook_attn_out'], attention(cfg, l, resid, P, hp, { ...ctx, qkv, scoped: optimisations.blockScopes }));
+        const mid = hp.point(H['hook_resid_mid'], resid.add(attnOut) as tf.Tensor3D);
+        const normMid = ln(mid, `${b}.ln1`);
+        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, normMid, P, hp, fused, optimisations.blockScopes));
+        const post = hp.point(H['hook_resid_post'], normMid.add(mlpOut) as tf.Tensor3D);
+        return hp.point(H['hook_normalized_resid_post'], ln(post, `${b}.ln2`));
+      }
       const attnIn = ln(resid, `${b}.ln1`);
       const attnOut = hp.point(H['hook_attn_out'], attention(cfg, l, attnIn, P, hp, { ...ctx, qkv, scoped: optimisations.blockScopes }));
       if (cfg.attn_only) {
@@ -408,7 +458,13 @@ export class Transformer {
     }
     if (stopAtLayer === cfg.n_layers) return x.clone();
     const rows = lastOnly ? 1 : pos;
-    const final = ln(lastOnly ? (x.slice([0, pos - 1, 0], [batch, 1, cfg.d_model]) as tf.Tensor3D) : x, 'ln_final');
+    const last = lastOnly ? (x.slice([0, pos - 1, 0], [batch, 1, cfg.d_model]) as tf.Tensor3D) : x;
+    let final = cfg.norm_placement === 'post' ? last : ln(last, 'ln_final');
+    if (cfg.mlm_head) {
+      // the masked-LM head's transform: dense, activation, LayerNorm (transformers' BertPredictionHeadTransform)
+      const dense = linear(final.reshape([batch * rows, cfg.d_model]) as tf.Tensor2D, P('mlm_head.W') as tf.Tensor2D, P('mlm_head.b'), fused);
+      final = ln(activation(cfg.act_fn, dense).reshape([batch, rows, cfg.d_model]) as tf.Tensor3D, 'mlm_head.ln');
+    }
     // fused even on wasm: a separate bias add would need a second [batch·pos, d_vocab] buffer, the largest of the run
     const logits = linear(final.reshape([batch * rows, cfg.d_model]) as tf.Tensor2D, P('unembed.W_U') as tf.Tensor2D, P('unembed.b_U'), optimisations.fusedMatMul);
     return logits.reshape([batch, rows, cfg.d_vocab]) as tf.Tensor3D;
@@ -420,6 +476,15 @@ export class Transformer {
     for (const t of this.params.values()) if (!seen.has(t)) (seen.add(t), t.dispose());
     this.params.clear();
   }
+}
+
+/** Refuses what only decoders can do (a KV cache, generate, next-token loss) on an encoder, saying why. */
+export function refuseEncoder(cfg: HookedConfig, what: string): void {
+  if (!isEncoder(cfg)) return;
+  throw new HeadlensError(
+    `${cfg.model_name} is an encoder (bidirectional attention, ${cfg.original_architecture}): ${what} needs a causal decoder`,
+    'run the whole sequence with forward / runWithCache / runWithHooks (masked-LM logits at every position)',
+  );
 }
 
 /**
