@@ -17,91 +17,100 @@ import { LONG_PRESETS, type LongPreset } from '../../src/bench/long_context.js';
 import { makeConfig } from '../../src/model/config.js';
 import { KVCache } from '../../src/model/kv_cache.js';
 
-const [out = 'decode_profile.json', presetName = 'pythia-1.4b', ctxArg = '1024', stepsArg = '8'] = process.argv.slice(2);
-const contexts = ctxArg.split(',').map(Number);
-const steps = Number(stepsArg);
+async function main(): Promise<void> {
+  const [out = 'decode_profile.json', presetName = 'pythia-1.4b', ctxArg = '1024', stepsArg = '8'] = process.argv.slice(2);
+  const contexts = ctxArg.split(',').map(Number);
+  const steps = Number(stepsArg);
 
-const choice = await initBackend({ backend: (process.env.HEADLENS_BACKEND as 'webgpu') ?? 'webgpu' });
-console.log('backend', choice.name, choice.reason);
-const p = LONG_PRESETS[presetName as LongPreset];
-const cfg = makeConfig({ ...p, n_ctx: Math.max(p.n_ctx, Math.max(...contexts) + steps + 2) });
-const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64 });
+  const choice = await initBackend({ backend: (process.env.HEADLENS_BACKEND as 'webgpu') ?? 'webgpu' });
+  console.log('backend', choice.name, choice.reason);
+  const p = LONG_PRESETS[presetName as LongPreset];
+  const cfg = makeConfig({ ...p, n_ctx: Math.max(p.n_ctx, Math.max(...contexts) + steps + 2) });
+  const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64 });
 
-const be = tf.backend() as unknown as {
-  runWebGPUProgram?: (...a: unknown[]) => unknown;
-  device?: { createBuffer: (d: { size: number }) => unknown };
-  tensorMap: { get(id: object): { resource?: unknown; values?: unknown } };
-};
-const counts = { programs: 0, buffers: 0, bufferBytes: 0, uploads: 0 };
-if (be.runWebGPUProgram && be.device) {
-  const run = be.runWebGPUProgram.bind(be);
-  be.runWebGPUProgram = (prog: unknown, inputs: { dataId: object }[], ...rest: unknown[]) => {
-    counts.programs++;
-    for (const i of inputs) {
-      const d = be.tensorMap.get(i.dataId);
-      if (d && d.resource == null && d.values != null) counts.uploads++;
-    }
-    return run(prog, inputs, ...rest);
+  const be = tf.backend() as unknown as {
+    runWebGPUProgram?: (prog: unknown, inputs: { dataId: object }[], ...rest: unknown[]) => unknown;
+    device?: { createBuffer: (d: { size: number }) => unknown };
+    tensorMap: { get(id: object): { resource?: unknown; values?: unknown } };
   };
-  const dev = be.device;
-  const create = dev.createBuffer.bind(dev);
-  dev.createBuffer = (d: { size: number }) => {
-    counts.buffers++;
-    counts.bufferBytes += d.size;
-    return create(d);
-  };
-}
-const reset = () => Object.assign(counts, { programs: 0, buffers: 0, bufferBytes: 0, uploads: 0 });
+  const counts = { programs: 0, buffers: 0, bufferBytes: 0, uploads: 0 };
+  if (be.runWebGPUProgram && be.device) {
+    const run = be.runWebGPUProgram.bind(be);
+    be.runWebGPUProgram = (prog: unknown, inputs: { dataId: object }[], ...rest: unknown[]) => {
+      counts.programs++;
+      for (const i of inputs) {
+        const d = be.tensorMap.get(i.dataId);
+        if (d && d.resource == null && d.values != null) counts.uploads++;
+      }
+      return run(prog, inputs, ...rest);
+    };
+    const dev = be.device;
+    const create = dev.createBuffer.bind(dev);
+    dev.createBuffer = (d: { size: number }) => {
+      counts.buffers++;
+      counts.bufferBytes += d.size;
+      return create(d);
+    };
+  }
+  const reset = () => Object.assign(counts, { programs: 0, buffers: 0, bufferBytes: 0, uploads: 0 });
 
-const result: Record<string, unknown>[] = [];
-for (const L of contexts) {
-  const cache = new KVCache(cfg.n_layers);
-  const prompt = [Array.from({ length: L }, (_, i) => (i * 7919) % cfg.d_vocab)];
-  const t0 = performance.now();
-  const first = model.runWithHooks(prompt, { kvCache: cache, logits: 'last' });
-  await first.data();
-  first.dispose();
-  const prefill_ms = performance.now() - t0;
-  const rows: Record<string, unknown>[] = [];
-  for (let s = 0; s < steps; s++) {
-    const tok = [[(s * 31) % cfg.d_vocab]];
-    reset();
-    const a = performance.now();
-    const logits = model.runWithHooks(tok, { kvCache: cache, logits: 'last' });
-    const enqueue_ms = performance.now() - a;
-    await logits.data();
-    const step_ms = performance.now() - a;
-    logits.dispose();
-    rows.push({ step: s, enqueue_ms, step_ms, ...counts });
-    console.log(`L=${L} step ${s}: enqueue ${enqueue_ms.toFixed(1)} ms, step ${step_ms.toFixed(1)} ms, ${JSON.stringify(counts)}`);
-  }
-  // one more step under tf.time: GPU time per program kind (timestamp queries add a pass per program)
-  let kernel: Record<string, unknown> = {};
-  try {
-    const info = await tf.time(() => {
-      const l = model.runWithHooks([[5]], { kvCache: cache, logits: 'last' });
-      l.dispose();
-    });
-    // tfjs-backend-webgpu 4.22 gives "Name: ms, Name: ms, …"
-    const extra = String((info as unknown as { getExtraProfileInfo?: () => string }).getExtraProfileInfo?.() ?? '');
-    const byKind: Record<string, { n: number; ms: number }> = {};
-    for (const part of extra.split(', ').filter(Boolean)) {
-      const [name, msText] = part.split(': ');
-      const ms = Number(msText);
-      byKind[name] ??= { n: 0, ms: 0 };
-      byKind[name].n++;
-      byKind[name].ms += ms;
+  const result: Record<string, unknown>[] = [];
+  for (const L of contexts) {
+    const cache = new KVCache(cfg.n_layers);
+    const prompt = [Array.from({ length: L }, (_, i) => (i * 7919) % cfg.d_vocab)];
+    const t0 = performance.now();
+    const first = model.runWithHooks(prompt, { kvCache: cache, logits: 'last' });
+    await first.data();
+    first.dispose();
+    const prefill_ms = performance.now() - t0;
+    const rows: Record<string, unknown>[] = [];
+    for (let s = 0; s < steps; s++) {
+      const tok = [[(s * 31) % cfg.d_vocab]];
+      reset();
+      const a = performance.now();
+      const logits = model.runWithHooks(tok, { kvCache: cache, logits: 'last' });
+      const enqueue_ms = performance.now() - a;
+      await logits.data();
+      const step_ms = performance.now() - a;
+      logits.dispose();
+      rows.push({ step: s, enqueue_ms, step_ms, ...counts });
+      console.log(`L=${L} step ${s}: enqueue ${enqueue_ms.toFixed(1)} ms, step ${step_ms.toFixed(1)} ms, ${JSON.stringify(counts)}`);
     }
-    kernel = { wall_ms: info.wallMs, kernel_ms: info.kernelMs, by_kind: byKind };
-    console.log(`L=${L} timed step: wall ${info.wallMs.toFixed(1)} ms, kernels ${JSON.stringify(info.kernelMs)} ms`);
-    console.log(JSON.stringify(byKind));
-  } catch (e) {
-    kernel = { error: (e as Error).message };
-    console.log('tf.time failed:', (e as Error).message);
+    // one more step under tf.time: GPU time per program kind (timestamp queries add a pass per program)
+    let kernel: Record<string, unknown> = {};
+    try {
+      const info = await tf.time(() => {
+        const l = model.runWithHooks([[5]], { kvCache: cache, logits: 'last' });
+        l.dispose();
+      });
+      // tfjs-backend-webgpu 4.22 gives "Name: ms, Name: ms, …"
+      const extra = String((info as unknown as { getExtraProfileInfo?: () => string }).getExtraProfileInfo?.() ?? '');
+      const byKind: Record<string, { n: number; ms: number }> = {};
+      for (const part of extra.split(', ').filter(Boolean)) {
+        const [name, msText] = part.split(': ');
+        const ms = Number(msText);
+        byKind[name] ??= { n: 0, ms: 0 };
+        byKind[name].n++;
+        byKind[name].ms += ms;
+      }
+      kernel = { wall_ms: info.wallMs, kernel_ms: info.kernelMs, by_kind: byKind };
+      console.log(`L=${L} timed step: wall ${info.wallMs.toFixed(1)} ms, kernels ${JSON.stringify(info.kernelMs)} ms`);
+      console.log(JSON.stringify(byKind));
+    } catch (e) {
+      kernel = { error: (e as Error).message };
+      console.log('tf.time failed:', (e as Error).message);
+    }
+    cache.dispose();
+    result.push({ context: L, prefill_ms, steps: rows, timed: kernel });
+    writeFileSync(out, JSON.stringify({ preset: presetName, backend: choice, result }, null, 1));
   }
-  cache.dispose();
-  result.push({ context: L, prefill_ms, steps: rows, timed: kernel });
-  writeFileSync(out, JSON.stringify({ preset: presetName, backend: choice, result }, null, 1));
+  console.log('wrote', out);
 }
-console.log('wrote', out);
-process.exit(0);
+
+main().then(
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);
