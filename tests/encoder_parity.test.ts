@@ -11,24 +11,13 @@ import path from 'node:path';
 import { initBackend } from '../src/backend/index.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { HeadlensError } from '../src/errors.js';
-import { encoderFixtureModels, FIXTURES, maxAbsDiff, reference } from './helpers.js';
+import { encoderFixtureModels, encoderInputs, FIXTURES, maxAbsDiff, reference } from './helpers.js';
 
 const TOL = 1e-4;
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
 });
-
-/** The fixture's inputs as rows. */
-export function encoderInputs(name: string): { ids: number[][]; types: number[][]; mask: number[][] } {
-  const ref = reference(name);
-  const [batch, pos] = ref.info('input_ids').shape;
-  const rows = (key: string) => {
-    const a = ref.int32(key);
-    return Array.from({ length: batch }, (_, b) => Array.from(a.subarray(b * pos, (b + 1) * pos)));
-  };
-  return { ids: rows('input_ids'), types: rows('token_type_ids'), mask: rows('attention_mask') };
-}
 
 const models = encoderFixtureModels();
 
@@ -61,7 +50,7 @@ describe.each(models)('encoder parity with transformers: %s', (name) => {
     model.dispose();
   });
 
-  it('a padded row’s real positions give the logits and patterns of that prompt run alone; padded keys get no attention', async () => {
+  it('a padded row’s real positions give the logits and patterns of that prompt run alone, padded on either side; padded keys get no attention', async () => {
     const model = await loadPretrained(path.join(FIXTURES, name));
     const { ids, types, mask } = encoderInputs(name);
     const n = mask[1].reduce((a, b) => a + b, 0);
@@ -77,7 +66,12 @@ describe.each(models)('encoder parity with transformers: %s', (name) => {
       expect(tf.max(tf.abs(realRows.sub(single.cache.get(`blocks.${l}.attn.hook_pattern`)))).dataSync()[0]).toBeLessThan(TOL);
       expect(tf.max(p.slice([1, 0, 0, n], [1, -1, -1, -1])).dataSync()[0], 'attention to padded keys').toBe(0);
     }
-    tf.dispose([batched.logits, single.logits]);
+    // left padding too: the real tokens count their positions from the first real one (padding.ts)
+    const pad = ids[1][n];
+    const left = { ids: [[...new Array(ids[1].length - n).fill(pad), ...alone.ids[0]]], types: [[...new Array(ids[1].length - n).fill(0), ...alone.types[0]]], mask: [[...mask[1].slice(n), ...mask[1].slice(0, n)]] };
+    const leftLogits = model.forward(left.ids, { attentionMask: left.mask, tokenTypeIds: model.cfg.type_vocab_size > 0 ? left.types : undefined });
+    expect(tf.max(tf.abs(leftLogits.slice([0, ids[1].length - n, 0], [1, n, -1]).sub(single.logits))).dataSync()[0], 'left-padded').toBeLessThan(TOL);
+    tf.dispose([batched.logits, single.logits, leftLogits]);
     batched.cache.dispose();
     single.cache.dispose();
     model.dispose();
