@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { initBackend } from '../src/backend/index.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { HeadlensError } from '../src/errors.js';
@@ -88,6 +89,21 @@ describe('encoders', () => {
     );
     expect(names.slice(-2)).toEqual(['mlm_head.ln.hook_scale', 'mlm_head.ln.hook_normalized']);
     expect(names.some((n) => n.startsWith('ln_final'))).toBe(false);
+    model.dispose();
+  });
+
+  it.each(['bert', 'roberta'])('%s: toTokens(a, b) gives transformers’ pair ids ([CLS] a [SEP] b [SEP]) and token types; toTokens(texts, { padding }) pads with pad_token_id', async (name) => {
+    const model = await loadPretrained(path.join(FIXTURES, name));
+    const { ids, types, mask } = encoderInputs(name);
+    const pair = JSON.parse(readFileSync(path.join(FIXTURES, name, 'inputs.json'), 'utf8')).pair as string[];
+    const n0 = mask[0].reduce((a, b) => a + b, 0);
+    const enc = model.toTokens(pair[0], pair[1]);
+    expect(enc.tokens).toEqual([ids[0].slice(0, n0)]);
+    expect(enc.tokenTypeIds).toEqual([types[0].slice(0, n0)]);
+    if (name === 'bert') expect(model.toStrTokens(enc.tokens[0]).filter((t) => t === '[SEP]').length).toBe(2);
+    const padded = model.toTokens([pair[2], pair[0]], { padding: 'right' });
+    expect(padded.tokens[0]).toEqual(ids[1].slice(0, padded.tokens[0].length));
+    expect(padded.attentionMask[0]).toEqual(mask[1].slice(0, padded.tokens[0].length));
     model.dispose();
   });
 

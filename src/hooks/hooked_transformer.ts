@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
-import type { HookedConfig } from '../model/config.js';
+import { isEncoder, type HookedConfig } from '../model/config.js';
 import type { Interceptor } from '../model/hook_point.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { KVCache } from '../model/kv_cache.js';
@@ -52,6 +52,12 @@ export interface RunOptions {
  */
 export type PatternRows = number[] | 'last';
 
+/** A sentence pair encoded for an encoder: ids [1, pos] and token types [1, pos]. */
+export interface PairTokens {
+  tokens: number[][];
+  tokenTypeIds: number[][];
+}
+
 /** A batch of texts padded to one length: ids and the mask that says which are real (1) and which padding (0). */
 export interface PaddedTokens {
   /** [batch, pos] */
@@ -88,13 +94,29 @@ export class HookedTransformer extends Transformer {
    */
   toTokens(text: string | string[], opts?: { prependBos?: boolean; padding?: undefined }): number[][];
   toTokens(text: string | string[], opts: { prependBos?: boolean; padding: 'left' | 'right' }): PaddedTokens;
-  toTokens(text: string | string[], opts: { prependBos?: boolean; padding?: 'left' | 'right' } = {}): number[][] | PaddedTokens {
+  /**
+   * A sentence pair for an encoder, joined by the tokenizer's post-processor ([CLS] a [SEP] b [SEP]), with its
+   * token types (0 for a, 1 for b; all 0 where the model has one token type, as RoBERTa, whatever the tokenizer
+   * says, as transformers' RobertaTokenizer). Pass `tokenTypeIds` on to forward / runWithCache / runWithHooks.
+   */
+  toTokens(textA: string, textB: string): PairTokens;
+  toTokens(text: string | string[], opts: string | { prependBos?: boolean; padding?: 'left' | 'right' } = {}): number[][] | PaddedTokens | PairTokens {
+    if (typeof opts === 'string') return this.encodePair(text, opts);
     const rows = (Array.isArray(text) ? text : [text]).map((t) => this.encode(t, opts.prependBos));
     if (opts.padding !== undefined) return this.pad(rows, opts.padding);
     if (rows.some((r) => r.length !== rows[0].length)) {
       throw new HeadlensError(`texts encode to different lengths (${rows.map((r) => r.length).join(', ')})`, "pad them: toTokens(texts, { padding: 'right' }) returns { tokens, attentionMask } for runWithCache(tokens, { attentionMask })");
     }
     return rows;
+  }
+
+  private encodePair(a: string | string[], b: string): PairTokens {
+    const tok = this.requireTokenizer();
+    if (typeof a !== 'string') throw new HeadlensError('toTokens(a, b): a sentence pair takes two texts', 'pass two strings; encode several pairs one at a time');
+    if (!tok.encodePair) throw new HeadlensError(`toTokens(a, b): the tokenizer of ${this.cfg.model_name} cannot encode sentence pairs`, 'load a tokenizer.json with a post-processor');
+    const { ids, typeIds } = tok.encodePair(a, b);
+    const types = this.cfg.type_vocab_size > 1 ? typeIds : ids.map(() => 0);
+    return { tokens: [ids], tokenTypeIds: [types] };
   }
 
   /**
@@ -119,11 +141,14 @@ export class HookedTransformer extends Transformer {
     return (prependBos ?? bos !== null) && ids[0] !== bos ? [bos as number, ...ids] : ids;
   }
 
-  /** Rows of unequal length → a rectangle and its mask. Padding ids are EOS (TransformerLens pads GPT-2 with it), else BOS, else 0. */
+  /**
+   * Rows of unequal length → a rectangle and its mask. Padding ids are EOS (TransformerLens pads GPT-2 with it), else
+   * BOS, else 0; encoders pad with their pad_token_id (RoBERTa's positions skip it).
+   */
   private pad(rows: number[][], side: 'left' | 'right'): PaddedTokens {
     if (side !== 'left' && side !== 'right') throw new HeadlensError(`padding must be 'left' or 'right', got ${JSON.stringify(side)}`);
-    const { eos_token_id: eos, d_vocab } = this.cfg;
-    const id = eos !== null && eos < d_vocab ? eos : (this.bosToken() ?? 0);
+    const { eos_token_id: eos, d_vocab, pad_token_id: padId } = this.cfg;
+    const id = isEncoder(this.cfg) && padId !== null && padId < d_vocab ? padId : eos !== null && eos < d_vocab ? eos : (this.bosToken() ?? 0);
     const len = Math.max(...rows.map((r) => r.length));
     const fill = (r: number[], x: number) => new Array<number>(len - r.length).fill(x);
     return {

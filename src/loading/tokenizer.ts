@@ -39,6 +39,15 @@ export class HFTokenizer implements TextTokenizer {
     return this.tok.encode(text).ids;
   }
 
+  /**
+   * Two texts joined by tokenizer.json's post-processor (BERT: [CLS] a [SEP] b [SEP], types 0 then 1; RoBERTa:
+   * <s> a </s></s> b </s>), with the token types it assigns.
+   */
+  encodePair(a: string, b: string): { ids: number[]; typeIds: number[] } {
+    const e = this.tok.encode(a, { text_pair: b, return_token_type_ids: true });
+    return { ids: e.ids, typeIds: e.token_type_ids ?? e.ids.map(() => 0) };
+  }
+
   decode(ids: number[]): string {
     return ids.length === 0 ? '' : this.tok.decode(ids);
   }

@@ -9,4 +9,6 @@ export interface TextTokenizer {
   tokenText(id: number): string;
   /** The id unknown text becomes (WordPiece's [UNK]), where the tokenizer has one; byte-level BPE has none. */
   readonly unkId?: number | null;
+  /** A pair of texts as the tokenizer's post-processor joins them ([CLS] a [SEP] b [SEP]) with its token types, where it can. */
+  encodePair?(a: string, b: string): { ids: number[]; typeIds: number[] };
 }
