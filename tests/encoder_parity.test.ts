@@ -8,7 +8,10 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { saveModel } from '../src/loading/save.js';
+import { processWeights } from '../src/model/weight_processing.js';
 import { initBackend } from '../src/backend/index.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { HeadlensError } from '../src/errors.js';
@@ -133,6 +136,23 @@ describe('encoders', () => {
     const model = await loadPretrained(path.join(FIXTURES, 'roberta'));
     expect(() => model.forward([new Array(63).fill(5)])).toThrow(/RoBERTa's positions start at pad_token_id \+ 1 \(2\), so 62 tokens fit/);
     model.dispose();
+  });
+
+  it('saveModel writes a BertForMaskedLM / RobertaForMaskedLM folder that loads back bit for bit; weight processing is refused', async () => {
+    for (const name of ['bert', 'roberta']) {
+      const model = await loadPretrained(path.join(FIXTURES, name));
+      const dir = mkdtempSync(path.join(tmpdir(), 'headlens-encoder-save-'));
+      await saveModel(model, dir);
+      const back = await loadPretrained(dir);
+      expect(back.cfg).toEqual({ ...model.cfg, model_name: back.cfg.model_name });
+      for (const p of model.paramNames()) expect(Array.from(back.param(p).dataSync()), `${name} ${p}`).toEqual(Array.from(model.param(p).dataSync()));
+      const hf = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+      expect(hf.architectures).toEqual([name === 'bert' ? 'BertForMaskedLM' : 'RobertaForMaskedLM']);
+      expect(() => processWeights(back, { foldLayerNorm: true })).toThrow(/weight processing is for pre-LN models/);
+      rmSync(dir, { recursive: true });
+      back.dispose();
+      model.dispose();
+    }
   });
 
   it('forward and runWithCache on an encoder leave no tensor behind', async () => {
