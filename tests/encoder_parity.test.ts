@@ -8,7 +8,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { encodeSafetensors, parseSafetensors } from '../src/util/safetensors.js';
 import { tmpdir } from 'node:os';
 import { saveModel } from '../src/loading/save.js';
 import { processWeights } from '../src/model/weight_processing.js';
@@ -153,6 +154,32 @@ describe('encoders', () => {
       back.dispose();
       model.dispose();
     }
+  });
+
+  it('a BertForPreTraining save with TensorFlow-era LayerNorm.gamma / .beta names, a pooler and a next-sentence head loads to the same logits', async () => {
+    const src = path.join(FIXTURES, 'bert');
+    const file = parseSafetensors(new Uint8Array(readFileSync(path.join(src, 'model.safetensors'))), 'bert');
+    const tensors: Parameters<typeof encodeSafetensors>[0] = {};
+    for (const n of file.names) tensors[n.replace(/LayerNorm\.weight$/, 'LayerNorm.gamma').replace(/LayerNorm\.bias$/, 'LayerNorm.beta')] = { dtype: 'F32', shape: file.info(n).shape, data: file.float32(n) };
+    expect(Object.keys(tensors).filter((n) => n.endsWith('gamma')).length).toBeGreaterThan(4);
+    const d = 32;
+    Object.assign(tensors, {
+      'bert.pooler.dense.weight': { dtype: 'F32', shape: [d, d], data: new Float32Array(d * d).fill(0.1) },
+      'bert.pooler.dense.bias': { dtype: 'F32', shape: [d], data: new Float32Array(d) },
+      'cls.seq_relationship.weight': { dtype: 'F32', shape: [2, d], data: new Float32Array(2 * d) },
+      'cls.seq_relationship.bias': { dtype: 'F32', shape: [2], data: new Float32Array(2) },
+    });
+    const dir = mkdtempSync(path.join(tmpdir(), 'headlens-bert-tf-'));
+    writeFileSync(path.join(dir, 'model.safetensors'), encodeSafetensors(tensors));
+    for (const f of ['config.json', 'tokenizer.json']) copyFileSync(path.join(src, f), path.join(dir, f));
+    const [a, b] = [await loadPretrained(src), await loadPretrained(dir)];
+    const { ids, types, mask } = encoderInputs('bert');
+    const [la, lb] = [a.forward(ids, { tokenTypeIds: types, attentionMask: mask }), b.forward(ids, { tokenTypeIds: types, attentionMask: mask })];
+    expect(Array.from(lb.dataSync())).toEqual(Array.from(la.dataSync()));
+    tf.dispose([la, lb]);
+    a.dispose();
+    b.dispose();
+    rmSync(dir, { recursive: true });
   });
 
   it('forward and runWithCache on an encoder leave no tensor behind', async () => {
