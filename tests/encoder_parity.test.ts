@@ -16,6 +16,8 @@ import { processWeights } from '../src/model/weight_processing.js';
 import { initBackend } from '../src/backend/index.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { HeadlensError } from '../src/errors.js';
+import { scanTask } from '../src/interp/scores/tasks.js';
+import { KVCache } from '../src/model/kv_cache.js';
 import { encoderFixtureModels, encoderInputs, FIXTURES, maxAbsDiff, reference } from './helpers.js';
 
 const TOL = 1e-4;
@@ -123,13 +125,15 @@ describe('encoders', () => {
     model.dispose();
   });
 
-  it('generate, a KV cache and the next-token loss refuse an encoder, saying why', async () => {
+  it('generate, a KV cache, the next-token loss and the decoder scan tasks refuse an encoder, saying why', async () => {
     const model = await loadPretrained(path.join(FIXTURES, 'roberta'));
     const row = encoderInputs('roberta').ids[1].slice(0, 5);
     expect(() => model.generate([row])).toThrow(HeadlensError);
     expect(() => model.generate([row])).toThrow(/is an encoder \(bidirectional attention, RobertaForMaskedLM\): generate needs a causal decoder/);
     await expect(model.generateAsync([row])).rejects.toThrow(/generate needs a causal decoder/);
     expect(() => model.loss([row])).toThrow(/next-token loss needs a causal decoder/);
+    expect(() => model.forward([row], { kvCache: new KVCache(model.cfg.n_layers) })).toThrow(/a KV cache needs a causal decoder/);
+    for (const task of ['induction', 'ioi', 'retrieval'] as const) expect(() => scanTask(model, task)).toThrow(/is written for causal decoders/);
     model.dispose();
   });
 
