@@ -19,6 +19,7 @@ import { lmLoss } from '../train/trainer.js';
 import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { makeConfig, type HookedConfigInput } from '../model/config.js';
 import { optimisations } from '../model/transformer.js';
+import { applySubmitBatch, webgpuHostTuning } from '../backend/webgpu_uploads.js';
 import { forwardMatmuls, matmulFlops } from './flops.js';
 import { patchHeadsOneByOneAsync, patchHeadsSweepAsync, type HeadPatchingTask } from './head_sweep.js';
 import { measurePeak, uniqueBytes } from './memory.js';
@@ -238,10 +239,25 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     if (opts.ablate) {
       gains = {};
       const flags = Object.keys(optimisations) as (keyof typeof optimisations)[];
-      for (const flag of [...flags, 'all' as const]) {
+      // on webgpu also the host-side switches of src/backend/webgpu_uploads.ts
+      const host: Record<string, (on: boolean) => void> =
+        tf.getBackend() === 'webgpu'
+          ? {
+              'webgpu.uploads': (on) => void (webgpuHostTuning.uploads = on),
+              'webgpu.bucketBuffers': (on) => void (webgpuHostTuning.bucketBuffers = on),
+              'webgpu.submitBatch': (on) => {
+                webgpuHostTuning.submitBatch = on ? 128 : null;
+                applySubmitBatch();
+              },
+            }
+          : {};
+      for (const flag of [...flags, ...Object.keys(host), 'all' as const]) {
         const set = (on: boolean) => {
-          if (flag === 'all') for (const f of flags) optimisations[f] = on;
-          else optimisations[flag] = on;
+          if (flag === 'all') {
+            for (const f of flags) optimisations[f] = on;
+            for (const h of Object.values(host)) h(on);
+          } else if (flag in host) host[flag](on);
+          else optimisations[flag as keyof typeof optimisations] = on;
         };
         let on = Infinity;
         let off = Infinity;
