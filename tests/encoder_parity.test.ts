@@ -186,6 +186,20 @@ describe('encoders', () => {
     rmSync(dir, { recursive: true });
   });
 
+  it('the residual-sum helpers of the cache refuse a post-LN encoder', async () => {
+    const model = await loadPretrained(path.join(FIXTURES, 'bert'));
+    const { logits, cache } = model.runWithCache([encoderInputs('bert').ids[0]]);
+    expect(() => cache.decomposeResid()).toThrow(/is post-LN \(an encoder\)/);
+    expect(() => cache.accumulatedResid()).toThrow(/is post-LN/);
+    expect(() => cache.stackHeadResults(undefined, { applyLn: true })).toThrow(/is post-LN/);
+    const heads = cache.stackHeadResults(); // each head's output is still defined
+    expect(heads.stack.shape[0]).toBe(model.cfg.n_layers * model.cfg.n_heads);
+    heads.stack.dispose();
+    cache.dispose();
+    logits.dispose();
+    model.dispose();
+  });
+
   it('forward and runWithCache on an encoder leave no tensor behind', async () => {
     const model = await loadPretrained(path.join(FIXTURES, 'bert'));
     const { ids, types, mask } = encoderInputs('bert');
