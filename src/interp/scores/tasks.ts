@@ -17,12 +17,14 @@ import { streamingTask } from './tasks/streaming.js';
 import { isEncoder } from '../../model/config.js';
 import { taskInputs, type TaskDefinition, type TaskOptions, type TaskSetup } from './tasks/task.js';
 import { temporalTask } from './tasks/temporal.js';
+import { specialTokensTask } from './tasks/special_tokens.js';
+import { attentionEntropyTask } from './tasks/attention_entropy.js';
 
 export { ioiTask, chooseIoiLists, type IoiTaskOptions } from './tasks/ioi.js';
 export { taskCausalCheck } from './tasks/task.js';
 export type { TaskCausal, TaskOptions, TaskSetup } from './tasks/task.js';
 
-export const SCAN_TASKS = ['induction', 'prev-token', 'duplicate', 'sink', 'retrieval', 'streaming', 'temporal', 'correct-letter', 'ioi'] as const;
+export const SCAN_TASKS = ['induction', 'prev-token', 'duplicate', 'sink', 'retrieval', 'streaming', 'temporal', 'correct-letter', 'ioi', 'special-tokens', 'bert-special-tokens', 'attention-entropy'] as const;
 export type ScanTask = (typeof SCAN_TASKS)[number];
 
 // keyed by ScanTask, so the compiler insists on one definition per name
@@ -36,6 +38,10 @@ const TASKS: Record<ScanTask, TaskDefinition> = {
   temporal: temporalTask,
   'correct-letter': correctLetterTask,
   ioi: ioiScanTask,
+  'special-tokens': specialTokensTask,
+  // the name issue 23 gives it; the same task (it runs on any model, not only BERT)
+  'bert-special-tokens': specialTokensTask,
+  'attention-entropy': attentionEntropyTask,
 };
 
 /**
