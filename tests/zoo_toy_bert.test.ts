@@ -13,7 +13,7 @@ import { loadPretrained, ZOO_DIR } from '../src/loading/load.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { makeConfig } from '../src/model/config.js';
 import { recipe } from '../src/zoo/recipes.js';
-import { mlmAccuracy, specialTokenAttention, trainingDocuments } from '../src/zoo/toy_bert_findings.js';
+import { mlmAccuracy, toyBertSpecialAttention, trainingDocuments } from '../src/zoo/toy_bert_findings.js';
 
 let model: HookedTransformer;
 
@@ -44,12 +44,14 @@ describe('toy-bert (datasets/zoo/toy-bert)', () => {
     expect(acc).toMatchObject(CARD.accuracy);
   });
 
-  it('attention to [CLS], [SEP] and punctuation per head, as its model card states', () => {
-    const a = specialTokenAttention(model, { seed: 2028, n: 64 });
-    const fmt = (m: number[][]) => m.map((row, l) => `L${l}: ${row.map((x) => x.toFixed(2)).join(' ')}`).join('\n');
-    console.log(`toy-bert attention (64 single-document examples, seed 2028; uniform: [CLS] ${a.uniform.cls.toFixed(3)}, [SEP] ${a.uniform.sep.toFixed(3)}, punctuation ${a.uniform.punctuation.toFixed(3)})\n[CLS]\n${fmt(a.cls)}\n[SEP]\n${fmt(a.sep)}\npunctuation\n${fmt(a.punctuation)}`);
+  it('attention to [CLS], [SEP] and punctuation per head (Clark et al.’s tables), as its model card states', () => {
+    const a = toyBertSpecialAttention(model, { seed: 2028, n: 64 });
+    const fmt = (m: number[][]) => m.map((row, l) => `  L${l}: ${row.map((x) => x.toFixed(2)).join(' ')}`).join('\n');
+    const shown = ['cls', 'sep', 'punct', 'sep->sep', 'rest->sep', 'prev', 'next', 'self'];
+    console.log(`toy-bert attention (${a.examples} single-document examples, seed 2028; uniform: ${Object.entries(a.uniform).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')})\n${shown.map((k) => `${k}\n${fmt(a.tables[k])}`).join('\n')}`);
     const round = (m: number[][]) => m.map((r) => r.map((x) => Math.round(x * 100) / 100));
-    expect({ cls: round(a.cls), sep: round(a.sep), punctuation: round(a.punctuation) }).toEqual(CARD.attention);
+    expect(a.absent).toEqual([]);
+    expect(Object.fromEntries(['cls', 'sep', 'punct'].map((k) => [k, round(a.tables[k])]))).toEqual(CARD.attention);
   });
 });
 

@@ -2,12 +2,14 @@
  * What toy-bert's model card reports, measured: masked-LM accuracy on examples drawn with a seed training never
  * used (overall, by what the hidden word is, and on the documents that never occur verbatim in the training
  * stream, which is replayed from its seed to find them), and each head's mean attention to [CLS], to [SEP] and to
- * punctuation, the three targets Clark et al. 2019 ("What Does BERT Look At?") found BERT's heads attending to.
+ * punctuation, the three targets Clark et al. 2019 ("What Does BERT Look At?") found BERT's heads attending to,
+ * with their tables (src/interp/scores/special_tokens.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { FIRST_NAMES } from '../datasets/word_lists.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { attentionMass, range } from '../interp/scores/attention_mass.js';
+import { readAttentionMaps } from '../interp/scores/attention_maps.js';
+import { BERT_TOKEN_CLASSES, classPositions, specialTokenAttention, type SpecialTokenAttention, type SpecialTokenExample } from '../interp/scores/special_tokens.js';
 import { Random } from '../util/random.js';
 import type { DataSource } from '../train/trainer.js';
 import { CLS, FIRST_WORD_ID, SEP, toyBertBatch, toyBertExample, type ToyBertExample } from './toy_bert_data.js';
@@ -86,40 +88,28 @@ export function mlmAccuracy(model: HookedTransformer, opts: { seed: number; n: n
   return out;
 }
 
-export interface SpecialAttention {
-  /** [layer][head]: mean over every query of the attention on [CLS], on [SEP], on punctuation keys. */
-  cls: number[][];
-  sep: number[][];
-  punctuation: number[][];
-  /** What a head attending uniformly would give: the mean share of keys that are [CLS], [SEP], punctuation. */
-  uniform: { cls: number; sep: number; punctuation: number };
-  sequences: number;
+/** toy-bert's attention to special tokens: Clark et al.'s tables (special_tokens.ts) on drawn examples. */
+export interface ToyBertAttention extends SpecialTokenAttention {
+  /** The mean share of the keys in each class, what a head attending uniformly would put there. */
+  uniform: Record<string, number>;
 }
 
 /**
- * Each head's mean attention to [CLS], [SEP] and punctuation over `n` unmasked single-document examples
- * ([CLS] document [SEP]) drawn with `seed`, every position a query, as Clark et al.'s Figure 2 averages it.
+ * Clark et al.'s special-token tables (special_tokens.ts: the mean attention of each head to [CLS], to [SEP], to
+ * "." and ",", and to itself and its neighbours) over `n` unmasked single-document examples ([CLS] document [SEP],
+ * one segment, so no token types are needed) drawn with `seed`.
  */
-export function specialTokenAttention(model: HookedTransformer, opts: { seed: number; n: number }): SpecialAttention {
+export function toyBertSpecialAttention(model: HookedTransformer, opts: { seed: number; n: number }): ToyBertAttention {
   const tok = model.tokenizer!;
   const rng = new Random(opts.seed);
-  const isPunct = (id: number) => id >= FIRST_WORD_ID && /^[^\w]+$/.test(tok.tokenText(id));
-  const { n_layers: L, n_heads: H } = model.cfg;
-  const zero = () => Array.from({ length: L }, () => new Array<number>(H).fill(0));
-  const acc = { cls: zero(), sep: zero(), punctuation: zero() };
-  const uniform = { cls: 0, sep: 0, punctuation: 0 };
-  let seqs = 0;
-  while (seqs < opts.n) {
+  const examples: SpecialTokenExample[] = [];
+  const uniform: Record<string, number> = Object.fromEntries(Object.keys(BERT_TOKEN_CLASSES).map((c) => [c, 0]));
+  while (examples.length < opts.n) {
     const ex = toyBertExample(tok, rng, model.cfg.n_ctx);
-    if (ex.kinds.length !== 1) continue; // single documents: no token types needed
-    const ids = ex.ids;
-    const queries = range(0, ids.length);
-    for (const [key, test] of [['cls', (id: number) => id === CLS], ['sep', (id: number) => id === SEP], ['punctuation', isPunct]] as const) {
-      const mass = attentionMass(model, ids, (_, k) => test(ids[k]), queries);
-      mass.forEach((row, l) => row.forEach((m, h) => (acc[key][l][h] += m / opts.n)));
-      uniform[key] += ids.filter(test).length / ids.length / opts.n;
-    }
-    seqs++;
+    if (ex.kinds.length !== 1) continue;
+    const tokens = ex.ids.map((id) => tok.tokenText(id));
+    examples.push({ tokens, maps: readAttentionMaps(model, ex.ids) });
+    for (const [c, inClass] of Object.entries(classPositions(tokens, BERT_TOKEN_CLASSES))) uniform[c] += inClass.filter(Boolean).length / tokens.length / opts.n;
   }
-  return { ...acc, uniform, sequences: seqs };
+  return { ...specialTokenAttention(examples, { classes: BERT_TOKEN_CLASSES }), uniform };
 }
