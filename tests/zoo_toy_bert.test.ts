@@ -13,6 +13,7 @@ import { loadPretrained, ZOO_DIR } from '../src/loading/load.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { makeConfig } from '../src/model/config.js';
 import { recipe } from '../src/zoo/recipes.js';
+import { siteOptions } from '../src/cli/explore.js';
 import { mlmAccuracy, toyBertSpecialAttention, trainingDocuments } from '../src/zoo/toy_bert_findings.js';
 
 let model: HookedTransformer;
@@ -29,6 +30,11 @@ describe('toy-bert (datasets/zoo/toy-bert)', () => {
     const r = recipe('toy-bert');
     expect(model.cfg).toEqual({ ...makeConfig(r.config), model_name: model.cfg.model_name });
     expect(model.toStrTokens('Mary went to the store.')).toEqual(['[CLS]', 'Mary', 'went', 'to', 'the', 'store', '.', '[SEP]']);
+  });
+
+  it('the explorer (next-token logits) leaves it out of its list and refuses it by name', async () => {
+    expect(Object.keys((await siteOptions('toy-lm')).models)).not.toContain('toy-bert');
+    await expect(siteOptions('toy-bert')).rejects.toThrow(/toy-bert is an encoder; the explorer compares next-token logits/);
   });
 
   it('masked-LM accuracy on held-out draws, as its model card states', () => {
