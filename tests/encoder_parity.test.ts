@@ -107,6 +107,7 @@ describe('encoders', () => {
     expect(enc.tokens).toEqual([ids[0].slice(0, n0)]);
     expect(enc.tokenTypeIds).toEqual([types[0].slice(0, n0)]);
     if (name === 'bert') expect(model.toStrTokens(enc.tokens[0]).filter((t) => t === '[SEP]').length).toBe(2);
+    if (name === 'bert') expect(model.toSingleToken('cat')).toBe(ids[0][2]); // without the [CLS] / [SEP] the tokenizer adds
     const padded = model.toTokens([pair[2], pair[0]], { padding: 'right' });
     expect(padded.tokens[0]).toEqual(ids[1].slice(0, padded.tokens[0].length));
     expect(padded.attentionMask[0]).toEqual(mask[1].slice(0, padded.tokens[0].length));

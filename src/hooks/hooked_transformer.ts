@@ -179,12 +179,13 @@ export class HookedTransformer extends Transformer {
   }
 
   /**
-   * The id of a text that is exactly one token (TransformerLens' to_single_token), without BOS. A text that is
+   * The id of a text that is exactly one token (TransformerLens' to_single_token), without BOS or what the
+   * tokenizer's post-processor adds ([CLS] / [SEP]). A text that is
    * several tokens, or none, is an error that shows how it splits.
    */
   toSingleToken(text: string): number {
     const tok = this.requireTokenizer();
-    const ids = tok.encode(text);
+    const ids = tok.encode(text, { addSpecialTokens: false }); // an encoder's [CLS] / [SEP] are not part of the text
     if (ids.length !== 1) {
       const parts = ids.map((id) => JSON.stringify(tok.decode([id]))).join(' + ');
       throw new HeadlensError(

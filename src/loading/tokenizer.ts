@@ -35,8 +35,8 @@ export class HFTokenizer implements TextTokenizer {
     return new HFTokenizer(readJson(file), existsSync(cfgFile) ? readJson(cfgFile) : {});
   }
 
-  encode(text: string): number[] {
-    return this.tok.encode(text).ids;
+  encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
+    return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
   }
 
   /**

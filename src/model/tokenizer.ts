@@ -3,7 +3,8 @@
  * the implementation (tokenizer.json through @huggingface/tokenizers).
  */
 export interface TextTokenizer {
-  encode(text: string): number[];
+  /** `addSpecialTokens: false`: without what the post-processor adds (BERT's [CLS] … [SEP]); default true. */
+  encode(text: string, opts?: { addSpecialTokens?: boolean }): number[];
   decode(ids: number[]): string;
   /** The text of one token id, as the vocabulary spells it (for axis labels). */
   tokenText(id: number): string;
