@@ -214,8 +214,11 @@ export function shortKind(short: string, norm?: NormName): { scope: Row['scope']
 /** The short names that belong to norms and take a norm ('ln1', 'ln2', 'ln_final') to pick one. */
 export const NORM_SHORT_NAMES: ReadonlySet<string> = new Set(HOOK_POINTS.flatMap((r) => ('norm' in r ? r.short : [])));
 
-/** Every short name `actName` takes, in forward order. */
-export const SHORT_NAMES: readonly string[] = [...new Set(HOOK_POINTS.flatMap((r) => r.short as readonly string[]))];
+/**
+ * Every short name `actName` takes, in forward order ('scale' and 'normalized' where a decoder's first norm has
+ * them, after resid_pre: an encoder's embed.ln rows come earlier in the table but do not move them).
+ */
+export const SHORT_NAMES: readonly string[] = [...new Set(HOOK_POINTS.filter((r) => !('norm' in r && r.norm === 'embed.ln')).flatMap((r) => r.short as readonly string[]))];
 
 /** One kind of hook point as a model has it: its name (`blocks.{l}.…` for block hooks), short names, axes, layers. */
 export interface HookPointInfo {
