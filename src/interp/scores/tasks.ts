@@ -53,7 +53,7 @@ const DECODER_TASKS: ReadonlySet<string> = new Set(['induction', 'prev-token', '
 /** Builds the data, scorer and causal metric of a scan task for this model. */
 export function scanTask(model: HookedTransformer, task: ScanTask, opts: TaskOptions = {}): TaskSetup {
   if (isEncoder(model.cfg) && DECODER_TASKS.has(task)) {
-    throw new HeadlensError(`scan task '${task}' is written for causal decoders, and ${model.cfg.model_name} is an encoder (bidirectional, masked-LM logits)`, 'run it on a decoder; for an encoder, read its attention patterns with runWithCache');
+    throw new HeadlensError(`scan task '${task}' is written for causal decoders, and ${model.cfg.model_name} is an encoder (bidirectional, masked-LM logits)`, 'run it on a decoder; on an encoder, run --task special-tokens or attention-entropy (Clark et al.), or read its patterns with runWithCache');
   }
   const inputs = taskInputs(model, opts);
   // own keys only: a name like 'toString' is an unknown task, not Object.prototype's
