@@ -14,6 +14,7 @@ import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { makeConfig } from '../src/model/config.js';
 import { recipe } from '../src/zoo/recipes.js';
 import { siteOptions } from '../src/cli/explore.js';
+import { formatInfo, modelInfo } from '../src/cli/model_info.js';
 import { mlmAccuracy, toyBertSpecialAttention, trainingDocuments } from '../src/zoo/toy_bert_findings.js';
 
 let model: HookedTransformer;
@@ -30,6 +31,7 @@ describe('toy-bert (datasets/zoo/toy-bert)', () => {
     const r = recipe('toy-bert');
     expect(model.cfg).toEqual({ ...makeConfig(r.config), model_name: model.cfg.model_name });
     expect(model.toStrTokens('Mary went to the store.')).toEqual(['[CLS]', 'Mary', 'went', 'to', 'the', 'store', '.', '[SEP]']);
+    expect(formatInfo(modelInfo(model))).toContain('layout      LN norm (post-LN), standard positions, bidirectional attention (encoder, masked-LM logits)');
   });
 
   it('the explorer (next-token logits) leaves it out of its list and refuses it by name', async () => {
