@@ -1,5 +1,6 @@
 /**
- * Multi-head causal self-attention, with grouped-query attention (GQA/MQA): query head h reads key/value
+ * Multi-head self-attention, causal (decoders) or bidirectional (encoders: the mask the context gives decides), with
+ * grouped-query attention (GQA/MQA): query head h reads key/value
  * head floor(h / (n_heads / n_key_value_heads)), the grouping transformers' repeat_kv uses.
  * Hook points (TransformerLens names, under blocks.{l}.attn.):
  *   hook_q [batch, pos, head, d_head]; hook_k, hook_v [batch, pos, kv_head, d_head];

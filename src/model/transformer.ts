@@ -1,6 +1,7 @@
 /**
  * The transformer itself: embeddings, blocks (attention then MLP, sequential or parallel), final norm,
- * unembedding. It computes exactly what the checkpoint computes; weight processing is a separate,
+ * unembedding; for BERT-family encoders (config attention_dir 'bidirectional', norm_placement 'post') token-type
+ * embeddings, the embeddings' LayerNorm, post-LN blocks and the masked-LM head instead of the final norm. It computes exactly what the checkpoint computes; weight processing is a separate,
  * opt-in step (weight_processing.ts). Hook points are named as in TransformerLens and visited in the
  * order `hookNames()` lists them; src/hooks builds caching and interventions on top.
  */
