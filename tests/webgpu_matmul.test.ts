@@ -9,6 +9,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { webgpuMatMul } from '../src/backend/webgpu_kernels/matmul_tiled.js';
 import { loadPretrained } from '../src/loading/load.js';
+import { formatMatmulBench, runMatmulBench } from '../src/bench/matmul.js';
 import { FIXTURES, startSoftwareWebGPU } from './helpers.js';
 
 const TOL = 1e-5;
@@ -229,5 +230,34 @@ describe('tiled WGSL matmul (webgpu on SwiftShader) against float64', () => {
       expect(tiled, name).toBeGreaterThanOrEqual(model.cfg.n_layers * 2); // at least the attention output and MLP per layer
       expect(err / scale, name).toBeLessThan(1e-4);
     }
+  }, 60_000);
+  it('runMatmulBench times tfjs and the tiled program on the same operands and checks both against float64', async () => {
+    const r = await runMatmulBench({
+      shapes: [
+        { name: 'ragged', batch: 1, m: 130, k: 77, n: 259 },
+        { name: 'few rows', batch: 2, m: 16, k: 77, n: 259 },
+      ],
+      tileKs: [8],
+      reps: 1,
+      trials: 1,
+      samples: 4,
+    });
+    const [ragged, few] = r.rows;
+    expect(ragged.error).toBeUndefined();
+    expect(ragged.variants.map((v) => [v.variant, v.tiled, v.ok])).toEqual([
+      ['tfjs', false, true],
+      ['tiled k8', true, true],
+    ]);
+    for (const v of ragged.variants) {
+      expect(v.rel_err_vs_float64).toBeLessThan(TOL);
+      expect(v.rel_diff_vs_tfjs).toBeLessThan(TOL);
+      expect(v.tflops).toBeGreaterThan(0);
+    }
+    expect(ragged.speedup).toBeGreaterThan(0);
+    // 16 rows: the tiled switch on still runs tfjs' kernel, and the table says so
+    expect(few.variants.map((v) => v.tiled)).toEqual([false, false]);
+    expect(few.speedup).toBeUndefined();
+    expect(formatMatmulBench(r)).toMatch(/few rows .*\*/);
+    expect(webgpuMatMul).toEqual({ tiled: true, minRows: 64, tileK: 8 });
   }, 60_000);
 });
