@@ -148,13 +148,14 @@ beforeAll(async () => {
 }, 120_000);
 
 afterEach(() => {
-  Object.assign(webgpuMatMul, { tiled: true, minRows: 64, tileK: 8 });
+  Object.assign(webgpuMatMul, { tiled: true, minRows: 64, tileK: 8, tile: 'auto', smallTileBelow: 256 });
 });
 
 describe('tiled WGSL matmul (webgpu on SwiftShader) against float64', () => {
   // Each distinct set of flags (transposes, vec4 or scalar reads, whole or ragged tiles, bias, relu, K slice) is its
   // own shader, and SwiftShader takes seconds to compile one: the cases below cover every code path in few shaders.
   it('square, ragged, transposed and batched products with a broadcast batch, bias and relu: within 1e-5 relative, tiled', async () => {
+    webgpuMatMul.tile = 128;
     const cases: Case[] = [
       { a: [128, 128], b: [128, 128] }, // whole tiles, vec4 reads and writes
       { a: [130, 77], b: [77, 259] }, // ragged M, N, K across tile edges: scalar reads, bounds everywhere
@@ -176,12 +177,34 @@ describe('tiled WGSL matmul (webgpu on SwiftShader) against float64', () => {
     expect(elu.err).toBeLessThan(TOL);
   }, 60_000);
 
-  it('a 16-deep K slice gives the same products where the device allows 32 KiB of workgroup memory', async () => {
+  it('64×64 tiles, and a 16-deep K slice where the device allows its workgroup memory, give the same products', async () => {
     const limit = (tf.backend() as unknown as { device: { limits: { maxComputeWorkgroupStorageSize: number } } }).device.limits.maxComputeWorkgroupStorageSize;
-    webgpuMatMul.tileK = 16;
-    const { err, tiled } = await check({ a: [77, 130], b: [259, 77], tA: true, tB: true, bias: true, activation: 'relu' }, 400);
-    expect(tiled).toBe(1);
-    expect(err, `tileK ${limit >= 32768 ? 16 : 8} (device limit ${limit} bytes)`).toBeLessThan(TOL);
+    const c: Case = { a: [77, 130], b: [259, 77], tA: true, tB: true, bias: true, activation: 'relu' };
+    for (const [i, [tile, tileK]] of ([[64, 8], [128, 16]] as const).entries()) {
+      Object.assign(webgpuMatMul, { tile, tileK });
+      const { err, tiled } = await check(c, 400 + i);
+      expect(tiled).toBe(1);
+      expect(err, `tile ${tile}, tileK ${tileK} (device limit ${limit} bytes)`).toBeLessThan(TOL);
+    }
+    // 'auto' takes 64×64 tiles when 128×128 ones would be few; checked through the program's dispatch
+    webgpuMatMul.tile = 'auto';
+    const be = tf.backend() as unknown as { runWebGPUProgram: (p: { workgroupSize: number[] }, ...rest: unknown[]) => unknown };
+    const run = be.runWebGPUProgram;
+    const sizes: number[][] = [];
+    be.runWebGPUProgram = function (this: unknown, p, ...rest) {
+      sizes.push(p.workgroupSize);
+      return run.call(this, p, ...rest);
+    };
+    try {
+      const a = tf.ones([130, 77]);
+      const b = tf.ones([77, 259]);
+      const y = tf.matMul(a, b);
+      expect(Array.from((await y.data()).slice(0, 2))).toEqual([77, 77]);
+      tf.dispose([a, b, y]);
+    } finally {
+      be.runWebGPUProgram = run;
+    }
+    expect(sizes).toContainEqual([8, 8, 1]);
   }, 60_000);
 
   it('small M, and the switch off, go to tfjs’ kernels; nothing leaks', async () => {
@@ -238,6 +261,7 @@ describe('tiled WGSL matmul (webgpu on SwiftShader) against float64', () => {
         { name: 'few rows', batch: 2, m: 16, k: 77, n: 259 },
       ],
       tileKs: [8],
+      tiles: [64],
       reps: 1,
       trials: 1,
       samples: 4,
@@ -246,7 +270,7 @@ describe('tiled WGSL matmul (webgpu on SwiftShader) against float64', () => {
     expect(ragged.error).toBeUndefined();
     expect(ragged.variants.map((v) => [v.variant, v.tiled, v.ok])).toEqual([
       ['tfjs', false, true],
-      ['tiled k8', true, true],
+      ['t64 k8', true, true],
     ]);
     for (const v of ragged.variants) {
       expect(v.rel_err_vs_float64).toBeLessThan(TOL);
@@ -258,6 +282,6 @@ describe('tiled WGSL matmul (webgpu on SwiftShader) against float64', () => {
     expect(few.variants.map((v) => v.tiled)).toEqual([false, false]);
     expect(few.speedup).toBeUndefined();
     expect(formatMatmulBench(r)).toMatch(/few rows .*\*/);
-    expect(webgpuMatMul).toEqual({ tiled: true, minRows: 64, tileK: 8 });
+    expect(webgpuMatMul).toEqual({ tiled: true, minRows: 64, tileK: 8, tile: 'auto', smallTileBelow: 256 });
   }, 60_000);
 });

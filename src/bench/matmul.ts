@@ -3,7 +3,8 @@
  * (src/backend/webgpu_kernels/matmul_tiled.ts) at the forward's product shapes, in one run on one device.
  *
  * For each shape the operands are made once (uniform in [-1, 1), seeded), then each variant — tfjs' kernel
- * (`webgpuMatMul.tiled` off) and the tiled program with an 8- and a 16-deep K slice — is timed in blocks of
+ * (`webgpuMatMul.tiled` off) and the tiled program with 128×128 and 64×64 output tiles, each with an 8- and a
+ * 16-deep K slice (`t128 k8` …) — is timed in blocks of
  * `reps` calls ended by one readback (src/bench/timing.ts), the variants alternating block by block; the best
  * block counts. TFLOP/s = 2·batch·m·k·n / time. Before timing, every variant's full output is compared with tfjs'
  * (max |x − tfjs| / max |tfjs|), and at `samples` output entries with a float64 dot product computed here from
@@ -70,6 +71,8 @@ export interface MatmulBenchRow extends MatmulBenchShape {
   variants: MatmulBenchVariant[];
   /** best tiled variant's TFLOP/s over tfjs'. */
   speedup?: number;
+  /** the variant the defaults (tile 'auto', K slice 8) would run. */
+  default_variant?: string;
   error?: string;
 }
 
@@ -88,6 +91,8 @@ export interface MatmulBenchOptions {
   trials?: number;
   /** K slices of the tiled program to time (default 8 and 16). */
   tileKs?: (8 | 16)[];
+  /** Output tiles of the tiled program to time (default 128 and 64), each with each K slice. */
+  tiles?: (64 | 128)[];
   /** Output entries checked against float64 (default 16). */
   samples?: number;
   /** Relative difference above which a variant is marked not ok (default 1e-4). */
@@ -119,13 +124,14 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
   const reps = opts.reps ?? 10;
   const trials = opts.trials ?? 5;
   const tileKs = opts.tileKs ?? [8, 16];
+  const tiles = opts.tiles ?? [128, 64];
   const samples = opts.samples ?? 16;
   const tolerance = opts.tolerance ?? 1e-4;
   const log = opts.log ?? (() => {});
   const saved = { ...webgpuMatMul };
   const variants: { name: string; set: () => void }[] = [
     { name: 'tfjs', set: () => Object.assign(webgpuMatMul, { tiled: false }) },
-    ...tileKs.map((k) => ({ name: `tiled k${k}`, set: () => Object.assign(webgpuMatMul, { tiled: true, tileK: k }) })),
+    ...tiles.flatMap((t) => tileKs.map((k) => ({ name: `t${t} k${k}`, set: () => Object.assign(webgpuMatMul, { tiled: true, tile: t, tileK: k }) }))),
   ];
   const be = tf.backend() as unknown as { runWebGPUProgram: (p: { constructor: { name: string } }, ...rest: unknown[]) => unknown; adapterInfo?: { vendor?: string; architecture?: string } };
   const rows: MatmulBenchRow[] = [];
@@ -206,6 +212,8 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
           c.tflops = flop / best[vi] / 1e9;
         }
         row.variants = checked;
+        const big = s.batch * Math.ceil(s.m / 128) * Math.ceil(s.n / 128);
+        row.default_variant = s.m < saved.minRows ? 'tfjs' : `t${saved.tile === 'auto' ? (big < saved.smallTileBelow ? 64 : 128) : saved.tile} k${saved.tileK}`;
         const tiledBest = Math.max(...checked.filter((c) => c.tiled && c.ok).map((c) => c.tflops));
         if (Number.isFinite(tiledBest)) row.speedup = tiledBest / checked[0].tflops;
         log(
@@ -230,7 +238,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
 export function formatMatmulBench(r: MatmulBenchResult): string {
   const names = r.rows[0]?.variants.map((v) => v.variant) ?? [];
   const lines = [`backend ${r.backend}${r.adapter ? ` (${r.adapter})` : ''}; best of ${r.trials} blocks of ${r.reps} calls; TFLOP/s; results checked within ${r.tolerance} relative`];
-  lines.push(['shape'.padEnd(34), 'batch×m×k×n'.padEnd(24), ...names.map((n) => n.padStart(10)), 'speedup'.padStart(8), ' check'].join(' '));
+  lines.push(['shape'.padEnd(34), 'batch×m×k×n'.padEnd(24), ...names.map((n) => n.padStart(10)), 'speedup'.padStart(8), 'default'.padStart(9), ' check'].join(' '));
   for (const row of r.rows) {
     const dims = `${row.batch}×${row.m}×${row.k}×${row.n}`;
     if (row.error) {
@@ -239,8 +247,9 @@ export function formatMatmulBench(r: MatmulBenchResult): string {
     }
     const cells = row.variants.map((v) => `${v.tflops.toFixed(2)}${v.tiled || v.variant === 'tfjs' ? '' : '*'}`.padStart(10));
     const bad = row.variants.filter((v) => !v.ok).map((v) => `${v.variant} off (${v.rel_diff_vs_tfjs.toExponential(1)} vs tfjs, ${v.rel_err_vs_float64.toExponential(1)} vs float64)`);
-    lines.push([row.name.padEnd(34), dims.padEnd(24), ...cells, (row.speedup ? `×${row.speedup.toFixed(2)}` : '—').padStart(8), bad.length ? ` ${bad.join('; ')}` : ' ok'].join(' '));
+    lines.push([row.name.padEnd(34), dims.padEnd(24), ...cells, (row.speedup ? `×${row.speedup.toFixed(2)}` : '—').padStart(8), (row.default_variant ?? '').padStart(9), bad.length ? ` ${bad.join('; ')}` : ' ok'].join(' '));
   }
   lines.push('* the tiled program did not take this product (fewer rows than webgpuMatMul.minRows): tfjs ran it');
+  lines.push('speedup: the best tiled variant over tfjs; default: the variant webgpuMatMul\'s defaults run');
   return lines.join('\n');
 }

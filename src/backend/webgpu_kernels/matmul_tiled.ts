@@ -9,7 +9,9 @@
  *   - a workgroup of 16×16 threads computes a 128×128 output tile; each thread an 8×8 block, held in 16 vec4
  *     registers. The thread's rows are {4·ty … 4·ty+3} and {64+4·ty … 64+4·ty+3} (columns likewise with tx), so
  *     every read of the staged tiles is one aligned vec4, and the 16 threads of a half-warp read 16 consecutive
- *     vec4 of B (no bank conflicts) while A's reads are broadcasts;
+ *     vec4 of B (no bank conflicts) while A's reads are broadcasts. Where 128×128 tiles would leave most of a
+ *     large GPU idle (fewer than `smallTileBelow` workgroups, e.g. GPT-2's projections at 128 rows: 18), 8×8
+ *     threads compute 64×64 tiles the same way;
  *   - both operands are staged in workgroup memory k-major ([k][m] and [k][n]), `tileK` (8 or 16) deep, in two
  *     buffers: the next K slice is read from global memory into registers while the current one is multiplied,
  *     then stored to the other buffer, so one barrier per K slice suffices;
@@ -41,13 +43,15 @@ export const webgpuMatMul = {
   tiled: true,
   /** Products with fewer output rows (M) than this go to tfjs' kernels. */
   minRows: 64,
-  /** K slice staged per step: 8 (16 KiB of workgroup memory, double-buffered) or 16 (32 KiB, where the device allows). */
+  /** K slice staged per step: 8 or 16 (twice the workgroup memory; 8 where the device does not allow it). */
   tileK: 8 as 8 | 16,
+  /**
+   * Output tile per workgroup: 128 (16×16 threads) or 64 (8×8 threads), each thread 8×8 outputs. 'auto' takes 64
+   * when 128-tiles would give fewer than `smallTileBelow` workgroups (a GPU of 132 multiprocessors left mostly idle).
+   */
+  tile: 'auto' as 'auto' | 64 | 128,
+  smallTileBelow: 256,
 };
-
-const TILE_M = 128;
-const TILE_N = 128;
-const WG = 16; // threads per side of the workgroup: 16×16, each computing 8×8 outputs
 
 type KernelFunc = (args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }) => tf.TensorInfo | tf.TensorInfo[];
 
@@ -72,6 +76,8 @@ export interface TiledPlan {
   bias?: tf.TensorInfo;
   relu: boolean;
   tileK: 8 | 16;
+  /** Output tile side (64 or 128): 8 outputs a thread, so tile / 8 threads a side. */
+  tile: 64 | 128;
 }
 
 const size = (shape: number[]) => shape.reduce((s, d) => s * d, 1);
@@ -123,9 +129,13 @@ export function planTiled(
   if (!modBroadcastable(outerA, outer) || !modBroadcastable(outerB, outer)) return undefined;
   const batch = size(outer);
   const maxGrid = limits.maxComputeWorkgroupsPerDimension;
-  if (batch > maxGrid || Math.ceil(m / TILE_M) > maxGrid || Math.ceil(n / TILE_N) > maxGrid) return undefined;
-  const tileK = webgpuMatMul.tileK === 16 && limits.maxComputeWorkgroupStorageSize >= 32768 ? 16 : 8;
-  if (limits.maxComputeWorkgroupStorageSize < 16384) return undefined;
+  const big = batch * Math.ceil(m / 128) * Math.ceil(n / 128);
+  const tile = webgpuMatMul.tile === 'auto' ? (big < webgpuMatMul.smallTileBelow ? 64 : 128) : webgpuMatMul.tile;
+  if (batch > maxGrid || Math.ceil(m / tile) > maxGrid || Math.ceil(n / tile) > maxGrid) return undefined;
+  // workgroup memory: 2 operands × 2 buffers × tileK × tile floats
+  const bytes = (bk: number) => 16 * bk * tile;
+  const tileK = webgpuMatMul.tileK === 16 && limits.maxComputeWorkgroupStorageSize >= bytes(16) ? 16 : 8;
+  if (limits.maxComputeWorkgroupStorageSize < bytes(tileK)) return undefined;
   let bias: tf.TensorInfo | undefined;
   if (extra.bias) {
     const s = extra.bias.shape;
@@ -148,6 +158,7 @@ export function planTiled(
     bias,
     relu: activation === 'relu',
     tileK,
+    tile,
   };
 }
 
@@ -159,7 +170,7 @@ export class TiledMatMulProgram {
   outputShape: number[];
   dispatchLayout = { x: [2], y: [1], z: [0] };
   dispatch: [number, number, number];
-  workgroupSize: [number, number, number] = [WG, WG, 1];
+  workgroupSize: [number, number, number];
   uniforms = 'dimM : i32, dimN : i32, dimK : i32,';
   shaderKey: string;
   private readonly p: TiledPlan;
@@ -180,18 +191,23 @@ export class TiledMatMulProgram {
     }
     this.outputComponent = this.vecOut ? 4 : 1;
     this.outputShape = [p.batch, p.m, p.n];
-    this.dispatch = [Math.ceil(p.n / TILE_N), Math.ceil(p.m / TILE_M), p.batch];
-    const fit = [p.m % TILE_M === 0, p.n % TILE_N === 0, p.k % p.tileK === 0].map(Number).join('');
-    this.shaderKey = `headlensTiledMatMul_${p.transposeA}_${p.transposeB}_${this.variableComponents.join('')}_${this.outputComponent}_${!!p.bias}_${p.relu}_${p.tileK}_${fit}`;
+    this.workgroupSize = [p.tile / 8, p.tile / 8, 1];
+    this.dispatch = [Math.ceil(p.n / p.tile), Math.ceil(p.m / p.tile), p.batch];
+    const fit = [p.m % p.tile === 0, p.n % p.tile === 0, p.k % p.tileK === 0].map(Number).join('');
+    this.shaderKey = `headlensTiledMatMul_${p.tile}_${p.transposeA}_${p.transposeB}_${this.variableComponents.join('')}_${this.outputComponent}_${!!p.bias}_${p.relu}_${p.tileK}_${fit}`;
   }
 
   getUserCode(): string {
     const { transposeA, transposeB, tileK: BK, bias, relu } = this.p;
-    const fitM = this.p.m % TILE_M === 0;
-    const fitN = this.p.n % TILE_N === 0;
+    const T = this.p.tile; // output tile side
+    const W = T / 8; // threads a side
+    const HALF = T / 2; // a thread's second 4 rows (columns) start here
+    const V = T / 4; // vec4s in one k-row of a staged slice
+    const fitM = this.p.m % T === 0;
+    const fitN = this.p.n % T === 0;
     const fitK = this.p.k % BK === 0;
-    const slice = (BK * TILE_M) / 4; // vec4s in one staged slice of A (and of B: TILE_N = TILE_M)
-    const perThread = BK / 8; // vec4s of A (and of B) each thread moves per slice
+    const slice = BK * V; // vec4s in one staged slice of A (and of B)
+    const perThread = slice / (W * W); // vec4s of A (and of B) each thread moves per slice
     const ROWS = 8;
 
     // one vec4 of the operand `X` (A or B) from global memory: `outer` indexes its rows in the tile (m or n),
@@ -235,13 +251,13 @@ export class TiledMatMulProgram {
     return v;
   }`;
     };
-    // which vec4 of the slice a thread moves: q in [0, BK·32); kMajor: (k = q / 32, outer = 4·(q % 32)),
+    // which vec4 of the slice a thread moves: q in [0, BK·V); kMajor: (k = q / V, outer = 4·(q % V)),
     // else (outer = q / (BK/4), k = 4·(q % (BK/4)))
     const load = (X: 'A' | 'B', kMajor: boolean, tileStart: string) => {
       const lines: string[] = [];
       for (let j = 0; j < perThread; j++) {
-        const q = `(tid + ${j * 256})`;
-        if (kMajor) lines.push(`    reg${X}${j} = read${X}(b${X}, kBase + ${q} / 32, ${tileStart} + 4 * (${q} % 32));`);
+        const q = `(tid + ${j * W * W})`;
+        if (kMajor) lines.push(`    reg${X}${j} = read${X}(b${X}, kBase + ${q} / ${V}, ${tileStart} + 4 * (${q} % ${V}));`);
         else lines.push(`    reg${X}${j} = read${X}(b${X}, ${tileStart} + ${q} / ${BK / 4}, kBase + 4 * (${q} % ${BK / 4}));`);
       }
       return lines.join('\n');
@@ -249,7 +265,7 @@ export class TiledMatMulProgram {
     const store = (X: 'A' | 'B', kMajor: boolean) => {
       const lines: string[] = [];
       for (let j = 0; j < perThread; j++) {
-        const q = `(tid + ${j * 256})`;
+        const q = `(tid + ${j * W * W})`;
         if (kMajor) lines.push(`    ${X}s[buf + ${q}] = reg${X}${j};`);
         else {
           // transposed into k-major: the 4 K values of one outer index go to 4 rows of the slice
@@ -257,7 +273,7 @@ export class TiledMatMulProgram {
       let o = ${q} / ${BK / 4};
       let kk = 4 * (${q} % ${BK / 4});
       for (var i = 0; i < 4; i++) {
-        ${X}s[buf + (kk + i) * 32 + o / 4][o % 4] = reg${X}${j}[i];
+        ${X}s[buf + (kk + i) * ${V} + o / 4][o % 4] = reg${X}${j}[i];
       }
     }`);
         }
@@ -277,12 +293,12 @@ export class TiledMatMulProgram {
     }
     const writes: string[] = [];
     for (let r = 0; r < ROWS; r++) {
-      const row = r < 4 ? `rowBase + ${r}` : `rowBase + ${60 + r}`; // rows 4ty+r and 64+4ty+(r-4)
+      const row = r < 4 ? `rowBase + ${r}` : `rowBase + ${HALF - 4 + r}`; // rows 4ty+r and HALF+4ty+(r-4)
       writes.push(`  {
     let row = ${row};
     ${fitM ? '' : 'if (row < uniforms.dimM) {'}
       writeOut(batch, row, colBase, acc${r}0);
-      writeOut(batch, row, colBase + 64, acc${r}1);
+      writeOut(batch, row, colBase + ${HALF}, acc${r}1);
     ${fitM ? '' : '}'}
   }`);
     }
@@ -317,7 +333,7 @@ export class TiledMatMulProgram {
   }`;
 
     return `
-  // two staged slices of each operand, k-major: [buffer][k][128 / 4] vec4
+  // two staged slices of each operand, k-major: [buffer][k][tile / 4] vec4
   var<workgroup> As : array<vec4<f32>, ${2 * slice}>;
   var<workgroup> Bs : array<vec4<f32>, ${2 * slice}>;
 ${globalRead('A', aKMajor, this.vecA, fitM)}
@@ -331,8 +347,8 @@ ${writeOut}
     let batch = i32(workgroupId.z);
     let bA = batch % uniforms.aShape[0];
     let bB = batch % uniforms.bShape[0];
-    let mStart = i32(workgroupId.y) * ${TILE_M};
-    let nStart = i32(workgroupId.x) * ${TILE_N};
+    let mStart = i32(workgroupId.y) * ${T};
+    let nStart = i32(workgroupId.x) * ${T};
     let numTiles = (uniforms.dimK + ${BK - 1}) / ${BK};
     ${accDecl.join('\n    ')}
     ${Array.from({ length: perThread }, (_, j) => `var regA${j}: vec4<f32>; var regB${j}: vec4<f32>;`).join('\n    ')}
@@ -354,10 +370,10 @@ ${load('A', aKMajor, 'mStart')}
 ${load('B', bKMajor, 'nStart')}
       }
 ${Array.from({ length: BK }, (_, k) => `      {
-        let a0 = As[cur + ${k * 32} + ty];
-        let a1 = As[cur + ${k * 32 + 16} + ty];
-        let b0 = Bs[cur + ${k * 32} + tx];
-        let b1 = Bs[cur + ${k * 32 + 16} + tx];
+        let a0 = As[cur + ${k * V} + ty];
+        let a1 = As[cur + ${k * V + W} + ty];
+        let b0 = Bs[cur + ${k * V} + tx];
+        let b1 = Bs[cur + ${k * V + W} + tx];
         ${fmas.join('\n        ')}
       }`).join('\n')}
       if (hasNext) {
