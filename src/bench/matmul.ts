@@ -13,7 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
-import { webgpuMatMul } from '../backend/webgpu_kernels/matmul_tiled.js';
+import { autoTile, webgpuMatMul } from '../backend/webgpu_kernels/matmul_tiled.js';
 import { msPerCall } from './timing.js';
 
 /** One product: `batch` independent [m, k]·[k, n] (b shared when `shareB`), optionally with a bias of n values. */
@@ -212,8 +212,11 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
           c.tflops = flop / best[vi] / 1e9;
         }
         row.variants = checked;
-        const big = s.batch * Math.ceil(s.m / 128) * Math.ceil(s.n / 128);
-        row.default_variant = s.m < saved.minRows ? 'tfjs' : `t${saved.tile === 'auto' ? (big < saved.smallTileBelow ? 64 : 128) : saved.tile} k${saved.tileK}`;
+        // the defaults' choice (webgpuMatMul is restored to them only after the loop)
+        const now = { ...webgpuMatMul };
+        Object.assign(webgpuMatMul, saved);
+        row.default_variant = s.m < saved.minRows ? 'tfjs' : `t${saved.tile === 'auto' ? autoTile(s.batch, s.m, s.n) : saved.tile} k${saved.tileK}`;
+        Object.assign(webgpuMatMul, now);
         const tiledBest = Math.max(...checked.filter((c) => c.tiled && c.ok).map((c) => c.tflops));
         if (Number.isFinite(tiledBest)) row.speedup = tiledBest / checked[0].tflops;
         log(

@@ -47,7 +47,8 @@ export const webgpuMatMul = {
   tileK: 8 as 8 | 16,
   /**
    * Output tile per workgroup: 128 (16×16 threads) or 64 (8×8 threads), each thread 8×8 outputs. 'auto' takes 64
-   * when 128-tiles would give fewer than `smallTileBelow` workgroups (a GPU of 132 multiprocessors left mostly idle).
+   * when 128-tiles would give fewer than `smallTileBelow` workgroups (a GPU of 132 multiprocessors left mostly idle)
+   * or would pad the output by a quarter more (autoTile).
    */
   tile: 'auto' as 'auto' | 64 | 128,
   smallTileBelow: 256,
@@ -94,6 +95,16 @@ function modBroadcastable(dims: number[], out: number[]): boolean {
   return true;
 }
 
+/**
+ * 64×64 tiles where 128×128 ones would be few (fewer than `smallTileBelow` workgroups) or would pad the output by a
+ * quarter more than 64×64 ones (e.g. N = 64: half of every 128-wide tile idle).
+ */
+export function autoTile(batch: number, m: number, n: number): 64 | 128 {
+  const padded = (t: number) => Math.ceil(m / t) * t * Math.ceil(n / t) * t;
+  const big = batch * Math.ceil(m / 128) * Math.ceil(n / 128);
+  return big < webgpuMatMul.smallTileBelow || padded(128) > 1.25 * padded(64) ? 64 : 128;
+}
+
 /** The plan for a product this program runs, or undefined to delegate (the reason is not needed: tfjs runs it). */
 export function planTiled(
   a: tf.TensorInfo,
@@ -129,8 +140,7 @@ export function planTiled(
   if (!modBroadcastable(outerA, outer) || !modBroadcastable(outerB, outer)) return undefined;
   const batch = size(outer);
   const maxGrid = limits.maxComputeWorkgroupsPerDimension;
-  const big = batch * Math.ceil(m / 128) * Math.ceil(n / 128);
-  const tile = webgpuMatMul.tile === 'auto' ? (big < webgpuMatMul.smallTileBelow ? 64 : 128) : webgpuMatMul.tile;
+  const tile = webgpuMatMul.tile === 'auto' ? autoTile(batch, m, n) : webgpuMatMul.tile;
   if (batch > maxGrid || Math.ceil(m / tile) > maxGrid || Math.ceil(n / tile) > maxGrid) return undefined;
   // workgroup memory: 2 operands × 2 buffers × tileK × tile floats
   const bytes = (bk: number) => 16 * bk * tile;
