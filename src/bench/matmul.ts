@@ -10,6 +10,8 @@
  * (max |x − tfjs| / max |tfjs|), and at `samples` output entries with a float64 dot product computed here from
  * the operands' row and column (max |x − ref| / max |ref|): a variant whose result is off is reported as such,
  * not timed as if it were right.
+ * Every shape here is arithmetic-bound: 4096³ is 137 GFLOP against 192 MiB read and written at least once (about
+ * 0.06 ms at 3 TB/s), the llama-7b gate+up product 185 GFLOP against 450 MiB.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
@@ -79,6 +81,10 @@ export interface MatmulBenchRow extends MatmulBenchShape {
 export interface MatmulBenchResult {
   backend: string;
   adapter?: string;
+  /** The features tfjs' device was created with (no 'subgroups': tfjs 4.22 does not request it). */
+  device_features: string[];
+  /** maxComputeWorkgroupStorageSize: a 16-deep K slice on 128×128 tiles needs 32 KiB. */
+  workgroup_storage_bytes?: number;
   reps: number;
   trials: number;
   tolerance: number;
@@ -133,7 +139,11 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
     { name: 'tfjs', set: () => Object.assign(webgpuMatMul, { tiled: false }) },
     ...tiles.flatMap((t) => tileKs.map((k) => ({ name: `t${t} k${k}`, set: () => Object.assign(webgpuMatMul, { tiled: true, tile: t, tileK: k }) }))),
   ];
-  const be = tf.backend() as unknown as { runWebGPUProgram: (p: { constructor: { name: string } }, ...rest: unknown[]) => unknown; adapterInfo?: { vendor?: string; architecture?: string } };
+  const be = tf.backend() as unknown as {
+    runWebGPUProgram: (p: { constructor: { name: string } }, ...rest: unknown[]) => unknown;
+    adapterInfo?: { vendor?: string; architecture?: string };
+    device?: { features?: Iterable<string>; limits?: { maxComputeWorkgroupStorageSize?: number } };
+  };
   const rows: MatmulBenchRow[] = [];
   try {
     for (const s of shapes) {
@@ -234,13 +244,25 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
     Object.assign(webgpuMatMul, saved);
   }
   const info = be.adapterInfo;
-  return { backend: tf.getBackend(), adapter: info ? [info.vendor, info.architecture].filter(Boolean).join(' ') : undefined, reps, trials, tolerance, rows };
+  return {
+    backend: tf.getBackend(),
+    adapter: info ? [info.vendor, info.architecture].filter(Boolean).join(' ') : undefined,
+    device_features: [...(be.device?.features ?? [])].sort(),
+    workgroup_storage_bytes: be.device?.limits?.maxComputeWorkgroupStorageSize,
+    reps,
+    trials,
+    tolerance,
+    rows,
+  };
 }
 
 /** The table `headlens bench --matmul` prints. */
 export function formatMatmulBench(r: MatmulBenchResult): string {
   const names = r.rows[0]?.variants.map((v) => v.variant) ?? [];
-  const lines = [`backend ${r.backend}${r.adapter ? ` (${r.adapter})` : ''}; best of ${r.trials} blocks of ${r.reps} calls; TFLOP/s; results checked within ${r.tolerance} relative`];
+  const lines = [
+    `backend ${r.backend}${r.adapter ? ` (${r.adapter})` : ''}; device features: ${r.device_features.join(', ') || 'none'}; workgroup memory ${r.workgroup_storage_bytes ?? '?'} bytes`,
+    `best of ${r.trials} blocks of ${r.reps} calls; TFLOP/s; results checked within ${r.tolerance} relative`,
+  ];
   lines.push(['shape'.padEnd(34), 'batch×m×k×n'.padEnd(24), ...names.map((n) => n.padStart(10)), 'speedup'.padStart(8), 'default'.padStart(9), ' check'].join(' '));
   for (const row of r.rows) {
     const dims = `${row.batch}×${row.m}×${row.k}×${row.n}`;
