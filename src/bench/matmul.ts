@@ -231,7 +231,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
         if (Number.isFinite(tiledBest)) row.speedup = tiledBest / checked[0].tflops;
         log(
           `matmul ${s.name} [${s.batch}×${s.m}×${s.k}×${s.n}]: ` +
-            checked.map((c) => `${c.variant}${c.tiled || c.variant === 'tfjs' ? '' : ' (ran tfjs)'} ${c.tflops.toFixed(2)} TFLOP/s${c.ok ? '' : ` NOT OK (vs tfjs ${c.rel_diff_vs_tfjs.toExponential(1)}, vs float64 ${c.rel_err_vs_float64.toExponential(1)})`}`).join(', '),
+            checked.map((c) => `${c.variant}${c.tiled || c.variant === 'tfjs' ? '' : ' (ran tfjs)'} ${tf3(c.tflops)} TFLOP/s${c.ok ? '' : ` NOT OK (vs tfjs ${c.rel_diff_vs_tfjs.toExponential(1)}, vs float64 ${c.rel_err_vs_float64.toExponential(1)})`}`).join(', '),
         );
       } catch (e) {
         row.error = (e as Error).message.split('\n')[0];
@@ -256,6 +256,9 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
   };
 }
 
+/** TFLOP/s to 3 significant digits at most (a CPU adapter gives thousandths). */
+const tf3 = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toPrecision(2));
+
 /** The table `headlens bench --matmul` prints. */
 export function formatMatmulBench(r: MatmulBenchResult): string {
   const names = r.rows[0]?.variants.map((v) => v.variant) ?? [];
@@ -270,7 +273,7 @@ export function formatMatmulBench(r: MatmulBenchResult): string {
       lines.push(`${row.name.padEnd(34)} ${dims.padEnd(24)} FAILED: ${row.error}`);
       continue;
     }
-    const cells = row.variants.map((v) => `${v.tflops.toFixed(2)}${v.tiled || v.variant === 'tfjs' ? '' : '*'}`.padStart(10));
+    const cells = row.variants.map((v) => `${tf3(v.tflops)}${v.tiled || v.variant === 'tfjs' ? '' : '*'}`.padStart(10));
     const bad = row.variants.filter((v) => !v.ok).map((v) => `${v.variant} off (${v.rel_diff_vs_tfjs.toExponential(1)} vs tfjs, ${v.rel_err_vs_float64.toExponential(1)} vs float64)`);
     lines.push([row.name.padEnd(34), dims.padEnd(24), ...cells, (row.speedup ? `×${row.speedup.toFixed(2)}` : '—').padStart(8), (row.default_variant ?? '').padStart(9), bad.length ? ` ${bad.join('; ')}` : ' ok'].join(' '));
   }
