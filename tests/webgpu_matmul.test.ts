@@ -147,8 +147,13 @@ beforeAll(async () => {
   await startSoftwareWebGPU();
 }, 120_000);
 
+// the tests exercise the kernel from 64 rows (the defaults take it from 256, or 64 rows of a wide product)
+const TEST_FLAGS = { tiled: true, minRows: 64, wideN: 16384, tileK: 8 as const, tile: 'auto' as const, smallTileBelow: 256 };
+beforeAll(() => {
+  Object.assign(webgpuMatMul, TEST_FLAGS);
+});
 afterEach(() => {
-  Object.assign(webgpuMatMul, { tiled: true, minRows: 64, tileK: 8, tile: 'auto', smallTileBelow: 256 });
+  Object.assign(webgpuMatMul, TEST_FLAGS);
 });
 
 describe('tiled WGSL matmul (webgpu on SwiftShader) against float64', () => {
@@ -282,6 +287,6 @@ describe('tiled WGSL matmul (webgpu on SwiftShader) against float64', () => {
     expect(few.variants.map((v) => v.tiled)).toEqual([false, false]);
     expect(few.speedup).toBeUndefined();
     expect(formatMatmulBench(r)).toMatch(/few rows .*\*/);
-    expect(webgpuMatMul).toEqual({ tiled: true, minRows: 64, tileK: 8, tile: 'auto', smallTileBelow: 256 });
+    expect(webgpuMatMul).toEqual(TEST_FLAGS);
   }, 60_000);
 });

@@ -41,8 +41,15 @@ import * as tf from '@tensorflow/tfjs';
 /** Switches read at each call: `tiled` off delegates every product to tfjs' kernels. */
 export const webgpuMatMul = {
   tiled: true,
-  /** Products with fewer output rows (M) than this go to tfjs' kernels. */
-  minRows: 64,
+  /**
+   * Products with fewer output rows (M) than this go to tfjs' kernels, unless they are at least 64 rows and `wideN`
+   * columns. Measured on an H100 (bench/results/h100-2026-12-07-s3/matmul.log): at 128 rows (GPT-2 at 8 × 16) the
+   * tiled kernel lost on three of GPT-2's four projections (down to 0.67× tfjs on the MLP's output) and won only on
+   * the unembedding (1.77×); from 1,024 rows on it won on every projection (1.26–1.41×).
+   */
+  minRows: 256,
+  /** Products of at least 64 rows and this many columns (an unembedding) take the tiled kernel below minRows. */
+  wideN: 16384,
   /** K slice staged per step: 8 or 16 (twice the workgroup memory; 8 where the device does not allow it). */
   tileK: 8 as 8 | 16,
   /**
@@ -128,7 +135,7 @@ export function planTiled(
   const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
   const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
   if (k !== kb) return undefined; // tfjs' kernel raises its own error
-  if (m < webgpuMatMul.minRows || n === 0 || k === 0) return undefined;
+  if (m < 64 || (m < webgpuMatMul.minRows && n < webgpuMatMul.wideN) || n === 0 || k === 0) return undefined;
   const outerA = a.shape.slice(0, -2);
   const outerB = b.shape.slice(0, -2);
   let outer: number[];
