@@ -5,6 +5,7 @@ import { HeadlensError } from '../errors.js';
 import { initBackend, type BackendName } from '../backend/index.js';
 import { runBench, PRESETS, type BenchPreset, type BenchResult } from '../bench/bench.js';
 import { LONG_PRESETS, runLongBench, type LongBenchResult, type LongPreset } from '../bench/long_context.js';
+import { formatMatmulBench, runMatmulBench } from '../bench/matmul.js';
 import { commaList, defineCommand, option, positiveInt } from './options.js';
 import { CAPS, memoryBudget, activationBytes, checkAtMost, fitting, formatBytes } from './size_bounds.js';
 
@@ -63,8 +64,16 @@ export const benchCommand = defineCommand({
     long: option(z.boolean().optional(), { description: `prefill and decoding of one long prompt per --contexts length (implied by ${Object.keys(LONG_PRESETS).filter((k) => !(k in PRESETS)).join(', ')})` }),
     contexts: option(commaList().transform((l) => l.map(Number)).pipe(z.array(z.number().int('a whole number of tokens').positive().max(CAPS.longContext, `at most ${CAPS.longContext} tokens`))).optional(), { description: 'prompt lengths for --long (default 1024,4096,16384)', value: 'N,N', example: '1024,4096' }),
     decode: option(positiveInt({ max: CAPS.reps, why: 'the most decoding steps headlens bench --long times' }).optional(), { description: 'decoding steps timed per context for --long (default 16)', value: 'N', example: '16' }),
+    matmul: option(z.boolean().optional(), { description: "webgpu only: tfjs' matmul against headlens' tiled WGSL matmul at the forward's shapes (GPT-2 small, llama-7b prefill, 4096³), TFLOP/s, results checked" }),
   },
   async run(v) {
+    if (v.matmul) {
+      await initBackend({ backend: v.backend as BackendName | undefined });
+      const result = await runMatmulBench({ reps: v.reps, trials: v.trials, log: (line) => console.error(line) });
+      if (v.out) writeFileSync(v.out, JSON.stringify(result, null, 1) + '\n');
+      console.log(v.json ? JSON.stringify(result) : formatMatmulBench(result));
+      return;
+    }
     if (v.long || v.contexts || v.decode || (v.preset !== undefined && !(v.preset in PRESETS))) {
       const preset = (v.preset ?? 'gpt2-small') as LongPreset;
       if (!(preset in LONG_PRESETS)) throw new HeadlensError(`bench --long has no preset '${preset}'`, `use one of ${Object.keys(LONG_PRESETS).join(', ')}`);
