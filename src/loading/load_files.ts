@@ -5,6 +5,7 @@
  * things in the same words.
  */
 import * as tf from '@tensorflow/tfjs';
+import { placeOnDevice } from '../backend/device_upload.js';
 import { HeadlensError } from '../errors.js';
 import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { makeConfig, type HookedConfig } from '../model/config.js';
@@ -56,6 +57,7 @@ export function buildModel(cfg: HookedConfig, family: Family, ckpt: CheckpointTe
         const bad = opts.allowNonFinite ? 0 : countNonFinite(data);
         if (bad > 0) nonFinite.push(`${stored} (${bad} of ${data.length} values)`);
         t = tf.tensor(data, ckpt.info(stored).shape, 'float32');
+        placeOnDevice(t); // on WebGPU the host copy goes now, not at the first forward
         made.set(hfName, t);
       }
       return t;

@@ -1,0 +1,91 @@
+/**
+ * A sharded checkpoint loads tensor by tensor: no shard is held whole in host memory. Live host bytes outside the
+ * backend (process.memoryUsage().arrayBuffers after a full garbage collection; the wasm heap is not among them) are
+ * sampled after every tensor the loader reads, and their peak is bounded by the largest shard. A control run that
+ * holds the shards' bytes, as the loader did before it read lazily, shows the measurement sees such copies.
+ */
+import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend/index.js';
+import { openCheckpoint, type CheckpointTensors } from '../src/loading/checkpoint_files.js';
+import { readModelConfig } from '../src/loading/load.js';
+import { buildModel } from '../src/loading/load_files.js';
+import { saveModel } from '../src/loading/save.js';
+import { makeConfig } from '../src/model/config.js';
+import { Transformer } from '../src/model/transformer.js';
+
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'headlens-shards-'));
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
+// GPT-2 layout, 1.1M parameters (4.5 MB of float32) in shards of at most 1.5 MiB; W_E, the largest tensor, is 1 MiB
+const CFG = makeConfig({
+  model_name: 'sharded', original_architecture: 'GPT2LMHeadModel', d_model: 128, n_layers: 3, n_heads: 4, d_head: 32, d_mlp: 512,
+  d_vocab: 2048, n_ctx: 32, act_fn: 'gelu_new', normalization_type: 'LN', positional_embedding_type: 'standard',
+});
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+  const model = Transformer.random(CFG, { seed: 3 });
+  await saveModel(model, TMP, { maxShardBytes: 1.5 * 2 ** 20 });
+  model.dispose();
+});
+
+afterAll(() => fs.rmSync(TMP, { recursive: true, force: true }));
+
+/** Loads TMP, sampling live host bytes after each tensor read; `hold` may keep extra bytes alive (the control). */
+function loadMeasured(hold?: (name: string, ckpt: CheckpointTensors) => void): { model: Transformer; peak: number } {
+  gc();
+  const base = process.memoryUsage().arrayBuffers;
+  const { cfg, family } = readModelConfig(TMP);
+  const ckpt = openCheckpoint(TMP);
+  let peak = 0;
+  const measured: CheckpointTensors = {
+    ...ckpt,
+    float32: (name) => {
+      const data = ckpt.float32(name);
+      hold?.(name, ckpt);
+      gc();
+      peak = Math.max(peak, process.memoryUsage().arrayBuffers - base);
+      return data;
+    },
+  };
+  return { model: buildModel(cfg, family, measured, TMP), peak };
+}
+
+describe('sharded checkpoints in host memory', () => {
+  it('loading holds no shard whole: peak live host bytes stay below the largest shard, and the weights come back exact', () => {
+    const shards = fs.readdirSync(TMP).filter((f) => /^model-\d+-of-\d+\.safetensors$/.test(f));
+    const sizes = shards.map((f) => fs.statSync(path.join(TMP, f)).size);
+    const largest = Math.max(...sizes);
+    expect(shards.length).toBeGreaterThanOrEqual(4);
+    const before = tf.memory().numTensors;
+    const { model, peak } = loadMeasured();
+    // one tensor's bytes (the largest, W_E at 1 MiB) may be alive while it is copied into the backend
+    expect(peak).toBeLessThanOrEqual(largest);
+    // the same weights as written: a second model from the same seed
+    const again = Transformer.random(CFG, { seed: 3 });
+    for (const n of ['embed.W_E', 'blocks.2.mlp.W_out', 'blocks.2.attn.W_Q']) {
+      expect(Array.from(model.param(n).dataSync()), n).toEqual(Array.from(again.param(n).dataSync()));
+    }
+    again.dispose();
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('control: a loader that keeps each shard it read (the old behaviour) is seen above the bound', () => {
+    const held = new Map<string, Uint8Array>();
+    const sizes = fs.readdirSync(TMP).filter((f) => f.endsWith('.safetensors')).map((f) => fs.statSync(path.join(TMP, f)).size);
+    const { model, peak } = loadMeasured((name, ckpt) => {
+      const file = ckpt.info(name).file;
+      if (!held.has(file)) held.set(file, fs.readFileSync(file));
+    });
+    model.dispose();
+    expect(peak).toBeGreaterThan(sizes.reduce((a, b) => a + b, 0) * 0.9);
+  });
+});
