@@ -41,11 +41,14 @@ export function configFromHF(hf: unknown, fallbackName: string, source: string):
 export interface BuildOptions {
   processing?: ProcessingOptions;
   allowNonFinite?: boolean;
+  /** Keep the linear weights 16-bit (an F16 or BF16 checkpoint, webgpu only; see LoadOptions.weights). */
+  weights16?: boolean;
 }
 
 /** Checks the checkpoint against the config, converts it and returns the model (no tokenizer yet). */
 export function buildModel(cfg: HookedConfig, family: Family, ckpt: CheckpointTensors, where: string, opts: BuildOptions = {}): HookedTransformer {
   const names = matchCheckpoint(family, cfg, ckpt, where);
+  const format = opts.weights16 ? format16(ckpt, [...names.values()], where) : undefined;
   const nonFinite: string[] = [];
   const params = tf.tidy(() => {
     const made = new Map<string, tf.Tensor>();
@@ -73,7 +76,33 @@ export function buildModel(cfg: HookedConfig, family: Family, ckpt: CheckpointTe
   }
   const model = new HookedTransformer(cfg, params);
   if (opts.processing) processWeights(model, opts.processing);
+  if (format) {
+    try {
+      model.useWeights16(format); // exact: every value is already of this format
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
   return model;
+}
+
+/**
+ * The 16-bit format of a checkpoint's matrices (every tensor of rank ≥ 2): F16 or BF16 throughout. Packing float32
+ * weights would round them, so a float32 or mixed checkpoint is refused rather than changed.
+ */
+function format16(ckpt: CheckpointTensors, names: string[], where: string): 'f16' | 'bf16' {
+  const dtypes = new Map<string, string>();
+  for (const n of names) {
+    const info = ckpt.info(n);
+    if (info.shape.length >= 2 && !dtypes.has(info.dtype)) dtypes.set(info.dtype, n);
+  }
+  const kinds = [...dtypes.keys()];
+  if (kinds.length === 1 && (kinds[0] === 'F16' || kinds[0] === 'BF16')) return kinds[0] === 'F16' ? 'f16' : 'bf16';
+  throw new HeadlensError(
+    `16-bit weights need a checkpoint whose matrices are all F16 or all BF16; ${where} has ${kinds.map((k) => `${k} (e.g. ${dtypes.get(k)})`).join(' and ')}`,
+    'load it with float32 weights (the default); 16-bit weights would round its values',
+  );
 }
 
 /**

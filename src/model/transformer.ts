@@ -16,6 +16,7 @@ import type { KVCache } from './kv_cache.js';
 import { linear, mlp } from './mlp.js';
 import { norm } from './norm.js';
 import { countParams, paramShapes } from './params.js';
+import { PackedLinear, type Format16 } from './weights16.js';
 import { encoderPositionIds, hasPadding, maskRows, paddedMask, positionIds, type AttentionMaskInput } from './padding.js';
 import { rotaryTables, rotaryTablesAt } from './rotary.js';
 
@@ -81,10 +82,24 @@ interface Padding {
   positions: number[][];
 }
 
-/** Fused attention input weights of one layer: [d_model, (head + 2·kv_head)·d_head] and [(head + 2·kv_head)·d_head]. */
+/**
+ * Fused attention input weights of one layer: [d_model, (head + 2·kv_head)·d_head] and [(head + 2·kv_head)·d_head].
+ * W is 16-bit (weights16.ts) in a model that keeps 16-bit weights (useWeights16).
+ */
 export interface QKVWeights {
-  W: tf.Tensor2D;
+  W: tf.Tensor2D | PackedLinear;
   b: tf.Tensor1D;
+}
+
+/** The weights useWeights16 keeps 16-bit, by layer: the attention's fused QKV and W_O, the MLP's matrices; then W_U. */
+function weights16Names(cfg: HookedConfig): string[] {
+  const names: string[] = [];
+  for (let l = 0; l < cfg.n_layers; l++) {
+    names.push(`blocks.${l}.attn.W_Q`, `blocks.${l}.attn.W_K`, `blocks.${l}.attn.W_V`, `blocks.${l}.attn.W_O`);
+    if (!cfg.attn_only) names.push(...(cfg.gated_mlp ? ['W_gate', 'W_in', 'W_out'] : ['W_in', 'W_out']).map((w) => `blocks.${l}.mlp.${w}`));
+  }
+  names.push('unembed.W_U');
+  return names;
 }
 
 // the forward-order lists of hook names are made from the hook table, which owns every name
@@ -96,7 +111,19 @@ export class Transformer {
   /** Weight processing applied so far (weight_processing.ts); empty: the checkpoint as it is. */
   readonly processing: string[] = [];
   /** Per layer, the fused QKV weights made from the current parameters (optimisations.cachedWeights). */
-  private qkvCache = new Map<number, QKVWeights>();
+  private qkvCache = new Map<number, { W: tf.Tensor2D; b: tf.Tensor1D }>();
+  /** The names of every parameter, in paramShapes order. */
+  private readonly names: string[];
+  /**
+   * 16-bit weights (useWeights16), by name: `blocks.{l}.attn.qkv` (W_Q, W_K, W_V fused as qkvWeights makes them,
+   * with their fused bias), `blocks.{l}.attn.W_O` ([head·d_head, d_model]), the MLP matrices, `unembed.W_U`.
+   */
+  private packed = new Map<string, PackedLinear>();
+  private packedQKVBias = new Map<number, tf.Tensor1D>();
+  /** float32 copies of 16-bit weights that param() made on request, kept (owned by the model) until released. */
+  private float32Copies = new Map<string, tf.Tensor>();
+  /** 'f16' or 'bf16' when the linear weights are kept 16-bit on the GPU (useWeights16); null: all float32. */
+  weights16: Format16 | null = null;
 
   /**
    * Takes ownership of `params` (TransformerLens names and shapes, see params.ts). Every expected
@@ -115,7 +142,8 @@ export class Transformer {
     if (problems.length) {
       throw new HeadlensError(`parameters do not fit the config: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? ` (and ${problems.length - 8} more)` : ''}`);
     }
-    this.params = new Map(Object.keys(expected).map((n) => [n, params[n].dtype === 'float32' ? params[n] : params[n].toFloat()]));
+    this.names = Object.keys(expected);
+    this.params = new Map(this.names.map((n) => [n, params[n].dtype === 'float32' ? params[n] : params[n].toFloat()]));
   }
 
   /** A model with random weights (normal, std 0.02 by default; norms at 1, biases 0). For tests and benchmarks. */
@@ -123,20 +151,150 @@ export class Transformer {
     return new Transformer(cfg, randomParams(cfg, opts));
   }
 
-  /** A parameter by its TransformerLens name, e.g. `blocks.0.attn.W_Q` [head, d_model, d_head]. Owned by the model. */
+  /**
+   * A parameter by its TransformerLens name, e.g. `blocks.0.attn.W_Q` [head, d_model, d_head], float32. Owned by
+   * the model. A weight the model keeps 16-bit (useWeights16) is unpacked to a float32 copy on the first request
+   * and that copy is kept (owned by the model) until releaseFloat32Copies(), setParams or dispose: analyses that
+   * read weights (SVD, composition, …) get float32 as always, at 4 bytes a value for each weight they touch.
+   */
   param(name: string): tf.Tensor {
-    const t = this.params.get(name);
-    if (!t) throw new HeadlensError(`no parameter ${name}`, `known: ${[...this.params.keys()].slice(0, 6).join(', ')}, …`);
-    return t;
+    const t = this.params.get(name) ?? this.float32Copies.get(name);
+    if (t) return t;
+    const made = this.unpackParam(name);
+    if (!made) throw new HeadlensError(`no parameter ${name}`, `known: ${this.names.slice(0, 6).join(', ')}, …`);
+    const copy = tf.keep(made); // kept: the request may come inside a caller's tidy
+    this.float32Copies.set(name, copy);
+    return copy;
   }
 
   paramNames(): string[] {
-    return [...this.params.keys()];
+    return [...this.names];
+  }
+
+  /** A 16-bit weight as a new float32 tensor in its TransformerLens shape, or undefined if `name` is not one. */
+  private unpackParam(name: string): tf.Tensor | undefined {
+    const { d_model: d, n_heads: h, n_key_value_heads: kv, d_head: e } = this.cfg;
+    const qkv = /^blocks\.(\d+)\.attn\.W_([QKV])$/.exec(name);
+    if (qkv) {
+      const W = this.packed.get(`blocks.${qkv[1]}.attn.qkv`);
+      if (!W) return undefined;
+      const [start, heads] = qkv[2] === 'Q' ? [0, h] : qkv[2] === 'K' ? [h * e, kv] : [(h + kv) * e, kv];
+      // [d_model, heads·d_head] columns of the fused matrix → [heads, d_model, d_head]
+      return tf.tidy(() => W.unpack().slice([0, start], [d, heads * e]).reshape([d, heads, e]).transpose([1, 0, 2]));
+    }
+    const W = this.packed.get(name);
+    if (!W) return undefined;
+    if (/\.attn\.W_O$/.test(name)) return tf.tidy(() => W.unpack().reshape([h, e, d])); // [head, d_head, d_model]
+    return W.unpack();
+  }
+
+  /** A linear layer's weight as the forward uses it: 16-bit where the model keeps it so, else the parameter. */
+  linearWeight(name: string): tf.Tensor2D | PackedLinear {
+    return this.packed.get(name) ?? (this.param(name) as tf.Tensor2D);
+  }
+
+  /** Frees the float32 copies param() made of 16-bit weights; returns their bytes. */
+  releaseFloat32Copies(): number {
+    let bytes = 0;
+    for (const t of this.float32Copies.values()) {
+      bytes += t.size * 4;
+      t.dispose();
+    }
+    this.float32Copies.clear();
+    return bytes;
+  }
+
+  /**
+   * Keeps the linear weights 16-bit on the GPU (webgpu backend only): W_Q, W_K, W_V (fused, as the forward uses
+   * them), W_O, the MLP matrices and the unembedding, each packed two values per 32 bits and computed in float32
+   * (weights16.ts). Embeddings, norms and biases stay float32. Values are rounded to the format (nearest, ties to
+   * even): exact for a checkpoint stored in that format, which is how loadPretrained uses it; on float32 weights it
+   * changes them. One weight at a time: its float32 tensor is freed as soon as its packed copy exists.
+   * Afterwards param() unpacks on request (see there); setParams on a 16-bit weight makes that weight (for W_Q,
+   * W_K, W_V, b_Q, b_K, b_V: the layer's three) float32 again.
+   */
+  useWeights16(format: Format16): void {
+    if (this.weights16) {
+      if (this.weights16 === format) return;
+      throw new HeadlensError(`this model's weights are already ${this.weights16}`, 'reload the checkpoint to choose another format');
+    }
+    if (format !== 'f16' && format !== 'bf16') throw new HeadlensError(`useWeights16: '${String(format)}' is not a 16-bit format`, "use 'f16' or 'bf16'");
+    if (tf.getBackend() !== 'webgpu') {
+      throw new HeadlensError(
+        `16-bit weights are kept on the webgpu backend only (running: ${tf.getBackend()}); tfjs has no 16-bit dtype and headlens' packed kernels are WebGPU programs`,
+        'run on --backend webgpu, or keep float32 weights (twice the memory)',
+      );
+    }
+    const variables = weights16Names(this.cfg).filter((n) => this.params.get(n) instanceof tf.Variable);
+    if (variables.length) throw new HeadlensError(`useWeights16: ${variables[0]} is a tf.Variable (a model being trained)`, 'pack after training, on a model loaded from its saved checkpoint');
+    this.releaseFloat32Copies();
+    const { d_model: d, n_heads: h, d_head: e } = this.cfg;
+    const free = (name: string) => {
+      const t = this.params.get(name)!;
+      this.params.delete(name);
+      // a tensor another parameter still holds (a tied unembedding) is not freed
+      if (![...this.params.values()].includes(t)) t.dispose();
+    };
+    const pack = (key: string, W: tf.Tensor2D) => this.packed.set(key, PackedLinear.pack(W, format));
+    for (let l = 0; l < this.cfg.n_layers; l++) {
+      const a = `blocks.${l}.attn`;
+      const fused = tf.tidy(() => {
+        const parts = ['Q', 'K', 'V'].map((x) => this.param(`${a}.W_${x}`));
+        return tf.concat(parts.map((W) => W.transpose([1, 0, 2]).reshape([d, -1])), 1) as tf.Tensor2D; // [d_model, (head + 2·kv_head)·d_head]
+      });
+      pack(`${a}.qkv`, fused);
+      fused.dispose();
+      this.packedQKVBias.set(l, tf.keep(tf.tidy(() => tf.concat(['Q', 'K', 'V'].map((x) => this.param(`${a}.b_${x}`).reshape([-1])), 0) as tf.Tensor1D)));
+      this.dropQKV(l);
+      for (const x of ['Q', 'K', 'V']) free(`${a}.W_${x}`);
+      const WO = this.param(`${a}.W_O`).reshape([h * e, d]) as tf.Tensor2D; // [head·d_head, d_model]
+      pack(`${a}.W_O`, WO);
+      WO.dispose();
+      free(`${a}.W_O`);
+      if (!this.cfg.attn_only) {
+        for (const w of this.cfg.gated_mlp ? ['W_gate', 'W_in', 'W_out'] : ['W_in', 'W_out']) {
+          pack(`blocks.${l}.mlp.${w}`, this.param(`blocks.${l}.mlp.${w}`) as tf.Tensor2D);
+          free(`blocks.${l}.mlp.${w}`);
+        }
+      }
+    }
+    pack('unembed.W_U', this.param('unembed.W_U') as tf.Tensor2D);
+    free('unembed.W_U');
+    this.weights16 = format;
+  }
+
+  /** Makes a 16-bit weight float32 again (for setParams), with the rest of its layer's QKV if it is one of them. */
+  private unpackForUpdate(name: string): void {
+    const attn = /^blocks\.(\d+)\.attn\.[Wb]_[QKV]$/.exec(name);
+    if (attn) {
+      const l = Number(attn[1]);
+      const key = `blocks.${l}.attn.qkv`;
+      const W = this.packed.get(key);
+      if (!W) return;
+      for (const x of ['Q', 'K', 'V']) {
+        const n = `blocks.${l}.attn.W_${x}`;
+        const t = this.float32Copies.get(n) ?? this.unpackParam(n)!;
+        this.float32Copies.delete(n);
+        this.params.set(n, t);
+      }
+      W.dispose();
+      this.packed.delete(key);
+      this.packedQKVBias.get(l)?.dispose();
+      this.packedQKVBias.delete(l);
+      return;
+    }
+    const W = this.packed.get(name);
+    if (!W) return;
+    this.params.set(name, this.float32Copies.get(name) ?? this.unpackParam(name)!);
+    this.float32Copies.delete(name);
+    W.dispose();
+    this.packed.delete(name);
   }
 
   /** Replaces parameters (same names, same shapes); the model takes ownership and disposes the old ones. */
   setParams(updates: Record<string, tf.Tensor>): void {
     for (const [name, t] of Object.entries(updates)) {
+      this.unpackForUpdate(name);
       const old = this.param(name);
       if (old.shape.join() !== t.shape.join()) {
         throw new HeadlensError(`setParams: ${name} is [${old.shape}], got [${t.shape}]`);
@@ -154,11 +312,13 @@ export class Transformer {
    * variables and in-place updates are seen.
    */
   qkvWeights(l: number): QKVWeights {
+    const packed = this.packed.get(`blocks.${l}.attn.qkv`);
+    if (packed) return { W: packed, b: this.packedQKVBias.get(l)! };
     const cached = this.qkvCache.get(l);
     if (cached) return cached;
     const n = `blocks.${l}.attn`;
     const parts = ['Q', 'K', 'V'].map((x) => [this.param(`${n}.W_${x}`), this.param(`${n}.b_${x}`)] as const);
-    const make = (): QKVWeights => ({
+    const make = (): { W: tf.Tensor2D; b: tf.Tensor1D } => ({
       // [head, d_model, d_head] → [d_model, head·d_head], Q then K then V along the columns
       W: tf.concat(parts.map(([W]) => W.transpose([1, 0, 2]).reshape([this.cfg.d_model, -1])), 1) as tf.Tensor2D,
       b: tf.concat(parts.map(([, b]) => b.reshape([-1])), 0) as tf.Tensor1D,
@@ -220,7 +380,7 @@ export class Transformer {
     return tf.tidy(() => {
       const rows = x.reshape([-1, cfg.d_model]) as tf.Tensor2D;
       const fused = optimisations.fusedMatMul;
-      return linear(rows, this.param('unembed.W_U') as tf.Tensor2D, this.param('unembed.b_U'), fused).reshape([...x.shape.slice(0, -1), cfg.d_vocab]);
+      return linear(rows, this.linearWeight('unembed.W_U'), this.param('unembed.b_U'), fused).reshape([...x.shape.slice(0, -1), cfg.d_vocab]);
     });
   }
 
@@ -229,7 +389,7 @@ export class Transformer {
     const { cfg } = this;
     if (cfg.attn_only) throw new HeadlensError(`model ${cfg.model_name} is attention-only and has no MLPs`);
     if (!(Number.isInteger(l) && l >= 0 && l < cfg.n_layers)) throw new HeadlensError(`applyMlp: layer ${l} is out of range (${cfg.n_layers} layers)`);
-    return tf.tidy(() => mlp(cfg, l, x, (n) => this.param(n), new HookPoints()));
+    return tf.tidy(() => mlp(cfg, l, x, (n) => this.param(n), new HookPoints(), false, false, (n) => this.linearWeight(n)));
   }
 
   /** Parameters as the checkpoint counts them. */
@@ -422,12 +582,15 @@ export class Transformer {
     const P = (n: string) => this.param(n);
     const [batch, pos] = x.shape;
     const fused = ctx.fused ?? false;
+    const W = (n: string) => this.linearWeight(n);
     // a norm's temporaries (centred, squared, …) freed as soon as it returns
     const ln = (x: tf.Tensor3D, p: string) => (optimisations.blockScopes ? tf.tidy(() => norm(cfg, x, ...this.normParams(p), p, hp)) : norm(cfg, x, ...this.normParams(p), p, hp));
     const block = (l: number, x: tf.Tensor3D): tf.Tensor3D => {
       const b = `blocks.${l}`; // the norms' prefix: their parameters and hook points are named under it
       const H = blockHooks(l);
-      const qkv = optimisations.cachedWeights ? this.qkvWeights(l) : undefined;
+      // 16-bit QKV weights exist only fused: the model uses them whatever optimisations.cachedWeights says
+      const qkv = optimisations.cachedWeights || this.packed.has(`${b}.attn.qkv`) ? this.qkvWeights(l) : undefined;
+      const W_O16 = this.packed.get(`${b}.attn.W_O`);
       const resid = hp.point(H['hook_resid_pre'], x);
       if (cfg.norm_placement === 'post') {
         // BERT (post-LN): each sublayer's residual sum is normalised, and ln2's output is the block's output
@@ -439,15 +602,15 @@ export class Transformer {
         return hp.point(H['hook_normalized_resid_post'], ln(post, `${b}.ln2`));
       }
       const attnIn = ln(resid, `${b}.ln1`);
-      const attnOut = hp.point(H['hook_attn_out'], attention(cfg, l, attnIn, P, hp, { ...ctx, qkv, scoped: optimisations.blockScopes }));
+      const attnOut = hp.point(H['hook_attn_out'], attention(cfg, l, attnIn, P, hp, { ...ctx, qkv, W_O16, scoped: optimisations.blockScopes }));
       if (cfg.attn_only) {
         return hp.point(H['hook_resid_post'], resid.add(attnOut) as tf.Tensor3D);
       } else if (cfg.parallel_attn_mlp) {
-        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(resid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes));
+        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(resid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes, W));
         return hp.point(H['hook_resid_post'], resid.add(attnOut).add(mlpOut) as tf.Tensor3D);
       } else {
         const mid = hp.point(H['hook_resid_mid'], resid.add(attnOut) as tf.Tensor3D);
-        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(mid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes));
+        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(mid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes, W));
         return hp.point(H['hook_resid_post'], mid.add(mlpOut) as tf.Tensor3D);
       }
     };
@@ -467,12 +630,17 @@ export class Transformer {
       final = ln(activation(cfg.act_fn, dense).reshape([batch, rows, cfg.d_model]) as tf.Tensor3D, 'mlm_head.ln');
     }
     // fused even on wasm: a separate bias add would need a second [batch·pos, d_vocab] buffer, the largest of the run
-    const logits = linear(final.reshape([batch * rows, cfg.d_model]) as tf.Tensor2D, P('unembed.W_U') as tf.Tensor2D, P('unembed.b_U'), optimisations.fusedMatMul);
+    const logits = linear(final.reshape([batch * rows, cfg.d_model]) as tf.Tensor2D, W('unembed.W_U'), P('unembed.b_U'), optimisations.fusedMatMul);
     return logits.reshape([batch, rows, cfg.d_vocab]) as tf.Tensor3D;
   }
 
   dispose(): void {
     for (const l of [...this.qkvCache.keys()]) this.dropQKV(l);
+    this.releaseFloat32Copies();
+    for (const W of this.packed.values()) W.dispose();
+    this.packed.clear();
+    tf.dispose([...this.packedQKVBias.values()]);
+    this.packedQKVBias.clear();
     const seen = new Set<tf.Tensor>();
     for (const t of this.params.values()) if (!seen.has(t)) (seen.add(t), t.dispose());
     this.params.clear();

@@ -1,0 +1,55 @@
+/**
+ * A linear layer's weight kept 16-bit (f16 or bf16) on the GPU, computed in float32: `Transformer.useWeights16`
+ * packs W_Q/W_K/W_V (fused, as the forward uses them), W_O, the MLP matrices and the unembedding; the forward's
+ * `linear` reads them through here. The packing and the kernels are src/backend/webgpu_kernels/matmul16.ts.
+ *
+ * A product with few rows (decoding: batch × 1 new token) runs the packed kernel, which reads each weight as 2
+ * bytes instead of 4; a product with more rows (a prompt's prefill) unpacks the weight to a float32 temporary and
+ * runs tfjs' tiled matmul on it, which re-reads the weights per tile and would gain less from the halved bytes
+ * than it loses to a simple kernel. `weights16Options.kernelMaxRows` sets the boundary (default 8).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { matMul16, pack16, unpack16, type Format16 } from '../backend/webgpu_kernels/matmul16.js';
+
+export type { Format16 } from '../backend/webgpu_kernels/matmul16.js';
+
+/** Products of at most this many rows use the packed kernel; larger ones unpack the weight first. */
+export const weights16Options = { kernelMaxRows: 8 };
+
+/** W [rows, cols] held as pairs of 16-bit values in an int32 tensor [rows, ⌈cols/2⌉] (owned by this object). */
+export class PackedLinear {
+  constructor(
+    readonly packed: tf.Tensor2D,
+    readonly rows: number,
+    readonly cols: number,
+    readonly format: Format16,
+  ) {}
+
+  /** float32 [rows, cols] → packed; rounds to the format (exact for values that already are 16-bit). The caller keeps W. */
+  static pack(W: tf.Tensor2D, format: Format16): PackedLinear {
+    return new PackedLinear(tf.keep(pack16(W, format)), W.shape[0], W.shape[1], format);
+  }
+
+  /** The weight as float32 [rows, cols]; the caller owns it. */
+  unpack(): tf.Tensor2D {
+    return unpack16(this.packed, this.cols, this.format);
+  }
+
+  /** Bytes held on the device (4 per packed pair). */
+  get bytes(): number {
+    return this.packed.size * 4;
+  }
+
+  dispose(): void {
+    this.packed.dispose();
+  }
+}
+
+/** x [rows, in] · W + b for a packed W [in, out] → [rows, out]. `fused`: the bias inside tfjs' matmul on the unpacked path. */
+export function linear16(x: tf.Tensor2D, W: PackedLinear, b: tf.Tensor, fused: boolean): tf.Tensor2D {
+  if (x.shape[0] <= weights16Options.kernelMaxRows) return matMul16(x, W.packed, b, W.cols, W.format);
+  return tf.tidy(() => {
+    const Wf = W.unpack(); // a float32 temporary of this one weight, freed when the product is made
+    return (fused ? tf.fused.matMul({ a: x, b: Wf, bias: b }) : x.matMul(Wf).add(b)) as tf.Tensor2D;
+  });
+}
