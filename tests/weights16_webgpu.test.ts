@@ -5,8 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
+import path from 'node:path';
 import { matMul16, pack16, unpack16, type Format16 } from '../src/backend/webgpu_kernels/matmul16.js';
-import { startSoftwareWebGPU } from './helpers.js';
+import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
+import { loadPretrained } from '../src/loading/load.js';
+import { weightMemory } from '../src/model/weight_memory.js';
+import { weights16Options } from '../src/model/weights16.js';
+import { fixtureTokens } from './device/fixture_parity.js';
+import { FIXTURES, maxAbsDiffAsync, reference, startSoftwareWebGPU } from './helpers.js';
 
 beforeAll(async () => {
   await startSoftwareWebGPU();
@@ -85,4 +91,119 @@ describe('packed 16-bit matmul (webgpu)', () => {
       expect(tf.memory().numTensors).toBe(before);
     });
   }
+});
+
+/** Largest |error| against transformers: logits, every resid_pre and pattern, ln_final. */
+async function fixtureErrors(model: HookedTransformer, name: string): Promise<Record<string, number>> {
+  const ref = reference(name);
+  const { logits, cache } = model.runWithCache(fixtureTokens(name), { names: 'all' });
+  const errors: Record<string, number> = { logits: await maxAbsDiffAsync(logits, ref.float32('logits')) };
+  for (let l = 0; l < model.cfg.n_layers; l++) {
+    errors[`resid_pre.${l}`] = await maxAbsDiffAsync(cache.get(`blocks.${l}.hook_resid_pre`), ref.float32(`hidden_states.${l}`));
+    errors[`pattern.${l}`] = await maxAbsDiffAsync(cache.get(`blocks.${l}.attn.hook_pattern`), ref.float32(`attentions.${l}`));
+  }
+  errors.ln_final = await maxAbsDiffAsync(cache.get('ln_final.hook_normalized'), ref.float32(`hidden_states.${model.cfg.n_layers}`));
+  cache.dispose();
+  logits.dispose();
+  return errors;
+}
+
+/** Counts the headlens WebGPU programs run until stop(), by the start of their shader key. */
+function countPrograms(): { stop(): Record<string, number> } {
+  const be = tf.backend() as unknown as { runWebGPUProgram: (p: { shaderKey: string }, ...rest: unknown[]) => unknown };
+  const original = be.runWebGPUProgram;
+  const counts: Record<string, number> = {};
+  be.runWebGPUProgram = function (this: unknown, p: { shaderKey: string }, ...rest: unknown[]) {
+    const kind = /^headlens[A-Za-z0-9]+/.exec(p.shaderKey)?.[0];
+    if (kind) counts[kind] = (counts[kind] ?? 0) + 1;
+    return original.call(this, p, ...rest);
+  };
+  return {
+    stop: () => {
+      be.runWebGPUProgram = original;
+      return counts;
+    },
+  };
+}
+
+const FIXTURES16 = [['gpt2-sharded-f16', 'f16'], ['llama-mqa-tied-bias-bf16', 'bf16']] as const;
+
+describe('checkpoints loaded with 16-bit weights (webgpu)', () => {
+  it.each(FIXTURES16)('%s: within 1e-4 of transformers through the packed kernel (decode-sized rows) and through unpacking (prefill-sized)', async (name, format) => {
+    const before = tf.memory().numTensors;
+    const saved = weights16Options.kernelMaxRows;
+    const model = await loadPretrained(path.join(FIXTURES, name), { weights: '16bit' });
+    try {
+      expect(model.weights16).toBe(format);
+      for (const rows of [1e9, 0]) {
+        weights16Options.kernelMaxRows = rows; // every product through the kernel, then none
+        const programs = countPrograms();
+        const errors = await fixtureErrors(model, name);
+        const ran = programs.stop();
+        for (const [k, v] of Object.entries(errors)) expect(v, `${name} ${k} (kernelMaxRows ${rows})`).toBeLessThan(1e-4);
+        // per layer QKV, W_O and the MLP's 2 or 3 matrices, then the unembedding: through the kernel, or unpacked first
+        const perLayer = 2 + (model.cfg.gated_mlp ? 3 : 2);
+        const products = model.cfg.n_layers * perLayer + 1;
+        expect(ran[rows ? 'headlensMatMul16' : 'headlensUnpack16'] ?? 0).toBe(products);
+        expect(ran[rows ? 'headlensUnpack16' : 'headlensMatMul16'] ?? 0).toBe(0);
+      }
+    } finally {
+      weights16Options.kernelMaxRows = saved;
+      model.dispose();
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.each(FIXTURES16)('%s: the GPU holds the predicted bytes, the linear weights at half; param() gives float32 equal to a float32 load', async (name) => {
+    const dir = path.join(FIXTURES, name);
+    const tokens = fixtureTokens(name);
+    const start = tf.memory().numBytes;
+    const f32 = await loadPretrained(dir);
+    const out32 = f32.runWithHooks(tokens);
+    out32.dispose();
+    const bytes32 = tf.memory().numBytes - start; // the parameters and the fused QKV copy made at the first forward
+    const b16 = await loadPretrained(dir, { weights: '16bit' });
+    const out16 = b16.runWithHooks(tokens);
+    out16.dispose();
+    const bytes16 = tf.memory().numBytes - start - bytes32;
+    const f32Need = weightMemory(f32.cfg);
+    const b16Need = weightMemory(b16.cfg, { weights16: true });
+    expect(bytes32).toBe(f32Need.paramBytes + f32Need.qkvBytes);
+    expect(bytes16).toBe(b16Need.paramBytes + b16Need.qkvBytes);
+    // in these tiny models embeddings and biases are a large share; the packed matrices themselves are half (odd widths padded)
+    expect(bytes16 / bytes32).toBeLessThan(0.7);
+    const names = ['blocks.0.attn.W_Q', 'blocks.1.attn.W_K', 'blocks.1.attn.W_V', 'blocks.0.attn.W_O', 'blocks.1.mlp.W_in', 'blocks.0.mlp.W_out', 'unembed.W_U'];
+    for (const n of names) {
+      const a = b16.param(n);
+      expect(a.dtype, n).toBe('float32');
+      expect(a.shape, n).toEqual(f32.param(n).shape);
+      expect(await maxAbsDiffAsync(a, (await f32.param(n).data()) as Float32Array), n).toBe(0);
+    }
+    const copies = names.reduce((n, w) => n + b16.param(w).size * 4, 0);
+    expect(b16.releaseFloat32Copies()).toBe(copies);
+    f32.dispose();
+    b16.dispose();
+    expect(tf.memory().numBytes).toBe(start);
+  });
+
+  it('setParams on a 16-bit W_Q makes that layer\'s QKV float32 again and the model still matches transformers; no tensor leaks', async () => {
+    const name = 'llama-mqa-tied-bias-bf16';
+    const before = tf.memory().numTensors;
+    const model = await loadPretrained(path.join(FIXTURES, name), { weights: '16bit' });
+    const W = model.param('blocks.1.attn.W_Q').clone();
+    model.setParams({ 'blocks.1.attn.W_Q': W });
+    expect(model.linearWeight('blocks.1.mlp.W_in')).not.toBeInstanceOf(tf.Tensor); // other weights stay 16-bit
+    expect(model.qkvWeights(1).W).toBeInstanceOf(tf.Tensor);
+    const errors = await fixtureErrors(model, name);
+    for (const [k, v] of Object.entries(errors)) expect(v, k).toBeLessThan(1e-4);
+    const n = tf.memory().numTensors;
+    (await fixtureErrors(model, name)) && undefined; // a second forward leaves nothing behind
+    expect(tf.memory().numTensors).toBe(n);
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('a float32 checkpoint is refused for 16-bit weights: packing would round it', async () => {
+    await expect(loadPretrained(path.join(FIXTURES, 'gpt2'), { weights: '16bit' })).rejects.toThrow(/all F16 or all BF16; .* has F32/);
+  });
 });
