@@ -102,3 +102,11 @@ describe('a model that does not fit fails before it starts', () => {
     expect(parseNvidiaSmi('NVIDIA-SMI has failed\n')).toEqual([]);
   });
 });
+
+describe('bench --long --weights 16bit', () => {
+  it('is refused on wasm before any weight is made, naming the backend', async () => {
+    const { runLongBench } = await import('../src/bench/long_context.js');
+    const err = await rejection(runLongBench({ preset: 'gpt2-small', contexts: [8], weights: '16bit' }));
+    expect(err.message).toMatch(/webgpu only \(running: wasm\)/);
+  });
+});

@@ -193,6 +193,14 @@ export class Transformer {
     return this.packed.get(name) ?? (this.param(name) as tf.Tensor2D);
   }
 
+  /**
+   * The tensors that hold the parameters as the model stores them: float32 parameters and, with 16-bit weights,
+   * the packed int32 tensors and their fused QKV biases (no float32 copies, no fused float32 QKV). Owned by the model.
+   */
+  storedTensors(): tf.Tensor[] {
+    return [...this.params.values(), ...[...this.packed.values()].map((W) => W.packed), ...this.packedQKVBias.values()];
+  }
+
   /** Frees the float32 copies param() made of 16-bit weights; returns their bytes. */
   releaseFloat32Copies(): number {
     let bytes = 0;
