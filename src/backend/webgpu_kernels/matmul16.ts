@@ -7,10 +7,11 @@
  *   unpack16    packed → float32 [K, N] (unpack2x16float for f16; a 16-bit shift and bitcast for bf16), for
  *               prefill-sized products and for analyses that ask for a weight;
  *   matMul16    x [M, K] · W + bias [N] → [M, N] reading the packed weights directly. Made for decoding (M of
- *               1–8 rows), which is bound by reading the weights: half the bytes read. A workgroup of 32 × 8
- *               threads owns 32 column pairs; its 8 rows of threads split K (thread row r takes k ≡ r mod 8), each
- *               thread reads one u32 of W per k, so the 32 threads of a row read 128 consecutive bytes; partial
- *               sums meet in workgroup memory. Every row block of 8 rows of x is one workgroup row of the dispatch.
+ *               1–8 rows), which is bound by reading the weights: half the bytes read. A workgroup of 16 × 16
+ *               threads owns 16 column pairs; its 16 rows of threads split K (thread row r takes k ≡ r mod 16),
+ *               each thread reads one u32 of W per k, so the 16 threads of a row read 64 consecutive bytes;
+ *               partial sums meet in workgroup memory. Each block of up to 8 rows of x is one workgroup row of the
+ *               dispatch, the shader specialised to the block's row count.
  * Neither f16 shader arithmetic (the shader-f16 feature) nor any adapter feature is needed: unpack2x16float and
  * bitcast are core WGSL, and all arithmetic is float32.
  */
@@ -131,10 +132,18 @@ export function unpack16(P: tf.Tensor2D, N: number, format: Format16): tf.Tensor
   return run('16-bit weights', flat([K, N], `headlensUnpack16_${format}`, ['P'], body), [P], 'float32', [K, N, Np]) as tf.Tensor2D;
 }
 
-/** Rows of x per workgroup row, and threads: 32 column pairs × 8 slices of K. */
-const ROWS = 8;
-const PAIRS = 32;
-const SLICES = 8;
+/**
+ * Threads of a workgroup: 16 column pairs × 16 slices of K. A warp of 32 then reads two 64-byte runs of W (whole
+ * 32-byte sectors), and a 4096-wide output has 128 workgroups, enough to occupy every multiprocessor of an H100
+ * (132), where 32 pairs a workgroup would leave half of them idle at one row.
+ */
+const PAIRS = 16;
+const SLICES = 16;
+
+/** Rows of x a workgroup row computes: the shader is specialised to 1, 2, 4 or 8, so one row wastes no arithmetic. */
+function rowsPerWorkgroup(M: number): number {
+  return M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
+}
 
 /**
  * x [M, K] · W + bias → [M, N], W packed ([K, ⌈N/2⌉], see pack16), bias float32 [N]. Any M works; it is made for
@@ -147,6 +156,7 @@ export function matMul16(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: num
   const Np = Math.ceil(N / 2);
   if (P.shape[0] !== K || P.shape[1] !== Np) throw new HeadlensError(`matMul16: x is [${x.shape}], so the packed weights must be [${K}, ${Np}] for ${N} columns; got [${P.shape}]`);
   if (bias.size !== N || bias.dtype !== 'float32') throw new HeadlensError(`matMul16: the bias must be ${N} float32 values, got ${bias.dtype} [${bias.shape}]`);
+  const ROWS = rowsPerWorkgroup(M);
   const dispatch: [number, number, number] = [Math.ceil(Np / PAIRS), Math.ceil(M / ROWS), 1];
   if (dispatch[0] > MAX_WORKGROUPS || dispatch[1] > MAX_WORKGROUPS) {
     throw new HeadlensError(`matMul16: [${M}, ${K}]·[${K}, ${N}] needs ${dispatch[0]} × ${dispatch[1]} workgroups, more than WebGPU's ${MAX_WORKGROUPS} a dimension`, 'split the rows into smaller batches');
@@ -187,7 +197,7 @@ export function matMul16(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: num
   const program: Program = {
     variableNames: ['X', 'P', 'bias'],
     outputShape: [M, N],
-    shaderKey: `headlensMatMul16_${format}`,
+    shaderKey: `headlensMatMul16_${format}_${ROWS}`,
     dispatchLayout: { x: [1], y: [0] },
     dispatch,
     workgroupSize: [PAIRS, SLICES, 1],
