@@ -90,8 +90,12 @@ describe('a model that does not fit fails before it starts', () => {
     const cfg = makeConfig({ d_model: 8, n_layers: 1, n_heads: 2, d_head: 4, d_mlp: 16, d_vocab: 10, n_ctx: 4 });
     const { needs, device } = await checkModelFits(cfg);
     expect(device.totalBytes).toBe(4 * 2 ** 30);
-    expect(needs.paramBytes).toBeGreaterThan(0);
-    expect(needs.loadPeakBytes).toBe(2 * needs.paramBytes); // no checkpoint shapes given: the parameters twice
+    // globals: W_E 10×8, W_pos 4×8, ln_final 2×8, W_U 8×10, b_U 10 = 218 values; the layer: norms 4×8, W_Q/K/V
+    // 3×2×8×4, their biases 3×8, W_O 2×4×8, b_O 8, W_in and W_out 2×8×16, b_in 16, b_out 8 = 600 values
+    expect(needs.paramBytes).toBe((218 + 600) * 4);
+    // loading holds the parameters, the global tensors twice (checkpoint and converted) and one layer twice
+    // (no checkpoint shapes given: the converted ones stand in)
+    expect(needs.loadPeakBytes).toBe((218 + 600) * 4 + 2 * 218 * 4 + 2 * 600 * 4);
   });
 
   it('nvidia-smi output is read per card, in MiB', () => {

@@ -13,8 +13,8 @@ const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
 
 export interface FitOptions {
   weights16?: boolean;
-  /** Checkpoint tensor shapes (Family.hfShapes), for the load peak. */
-  hfShapes?: Record<string, number[]>;
+  /** The checkpoint's tensors outside the layers and with one layer (Family.hfShapes of 0 and 1 layers), for the load peak. */
+  hf?: { globals: Record<string, number[]>; layer: Record<string, number[]> };
   /** The user's budget for the device, bytes (wins over what headlens can find out). */
   memoryBudget?: number;
   /** Replaces the nvidia-smi call (tests). */
@@ -23,7 +23,7 @@ export interface FitOptions {
 
 /** Throws a HeadlensError if the model's weights cannot fit the running backend; returns the numbers otherwise. */
 export async function checkModelFits(cfg: HookedConfig, opts: FitOptions = {}): Promise<{ needs: WeightMemory; device: DeviceMemory }> {
-  const needs = weightMemory(cfg, { weights16: opts.weights16, hfShapes: opts.hfShapes });
+  const needs = weightMemory(cfg, { weights16: opts.weights16, hf: opts.hf });
   const device = await deviceMemory({ budget: opts.memoryBudget, nvidiaSmi: opts.nvidiaSmi });
   const smaller = opts.weights16 ? 'a smaller model' : 'a smaller model, or 16-bit weights for an f16/bf16 checkpoint on webgpu (loadPretrained(dir, { weights: "16bit" }), about half the bytes for the linear weights)';
   if (device.maxTensorBytes !== undefined && needs.largest.bytes > device.maxTensorBytes) {

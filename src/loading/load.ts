@@ -89,7 +89,8 @@ export async function loadPretrained(nameOrDir: string, opts: LoadOptions = {}):
   const weights16 = weightsOption(opts.weights) === '16bit';
   if (weights16) refuse16bit(opts);
   // before any tensor exists: a model that cannot fit fails here, with the numbers
-  await checkModelFits(cfg, { weights16, hfShapes: family.hfShapes(cfg), memoryBudget: opts.memoryBudget });
+  const hf = { globals: family.hfShapes({ ...cfg, n_layers: 0 }), layer: family.hfShapes({ ...cfg, n_layers: 1 }) };
+  await checkModelFits(cfg, { weights16, hf, memoryBudget: opts.memoryBudget });
   const model = buildModel(cfg, family, openCheckpoint(dir), dir, { ...opts, weights16 });
   model.tokenizer = HFTokenizer.fromDir(dir);
   return model;

@@ -16,7 +16,7 @@ import type { KVCache } from './kv_cache.js';
 import { linear, mlp } from './mlp.js';
 import { norm } from './norm.js';
 import { countParams, paramShapes } from './params.js';
-import { PackedLinear, type Format16 } from './weights16.js';
+import { PackedLinear, packedParamNames, packLayer, type Format16, type Weights16 } from './weights16.js';
 import { encoderPositionIds, hasPadding, maskRows, paddedMask, positionIds, type AttentionMaskInput } from './padding.js';
 import { rotaryTables, rotaryTablesAt } from './rotary.js';
 
@@ -129,11 +129,23 @@ export class Transformer {
    * Takes ownership of `params` (TransformerLens names and shapes, see params.ts). Every expected
    * parameter must be there with the right shape, and nothing else: checked before anything is kept.
    */
-  constructor(cfg: HookedConfig, params: Record<string, tf.Tensor>) {
+  constructor(cfg: HookedConfig, params: Record<string, tf.Tensor>, weights16?: Weights16) {
     this.cfg = cfg;
     const expected = paramShapes(cfg);
     const problems: string[] = [];
+    // with 16-bit weights (loading packs them layer by layer), the packed names come packed, not in params
+    const packedNames = new Set(weights16 ? [...Array.from({ length: cfg.n_layers }, (_, l) => packedParamNames(cfg, l)).flat(), 'unembed.W_U'] : []);
+    if (weights16) {
+      for (let l = 0; l < cfg.n_layers; l++) {
+        if (!weights16.weights.has(`blocks.${l}.attn.qkv`) || !weights16.qkvBias.has(l)) problems.push(`missing the 16-bit QKV weights of layer ${l}`);
+      }
+      for (const n of packedNames) if (!/\.W_[QKV]$/.test(n) && !weights16.weights.has(n)) problems.push(`missing the 16-bit ${n}`);
+    }
     for (const [name, shape] of Object.entries(expected)) {
+      if (packedNames.has(name)) {
+        if (params[name]) problems.push(`${name} is given both 16-bit and float32`);
+        continue;
+      }
       const t = params[name];
       if (!t) problems.push(`missing ${name} [${shape}]`);
       else if (t.shape.join() !== shape.join()) problems.push(`${name} is [${t.shape}], expected [${shape}]`);
@@ -143,7 +155,12 @@ export class Transformer {
       throw new HeadlensError(`parameters do not fit the config: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? ` (and ${problems.length - 8} more)` : ''}`);
     }
     this.names = Object.keys(expected);
-    this.params = new Map(this.names.map((n) => [n, params[n].dtype === 'float32' ? params[n] : params[n].toFloat()]));
+    this.params = new Map(this.names.filter((n) => !packedNames.has(n)).map((n) => [n, params[n].dtype === 'float32' ? params[n] : params[n].toFloat()]));
+    if (weights16) {
+      this.packed = weights16.weights;
+      this.packedQKVBias = weights16.qkvBias;
+      this.weights16 = weights16.format;
+    }
   }
 
   /** A model with random weights (normal, std 0.02 by default; norms at 1, biases 0). For tests and benchmarks. */
@@ -236,37 +253,19 @@ export class Transformer {
     const variables = weights16Names(this.cfg).filter((n) => this.params.get(n) instanceof tf.Variable);
     if (variables.length) throw new HeadlensError(`useWeights16: ${variables[0]} is a tf.Variable (a model being trained)`, 'pack after training, on a model loaded from its saved checkpoint');
     this.releaseFloat32Copies();
-    const { d_model: d, n_heads: h, d_head: e } = this.cfg;
     const free = (name: string) => {
       const t = this.params.get(name)!;
       this.params.delete(name);
       // a tensor another parameter still holds (a tied unembedding) is not freed
       if (![...this.params.values()].includes(t)) t.dispose();
     };
-    const pack = (key: string, W: tf.Tensor2D) => this.packed.set(key, PackedLinear.pack(W, format));
+    const into: Weights16 = { format, weights: this.packed, qkvBias: this.packedQKVBias };
     for (let l = 0; l < this.cfg.n_layers; l++) {
-      const a = `blocks.${l}.attn`;
-      const fused = tf.tidy(() => {
-        const parts = ['Q', 'K', 'V'].map((x) => this.param(`${a}.W_${x}`));
-        return tf.concat(parts.map((W) => W.transpose([1, 0, 2]).reshape([d, -1])), 1) as tf.Tensor2D; // [d_model, (head + 2·kv_head)·d_head]
-      });
-      pack(`${a}.qkv`, fused);
-      fused.dispose();
-      this.packedQKVBias.set(l, tf.keep(tf.tidy(() => tf.concat(['Q', 'K', 'V'].map((x) => this.param(`${a}.b_${x}`).reshape([-1])), 0) as tf.Tensor1D)));
+      packLayer(this.cfg, l, (n) => this.param(n), into); // one layer at a time: its float32 weights go at once
       this.dropQKV(l);
-      for (const x of ['Q', 'K', 'V']) free(`${a}.W_${x}`);
-      const WO = this.param(`${a}.W_O`).reshape([h * e, d]) as tf.Tensor2D; // [head·d_head, d_model]
-      pack(`${a}.W_O`, WO);
-      WO.dispose();
-      free(`${a}.W_O`);
-      if (!this.cfg.attn_only) {
-        for (const w of this.cfg.gated_mlp ? ['W_gate', 'W_in', 'W_out'] : ['W_in', 'W_out']) {
-          pack(`blocks.${l}.mlp.${w}`, this.param(`blocks.${l}.mlp.${w}`) as tf.Tensor2D);
-          free(`blocks.${l}.mlp.${w}`);
-        }
-      }
+      for (const n of packedParamNames(this.cfg, l)) free(n);
     }
-    pack('unembed.W_U', this.param('unembed.W_U') as tf.Tensor2D);
+    this.packed.set('unembed.W_U', PackedLinear.pack(this.param('unembed.W_U') as tf.Tensor2D, format));
     free('unembed.W_U');
     this.weights16 = format;
   }

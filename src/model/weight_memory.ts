@@ -14,9 +14,9 @@ export interface WeightMemory {
    */
   qkvBytes: number;
   /**
-   * At most this many bytes while loading: loading converts the whole checkpoint inside one scope, so the
-   * checkpoint's tensors (float32 once read) and the converted float32 parameters coexist until it ends; with
-   * 16-bit weights they are then packed one at a time.
+   * At most this many bytes while loading, which converts a layer at a time (src/loading/load_files.ts): the
+   * parameters as stored, plus the checkpoint's global tensors (embeddings, final norm, unembedding) and their
+   * converted float32 copies, kept until the end, plus one layer's checkpoint tensors and float32 parameters.
    */
   loadPeakBytes: number;
   /** The largest single float32 tensor loading or the forward makes (a WebGPU buffer must hold it whole). */
@@ -30,8 +30,11 @@ export function isWeight16(cfg: HookedConfig, name: string): boolean {
   return name === 'unembed.W_U' || /^blocks\.\d+\.attn\.W_[QKVO]$/.test(name) || (!cfg.attn_only && /^blocks\.\d+\.mlp\.W_(in|gate|out)$/.test(name));
 }
 
-/** `hfShapes`: the checkpoint's own tensors (Family.hfShapes), for the load peak; without them it counts the parameters twice. */
-export function weightMemory(cfg: HookedConfig, opts: { weights16?: boolean; hfShapes?: Record<string, number[]> } = {}): WeightMemory {
+/**
+ * `hf`: the checkpoint's tensors that are not in a layer, and those of one layer (Family.hfShapes of the config with
+ * no layers and with one), for the load peak; without them the converted parameters stand in for both.
+ */
+export function weightMemory(cfg: HookedConfig, opts: { weights16?: boolean; hf?: { globals: Record<string, number[]>; layer: Record<string, number[]> } } = {}): WeightMemory {
   const shapes = paramShapes(cfg);
   const { d_model: d, n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
   const qkvCols = (h + 2 * kv) * e;
@@ -40,10 +43,12 @@ export function weightMemory(cfg: HookedConfig, opts: { weights16?: boolean; hfS
     const bytes = count(shape) * 4;
     if (bytes > largest.bytes) largest = { name, bytes };
   };
-  let f32Params = 0;
+  let globalParams = 0;
+  let layerParams = 0;
   let paramBytes = 0;
   for (const [name, shape] of Object.entries(shapes)) {
-    f32Params += count(shape) * 4;
+    if (!name.startsWith('blocks.')) globalParams += count(shape) * 4;
+    else if (name.startsWith('blocks.0.')) layerParams += count(shape) * 4;
     consider(name, shape);
     if (!opts.weights16 || !isWeight16(cfg, name)) paramBytes += count(shape) * 4;
     else if (/\.attn\.W_[QKV]$/.test(name)) continue; // counted below, once per layer, fused
@@ -56,13 +61,14 @@ export function weightMemory(cfg: HookedConfig, opts: { weights16?: boolean; hfS
   }
   if (opts.weights16) paramBytes += cfg.n_layers * d * Math.ceil(qkvCols / 2) * 4;
   const qkvBytes = cfg.n_layers * ((opts.weights16 ? 0 : d * qkvCols * 4) + qkvCols * 4);
-  let hfBytes = f32Params;
-  if (opts.hfShapes) {
-    hfBytes = 0;
-    for (const [name, shape] of Object.entries(opts.hfShapes)) {
-      hfBytes += count(shape) * 4;
-      consider(name, shape);
-    }
+  let hfGlobal = globalParams;
+  let hfLayer = layerParams;
+  if (opts.hf) {
+    const sum = (s: Record<string, number[]>) => Object.entries(s).reduce((n, [name, shape]) => (consider(name, shape), n + count(shape) * 4), 0);
+    hfGlobal = sum(opts.hf.globals);
+    hfLayer = sum(opts.hf.layer) - hfGlobal; // the one-layer shapes include the globals
   }
-  return { paramBytes, qkvBytes, loadPeakBytes: hfBytes + f32Params, largest };
+  // packing a layer (16-bit) makes its fused QKV in float32 first
+  const packing = opts.weights16 ? d * qkvCols * 4 : 0;
+  return { paramBytes, qkvBytes, loadPeakBytes: paramBytes + hfGlobal + globalParams + hfLayer + layerParams + packing, largest };
 }

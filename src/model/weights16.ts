@@ -10,6 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { matMul16, pack16, unpack16, type Format16 } from '../backend/webgpu_kernels/matmul16.js';
+import type { HookedConfig } from './config.js';
 
 export type { Format16 } from '../backend/webgpu_kernels/matmul16.js';
 
@@ -52,4 +53,40 @@ export function linear16(x: tf.Tensor2D, W: PackedLinear, b: tf.Tensor, fused: b
     const Wf = W.unpack(); // a float32 temporary of this one weight, freed when the product is made
     return (fused ? tf.fused.matMul({ a: x, b: Wf, bias: b }) : x.matMul(Wf).add(b)) as tf.Tensor2D;
   });
+}
+
+/** A model's 16-bit weights, by the keys Transformer keeps them under (see packLayer), and the fused QKV biases. */
+export interface Weights16 {
+  format: Format16;
+  weights: Map<string, PackedLinear>;
+  qkvBias: Map<number, tf.Tensor1D>;
+}
+
+/** The float32 parameters of layer l that packLayer replaces. */
+export function packedParamNames(cfg: HookedConfig, l: number): string[] {
+  const names = ['Q', 'K', 'V', 'O'].map((x) => `blocks.${l}.attn.W_${x}`);
+  if (!cfg.attn_only) names.push(...(cfg.gated_mlp ? ['W_gate', 'W_in', 'W_out'] : ['W_in', 'W_out']).map((w) => `blocks.${l}.mlp.${w}`));
+  return names;
+}
+
+/**
+ * Packs layer l's linear weights into `into`: `blocks.{l}.attn.qkv` (W_Q, W_K, W_V fused and pre-transposed as
+ * Transformer.qkvWeights makes them, [d_model, (head + 2·kv_head)·d_head]) with its fused bias, `blocks.{l}.attn.W_O`
+ * ([head·d_head, d_model]) and the MLP matrices. P gives the float32 parameters; they are left to the caller.
+ */
+export function packLayer(cfg: HookedConfig, l: number, P: (name: string) => tf.Tensor, into: Weights16): void {
+  const { d_model: d, n_heads: h, d_head: e } = cfg;
+  const a = `blocks.${l}.attn`;
+  const fused = tf.tidy(() => tf.concat(['Q', 'K', 'V'].map((x) => P(`${a}.W_${x}`).transpose([1, 0, 2]).reshape([d, -1])), 1) as tf.Tensor2D);
+  into.weights.set(`${a}.qkv`, PackedLinear.pack(fused, into.format));
+  fused.dispose();
+  into.qkvBias.set(l, tf.keep(tf.tidy(() => tf.concat(['Q', 'K', 'V'].map((x) => P(`${a}.b_${x}`).reshape([-1])), 0) as tf.Tensor1D)));
+  const WO = P(`${a}.W_O`).reshape([h * e, d]) as tf.Tensor2D;
+  into.weights.set(`${a}.W_O`, PackedLinear.pack(WO, into.format));
+  WO.dispose();
+  if (!cfg.attn_only) {
+    for (const w of cfg.gated_mlp ? ['W_gate', 'W_in', 'W_out'] : ['W_in', 'W_out']) {
+      into.weights.set(`blocks.${l}.mlp.${w}`, PackedLinear.pack(P(`blocks.${l}.mlp.${w}`) as tf.Tensor2D, into.format));
+    }
+  }
 }
