@@ -3,6 +3,7 @@
  * fix): on wasm against its 4 GiB memory, against a budget, and with 16-bit weights refused where they cannot be
  * kept. The configs here have no weights at all: the check runs before the checkpoint is opened.
  */
+import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,11 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend/index.js';
 import { parseNvidiaSmi } from '../src/backend/memory_budget.js';
 import { HeadlensError } from '../src/errors.js';
+import { measurePeak } from '../src/bench/memory.js';
+import { openCheckpoint } from '../src/loading/checkpoint_files.js';
 import { checkModelFits } from '../src/loading/fit_check.js';
-import { loadPretrained } from '../src/loading/load.js';
+import { loadPretrained, readModelConfig } from '../src/loading/load.js';
+import { buildModel, layerPlan } from '../src/loading/load_files.js';
 import { makeConfig } from '../src/model/config.js';
 import { weightMemory } from '../src/model/weight_memory.js';
-import { FIXTURES } from './helpers.js';
+import { FIXTURES, fixtureModels } from './helpers.js';
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'headlens-fit-'));
 
@@ -57,7 +61,7 @@ describe('a model that does not fit fails before it starts', () => {
     expect(err.message).not.toMatch(/safetensors/);
   });
 
-  it('the parameter bytes are the checkpoint\'s parameter count × 4 (float32) and, with 16-bit linear weights, a little over half', () => {
+  it('the parameter bytes are the checkpoint\'s parameter count × 4 (float32) and, with 16-bit linear weights, a little over half', async () => {
     const cfg = makeConfig({ original_architecture: 'LlamaForCausalLM', d_model: 4096, n_layers: 32, n_heads: 32, d_head: 128, d_mlp: 11008, d_vocab: 32000, n_ctx: 4096, act_fn: 'silu', gated_mlp: true, normalization_type: 'RMS', positional_embedding_type: 'rotary', rotary_dim: 128 });
     const f32 = weightMemory(cfg);
     const b16 = weightMemory(cfg, { weights16: true });
@@ -70,6 +74,12 @@ describe('a model that does not fit fails before it starts', () => {
     expect(b16.paramBytes / f32.paramBytes).toBeGreaterThan(0.5);
     expect(b16.paramBytes / f32.paramBytes).toBeLessThan(0.53);
     expect(b16.qkvBytes).toBe(32 * 12288 * 4); // only the fused bias: the fused matrix is the storage
+    // a layer at a time, loading needs little above the parameters (converting whole held the checkpoint beside them)
+    const { llama } = await import('../src/loading/families/llama.js');
+    const globals = llama.hfShapes({ ...cfg, n_layers: 0 });
+    const layer = Object.fromEntries(Object.entries(llama.hfShapes({ ...cfg, n_layers: 1 })).filter(([n]) => !(n in globals)));
+    expect(weightMemory(cfg, { hf: { globals, layer } }).loadPeakBytes / f32.paramBytes).toBeLessThan(1.1);
+    expect(weightMemory(cfg, { weights16: true, hf: { globals, layer } }).loadPeakBytes / f32.paramBytes).toBeLessThan(0.65);
   });
 
   it('a budget below what a small model needs refuses it, naming the budget; above, the model loads', async () => {
@@ -93,9 +103,9 @@ describe('a model that does not fit fails before it starts', () => {
     // globals: W_E 10×8, W_pos 4×8, ln_final 2×8, W_U 8×10, b_U 10 = 218 values; the layer: norms 4×8, W_Q/K/V
     // 3×2×8×4, their biases 3×8, W_O 2×4×8, b_O 8, W_in and W_out 2×8×16, b_in 16, b_out 8 = 600 values
     expect(needs.paramBytes).toBe((218 + 600) * 4);
-    // loading holds the parameters, the global tensors twice (checkpoint and converted) and one layer twice
-    // (no checkpoint shapes given: the converted ones stand in)
-    expect(needs.loadPeakBytes).toBe((218 + 600) * 4 + 2 * 218 * 4 + 2 * 600 * 4);
+    // loading holds the parameters and, at most, the checkpoint tensors of the globals or of one layer (no
+    // checkpoint shapes given: the converted ones stand in) with room for the conversion's intermediates: the layer's
+    expect(needs.loadPeakBytes).toBe((218 + 600) * 4 + 2 * 600 * 4);
   });
 
   it('nvidia-smi output is read per card, in MiB', () => {
@@ -112,5 +122,19 @@ describe('bench --long --weights 16bit', () => {
     const { runLongBench } = await import('../src/bench/long_context.js');
     const err = await rejection(runLongBench({ preset: 'gpt2-small', contexts: [8], weights: '16bit' }));
     expect(err.message).toMatch(/webgpu only \(running: wasm\)/);
+  });
+});
+
+describe('loading a layer at a time', () => {
+  it.each(fixtureModels())('%s: converted layer by layer, holding at its peak no more than the fit check predicts', (name) => {
+    const dir = path.join(FIXTURES, name);
+    const { cfg, family } = readModelConfig(dir);
+    expect(layerPlan(cfg, family), 'the family\'s names map layer by layer').toBeDefined();
+    const globals = family.hfShapes({ ...cfg, n_layers: 0 });
+    const layer = Object.fromEntries(Object.entries(family.hfShapes({ ...cfg, n_layers: 1 })).filter(([n]) => !(n in globals)));
+    const needs = weightMemory(cfg, { hf: { globals, layer } });
+    const { out, peak } = measurePeak(() => buildModel(cfg, family, openCheckpoint(dir), dir) as unknown as tf.Tensor);
+    (out as unknown as { dispose(): void }).dispose();
+    expect(peak).toBeLessThanOrEqual(needs.loadPeakBytes);
   });
 });

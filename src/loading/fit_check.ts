@@ -13,7 +13,7 @@ const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
 
 export interface FitOptions {
   weights16?: boolean;
-  /** The checkpoint's tensors outside the layers and with one layer (Family.hfShapes of 0 and 1 layers), for the load peak. */
+  /** The checkpoint's tensors outside the layers, and those of one layer, for the load peak. */
   hf?: { globals: Record<string, number[]>; layer: Record<string, number[]> };
   /** The user's budget for the device, bytes (wins over what headlens can find out). */
   memoryBudget?: number;

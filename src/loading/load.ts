@@ -89,7 +89,9 @@ export async function loadPretrained(nameOrDir: string, opts: LoadOptions = {}):
   const weights16 = weightsOption(opts.weights) === '16bit';
   if (weights16) refuse16bit(opts);
   // before any tensor exists: a model that cannot fit fails here, with the numbers
-  const hf = { globals: family.hfShapes({ ...cfg, n_layers: 0 }), layer: family.hfShapes({ ...cfg, n_layers: 1 }) };
+  const globals = family.hfShapes({ ...cfg, n_layers: 0 });
+  const layer = Object.fromEntries(Object.entries(family.hfShapes({ ...cfg, n_layers: 1 })).filter(([n]) => !(n in globals)));
+  const hf = { globals, layer };
   await checkModelFits(cfg, { weights16, hf, memoryBudget: opts.memoryBudget });
   const model = buildModel(cfg, family, openCheckpoint(dir), dir, { ...opts, weights16 });
   model.tokenizer = HFTokenizer.fromDir(dir);

@@ -89,8 +89,8 @@ function disposeWeights16(w: Weights16): void {
 /**
  * The family's conversion, a layer at a time where the family's names allow it: the embeddings, final norm and
  * unembedding first (the family run on the config with no layers), then each layer (the family run on one layer,
- * its names mapped to layer l), so the checkpoint's float32 tensors of one layer at most coexist with their
- * converted copies, instead of the whole checkpoint's. With `weights16`, each layer's linear weights are packed as
+ * its names mapped to layer l), so the checkpoint's float32 tensors of one layer (or of the globals) at most
+ * coexist with their converted copies, instead of the whole checkpoint's. With `weights16`, each layer's linear weights are packed as
  * soon as they are converted, so a 16-bit model never holds its float32 weights all at once. Families whose
  * layer names do not map (none of today's) are converted whole.
  */
@@ -108,36 +108,34 @@ function convert(cfg: HookedConfig, family: Family, read: (hfName: string) => tf
     }
     return params;
   }
-  // the global tensors, read once and kept across the layers (the family asks for them again in each layer's run)
-  const globals = new Map<string, tf.Tensor>();
-  const getGlobal = (n: string) => globals.get(n) ?? (globals.set(n, tf.keep(read(n))), globals.get(n)!);
   const params: Record<string, tf.Tensor> = {};
-  try {
-    Object.assign(params, tf.tidy(() => family.toHooked({ ...cfg, n_layers: 0 }, getGlobal) as never));
-    const one = { ...cfg, n_layers: 1 };
-    for (let l = 0; l < cfg.n_layers; l++) {
-      const toLayer = plan.get(l)!;
-      // layer 0's names are the family's; every other layer's are layer 0's with the index changed (layerPlan checked)
-      const layer = tf.tidy(() => {
-        const made = new Map<string, tf.Tensor>();
-        const get = (n: string) => (toLayer.has(n) ? (made.get(n) ?? (made.set(n, read(toLayer.get(n)!)), made.get(n)!)) : getGlobal(n));
-        const out = family.toHooked(one, get);
-        const mine: Record<string, tf.Tensor> = {};
-        for (const [name, t] of Object.entries(out)) if (name.startsWith('blocks.0.')) mine[`blocks.${l}.${name.slice('blocks.0.'.length)}`] = t;
-        return mine as never;
-      }) as Record<string, tf.Tensor>;
-      Object.assign(params, layer);
-      if (weights16) {
-        packLayer(cfg, l, (n) => params[n], weights16);
-        for (const n of packedParamNames(cfg, l)) disposeUnshared(params, n);
-      }
+  // the embeddings, final norm and unembedding: their checkpoint tensors are freed when this pass ends
+  Object.assign(params, tf.tidy(() => {
+    const made = new Map<string, tf.Tensor>(); // a tied embedding is asked for twice, read once
+    return family.toHooked({ ...cfg, n_layers: 0 }, (n) => made.get(n) ?? (made.set(n, read(n)), made.get(n)!)) as never;
+  }));
+  // each layer: the family run on one layer, with a one-token vocabulary and context so that the global tensors it
+  // asks for again (and converts again, e.g. transposing the unembedding) are [1, d_model] stand-ins, not copies
+  const one = { ...cfg, n_layers: 1, d_vocab: 1, n_ctx: 1 };
+  const standIns = family.hfShapes(one);
+  for (let l = 0; l < cfg.n_layers; l++) {
+    const toLayer = plan.get(l)!;
+    const layer = tf.tidy(() => {
+      const made = new Map<string, tf.Tensor>();
+      const get = (n: string) => made.get(n) ?? (made.set(n, toLayer.has(n) ? read(toLayer.get(n)!) : tf.zeros(standIns[n])), made.get(n)!);
+      const out = family.toHooked(one, get);
+      const mine: Record<string, tf.Tensor> = {};
+      // layer 0's parameters, renamed to layer l; the stand-ins' conversions are freed with the scope
+      for (const [name, t] of Object.entries(out)) if (name.startsWith('blocks.0.')) mine[`blocks.${l}.${name.slice('blocks.0.'.length)}`] = t;
+      return mine as never;
+    }) as Record<string, tf.Tensor>;
+    Object.assign(params, layer);
+    if (weights16) {
+      packLayer(cfg, l, (n) => params[n], weights16);
+      for (const n of packedParamNames(cfg, l)) disposeUnshared(params, n);
     }
-    if (weights16) packUnembed(params, weights16);
-  } finally {
-    // a global the family returned as a parameter (a norm weight as it is) stays; the others go
-    const kept = new Set(Object.values(params));
-    for (const t of globals.values()) if (!kept.has(t)) t.dispose();
   }
+  if (weights16) packUnembed(params, weights16);
   return params;
 }
 
@@ -157,10 +155,10 @@ function disposeUnshared(params: Record<string, tf.Tensor>, name: string): void 
  * For each layer l ≥ 0, the map from layer 0's checkpoint names (as the family names them for a one-layer config)
  * to layer l's; undefined when the family's names do not follow that pattern (then the model is converted whole).
  */
-function layerPlan(cfg: HookedConfig, family: Family): Map<number, Map<string, string>> | undefined {
+export function layerPlan(cfg: HookedConfig, family: Family): Map<number, Map<string, string>> | undefined {
   const all = new Set(Object.keys(family.hfShapes(cfg)));
   const globals = new Set(Object.keys(family.hfShapes({ ...cfg, n_layers: 0 })));
-  const layer0 = Object.keys(family.hfShapes({ ...cfg, n_layers: 1 })).filter((n) => !globals.has(n));
+  const layer0 = Object.keys(family.hfShapes({ ...cfg, n_layers: 1, d_vocab: 1, n_ctx: 1 })).filter((n) => !globals.has(n));
   if (layer0.length === 0 || !layer0.every((n) => /(^|\.)0\./.test(n))) return undefined;
   const plan = new Map<number, Map<string, string>>();
   let covered = globals.size;

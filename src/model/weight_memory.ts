@@ -14,9 +14,11 @@ export interface WeightMemory {
    */
   qkvBytes: number;
   /**
-   * At most this many bytes while loading, which converts a layer at a time (src/loading/load_files.ts): the
-   * parameters as stored, plus the checkpoint's global tensors (embeddings, final norm, unembedding) and their
-   * converted float32 copies, kept until the end, plus one layer's checkpoint tensors and float32 parameters.
+   * At most this many bytes while loading, which converts the global tensors (embeddings, final norm, unembedding)
+   * and then one layer at a time (src/loading/load_files.ts): the parameters as stored, plus the larger of the
+   * global checkpoint tensors and one layer's, each with room for the conversion's intermediates; with 16-bit
+   * weights also the float32 globals (the unembedding is packed last) and one layer's float32 parameters and fused
+   * QKV before they are packed.
    */
   loadPeakBytes: number;
   /** The largest single float32 tensor loading or the forward makes (a WebGPU buffer must hold it whole). */
@@ -66,9 +68,12 @@ export function weightMemory(cfg: HookedConfig, opts: { weights16?: boolean; hf?
   if (opts.hf) {
     const sum = (s: Record<string, number[]>) => Object.entries(s).reduce((n, [name, shape]) => (consider(name, shape), n + count(shape) * 4), 0);
     hfGlobal = sum(opts.hf.globals);
-    hfLayer = sum(opts.hf.layer) - hfGlobal; // the one-layer shapes include the globals
+    hfLayer = sum(opts.hf.layer); // one layer's tensors only
   }
-  // packing a layer (16-bit) makes its fused QKV in float32 first
-  const packing = opts.weights16 ? d * qkvCols * 4 : 0;
-  return { paramBytes, qkvBytes, loadPeakBytes: paramBytes + hfGlobal + globalParams + hfLayer + layerParams + packing, largest };
+  // a conversion's intermediates (a fused QKV split, then transposed) may hold about its output once more; packing a
+  // layer (16-bit) holds its float32 parameters and makes its fused QKV in float32 first
+  const loadPeakBytes = opts.weights16
+    ? paramBytes + globalParams + Math.max(hfGlobal + globalParams, hfLayer + 2 * layerParams + d * qkvCols * 4)
+    : paramBytes + Math.max(hfGlobal + globalParams, hfLayer + layerParams);
+  return { paramBytes, qkvBytes, loadPeakBytes, largest };
 }
