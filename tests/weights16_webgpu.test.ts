@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
+import { deviceMemory } from '../src/backend/memory_budget.js';
 import { matMul16, pack16, unpack16, type Format16 } from '../src/backend/webgpu_kernels/matmul16.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
@@ -205,5 +206,50 @@ describe('checkpoints loaded with 16-bit weights (webgpu)', () => {
 
   it('a float32 checkpoint is refused for 16-bit weights: packing would round it', async () => {
     await expect(loadPretrained(path.join(FIXTURES, 'gpt2'), { weights: '16bit' })).rejects.toThrow(/all F16 or all BF16; .* has F32/);
+  });
+});
+
+describe('decoding and the fit check with 16-bit weights (webgpu)', () => {
+  it('greedy decoding with the KV cache (one row a step, through the packed kernel) writes the tokens a float32 load writes', async () => {
+    const dir = path.join(FIXTURES, 'llama-mqa-tied-bias-bf16');
+    const prompt = fixtureTokens('llama-mqa-tied-bias-bf16').map((r) => r.slice(0, 6));
+    const before = tf.memory().numTensors;
+    const f32 = await loadPretrained(dir);
+    const b16 = await loadPretrained(dir, { weights: '16bit' });
+    const programs = countPrograms();
+    const got = await b16.generateAsync(prompt, { maxNewTokens: 6 });
+    const ran = programs.stop();
+    const want = await f32.generateAsync(prompt, { maxNewTokens: 6 });
+    expect(got.tokens).toEqual(want.tokens);
+    expect(ran.headlensMatMul16).toBeGreaterThan(0); // the decode steps (2 rows each) went through the kernel
+    f32.dispose();
+    b16.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('WebGPU gives no device memory: without a budget only tensors are checked, and the report says so; a budget refuses with the numbers', async () => {
+    const mem = await deviceMemory();
+    expect(mem.totalBytes).toBeUndefined();
+    expect(mem.source).toMatch(/WebGPU does not report the device's memory/);
+    expect(mem.maxTensorBytes).toBeGreaterThan(0);
+    await expect(loadPretrained(path.join(FIXTURES, 'gpt2-sharded-f16'), { weights: '16bit', memoryBudget: 1000 })).rejects.toThrow(
+      /does not fit the webgpu backend: its weights need \d+ bytes .*16-bit linear weights.*1000 bytes .* are available \(the budget given\)/,
+    );
+  });
+
+  it('on an NVIDIA adapter the free memory nvidia-smi reports is the total (the largest card of several)', async () => {
+    const be = tf.backend() as unknown as { adapterInfo: { vendor: string } };
+    const vendor = be.adapterInfo.vendor;
+    be.adapterInfo.vendor = 'nvidia'; // SwiftShader's adapter, named as NVIDIA's for this check
+    try {
+      const mem = await deviceMemory({ nvidiaSmi: async () => '81559, 1024\n81559, 70000\n' });
+      expect(mem.totalBytes).toBe((81559 - 1024) * 2 ** 20);
+      expect(mem.source).toMatch(/nvidia-smi .*largest of 2 cards/);
+      const none = await deviceMemory({ nvidiaSmi: async () => undefined });
+      expect(none.totalBytes).toBeUndefined();
+      expect(none.source).toMatch(/nvidia-smi gave no answer/);
+    } finally {
+      be.adapterInfo.vendor = vendor;
+    }
   });
 });

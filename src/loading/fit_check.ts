@@ -5,6 +5,7 @@
  * can still run out of memory on a long enough prompt.
  */
 import { deviceMemory, type DeviceMemory } from '../backend/memory_budget.js';
+import { webgpuHostTuning } from '../backend/webgpu_uploads.js';
 import { HeadlensError } from '../errors.js';
 import type { HookedConfig } from '../model/config.js';
 import { weightMemory, type WeightMemory } from '../model/weight_memory.js';
@@ -33,10 +34,12 @@ export async function checkModelFits(cfg: HookedConfig, opts: FitOptions = {}): 
     );
   }
   const resident = needs.paramBytes + needs.qkvBytes;
-  const peak = Math.max(resident, needs.loadPeakBytes);
+  // in Node, headlens makes WebGPU buffers in size buckets up to 12.5 % larger than their tensors (webgpu_uploads.ts)
+  const buckets = device.backend === 'webgpu' && webgpuHostTuning.bucketBuffers && typeof process !== 'undefined' && !!process.versions?.node;
+  const peak = Math.ceil(Math.max(resident, needs.loadPeakBytes) * (buckets ? 1.125 : 1));
   if (device.totalBytes !== undefined && peak > device.totalBytes) {
     throw new HeadlensError(
-      `${cfg.model_name} does not fit the ${device.backend} backend: its weights need ${peak} bytes (${gib(peak)}: ${gib(needs.paramBytes)} of parameters${opts.weights16 ? ' with 16-bit linear weights' : ' in float32'}, ${gib(needs.qkvBytes)} for the fused QKV copy the forward makes, and loading holds up to ${gib(needs.loadPeakBytes)} at its peak), but ${device.totalBytes} bytes (${gib(device.totalBytes)}) are available (${device.source})`,
+      `${cfg.model_name} does not fit the ${device.backend} backend: its weights need ${peak} bytes (${gib(peak)}: ${gib(needs.paramBytes)} of parameters${opts.weights16 ? ' with 16-bit linear weights' : ' in float32'}, ${gib(needs.qkvBytes)} for the fused QKV copy the forward makes, and loading holds up to ${gib(needs.loadPeakBytes)} at its peak${buckets ? '; with up to 12.5 % more for buffer size buckets' : ''}), but ${device.totalBytes} bytes (${gib(device.totalBytes)}) are available (${device.source})`,
       device.backend === 'webgpu' ? `use a GPU with more free memory, ${smaller}; if the budget is wrong, give the right one (memoryBudget, --gpu-memory GiB or HEADLENS_GPU_MEMORY)` : `use --backend webgpu or tensorflow on a machine that can hold it, or ${smaller}`,
     );
   }
