@@ -4,7 +4,7 @@
  *               65,536 pages of 64 KiB), weights and activations alike.
  *   webgpu      WebGPU reports no device memory size, only per-buffer limits: maxBufferSize and
  *               maxStorageBufferBindingSize bound each tensor. For the total, a budget the user gives
- *               (`memoryBudget`, `--gpu-memory GiB`, HEADLENS_GPU_MEMORY=GiB) wins; otherwise, in Node on an
+ *               (`memoryBudget`, or HEADLENS_GPU_MEMORY=GiB for the CLI) wins; otherwise, in Node on an
  *               NVIDIA adapter, `nvidia-smi` is asked for free memory (total − used). Dawn does not say which of
  *               several cards it chose, so with several the largest free amount is taken: the check then refuses
  *               only what fits on no card. Without either there is no total to check, and the report says so.
@@ -92,7 +92,7 @@ export async function deviceMemory(opts: { budget?: number; nvidiaSmi?: () => Pr
   }
   return {
     backend: name,
-    source: `WebGPU does not report the device's memory${vendor ? ` (adapter vendor '${vendor}'${/nvidia/i.test(vendor) ? ', and nvidia-smi gave no answer' : ''})` : ''}; only each tensor's size is checked. Give a budget (loadPretrained(dir, { memoryBudget }), --gpu-memory GiB or HEADLENS_GPU_MEMORY=GiB) to check the total`,
+    source: `WebGPU does not report the device's memory${vendor ? ` (adapter vendor '${vendor}'${/nvidia/i.test(vendor) ? ', and nvidia-smi gave no answer' : ''})` : ''}; only each tensor's size is checked. Give a budget (loadPretrained(dir, { memoryBudget }), or HEADLENS_GPU_MEMORY=GiB for the CLI) to check the total`,
     maxTensorBytes,
   };
 }

@@ -40,7 +40,7 @@ export async function checkModelFits(cfg: HookedConfig, opts: FitOptions = {}): 
   if (device.totalBytes !== undefined && peak > device.totalBytes) {
     throw new HeadlensError(
       `${cfg.model_name} does not fit the ${device.backend} backend: its weights need ${peak} bytes (${gib(peak)}: ${gib(needs.paramBytes)} of parameters${opts.weights16 ? ' with 16-bit linear weights' : ' in float32'}, ${gib(needs.qkvBytes)} for the fused QKV copy the forward makes, and loading holds up to ${gib(needs.loadPeakBytes)} at its peak${buckets ? '; with up to 12.5 % more for buffer size buckets' : ''}), but ${device.totalBytes} bytes (${gib(device.totalBytes)}) are available (${device.source})`,
-      device.backend === 'webgpu' ? `use a GPU with more free memory, ${smaller}; if the budget is wrong, give the right one (memoryBudget, --gpu-memory GiB or HEADLENS_GPU_MEMORY)` : `use --backend webgpu or tensorflow on a machine that can hold it, or ${smaller}`,
+      device.backend === 'webgpu' ? `use a GPU with more free memory, ${smaller}; if the budget is wrong, give the right one (loadPretrained(dir, { memoryBudget }), or HEADLENS_GPU_MEMORY=GiB for the CLI)` : `use --backend webgpu or tensorflow on a machine that can hold it, or ${smaller}`,
     );
   }
   return { needs, device };

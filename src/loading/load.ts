@@ -41,7 +41,7 @@ export interface LoadOptions extends HubOptions {
   /**
    * Bytes of device memory the model may use. WebGPU does not report its device's memory: without a budget,
    * headlens asks nvidia-smi on an NVIDIA adapter, else checks each tensor against WebGPU's buffer limits only.
-   * A model whose weights need more is refused before loading, with the numbers. CLI: --gpu-memory GiB or
+   * A model whose weights need more is refused before loading, with the numbers. CLI: env
    * HEADLENS_GPU_MEMORY=GiB.
    */
   memoryBudget?: number;
