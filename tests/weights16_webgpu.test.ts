@@ -11,7 +11,7 @@ import { matMul16, pack16, unpack16, type Format16 } from '../src/backend/webgpu
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { weightMemory } from '../src/model/weight_memory.js';
-import { weights16Options } from '../src/model/weights16.js';
+import { linear16, PackedLinear, weights16Options } from '../src/model/weights16.js';
 import { fixtureTokens } from './device/fixture_parity.js';
 import { FIXTURES, maxAbsDiffAsync, reference, startSoftwareWebGPU } from './helpers.js';
 
@@ -251,5 +251,22 @@ describe('decoding and the fit check with 16-bit weights (webgpu)', () => {
     } finally {
       be.adapterInfo.vendor = vendor;
     }
+  });
+});
+
+describe('gradients through 16-bit weights (webgpu)', () => {
+  it('d/dx of sum(x·W + b) at one row is W\'s row sums (the tape takes the unpacked path)', async () => {
+    const before = tf.memory().numTensors;
+    const W = tf.randomNormal([40, 70], 0, 1, 'float32', 9) as tf.Tensor2D;
+    const P = PackedLinear.pack(W, 'bf16');
+    const b = tf.zeros([70]);
+    const x = tf.randomNormal([1, 40], 0, 1, 'float32', 4) as tf.Tensor2D;
+    const g = tf.grad((v: tf.Tensor) => linear16(v as tf.Tensor2D, P, b, false).sum())(x);
+    const Wf = P.unpack();
+    const want = tf.tidy(() => Wf.sum(1).reshape([1, 40]));
+    expect(await relErr(g, want)).toBeLessThan(1e-5);
+    tf.dispose([W, b, x, g, Wf, want]);
+    P.dispose();
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

@@ -6,7 +6,8 @@
  * A product with few rows (decoding: batch × 1 new token) runs the packed kernel, which reads each weight as 2
  * bytes instead of 4; a product with more rows (a prompt's prefill) unpacks the weight to a float32 temporary and
  * runs tfjs' tiled matmul on it, which re-reads the weights per tile and would gain less from the halved bytes
- * than it loses to a simple kernel. `weights16Options.kernelMaxRows` sets the boundary (default 8).
+ * than it loses to a simple kernel. `weights16Options.kernelMaxRows` sets the boundary (default 8). Under a gradient
+ * tape every product takes the unpacked path, since the packed kernel has no gradient.
  */
 import * as tf from '@tensorflow/tfjs';
 import { matMul16, pack16, unpack16, type Format16 } from '../backend/webgpu_kernels/matmul16.js';
@@ -48,7 +49,9 @@ export class PackedLinear {
 
 /** x [rows, in] · W + b for a packed W [in, out] → [rows, out]. `fused`: the bias inside tfjs' matmul on the unpacked path. */
 export function linear16(x: tf.Tensor2D, W: PackedLinear, b: tf.Tensor, fused: boolean): tf.Tensor2D {
-  if (x.shape[0] <= weights16Options.kernelMaxRows) return matMul16(x, W.packed, b, W.cols, W.format);
+  // the packed kernel has no gradient: under a gradient tape (attribution patching, EAP, training) the product goes
+  // through tfjs' matmul on the unpacked weight, whose gradient tfjs knows
+  if (x.shape[0] <= weights16Options.kernelMaxRows && !tf.engine().isTapeOn()) return matMul16(x, W.packed, b, W.cols, W.format);
   return tf.tidy(() => {
     const Wf = W.unpack(); // a float32 temporary of this one weight, freed when the product is made
     return (fused ? tf.fused.matMul({ a: x, b: Wf, bias: b }) : x.matMul(Wf).add(b)) as tf.Tensor2D;
