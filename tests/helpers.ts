@@ -27,6 +27,17 @@ export function encoderFixtureModels(): string[] {
     .sort();
 }
 
+/** An encoder fixture's inputs as rows [batch][pos]: ids, token types and attention mask (row 1 is right-padded). */
+export function encoderInputs(name: string): { ids: number[][]; types: number[][]; mask: number[][] } {
+  const ref = reference(name);
+  const [batch, pos] = ref.info('input_ids').shape;
+  const rows = (key: string) => {
+    const a = ref.int32(key);
+    return Array.from({ length: batch }, (_, b) => Array.from(a.subarray(b * pos, (b + 1) * pos)));
+  };
+  return { ids: rows('input_ids'), types: rows('token_type_ids'), mask: rows('attention_mask') };
+}
+
 export function reference(name: string): SafetensorsFile {
   const file = path.join(FIXTURES, name, 'reference.safetensors');
   return parseSafetensors(new Uint8Array(readFileSync(file)), file);

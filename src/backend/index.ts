@@ -23,6 +23,7 @@ import { registerWasmKernels } from './wasm_kernels.js';
 import { guardWebGPU, releasePooledBuffers, type WebGPUBackendLike } from './webgpu_guard.js';
 import { refuseSyncReads, type SyncReadBackend } from './webgpu_sync_read.js';
 import { tuneWebGPUHost, type UploadBackend } from './webgpu_uploads.js';
+import { registerTiledMatMul } from './webgpu_kernels/matmul_tiled.js';
 
 export const BACKENDS = ['webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -153,6 +154,8 @@ async function startWebGPU(): Promise<string> {
     refuseSyncReads(tf.backend() as unknown as SyncReadBackend);
     reads = '; no synchronous reads in Node: use the async forms';
   }
+  // prefill-sized float32 products through headlens' tiled WGSL matmul (webgpu_kernels/matmul_tiled.ts)
+  if (registerTiledMatMul()) tuning.push('tiled matmul for ≥ 64 rows');
   const tuned = tuning.length ? `; ${tuning.join(', ')}` : '';
   return `GPU adapter through ${via} (tensors up to ${mib(Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize))}${reads}${tuned})`;
 }
@@ -254,3 +257,4 @@ export function releaseGpuPool(): number {
   return tf.getBackend() === 'webgpu' ? releasePooledBuffers(tf.backend() as unknown as { bufferManager: unknown }) : 0;
 }
 export { webgpuHostTuning } from './webgpu_uploads.js';
+export { webgpuMatMul } from './webgpu_kernels/matmul_tiled.js';

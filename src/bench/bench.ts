@@ -18,6 +18,7 @@ import { wasmKernelSwitches } from '../backend/wasm_kernels.js';
 import { lmLoss } from '../train/trainer.js';
 import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { makeConfig, type HookedConfigInput } from '../model/config.js';
+import { webgpuMatMul } from '../backend/webgpu_kernels/matmul_tiled.js';
 import { optimisations } from '../model/transformer.js';
 import { applySubmitBatch, webgpuHostTuning } from '../backend/webgpu_uploads.js';
 import { forwardMatmuls, matmulFlops } from './flops.js';
@@ -306,6 +307,25 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
       }
       gains.wasm_batch_matmul_train_step = { on_ms: on, off_ms: off, speedup: off / on, on_peak_bytes: 0, off_peak_bytes: 0 };
       log(`bench: wasm BatchMatMul wrapper: training step ${off.toFixed(2)} → ${on.toFixed(2)} ms (×${(off / on).toFixed(3)})`);
+    }
+
+    // on webgpu: the forward with headlens' tiled matmul (backend/webgpu_kernels/matmul_tiled.ts) off and on
+    if (opts.ablate && tf.getBackend() === 'webgpu') {
+      gains ??= {};
+      let on = Infinity;
+      let off = Infinity;
+      try {
+        for (let t = 0; t < trials; t++) {
+          webgpuMatMul.tiled = false;
+          off = Math.min(off, await msPerCall(forward, { reps, trials: 1, warmup: 1 }));
+          webgpuMatMul.tiled = true;
+          on = Math.min(on, await msPerCall(forward, { reps, trials: 1, warmup: 1 }));
+        }
+      } finally {
+        webgpuMatMul.tiled = true;
+      }
+      gains.webgpu_tiled_matmul = { on_ms: on, off_ms: off, speedup: off / on, on_peak_bytes: 0, off_peak_bytes: 0 };
+      log(`bench: webgpu tiled matmul: forward ${off.toFixed(2)} → ${on.toFixed(2)} ms (×${(off / on).toFixed(3)})`);
     }
 
     const choice = currentBackend();

@@ -1,5 +1,6 @@
 /**
- * Multi-head causal self-attention, with grouped-query attention (GQA/MQA): query head h reads key/value
+ * Multi-head self-attention, causal (decoders) or bidirectional (encoders: the mask the context gives decides), with
+ * grouped-query attention (GQA/MQA): query head h reads key/value
  * head floor(h / (n_heads / n_key_value_heads)), the grouping transformers' repeat_kv uses.
  * Hook points (TransformerLens names, under blocks.{l}.attn.):
  *   hook_q [batch, pos, head, d_head]; hook_k, hook_v [batch, pos, kv_head, d_head];
@@ -11,7 +12,7 @@
  * are those after hook_k / hook_rot_k, so a hook's change there lasts for later steps.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { HookedConfig } from './config.js';
+import { isEncoder, type HookedConfig } from './config.js';
 import { blockHooks } from './hook_names.js';
 import type { HookPoints } from './hook_point.js';
 import { HeadlensError } from '../errors.js';
@@ -19,6 +20,7 @@ import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
 import { bphView, fusedAttention, fusedAttentionRows as fusedRows, fusedKVAppendBoth, fusedRotary, FUSED_ATTENTION_MAX_D_HEAD, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
+import type { PackedLinear } from './weights16.js';
 
 export interface AttentionContext {
   /**
@@ -42,7 +44,9 @@ export interface AttentionContext {
   cos?: tf.Tensor2D | tf.Tensor3D;
   sin?: tf.Tensor2D | tf.Tensor3D;
   /** W_Q, W_K, W_V fused and pre-transposed: [d_model, (head + 2·kv_head)·d_head] and its bias (see Transformer.qkvWeights). */
-  qkv?: { W: tf.Tensor2D; b: tf.Tensor1D };
+  qkv?: { W: tf.Tensor2D | PackedLinear; b: tf.Tensor1D };
+  /** W_O as a 16-bit [head·d_head, d_model] weight (weights16.ts), when the model keeps it so; else P's W_O. */
+  W_O16?: PackedLinear;
   /** Add biases inside the matmul kernel (tf.fused.matMul). */
   fused?: boolean;
   /** Free each step's temporaries (transposes, unscaled scores) as soon as the step ends. */
@@ -116,7 +120,8 @@ export function attention(
   // the fused attention never makes the scores or pattern it works from: only a listener that just reads them (a
   // cache) can be served, by a separate dispatch that writes them out
   const onlyRead = (name: string) => !hp.wants(name) || hp.readsOnly(name);
-  if (ctx.kernels && pos <= fusedAttentionRows.max && e <= FUSED_ATTENTION_MAX_D_HEAD && onlyRead(H['attn.hook_attn_scores']) && onlyRead(H['attn.hook_pattern'])) {
+  // (causal models only: the kernels mask keys after the query; an encoder's attention takes the plain path)
+  if (ctx.kernels && !isEncoder(cfg) && pos <= fusedAttentionRows.max && e <= FUSED_ATTENTION_MAX_D_HEAD && onlyRead(H['attn.hook_attn_scores']) && onlyRead(H['attn.hook_pattern'])) {
     return fusedPath(cfg, layer, x, P, hp, ctx);
   }
   const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
@@ -344,9 +349,9 @@ function output(cfg: HookedConfig, layer: number, hp: HookPoints, z: tf.Tensor4D
   const H = blockHooks(layer);
   const [batch, pos, h, e] = z.shape;
   const d = cfg.d_model;
-  const W_O = P(`${n}.W_O`); // [head, d_head, d_model]
   const b_O = P(`${n}.b_O`);
   if (hp.wants(H['attn.hook_result'])) {
+    const W_O = P(`${n}.W_O`); // [head, d_head, d_model]
     const zh = z.transpose([2, 0, 1, 3]).reshape([h, batch * pos, e]) as tf.Tensor3D; // [head, batch*pos, d_head]
     const perHead = tf.matMul(zh, W_O as tf.Tensor3D); // [head, batch*pos, d_model]
     const result = hp.point(
@@ -355,6 +360,7 @@ function output(cfg: HookedConfig, layer: number, hp: HookPoints, z: tf.Tensor4D
     );
     return result.sum(2).add(b_O) as tf.Tensor3D;
   }
-  const out = linear(z.reshape([batch * pos, h * e]) as tf.Tensor2D, W_O.reshape([h * e, d]) as tf.Tensor2D, b_O, ctx.fused ?? false); // [batch*pos, d_model]
+  const W_O = ctx.W_O16 ?? (P(`${n}.W_O`).reshape([h * e, d]) as tf.Tensor2D); // [head·d_head, d_model]
+  const out = linear(z.reshape([batch * pos, h * e]) as tf.Tensor2D, W_O, b_O, ctx.fused ?? false); // [batch*pos, d_model]
   return out.reshape([batch, pos, d]) as tf.Tensor3D;
 }
