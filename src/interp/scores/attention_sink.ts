@@ -7,7 +7,7 @@
  */
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { attentionMass, range } from './attention_mass.js';
+import { attentionMassReads, range } from './attention_mass.js';
 import { checkSequences, runScorer, type HeadScorer, type HeadScores } from './head_scores.js';
 
 export interface SinkOptions {
@@ -27,10 +27,9 @@ export function attentionSinkScorer(sequences: number[][], opts: SinkOptions = {
     settings: { sinkTokens: sink, sequences: sequences.length, length: sequences[0].length },
     primary: 'score',
     items: sequences,
-    scoreItem: (model, tokens) => ({
-      tables: { score: attentionMass(model, tokens, (_q, k) => k < sink, range(sink, tokens.length)) },
-      weight: 1,
-    }),
+    scoreItem: function* (model, tokens) {
+      return { tables: { score: yield* attentionMassReads(model, tokens, (_q, k) => k < sink, range(sink, tokens.length)) }, weight: 1 };
+    },
   };
 }
 

@@ -17,7 +17,7 @@
  */
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { attentionMass, range } from './attention_mass.js';
+import { attentionMassReads, range } from './attention_mass.js';
 import { checkSequences, runScorer, type HeadScorer, type HeadScores } from './head_scores.js';
 
 export interface StreamingOptions {
@@ -44,8 +44,8 @@ export function streamingScorer(sequences: number[][], opts: StreamingOptions = 
     settings: { sinkTokens: sink, recent, sequences: sequences.length, length: sequences[0].length },
     primary: 'score',
     items: sequences,
-    scoreItem: (model, tokens) => {
-      const score = attentionMass(model, tokens, (q, k) => k < sink || q - k < recent, range(sink + recent, tokens.length));
+    scoreItem: function* (model, tokens) {
+      const score = yield* attentionMassReads(model, tokens, (q, k) => k < sink || q - k < recent, range(sink + recent, tokens.length));
       return { tables: { score, retrievalness: score.map((row) => row.map((v) => 1 - v)) }, weight: 1 };
     },
   };
