@@ -218,6 +218,11 @@ export async function activationPatchingAsync(model: HookedTransformer, componen
   return (await readAsync(patchComponentsReads(model, [component], opts)))[component]!;
 }
 
+/** activationPatching as a computation (util/reads.ts), for callers that are computations themselves. */
+export function* activationPatchingReads(model: HookedTransformer, component: PatchComponent, opts: ActivationPatchingOptions): Reads<Labelled> {
+  return (yield* patchComponentsReads(model, [component], opts))[component]!;
+}
+
 /** Several components from one pair of source runs (the "every" bundles use this). */
 export function patchComponents(model: HookedTransformer, components: PatchComponent[], opts: ActivationPatchingOptions): Partial<Record<PatchComponent, Labelled>> {
   return readSync(patchComponentsReads(model, components, opts));

@@ -28,9 +28,10 @@ import { actName } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { svd } from '../../linalg/svd.js';
 import { mat, type Mat } from '../../linalg/mat.js';
-import { headDlaFromCache, headDlaNames } from '../attribution/dla.js';
+import { headDlaNames, headDlaTensor } from '../attribution/dla.js';
+import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
 import { checkHead, kvHead } from '../weights/head_circuits.js';
-import { runScorer, type HeadScorer, type HeadScores } from './head_scores.js';
+import { runScorer, runScorerAsync, type HeadScorer, type HeadScores } from './head_scores.js';
 import { argmax, lastLogProbs } from './task_metrics.js';
 
 export interface CorrectLetterOptions {
@@ -58,19 +59,34 @@ function checkPrompts(prompts: LetterPrompt[]): void {
  * `fwdHooks` apply to it (e.g. other heads ablated).
  */
 export function headLogitContributions(model: HookedTransformer, tokens: number[], pos: number, labels: number[], fwdHooks: FwdHook[] = []): { dla: number[][][]; attention: number[][][] } {
+  return readSync(headLogitContributionsReads(model, tokens, pos, labels, fwdHooks));
+}
+
+/** headLogitContributions, read asynchronously (WebGPU in Node). */
+export function headLogitContributionsAsync(model: HookedTransformer, tokens: number[], pos: number, labels: number[], fwdHooks: FwdHook[] = []): Promise<{ dla: number[][][]; attention: number[][][] }> {
+  return readAsync(headLogitContributionsReads(model, tokens, pos, labels, fwdHooks));
+}
+
+function* headLogitContributionsReads(model: HookedTransformer, tokens: number[], pos: number, labels: number[], fwdHooks: FwdHook[]): Reads<{ dla: number[][][]; attention: number[][][] }> {
   const { cfg } = model;
   const names = [...headDlaNames(model), ...Array.from({ length: cfg.n_layers }, (_, l) => actName('pattern', l))];
   const { logits, cache } = model.runWithCache([tokens], { names, fwdHooks });
+  let both: tf.Tensor[];
   try {
-    const dla = headDlaFromCache(cache, pos, labels); // [layer][head][label]
-    const attention = tf.tidy(() => {
+    both = tf.tidy(() => {
       const rows = Array.from({ length: cfg.n_layers }, (_, l) => cache.get(actName('pattern', l)).slice([0, 0, pos, 0], [1, -1, 1, -1]).reshape([cfg.n_heads, tokens.length]));
-      return tf.stack(rows).arraySync() as number[][][]; // [layer][head][key_pos]
+      return [headDlaTensor(cache, pos, labels), tf.stack(rows)]; // [layer, head, label], [layer, head, key_pos]
     });
-    return { dla, attention };
   } finally {
     cache.dispose();
     logits.dispose();
+  }
+  try {
+    const dla = yield* readNested<number[][][]>(both[0]);
+    const attention = yield* readNested<number[][][]>(both[1]);
+    return { dla, attention };
+  } finally {
+    tf.dispose(both); // what was read is freed already; this frees the other after a failed read
   }
 }
 
@@ -95,9 +111,9 @@ export function correctLetterScorer(prompts: LetterPrompt[], opts: CorrectLetter
     },
     primary,
     items: prompts,
-    scoreItem: (model, p) => {
+    scoreItem: function* (model, p) {
       const last = p.tokens.length - 1;
-      const { dla, attention } = headLogitContributions(model, p.tokens, last, p.labelTokens);
+      const { dla, attention } = yield* headLogitContributionsReads(model, p.tokens, last, p.labelTokens, []);
       return {
         tables: {
           contrast: dla.map((row) => row.map((v) => letterContrast(v, p.correct))),
@@ -116,6 +132,11 @@ export function correctLetterScorer(prompts: LetterPrompt[], opts: CorrectLetter
  */
 export function correctLetterScores(model: HookedTransformer, prompts: LetterPrompt[], opts: CorrectLetterOptions = {}): HeadScores {
   return runScorer(model, correctLetterScorer(prompts, opts), { top: opts.top });
+}
+
+/** correctLetterScores, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function correctLetterScoresAsync(model: HookedTransformer, prompts: LetterPrompt[], opts: CorrectLetterOptions = {}): Promise<HeadScores> {
+  return runScorerAsync(model, correctLetterScorer(prompts, opts), { top: opts.top });
 }
 
 // Label mutations

@@ -3,7 +3,7 @@
  * name): from a model and the scan's inputs, the task's data, its scorer and the metric of its causal check.
  */
 import { HeadlensError } from '../../../errors.js';
-import type { FwdHook, HookedTransformer } from '../../../hooks/hooked_transformer.js';
+import type { HookedTransformer } from '../../../hooks/hooked_transformer.js';
 import type { TextTokenizer } from '../../../model/tokenizer.js';
 import type { AblationOptions, HeadRef } from '../../interventions/ablation.js';
 import type { HeadScorer } from '../head_scores.js';
