@@ -46,3 +46,22 @@ export { retrievalTaskWith, type RetrievalTaskOptions } from './scores/tasks/ret
 export { scan, itemsHash, type ScanOptions } from './scores/scan.js';
 export { ScanCheckpoint, scanJobs, scanJobId, runScanJob, checkScanJob, type ScanJob, type ScanIdentity, type IndexedItemScores } from './scores/scan.js';
 export { circuitSvd, type CircuitSvd, type CircuitSvdOptions, type SingularDirection, type TokenScore } from './weights/svd_interpreter.js';
+// the asynchronous forms (util/reads.ts): the same computations, read with `await data()`, for WebGPU in Node
+export { runScorerAsync } from './scores/head_scores.js';
+export { scanAsync, runScanJobAsync } from './scores/scan.js';
+export { maskHeadsCheckAsync, type MaskMetricFn } from './scores/mask_heads.js';
+export { taskCausalCheckAsync } from './scores/tasks.js';
+export { detectHeadsAsync } from './scores/head_detector.js';
+export { inductionScoresAsync } from './scores/induction.js';
+export { previousTokenScoresAsync } from './scores/previous_token.js';
+export { duplicateTokenScoresAsync } from './scores/duplicate_token.js';
+export { attentionSinkScoresAsync } from './scores/attention_sink.js';
+export { streamingScoresAsync } from './scores/streaming.js';
+export { razorScoresAsync } from './scores/razor_attention.js';
+export { retrievalScoresAsync, retrievalScoresTeacherForcedAsync, greedyDecodeAsync, decodesExactlyAsync } from './scores/retrieval.js';
+export { correctLetterScoresAsync, headLogitContributionsAsync } from './scores/correct_letter.js';
+export { temporalScoresAsync, headPatchEffectsAsync } from './scores/temporal.js';
+export { ioiLogitDiffAsync, letterAccuracyAsync, factAccuracyAsync, lastLogProbsAsync } from './scores/task_metrics.js';
+export { ioiHeadClassesAsync, ioiCopyScoresAsync } from './scores/ioi_classes.js';
+export { pathPatchAsync, pathPatchManyAsync, pathPatchingSweepAsync } from './interventions/path_patching.js';
+export { directLogitAttributionAsync, dlaPerHeadAsync, dlaPerLayerAsync, headDlaAsync } from './attribution/dla.js';

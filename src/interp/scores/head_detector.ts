@@ -15,7 +15,7 @@ import { HeadlensError } from '../../errors.js';
 import { actName } from '../../hooks/act_name.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { readNested, type Reads } from '../../util/reads.js';
-import { checkSequences, runScorer, type HeadScorer, type HeadScores } from './head_scores.js';
+import { checkSequences, runScorer, runScorerAsync, type HeadScorer, type HeadScores } from './head_scores.js';
 
 export interface DetectorOptions {
   /** Zero attention to position 0 before scoring (TransformerLens exclude_bos; default false). */
@@ -58,6 +58,11 @@ export function detectorScorer(task: string, detection: DetectionPattern, sequen
 /** Scores every head against a detection pattern over the sequences (TransformerLens detect_head). */
 export function detectHeads(model: HookedTransformer, sequences: number[][], detection: DetectionPattern, opts: DetectorOptions = {}): HeadScores {
   return runScorer(model, detectorScorer('detect', detection, sequences, opts), { top: opts.top });
+}
+
+/** detectHeads, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function detectHeadsAsync(model: HookedTransformer, sequences: number[][], detection: DetectionPattern, opts: DetectorOptions = {}): Promise<HeadScores> {
+  return runScorerAsync(model, detectorScorer('detect', detection, sequences, opts), { top: opts.top });
 }
 
 function* detectSequence(

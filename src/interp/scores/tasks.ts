@@ -18,7 +18,7 @@ import { taskInputs, type TaskDefinition, type TaskOptions, type TaskSetup } fro
 import { temporalTask } from './tasks/temporal.js';
 
 export { ioiTask, chooseIoiLists, type IoiTaskOptions } from './tasks/ioi.js';
-export { taskCausalCheck } from './tasks/task.js';
+export { taskCausalCheck, taskCausalCheckAsync } from './tasks/task.js';
 export type { TaskCausal, TaskOptions, TaskSetup } from './tasks/task.js';
 
 export const SCAN_TASKS = ['induction', 'prev-token', 'duplicate', 'sink', 'retrieval', 'streaming', 'temporal', 'correct-letter', 'ioi'] as const;
