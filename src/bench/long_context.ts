@@ -9,7 +9,9 @@
  *   decode+rows  the same with every layer's last attention row cached at each step (patternRows 'last'): the
  *                work of Wu et al.'s retrieval score per decoded token;
  *   peak         bytes of tensors alive at once during the prefill, weights excluded (memory.ts), and the
- *                bytes the weights take.
+ *                bytes the weights take;
+ *   retrieval    with `retrieval`, instead of the above: one retrieval-head scan of every head on one needle trial
+ *                of L random tokens, timed end to end (retrieval_scan.ts; the scores of random weights mean nothing).
  * A context that fails (out of memory, a buffer over the device's limits) is reported with its error and the
  * next one still runs. Times are wall-clock on GPUs and CPU time on CPU backends (timing.ts).
  */
@@ -21,6 +23,7 @@ import { Random } from '../util/random.js';
 import { HeadlensError } from '../errors.js';
 import { countParams } from '../model/params.js';
 import { measurePeak, uniqueBytes } from './memory.js';
+import { retrievalBenchTrial, timeRetrievalScan, type RetrievalScanTiming } from './retrieval_scan.js';
 import { now, sync } from './timing.js';
 
 /** Real model shapes (the HF configs' numbers); `llama-7b` is Llama-2-7B's. */
@@ -49,6 +52,10 @@ export interface LongBenchOptions {
   /** Decoding steps timed after each prompt (default 16). */
   decodeTokens?: number;
   seed?: number;
+  /** Time one retrieval-head scan of every head per context instead of prefill and decoding (retrieval_scan.ts). */
+  retrieval?: boolean;
+  /** Tokens the retrieval scan decodes (default 50, Wu et al.'s script). */
+  retrievalSteps?: number;
   log?: (line: string) => void;
 }
 
@@ -61,6 +68,8 @@ export interface LongBenchRow {
   decode_tokens_per_s?: number;
   decode_rows_ms_per_token?: number;
   decode_rows_tokens_per_s?: number;
+  /** With `retrieval`: the timed scan of every head (its scores are meaningless: random weights). */
+  retrieval?: RetrievalScanTiming;
   /** Set when this context could not run; the fields above it reached are kept. */
   error?: string;
 }
@@ -73,6 +82,8 @@ export interface LongBenchResult {
   weight_bytes: number;
   decode_tokens: number;
   clock: 'wall' | 'cpu';
+  /** Whether the rows are retrieval scans (opts.retrieval). */
+  retrieval?: boolean;
   rows: LongBenchRow[];
   total_s: number;
 }
@@ -84,7 +95,9 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
   const decodeTokens = opts.decodeTokens ?? 16;
   const log = opts.log ?? (() => {});
   const p = LONG_PRESETS[preset];
-  const longest = Math.max(...contexts) + decodeTokens + 1;
+  const retrievalSteps = opts.retrievalSteps ?? 50;
+  if (!(Number.isInteger(retrievalSteps) && retrievalSteps >= 1)) throw new HeadlensError(`bench --long: retrievalSteps ${retrievalSteps} must be an integer ≥ 1`);
+  const longest = Math.max(...contexts) + (opts.retrieval ? retrievalSteps : decodeTokens) + 1;
   const cfg = makeConfig({ ...p, n_ctx: Math.max(p.n_ctx, longest) });
   const needed = 4 * countParams(cfg);
   if (['wasm', 'cpu'].includes(tf.getBackend()) && needed > WASM_BYTES) {
@@ -111,6 +124,13 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
       rows.push(row);
       const prompt = [Array.from({ length: L }, () => rng.int(0, cfg.d_vocab))];
       try {
+        if (opts.retrieval) {
+          const seed = (opts.seed ?? 1) + L;
+          row.retrieval = await timeRetrievalScan(model, retrievalBenchTrial(cfg.d_vocab, L, seed), retrievalSteps, seed);
+          const t = row.retrieval;
+          log(`bench --long: ${L} tokens: retrieval scan of ${t.heads} heads, ${t.decode_steps} steps: ${t.total_s.toFixed(1)} s (first step ${t.first_step_s.toFixed(1)} s, then ${t.ms_per_step?.toFixed(1) ?? '—'} ms/step); ${t.note}`);
+          continue;
+        }
         // prefill: once to compile the shaders for this shape (GPU) and measure its peak, then timed
         const first = measurePeak(() => model.runWithHooks(prompt, { logits: 'last' }));
         row.prefill_peak_bytes = first.peak;
@@ -144,7 +164,8 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
     preset,
     model: { n_layers: cfg.n_layers, d_model: cfg.d_model, n_heads: cfg.n_heads, d_mlp: cfg.d_mlp ?? 0, d_vocab: cfg.d_vocab, parameters: model.nParams },
     weight_bytes: weightBytes,
-    decode_tokens: decodeTokens,
+    decode_tokens: opts.retrieval ? retrievalSteps : decodeTokens,
+    ...(opts.retrieval ? { retrieval: true } : {}),
     clock: ['wasm', 'cpu'].includes(tf.getBackend()) ? 'cpu' : 'wall',
     rows,
     total_s: (performance.now() - started) / 1000,

@@ -5,6 +5,7 @@ import { HeadlensError } from '../errors.js';
 import { initBackend, type BackendName } from '../backend/index.js';
 import { runBench, PRESETS, type BenchPreset, type BenchResult } from '../bench/bench.js';
 import { LONG_PRESETS, runLongBench, type LongBenchResult, type LongPreset } from '../bench/long_context.js';
+import { RANDOM_WEIGHTS_NOTE } from '../bench/retrieval_scan.js';
 import { commaList, defineCommand, option, positiveInt } from './options.js';
 import { CAPS, memoryBudget, activationBytes, checkAtMost, fitting, formatBytes } from './size_bounds.js';
 
@@ -39,12 +40,21 @@ export function formatLongBench(r: LongBenchResult): string {
   ];
   for (const row of r.rows) {
     const f = (x: number | undefined, d = 1) => (x === undefined ? '—' : x.toFixed(d));
+    const t = row.retrieval;
+    if (t || (r.retrieval && row.error)) {
+      lines.push(
+        `${String(row.context).padStart(6)} tokens  retrieval scan of ${t?.heads ?? '—'} heads: ${f(t?.total_s)} s for ${t?.decode_steps ?? '—'} decoding steps (first step ${f(t?.first_step_s)} s, then ${f(t?.ms_per_step)} ms/step)` +
+          (row.error ? `  FAILED: ${row.error}` : ''),
+      );
+      continue;
+    }
     lines.push(
       `${String(row.context).padStart(6)} tokens  prefill ${f(row.prefill_tokens_per_s, 0)} tokens/s (${f(row.prefill_ms, 0)} ms, peak ${f(row.prefill_peak_bytes === undefined ? undefined : row.prefill_peak_bytes / 2 ** 30, 2)} GiB)` +
         `  decode ${f(row.decode_tokens_per_s)} tokens/s, with attention rows ${f(row.decode_rows_tokens_per_s)} tokens/s` +
         (row.error ? `  FAILED: ${row.error}` : ''),
     );
   }
+  if (r.retrieval) lines.push(`note     ${RANDOM_WEIGHTS_NOTE}`);
   return lines.join('\n');
 }
 
@@ -62,14 +72,18 @@ export const benchCommand = defineCommand({
     out: option(z.string().optional(), { description: 'also write the result as JSON', value: 'FILE.json' }),
     long: option(z.boolean().optional(), { description: `prefill and decoding of one long prompt per --contexts length (implied by ${Object.keys(LONG_PRESETS).filter((k) => !(k in PRESETS)).join(', ')})` }),
     contexts: option(commaList().transform((l) => l.map(Number)).pipe(z.array(z.number().int('a whole number of tokens').positive().max(CAPS.longContext, `at most ${CAPS.longContext} tokens`))).optional(), { description: 'prompt lengths for --long (default 1024,4096,16384)', value: 'N,N', example: '1024,4096' }),
-    decode: option(positiveInt({ max: CAPS.reps, why: 'the most decoding steps headlens bench --long times' }).optional(), { description: 'decoding steps timed per context for --long (default 16)', value: 'N', example: '16' }),
+    decode: option(positiveInt({ max: CAPS.reps, why: 'the most decoding steps headlens bench --long times' }).optional(), { description: 'decoding steps timed per context for --long (default 16; with --retrieval the tokens the scan decodes, default 50)', value: 'N', example: '16' }),
+    retrieval: option(z.boolean().optional(), { description: 'with --long: time one retrieval-head scan of every head on one needle trial per context, instead of prefill and decoding (random weights: the scores mean nothing)' }),
   },
   async run(v) {
-    if (v.long || v.contexts || v.decode || (v.preset !== undefined && !(v.preset in PRESETS))) {
+    if (v.long || v.contexts || v.decode || v.retrieval || (v.preset !== undefined && !(v.preset in PRESETS))) {
       const preset = (v.preset ?? 'gpt2-small') as LongPreset;
       if (!(preset in LONG_PRESETS)) throw new HeadlensError(`bench --long has no preset '${preset}'`, `use one of ${Object.keys(LONG_PRESETS).join(', ')}`);
       await initBackend({ backend: v.backend as BackendName | undefined });
-      const result = await runLongBench({ preset, contexts: v.contexts, decodeTokens: v.decode, log: (line) => console.error(line) });
+      const result = await runLongBench({
+        preset, contexts: v.contexts, log: (line) => console.error(line),
+        ...(v.retrieval ? { retrieval: true, retrievalSteps: v.decode } : { decodeTokens: v.decode }),
+      });
       if (v.out) writeFileSync(v.out, JSON.stringify(result, null, 1) + '\n');
       console.log(v.json ? JSON.stringify(result) : formatLongBench(result));
       return;

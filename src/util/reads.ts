@@ -30,7 +30,8 @@ export function readSync<T>(g: Reads<T>): T {
   return r.value;
 }
 
-export async function readAsync<T>(g: Reads<T>): Promise<T> {
+/** Drives `g` with `await data()`; `onRead` is called after each read (a benchmark stamps the clock there). */
+export async function readAsync<T>(g: Reads<T>, opts: { onRead?: () => void } = {}): Promise<T> {
   let r = g.next(undefined as unknown as Values);
   while (!r.done) {
     const t = r.value;
@@ -43,6 +44,7 @@ export async function readAsync<T>(g: Reads<T>): Promise<T> {
     } finally {
       t.dispose();
     }
+    opts.onRead?.();
     r = g.next(v);
   }
   return r.value;

@@ -163,7 +163,8 @@ export function runScorerAsync(model: HookedTransformer, scorer: HeadScorer<any>
   return readAsync(runScorerReads(model, scorer, opts));
 }
 
-function* runScorerReads(model: HookedTransformer, scorer: HeadScorer<any>, opts: { top?: number; onItem?: (i: number) => void }): Reads<HeadScores> {
+/** runScorer as a computation (util/reads.ts). */
+export function* runScorerReads(model: HookedTransformer, scorer: HeadScorer<any>, opts: { top?: number; onItem?: (i: number) => void }): Reads<HeadScores> {
   const { indices, dropped } = selectItems(model, scorer);
   const results: ItemScores[] = [];
   for (const i of indices) {

@@ -1,0 +1,139 @@
+/**
+ * The asynchronous forms on WebGPU in Node (SwiftShader, a CPU Vulkan), where tfjs refuses synchronous reads: each
+ * `…Async` scorer and analysis on the planted model (src/zoo/planted.ts) gives what its synchronous form gives on
+ * wasm, computed first in this same process (the model is built again on each backend). The planted model's
+ * patterns are [1, 3, pos, pos] with pos ≥ 24 (over tfjs' CPU hand-off of 1,000 values), so the tensors read live
+ * on the GPU: the synchronous form on webgpu is refused, which the first case checks. `headlens scan` on WebGPU
+ * (a child process) prints the JSON it prints on wasm.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend/index.js';
+import { inductionSequences } from '../src/datasets/induction.js';
+import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
+import { directLogitAttribution, directLogitAttributionAsync } from '../src/interp/attribution/dla.js';
+import { headAblationHooks } from '../src/interp/interventions/ablation.js';
+import { pathPatchingSweepAsync } from '../src/interp/interventions/path_patching.js';
+import { logitDiff } from '../src/interp/metrics.js';
+import { correctLetterScores, correctLetterScoresAsync } from '../src/interp/scores/correct_letter.js';
+import { inductionScorer, inductionScores, inductionScoresAsync } from '../src/interp/scores/induction.js';
+import { ioiHeadClasses, ioiHeadClassesAsync } from '../src/interp/scores/ioi_classes.js';
+import { maskHeadsCheck, maskHeadsCheckAsync } from '../src/interp/scores/mask_heads.js';
+import { retrievalScores, retrievalScoresAsync, retrievalScoresTeacherForced, retrievalScoresTeacherForcedAsync, decodesExactly, decodesExactlyAsync } from '../src/interp/scores/retrieval.js';
+import { scan, scanAsync } from '../src/interp/scores/scan.js';
+import { streamingScores, streamingScoresAsync } from '../src/interp/scores/streaming.js';
+import { repeatAccuracy, repeatAccuracyReads } from '../src/interp/scores/tasks/repeated_sequences.js';
+import { temporalScores, temporalScoresAsync } from '../src/interp/scores/temporal.js';
+import { PLANTED, PLANTED_TOK as TOK, plantedIoiPrompts, plantedLetterPrompts, plantedModel, plantedNeedleTrials, plantedTemporalPairs } from '../src/zoo/planted.js';
+import { runHeadlens, startSoftwareWebGPU } from './helpers.js';
+
+const TOL = 1e-4;
+
+// the inputs of every case: small, but every pattern is over the CPU hand-off
+const seqs = inductionSequences({ n: 2, halfLength: 12, pool: TOK.CONTENT, bos: TOK.BOS, seed: 8 }).sequences; // 25 tokens each
+const trials = plantedNeedleTrials().filter((t) => t.tokens.length >= 24 && t.tokens.length <= 40).slice(0, 2);
+const letters = plantedLetterPrompts(2, false);
+const pairs = plantedTemporalPairs().filter((p) => p.kind !== 'alias').slice(0, 2); // one temporal and one control pair
+const ioi = plantedIoiPrompts(1);
+const ioiOpts = { clean: ioi.map((p) => p.clean), corrupted: ioi.map((p) => p.corrupted), metric: logitDiff(ioi.map((p) => p.io), ioi.map((p) => p.s)) };
+const masked = (m: HookedTransformer) => headAblationHooks(m, [PLANTED.induction], { kind: 'uniform' });
+
+/** Each case: the synchronous form (run on wasm) and the asynchronous one (run on webgpu), on a model of that backend. */
+const CASES: Record<string, { sync: (m: HookedTransformer) => unknown; async: (m: HookedTransformer) => Promise<unknown> }> = {
+  'inductionScoresAsync (pattern detectors)': { sync: (m) => inductionScores(m, seqs), async: (m) => inductionScoresAsync(m, seqs) },
+  'streamingScoresAsync (attention mass)': { sync: (m) => streamingScores(m, seqs, { sinkTokens: 1, recent: 4 }), async: (m) => streamingScoresAsync(m, seqs, { sinkTokens: 1, recent: 4 }) },
+  'retrievalScoresAsync (KV-cached decoding, last query rows)': { sync: (m) => retrievalScores(m, trials, { maxNewTokens: 4 }), async: (m) => retrievalScoresAsync(m, trials, { maxNewTokens: 4 }) },
+  'retrievalScoresTeacherForcedAsync': { sync: (m) => retrievalScoresTeacherForced(m, trials), async: (m) => retrievalScoresTeacherForcedAsync(m, trials) },
+  'decodesExactlyAsync with the retrieval head masked while decoding': {
+    sync: (m) => trials.map((t) => decodesExactly(m, t.tokens, t.answer, [], masked(m))),
+    async: async (m) => Promise.all(trials.map((t) => decodesExactlyAsync(m, t.tokens, t.answer, [], masked(m)))),
+  },
+  'correctLetterScoresAsync (DLA and attention)': { sync: (m) => correctLetterScores(m, letters), async: (m) => correctLetterScoresAsync(m, letters) },
+  'temporalScoresAsync (activation patching)': { sync: (m) => temporalScores(m, pairs), async: (m) => temporalScoresAsync(m, pairs) },
+  'maskHeadsCheckAsync (a causal check whose metric reads)': {
+    sync: (m) => maskHeadsCheck(m, [PLANTED.induction], (h) => ({ main: repeatAccuracy(m, seqs, 12, h) }), { metric: 'acc' }, { draws: 1, seed: 1 }),
+    async: (m) => maskHeadsCheckAsync(m, [PLANTED.induction], function* (h) { return { main: yield* repeatAccuracyReads(m, seqs, 12, h) }; }, { metric: 'acc' }, { draws: 1, seed: 1 }),
+  },
+  'ioiHeadClassesAsync (path patching sweeps, attention, copy scores, DLA)': { sync: (m) => ioiHeadClasses(m, ioi), async: (m) => ioiHeadClassesAsync(m, ioi) },
+  'directLogitAttributionAsync': {
+    sync: (m) => labelledJson(directLogitAttribution(m, ioiOpts.clean, { answer: ioi.map((p) => p.io), wrong: ioi.map((p) => p.s) })),
+    async: async (m) => labelledJson(await directLogitAttributionAsync(m, ioiOpts.clean, { answer: ioi.map((p) => p.io), wrong: ioi.map((p) => p.s) })),
+  },
+  'scanAsync (the checkpointed sweep)': { sync: (m) => scan(m, inductionScorer(seqs)), async: (m) => scanAsync(m, inductionScorer(seqs)) },
+};
+
+function labelledJson(l: { axes: unknown; values: Float64Array; meta: unknown }): unknown {
+  return { axes: l.axes, values: Array.from(l.values), meta: l.meta };
+}
+
+/** a equals b, numbers within `tol` (NaN equals NaN), everything else exactly. */
+function expectClose(a: unknown, b: unknown, where = ''): void {
+  if (typeof a === 'number' && typeof b === 'number') {
+    if (Number.isNaN(a) || Number.isNaN(b)) expect(Number.isNaN(a) && Number.isNaN(b), where).toBe(true);
+    else expect(Math.abs(a - b), `${where}: ${a} vs ${b}`).toBeLessThanOrEqual(TOL * Math.max(1, Math.abs(b)));
+    return;
+  }
+  if (Array.isArray(a) && Array.isArray(b)) {
+    expect(a.length, where).toBe(b.length);
+    a.forEach((x, i) => expectClose(x, b[i], `${where}[${i}]`));
+    return;
+  }
+  if (a && b && typeof a === 'object' && typeof b === 'object') {
+    expect(Object.keys(a).sort(), where).toEqual(Object.keys(b).sort());
+    for (const k of Object.keys(a)) expectClose((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${where}.${k}`);
+    return;
+  }
+  expect(a, where).toEqual(b);
+}
+
+const onWasm: Record<string, unknown> = {};
+let gpu: HookedTransformer;
+
+beforeAll(async () => {
+  await initBackend({ backend: 'wasm' });
+  const m = plantedModel();
+  for (const [name, c] of Object.entries(CASES)) onWasm[name] = JSON.parse(JSON.stringify(c.sync(m)));
+  m.dispose();
+  await startSoftwareWebGPU();
+  gpu = plantedModel(); // its weights made on webgpu
+});
+
+describe('the asynchronous forms on WebGPU (SwiftShader) equal the synchronous forms on wasm', () => {
+  it('on webgpu the synchronous form is refused (its reads are of GPU tensors), not answered', () => {
+    expect(tf.getBackend()).toBe('webgpu');
+    expect(() => inductionScores(gpu, seqs)).toThrow(/inductionScores|Async|asynchronous/);
+  });
+
+  it.each(Object.keys(CASES))('%s', async (name) => {
+    const got = JSON.parse(JSON.stringify(await CASES[name].async(gpu)));
+    expectClose(got, onWasm[name], name);
+  });
+
+  it('retrievalScoresAsync, pathPatchingSweepAsync and directLogitAttributionAsync leave tf.memory().numTensors unchanged on webgpu', async () => {
+    const calls = async () => {
+      await retrievalScoresAsync(gpu, trials.slice(0, 1), { maxNewTokens: 4 });
+      await pathPatchingSweepAsync(gpu, { kind: 'heads', heads: [PLANTED.induction], inputs: ['q'] }, ioiOpts);
+      await directLogitAttributionAsync(gpu, ioiOpts.clean, { answer: ioi.map((p) => p.io) });
+    };
+    await calls(); // the first use makes the model's cached weights
+    const before = tf.memory().numTensors;
+    await calls();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('headlens scan --backend webgpu (SwiftShader) in Node', () => {
+  // toy-induction-2l (trained weights) rather than the planted model: the planted logits tie exactly at some positions,
+  // and a tie's argmax may differ on the GPU, which would move the causal check's accuracy without anything being wrong
+  it('scan --task induction --causal on toy-induction-2l prints the JSON that wasm prints (within 1e-4)', async () => {
+    const args = ['scan', '--model', 'toy-induction-2l', '--task', 'induction', '--samples', '2', '--workers', '1', '--causal', '--k', '1', '--draws', '1', '--json'];
+    const wasm = await runHeadlens(args);
+    const webgpu = await runHeadlens(args, { HEADLENS_BACKEND: 'webgpu', HEADLENS_WEBGPU_ADAPTER: 'swiftshader' });
+    expect(wasm.code, wasm.stderr).toBe(0);
+    expect(webgpu.code, webgpu.stderr).toBe(0);
+    const a = JSON.parse(webgpu.stdout);
+    const b = JSON.parse(wasm.stdout);
+    expect(b.causal.top.main).toBeLessThan(b.causal.baseline.main); // the check ran: masking the top induction head costs accuracy
+    expectClose(a, b, 'scan');
+  });
+});
