@@ -26,7 +26,7 @@ import { measurePeak, uniqueBytes } from './memory.js';
 import { retrievalBenchTrial, timeRetrievalScan, type RetrievalScanTiming } from './retrieval_scan.js';
 import { now, sync } from './timing.js';
 
-/** Real model shapes (the HF configs' numbers); `llama-7b` is Llama-2-7B's. */
+/** Real model shapes (the HF configs' numbers); `llama-7b` is Llama-2-7B's; `llama-tiny`, Llama's architecture at toy size, for tests. */
 export const LONG_PRESETS = {
   'gpt2-small': { model_name: 'gpt2-small-random', original_architecture: 'GPT2LMHeadModel', d_model: 768, n_layers: 12, n_heads: 12, d_head: 64, d_mlp: 3072, d_vocab: 50257, n_ctx: 1024, act_fn: 'gelu_new', tie_word_embeddings: true },
   'pythia-1.4b': {
@@ -36,6 +36,11 @@ export const LONG_PRESETS = {
   'llama-7b': {
     model_name: 'llama-7b-random', original_architecture: 'LlamaForCausalLM', d_model: 4096, n_layers: 32, n_heads: 32, d_head: 128, d_mlp: 11008, d_vocab: 32000, n_ctx: 4096,
     act_fn: 'silu', gated_mlp: true, normalization_type: 'RMS', eps: 1e-5, positional_embedding_type: 'rotary', rotary_dim: 128, rotary_base: 10000,
+    attn_qkv_bias: false, attn_out_bias: false, mlp_bias: false,
+  },
+  'llama-tiny': {
+    model_name: 'llama-tiny-random', original_architecture: 'LlamaForCausalLM', d_model: 64, n_layers: 2, n_heads: 4, d_head: 16, d_mlp: 128, d_vocab: 512, n_ctx: 256,
+    act_fn: 'silu', gated_mlp: true, normalization_type: 'RMS', eps: 1e-5, positional_embedding_type: 'rotary', rotary_dim: 16, rotary_base: 10000,
     attn_qkv_bias: false, attn_out_bias: false, mlp_bias: false,
   },
 } satisfies Record<string, HookedConfigInput>;

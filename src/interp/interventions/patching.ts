@@ -81,7 +81,8 @@ export function patchSitesAsync(
   return readAsync(patchSitesReads(model, base, source, sites, metric, opts));
 }
 
-function* patchSitesReads(
+/** patchSites as a computation (util/reads.ts). */
+export function* patchSitesReads(
   model: HookedTransformer,
   base: TokenInput,
   source: ActivationCache,
