@@ -65,3 +65,13 @@ export { ioiLogitDiffAsync, letterAccuracyAsync, factAccuracyAsync, lastLogProbs
 export { ioiHeadClassesAsync, ioiCopyScoresAsync } from './scores/ioi_classes.js';
 export { pathPatchAsync, pathPatchManyAsync, pathPatchingSweepAsync } from './interventions/path_patching.js';
 export { directLogitAttributionAsync, dlaPerHeadAsync, dlaPerLayerAsync, headDlaAsync } from './attribution/dla.js';
+export { edgeAttributionAsync } from './interventions/eap.js';
+export { attributionPatchingAsync, attributionTermsAsync } from './interventions/attribution_patching.js';
+export { functionVectorsAsync, functionVectorAsync, functionVectorEffectAsync, meanHeadOutputsAsync, indirectEffectsAsync } from './interventions/function_vectors.js';
+export { logitLensSummaryAsync } from './attribution/logit_lens.js';
+export { readWeightsAsync } from './weights/head_circuits.js';
+export { compositionScoresAsync } from './weights/composition.js';
+export { copyingScoresAsync } from './weights/copying.js';
+export { relationScoresAsync, salientMappingsAsync } from './weights/maps.js';
+export { layerChannelAsync, receiverComponentScanAsync, componentInhibitionAsync } from './weights/talking_heads.js';
+export { circuitSvdAsync } from './weights/svd_interpreter.js';
