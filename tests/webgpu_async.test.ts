@@ -13,6 +13,11 @@ import { inductionSequences } from '../src/datasets/induction.js';
 import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { directLogitAttribution, directLogitAttributionAsync } from '../src/interp/attribution/dla.js';
 import { headAblationHooks } from '../src/interp/interventions/ablation.js';
+import { edgeAttribution, edgeAttributionAsync } from '../src/interp/interventions/eap.js';
+import { attributionPatching, attributionPatchingAsync } from '../src/interp/interventions/attribution_patching.js';
+import { logitLensSummary, logitLensSummaryAsync } from '../src/interp/attribution/logit_lens.js';
+import { compositionScores, compositionScoresAsync } from '../src/interp/weights/composition.js';
+import { circuitSvd, circuitSvdAsync } from '../src/interp/weights/svd_interpreter.js';
 import { pathPatchingSweep, pathPatchingSweepAsync } from '../src/interp/interventions/path_patching.js';
 import { logitDiff } from '../src/interp/metrics.js';
 import { correctLetterScores, correctLetterScoresAsync } from '../src/interp/scores/correct_letter.js';
@@ -62,8 +67,21 @@ const CASES: Record<string, { sync: (m: HookedTransformer) => unknown; async: (m
     sync: (m) => labelledJson(directLogitAttribution(m, ioiOpts.clean, { answer: ioi.map((p) => p.io), wrong: ioi.map((p) => p.s) })),
     async: async (m) => labelledJson(await directLogitAttributionAsync(m, ioiOpts.clean, { answer: ioi.map((p) => p.io), wrong: ioi.map((p) => p.s) })),
   },
+  'edgeAttributionAsync (EAP) and attributionPatchingAsync (gradients)': {
+    sync: (m) => ({ eap: eapJson(edgeAttribution(m, ioiOpts)), atp: labelledJson(attributionPatching(m, 'head-out', ioiOpts)) }),
+    async: async (m) => ({ eap: eapJson(await edgeAttributionAsync(m, ioiOpts)), atp: labelledJson(await attributionPatchingAsync(m, 'head-out', ioiOpts)) }),
+  },
+  'logitLensSummaryAsync': { sync: (m) => logitLensSummary(m, ioiOpts.clean, { answer: ioi.map((p) => p.io) }), async: (m) => logitLensSummaryAsync(m, ioiOpts.clean, { answer: ioi.map((p) => p.io) }) },
+  'compositionScoresAsync and circuitSvdAsync (weights read with await)': {
+    sync: (m) => ({ comp: compositionScores(m, 'k'), svd: circuitSvd(m, 1, 0, 'ov') }),
+    async: async (m) => ({ comp: await compositionScoresAsync(m, 'k'), svd: await circuitSvdAsync(m, 1, 0, 'ov') }),
+  },
   'scanAsync (the checkpointed sweep)': { sync: (m) => scan(m, inductionScorer(seqs)), async: (m) => scanAsync(m, inductionScorer(seqs)) },
 };
+
+function eapJson(r: { scores: { axes: unknown; values: Float64Array; meta: unknown }; edges: unknown }): unknown {
+  return { scores: labelledJson(r.scores), edges: r.edges };
+}
 
 function labelledJson(l: { axes: unknown; values: Float64Array; meta: unknown }): unknown {
   return { axes: l.axes, values: Array.from(l.values), meta: l.meta };
