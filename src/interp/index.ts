@@ -75,3 +75,5 @@ export { copyingScoresAsync } from './weights/copying.js';
 export { relationScoresAsync, salientMappingsAsync } from './weights/maps.js';
 export { layerChannelAsync, receiverComponentScanAsync, componentInhibitionAsync } from './weights/talking_heads.js';
 export { circuitSvdAsync } from './weights/svd_interpreter.js';
+export { temporalCircuitsAsync, candidateProbabilityAsync, temporalHeadAblationAsync } from './scores/temporal_circuits.js';
+export { evaluateCircuitsAsync, circuitFaithfulnessAsync } from './interventions/circuit_faithfulness.js';
