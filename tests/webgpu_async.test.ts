@@ -22,11 +22,9 @@ import { pathPatchingSweep, pathPatchingSweepAsync } from '../src/interp/interve
 import { logitDiff } from '../src/interp/metrics.js';
 import { correctLetterScores, correctLetterScoresAsync } from '../src/interp/scores/correct_letter.js';
 import { inductionScorer, inductionScores, inductionScoresAsync } from '../src/interp/scores/induction.js';
-import { maskHeadsCheck, maskHeadsCheckAsync } from '../src/interp/scores/mask_heads.js';
 import { retrievalScores, retrievalScoresAsync, retrievalScoresTeacherForced, retrievalScoresTeacherForcedAsync, decodesExactly, decodesExactlyAsync } from '../src/interp/scores/retrieval.js';
 import { scan, scanAsync } from '../src/interp/scores/scan.js';
 import { streamingScores, streamingScoresAsync } from '../src/interp/scores/streaming.js';
-import { repeatAccuracy, repeatAccuracyReads } from '../src/interp/scores/tasks/repeated_sequences.js';
 import { temporalScores, temporalScoresAsync } from '../src/interp/scores/temporal.js';
 import { PLANTED, PLANTED_TOK as TOK, plantedIoiPrompts, plantedLetterPrompts, plantedModel, plantedNeedleTrials, plantedTemporalPairs } from '../src/zoo/planted.js';
 import { runHeadlens, startSoftwareWebGPU } from './helpers.js';
@@ -54,14 +52,10 @@ const CASES: Record<string, { sync: (m: HookedTransformer) => unknown; async: (m
   },
   'correctLetterScoresAsync (DLA and attention)': { sync: (m) => correctLetterScores(m, letters), async: (m) => correctLetterScoresAsync(m, letters) },
   'temporalScoresAsync (activation patching)': { sync: (m) => temporalScores(m, pairs), async: (m) => temporalScoresAsync(m, pairs) },
-  'maskHeadsCheckAsync (a causal check whose metric reads)': {
-    sync: (m) => maskHeadsCheck(m, [PLANTED.induction], (h) => ({ main: repeatAccuracy(m, seqs.slice(0, 1), 12, h) }), { metric: 'acc' }, { draws: 1, seed: 1 }),
-    async: (m) => maskHeadsCheckAsync(m, [PLANTED.induction], function* (h) { return { main: yield* repeatAccuracyReads(m, seqs.slice(0, 1), 12, h) }; }, { metric: 'acc' }, { draws: 1, seed: 1 }),
-  },
   // (ioiHeadClassesAsync is these sweeps with more reads around them; on SwiftShader it alone took 25–45 s, so it runs on wasm only, in headlens scan --task ioi's tests)
-  'pathPatchingSweepAsync (to the logits, and to a head\'s query: steps 2 and 3)': {
-    sync: (m) => [pathPatchingSweep(m, { kind: 'logits' }, ioiOpts), pathPatchingSweep(m, { kind: 'heads', heads: [PLANTED.induction], inputs: ['q'] }, ioiOpts)].map(labelledJson),
-    async: async (m) => [await pathPatchingSweepAsync(m, { kind: 'logits' }, ioiOpts), await pathPatchingSweepAsync(m, { kind: 'heads', heads: [PLANTED.induction], inputs: ['q'] }, ioiOpts)].map(labelledJson),
+  'pathPatchingSweepAsync (to a head\'s query: steps 2 and 3)': {
+    sync: (m) => labelledJson(pathPatchingSweep(m, { kind: 'heads', heads: [PLANTED.induction], inputs: ['q'] }, ioiOpts)),
+    async: async (m) => labelledJson(await pathPatchingSweepAsync(m, { kind: 'heads', heads: [PLANTED.induction], inputs: ['q'] }, ioiOpts)),
   },
   'directLogitAttributionAsync': {
     sync: (m) => labelledJson(directLogitAttribution(m, ioiOpts.clean, { answer: ioi.map((p) => p.io), wrong: ioi.map((p) => p.s) })),
@@ -134,6 +128,7 @@ describe('the asynchronous forms on WebGPU (SwiftShader) equal the synchronous f
   });
 });
 
+// the causal check (taskCausalCheckAsync → maskHeadsCheckAsync) runs in this scan
 describe('headlens scan --backend webgpu (SwiftShader) in Node', () => {
   // toy-induction-2l (trained weights) rather than the planted model: the planted logits tie exactly at some positions,
   // and a tie's argmax may differ on the GPU, which would move the causal check's accuracy without anything being wrong
