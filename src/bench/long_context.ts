@@ -133,7 +133,7 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
           const seed = (opts.seed ?? 1) + L;
           row.retrieval = await timeRetrievalScan(model, retrievalBenchTrial(cfg.d_vocab, L, seed), retrievalSteps, seed);
           const t = row.retrieval;
-          log(`bench --long: ${L} tokens: retrieval scan of ${t.heads} heads, ${t.decode_steps} steps: ${t.total_s.toFixed(1)} s (first step ${t.first_step_s.toFixed(1)} s, then ${t.ms_per_step?.toFixed(1) ?? '—'} ms/step); ${t.note}`);
+          log(`bench --long: ${L} tokens: retrieval scan of ${t.heads} heads, ${t.decode_steps} steps: ${t.total_s.toFixed(2)} s (first step ${t.first_step_s.toFixed(2)} s, then ${t.ms_per_step?.toFixed(1) ?? '—'} ms/step); ${t.note}`);
           continue;
         }
         // prefill: once to compile the shaders for this shape (GPU) and measure its peak, then timed

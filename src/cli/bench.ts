@@ -43,7 +43,7 @@ export function formatLongBench(r: LongBenchResult): string {
     const t = row.retrieval;
     if (t || (r.retrieval && row.error)) {
       lines.push(
-        `${String(row.context).padStart(6)} tokens  retrieval scan of ${t?.heads ?? '—'} heads: ${f(t?.total_s)} s for ${t?.decode_steps ?? '—'} decoding steps (first step ${f(t?.first_step_s)} s, then ${f(t?.ms_per_step)} ms/step)` +
+        `${String(row.context).padStart(6)} tokens  retrieval scan of ${t?.heads ?? '—'} heads: ${f(t?.total_s, 2)} s for ${t?.decode_steps ?? '—'} decoding steps (first step ${f(t?.first_step_s, 2)} s, then ${f(t?.ms_per_step)} ms/step)` +
           (row.error ? `  FAILED: ${row.error}` : ''),
       );
       continue;
