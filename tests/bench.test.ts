@@ -333,7 +333,7 @@ describe('headlens bench --long --retrieval (retrieval_scan.ts)', () => {
     expect(row.error).toBeUndefined();
     expect(row.prefill_ms).toBeUndefined(); // the scan replaces prefill and decoding
     const t = row.retrieval!;
-    expect(t).toMatchObject({ context: 48, heads: 8, decode_steps: 3, note: RANDOM_WEIGHTS_NOTE });
+    expect(t).toMatchObject({ context: 48, heads: 8, decode_steps: 3, note: RANDOM_WEIGHTS_NOTE, pool_released_bytes: 0 }); // no GPU pool on wasm
     expect(t.settings).toMatchObject({ task: 'retrieval', variant: 'decode', maxNewTokens: 3, stopTokens: [], gate: -1 });
     for (const k of ['total_s', 'first_step_s', 'ms_per_step', 'finish_s'] as const) expect(t[k]).toBeGreaterThan(0);
     expect(t.first_step_s + ((t.decode_steps - 1) * t.ms_per_step!) / 1000 + t.finish_s).toBeCloseTo(t.total_s, 6);

@@ -8,7 +8,12 @@
  * Times: the whole call; the first step (the prefill of the prompt with every head's last attention row kept, and
  * the first token); the mean of the decoding steps after it (the clock at each step's token, which the scorer
  * reads back); the rest (reading every step's top-1 keys, once, and building the table).
+ * On WebGPU the pooled GPU buffers go back to the device after every step (releaseGpuPool, inside the time): each
+ * step's keys and values are one position longer than the last step's, tfjs pools freed buffers by exact size and
+ * never reuses those, so at 16K tokens of a 7B shape (17 GB of keys and values) the pool would fill the card within
+ * a few steps. `pool_released_bytes` says how much was given back.
  */
+import { releaseGpuPool } from '../backend/index.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { runScorerReads, scoreItemReads, type HeadScores, type HeadScorer } from '../interp/scores/head_scores.js';
 import { retrievalScorer, type NeedleTrial, type RetrievalOptions } from '../interp/scores/retrieval.js';
@@ -30,6 +35,8 @@ export interface RetrievalScanTiming {
   ms_per_step?: number;
   /** After the last token: reading each step's top-1 keys and building the table. */
   finish_s: number;
+  /** Pooled GPU buffers given back to the device after the steps (0 off WebGPU). */
+  pool_released_bytes: number;
   /** The scorer's answer, of no meaning here (see note). */
   scores: number[][];
   settings: Record<string, unknown>;
@@ -69,8 +76,13 @@ export async function timeRetrievalScan(model: HookedTransformer, trial: NeedleT
     },
   };
   const stamps: number[] = [];
+  let released = 0;
   const t0 = now();
-  const result: HeadScores = await readAsync(runScorerReads(model, keeping, {}), { onRead: () => stamps.push(now()) });
+  const onRead = () => {
+    stamps.push(now());
+    released += releaseGpuPool();
+  };
+  const result: HeadScores = await readAsync(runScorerReads(model, keeping, {}), { onRead });
   const total = now() - t0;
   // one read per decoding step (its token), then one of every step's top-1 keys
   const k = output.length;
@@ -83,6 +95,7 @@ export async function timeRetrievalScan(model: HookedTransformer, trial: NeedleT
     first_step_s: ((stamps[0] ?? t0) - t0) / 1000,
     ...(k >= 2 ? { ms_per_step: (last - stamps[0]) / (k - 1) } : {}),
     finish_s: (t0 + total - last) / 1000,
+    pool_released_bytes: released,
     scores: result.scores,
     settings: result.settings,
     trial: { needle: [trial.needleStart, trial.needleEnd], answer: [trial.answerStart, trial.answerEnd], seed },
