@@ -31,7 +31,7 @@ import { mat, type Mat } from '../../linalg/mat.js';
 import { headDlaNames, headDlaTensor } from '../attribution/dla.js';
 import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
 import { checkHead, kvHead } from '../weights/head_circuits.js';
-import { runScorer, runScorerAsync, type HeadScorer, type HeadScores } from './head_scores.js';
+import { runScorer, runScorerAsync, runScorerReads, type HeadScorer, type HeadScores } from './head_scores.js';
 import { argmax, lastLogProbs } from './task_metrics.js';
 
 export interface CorrectLetterOptions {
@@ -161,9 +161,19 @@ export interface LabelMutationResult {
  * `letterAccuracy` with the heads masked, per condition, the second.)
  */
 export function labelMutationScores(model: HookedTransformer, conditions: Record<string, LetterPrompt[]>, opts: CorrectLetterOptions = {}): LabelMutationResult {
+  return readSync(labelMutationScoresReads(model, conditions, opts));
+}
+
+/** labelMutationScores, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function labelMutationScoresAsync(model: HookedTransformer, conditions: Record<string, LetterPrompt[]>, opts: CorrectLetterOptions = {}): Promise<LabelMutationResult> {
+  return readAsync(labelMutationScoresReads(model, conditions, opts));
+}
+
+function* labelMutationScoresReads(model: HookedTransformer, conditions: Record<string, LetterPrompt[]>, opts: CorrectLetterOptions): Reads<LabelMutationResult> {
   const names = Object.keys(conditions);
   if (names.length === 0) throw new HeadlensError('labelMutationScores: no conditions given', 'pass e.g. { ordered, shuffled, random }');
-  const results = Object.fromEntries(names.map((n) => [n, correctLetterScores(model, conditions[n], { ...opts, top: model.cfg.n_layers * model.cfg.n_heads })]));
+  const results: Record<string, HeadScores> = {};
+  for (const n of names) results[n] = yield* runScorerReads(model, correctLetterScorer(conditions[n], opts), { top: model.cfg.n_layers * model.cfg.n_heads });
   const byHead = results[names[0]].scores.map((row, l) => row.map((_, h) => names.map((n) => results[n].scores[l][h])));
   const rankOf = (n: string, l: number, h: number) => results[n].top.findIndex((t) => t.layer === l && t.head === h) + 1;
   const heads = results[names[0]].top.slice(0, opts.top ?? 10).map(({ layer, head }) => ({
