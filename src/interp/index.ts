@@ -77,3 +77,4 @@ export { layerChannelAsync, receiverComponentScanAsync, componentInhibitionAsync
 export { circuitSvdAsync } from './weights/svd_interpreter.js';
 export { temporalCircuitsAsync, candidateProbabilityAsync, temporalHeadAblationAsync } from './scores/temporal_circuits.js';
 export { evaluateCircuitsAsync, circuitFaithfulnessAsync } from './interventions/circuit_faithfulness.js';
+export { attentionFlowAsync, flowFromPatternsAsync, inputGradientsAsync, inputGradientImportanceAsync, blankOutImportanceAsync, flowCorrelationsAsync } from './attribution/attention_flow.js';
