@@ -59,7 +59,7 @@ export { attentionSinkScoresAsync } from './scores/attention_sink.js';
 export { streamingScoresAsync } from './scores/streaming.js';
 export { razorScoresAsync } from './scores/razor_attention.js';
 export { retrievalScoresAsync, retrievalScoresTeacherForcedAsync, greedyDecodeAsync, decodesExactlyAsync } from './scores/retrieval.js';
-export { correctLetterScoresAsync, headLogitContributionsAsync, labelMutationScoresAsync } from './scores/correct_letter.js';
+export { correctLetterScoresAsync, headLogitContributionsAsync, labelMutationScoresAsync, qkSubspaceAnalysisAsync } from './scores/correct_letter.js';
 export { temporalScoresAsync, headPatchEffectsAsync } from './scores/temporal.js';
 export { ioiLogitDiffAsync, letterAccuracyAsync, factAccuracyAsync, lastLogProbsAsync } from './scores/task_metrics.js';
 export { ioiHeadClassesAsync, ioiCopyScoresAsync } from './scores/ioi_classes.js';
