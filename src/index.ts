@@ -11,14 +11,14 @@
  */
 export { initBackend, currentBackend, releaseGpuPool, BACKENDS, type BackendName, type BackendChoice } from './backend/index.js';
 export { HeadlensError } from './errors.js';
-export { makeConfig, ConfigSchema, type HookedConfig, type HookedConfigInput } from './model/config.js';
+export { makeConfig, ConfigSchema, isEncoder, type HookedConfig, type HookedConfigInput } from './model/config.js';
 export { paramShapes, countParams } from './model/params.js';
 export { Transformer, hookNames, type TokenInput, type ForwardOptions } from './model/transformer.js';
 export { KVCache } from './model/kv_cache.js';
 export type { Interceptor } from './model/hook_point.js';
 export type { TextTokenizer } from './model/tokenizer.js';
 export { processWeights, foldLayerNorm, centerWritingWeights, centerUnembed, type ProcessingOptions } from './model/weight_processing.js';
-export { HookedTransformer, nextTokenLoss, type HookFn, type FwdHook, type HookContext, type NamesFilter, type RunOptions, type CacheOptions, type PatternRows, type PaddedTokens, type LossOptions } from './hooks/hooked_transformer.js';
+export { HookedTransformer, nextTokenLoss, type HookFn, type FwdHook, type HookContext, type NamesFilter, type RunOptions, type CacheOptions, type PatternRows, type PaddedTokens, type PairTokens, type LossOptions } from './hooks/hooked_transformer.js';
 export type { AttentionMaskInput } from './model/padding.js';
 export { generate, generateAsync, type GenerateOptions, type GenerateResult, type GenerateStep } from './hooks/generate.js';
 export { ActivationCache, headAxis, type PosSlice, type ResidStack, type AccumulatedResidOptions, type DecomposeResidOptions } from './hooks/activation_cache.js';

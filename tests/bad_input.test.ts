@@ -101,9 +101,9 @@ describe('loadPretrained(bad folder)', () => {
   });
 
   it('an unsupported model_type lists the supported types', async () => {
-    const e = await loadError(gpt2WithConfig((c) => (c.model_type = 'bert')));
-    expect(e.message).toContain('model_type "bert" is not supported');
-    expect(e.message).toContain('gpt2, gpt_neox, llama, mistral, qwen2, headlens');
+    const e = await loadError(gpt2WithConfig((c) => (c.model_type = 't5')));
+    expect(e.message).toContain('model_type "t5" is not supported');
+    expect(e.message).toContain('gpt2, gpt_neox, llama, mistral, qwen2, bert, roberta, headlens');
     const none = await loadError(gpt2WithConfig((c) => delete c.model_type));
     expect(none.message).toContain('model_type undefined is not supported');
   });
@@ -285,7 +285,7 @@ const VALUES: unknown[] = [
   { rope_type: 'llama3' }, { rope_type: 'linear', factor: 'x' }, { type: { toString: null } }, JSON.parse('{"__proto__": {"n_embd": 1}}'),
   `${RAW_MARK}inf`, `${RAW_MARK}negInf`, `${RAW_MARK}negZero`, `${RAW_MARK}tiny`,
 ];
-const MODEL_TYPES = ['gpt2', 'gpt_neox', 'llama', 'mistral', 'qwen2', 'headlens', 'bert', '__proto__', 'constructor', 'toString', 'GPT2', ''];
+const MODEL_TYPES = ['gpt2', 'gpt_neox', 'llama', 'mistral', 'qwen2', 'headlens', 'bert', 'roberta', 't5', '__proto__', 'constructor', 'toString', 'GPT2', ''];
 const EXTRA_KEYS = ['head_dim', 'rope_scaling', 'rope_theta', 'rotary_pct', 'rotary_emb_base', 'partial_rotary_factor', 'use_sliding_window', 'sliding_window',
   'scale_attn_weights', 'scale_attn_by_inverse_layer_idx', 'headlens_config', 'n_inner', 'attention_bias', 'mlp_bias', '_name_or_path', '__proto__', 'constructor'];
 
@@ -339,7 +339,7 @@ const NATIVE_CONFIG = {
 describe('config fuzz', () => {
   it('2,400 seeded mutations of the fixture config.json files: readModelConfig throws only HeadlensError', () => {
     const bases: Record<string, Record<string, unknown>> = { native: NATIVE_CONFIG };
-    for (const m of ['gpt2', 'pythia-parallel', 'neox-sequential', 'llama-gqa', 'llama-mqa-tied-bias-bf16', 'llama3-rope-scaling', 'mistral-sliding', 'qwen2']) {
+    for (const m of ['gpt2', 'pythia-parallel', 'neox-sequential', 'llama-gqa', 'llama-mqa-tied-bias-bf16', 'llama3-rope-scaling', 'mistral-sliding', 'qwen2', 'bert', 'roberta']) {
       bases[m] = fixtureConfig(m);
     }
     // every unmutated base reads

@@ -17,6 +17,7 @@ import { makeConfig } from '../src/model/config.js';
 import { linear } from '../src/model/mlp.js';
 import { optimisations } from '../src/model/transformer.js';
 import { FIXTURES } from './helpers.js';
+import { runMatmulBench } from '../src/bench/matmul.js';
 import { mat } from '../src/linalg/mat.js';
 import { singularValues } from '../src/linalg/svd.js';
 
@@ -241,6 +242,10 @@ describe('the forward speed-ups', () => {
 });
 
 describe('runBench', () => {
+  it('runMatmulBench on a backend other than webgpu is refused with the fix named', async () => {
+    await expect(runMatmulBench()).rejects.toThrow(/--backend webgpu/);
+  });
+
   it("runBench({ preset: 'tiny' }) reports every documented ratio and raw number as a finite positive number", async () => {
     const before = tf.memory().numTensors;
     const r = await runBench({ preset: 'tiny', ablate: true });

@@ -180,10 +180,13 @@ describe('headlens explore in chromium', () => {
     expect(await page.textContent('#error')).toContain('noconfig has no config.json');
 
     mkdirSync(path.join(dir, 'bert'), { recursive: true });
-    writeFileSync(path.join(dir, 'bert', 'config.json'), JSON.stringify({ model_type: 'bert' }));
+    writeFileSync(path.join(dir, 'bert', 'config.json'), JSON.stringify({ model_type: 't5' }));
     writeFileSync(path.join(dir, 'bert', 'model.safetensors'), Buffer.from([8, 0, 0, 0, 0, 0, 0, 0, ...Buffer.from('{}      ')]));
     expect(await acting(page, () => page.setInputFiles('#files', path.join(dir, 'bert')))).toBe('error');
-    expect(await page.textContent('#error')).toMatch(/model_type "bert" is not supported/);
+    expect(await page.textContent('#error')).toMatch(/model_type "t5" is not supported/);
+    // an encoder loads, but the page's logit comparisons are next-token ones: refused, the model before it kept
+    expect(await acting(page, () => page.setInputFiles('#files', path.join(import.meta.dirname, 'fixtures', 'hf', 'bert')))).toBe('error');
+    expect(await page.textContent('#error')).toMatch(/bert is an encoder \(BertForMaskedLM\); this page compares next-token logits/);
 
     await page.fill('#prompt', Array.from({ length: 600 }, () => 'Mary').join(' '));
     expect(await acting(page, () => page.press('#prompt', 'Enter').then(() => page.dispatchEvent('#prompt', 'change')))).toBe('error');

@@ -6,9 +6,36 @@ import { parseSafetensors, type SafetensorsFile } from '../src/util/safetensors.
 
 export const FIXTURES = path.join(import.meta.dirname, 'fixtures', 'hf');
 
-/** The fixture model folders made by tests/fixtures/make_fixtures.py (transformers 5.17). */
+/** model_types of the encoder fixtures (tests/fixtures/make_bert_fixtures.py): masked LMs, not causal ones. */
+const ENCODER_TYPES = new Set(['bert', 'roberta']);
+
+function fixtureType(d: string): string {
+  return String(JSON.parse(readFileSync(path.join(FIXTURES, d, 'config.json'), 'utf8')).model_type);
+}
+
+/** The causal-LM fixture folders made by tests/fixtures/make_fixtures.py (transformers 5.17). */
 export function fixtureModels(): string[] {
-  return readdirSync(FIXTURES).filter((d) => existsSync(path.join(FIXTURES, d, 'config.json'))).sort();
+  return readdirSync(FIXTURES)
+    .filter((d) => existsSync(path.join(FIXTURES, d, 'config.json')) && !ENCODER_TYPES.has(fixtureType(d)))
+    .sort();
+}
+
+/** The encoder fixture folders (BERT, RoBERTa) made by tests/fixtures/make_bert_fixtures.py (transformers 5.17). */
+export function encoderFixtureModels(): string[] {
+  return readdirSync(FIXTURES)
+    .filter((d) => existsSync(path.join(FIXTURES, d, 'config.json')) && ENCODER_TYPES.has(fixtureType(d)))
+    .sort();
+}
+
+/** An encoder fixture's inputs as rows [batch][pos]: ids, token types and attention mask (row 1 is right-padded). */
+export function encoderInputs(name: string): { ids: number[][]; types: number[][]; mask: number[][] } {
+  const ref = reference(name);
+  const [batch, pos] = ref.info('input_ids').shape;
+  const rows = (key: string) => {
+    const a = ref.int32(key);
+    return Array.from({ length: batch }, (_, b) => Array.from(a.subarray(b * pos, (b + 1) * pos)));
+  };
+  return { ids: rows('input_ids'), types: rows('token_type_ids'), mask: rows('attention_mask') };
 }
 
 export function reference(name: string): SafetensorsFile {

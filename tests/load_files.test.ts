@@ -46,7 +46,7 @@ describe('loadFromFiles', () => {
   });
 
   it('refuses an unsupported model_type, a config that is not JSON, and weights that do not match, naming the file', () => {
-    expect(() => loadFromFiles({ ...files, config: { model_type: 'bert' } })).toThrow(/toy-lm\/config.json: model_type "bert" is not supported/);
+    expect(() => loadFromFiles({ ...files, config: { model_type: 't5' } })).toThrow(/toy-lm\/config.json: model_type "t5" is not supported/);
     expect(() => loadFromFiles({ ...files, config: '{oops' })).toThrow(/toy-lm\/config.json is not valid JSON/);
     const cfg = JSON.parse(files.config as string);
     expect(() => loadFromFiles({ ...files, config: { ...cfg, n_layer: 5 } })).toThrow(/does not match its config.json: missing tensor h.4/);

@@ -35,6 +35,7 @@ describe('public entries', () => {
     expect(core).toHaveProperty('loadPretrained');
     expect(core).toHaveProperty('HookedTransformer');
     expect(core).toHaveProperty('loadFromFiles');
+    expect(core).toHaveProperty('isEncoder');
     expect(core).not.toHaveProperty('activationPatching');
     expect(core).not.toHaveProperty('inductionScores');
   });

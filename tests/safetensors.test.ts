@@ -94,7 +94,10 @@ describe('parseSafetensors on files written by Python', () => {
       expect(file.info('input_ids').dtype).toBe('I32');
       const ids = file.int32('input_ids');
       expect(ids.every((id) => id >= 0 && id < config.vocab_size)).toBe(true);
-      for (const name of file.names.filter((n) => n !== 'input_ids')) expect(file.info(name).dtype).toBe('F32');
+      // the encoder fixtures (make_bert_fixtures.py) also hold their integer inputs: token types and the mask
+      const ints = new Set(['input_ids', 'token_type_ids', 'attention_mask']);
+      for (const name of file.names.filter((n) => ints.has(n))) expect(file.info(name).dtype, name).toBe('I32');
+      for (const name of file.names.filter((n) => !ints.has(n))) expect(file.info(name).dtype, name).toBe('F32');
       expect(file.info('logits').shape.at(-1)).toBe(config.vocab_size);
     },
   );

@@ -24,6 +24,8 @@ import {
   rankedHeads,
   topTokenTable,
   tokenScores,
+  layerAttention,
+  headEmbeddingPlot,
   type View,
 } from '../src/viz/index.js';
 import { CIRCUIT, LOGIT_LENS, PATCH_HEAD, PATCH_POS, SCORES, SPECTRA, TOKENS, TOP_TOKENS, samplePatterns } from './viz_data.js';
@@ -382,5 +384,50 @@ describe('tokenScores', () => {
     expect(html).toContain('id="attention-flow"');
     expect(html).toContain('flow vs input gradient: ρ = 0.50');
     expect(html).toContain('aria-label="rollout and flow"');
+  });
+});
+
+describe('layerAttention and headEmbeddingPlot (Clark et al. 2019, Figures 2 and 6)', () => {
+  const cls = [[0.1, 0.3], [0.6, 0.8], [0.2, 0.4]];
+  const punct = [[0.05, 0.1], [0.02, 0.04], [0.3, 0.1]];
+  const v = layerAttention([{ label: '[CLS]', scores: cls }, { label: '. or ,', scores: punct }], { title: 'attention to special tokens' });
+
+  it('layerAttention(series) matches its snapshot', () => snapshot('layer-attention', v.svg));
+
+  it('layerAttention draws a dot per head and series and a line through each layer mean', () => {
+    const doc = svgDoc(v.svg);
+    expect(doc.querySelectorAll('g[aria-label="dot"] circle').length).toBe(12);
+    const titles = Array.from(doc.querySelectorAll('g[aria-label="dot"] title')).map((t) => t.textContent);
+    expect(titles).toContain('L1H1 → [CLS]: 0.8');
+    expect(doc.querySelectorAll('g[aria-label="line"] path').length).toBe(2);
+    expect(svgDoc(layerAttention([{ label: 'prev', scores: cls }], { means: false }).svg).querySelectorAll('g[aria-label="line"] path').length).toBe(0);
+    expect(() => layerAttention([])).toThrow(HeadlensError);
+  });
+
+  const points = [
+    { layer: 0, head: 0, label: 'L0H0', x: -1, y: 0 },
+    { layer: 0, head: 1, label: 'L0H1', x: -0.8, y: 0.2 },
+    { layer: 1, head: 0, label: 'L1H0', x: 1, y: 0.1 },
+    { layer: 1, head: 1, label: 'L1H1', x: 0.9, y: -0.3 },
+  ];
+  const e = headEmbeddingPlot(points, { title: 'heads by JS distance' });
+
+  it('headEmbeddingPlot(points) matches its snapshot', () => snapshot('head-embedding', e.svg));
+
+  it('headEmbeddingPlot colours heads by layer and labels each', () => {
+    const doc = svgDoc(e.svg);
+    const dots = Array.from(doc.querySelectorAll('g[aria-label="dot"] circle')).map((c) => c.getAttribute('fill'));
+    expect(dots).toHaveLength(4);
+    expect(dots[0]).toBe(dots[1]);
+    expect(dots[0]).not.toBe(dots[2]);
+    expect(e.svg).toContain('L1H1');
+    expect(e.svg).toContain('layer 1');
+  });
+
+  it("atlasHTML with lookAt shows the panels and the embedding under 'what heads look at'", () => {
+    const html = atlasHTML({ model: { name: 'toy' }, scorers: [], lookAt: { note: 'planted', panels: [{ title: 'attention to special tokens', series: [{ label: '[CLS]', scores: cls }] }], embedding: { points, note: 'classical MDS' } } });
+    expect(html).toContain('id="what-heads-look-at"');
+    expect(html).toContain('aria-label="attention to special tokens"');
+    expect(html).toContain('aria-label="heads embedded by attention distance"');
   });
 });

@@ -22,6 +22,8 @@ import { HeadlensError } from '../errors.js';
 import { registerWasmKernels } from './wasm_kernels.js';
 import { guardWebGPU, releasePooledBuffers, type WebGPUBackendLike } from './webgpu_guard.js';
 import { refuseSyncReads, type SyncReadBackend } from './webgpu_sync_read.js';
+import { tuneWebGPUHost, type UploadBackend } from './webgpu_uploads.js';
+import { registerTiledMatMul } from './webgpu_kernels/matmul_tiled.js';
 
 export const BACKENDS = ['webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -141,6 +143,8 @@ async function startWebGPU(): Promise<string> {
   }
   if (!tf.findBackendFactory('webgpu')) await import('@tensorflow/tfjs-backend-webgpu');
   await setBackend('webgpu');
+  // before the guard, so the guard's size checks wrap the tuned upload (webgpu_uploads.ts)
+  const tuning = tuneWebGPUHost(tf.backend() as unknown as UploadBackend);
   // tfjs reads none of WebGPU's errors: a buffer over the device's limits would give silent wrong numbers
   const limits = guardWebGPU(tf.backend() as unknown as WebGPUBackendLike);
   const mib = (b: number) => `${Math.floor(b / 2 ** 20)} MiB`;
@@ -150,7 +154,10 @@ async function startWebGPU(): Promise<string> {
     refuseSyncReads(tf.backend() as unknown as SyncReadBackend);
     reads = '; no synchronous reads in Node: use the async forms';
   }
-  return `GPU adapter through ${via} (tensors up to ${mib(Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize))}${reads})`;
+  // prefill-sized float32 products through headlens' tiled WGSL matmul (webgpu_kernels/matmul_tiled.ts)
+  if (registerTiledMatMul()) tuning.push('tiled matmul for ≥ 64 rows');
+  const tuned = tuning.length ? `; ${tuning.join(', ')}` : '';
+  return `GPU adapter through ${via} (tensors up to ${mib(Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize))}${reads}${tuned})`;
 }
 
 /**
@@ -249,3 +256,5 @@ async function startWasm(): Promise<string> {
 export function releaseGpuPool(): number {
   return tf.getBackend() === 'webgpu' ? releasePooledBuffers(tf.backend() as unknown as { bufferManager: unknown }) : 0;
 }
+export { webgpuHostTuning } from './webgpu_uploads.js';
+export { webgpuMatMul } from './webgpu_kernels/matmul_tiled.js';

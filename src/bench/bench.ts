@@ -18,7 +18,9 @@ import { wasmKernelSwitches } from '../backend/wasm_kernels.js';
 import { lmLoss } from '../train/trainer.js';
 import { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { makeConfig, type HookedConfigInput } from '../model/config.js';
+import { webgpuMatMul } from '../backend/webgpu_kernels/matmul_tiled.js';
 import { optimisations } from '../model/transformer.js';
+import { applySubmitBatch, webgpuHostTuning } from '../backend/webgpu_uploads.js';
 import { forwardMatmuls, matmulFlops } from './flops.js';
 import { patchHeadsOneByOneAsync, patchHeadsSweepAsync, type HeadPatchingTask } from './head_sweep.js';
 import { measurePeak, uniqueBytes } from './memory.js';
@@ -238,10 +240,25 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
     if (opts.ablate) {
       gains = {};
       const flags = Object.keys(optimisations) as (keyof typeof optimisations)[];
-      for (const flag of [...flags, 'all' as const]) {
+      // on webgpu also the host-side switches of src/backend/webgpu_uploads.ts
+      const host: Record<string, (on: boolean) => void> =
+        tf.getBackend() === 'webgpu'
+          ? {
+              'webgpu.uploads': (on) => void (webgpuHostTuning.uploads = on),
+              'webgpu.bucketBuffers': (on) => void (webgpuHostTuning.bucketBuffers = on),
+              'webgpu.submitBatch': (on) => {
+                webgpuHostTuning.submitBatch = on ? 128 : null;
+                applySubmitBatch();
+              },
+            }
+          : {};
+      for (const flag of [...flags, ...Object.keys(host), 'all' as const]) {
         const set = (on: boolean) => {
-          if (flag === 'all') for (const f of flags) optimisations[f] = on;
-          else optimisations[flag] = on;
+          if (flag === 'all') {
+            for (const f of flags) optimisations[f] = on;
+            for (const h of Object.values(host)) h(on);
+          } else if (flag in host) host[flag](on);
+          else optimisations[flag as keyof typeof optimisations] = on;
         };
         let on = Infinity;
         let off = Infinity;
@@ -289,6 +306,25 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
       }
       gains.wasm_batch_matmul_train_step = { on_ms: on, off_ms: off, speedup: off / on, on_peak_bytes: 0, off_peak_bytes: 0 };
       log(`bench: wasm BatchMatMul wrapper: training step ${off.toFixed(2)} → ${on.toFixed(2)} ms (×${(off / on).toFixed(3)})`);
+    }
+
+    // on webgpu: the forward with headlens' tiled matmul (backend/webgpu_kernels/matmul_tiled.ts) off and on
+    if (opts.ablate && tf.getBackend() === 'webgpu') {
+      gains ??= {};
+      let on = Infinity;
+      let off = Infinity;
+      try {
+        for (let t = 0; t < trials; t++) {
+          webgpuMatMul.tiled = false;
+          off = Math.min(off, await msPerCall(forward, { reps, trials: 1, warmup: 1 }));
+          webgpuMatMul.tiled = true;
+          on = Math.min(on, await msPerCall(forward, { reps, trials: 1, warmup: 1 }));
+        }
+      } finally {
+        webgpuMatMul.tiled = true;
+      }
+      gains.webgpu_tiled_matmul = { on_ms: on, off_ms: off, speedup: off / on, on_peak_bytes: 0, off_peak_bytes: 0 };
+      log(`bench: webgpu tiled matmul: forward ${off.toFixed(2)} → ${on.toFixed(2)} ms (×${(off / on).toFixed(3)})`);
     }
 
     const choice = currentBackend();

@@ -57,6 +57,11 @@ export interface LongBenchOptions {
   /** Decoding steps timed after each prompt (default 16). */
   decodeTokens?: number;
   seed?: number;
+  /**
+   * '16bit': the random weights rounded to bf16 and kept packed on the GPU (Transformer.useWeights16; webgpu only),
+   * as an F16/BF16 checkpoint loaded with weights: '16bit' would be. Default 'float32'.
+   */
+  weights?: 'float32' | '16bit';
   /** Time one retrieval-head scan of every head per context instead of prefill and decoding (retrieval_scan.ts). */
   retrieval?: boolean;
   /** Tokens the retrieval scan decodes (default 50, Wu et al.'s script). */
@@ -84,7 +89,9 @@ export interface LongBenchResult {
   backend_reason: string;
   preset: LongPreset;
   model: { n_layers: number; d_model: number; n_heads: number; d_mlp: number; d_vocab: number; parameters: number };
+  /** Bytes the model holds on the backend: float32 parameters (and, with 16-bit weights, the packed ones). */
   weight_bytes: number;
+  weights: 'float32' | '16bit';
   decode_tokens: number;
   clock: 'wall' | 'cpu';
   /** Whether the rows are retrieval scans (opts.retrieval). */
@@ -104,6 +111,10 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
   if (!(Number.isInteger(retrievalSteps) && retrievalSteps >= 1)) throw new HeadlensError(`bench --long: retrievalSteps ${retrievalSteps} must be an integer ≥ 1`);
   const longest = Math.max(...contexts) + (opts.retrieval ? retrievalSteps : decodeTokens) + 1;
   const cfg = makeConfig({ ...p, n_ctx: Math.max(p.n_ctx, longest) });
+  const weights = opts.weights ?? 'float32';
+  if (weights === '16bit' && tf.getBackend() !== 'webgpu') {
+    throw new HeadlensError(`bench --long --weights 16bit runs on webgpu only (running: ${tf.getBackend()})`, 'add --backend webgpu, or drop --weights');
+  }
   const needed = 4 * countParams(cfg);
   if (['wasm', 'cpu'].includes(tf.getBackend()) && needed > WASM_BYTES) {
     throw new HeadlensError(
@@ -114,9 +125,14 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
   log(`bench --long: making ${preset} (random weights) on ${currentBackend()?.name}`);
   // rank-64 random weights drawn on the backend (RandomInit.lowRank): a full draw in JavaScript would take minutes
   const model = HookedTransformer.random(cfg, { seed: opts.seed ?? 0, lowRank: 64 });
+  if (weights === '16bit') {
+    // rounded to bf16, one weight at a time (what a BF16 checkpoint would hold)
+    model.useWeights16('bf16');
+    log(`bench --long: linear weights rounded to bf16 and kept packed on the GPU`);
+  }
   // the fused QKV weights are made on first use: once here, so no context's peak counts them
   model.runWithHooks([[0]], { logits: 'last' }).dispose();
-  const weightBytes = uniqueBytes(model.paramNames().map((n) => model.param(n)));
+  const weightBytes = uniqueBytes(model.storedTensors());
   log(`bench --long: ${model.nParams.toLocaleString('en-US')} parameters, ${(weightBytes / 2 ** 30).toFixed(1)} GiB of weights`);
   const rng = new Random(opts.seed ?? 1);
   const rows: LongBenchRow[] = [];
@@ -169,6 +185,7 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
     preset,
     model: { n_layers: cfg.n_layers, d_model: cfg.d_model, n_heads: cfg.n_heads, d_mlp: cfg.d_mlp ?? 0, d_vocab: cfg.d_vocab, parameters: model.nParams },
     weight_bytes: weightBytes,
+    weights,
     decode_tokens: opts.retrieval ? retrievalSteps : decodeTokens,
     ...(opts.retrieval ? { retrieval: true } : {}),
     clock: ['wasm', 'cpu'].includes(tf.getBackend()) ? 'cpu' : 'wall',

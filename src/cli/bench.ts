@@ -6,6 +6,7 @@ import { initBackend, type BackendName } from '../backend/index.js';
 import { runBench, PRESETS, type BenchPreset, type BenchResult } from '../bench/bench.js';
 import { LONG_PRESETS, runLongBench, type LongBenchResult, type LongPreset } from '../bench/long_context.js';
 import { RANDOM_WEIGHTS_NOTE } from '../bench/retrieval_scan.js';
+import { formatMatmulBench, runMatmulBench } from '../bench/matmul.js';
 import { commaList, defineCommand, option, positiveInt } from './options.js';
 import { CAPS, memoryBudget, activationBytes, checkAtMost, fitting, formatBytes } from './size_bounds.js';
 
@@ -36,7 +37,7 @@ const PRESET_NAMES = [...new Set([...Object.keys(PRESETS), ...Object.keys(LONG_P
 export function formatLongBench(r: LongBenchResult): string {
   const lines = [
     `backend  ${r.backend} (${r.backend_reason})`,
-    `model    ${r.preset}: ${r.model.n_layers} layers × ${r.model.n_heads} heads, d_model ${r.model.d_model}, ${r.model.parameters.toLocaleString('en-US')} parameters (${(r.weight_bytes / 2 ** 30).toFixed(1)} GiB float32), batch 1; ${r.clock} clock`,
+    `model    ${r.preset}: ${r.model.n_layers} layers × ${r.model.n_heads} heads, d_model ${r.model.d_model}, ${r.model.parameters.toLocaleString('en-US')} parameters (${(r.weight_bytes / 2 ** 30).toFixed(1)} GiB of ${r.weights === '16bit' ? 'weights, linear ones bf16' : 'float32 weights'}), batch 1; ${r.clock} clock`,
   ];
   for (const row of r.rows) {
     const f = (x: number | undefined, d = 1) => (x === undefined ? '—' : x.toFixed(d));
@@ -73,15 +74,27 @@ export const benchCommand = defineCommand({
     long: option(z.boolean().optional(), { description: `prefill and decoding of one long prompt per --contexts length (implied by ${Object.keys(LONG_PRESETS).filter((k) => !(k in PRESETS)).join(', ')})` }),
     contexts: option(commaList().transform((l) => l.map(Number)).pipe(z.array(z.number().int('a whole number of tokens').positive().max(CAPS.longContext, `at most ${CAPS.longContext} tokens`))).optional(), { description: 'prompt lengths for --long (default 1024,4096,16384)', value: 'N,N', example: '1024,4096' }),
     decode: option(positiveInt({ max: CAPS.reps, why: 'the most decoding steps headlens bench --long times' }).optional(), { description: 'decoding steps timed per context for --long (default 16; with --retrieval the tokens the scan decodes, default 50)', value: 'N', example: '16' }),
+    matmul: option(z.boolean().optional(), { description: "webgpu only: tfjs' matmul against headlens' tiled WGSL matmul at the forward's shapes (GPT-2 small, llama-7b prefill, 4096³), TFLOP/s, results checked" }),
+    weights: option(z.enum(['float32', '16bit']).optional(), { description: "--long: 'float32' weights (default) or '16bit' (the random weights rounded to bf16 and kept packed on the GPU; webgpu only)", value: 'W', example: '16bit' }),
     retrieval: option(z.boolean().optional(), { description: 'with --long: time one retrieval-head scan of every head on one needle trial per context, instead of prefill and decoding (random weights: the scores mean nothing)' }),
   },
   async run(v) {
+    if (v.matmul) {
+      await initBackend({ backend: v.backend as BackendName | undefined });
+      const result = await runMatmulBench({ reps: v.reps, trials: v.trials, log: (line) => console.error(line) });
+      if (v.out) writeFileSync(v.out, JSON.stringify(result, null, 1) + '\n');
+      console.log(v.json ? JSON.stringify(result) : formatMatmulBench(result));
+      return;
+    }
+    if (v.weights && !(v.long || v.contexts || v.decode || v.retrieval || (v.preset !== undefined && !(v.preset in PRESETS)))) {
+      throw new HeadlensError('--weights applies to bench --long only', 'add --long (or a --long preset such as llama-7b)');
+    }
     if (v.long || v.contexts || v.decode || v.retrieval || (v.preset !== undefined && !(v.preset in PRESETS))) {
       const preset = (v.preset ?? 'gpt2-small') as LongPreset;
       if (!(preset in LONG_PRESETS)) throw new HeadlensError(`bench --long has no preset '${preset}'`, `use one of ${Object.keys(LONG_PRESETS).join(', ')}`);
       await initBackend({ backend: v.backend as BackendName | undefined });
       const result = await runLongBench({
-        preset, contexts: v.contexts, log: (line) => console.error(line),
+        preset, contexts: v.contexts, weights: v.weights, log: (line) => console.error(line),
         ...(v.retrieval ? { retrieval: true, retrievalSteps: v.decode } : { decodeTokens: v.decode }),
       });
       if (v.out) writeFileSync(v.out, JSON.stringify(result, null, 1) + '\n');

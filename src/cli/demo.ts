@@ -4,7 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { usableCtx } from '../model/config.js';
+import { isEncoder, usableCtx } from '../model/config.js';
 import { Random } from '../util/random.js';
 import { zooModels } from '../loading/load.js';
 import { inductionSequences } from '../datasets/induction.js';
@@ -81,7 +81,9 @@ export const demoCommand = defineCommand({
       }
       const next = tf.tidy(() => logits.slice([0, ids.length - 1, 0], [1, 1, -1]).flatten().argMax().dataSync()[0]);
       console.log(`\ntext        ${JSON.stringify(model.tokenizer ? model.toText(ids) : ids.join(' '))}`);
-      console.log(`next token  ${JSON.stringify(model.tokenizer ? model.toText([next]) : String(next))} (id ${next})`);
+      // an encoder's logits are masked-LM predictions of each position's own token, not of the next one
+      if (isEncoder(model.cfg)) skipped.push('the next-token prediction (an encoder predicts masked tokens in place)');
+      else console.log(`next token  ${JSON.stringify(model.tokenizer ? model.toText([next]) : String(next))} (id ${next})`);
       console.log(`attention   ${files.join(', ')}`);
       // the head atlas: one self-contained page with what headlens finds in this model
       const seqs = inductionSequences({ n: 16, halfLength: half, low: 1, high: model.cfg.d_vocab, bos, seed: 2 }).sequences;
@@ -204,6 +206,10 @@ function headFindings(model: HookedTransformer, seqs: number[][], skipped: strin
     { name: 'induction', description: 'attention to the token after the earlier occurrence of the current one (TransformerLens head detector)', result: ind, threshold: DETECTOR_THRESHOLD, evidence: ind.top[0]?.score ?? 0 },
   ];
   if (!model.tokenizer) return out;
+  if (isEncoder(model.cfg)) {
+    skipped.push('the IOI and temporal scans (written for causal decoders; this model is an encoder)');
+    return out;
+  }
   try {
     const { prompts } = ioiTask(model, { samples: 8, seed: 0 });
     const r = ioiHeadClasses(model, prompts);

@@ -1,7 +1,9 @@
 /** `headlens explore`: the live head explorer, served on this machine or written as a static folder. */
 import path from 'node:path';
 import { z } from 'zod';
-import { resolveModelDir, ZOO_DIR, zooModels } from '../loading/load.js';
+import { HeadlensError } from '../errors.js';
+import { isEncoder } from '../model/config.js';
+import { readModelConfig, resolveModelDir, ZOO_DIR, zooModels } from '../loading/load.js';
 import { exportExplore, serveExplore, type SiteOptions } from '../viz/explore/site.js';
 import { defineCommand, nonNegativeInt, option } from './options.js';
 
@@ -26,11 +28,18 @@ export const exploreCommand = defineCommand({
   },
 });
 
-/** The shipped models, plus `--model` if it is a folder, which becomes the default. */
+/**
+ * The shipped decoders, plus `--model` if it is a folder, which becomes the default. The page reads next-token
+ * logits (answer against wrong answer), so encoders (toy-bert) are left out of the list and refused by name.
+ */
 export async function siteOptions(model: string): Promise<SiteOptions> {
-  const models: Record<string, string> = Object.fromEntries(zooModels().map((n) => [n, path.join(ZOO_DIR, n)]));
-  if (zooModels().includes(model)) return { models, defaultModel: model };
+  const decoders = zooModels().filter((n) => !isEncoder(readModelConfig(path.join(ZOO_DIR, n)).cfg));
+  const models: Record<string, string> = Object.fromEntries(decoders.map((n) => [n, path.join(ZOO_DIR, n)]));
+  if (decoders.includes(model)) return { models, defaultModel: model };
   const dir = await resolveModelDir(model);
+  if (isEncoder(readModelConfig(dir).cfg)) {
+    throw new HeadlensError(`explore: ${model} is an encoder; the explorer compares next-token logits, which a masked-LM encoder does not compute`, `explore a decoder (${decoders.join(', ')}); read an encoder's patterns with runWithCache or headlens scan --task special-tokens`);
+  }
   let name = path.basename(path.resolve(dir)).replace(/[^\w.-]/g, '_').replace(/^\./, '_');
   while (models[name] && path.resolve(models[name]) !== path.resolve(dir)) name += '_';
   return { models: { [name]: dir, ...models }, defaultModel: name };

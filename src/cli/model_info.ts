@@ -22,6 +22,8 @@ export function modelInfo(model: HookedTransformer) {
     positional_embedding: c.positional_embedding_type + (c.rotary_dim ? ` (rotary_dim ${c.rotary_dim})` : ''),
     attn_only: c.attn_only,
     parallel_attn_mlp: c.parallel_attn_mlp,
+    attention_dir: c.attention_dir,
+    norm_placement: c.norm_placement,
     tokenizer: model.tokenizer ? 'tokenizer.json' : null,
     backend: currentBackend()?.name ?? null,
     backend_reason: currentBackend()?.reason ?? null,
@@ -35,7 +37,7 @@ export function formatInfo(i: ReturnType<typeof modelInfo>): string {
     `parameters  ${i.parameters.toLocaleString('en-US')}`,
     `layers      ${i.n_layers} × ${i.n_heads} heads${i.n_key_value_heads !== i.n_heads ? ` (${i.n_key_value_heads} key/value heads)` : ''}`,
     `d_model     ${i.d_model}, d_head ${i.d_head}, d_mlp ${i.d_mlp ?? '— (attention only)'}, d_vocab ${i.d_vocab}, n_ctx ${i.n_ctx}${i.trained_ctx !== null ? ` (trained on ${i.trained_ctx} tokens: scans and the demo stay within it)` : ''}`,
-    `layout      ${i.normalization ?? 'no'} norm, ${i.positional_embedding} positions${i.parallel_attn_mlp ? ', parallel attention + MLP' : ''}`,
+    `layout      ${i.normalization ?? 'no'} norm${i.norm_placement === 'post' ? ' (post-LN)' : ''}, ${i.positional_embedding} positions${i.parallel_attn_mlp ? ', parallel attention + MLP' : ''}${i.attention_dir === 'bidirectional' ? ', bidirectional attention (encoder, masked-LM logits)' : ''}`,
     `tokenizer   ${i.tokenizer ?? 'none'}`,
     `backend     ${i.backend} (${i.backend_reason})`,
   ].join('\n');

@@ -15,7 +15,8 @@ import { SCAN_TASKS, ioiTask, scanTask, taskCausalCheckAsync } from '../interp/s
 import { ioiHeadClassesAsync } from '../interp/scores/ioi_classes.js';
 import { topHeads } from '../interp/scores/head_scores.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { writeAtlas } from '../viz/atlas.js';
+import { writeAtlas, type AtlasData } from '../viz/atlas.js';
+import { distancesOnItems, lookAtSection } from './look_at.js';
 import { modelInfo } from './model_info.js';
 import { defineCommand, integer, modelOption, option, positiveInt } from './options.js';
 import { progressBar } from './progress.js';
@@ -23,6 +24,10 @@ import { checkQueueReachable } from './scan_queue.js';
 import { queueProgress, runSweep } from './sweep.js';
 import { CAPS, memoryBudget, activationBytes, checkAtMost, fitting, formatBytes } from './size_bounds.js';
 import { withModel } from './with_model.js';
+import { sentenceLines } from '../datasets/sentences.js';
+
+/** The tasks that read text items (--text FILE). */
+const TEXT_TASKS = ['special-tokens', 'bert-special-tokens', 'attention-entropy'] as const;
 import { readAsync, readNested } from '../util/reads.js';
 
 export const scanCommand = defineCommand({
@@ -47,6 +52,8 @@ export const scanCommand = defineCommand({
     'job-size': option(positiveInt().optional(), { description: 'items per job with --workers or --queue', value: 'K', example: '4', default: '1 locally, about 1/64 of the items on a queue' }),
     queue: option(z.string().optional(), { description: 'put the jobs on this BullMQ queue (Redis) for `headlens worker`s, and collect the results', value: 'redis://HOST:PORT', example: 'redis://127.0.0.1:6379' }),
     'queue-name': option(z.string().optional(), { description: 'the BullMQ queue name', value: 'NAME', default: 'headlens-scan' }),
+    distances: option(z.boolean().optional(), { description: `with --task ${TEXT_TASKS.join(' | ')}: add the heads' mean Jensen–Shannon distances on the items and their classical-MDS embedding (Clark et al. 2019, §6) to the result` }),
+    text: option(z.string().optional(), { description: `with --task ${TEXT_TASKS.join(' | ')}: a text file, one item per line (runs in this process)`, value: 'FILE', default: 'datasets/sentences/sentences.txt' }),
   },
   async run(v) {
     const { task, out, report: reportFile, samples, seed } = v;
@@ -54,6 +61,13 @@ export const scanCommand = defineCommand({
     const checkpoint = v.checkpoint ?? (out ? `${out}.partial.json` : undefined);
     if (v.resume && !checkpoint) throw new HeadlensError('--resume needs the checkpoint: --out FILE (it uses FILE.partial.json) or --checkpoint FILE');
     // an unreachable queue is one error before the model loads
+    if (v.text !== undefined) {
+      if (!(TEXT_TASKS as readonly string[]).includes(task)) throw new HeadlensError(`--text applies to --task ${TEXT_TASKS.join(', ')}, not ${task}`, 'drop --text');
+      // the other processes rebuild the items from task, samples and seed alone, without the file
+      if (v.queue || (v.workers ?? 1) > 1) throw new HeadlensError('--text runs the scan in this process: --workers and --queue do not apply', 'drop them (or --workers 1)');
+    }
+    if (v.distances && !(TEXT_TASKS as readonly string[]).includes(task)) throw new HeadlensError(`--distances applies to --task ${TEXT_TASKS.join(', ')}, not ${task}`, 'drop --distances');
+    const lines = v.text !== undefined ? sentenceLines(v.text) : undefined;
     if (v.queue && task !== 'ioi') await checkQueueReachable(v.queue);
     await withModel(v, async (model) => {
       checkScanSizes(model, task, samples, v.causal ? v.k : undefined);
@@ -83,10 +97,10 @@ export const scanCommand = defineCommand({
         if (reportFile) await writeReport(model, reportFile, task, scores, r.tables, prompts[0]?.clean);
         return;
       }
-      const setup = scanTask(model, task, { samples, seed });
+      const setup = scanTask(model, task, { samples, seed, ...(lines ? { lines } : {}) });
       if (v.causal && !setup.causal) throw new HeadlensError(`task ${task} has no causal check`, 'drop --causal');
       const result = await runSweep(model, setup.scorer, { model: v.model, task, samples, seed }, {
-        checkpoint, resume: !!v.resume, workers: v.workers, jobSize: v['job-size'], queue: v.queue, queueName: v['queue-name'], backend: v.backend,
+        checkpoint, resume: !!v.resume, workers: lines ? 1 : v.workers, jobSize: v['job-size'], queue: v.queue, queueName: v['queue-name'], backend: v.backend,
         // on a queue, progress is what the queue says of the sweep's jobs
         ...(v.queue ? { onQueue: queueProgress(task) } : { onProgress: progressBar(task, 'items') }),
       });
@@ -96,9 +110,15 @@ export const scanCommand = defineCommand({
         causal = await taskCausalCheckAsync(model, setup.causal, heads, result.scores, { draws: v.draws, seed });
       }
       for (const w of result.warnings ?? []) console.error(`headlens: warning: ${w}`);
-      const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(result.dropped ? { dropped: result.dropped } : {}), ...(causal ? { causal } : {}) };
+      const items = setup.scorer.items as number[][];
+      const isText = (TEXT_TASKS as readonly string[]).includes(task);
+      const dist = isText && (v.distances || reportFile) ? distancesOnItems(model, items) : undefined;
+      const distances = v.distances && dist ? { headDistances: { ...dist.distances, embedding: dist.embedding } } : {};
+      const report = { model: model.cfg.model_name, task, settings: { ...result.settings, samples, seed, ...((TEXT_TASKS as readonly string[]).includes(task) ? { text: v.text ?? 'datasets/sentences/sentences.txt (shipped)' } : {}) }, scores: result.scores, top: result.top, ...(result.tables ? { tables: result.tables } : {}), counted: result.counted, ...(result.dropped ? { dropped: result.dropped } : {}), ...(causal ? { causal } : {}), ...distances };
       emit(report);
-      if (reportFile) await writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]));
+      // the Clark et al. scans add their Figure 2 and Figure 6 pictures
+      const lookAt = reportFile && isText ? lookAtSection(model, task, result.scores, result.tables, setup.scorer.primary, items, dist) : undefined;
+      if (reportFile) await writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]), lookAt);
       // the implicit FILE.partial.json is for resuming an unfinished scan; once the result is out it would only make the
       // next run ask for --resume. A checkpoint named with --checkpoint is the user's record of the sweep: kept.
       if (checkpoint && !v.checkpoint && existsSync(checkpoint)) rmSync(checkpoint);
@@ -136,7 +156,7 @@ function firstTokens(item: unknown): number[] | undefined {
 }
 
 /** `--report FILE.html`: the head atlas of this scan (model card, one head grid per table, attention on the first item). */
-async function writeReport(model: HookedTransformer, file: string, task: string, scores: number[][], tables: Record<string, number[][]> | undefined, tokens: number[] | undefined): Promise<void> {
+async function writeReport(model: HookedTransformer, file: string, task: string, scores: number[][], tables: Record<string, number[][]> | undefined, tokens: number[] | undefined, lookAt?: AtlasData['lookAt']): Promise<void> {
   const { n_layers, n_heads } = model.cfg;
   const isGrid = (t: unknown): t is number[][] => Array.isArray(t) && t.length === n_layers && t.every((r) => Array.isArray(r) && r.length === n_heads);
   const extra = Object.entries(tables ?? {}).filter(([name, t]) => isGrid(t) && t !== scores && name !== 'score');
@@ -157,6 +177,7 @@ async function writeReport(model: HookedTransformer, file: string, task: string,
     note: `headlens scan --task ${task}${shown ? `; attention on the scan's first item${tokens!.length > shown.length ? ` (its first ${shown.length} tokens)` : ''}` : ''}.`,
     scorers: [{ name: tableTitle(task, 'score'), scores, diverging: scores.flat().some((x) => x < 0) }, ...extra.map(([name, t]) => ({ name: tableTitle(task, name), scores: t, diverging: t.flat().some((x) => x < 0) }))],
     ...(shown && patterns ? { tokens: model.tokenLabels(shown), patterns } : {}),
+    ...(lookAt ? { lookAt } : {}),
   });
   console.error(`wrote the head atlas of this scan to ${file}`);
 }

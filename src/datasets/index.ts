@@ -6,3 +6,5 @@ export { needleTextTrials, needleTokenTrials, needleGrid, fillerText, fillerSent
 export { mcqItems, mcqTokens, mcqPrompt, relabelMcq, McqSetSchema, McqItemSchema, type McqSet, type McqItem, type LetterPrompt } from './mcq.js';
 export { temporalItems, temporalTokenPairs, temporalPrompt, yearInWords, TemporalSetSchema, TemporalItemSchema, TEMPORAL_FACTS, CONTROL_FACTS, EVENT_ALIASES, INVARIANT_FACTS, eventPrompt, temporalCircuitData, type TemporalCircuitData, type CandidateFact, type TemporalSet, type TemporalItem } from './temporal.js';
 export { ICL_TASKS, iclTaskTokens, IclTaskSchema, type IclTask } from './icl_tasks.js';
+export { sentenceLines, textLines, SENTENCES_FILE } from './sentences.js';
+export { FIRST_NAMES, PLACES, OBJECTS } from './word_lists.js';

@@ -154,6 +154,7 @@ export class ActivationCache {
    */
   accumulatedResid(layer?: number, opts: AccumulatedResidOptions = {}): ResidStack {
     const { n_layers } = this.cfg;
+    this.requirePreLN('accumulatedResid');
     const L = this.layerArg('accumulatedResid', layer);
     if (opts.mlpInput && L === n_layers) throw new HeadlensError('accumulatedResid: mlpInput needs a layer below n_layers', 'the final residual feeds no MLP');
     const names: string[] = [];
@@ -190,6 +191,7 @@ export class ActivationCache {
    */
   decomposeResid(layer?: number, opts: DecomposeResidOptions = {}): ResidStack {
     const { cfg } = this;
+    this.requirePreLN('decomposeResid');
     const L = this.layerArg('decomposeResid', layer);
     const mode = opts.mode ?? 'all';
     if (!['all', 'attn', 'mlp'].includes(mode)) throw new HeadlensError(`decomposeResid: unknown mode '${mode}'`, "use 'all', 'attn' or 'mlp'");
@@ -261,6 +263,7 @@ export class ActivationCache {
    */
   applyLnToStack(stack: tf.Tensor, layer?: number, opts: { posSlice?: PosSlice; mlpInput?: boolean } = {}): tf.Tensor {
     const { cfg } = this;
+    this.requirePreLN('applyLnToStack');
     const L = this.layerArg('applyLnToStack', layer);
     if (stack.shape[stack.rank - 1] !== cfg.d_model) throw new HeadlensError(`applyLnToStack: stack is [${stack.shape}], its last axis must be d_model (${cfg.d_model})`);
     if (opts.mlpInput && L === cfg.n_layers) throw new HeadlensError('applyLnToStack: mlpInput needs a layer below n_layers', 'ln_final feeds no MLP');
@@ -398,6 +401,17 @@ export class ActivationCache {
       const kept = tf.gather(t, tf.tensor1d(idx, 'int32'), 1);
       return typeof posSlice === 'number' ? kept.squeeze([1]) : kept;
     });
+  }
+
+  /**
+   * The residual helpers read the stream as a sum of what each component wrote, normalised only where a block or
+   * the unembedding reads it (pre-LN). A post-LN encoder normalises the sum itself after every sublayer, so no
+   * such sum exists there: they refuse rather than return one.
+   */
+  private requirePreLN(what: string): void {
+    if (this.cfg.norm_placement === 'post') {
+      throw new HeadlensError(`${what}: ${this.cfg.model_name} is post-LN (an encoder): its residual stream is normalised after every sublayer, so it is no sum of components`, 'read the hook points themselves (blocks.{l}.hook_resid_pre, hook_attn_out, hook_mlp_out, …)');
+    }
   }
 
   private requireModel(what: string): Transformer {

@@ -6,12 +6,12 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
-import type { HookedConfig } from '../model/config.js';
+import { isEncoder, type HookedConfig } from '../model/config.js';
 import type { Interceptor } from '../model/hook_point.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { KVCache } from '../model/kv_cache.js';
 import { maskRows, type AttentionMaskInput } from '../model/padding.js';
-import { Transformer, type ForwardOptions, type RandomInit, type TokenInput } from '../model/transformer.js';
+import { refuseEncoder, Transformer, type ForwardOptions, type RandomInit, type TokenInput } from '../model/transformer.js';
 import { hookAxes, layerOf, nearest } from './act_name.js';
 import { ActivationCache } from './activation_cache.js';
 import { generate, generateAsync, type GenerateOptions, type GenerateResult } from './generate.js';
@@ -39,6 +39,8 @@ export interface RunOptions {
   kvCache?: KVCache;
   /** [batch, pos], 1 = real token, 0 = padding: a batch of unequal lengths (toTokens(texts, { padding })). */
   attentionMask?: AttentionMaskInput;
+  /** Encoders: token types (segments) [batch, pos], default 0 (see ForwardOptions.tokenTypeIds). */
+  tokenTypeIds?: number[][] | tf.Tensor;
 }
 
 /**
@@ -49,6 +51,12 @@ export interface RunOptions {
  * the rows, so a long prompt never holds [head, pos, pos] for every layer.
  */
 export type PatternRows = number[] | 'last';
+
+/** A sentence pair encoded for an encoder: ids [1, pos] and token types [1, pos]. */
+export interface PairTokens {
+  tokens: number[][];
+  tokenTypeIds: number[][];
+}
 
 /** A batch of texts padded to one length: ids and the mask that says which are real (1) and which padding (0). */
 export interface PaddedTokens {
@@ -86,13 +94,29 @@ export class HookedTransformer extends Transformer {
    */
   toTokens(text: string | string[], opts?: { prependBos?: boolean; padding?: undefined }): number[][];
   toTokens(text: string | string[], opts: { prependBos?: boolean; padding: 'left' | 'right' }): PaddedTokens;
-  toTokens(text: string | string[], opts: { prependBos?: boolean; padding?: 'left' | 'right' } = {}): number[][] | PaddedTokens {
+  /**
+   * A sentence pair for an encoder, joined by the tokenizer's post-processor ([CLS] a [SEP] b [SEP]), with its
+   * token types (0 for a, 1 for b; all 0 where the model has one token type, as RoBERTa, whatever the tokenizer
+   * says, as transformers' RobertaTokenizer). Pass `tokenTypeIds` on to forward / runWithCache / runWithHooks.
+   */
+  toTokens(textA: string, textB: string): PairTokens;
+  toTokens(text: string | string[], opts: string | { prependBos?: boolean; padding?: 'left' | 'right' } = {}): number[][] | PaddedTokens | PairTokens {
+    if (typeof opts === 'string') return this.encodePair(text, opts);
     const rows = (Array.isArray(text) ? text : [text]).map((t) => this.encode(t, opts.prependBos));
     if (opts.padding !== undefined) return this.pad(rows, opts.padding);
     if (rows.some((r) => r.length !== rows[0].length)) {
       throw new HeadlensError(`texts encode to different lengths (${rows.map((r) => r.length).join(', ')})`, "pad them: toTokens(texts, { padding: 'right' }) returns { tokens, attentionMask } for runWithCache(tokens, { attentionMask })");
     }
     return rows;
+  }
+
+  private encodePair(a: string | string[], b: string): PairTokens {
+    const tok = this.requireTokenizer();
+    if (typeof a !== 'string') throw new HeadlensError('toTokens(a, b): a sentence pair takes two texts', 'pass two strings; encode several pairs one at a time');
+    if (!tok.encodePair) throw new HeadlensError(`toTokens(a, b): the tokenizer of ${this.cfg.model_name} cannot encode sentence pairs`, 'load a tokenizer.json with a post-processor');
+    const { ids, typeIds } = tok.encodePair(a, b);
+    const types = this.cfg.type_vocab_size > 1 ? typeIds : ids.map(() => 0);
+    return { tokens: [ids], tokenTypeIds: [types] };
   }
 
   /**
@@ -117,11 +141,14 @@ export class HookedTransformer extends Transformer {
     return (prependBos ?? bos !== null) && ids[0] !== bos ? [bos as number, ...ids] : ids;
   }
 
-  /** Rows of unequal length → a rectangle and its mask. Padding ids are EOS (TransformerLens pads GPT-2 with it), else BOS, else 0. */
+  /**
+   * Rows of unequal length → a rectangle and its mask. Padding ids are EOS (TransformerLens pads GPT-2 with it), else
+   * BOS, else 0; encoders pad with their pad_token_id (RoBERTa's positions skip it).
+   */
   private pad(rows: number[][], side: 'left' | 'right'): PaddedTokens {
     if (side !== 'left' && side !== 'right') throw new HeadlensError(`padding must be 'left' or 'right', got ${JSON.stringify(side)}`);
-    const { eos_token_id: eos, d_vocab } = this.cfg;
-    const id = eos !== null && eos < d_vocab ? eos : (this.bosToken() ?? 0);
+    const { eos_token_id: eos, d_vocab, pad_token_id: padId } = this.cfg;
+    const id = isEncoder(this.cfg) && padId !== null && padId < d_vocab ? padId : eos !== null && eos < d_vocab ? eos : (this.bosToken() ?? 0);
     const len = Math.max(...rows.map((r) => r.length));
     const fill = (r: number[], x: number) => new Array<number>(len - r.length).fill(x);
     return {
@@ -152,12 +179,13 @@ export class HookedTransformer extends Transformer {
   }
 
   /**
-   * The id of a text that is exactly one token (TransformerLens' to_single_token), without BOS. A text that is
+   * The id of a text that is exactly one token (TransformerLens' to_single_token), without BOS or what the
+   * tokenizer's post-processor adds ([CLS] / [SEP]). A text that is
    * several tokens, or none, is an error that shows how it splits.
    */
   toSingleToken(text: string): number {
     const tok = this.requireTokenizer();
-    const ids = tok.encode(text);
+    const ids = tok.encode(text, { addSpecialTokens: false }); // an encoder's [CLS] / [SEP] are not part of the text
     if (ids.length !== 1) {
       const parts = ids.map((id) => JSON.stringify(tok.decode([id]))).join(' + ');
       throw new HeadlensError(
@@ -187,6 +215,7 @@ export class HookedTransformer extends Transformer {
   loss(tokens: TokenInput, opts: LossOptions & { perToken: true }): tf.Tensor2D;
   loss(tokens: TokenInput, opts?: LossOptions): tf.Scalar;
   loss(tokens: TokenInput, opts: LossOptions = {}): tf.Tensor {
+    refuseEncoder(this.cfg, 'the next-token loss');
     const rows = this.tokenRows(tokens);
     if (rows[0].length < 2) throw new HeadlensError('loss: the tokens are one position long, so nothing is predicted', 'pass at least two tokens per row');
     const logits = this.runWithHooks(rows, { fwdHooks: opts.fwdHooks, attentionMask: opts.attentionMask });
@@ -234,7 +263,7 @@ export class HookedTransformer extends Transformer {
   runWithHooks(tokens: TokenInput, opts: RunOptions = {}): tf.Tensor3D {
     const hooks = [...this.permanent, ...(opts.fwdHooks ?? [])];
     this.checkFilters(hooks);
-    return this.forward(tokens, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask, logits: opts.logits });
+    return this.forward(tokens, { interceptor: interceptor(hooks), stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask, logits: opts.logits, tokenTypeIds: opts.tokenTypeIds });
   }
 
   /**
@@ -285,7 +314,7 @@ export class HookedTransformer extends Transformer {
       },
     };
     try {
-      const logits = this.forward(tokens, { interceptor: withCache, stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask, logits: opts.logits });
+      const logits = this.forward(tokens, { interceptor: withCache, stopAtLayer: opts.stopAtLayer, kvCache: opts.kvCache, attentionMask: opts.attentionMask, logits: opts.logits, tokenTypeIds: opts.tokenTypeIds });
       return { logits, cache: new ActivationCache(acts, this.cfg, this) };
     } catch (e) {
       for (const t of acts.values()) t.dispose();
@@ -298,11 +327,17 @@ export class HookedTransformer extends Transformer {
    * `temperature`. Hooks apply at every step, to the positions fed at that step. See generate.ts.
    */
   generate<T = never>(tokens: TokenInput, opts: GenerateOptions<T> = {}): GenerateResult<T> {
+    refuseEncoder(this.cfg, 'generate');
     return generate(this, tokens, opts);
   }
 
   /** generate with asynchronous reads: the form that runs on WebGPU in Node (see generate.ts). */
   generateAsync<T = never>(tokens: TokenInput, opts: GenerateOptions<T> = {}): Promise<GenerateResult<T>> {
+    try {
+      refuseEncoder(this.cfg, 'generate');
+    } catch (e) {
+      return Promise.reject(e);
+    }
     return generateAsync(this, tokens, opts);
   }
 

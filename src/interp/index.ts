@@ -46,6 +46,11 @@ export { retrievalTaskWith, type RetrievalTaskOptions } from './scores/tasks/ret
 export { scan, itemsHash, type ScanOptions } from './scores/scan.js';
 export { ScanCheckpoint, scanJobs, scanJobId, runScanJob, checkScanJob, type ScanJob, type ScanIdentity, type IndexedItemScores } from './scores/scan.js';
 export { circuitSvd, type CircuitSvd, type CircuitSvdOptions, type SingularDirection, type TokenScore } from './weights/svd_interpreter.js';
+export { attentionMaps, attentionMapsOf, readAttentionMaps, type AttentionMaps, type AttentionMapsInput } from './scores/attention_maps.js';
+export { specialTokenAttention, specialTokenAttentionOf, specialTokensScorer, specialTokenScores, classPositions, DEFAULT_TOKEN_CLASSES, BERT_TOKEN_CLASSES, ROBERTA_TOKEN_CLASSES, DECODER_TOKEN_CLASSES, type TokenClasses, type SpecialTokenOptions, type SpecialTokenExample, type SpecialTokenAttention, type SpecialTokenScorerOptions } from './scores/special_tokens.js';
+export { attentionEntropy, attentionEntropyOf, attentionEntropyScorer, attentionEntropyScores, type EntropyOptions, type AttentionEntropy, type AttentionEntropyOf } from './scores/attention_entropy.js';
+export { headDistances, headEmbedding, type HeadDistances, type HeadDistanceOptions, type HeadEmbedding, type EmbeddedHead } from './scores/head_distances.js';
+export { syntaxProbe, PROBE_DIRECTIONS, type DependencyArc, type DependencyExample, type SyntaxProbe, type SyntaxProbeOptions, type ProbeDirection, type BestHead } from './scores/syntax_probe.js';
 // the asynchronous forms (util/reads.ts): the same computations, read with `await data()`, for WebGPU in Node
 export { runScorerAsync } from './scores/head_scores.js';
 export { scanAsync, runScanJobAsync } from './scores/scan.js';

@@ -3,6 +3,11 @@
  * `model.safetensors.index.json` plus the shards its `weight_map` names. Either way the caller sees one
  * flat set of tensors.
  *
+ * Files are read a tensor at a time: opening reads and checks each file's header only, and each tensor's
+ * bytes are read from disk when it is asked for (`float32`), into a buffer that becomes its Float32Array
+ * where the dtype allows. A 7B checkpoint's 5–10 GB shards are never held whole in host memory; loading
+ * holds one tensor's bytes beyond what the backend keeps (tests/sharded_memory.test.ts bounds it).
+ *
  * The index is as untrusted as the weights: a shard name such as `../../.ssh/id_rsa` must not make
  * headlens read outside the folder, so each name must be a plain file name inside it. Pickle checkpoints
  * (`pytorch_model.bin`) are never read, because unpickling can run arbitrary code.
@@ -10,7 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { HeadlensError } from '../errors.js';
-import { parseSafetensors, type SafetensorsFile, type TensorInfo } from '../util/safetensors.js';
+import { readSafetensors, type SafetensorsFile, type TensorInfo } from '../util/safetensors.js';
 
 export interface CheckpointTensors {
   /** Tensor names: header order for a single file, `weight_map` order for a sharded one. */
@@ -34,7 +39,7 @@ export function openCheckpoint(dir: string): CheckpointTensors {
   // the single file wins when both are present, as in transformers' from_pretrained
   const single = path.join(dir, SINGLE_FILE);
   if (fs.existsSync(single)) {
-    const file = parseSafetensors(readFile(single), single);
+    const file = openSafetensorsFile(single);
     return fromShards(dir, new Map(file.names.map((name) => [name, file])));
   }
   const index = path.join(dir, INDEX_FILE);
@@ -69,7 +74,7 @@ function openSharded(dir: string, indexPath: string): CheckpointTensors {
         throw new HeadlensError(`${indexPath} assigns "${tensor}" to ${shard}, which is not in ${dir}`,
           'the download is incomplete; download the checkpoint again');
       }
-      const file = parseSafetensors(readFile(shardPath), shardPath);
+      const file = openSafetensorsFile(shardPath);
       opened = { file, names: new Set(file.names) };
       shards.set(shard, opened);
     }
@@ -125,6 +130,38 @@ function noSafetensors(dir: string): HeadlensError {
     );
   }
   return new HeadlensError(`${dir} has no safetensors weights (${looked})`, 'pass the folder a HuggingFace model was saved to, or a hub id');
+}
+
+/**
+ * A safetensors file on disk, read lazily: the header now, each tensor's bytes when asked for (a positioned
+ * read into a fresh buffer, the file opened for that read only, so no descriptor is left open).
+ */
+export function openSafetensorsFile(file: string): SafetensorsFile {
+  let size: number;
+  try {
+    size = fs.statSync(file).size;
+  } catch (e) {
+    throw new HeadlensError(`cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'check the path and its permissions');
+  }
+  const read = (offset: number, length: number): Uint8Array => {
+    const out = new Uint8Array(new ArrayBuffer(length));
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(file, 'r');
+      for (let done = 0; done < length; ) {
+        // readSync moves at most 2 GiB a call
+        const n = fs.readSync(fd, out, done, Math.min(length - done, 2 ** 30), offset + done);
+        if (n === 0) throw new Error(`the file ended at byte ${offset + done}; it was ${size} bytes when opened`);
+        done += n;
+      }
+    } catch (e) {
+      throw new HeadlensError(`cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'check the file is complete and was not changed while loading');
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+    return out;
+  };
+  return readSafetensors({ byteLength: size, read, fresh: true }, file);
 }
 
 function readFile(file: string): Uint8Array {

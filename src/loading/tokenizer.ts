@@ -35,8 +35,17 @@ export class HFTokenizer implements TextTokenizer {
     return new HFTokenizer(readJson(file), existsSync(cfgFile) ? readJson(cfgFile) : {});
   }
 
-  encode(text: string): number[] {
-    return this.tok.encode(text).ids;
+  encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
+    return this.tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }).ids;
+  }
+
+  /**
+   * Two texts joined by tokenizer.json's post-processor (BERT: [CLS] a [SEP] b [SEP], types 0 then 1; RoBERTa:
+   * <s> a </s></s> b </s>), with the token types it assigns.
+   */
+  encodePair(a: string, b: string): { ids: number[]; typeIds: number[] } {
+    const e = this.tok.encode(a, { text_pair: b, return_token_type_ids: true });
+    return { ids: e.ids, typeIds: e.token_type_ids ?? e.ids.map(() => 0) };
   }
 
   decode(ids: number[]): string {

@@ -1,5 +1,6 @@
 /**
- * Multi-head causal self-attention, with grouped-query attention (GQA/MQA): query head h reads key/value
+ * Multi-head self-attention, causal (decoders) or bidirectional (encoders: the mask the context gives decides), with
+ * grouped-query attention (GQA/MQA): query head h reads key/value
  * head floor(h / (n_heads / n_key_value_heads)), the grouping transformers' repeat_kv uses.
  * Hook points (TransformerLens names, under blocks.{l}.attn.):
  *   hook_q [batch, pos, head, d_head]; hook_k, hook_v [batch, pos, kv_head, d_head];
@@ -18,6 +19,7 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
+import type { PackedLinear } from './weights16.js';
 
 export interface AttentionContext {
   /**
@@ -41,7 +43,9 @@ export interface AttentionContext {
   cos?: tf.Tensor2D | tf.Tensor3D;
   sin?: tf.Tensor2D | tf.Tensor3D;
   /** W_Q, W_K, W_V fused and pre-transposed: [d_model, (head + 2·kv_head)·d_head] and its bias (see Transformer.qkvWeights). */
-  qkv?: { W: tf.Tensor2D; b: tf.Tensor1D };
+  qkv?: { W: tf.Tensor2D | PackedLinear; b: tf.Tensor1D };
+  /** W_O as a 16-bit [head·d_head, d_model] weight (weights16.ts), when the model keeps it so; else P's W_O. */
+  W_O16?: PackedLinear;
   /** Add biases inside the matmul kernel (tf.fused.matMul). */
   fused?: boolean;
   /** Free each step's temporaries (transposes, unscaled scores) as soon as the step ends. */
@@ -231,9 +235,9 @@ function output(cfg: HookedConfig, layer: number, hp: HookPoints, z: tf.Tensor4D
   const H = blockHooks(layer);
   const [batch, pos, h, e] = z.shape;
   const d = cfg.d_model;
-  const W_O = P(`${n}.W_O`); // [head, d_head, d_model]
   const b_O = P(`${n}.b_O`);
   if (hp.wants(H['attn.hook_result'])) {
+    const W_O = P(`${n}.W_O`); // [head, d_head, d_model]
     const zh = z.transpose([2, 0, 1, 3]).reshape([h, batch * pos, e]) as tf.Tensor3D; // [head, batch*pos, d_head]
     const perHead = tf.matMul(zh, W_O as tf.Tensor3D); // [head, batch*pos, d_model]
     const result = hp.point(
@@ -242,6 +246,7 @@ function output(cfg: HookedConfig, layer: number, hp: HookPoints, z: tf.Tensor4D
     );
     return result.sum(2).add(b_O) as tf.Tensor3D;
   }
-  const out = linear(z.reshape([batch * pos, h * e]) as tf.Tensor2D, W_O.reshape([h * e, d]) as tf.Tensor2D, b_O, ctx.fused ?? false); // [batch*pos, d_model]
+  const W_O = ctx.W_O16 ?? (P(`${n}.W_O`).reshape([h * e, d]) as tf.Tensor2D); // [head·d_head, d_model]
+  const out = linear(z.reshape([batch * pos, h * e]) as tf.Tensor2D, W_O, b_O, ctx.fused ?? false); // [batch*pos, d_model]
   return out.reshape([batch, pos, d]) as tf.Tensor3D;
 }

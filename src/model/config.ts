@@ -68,6 +68,32 @@ export const ConfigSchema = z
     trained_ctx: int.positive().nullable().default(null),
     bos_token_id: int.nonnegative().nullable().default(null),
     eos_token_id: int.nonnegative().nullable().default(null),
+    /** The padding id (encoders: what toTokens pads with; RoBERTa's positions count from it). */
+    pad_token_id: int.nonnegative().nullable().default(null),
+    /**
+     * 'causal' (decoders) or 'bidirectional' (BERT-family encoders: every position attends to every real one;
+     * TransformerLens' HookedEncoder name). Bidirectional models have no KV cache, generate or next-token loss.
+     */
+    attention_dir: z.enum(['causal', 'bidirectional']).default('causal'),
+    /**
+     * Where the norms sit. 'pre' (GPT-2 and later): ln1 before attention, ln2 before the MLP, ln_final after the
+     * blocks. 'post' (BERT): the embeddings' sum goes through embed.ln; ln1 normalises resid_mid (resid_pre +
+     * attn_out) and feeds the MLP; ln2 normalises resid_post (ln1's output + mlp_out) and is the block's output,
+     * hooked again as hook_normalized_resid_post; no ln_final (TransformerLens' BertBlock).
+     */
+    norm_placement: z.enum(['pre', 'post']).default('pre'),
+    /** Token-type (segment) embeddings: rows of token_type_embed.W_token_type; 0: none (decoders). */
+    type_vocab_size: int.nonnegative().default(0),
+    /**
+     * RoBERTa's positions: a token whose id is not pad_token_id sits at pad_token_id + 1 + (how many such tokens
+     * come before it), a padding token at pad_token_id (transformers' create_position_ids_from_input_ids).
+     */
+    positions_after_pad: z.boolean().default(false),
+    /**
+     * The masked-LM head of BERT-family encoders before the unembedding: x·mlm_head.W + mlm_head.b, act_fn,
+     * LayerNorm mlm_head.ln (TransformerLens' BertMLMHead); the unembedding is tied to W_E with its own bias.
+     */
+    mlm_head: z.boolean().default(false),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -77,6 +103,18 @@ export const ConfigSchema = z
     }
     if (!c.attn_only && c.d_mlp == null) {
       ctx.addIssue({ code: 'custom', path: ['d_mlp'], message: 'd_mlp is required unless attn_only is true' });
+    }
+    if (c.norm_placement === 'post' && c.normalization_type !== 'LN') {
+      ctx.addIssue({ code: 'custom', path: ['normalization_type'], message: "norm_placement 'post' (BERT) needs normalization_type 'LN'" });
+    }
+    if (c.norm_placement === 'post' && (c.attn_only || c.parallel_attn_mlp)) {
+      ctx.addIssue({ code: 'custom', path: ['norm_placement'], message: "norm_placement 'post' needs an MLP after attention (attn_only and parallel_attn_mlp false)" });
+    }
+    if (c.positions_after_pad && (c.pad_token_id === null || c.positional_embedding_type !== 'standard')) {
+      ctx.addIssue({ code: 'custom', path: ['positions_after_pad'], message: 'positions_after_pad needs pad_token_id and learned (standard) position embeddings' });
+    }
+    if (c.positions_after_pad && c.pad_token_id !== null && c.pad_token_id + 2 > c.n_ctx) {
+      ctx.addIssue({ code: 'custom', path: ['pad_token_id'], message: `positions start at pad_token_id + 1 (${c.pad_token_id + 1}), past n_ctx (${c.n_ctx})` });
     }
     if (c.positional_embedding_type === 'rotary') {
       const rd = c.rotary_dim ?? c.d_head;
@@ -89,9 +127,16 @@ export const ConfigSchema = z
     }
   });
 
+/** Whether the model is a BERT-family encoder (bidirectional attention). */
+export function isEncoder(cfg: Pick<HookedConfig, 'attention_dir'>): boolean {
+  return cfg.attention_dir === 'bidirectional';
+}
+
 /** The longest sequence the model handles as trained: trained_ctx where declared, else n_ctx. */
-export function usableCtx(cfg: Pick<HookedConfig, 'n_ctx' | 'trained_ctx'>): number {
-  return Math.min(cfg.n_ctx, cfg.trained_ctx ?? cfg.n_ctx);
+export function usableCtx(cfg: Pick<HookedConfig, 'n_ctx' | 'trained_ctx' | 'positions_after_pad' | 'pad_token_id'>): number {
+  // RoBERTa's first pad_token_id + 1 position rows are never used by a real token
+  const first = cfg.positions_after_pad && cfg.pad_token_id !== null ? cfg.pad_token_id + 1 : 0;
+  return Math.min(cfg.n_ctx - first, cfg.trained_ctx ?? cfg.n_ctx);
 }
 
 export type HookedConfigInput = z.input<typeof ConfigSchema>;

@@ -12,6 +12,9 @@ import type { HookedConfig } from './config.js';
 /** Axis words, as in every shape comment of the project. '1' is the kept length-1 axis of hook_scale. */
 export type HookAxis = 'batch' | 'pos' | 'head' | 'kv_head' | 'd_head' | 'd_model' | 'd_mlp' | 'query_pos' | 'key_pos' | '1';
 
+/** The norms a model can have: per block ln1 and ln2; ln_final (pre-LN decoders); embed.ln and mlm_head.ln (encoders). */
+export type NormName = 'ln1' | 'ln2' | 'ln_final' | 'embed.ln' | 'mlm_head.ln';
+
 /** One kind of hook point. */
 interface HookPointKind {
   /** Where it sits: before the blocks, inside each block (named under `blocks.{l}.`), or after them. */
@@ -20,8 +23,8 @@ interface HookPointKind {
   readonly name: string;
   /** The short names `actName` takes for it; a norm's 'scale' and 'normalized' are told apart by `norm`. */
   readonly short: readonly string[];
-  /** The norm it belongs to, for actName('scale', l, 'ln2'). */
-  readonly norm?: 'ln1' | 'ln2' | 'ln_final';
+  /** The norm it belongs to, for actName('scale', l, 'ln2'); encoders add 'embed.ln' and 'mlm_head.ln'. */
+  readonly norm?: NormName;
   /** The activation's axes, in order. */
   readonly axes: readonly HookAxis[];
   /** Whether a model with this config has it; absent: every model does. */
@@ -39,15 +42,24 @@ const NEURONS = ['batch', 'pos', 'd_mlp'] as const;
 
 const hasNorms = (cfg: HookedConfig) => Boolean(cfg.normalization_type);
 const hasMlp = (cfg: HookedConfig) => !cfg.attn_only;
+// post-LN (BERT) blocks visit ln1 after resid_mid and ln2 after resid_post, so their norms have a second pair of
+// rows at those places; exactly one of each pair is present for a given config
+const preNorms = (cfg: HookedConfig) => hasNorms(cfg) && cfg.norm_placement !== 'post';
+const postNorms = (cfg: HookedConfig) => cfg.norm_placement === 'post';
 
 /** Every hook point, in forward order. */
 export const HOOK_POINTS = [
   { scope: 'embed', name: 'hook_embed', short: ['embed'], axes: RESID },
   { scope: 'embed', name: 'hook_pos_embed', short: ['pos_embed'], axes: RESID, when: (cfg) => cfg.positional_embedding_type === 'standard' },
+  // encoders (TransformerLens' BertEmbed, which names these three embed.hook_embed, embed.hook_pos_embed and
+  // embed.hook_token_type_embed; headlens keeps the decoders' top-level names so code runs on both)
+  { scope: 'embed', name: 'hook_token_type_embed', short: ['token_type_embed'], axes: RESID, when: (cfg) => cfg.type_vocab_size > 0 },
+  { scope: 'embed', name: 'embed.ln.hook_scale', short: ['scale'], norm: 'embed.ln', axes: SCALE, when: postNorms },
+  { scope: 'embed', name: 'embed.ln.hook_normalized', short: ['normalized'], norm: 'embed.ln', axes: RESID, when: postNorms },
 
   { scope: 'block', name: 'hook_resid_pre', short: ['resid_pre'], axes: RESID },
-  { scope: 'block', name: 'ln1.hook_scale', short: ['scale'], norm: 'ln1', axes: SCALE, when: hasNorms },
-  { scope: 'block', name: 'ln1.hook_normalized', short: ['normalized'], norm: 'ln1', axes: RESID, when: hasNorms },
+  { scope: 'block', name: 'ln1.hook_scale', short: ['scale'], norm: 'ln1', axes: SCALE, when: preNorms },
+  { scope: 'block', name: 'ln1.hook_normalized', short: ['normalized'], norm: 'ln1', axes: RESID, when: preNorms },
   { scope: 'block', name: 'attn.hook_q', short: ['q'], axes: PER_HEAD },
   { scope: 'block', name: 'attn.hook_k', short: ['k'], axes: PER_KV_HEAD },
   { scope: 'block', name: 'attn.hook_v', short: ['v'], axes: PER_KV_HEAD },
@@ -60,17 +72,26 @@ export const HOOK_POINTS = [
   { scope: 'block', name: 'hook_attn_out', short: ['attn_out'], axes: RESID },
   // parallel blocks (GPT-J, Pythia) feed resid_pre to both attention and MLP: no residual between them
   { scope: 'block', name: 'hook_resid_mid', short: ['resid_mid'], axes: RESID, when: (cfg) => hasMlp(cfg) && !cfg.parallel_attn_mlp },
-  { scope: 'block', name: 'ln2.hook_scale', short: ['scale'], norm: 'ln2', axes: SCALE, when: (cfg) => hasMlp(cfg) && hasNorms(cfg) },
-  { scope: 'block', name: 'ln2.hook_normalized', short: ['normalized'], norm: 'ln2', axes: RESID, when: (cfg) => hasMlp(cfg) && hasNorms(cfg) },
+  { scope: 'block', name: 'ln1.hook_scale', short: ['scale'], norm: 'ln1', axes: SCALE, when: postNorms },
+  { scope: 'block', name: 'ln1.hook_normalized', short: ['normalized'], norm: 'ln1', axes: RESID, when: postNorms },
+  { scope: 'block', name: 'ln2.hook_scale', short: ['scale'], norm: 'ln2', axes: SCALE, when: (cfg) => hasMlp(cfg) && preNorms(cfg) },
+  { scope: 'block', name: 'ln2.hook_normalized', short: ['normalized'], norm: 'ln2', axes: RESID, when: (cfg) => hasMlp(cfg) && preNorms(cfg) },
   // gated MLPs hook the gate's input at hook_pre (the activation function's input) and the up projection at hook_pre_linear
   { scope: 'block', name: 'mlp.hook_pre', short: ['pre'], axes: NEURONS, when: hasMlp },
   { scope: 'block', name: 'mlp.hook_pre_linear', short: ['pre_linear'], axes: NEURONS, when: (cfg) => hasMlp(cfg) && cfg.gated_mlp },
   { scope: 'block', name: 'mlp.hook_post', short: ['post'], axes: NEURONS, when: hasMlp },
   { scope: 'block', name: 'hook_mlp_out', short: ['mlp_out'], axes: RESID, when: hasMlp },
   { scope: 'block', name: 'hook_resid_post', short: ['resid_post'], axes: RESID },
+  // post-LN: ln2 normalises resid_post, and that is the block's output (the next block's resid_pre)
+  { scope: 'block', name: 'ln2.hook_scale', short: ['scale'], norm: 'ln2', axes: SCALE, when: postNorms },
+  { scope: 'block', name: 'ln2.hook_normalized', short: ['normalized'], norm: 'ln2', axes: RESID, when: postNorms },
+  { scope: 'block', name: 'hook_normalized_resid_post', short: ['normalized_resid_post'], axes: RESID, when: postNorms },
 
-  { scope: 'final', name: 'ln_final.hook_scale', short: ['scale'], norm: 'ln_final', axes: SCALE, when: hasNorms },
-  { scope: 'final', name: 'ln_final.hook_normalized', short: ['normalized'], norm: 'ln_final', axes: RESID, when: hasNorms },
+  { scope: 'final', name: 'ln_final.hook_scale', short: ['scale'], norm: 'ln_final', axes: SCALE, when: preNorms },
+  { scope: 'final', name: 'ln_final.hook_normalized', short: ['normalized'], norm: 'ln_final', axes: RESID, when: preNorms },
+  // the masked-LM head's norm (TransformerLens' BertMLMHead), after its dense layer and activation
+  { scope: 'final', name: 'mlm_head.ln.hook_scale', short: ['scale'], norm: 'mlm_head.ln', axes: SCALE, when: (cfg) => cfg.mlm_head },
+  { scope: 'final', name: 'mlm_head.ln.hook_normalized', short: ['normalized'], norm: 'mlm_head.ln', axes: RESID, when: (cfg) => cfg.mlm_head },
 ] as const satisfies readonly HookPointKind[];
 
 type Row = (typeof HOOK_POINTS)[number];
@@ -112,10 +133,15 @@ export function hookName(kind: BlockHookName, layer: number): HookName {
 /** Per norm prefix ('ln_final', 'blocks.2.ln1'), its hook_scale and hook_normalized names, made once. */
 const normCache = new Map<string, { scale: string; normalized: string }>();
 
-/** The hook names of the norm at `prefix` ('ln_final', 'blocks.{l}.ln1', 'blocks.{l}.ln2'). */
+/** The hook names of the norm at `prefix` ('ln_final', 'blocks.{l}.ln1', 'blocks.{l}.ln2', 'embed.ln', 'mlm_head.ln'). */
 export function normHooks(prefix: string): { scale: string; normalized: string } {
   const cached = normCache.get(prefix);
   if (cached) return cached;
+  if (prefix === 'embed.ln' || prefix === 'mlm_head.ln') {
+    const names = { scale: `${prefix}.hook_scale`, normalized: `${prefix}.hook_normalized` };
+    normCache.set(prefix, names);
+    return names;
+  }
   const norm = prefix.slice(prefix.lastIndexOf('.') + 1);
   const at = prefix.slice(0, prefix.length - norm.length); // 'blocks.2.' or ''
   const row = (short: 'scale' | 'normalized') => HOOK_POINTS.find((r) => 'norm' in r && r.norm === norm && r.short[0] === short);
@@ -181,15 +207,18 @@ function present(r: HookPointKind, cfg: HookedConfig, opts: { withResult?: boole
 const BY_SHORT = new Map<string, Row>(HOOK_POINTS.flatMap((r) => r.short.map((s) => [`${'norm' in r ? r.norm : ''}:${s}`, r] as const)));
 
 /** The hook point a short name stands for: ('z') → attn.hook_z, ('scale', 'ln2') → ln2.hook_scale; undefined if none. */
-export function shortKind(short: string, norm?: 'ln1' | 'ln2' | 'ln_final'): { scope: Row['scope']; name: string } | undefined {
+export function shortKind(short: string, norm?: NormName): { scope: Row['scope']; name: string } | undefined {
   return BY_SHORT.get(`${norm ?? ''}:${short}`);
 }
 
 /** The short names that belong to norms and take a norm ('ln1', 'ln2', 'ln_final') to pick one. */
 export const NORM_SHORT_NAMES: ReadonlySet<string> = new Set(HOOK_POINTS.flatMap((r) => ('norm' in r ? r.short : [])));
 
-/** Every short name `actName` takes, in forward order. */
-export const SHORT_NAMES: readonly string[] = [...new Set(HOOK_POINTS.flatMap((r) => r.short as readonly string[]))];
+/**
+ * Every short name `actName` takes, in forward order ('scale' and 'normalized' where a decoder's first norm has
+ * them, after resid_pre: an encoder's embed.ln rows come earlier in the table but do not move them).
+ */
+export const SHORT_NAMES: readonly string[] = [...new Set(HOOK_POINTS.filter((r) => !('norm' in r && r.norm === 'embed.ln')).flatMap((r) => r.short as readonly string[]))];
 
 /** One kind of hook point as a model has it: its name (`blocks.{l}.…` for block hooks), short names, axes, layers. */
 export interface HookPointInfo {

@@ -9,20 +9,37 @@ import { activation } from './activation.js';
 import type { HookedConfig } from './config.js';
 import { blockHooks } from './hook_names.js';
 import type { HookPoints } from './hook_point.js';
+import { linear16, PackedLinear } from './weights16.js';
 
-/** x·W + b [rows, out] for x [rows, in], W [in, out]; with `fused`, the bias is added inside the matmul kernel. */
-export function linear(x: tf.Tensor2D, W: tf.Tensor2D, b: tf.Tensor, fused: boolean): tf.Tensor2D {
+/**
+ * x·W + b [rows, out] for x [rows, in], W [in, out]; with `fused`, the bias is added inside the matmul kernel.
+ * W may be 16-bit (weights16.ts), computed in float32.
+ */
+export function linear(x: tf.Tensor2D, W: tf.Tensor2D | PackedLinear, b: tf.Tensor, fused: boolean): tf.Tensor2D {
+  if (W instanceof PackedLinear) return linear16(x, W, b, fused);
   return (fused ? tf.fused.matMul({ a: x, b: W, bias: b }) : tf.tidy(() => x.matMul(W).add(b))) as tf.Tensor2D; // the product before the bias freed at once
 }
 
-/** `fused`: biases inside the matmul kernels; `scoped`: the activation function's temporaries freed at once. */
-export function mlp(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: (name: string) => tf.Tensor, hp: HookPoints, fused = false, scoped = false): tf.Tensor3D {
+/**
+ * `fused`: biases inside the matmul kernels; `scoped`: the activation function's temporaries freed at once;
+ * `W`: where the weight matrices come from, when some are 16-bit (Transformer.linearWeight); default P.
+ */
+export function mlp(
+  cfg: HookedConfig,
+  layer: number,
+  x: tf.Tensor3D,
+  P: (name: string) => tf.Tensor,
+  hp: HookPoints,
+  fused = false,
+  scoped = false,
+  W: (name: string) => tf.Tensor2D | PackedLinear = (n) => P(n) as tf.Tensor2D,
+): tf.Tensor3D {
   const n = `blocks.${layer}.mlp`; // parameter prefix
   const H = blockHooks(layer);
   const [batch, pos, d] = x.shape;
   const m = cfg.d_mlp!;
   const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
-  const project = (W: string, b: string) => linear(x2d, P(W) as tf.Tensor2D, P(b), fused).reshape([batch, pos, m]) as tf.Tensor3D;
+  const project = (w: string, b: string) => linear(x2d, W(w), P(b), fused).reshape([batch, pos, m]) as tf.Tensor3D;
   const act = (f: () => tf.Tensor3D) => (scoped ? tf.tidy(f) : f());
   let post: tf.Tensor3D;
   if (cfg.gated_mlp) {
@@ -33,6 +50,6 @@ export function mlp(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: (name: 
     const pre = hp.point(H['mlp.hook_pre'], project(`${n}.W_in`, `${n}.b_in`));
     post = hp.point(H['mlp.hook_post'], act(() => activation(cfg.act_fn, pre) as tf.Tensor3D));
   }
-  const out = linear(post.reshape([batch * pos, m]) as tf.Tensor2D, P(`${n}.W_out`) as tf.Tensor2D, P(`${n}.b_out`), fused);
+  const out = linear(post.reshape([batch * pos, m]) as tf.Tensor2D, W(`${n}.W_out`), P(`${n}.b_out`), fused);
   return out.reshape([batch, pos, d]) as tf.Tensor3D;
 }

@@ -75,3 +75,27 @@ export function paddedMask(causal: tf.Tensor2D, keyRows: number[][]): tf.Tensor4
     return causal.expandDims(0).expandDims(0).add(padT) as tf.Tensor4D; // [batch, 1, query_pos, key_pos]
   });
 }
+
+/**
+ * Position ids of an encoder's tokens [batch][pos], as transformers computes them, so that every position (padded
+ * ones too) gives transformers' hidden states for right-padded batches:
+ *   - RoBERTa (`positionsAfterPad`): from the ids alone (create_position_ids_from_input_ids): a token whose id is not
+ *     the padding id sits at pad + 1 + (how many such tokens precede it), a padding token at pad;
+ *   - BERT: absolute positions 0…pos−1 (its position_ids buffer), except that with a mask the real tokens count
+ *     only real tokens (cumsum(mask) − 1), so a left-padded row's real tokens sit where they sit run alone, as in
+ *     the decoders (transformers would shift them by the padding; with right padding both agree).
+ */
+export function encoderPositionIds(ids: number[][], mask: number[][] | undefined, positionsAfterPad: boolean, padId: number | null): number[][] {
+  if (positionsAfterPad) {
+    const pad = padId as number;
+    return ids.map((r) => {
+      let seen = 0;
+      return r.map((id) => (id === pad ? pad : pad + 1 + seen++));
+    });
+  }
+  if (!mask) return ids.map((r) => r.map((_, i) => i));
+  return mask.map((r) => {
+    let seen = 0;
+    return r.map((m, i) => (m === 1 ? seen++ : i));
+  });
+}

@@ -13,11 +13,14 @@ export function paramShapes(cfg: HookedConfig): ParamShapes {
   const { d_model: d, n_heads: h, n_key_value_heads: kv, d_head: e, d_vocab: v, n_ctx } = cfg;
   const s: ParamShapes = { 'embed.W_E': [v, d] };
   if (cfg.positional_embedding_type === 'standard') s['pos_embed.W_pos'] = [n_ctx, d];
+  if (cfg.type_vocab_size > 0) s['token_type_embed.W_token_type'] = [cfg.type_vocab_size, d];
   const norm = (prefix: string) => {
     if (cfg.normalization_type === null) return;
     s[`${prefix}.w`] = [d];
     if (cfg.normalization_type === 'LN') s[`${prefix}.b`] = [d];
   };
+  const post = cfg.norm_placement === 'post';
+  if (post) norm('embed.ln'); // BERT's embedding LayerNorm
   for (let l = 0; l < cfg.n_layers; l++) {
     const b = `blocks.${l}`;
     norm(`${b}.ln1`);
@@ -44,7 +47,12 @@ export function paramShapes(cfg: HookedConfig): ParamShapes {
       s[`${b}.mlp.b_out`] = [d];
     }
   }
-  norm('ln_final');
+  if (!post) norm('ln_final');
+  if (cfg.mlm_head) {
+    s['mlm_head.W'] = [d, d];
+    s['mlm_head.b'] = [d];
+    norm('mlm_head.ln');
+  }
   s['unembed.W_U'] = [d, v];
   s['unembed.b_U'] = [v];
   return s;

@@ -1,20 +1,23 @@
 /**
  * The transformer itself: embeddings, blocks (attention then MLP, sequential or parallel), final norm,
- * unembedding. It computes exactly what the checkpoint computes; weight processing is a separate,
+ * unembedding; for BERT-family encoders (config attention_dir 'bidirectional', norm_placement 'post') token-type
+ * embeddings, the embeddings' LayerNorm, post-LN blocks and the masked-LM head instead of the final norm. It computes exactly what the checkpoint computes; weight processing is a separate,
  * opt-in step (weight_processing.ts). Hook points are named as in TransformerLens and visited in the
  * order `hookNames()` lists them; src/hooks builds caching and interventions on top.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
 import { attention, type AttentionContext } from './attention.js';
-import type { HookedConfig } from './config.js';
+import { isEncoder, type HookedConfig } from './config.js';
+import { activation } from './activation.js';
 import { blockHooks, hookNames } from './hook_names.js';
 import { HookPoints, type Interceptor } from './hook_point.js';
 import type { KVCache } from './kv_cache.js';
 import { linear, mlp } from './mlp.js';
 import { norm } from './norm.js';
 import { countParams, paramShapes } from './params.js';
-import { hasPadding, maskRows, paddedMask, positionIds, type AttentionMaskInput } from './padding.js';
+import { PackedLinear, packedParamNames, packLayer, type Format16, type Weights16 } from './weights16.js';
+import { encoderPositionIds, hasPadding, maskRows, paddedMask, positionIds, type AttentionMaskInput } from './padding.js';
 import { rotaryTables, rotaryTablesAt } from './rotary.js';
 
 /** Token ids [batch, pos]: nested arrays, one sequence, or an int32 tensor. */
@@ -62,6 +65,11 @@ export interface ForwardOptions {
    * one position. Default 'all'.
    */
   logits?: 'all' | 'last';
+  /**
+   * Encoders with token-type (segment) embeddings: [batch, pos] of ids below type_vocab_size, e.g. 0 for a pair's
+   * first sentence and 1 for its second (toTokens(a, b) on an encoder gives them). Default all 0, as transformers.
+   */
+  tokenTypeIds?: number[][] | tf.Tensor;
 }
 
 /** A padded batch as the forward uses it (padding.ts). */
@@ -74,10 +82,24 @@ interface Padding {
   positions: number[][];
 }
 
-/** Fused attention input weights of one layer: [d_model, (head + 2·kv_head)·d_head] and [(head + 2·kv_head)·d_head]. */
+/**
+ * Fused attention input weights of one layer: [d_model, (head + 2·kv_head)·d_head] and [(head + 2·kv_head)·d_head].
+ * W is 16-bit (weights16.ts) in a model that keeps 16-bit weights (useWeights16).
+ */
 export interface QKVWeights {
-  W: tf.Tensor2D;
+  W: tf.Tensor2D | PackedLinear;
   b: tf.Tensor1D;
+}
+
+/** The weights useWeights16 keeps 16-bit, by layer: the attention's fused QKV and W_O, the MLP's matrices; then W_U. */
+function weights16Names(cfg: HookedConfig): string[] {
+  const names: string[] = [];
+  for (let l = 0; l < cfg.n_layers; l++) {
+    names.push(`blocks.${l}.attn.W_Q`, `blocks.${l}.attn.W_K`, `blocks.${l}.attn.W_V`, `blocks.${l}.attn.W_O`);
+    if (!cfg.attn_only) names.push(...(cfg.gated_mlp ? ['W_gate', 'W_in', 'W_out'] : ['W_in', 'W_out']).map((w) => `blocks.${l}.mlp.${w}`));
+  }
+  names.push('unembed.W_U');
+  return names;
 }
 
 // the forward-order lists of hook names are made from the hook table, which owns every name
@@ -89,17 +111,41 @@ export class Transformer {
   /** Weight processing applied so far (weight_processing.ts); empty: the checkpoint as it is. */
   readonly processing: string[] = [];
   /** Per layer, the fused QKV weights made from the current parameters (optimisations.cachedWeights). */
-  private qkvCache = new Map<number, QKVWeights>();
+  private qkvCache = new Map<number, { W: tf.Tensor2D; b: tf.Tensor1D }>();
+  /** The names of every parameter, in paramShapes order. */
+  private readonly names: string[];
+  /**
+   * 16-bit weights (useWeights16), by name: `blocks.{l}.attn.qkv` (W_Q, W_K, W_V fused as qkvWeights makes them,
+   * with their fused bias), `blocks.{l}.attn.W_O` ([head·d_head, d_model]), the MLP matrices, `unembed.W_U`.
+   */
+  private packed = new Map<string, PackedLinear>();
+  private packedQKVBias = new Map<number, tf.Tensor1D>();
+  /** float32 copies of 16-bit weights that param() made on request, kept (owned by the model) until released. */
+  private float32Copies = new Map<string, tf.Tensor>();
+  /** 'f16' or 'bf16' when the linear weights are kept 16-bit on the GPU (useWeights16); null: all float32. */
+  weights16: Format16 | null = null;
 
   /**
    * Takes ownership of `params` (TransformerLens names and shapes, see params.ts). Every expected
    * parameter must be there with the right shape, and nothing else: checked before anything is kept.
    */
-  constructor(cfg: HookedConfig, params: Record<string, tf.Tensor>) {
+  constructor(cfg: HookedConfig, params: Record<string, tf.Tensor>, weights16?: Weights16) {
     this.cfg = cfg;
     const expected = paramShapes(cfg);
     const problems: string[] = [];
+    // with 16-bit weights (loading packs them layer by layer), the packed names come packed, not in params
+    const packedNames = new Set(weights16 ? [...Array.from({ length: cfg.n_layers }, (_, l) => packedParamNames(cfg, l)).flat(), 'unembed.W_U'] : []);
+    if (weights16) {
+      for (let l = 0; l < cfg.n_layers; l++) {
+        if (!weights16.weights.has(`blocks.${l}.attn.qkv`) || !weights16.qkvBias.has(l)) problems.push(`missing the 16-bit QKV weights of layer ${l}`);
+      }
+      for (const n of packedNames) if (!/\.W_[QKV]$/.test(n) && !weights16.weights.has(n)) problems.push(`missing the 16-bit ${n}`);
+    }
     for (const [name, shape] of Object.entries(expected)) {
+      if (packedNames.has(name)) {
+        if (params[name]) problems.push(`${name} is given both 16-bit and float32`);
+        continue;
+      }
       const t = params[name];
       if (!t) problems.push(`missing ${name} [${shape}]`);
       else if (t.shape.join() !== shape.join()) problems.push(`${name} is [${t.shape}], expected [${shape}]`);
@@ -108,7 +154,13 @@ export class Transformer {
     if (problems.length) {
       throw new HeadlensError(`parameters do not fit the config: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? ` (and ${problems.length - 8} more)` : ''}`);
     }
-    this.params = new Map(Object.keys(expected).map((n) => [n, params[n].dtype === 'float32' ? params[n] : params[n].toFloat()]));
+    this.names = Object.keys(expected);
+    this.params = new Map(this.names.filter((n) => !packedNames.has(n)).map((n) => [n, params[n].dtype === 'float32' ? params[n] : params[n].toFloat()]));
+    if (weights16) {
+      this.packed = weights16.weights;
+      this.packedQKVBias = weights16.qkvBias;
+      this.weights16 = weights16.format;
+    }
   }
 
   /** A model with random weights (normal, std 0.02 by default; norms at 1, biases 0). For tests and benchmarks. */
@@ -116,20 +168,140 @@ export class Transformer {
     return new Transformer(cfg, randomParams(cfg, opts));
   }
 
-  /** A parameter by its TransformerLens name, e.g. `blocks.0.attn.W_Q` [head, d_model, d_head]. Owned by the model. */
+  /**
+   * A parameter by its TransformerLens name, e.g. `blocks.0.attn.W_Q` [head, d_model, d_head], float32. Owned by
+   * the model. A weight the model keeps 16-bit (useWeights16) is unpacked to a float32 copy on the first request
+   * and that copy is kept (owned by the model) until releaseFloat32Copies(), setParams or dispose: analyses that
+   * read weights (SVD, composition, …) get float32 as always, at 4 bytes a value for each weight they touch.
+   */
   param(name: string): tf.Tensor {
-    const t = this.params.get(name);
-    if (!t) throw new HeadlensError(`no parameter ${name}`, `known: ${[...this.params.keys()].slice(0, 6).join(', ')}, …`);
-    return t;
+    const t = this.params.get(name) ?? this.float32Copies.get(name);
+    if (t) return t;
+    const made = this.unpackParam(name);
+    if (!made) throw new HeadlensError(`no parameter ${name}`, `known: ${this.names.slice(0, 6).join(', ')}, …`);
+    const copy = tf.keep(made); // kept: the request may come inside a caller's tidy
+    this.float32Copies.set(name, copy);
+    return copy;
   }
 
   paramNames(): string[] {
-    return [...this.params.keys()];
+    return [...this.names];
+  }
+
+  /** A 16-bit weight as a new float32 tensor in its TransformerLens shape, or undefined if `name` is not one. */
+  private unpackParam(name: string): tf.Tensor | undefined {
+    const { d_model: d, n_heads: h, n_key_value_heads: kv, d_head: e } = this.cfg;
+    const qkv = /^blocks\.(\d+)\.attn\.W_([QKV])$/.exec(name);
+    if (qkv) {
+      const W = this.packed.get(`blocks.${qkv[1]}.attn.qkv`);
+      if (!W) return undefined;
+      const [start, heads] = qkv[2] === 'Q' ? [0, h] : qkv[2] === 'K' ? [h * e, kv] : [(h + kv) * e, kv];
+      // [d_model, heads·d_head] columns of the fused matrix → [heads, d_model, d_head]
+      return tf.tidy(() => W.unpack().slice([0, start], [d, heads * e]).reshape([d, heads, e]).transpose([1, 0, 2]));
+    }
+    const W = this.packed.get(name);
+    if (!W) return undefined;
+    if (/\.attn\.W_O$/.test(name)) return tf.tidy(() => W.unpack().reshape([h, e, d])); // [head, d_head, d_model]
+    return W.unpack();
+  }
+
+  /** A linear layer's weight as the forward uses it: 16-bit where the model keeps it so, else the parameter. */
+  linearWeight(name: string): tf.Tensor2D | PackedLinear {
+    return this.packed.get(name) ?? (this.param(name) as tf.Tensor2D);
+  }
+
+  /**
+   * The tensors that hold the parameters as the model stores them: float32 parameters and, with 16-bit weights,
+   * the packed int32 tensors and their fused QKV biases (no float32 copies, no fused float32 QKV). Owned by the model.
+   */
+  storedTensors(): tf.Tensor[] {
+    return [...this.params.values(), ...[...this.packed.values()].map((W) => W.packed), ...this.packedQKVBias.values()];
+  }
+
+  /** Frees the float32 copies param() made of 16-bit weights; returns their bytes. */
+  releaseFloat32Copies(): number {
+    let bytes = 0;
+    for (const t of this.float32Copies.values()) {
+      bytes += t.size * 4;
+      t.dispose();
+    }
+    this.float32Copies.clear();
+    return bytes;
+  }
+
+  /**
+   * Keeps the linear weights 16-bit on the GPU (webgpu backend only): W_Q, W_K, W_V (fused, as the forward uses
+   * them), W_O, the MLP matrices and the unembedding, each packed two values per 32 bits and computed in float32
+   * (weights16.ts). Embeddings, norms and biases stay float32. Values are rounded to the format (nearest, ties to
+   * even): exact for a checkpoint stored in that format, which is how loadPretrained uses it; on float32 weights it
+   * changes them. One weight at a time: its float32 tensor is freed as soon as its packed copy exists.
+   * Afterwards param() unpacks on request (see there); setParams on a 16-bit weight makes that weight (for W_Q,
+   * W_K, W_V, b_Q, b_K, b_V: the layer's three) float32 again.
+   */
+  useWeights16(format: Format16): void {
+    if (this.weights16) {
+      if (this.weights16 === format) return;
+      throw new HeadlensError(`this model's weights are already ${this.weights16}`, 'reload the checkpoint to choose another format');
+    }
+    if (format !== 'f16' && format !== 'bf16') throw new HeadlensError(`useWeights16: '${String(format)}' is not a 16-bit format`, "use 'f16' or 'bf16'");
+    if (tf.getBackend() !== 'webgpu') {
+      throw new HeadlensError(
+        `16-bit weights are kept on the webgpu backend only (running: ${tf.getBackend()}); tfjs has no 16-bit dtype and headlens' packed kernels are WebGPU programs`,
+        'run on --backend webgpu, or keep float32 weights (twice the memory)',
+      );
+    }
+    const variables = weights16Names(this.cfg).filter((n) => this.params.get(n) instanceof tf.Variable);
+    if (variables.length) throw new HeadlensError(`useWeights16: ${variables[0]} is a tf.Variable (a model being trained)`, 'pack after training, on a model loaded from its saved checkpoint');
+    this.releaseFloat32Copies();
+    const free = (name: string) => {
+      const t = this.params.get(name)!;
+      this.params.delete(name);
+      // a tensor another parameter still holds (a tied unembedding) is not freed
+      if (![...this.params.values()].includes(t)) t.dispose();
+    };
+    const into: Weights16 = { format, weights: this.packed, qkvBias: this.packedQKVBias };
+    for (let l = 0; l < this.cfg.n_layers; l++) {
+      packLayer(this.cfg, l, (n) => this.param(n), into); // one layer at a time: its float32 weights go at once
+      this.dropQKV(l);
+      for (const n of packedParamNames(this.cfg, l)) free(n);
+    }
+    this.packed.set('unembed.W_U', PackedLinear.pack(this.param('unembed.W_U') as tf.Tensor2D, format));
+    free('unembed.W_U');
+    this.weights16 = format;
+  }
+
+  /** Makes a 16-bit weight float32 again (for setParams), with the rest of its layer's QKV if it is one of them. */
+  private unpackForUpdate(name: string): void {
+    const attn = /^blocks\.(\d+)\.attn\.[Wb]_[QKV]$/.exec(name);
+    if (attn) {
+      const l = Number(attn[1]);
+      const key = `blocks.${l}.attn.qkv`;
+      const W = this.packed.get(key);
+      if (!W) return;
+      for (const x of ['Q', 'K', 'V']) {
+        const n = `blocks.${l}.attn.W_${x}`;
+        const t = this.float32Copies.get(n) ?? this.unpackParam(n)!;
+        this.float32Copies.delete(n);
+        this.params.set(n, t);
+      }
+      W.dispose();
+      this.packed.delete(key);
+      this.packedQKVBias.get(l)?.dispose();
+      this.packedQKVBias.delete(l);
+      return;
+    }
+    const W = this.packed.get(name);
+    if (!W) return;
+    this.params.set(name, this.float32Copies.get(name) ?? this.unpackParam(name)!);
+    this.float32Copies.delete(name);
+    W.dispose();
+    this.packed.delete(name);
   }
 
   /** Replaces parameters (same names, same shapes); the model takes ownership and disposes the old ones. */
   setParams(updates: Record<string, tf.Tensor>): void {
     for (const [name, t] of Object.entries(updates)) {
+      this.unpackForUpdate(name);
       const old = this.param(name);
       if (old.shape.join() !== t.shape.join()) {
         throw new HeadlensError(`setParams: ${name} is [${old.shape}], got [${t.shape}]`);
@@ -147,11 +319,13 @@ export class Transformer {
    * variables and in-place updates are seen.
    */
   qkvWeights(l: number): QKVWeights {
+    const packed = this.packed.get(`blocks.${l}.attn.qkv`);
+    if (packed) return { W: packed, b: this.packedQKVBias.get(l)! };
     const cached = this.qkvCache.get(l);
     if (cached) return cached;
     const n = `blocks.${l}.attn`;
     const parts = ['Q', 'K', 'V'].map((x) => [this.param(`${n}.W_${x}`), this.param(`${n}.b_${x}`)] as const);
-    const make = (): QKVWeights => ({
+    const make = (): { W: tf.Tensor2D; b: tf.Tensor1D } => ({
       // [head, d_model, d_head] → [d_model, head·d_head], Q then K then V along the columns
       W: tf.concat(parts.map(([W]) => W.transpose([1, 0, 2]).reshape([this.cfg.d_model, -1])), 1) as tf.Tensor2D,
       b: tf.concat(parts.map(([, b]) => b.reshape([-1])), 0) as tf.Tensor1D,
@@ -180,7 +354,10 @@ export class Transformer {
    */
   applyNorm(name: string, x: tf.Tensor, opts: { scale?: tf.Tensor } = {}): tf.Tensor {
     const { cfg } = this;
-    if (!/^(ln_final|blocks\.\d+\.ln[12])$/.test(name)) throw new HeadlensError(`applyNorm: '${name}' is not a norm`, "use 'ln_final', 'blocks.{l}.ln1' or 'blocks.{l}.ln2'");
+    if (!/^(ln_final|embed\.ln|mlm_head\.ln|blocks\.\d+\.ln[12])$/.test(name)) throw new HeadlensError(`applyNorm: '${name}' is not a norm`, "use 'ln_final', 'blocks.{l}.ln1' or 'blocks.{l}.ln2' (encoders: 'embed.ln', 'mlm_head.ln', no 'ln_final')");
+    if (cfg.normalization_type !== null && !/^blocks\./.test(name) && !this.params.has(`${name}.w`)) {
+      throw new HeadlensError(`applyNorm: ${cfg.model_name} has no norm '${name}'`, cfg.norm_placement === 'post' ? "a post-LN encoder has 'embed.ln', 'blocks.{l}.ln1', 'blocks.{l}.ln2' and 'mlm_head.ln'" : "use 'ln_final', 'blocks.{l}.ln1' or 'blocks.{l}.ln2'");
+    }
     const l = /^blocks\.(\d+)\./.exec(name);
     if (l && Number(l[1]) >= cfg.n_layers) throw new HeadlensError(`applyNorm: layer ${l[1]} is out of range (${cfg.n_layers} layers)`);
     if (x.shape[x.rank - 1] !== cfg.d_model) throw new HeadlensError(`applyNorm: x is [${x.shape}], its last axis must be d_model (${cfg.d_model})`);
@@ -210,7 +387,7 @@ export class Transformer {
     return tf.tidy(() => {
       const rows = x.reshape([-1, cfg.d_model]) as tf.Tensor2D;
       const fused = optimisations.fusedMatMul;
-      return linear(rows, this.param('unembed.W_U') as tf.Tensor2D, this.param('unembed.b_U'), fused).reshape([...x.shape.slice(0, -1), cfg.d_vocab]);
+      return linear(rows, this.linearWeight('unembed.W_U'), this.param('unembed.b_U'), fused).reshape([...x.shape.slice(0, -1), cfg.d_vocab]);
     });
   }
 
@@ -219,7 +396,7 @@ export class Transformer {
     const { cfg } = this;
     if (cfg.attn_only) throw new HeadlensError(`model ${cfg.model_name} is attention-only and has no MLPs`);
     if (!(Number.isInteger(l) && l >= 0 && l < cfg.n_layers)) throw new HeadlensError(`applyMlp: layer ${l} is out of range (${cfg.n_layers} layers)`);
-    return tf.tidy(() => mlp(cfg, l, x, (n) => this.param(n), new HookPoints()));
+    return tf.tidy(() => mlp(cfg, l, x, (n) => this.param(n), new HookPoints(), false, false, (n) => this.linearWeight(n)));
   }
 
   /** Parameters as the checkpoint counts them. */
@@ -266,6 +443,10 @@ export class Transformer {
     if (len > n_ctx) {
       throw new HeadlensError(`sequence of ${len} tokens is longer than the model's context (n_ctx ${n_ctx})`, `shorten it to at most ${n_ctx} tokens`);
     }
+    const { positions_after_pad: afterPad, pad_token_id: padId } = this.cfg;
+    if (afterPad && padId !== null && len > n_ctx - padId - 1) {
+      throw new HeadlensError(`sequence of ${len} tokens is longer than the model's context: RoBERTa's positions start at pad_token_id + 1 (${padId + 1}), so ${n_ctx - padId - 1} tokens fit its ${n_ctx} position embeddings`, `shorten it to at most ${n_ctx - padId - 1} tokens`);
+    }
     return rows;
   }
 
@@ -280,12 +461,15 @@ export class Transformer {
     }
     const kv = opts.kvCache;
     if (kv && opts.stopAtLayer !== undefined) throw new HeadlensError('forward: stopAtLayer cannot be used with a KV cache', 'the cache needs every layer\'s keys; run the whole model');
-    const ids = this.tokensTensor(tokens);
+    if (kv) refuseEncoder(cfg, 'a KV cache');
+    const rows = this.tokenRows(tokens);
+    const types = this.tokenTypeRows(opts.tokenTypeIds, rows.length, rows[0].length);
+    const ids = tf.tensor2d(rows, [rows.length, rows[0].length], 'int32');
     const hp = new HookPoints(opts.interceptor);
     try {
       kv?.begin(ids.shape[0], ids.shape[1], cfg.n_ctx);
       const pad = padding(ids.shape[0], ids.shape[1], opts.attentionMask, kv);
-      const out = tf.tidy(() => this.run(ids, hp, opts.stopAtLayer, kv, pad, opts.logits === 'last'));
+      const out = tf.tidy(() => this.run(ids, hp, opts.stopAtLayer, kv, pad, opts.logits === 'last', rows, types));
       kv?.commit(ids.shape[0], pad?.keyRows);
       return out;
     } catch (e) {
@@ -324,13 +508,34 @@ export class Transformer {
     }
   }
 
-  private run(ids: tf.Tensor2D, hp: HookPoints, stopAtLayer?: number, kv?: KVCache, pad?: Padding, lastOnly = false): tf.Tensor3D {
+  /** Token types checked against the tokens' shape and type_vocab_size, as rows; undefined where the model has none. */
+  private tokenTypeRows(types: number[][] | tf.Tensor | undefined, batch: number, pos: number): number[][] | undefined {
+    const { cfg } = this;
+    if (types === undefined) return cfg.type_vocab_size > 0 ? Array.from({ length: batch }, () => new Array<number>(pos).fill(0)) : undefined;
+    if (cfg.type_vocab_size === 0) throw new HeadlensError(`tokenTypeIds given, but ${cfg.model_name} has no token-type embeddings`, 'leave tokenTypeIds out (only BERT-family encoders take them)');
+    const rows = types instanceof tf.Tensor ? (types.arraySync() as number[][]) : types;
+    if (!Array.isArray(rows) || rows.length !== batch || rows.some((r) => !Array.isArray(r) || r.length !== pos)) {
+      throw new HeadlensError(`tokenTypeIds must be [batch, pos] = [${batch}, ${pos}] like the tokens`, 'give one row of token types per token row (toTokens(a, b) returns them)');
+    }
+    rows.forEach((r, i) =>
+      r.forEach((t, j) => {
+        if (!Number.isInteger(t) || t < 0 || t >= cfg.type_vocab_size) throw new HeadlensError(`tokenTypeIds[${i}][${j}] is ${t}, outside [0, ${cfg.type_vocab_size})`, 'token types are 0 (first segment) or 1 (second); RoBERTa has only 0');
+      }),
+    );
+    return rows;
+  }
+
+  private run(ids: tf.Tensor2D, hp: HookPoints, stopAtLayer?: number, kv?: KVCache, pad?: Padding, lastOnly = false, idRows?: number[][], types?: number[][]): tf.Tensor3D {
     const { cfg } = this;
     const P = (n: string) => this.param(n);
     const [batch, pos] = ids.shape;
     const offset = kv?.length ?? 0; // absolute position of the first token fed
     let x = hp.point('hook_embed', tf.gather(P('embed.W_E'), ids) as tf.Tensor3D); // [batch, pos, d_model]
-    if (cfg.positional_embedding_type === 'standard' && pad) {
+    if (isEncoder(cfg) && cfg.positional_embedding_type === 'standard' && (pad || cfg.positions_after_pad)) {
+      // transformers' position ids, padded positions included (padding.ts)
+      const at = encoderPositionIds(idRows ?? (ids.arraySync() as number[][]), pad?.rows, cfg.positions_after_pad, cfg.pad_token_id);
+      x = x.add(hp.point('hook_pos_embed', tf.gather(P('pos_embed.W_pos'), tf.tensor2d(at, [batch, pos], 'int32')) as tf.Tensor3D)); // [batch, pos, d_model]
+    } else if (cfg.positional_embedding_type === 'standard' && pad) {
       // each row's own positions; 0 at padded positions, as TransformerLens' PosEmbed
       const rows = tf.gather(P('pos_embed.W_pos'), tf.tensor2d(pad.positions, [batch, pos], 'int32')); // [batch, pos, d_model]
       x = x.add(hp.point('hook_pos_embed', rows.mul(tf.tensor3d(pad.rows.flat(), [batch, pos, 1])) as tf.Tensor3D));
@@ -343,6 +548,8 @@ export class Transformer {
         x = x.add(posRows);
       }
     }
+    if (types) x = x.add(hp.point('hook_token_type_embed', tf.gather(P('token_type_embed.W_token_type'), tf.tensor2d(types, [batch, pos], 'int32')) as tf.Tensor3D)); // [batch, pos, d_model]
+    if (cfg.norm_placement === 'post') x = norm(cfg, x, P('embed.ln.w'), P('embed.ln.b'), 'embed.ln', hp); // BERT's embedding LayerNorm
     return this.blocks(x, 0, hp, stopAtLayer, kv, pad, lastOnly);
   }
 
@@ -356,15 +563,17 @@ export class Transformer {
     const offset = kvCache?.length ?? 0; // positions already in the cache: the mask and rotation use absolute positions
     // the whole mask [query_pos, key_pos] is made on first use (attention slicing long prompts never asks for it)
     let whole: tf.Tensor2D | tf.Tensor4D | undefined;
+    const bidirectional = isEncoder(cfg);
     const mask = () => {
       if (whole) return whole;
-      const causal = causalMask(pos, cfg.sliding_window, offset);
+      // encoders: every key may be attended to, only padded ones are masked
+      const causal = bidirectional ? tf.zeros([pos, offset + pos]) as tf.Tensor2D : causalMask(pos, cfg.sliding_window, offset);
       // a padded batch: padded keys masked per row (padding.ts)
       whole = tf.keep(pad ? paddedMask(causal, pad.keyRows) : causal);
       if (pad) causal.dispose();
       return whole;
     };
-    const causalRows = (rows: number[]) => causalMaskRows(rows, offset + pos, cfg.sliding_window, offset);
+    const causalRows = (rows: number[]) => (bidirectional ? (tf.zeros([rows.length, offset + pos]) as tf.Tensor2D) : causalMaskRows(rows, offset + pos, cfg.sliding_window, offset));
     // each row's rotary positions count its real tokens in a padded batch (padding.ts)
     const rotary = cfg.rotary_dim ? (pad ? rotaryTablesAt(cfg, pad.positions) : rotaryTables(cfg, pos, offset)) : {};
     const ctx = { mask, causalRows, padded: pad !== undefined, fused, kvCache, ...rotary };
@@ -380,23 +589,35 @@ export class Transformer {
     const P = (n: string) => this.param(n);
     const [batch, pos] = x.shape;
     const fused = ctx.fused ?? false;
+    const W = (n: string) => this.linearWeight(n);
     // a norm's temporaries (centred, squared, …) freed as soon as it returns
     const ln = (x: tf.Tensor3D, p: string) => (optimisations.blockScopes ? tf.tidy(() => norm(cfg, x, ...this.normParams(p), p, hp)) : norm(cfg, x, ...this.normParams(p), p, hp));
     const block = (l: number, x: tf.Tensor3D): tf.Tensor3D => {
       const b = `blocks.${l}`; // the norms' prefix: their parameters and hook points are named under it
       const H = blockHooks(l);
-      const qkv = optimisations.cachedWeights ? this.qkvWeights(l) : undefined;
+      // 16-bit QKV weights exist only fused: the model uses them whatever optimisations.cachedWeights says
+      const qkv = optimisations.cachedWeights || this.packed.has(`${b}.attn.qkv`) ? this.qkvWeights(l) : undefined;
+      const W_O16 = this.packed.get(`${b}.attn.W_O`);
       const resid = hp.point(H['hook_resid_pre'], x);
+      if (cfg.norm_placement === 'post') {
+        // BERT (post-LN): each sublayer's residual sum is normalised, and ln2's output is the block's output
+        const attnOut = hp.point(H['hook_attn_out'], attention(cfg, l, resid, P, hp, { ...ctx, qkv, scoped: optimisations.blockScopes }));
+        const mid = hp.point(H['hook_resid_mid'], resid.add(attnOut) as tf.Tensor3D);
+        const normMid = ln(mid, `${b}.ln1`);
+        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, normMid, P, hp, fused, optimisations.blockScopes));
+        const post = hp.point(H['hook_resid_post'], normMid.add(mlpOut) as tf.Tensor3D);
+        return hp.point(H['hook_normalized_resid_post'], ln(post, `${b}.ln2`));
+      }
       const attnIn = ln(resid, `${b}.ln1`);
-      const attnOut = hp.point(H['hook_attn_out'], attention(cfg, l, attnIn, P, hp, { ...ctx, qkv, scoped: optimisations.blockScopes }));
+      const attnOut = hp.point(H['hook_attn_out'], attention(cfg, l, attnIn, P, hp, { ...ctx, qkv, W_O16, scoped: optimisations.blockScopes }));
       if (cfg.attn_only) {
         return hp.point(H['hook_resid_post'], resid.add(attnOut) as tf.Tensor3D);
       } else if (cfg.parallel_attn_mlp) {
-        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(resid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes));
+        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(resid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes, W));
         return hp.point(H['hook_resid_post'], resid.add(attnOut).add(mlpOut) as tf.Tensor3D);
       } else {
         const mid = hp.point(H['hook_resid_mid'], resid.add(attnOut) as tf.Tensor3D);
-        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(mid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes));
+        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(mid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes, W));
         return hp.point(H['hook_resid_post'], mid.add(mlpOut) as tf.Tensor3D);
       }
     };
@@ -408,18 +629,38 @@ export class Transformer {
     }
     if (stopAtLayer === cfg.n_layers) return x.clone();
     const rows = lastOnly ? 1 : pos;
-    const final = ln(lastOnly ? (x.slice([0, pos - 1, 0], [batch, 1, cfg.d_model]) as tf.Tensor3D) : x, 'ln_final');
+    const last = lastOnly ? (x.slice([0, pos - 1, 0], [batch, 1, cfg.d_model]) as tf.Tensor3D) : x;
+    let final = cfg.norm_placement === 'post' ? last : ln(last, 'ln_final');
+    if (cfg.mlm_head) {
+      // the masked-LM head's transform: dense, activation, LayerNorm (transformers' BertPredictionHeadTransform)
+      const dense = linear(final.reshape([batch * rows, cfg.d_model]) as tf.Tensor2D, P('mlm_head.W') as tf.Tensor2D, P('mlm_head.b'), fused);
+      final = ln(activation(cfg.act_fn, dense).reshape([batch, rows, cfg.d_model]) as tf.Tensor3D, 'mlm_head.ln');
+    }
     // fused even on wasm: a separate bias add would need a second [batch·pos, d_vocab] buffer, the largest of the run
-    const logits = linear(final.reshape([batch * rows, cfg.d_model]) as tf.Tensor2D, P('unembed.W_U') as tf.Tensor2D, P('unembed.b_U'), optimisations.fusedMatMul);
+    const logits = linear(final.reshape([batch * rows, cfg.d_model]) as tf.Tensor2D, W('unembed.W_U'), P('unembed.b_U'), optimisations.fusedMatMul);
     return logits.reshape([batch, rows, cfg.d_vocab]) as tf.Tensor3D;
   }
 
   dispose(): void {
     for (const l of [...this.qkvCache.keys()]) this.dropQKV(l);
+    this.releaseFloat32Copies();
+    for (const W of this.packed.values()) W.dispose();
+    this.packed.clear();
+    tf.dispose([...this.packedQKVBias.values()]);
+    this.packedQKVBias.clear();
     const seen = new Set<tf.Tensor>();
     for (const t of this.params.values()) if (!seen.has(t)) (seen.add(t), t.dispose());
     this.params.clear();
   }
+}
+
+/** Refuses what only decoders can do (a KV cache, generate, next-token loss) on an encoder, saying why. */
+export function refuseEncoder(cfg: HookedConfig, what: string): void {
+  if (!isEncoder(cfg)) return;
+  throw new HeadlensError(
+    `${cfg.model_name} is an encoder (bidirectional attention, ${cfg.original_architecture}): ${what} needs a causal decoder`,
+    'run the whole sequence with forward / runWithCache / runWithHooks (masked-LM logits at every position)',
+  );
 }
 
 /**

@@ -22,6 +22,10 @@ export interface ProcessingOptions {
 
 /** Applies the requested steps in TransformerLens' order (fold, centre writing, centre unembed). */
 export function processWeights(model: Transformer, opts: ProcessingOptions): void {
+  if (model.cfg.norm_placement === 'post' && (opts.foldLayerNorm || opts.centerWritingWeights || opts.centerUnembed)) {
+    // folding and centring rely on a norm reading the residual stream before each sublayer; a post-LN block normalises the sum after it
+    throw new HeadlensError(`weight processing is for pre-LN models; ${model.cfg.model_name} is post-LN (${model.cfg.original_architecture})`, 'load it without processing: the model then computes exactly what the checkpoint computes');
+  }
   if (opts.foldLayerNorm) foldLayerNorm(model);
   if (opts.centerWritingWeights) centerWritingWeights(model);
   if (opts.centerUnembed) centerUnembed(model);

@@ -30,6 +30,16 @@ export interface Batch {
    * question's "Answer:" to the first token of its correct option). Default: none.
    */
   attentionPairs?: Record<string, [number, number, number][]>;
+  /**
+   * Encoders (masked LM): [batch, pos], the id each position must predict, −1 where it predicts nothing (BERT's
+   * unselected positions). With it the loss is the masked-LM cross-entropy over the selected positions, and
+   * lossMask is not used.
+   */
+  mlmTargets?: number[][];
+  /** Encoders: token types [batch, pos] (default 0). */
+  tokenTypeIds?: number[][];
+  /** [batch, pos], 1 real token, 0 padding (default: no padding). */
+  attentionMask?: number[][];
 }
 
 export interface DataSource {
@@ -126,9 +136,38 @@ export interface TrainResult {
   finished: boolean;
 }
 
-/** Mean next-token cross-entropy of `tokens` (weighted by the mask). A scalar the caller owns. */
+/**
+ * Mean next-token cross-entropy of `tokens` (weighted by the mask), or with batch.mlmTargets the masked-LM
+ * cross-entropy of the selected positions. A scalar the caller owns.
+ */
 export function lmLoss(model: HookedTransformer, batch: Batch, hooks?: FwdHook[]): tf.Scalar {
-  return tf.tidy(() => nextTokenLoss(hooks?.length ? model.runWithHooks(batch.tokens, { fwdHooks: hooks }) : model.forward(batch.tokens), batch));
+  return tf.tidy(() => batchLoss(runBatch(model, batch, hooks ?? []), batch));
+}
+
+/** The model's logits on a batch, with its token types and attention mask. */
+function runBatch(model: HookedTransformer, batch: Batch, hooks: FwdHook[]): tf.Tensor3D {
+  const opts = { tokenTypeIds: batch.tokenTypeIds, attentionMask: batch.attentionMask };
+  return hooks.length ? model.runWithHooks(batch.tokens, { fwdHooks: hooks, ...opts }) : model.forward(batch.tokens, opts);
+}
+
+function batchLoss(logits: tf.Tensor, batch: Batch): tf.Scalar {
+  return batch.mlmTargets ? maskedLmLoss(logits, batch.mlmTargets) : nextTokenLoss(logits, batch);
+}
+
+/** Mean cross-entropy at the positions whose target is ≥ 0 (BERT's masked-LM loss). logits [batch, pos, d_vocab]. */
+export function maskedLmLoss(logits: tf.Tensor, targets: number[][]): tf.Scalar {
+  const [b, p, v] = logits.shape;
+  const at: number[] = [];
+  const ids: number[] = [];
+  targets.forEach((r, i) => r.forEach((t, j) => {
+    if (t >= 0) (at.push(i * p + j), ids.push(t));
+  }));
+  if (!at.length) throw new HeadlensError('masked-LM loss: no position of the batch is selected', 'select at least one position per batch (target ≥ 0)');
+  return tf.tidy(() => {
+    const rows = tf.gather(logits.reshape([b * p, v]), tf.tensor1d(at, 'int32')); // [selected, d_vocab]
+    const logp = tf.logSoftmax(rows);
+    return tf.oneHot(tf.tensor1d(ids, 'int32'), v).mul(logp).sum().div(-at.length) as tf.Scalar;
+  });
 }
 
 function nextTokenLoss(logits: tf.Tensor, batch: Batch): tf.Scalar {
@@ -161,7 +200,7 @@ export function trainingLoss(model: HookedTransformer, batch: Batch, hooks: FwdH
         }
       },
     ]);
-    const lm = nextTokenLoss(model.runWithHooks(batch.tokens, { fwdHooks: [...hooks, ...capture] }), batch);
+    const lm = batchLoss(runBatch(model, batch, [...hooks, ...capture]), batch);
     const total = lm.add(terms) as tf.Scalar;
     terms.dispose();
     return total;
@@ -219,8 +258,9 @@ async function evaluateBoth(model: HookedTransformer, data: DataSource, targets:
   for (const b of batches) {
     const here = targets.map((t) => b.attentionPairs?.[t.pairs] ?? []);
     const names = [...new Set(targets.filter((_, i) => here[i].length).map((t) => actName('pattern', t.layer)))];
-    const { logits, cache } = names.length ? model.runWithCache(b.tokens, { names }) : { logits: model.forward(b.tokens), cache: undefined };
-    const [l, ...ts] = tf.tidy(() => [nextTokenLoss(logits, b), ...targets.map((t, i) => (here[i].length ? attentionTerm(cache!.get(actName('pattern', t.layer)), here[i], t.head) : tf.scalar(NaN)))]);
+    const run = { tokenTypeIds: b.tokenTypeIds, attentionMask: b.attentionMask };
+    const { logits, cache } = names.length ? model.runWithCache(b.tokens, { names, ...run }) : { logits: model.forward(b.tokens, run), cache: undefined };
+    const [l, ...ts] = tf.tidy(() => [batchLoss(logits, b), ...targets.map((t, i) => (here[i].length ? attentionTerm(cache!.get(actName('pattern', t.layer)), here[i], t.head) : tf.scalar(NaN)))]);
     loss += (await l.data())[0];
     for (let i = 0; i < targets.length; i++) {
       if (!here[i].length) continue;

@@ -52,27 +52,49 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 type Fail = (problem: string, fix?: string) => never;
 
 export function parseSafetensors(bytes: Uint8Array, source: string): SafetensorsFile {
+  return readSafetensors({ byteLength: bytes.byteLength, read: (offset, length) => bytes.subarray(offset, offset + length) }, source);
+}
+
+/**
+ * Where a safetensors file's bytes come from: the whole file in memory (parseSafetensors), or a file read a
+ * range at a time (src/loading/checkpoint_files.ts), so that a 10 GB shard is never held whole: only the
+ * header at open and one tensor's bytes per read.
+ */
+export interface ByteSource {
+  byteLength: number;
+  /** `length` bytes from `offset` (both already checked against byteLength). A view unless `fresh`. */
+  read(offset: number, length: number): Uint8Array;
+  /**
+   * `read` returns a new buffer each call, owned by the caller: tensor data is then used in place where its
+   * alignment allows, instead of being copied once more (a view into a file held in memory is always copied).
+   */
+  fresh?: boolean;
+}
+
+/** parseSafetensors over any ByteSource: the header is read and checked at once, each tensor's bytes when asked for. */
+export function readSafetensors(src: ByteSource, source: string): SafetensorsFile {
   const fail: Fail = (problem, fix) => {
     throw new HeadlensError(`${source}: not a valid safetensors file: ${problem}`, fix);
   };
 
-  if (bytes.byteLength < 8) fail(`it is ${bytes.byteLength} bytes long, shorter than the 8-byte header length`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (src.byteLength < 8) fail(`it is ${src.byteLength} bytes long, shorter than the 8-byte header length`);
+  const lengthBytes = src.read(0, 8);
+  const view = new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8);
   // read as BigInt: a corrupt u64 can exceed 2^53 and must not round to something plausible
   const headerLength = view.getBigUint64(0, true);
   if (headerLength > BigInt(MAX_HEADER_BYTES)) {
     fail(`the header length field says ${headerLength} bytes, more than the ${MAX_HEADER_BYTES}-byte limit`);
   }
-  if (headerLength > BigInt(bytes.byteLength - 8)) {
-    fail(`the header length field says ${headerLength} bytes but only ${bytes.byteLength - 8} follow it`,
+  if (headerLength > BigInt(src.byteLength - 8)) {
+    fail(`the header length field says ${headerLength} bytes but only ${src.byteLength - 8} follow it`,
       'the file is probably truncated; download it again');
   }
   const headerEnd = 8 + Number(headerLength);
-  const dataLength = bytes.byteLength - headerEnd;
+  const dataLength = src.byteLength - headerEnd;
 
   let text = '';
   try {
-    text = UTF8.decode(bytes.subarray(8, headerEnd));
+    text = UTF8.decode(src.read(8, headerEnd - 8));
   } catch {
     fail('the header is not valid UTF-8');
   }
@@ -107,8 +129,7 @@ export function parseSafetensors(bytes: Uint8Array, source: string): Safetensors
     }
     return info;
   };
-  const bytesOf = (info: TensorInfo): Uint8Array =>
-    bytes.subarray(headerEnd + info.dataOffsets[0], headerEnd + info.dataOffsets[1]);
+  const bytesOf = (info: TensorInfo): Uint8Array => src.read(headerEnd + info.dataOffsets[0], info.dataOffsets[1] - info.dataOffsets[0]);
 
   return {
     source,
@@ -120,14 +141,14 @@ export function parseSafetensors(bytes: Uint8Array, source: string): Safetensors
     },
     float32: (name) => {
       const info = infoOf(name);
-      return toFloat32(info.dtype, bytesOf(info));
+      return toFloat32(info.dtype, bytesOf(info), src.fresh ?? false);
     },
     int32: (name) => {
       const info = infoOf(name);
       if (info.dtype === 'F64' || info.dtype === 'F32' || info.dtype === 'F16' || info.dtype === 'BF16') {
         throw new HeadlensError(`${source}: tensor "${name}" is ${info.dtype}, not an integer dtype`, 'read it with float32()');
       }
-      const out = toInt32(info.dtype, bytesOf(info));
+      const out = toInt32(info.dtype, bytesOf(info), src.fresh ?? false);
       if (typeof out === 'number') {
         throw new HeadlensError(
           `${source}: tensor "${name}" is I64 and element ${out} does not fit in int32`,
@@ -206,14 +227,14 @@ function checkNoOverlap(infos: Map<string, TensorInfo>, fail: Fail): void {
   }
 }
 
-function toFloat32(dtype: SafetensorsDType, src: Uint8Array): Float32Array {
+function toFloat32(dtype: SafetensorsDType, src: Uint8Array, fresh: boolean): Float32Array {
   const n = src.byteLength / DTYPE_BYTES[dtype];
-  if (dtype === 'F32' && LITTLE_ENDIAN) return new Float32Array(alignedCopy(src));
+  if (dtype === 'F32' && LITTLE_ENDIAN) return new Float32Array(alignedCopy(src, fresh, 4));
   const out = new Float32Array(n);
   if (dtype === 'F16' || dtype === 'BF16') {
     // written as bits so that NaN payloads and -0 survive exactly
     const bits = new Uint32Array(out.buffer);
-    const halves = readU16(src);
+    const halves = readU16(src, fresh);
     if (dtype === 'BF16') {
       for (let i = 0; i < n; i++) bits[i] = halves[i] << 16;
     } else {
@@ -242,9 +263,9 @@ function toFloat32(dtype: SafetensorsDType, src: Uint8Array): Float32Array {
 }
 
 /** The int32 data, or the index of the first I64 element that does not fit. */
-function toInt32(dtype: SafetensorsDType, src: Uint8Array): Int32Array | number {
+function toInt32(dtype: SafetensorsDType, src: Uint8Array, fresh: boolean): Int32Array | number {
   const n = src.byteLength / DTYPE_BYTES[dtype];
-  if (dtype === 'I32' && LITTLE_ENDIAN) return new Int32Array(alignedCopy(src));
+  if (dtype === 'I32' && LITTLE_ENDIAN) return new Int32Array(alignedCopy(src, fresh, 4));
   const out = new Int32Array(n);
   const view = new DataView(src.buffer, src.byteOffset, src.byteLength);
   switch (dtype) {
@@ -268,12 +289,14 @@ function toInt32(dtype: SafetensorsDType, src: Uint8Array): Int32Array | number 
  * A copy into a fresh ArrayBuffer: the tensor may start at any byte of the file, and typed-array views
  * need their element alignment. `new Uint8Array(src)` copies; `Buffer#slice` would not.
  */
-function alignedCopy(src: Uint8Array): ArrayBuffer {
+function alignedCopy(src: Uint8Array, fresh: boolean, align: number): ArrayBuffer {
+  // a fresh read that fills its own buffer is the caller's already: no second copy of the tensor
+  if (fresh && src.byteOffset === 0 && src.byteLength === src.buffer.byteLength && src.buffer instanceof ArrayBuffer && src.byteOffset % align === 0) return src.buffer;
   return new Uint8Array(src).buffer;
 }
 
-function readU16(src: Uint8Array): Uint16Array {
-  if (LITTLE_ENDIAN) return new Uint16Array(alignedCopy(src));
+function readU16(src: Uint8Array, fresh: boolean): Uint16Array {
+  if (LITTLE_ENDIAN) return new Uint16Array(alignedCopy(src, fresh, 2));
   const view = new DataView(src.buffer, src.byteOffset, src.byteLength);
   const out = new Uint16Array(src.byteLength / 2);
   for (let i = 0; i < out.length; i++) out[i] = view.getUint16(i * 2, true);

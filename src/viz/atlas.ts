@@ -10,7 +10,9 @@ import { HeadlensError } from '../errors.js';
 import { attentionExplorerFragment, attentionPatternSVG } from './attention_pattern.js';
 import { circuitGraph, type CircuitEdge } from './circuit_graph.js';
 import { ATTENTION_EXPLORER_JS, TOKEN_LINES_JS } from './client_scripts.js';
+import { headEmbeddingPlot, type EmbeddedHeadPoint } from './head_embedding.js';
 import { headGrid, rankedHeads } from './head_grid.js';
+import { layerAttention, type LayerAttentionSeries } from './layer_attention.js';
 import { esc, htmlPage } from './html.js';
 import { logitLensTable, type LogitLensData } from './logit_lens.js';
 import { svdSpectrum, type Spectrum } from './svd_spectrum.js';
@@ -58,6 +60,12 @@ export interface AtlasData {
    * importances) print under the table. Default: none.
    */
   tokenFlow?: { title?: string; tokens: string[]; outputPos: number; columns: TokenScoreColumn[]; rho?: string[] };
+  /**
+   * What the heads look at (Clark et al. 2019): panels of average attention per head against layer (their
+   * Figure 2), each with its series, and the heads embedded by their attention distances, coloured by layer
+   * (their Figure 6); `note` says what was run. Default: none.
+   */
+  lookAt?: { panels: { title: string; series: LayerAttentionSeries[]; means?: boolean; yLabel?: string }[]; embedding?: { title?: string; points: EmbeddedHeadPoint[]; note?: string }; note?: string };
 }
 
 /** The heads shown in the attention section: each scorer's top heads, in scorer order, no repeats. */
@@ -95,6 +103,7 @@ export function atlasHTML(data: AtlasData): string {
   if (data.circuit) contents.push('circuit');
   if (data.logitLens) contents.push('logit lens');
   if (data.tokenFlow) contents.push('attention flow');
+  if (data.lookAt) contents.push('what heads look at');
   body.push(`<nav class="hl-note">${contents.map((c) => `<a href="#${c.replace(/\W+/g, '-')}">${esc(c)}</a>`).join(' · ')}</nav>`);
 
   body.push('<h2 id="model-card">model card</h2>');
@@ -140,6 +149,20 @@ export function atlasHTML(data: AtlasData): string {
     body.push(`<p class="hl-note">Where position ${f.outputPos}'s representation comes from, per input token: rollout multiplies the layers' head-averaged attention with the residual added (0.5·A + 0.5·I); flow is the maximum flow through the same layered graph (Abnar &amp; Zuidema 2020), normalised over the tokens.</p>`);
     body.push(tokenScores(f.tokens, f.columns, { title: f.title ?? 'rollout and flow', outputPos: f.outputPos }).fragment);
     if (f.rho?.length) body.push(`<ul class="hl-note">${f.rho.map((r) => `<li>${esc(r)}</li>`).join('')}</ul>`);
+  }
+  if (data.lookAt) {
+    const a = data.lookAt;
+    body.push('<h2 id="what-heads-look-at">what heads look at</h2>');
+    if (a.note) body.push(`<p class="hl-note">${esc(a.note)}</p>`);
+    body.push('<div style="display:flex;flex-wrap:wrap;gap:8px 32px">');
+    for (const p of a.panels) body.push('<section>', `<h3>${esc(p.title)}</h3>`, layerAttention(p.series, { title: p.title, means: p.means, yLabel: p.yLabel }).fragment, '</section>');
+    if (a.embedding) {
+      const title = a.embedding.title ?? 'heads embedded by attention distance';
+      body.push('<section>', `<h3>${esc(title)}</h3>`, headEmbeddingPlot(a.embedding.points, { title }).fragment);
+      if (a.embedding.note) body.push(`<p class="hl-note" style="max-width:420px">${esc(a.embedding.note)}</p>`);
+      body.push('</section>');
+    }
+    body.push('</div>');
   }
   body.push(`<p class="hl-note">Written by headlens. Self-contained: no script or font is loaded from anywhere.</p>`);
   return htmlPage(title, body.join('\n'), scripts);

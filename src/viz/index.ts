@@ -12,3 +12,5 @@ export { tokenScores, type TokenScoreColumn, type TokenScoresOptions } from './t
 export { atlasHTML, writeAtlas, atlasHeads, type AtlasData, type AtlasScorer } from './atlas.js';
 export { show, type ShowOptions, type ShowResult } from './show.js';
 export { serverDocument } from './dom.js';
+export { layerAttention, type LayerAttentionSeries, type LayerAttentionOptions } from './layer_attention.js';
+export { headEmbeddingPlot, type EmbeddedHeadPoint, type HeadEmbeddingOptions } from './head_embedding.js';

@@ -8,7 +8,8 @@ import { HFTokenizer } from '../loading/tokenizer.js';
 import { Random } from '../util/random.js';
 import { parseMix, toyLmData, vocabularyTexts } from './toy_lm_data.js';
 import type { Batch, DataSource, TrainOptions } from '../train/trainer.js';
-import { wordTokenizerJson, wordVocabulary } from './word_tokenizer.js';
+import { encoderWordTokenizerJson, wordTokenizerJson, wordVocabulary } from './word_tokenizer.js';
+import { toyBertData } from './toy_bert_data.js';
 
 export interface RecipeDataOptions {
   /** toy-lm: "kind=share,…" for the short documents (toy_lm_data.ts, parseMix). */
@@ -138,6 +139,52 @@ RECIPES['toy-lm'] = {
   data: (seed, opts) =>
     toyLmData({ tokenizer: toyLmTokenizer(), nCtx: TOY_LM_CTX, bos: 0, vocabSize: toyLmTokenizer().vocabSize, evalSeed: seed + 1_000_003, evalBatches: 2, evalSize: 8, mix: opts?.mix ? parseMix(opts.mix) : undefined }),
   train: { steps: 900, batchSize: 8, lr: 2e-3, warmup: 50, minLrRatio: 0.1, weightDecay: 0.01, clip: 1, seed: 0, evalEvery: 25, checkpointEvery: 25 },
+};
+
+let toyBertTok: HFTokenizer | undefined;
+/** toy-bert's word-level tokenizer: toy-lm's words after BERT's five special tokens, with BERT's [CLS]/[SEP] template. */
+export function toyBertTokenizer(): HFTokenizer {
+  toyBertTok ??= new HFTokenizer(encoderWordTokenizerJson(wordVocabulary(vocabularyTexts())));
+  return toyBertTok;
+}
+
+const TOY_BERT_CTX = 64;
+
+RECIPES['toy-bert'] = {
+  name: 'toy-bert',
+  description: 'BERT architecture (post-LN, bidirectional, token types, MLM head), 4 layers × 4 heads, d_model 64, masked-LM on the sentences of toy-lm\'s mixture with [CLS]/[SEP] and sentence pairs',
+  get config(): HookedConfigInput {
+    return {
+      model_name: 'toy-bert',
+      original_architecture: 'BertForMaskedLM',
+      n_layers: 4,
+      n_heads: 4,
+      d_model: 64,
+      d_head: 16,
+      d_mlp: 256,
+      d_vocab: toyBertTokenizer().vocabSize,
+      n_ctx: TOY_BERT_CTX,
+      act_fn: 'gelu',
+      normalization_type: 'LN',
+      eps: 1e-12,
+      positional_embedding_type: 'standard',
+      attention_dir: 'bidirectional',
+      norm_placement: 'post',
+      type_vocab_size: 2,
+      mlm_head: true,
+      unembed_bias: true,
+      // the trainer keeps one variable per stored tensor, so the decoder is its own matrix (a BERT config may say so)
+      tie_word_embeddings: false,
+      pad_token_id: 0,
+    };
+  },
+  tokenizer: toyBertTokenizer,
+  data: (seed, opts) => {
+    if (opts?.mix) throw new HeadlensError('recipe toy-bert has no mixture to set', 'drop --mix (it is for toy-lm)');
+    return toyBertData({ tokenizer: toyBertTokenizer(), nCtx: TOY_BERT_CTX, vocabSize: toyBertTokenizer().vocabSize, evalSeed: seed + 1_000_003 });
+  },
+  // sized for one CPU thread: 1,500 steps of 16 examples (~24K examples, ~600K tokens)
+  train: { steps: 1500, batchSize: 16, lr: 2e-3, warmup: 100, minLrRatio: 0.1, weightDecay: 0.01, clip: 1, seed: 0, evalEvery: 100, checkpointEvery: 250 },
 };
 
 export function recipe(name: string): Recipe {

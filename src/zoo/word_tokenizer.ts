@@ -44,3 +44,38 @@ export function wordTokenizerJson(words: readonly string[]): Record<string, unkn
     model: { type: 'WordPiece', unk_token: UNK_TOKEN, continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
   };
 }
+
+/** The special tokens of toy-bert's tokenizer, ids 0…4 in this order (BERT's names). */
+export const ENCODER_SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] as const;
+
+/**
+ * tokenizer.json for an encoder over a word list: ids 0…4 are [PAD] [UNK] [CLS] [SEP] [MASK], and the
+ * post-processor is BERT's template, [CLS] a [SEP] for one text and [CLS] a [SEP] b [SEP] for a pair (token
+ * types 0, then 1 from b on), so toTokens adds [CLS] and [SEP] as BERT's tokenizer does.
+ */
+export function encoderWordTokenizerJson(words: readonly string[]): Record<string, unknown> {
+  const vocab: Record<string, number> = Object.fromEntries(ENCODER_SPECIALS.map((t, i) => [t, i]));
+  for (const w of words) {
+    if (/\s/.test(w) || w.length === 0) throw new HeadlensError(`word tokenizer: '${w}' is empty or holds whitespace`, 'pass pre-tokens (wordVocabulary gives them)');
+    if (!(w in vocab)) vocab[w] = Object.keys(vocab).length;
+  }
+  const special = (content: string, id: number) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const tok = (id: string, type_id: number) => ({ SpecialToken: { id, type_id } });
+  const seq = (id: string, type_id: number) => ({ Sequence: { id, type_id } });
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: ENCODER_SPECIALS.map((t, i) => special(t, i)),
+    normalizer: null,
+    pre_tokenizer: { type: 'Whitespace' },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [tok('[CLS]', 0), seq('A', 0), tok('[SEP]', 0)],
+      pair: [tok('[CLS]', 0), seq('A', 0), tok('[SEP]', 0), seq('B', 1), tok('[SEP]', 1)],
+      special_tokens: { '[CLS]': { id: '[CLS]', ids: [2], tokens: ['[CLS]'] }, '[SEP]': { id: '[SEP]', ids: [3], tokens: ['[SEP]'] } },
+    },
+    decoder: { type: 'WordPiece', prefix: '##', cleanup: true },
+    model: { type: 'WordPiece', unk_token: '[UNK]', continuing_subword_prefix: '##', max_input_chars_per_word: 100, vocab },
+  };
+}

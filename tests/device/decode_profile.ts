@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend, webgpuHostTuning } from '../../src/backend/index.js';
 import { HookedTransformer } from '../../src/hooks/hooked_transformer.js';
 import { LONG_PRESETS, type LongPreset } from '../../src/bench/long_context.js';
 import { makeConfig } from '../../src/model/config.js';
@@ -22,8 +22,14 @@ async function main(): Promise<void> {
   const contexts = ctxArg.split(',').map(Number);
   const steps = Number(stepsArg);
 
+  // TF_FLAGS='{"WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE":64}' tries tfjs flags; SKIP_TIME=1 leaves out the tf.time step
+  const flags = JSON.parse(process.env.TF_FLAGS ?? '{}') as Record<string, number | boolean>;
+  // HOST_TUNING=0: tfjs' own uploads and submission batches (src/backend/webgpu_uploads.ts), for a same-run baseline
+  if (process.env.HOST_TUNING === '0') Object.assign(webgpuHostTuning, { uploads: false, submitBatch: null });
   const choice = await initBackend({ backend: (process.env.HEADLENS_BACKEND as 'webgpu') ?? 'webgpu' });
   console.log('backend', choice.name, choice.reason);
+  for (const [k, v] of Object.entries(flags)) tf.env().set(k, v);
+  if (Object.keys(flags).length) console.log('tfjs flags', JSON.stringify(flags));
   const p = LONG_PRESETS[presetName as LongPreset];
   const cfg = makeConfig({ ...p, n_ctx: Math.max(p.n_ctx, Math.max(...contexts) + steps + 2) });
   const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64 });
@@ -78,7 +84,8 @@ async function main(): Promise<void> {
     }
     // one more step under tf.time: GPU time per program kind (timestamp queries add a pass per program)
     let kernel: Record<string, unknown> = {};
-    try {
+    if (process.env.SKIP_TIME) kernel = { skipped: 'SKIP_TIME' };
+    else try {
       const info = await tf.time(() => {
         const l = model.runWithHooks([[5]], { kvCache: cache, logits: 'last' });
         l.dispose();

@@ -14,14 +14,17 @@ import { prevTokenTask } from './tasks/prev_token.js';
 import { retrievalTask } from './tasks/retrieval.js';
 import { sinkTask } from './tasks/sink.js';
 import { streamingTask } from './tasks/streaming.js';
+import { isEncoder } from '../../model/config.js';
 import { taskInputs, type TaskDefinition, type TaskOptions, type TaskSetup } from './tasks/task.js';
 import { temporalTask } from './tasks/temporal.js';
+import { specialTokensTask } from './tasks/special_tokens.js';
+import { attentionEntropyTask } from './tasks/attention_entropy.js';
 
 export { ioiTask, chooseIoiLists, type IoiTaskOptions } from './tasks/ioi.js';
 export { taskCausalCheck, taskCausalCheckAsync } from './tasks/task.js';
 export type { TaskCausal, TaskOptions, TaskSetup } from './tasks/task.js';
 
-export const SCAN_TASKS = ['induction', 'prev-token', 'duplicate', 'sink', 'retrieval', 'streaming', 'temporal', 'correct-letter', 'ioi'] as const;
+export const SCAN_TASKS = ['induction', 'prev-token', 'duplicate', 'sink', 'retrieval', 'streaming', 'temporal', 'correct-letter', 'ioi', 'special-tokens', 'bert-special-tokens', 'attention-entropy'] as const;
 export type ScanTask = (typeof SCAN_TASKS)[number];
 
 // keyed by ScanTask, so the compiler insists on one definition per name
@@ -35,10 +38,23 @@ const TASKS: Record<ScanTask, TaskDefinition> = {
   temporal: temporalTask,
   'correct-letter': correctLetterTask,
   ioi: ioiScanTask,
+  'special-tokens': specialTokensTask,
+  // the name issue 23 gives it; the same task (it runs on any model, not only BERT)
+  'bert-special-tokens': specialTokensTask,
+  'attention-entropy': attentionEntropyTask,
 };
+
+/**
+ * The tasks written for causal decoders: their prompts end where the answer is predicted next, and their causal
+ * checks read next-token logits or loss, which a masked-LM encoder does not compute.
+ */
+const DECODER_TASKS: ReadonlySet<string> = new Set(['induction', 'prev-token', 'duplicate', 'sink', 'retrieval', 'streaming', 'temporal', 'correct-letter', 'ioi']);
 
 /** Builds the data, scorer and causal metric of a scan task for this model. */
 export function scanTask(model: HookedTransformer, task: ScanTask, opts: TaskOptions = {}): TaskSetup {
+  if (isEncoder(model.cfg) && DECODER_TASKS.has(task)) {
+    throw new HeadlensError(`scan task '${task}' is written for causal decoders, and ${model.cfg.model_name} is an encoder (bidirectional, masked-LM logits)`, 'run it on a decoder; on an encoder, run --task special-tokens or attention-entropy (Clark et al.), or read its patterns with runWithCache');
+  }
   const inputs = taskInputs(model, opts);
   // own keys only: a name like 'toString' is an unknown task, not Object.prototype's
   if (!Object.hasOwn(TASKS, task)) throw new HeadlensError(`unknown task '${task as string}'`, `use one of ${SCAN_TASKS.join(', ')}`);

@@ -20,6 +20,8 @@ export interface Family {
   hfShapes(cfg: HookedConfig): Record<string, number[]>;
   /** Prefixes some checkpoints put before every name (e.g. 'transformer.' in GPT2LMHeadModel saves). */
   prefixes: string[];
+  /** Other names a tensor is stored under in some saves (BERT's TensorFlow-era LayerNorm.gamma / .beta), tried after the name itself. */
+  aliases?: (hfName: string) => string[];
   /** Extra checkpoint tensors that carry nothing (masks and rotary buffers older versions saved). */
   ignore?: RegExp;
   /** HF tensors → headlens parameters. `get` returns a float32 tensor of an HF name; results are new tensors. */

@@ -4,8 +4,10 @@ import { gpt2 } from './gpt2.js';
 import { gptNeox } from './gpt_neox.js';
 import { llama } from './llama.js';
 import { native } from './native.js';
+import { bert } from './bert.js';
+import { roberta } from './roberta.js';
 
-export const FAMILIES: Family[] = [gpt2, gptNeox, llama, native];
+export const FAMILIES: Family[] = [gpt2, gptNeox, llama, bert, roberta, native];
 
 export function supportedModelTypes(): string[] {
   return FAMILIES.flatMap((f) => f.modelTypes);
@@ -27,5 +29,7 @@ export function familyForArchitecture(arch: string): Family {
   if (arch === 'GPT2LMHeadModel') return gpt2;
   if (arch === 'GPTNeoXForCausalLM') return gptNeox;
   if (['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'].includes(arch)) return llama;
+  if (arch === 'BertForMaskedLM') return bert;
+  if (arch === 'RobertaForMaskedLM') return roberta;
   return native;
 }

@@ -19,6 +19,7 @@ import type { ActivationCache } from '../../hooks/activation_cache.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { actName } from '../../hooks/act_name.js';
 import { loadFromFiles } from '../../loading/load_files.js';
+import { isEncoder } from '../../model/config.js';
 import { headAblationHooks, type AblationKind, type HeadRef } from '../../interp/interventions/ablation.js';
 import { activationPatching } from '../../interp/interventions/patching.js';
 import { logitLensSummary } from '../../interp/attribution/logit_lens.js';
@@ -130,6 +131,10 @@ const text = (b: Uint8Array | undefined) => (b === undefined ? undefined : new T
 
 /** Replaces the model (the old one is disposed only once the new one loaded). */
 function useModel(m: HookedTransformer, label: string): void {
+  if (isEncoder(m.cfg)) {
+    m.dispose();
+    throw new HeadlensError(`${label} is an encoder (${m.cfg.original_architecture}); this page compares next-token logits, which a masked-LM encoder does not compute`, 'pick a causal decoder; read an encoder\'s attention with runWithCache in Node or a notebook');
+  }
   model?.dispose();
   model = m;
   modelLabel = label;

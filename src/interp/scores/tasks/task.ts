@@ -52,6 +52,8 @@ export interface TaskOptions {
   /** Items to score (default 8). */
   samples?: number;
   seed?: number;
+  /** Text items, one per line, for the tasks that read text (special-tokens, attention-entropy); default: their shipped data. */
+  lines?: string[];
 }
 
 /** TaskOptions with their defaults filled in, and the prefix every task puts before its prompts. */
@@ -62,6 +64,8 @@ export interface TaskInputs {
   bos: number | null;
   /** [bos], or [] without one. */
   prefix: number[];
+  /** The caller's text items, if any (TaskOptions.lines). */
+  lines?: string[];
 }
 
 /** Builds one task's data, scorer and causal metric for this model. */
@@ -74,7 +78,7 @@ export function taskInputs(model: HookedTransformer, opts: TaskOptions): TaskInp
   const seed = opts.seed ?? 0;
   if (!(Number.isInteger(samples) && samples > 0)) throw new HeadlensError(`--samples ${samples} must be a positive integer`);
   const bos = model.bosToken();
-  return { samples, seed, bos, prefix: bos === null ? [] : [bos] };
+  return { samples, seed, bos, prefix: bos === null ? [] : [bos], ...(opts.lines ? { lines: opts.lines } : {}) };
 }
 
 /** The model's tokenizer, for the tasks whose prompts are text. */

@@ -1,0 +1,213 @@
+/**
+ * 16-bit weights on WebGPU, computed in float32. tfjs has no float16 dtype, so a weight matrix W [K, N] is kept
+ * as an int32 tensor [K, ⌈N/2⌉] whose element (k, j) holds W[k, 2j] in its low 16 bits and W[k, 2j+1] in its high
+ * 16 bits (zero past an odd N): half the bytes of float32. Three programs of tfjs-backend-webgpu's program API:
+ *   pack16      float32 [K, N] → packed; f16 through WGSL's pack2x16float, bf16 by rounding to nearest even
+ *               (exact for values that already are f16 / bf16, as a 16-bit checkpoint's are);
+ *   unpack16    packed → float32 [K, N] (unpack2x16float for f16; a 16-bit shift and bitcast for bf16), for
+ *               prefill-sized products and for analyses that ask for a weight;
+ *   matMul16    x [M, K] · W + bias [N] → [M, N] reading the packed weights directly. Made for decoding (M of
+ *               1–8 rows), which is bound by reading the weights: half the bytes read. A workgroup of 16 × 16
+ *               threads owns 16 column pairs; its 16 rows of threads split K (thread row r takes k ≡ r mod 16),
+ *               each thread reads one u32 of W per k, so the 16 threads of a row read 64 consecutive bytes;
+ *               partial sums meet in workgroup memory. Each block of up to 8 rows of x is one workgroup row of the
+ *               dispatch, the shader specialised to the block's row count.
+ * Neither f16 shader arithmetic (the shader-f16 feature) nor any adapter feature is needed: unpack2x16float and
+ * bitcast are core WGSL, and all arithmetic is float32.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { HeadlensError } from '../../errors.js';
+
+export type Format16 = 'f16' | 'bf16';
+
+/** The parts of tfjs-backend-webgpu 4.22's program interface (webgpu_program.d.ts) these programs fill in. */
+interface Program {
+  variableNames: string[];
+  outputShape: number[];
+  shaderKey: string;
+  dispatchLayout: { x: number[]; y?: number[]; z?: number[] };
+  dispatch: [number, number, number];
+  workgroupSize: [number, number, number];
+  uniforms?: string;
+  size?: boolean;
+  getUserCode(): string;
+}
+
+interface ProgramBackend {
+  runWebGPUProgram(program: Program, inputs: tf.TensorInfo[], outputDtype: tf.DataType, uniforms?: { type: string; data: number[] }[]): tf.TensorInfo;
+}
+
+const MAX_WORKGROUPS = 65535;
+
+function backend(what: string): ProgramBackend {
+  if (tf.getBackend() !== 'webgpu') {
+    throw new HeadlensError(`${what} runs on the webgpu backend only (running: ${tf.getBackend()})`, 'start the webgpu backend (initBackend({ backend: "webgpu" })), or keep float32 weights');
+  }
+  return tf.backend() as unknown as ProgramBackend;
+}
+
+function run(what: string, program: Program, inputs: tf.Tensor[], dtype: tf.DataType, uniforms: number[]): tf.Tensor {
+  // one entry per scalar: tfjs lays an entry of 3 values out as a 16-byte-aligned vec3, not as 3 scalars
+  const info = backend(what).runWebGPUProgram(program, inputs, dtype, uniforms.map((v) => ({ type: 'int32', data: [v] })));
+  return tf.engine().makeTensorFromTensorInfo(info);
+}
+
+/** WGSL: one packed u32 → its two values as float32. */
+function unpackFn(format: Format16): string {
+  return format === 'f16'
+    ? 'fn unpackPair(u : u32) -> vec2<f32> { return unpack2x16float(u); }'
+    : 'fn unpackPair(u : u32) -> vec2<f32> { return vec2<f32>(bitcast<f32>(u << 16u), bitcast<f32>(u & 0xffff0000u)); }';
+}
+
+/** WGSL: two float32 values → one packed u32. */
+function packFn(format: Format16): string {
+  if (format === 'f16') return 'fn packPair(a : f32, b : f32) -> u32 { return pack2x16float(vec2<f32>(a, b)); }';
+  // round to nearest, ties to even, on the bits; NaN stays NaN (its top mantissa bit set)
+  return `
+    fn bf16Bits(x : f32) -> u32 {
+      let u = bitcast<u32>(x);
+      if ((u & 0x7fffffffu) > 0x7f800000u) { return (u >> 16u) | 0x40u; }
+      return (u + 0x7fffu + ((u >> 16u) & 1u)) >> 16u;
+    }
+    fn packPair(a : f32, b : f32) -> u32 { return bf16Bits(a) | (bf16Bits(b) << 16u); }`;
+}
+
+/** A flat program: one thread per output element, tfjs' global index (tfjs reshapes a dispatch over 65,535). */
+function flat(outputShape: number[], key: string, variableNames: string[], body: string): Program {
+  const size = outputShape.reduce((a, b) => a * b, 1);
+  const wg = 256;
+  return {
+    variableNames,
+    outputShape,
+    shaderKey: key,
+    dispatchLayout: { x: outputShape.map((_, i) => i) },
+    dispatch: [Math.ceil(size / wg), 1, 1],
+    workgroupSize: [wg, 1, 1],
+    uniforms: 'K : i32, N : i32, Np : i32,',
+    size: true,
+    getUserCode: () => body,
+  };
+}
+
+function checkMatrix(what: string, t: tf.Tensor, dtype: tf.DataType): void {
+  if (t.rank !== 2 || t.dtype !== dtype) throw new HeadlensError(`${what}: expected a 2-d ${dtype} tensor, got ${t.dtype} [${t.shape}]`);
+}
+
+/** float32 [K, N] → packed int32 [K, ⌈N/2⌉]. Caller owns the result. */
+export function pack16(W: tf.Tensor2D, format: Format16): tf.Tensor2D {
+  checkMatrix('pack16', W, 'float32');
+  const [K, N] = W.shape;
+  const Np = Math.ceil(N / 2);
+  const body = `
+    ${packFn(format)}
+    fn main(index : i32) {
+      if (index < uniforms.size) {
+        let k = index / uniforms.Np;
+        let j = index - k * uniforms.Np;
+        let c = 2 * j;
+        let a = W[k * uniforms.N + c];
+        var b = 0.0;
+        if (c + 1 < uniforms.N) { b = W[k * uniforms.N + c + 1]; }
+        result[index] = bitcast<i32>(packPair(a, b));
+      }
+    }`;
+  return run('16-bit weights', flat([K, Np], `headlensPack16_${format}`, ['W'], body), [W], 'int32', [K, N, Np]) as tf.Tensor2D;
+}
+
+/** packed int32 [K, ⌈N/2⌉] → float32 [K, N]. Caller owns the result. */
+export function unpack16(P: tf.Tensor2D, N: number, format: Format16): tf.Tensor2D {
+  checkMatrix('unpack16', P, 'int32');
+  const [K, Np] = P.shape;
+  if (Np !== Math.ceil(N / 2)) throw new HeadlensError(`unpack16: ${N} columns need ${Math.ceil(N / 2)} packed pairs, got [${P.shape}]`);
+  const body = `
+    ${unpackFn(format)}
+    fn main(index : i32) {
+      if (index < uniforms.size) {
+        let k = index / uniforms.N;
+        let c = index - k * uniforms.N;
+        let pair = unpackPair(bitcast<u32>(P[k * uniforms.Np + c / 2]));
+        result[index] = select(pair.x, pair.y, (c & 1) == 1);
+      }
+    }`;
+  return run('16-bit weights', flat([K, N], `headlensUnpack16_${format}`, ['P'], body), [P], 'float32', [K, N, Np]) as tf.Tensor2D;
+}
+
+/**
+ * Threads of a workgroup: 16 column pairs × 16 slices of K. A warp of 32 then reads two 64-byte runs of W (whole
+ * 32-byte sectors), and a 4096-wide output has 128 workgroups, enough to occupy every multiprocessor of an H100
+ * (132), where 32 pairs a workgroup would leave half of them idle at one row.
+ */
+const PAIRS = 16;
+const SLICES = 16;
+
+/** Rows of x a workgroup row computes: the shader is specialised to 1, 2, 4 or 8, so one row wastes no arithmetic. */
+function rowsPerWorkgroup(M: number): number {
+  return M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
+}
+
+/**
+ * x [M, K] · W + bias → [M, N], W packed ([K, ⌈N/2⌉], see pack16), bias float32 [N]. Any M works; it is made for
+ * small M (decoding), where it reads each weight once per 8 rows. Caller owns the result.
+ */
+export function matMul16(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: number, format: Format16): tf.Tensor2D {
+  checkMatrix('matMul16 x', x, 'float32');
+  checkMatrix('matMul16 weights', P, 'int32');
+  const [M, K] = x.shape;
+  const Np = Math.ceil(N / 2);
+  if (P.shape[0] !== K || P.shape[1] !== Np) throw new HeadlensError(`matMul16: x is [${x.shape}], so the packed weights must be [${K}, ${Np}] for ${N} columns; got [${P.shape}]`);
+  if (bias.size !== N || bias.dtype !== 'float32') throw new HeadlensError(`matMul16: the bias must be ${N} float32 values, got ${bias.dtype} [${bias.shape}]`);
+  const ROWS = rowsPerWorkgroup(M);
+  const dispatch: [number, number, number] = [Math.ceil(Np / PAIRS), Math.ceil(M / ROWS), 1];
+  if (dispatch[0] > MAX_WORKGROUPS || dispatch[1] > MAX_WORKGROUPS) {
+    throw new HeadlensError(`matMul16: [${M}, ${K}]·[${K}, ${N}] needs ${dispatch[0]} × ${dispatch[1]} workgroups, more than WebGPU's ${MAX_WORKGROUPS} a dimension`, 'split the rows into smaller batches');
+  }
+  const body = `
+    ${unpackFn(format)}
+    var<workgroup> partial : array<vec2<f32>, ${PAIRS * SLICES}>;
+    fn main() {
+      let lane = i32(localId.x);
+      let slice = i32(localId.y);
+      let j = i32(workgroupId.x) * ${PAIRS} + lane;
+      let row0 = i32(workgroupId.y) * ${ROWS};
+      var acc : array<vec2<f32>, ${ROWS}>;
+      for (var r = 0; r < ${ROWS}; r++) { acc[r] = vec2<f32>(0.0); }
+      if (j < uniforms.Np) {
+        for (var k = slice; k < uniforms.K; k += ${SLICES}) {
+          let w = unpackPair(bitcast<u32>(P[k * uniforms.Np + j]));
+          for (var r = 0; r < ${ROWS}; r++) {
+            let row = row0 + r;
+            if (row < uniforms.M) { acc[r] += X[row * uniforms.K + k] * w; }
+          }
+        }
+      }
+      for (var r = 0; r < ${ROWS}; r++) {
+        partial[slice * ${PAIRS} + lane] = acc[r];
+        workgroupBarrier();
+        let row = row0 + r;
+        if (slice == 0 && j < uniforms.Np && row < uniforms.M) {
+          var sum = vec2<f32>(0.0);
+          for (var s = 0; s < ${SLICES}; s++) { sum += partial[s * ${PAIRS} + lane]; }
+          let c = 2 * j;
+          result[row * uniforms.N + c] = sum.x + bias[c];
+          if (c + 1 < uniforms.N) { result[row * uniforms.N + c + 1] = sum.y + bias[c + 1]; }
+        }
+        workgroupBarrier();
+      }
+    }`;
+  const program: Program = {
+    variableNames: ['X', 'P', 'bias'],
+    outputShape: [M, N],
+    shaderKey: `headlensMatMul16_${format}_${ROWS}`,
+    dispatchLayout: { x: [1], y: [0] },
+    dispatch,
+    workgroupSize: [PAIRS, SLICES, 1],
+    uniforms: 'M : i32, K : i32, N : i32, Np : i32,',
+    getUserCode: () => body,
+  };
+  const b = bias.rank === 1 ? bias : bias.reshape([N]);
+  try {
+    return run('16-bit matmul', program, [x, P, b], 'float32', [M, K, N, Np]) as tf.Tensor2D;
+  } finally {
+    if (b !== bias) b.dispose();
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * `headlens bench --matmul`: tfjs-backend-webgpu's own matmul against headlens' tiled WGSL matmul
+ * (src/backend/webgpu_kernels/matmul_tiled.ts) at the forward's product shapes, in one run on one device.
+ *
+ * For each shape the operands are made once (uniform in [-1, 1), seeded), then each variant — tfjs' kernel
+ * (`webgpuMatMul.tiled` off) and the tiled program with 128×128 and 64×64 output tiles, each with an 8- and a
+ * 16-deep K slice (`t128 k8` …) — is timed in blocks of
+ * `reps` calls ended by one readback (src/bench/timing.ts), the variants alternating block by block; the best
+ * block counts. TFLOP/s = 2·batch·m·k·n / time. Before timing, every variant's full output is compared with tfjs'
+ * (max |x − tfjs| / max |tfjs|), and at `samples` output entries with a float64 dot product computed here from
+ * the operands' row and column (max |x − ref| / max |ref|): a variant whose result is off is reported as such,
+ * not timed as if it were right.
+ * Every shape here is arithmetic-bound: 4096³ is 137 GFLOP against 192 MiB read and written at least once (about
+ * 0.06 ms at 3 TB/s), the llama-7b gate+up product 185 GFLOP against 450 MiB.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { HeadlensError } from '../errors.js';
+import { autoTile, webgpuMatMul } from '../backend/webgpu_kernels/matmul_tiled.js';
+import { msPerCall } from './timing.js';
+
+/** One product: `batch` independent [m, k]·[k, n] (b shared when `shareB`), optionally with a bias of n values. */
+export interface MatmulBenchShape {
+  name: string;
+  batch: number;
+  m: number;
+  k: number;
+  n: number;
+  bias?: boolean;
+  transposeB?: boolean;
+}
+
+/** The forward's products: GPT-2 small at 8 × 16 and 32 × 128 tokens, a llama-7b prefill of 1,024 tokens, 4096³. */
+export const MATMUL_BENCH_SHAPES: MatmulBenchShape[] = [
+  ...[
+    [8, 16],
+    [32, 128],
+  ].flatMap(([b, p]) => {
+    const t = b * p;
+    const tag = `gpt2-small ${b}×${p}`;
+    return [
+      { name: `${tag} qkv`, batch: 1, m: t, k: 768, n: 2304, bias: true },
+      { name: `${tag} attn out`, batch: 1, m: t, k: 768, n: 768, bias: true },
+      { name: `${tag} mlp in`, batch: 1, m: t, k: 768, n: 3072, bias: true },
+      { name: `${tag} mlp out`, batch: 1, m: t, k: 3072, n: 768, bias: true },
+      { name: `${tag} unembed`, batch: 1, m: t, k: 768, n: 50257 },
+      { name: `${tag} q·kᵀ`, batch: b * 12, m: p, k: 64, n: p, transposeB: true },
+      { name: `${tag} pattern·v`, batch: b * 12, m: p, k: p, n: 64 },
+    ];
+  }),
+  { name: 'llama-7b 1024 qkv', batch: 1, m: 1024, k: 4096, n: 12288 },
+  { name: 'llama-7b 1024 attn out', batch: 1, m: 1024, k: 4096, n: 4096 },
+  { name: 'llama-7b 1024 gate+up', batch: 1, m: 1024, k: 4096, n: 22016 },
+  { name: 'llama-7b 1024 down', batch: 1, m: 1024, k: 11008, n: 4096 },
+  { name: 'llama-7b 1024 q·kᵀ', batch: 32, m: 1024, k: 128, n: 1024, transposeB: true },
+  { name: 'square 4096³', batch: 1, m: 4096, k: 4096, n: 4096 },
+];
+
+export interface MatmulBenchVariant {
+  variant: string;
+  /** false when the tiled program did not take this product (fewer rows than webgpuMatMul.minRows, …): tfjs ran it. */
+  tiled: boolean;
+  ms: number;
+  tflops: number;
+  /** max |x − tfjs| / max |tfjs| over the whole output (0 for tfjs itself). */
+  rel_diff_vs_tfjs: number;
+  /** max |x − float64| / max |float64| over the sampled entries. */
+  rel_err_vs_float64: number;
+  ok: boolean;
+}
+
+export interface MatmulBenchRow extends MatmulBenchShape {
+  flop: number;
+  variants: MatmulBenchVariant[];
+  /** best tiled variant's TFLOP/s over tfjs'. */
+  speedup?: number;
+  /** the variant the defaults (tile 'auto', K slice 8) would run. */
+  default_variant?: string;
+  error?: string;
+}
+
+export interface MatmulBenchResult {
+  backend: string;
+  adapter?: string;
+  /** The features tfjs' device was created with (no 'subgroups': tfjs 4.22 does not request it). */
+  device_features: string[];
+  /** maxComputeWorkgroupStorageSize: a 16-deep K slice on 128×128 tiles needs 32 KiB. */
+  workgroup_storage_bytes?: number;
+  reps: number;
+  trials: number;
+  tolerance: number;
+  rows: MatmulBenchRow[];
+}
+
+export interface MatmulBenchOptions {
+  shapes?: MatmulBenchShape[];
+  reps?: number;
+  trials?: number;
+  /** K slices of the tiled program to time (default 8 and 16). */
+  tileKs?: (8 | 16)[];
+  /** Output tiles of the tiled program to time (default 128 and 64), each with each K slice. */
+  tiles?: (64 | 128)[];
+  /** Output entries checked against float64 (default 16). */
+  samples?: number;
+  /** Relative difference above which a variant is marked not ok (default 1e-4). */
+  tolerance?: number;
+  log?: (line: string) => void;
+}
+
+/** A seeded LCG: the sample positions are the same in every run. */
+function lcg(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+async function scalar(t: tf.Tensor): Promise<number> {
+  const v = (await t.data())[0];
+  t.dispose();
+  return v;
+}
+
+/** Times and checks tfjs' and the tiled matmul at each shape. Needs the webgpu backend (initBackend first). */
+export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<MatmulBenchResult> {
+  if (tf.getBackend() !== 'webgpu') {
+    throw new HeadlensError(`bench --matmul times the webgpu backend's kernels, but the backend is '${tf.getBackend()}'`, 'run it with --backend webgpu');
+  }
+  const shapes = opts.shapes ?? MATMUL_BENCH_SHAPES;
+  const reps = opts.reps ?? 10;
+  const trials = opts.trials ?? 5;
+  const tileKs = opts.tileKs ?? [8, 16];
+  const tiles = opts.tiles ?? [128, 64];
+  const samples = opts.samples ?? 16;
+  const tolerance = opts.tolerance ?? 1e-4;
+  const log = opts.log ?? (() => {});
+  const saved = { ...webgpuMatMul };
+  const variants: { name: string; set: () => void }[] = [
+    { name: 'tfjs', set: () => Object.assign(webgpuMatMul, { tiled: false }) },
+    ...tiles.flatMap((t) => tileKs.map((k) => ({ name: `t${t} k${k}`, set: () => Object.assign(webgpuMatMul, { tiled: true, tile: t, tileK: k, minRows: 64 }) }))),
+  ];
+  const be = tf.backend() as unknown as {
+    runWebGPUProgram: (p: { constructor: { name: string } }, ...rest: unknown[]) => unknown;
+    adapterInfo?: { vendor?: string; architecture?: string };
+    device?: { features?: Iterable<string>; limits?: { maxComputeWorkgroupStorageSize?: number } };
+  };
+  const rows: MatmulBenchRow[] = [];
+  try {
+    for (const s of shapes) {
+      const flop = 2 * s.batch * s.m * s.k * s.n;
+      const row: MatmulBenchRow = { ...s, flop, variants: [] };
+      rows.push(row);
+      const made: tf.Tensor[] = [];
+      try {
+        const aShape = s.batch > 1 ? [s.batch, s.m, s.k] : [s.m, s.k];
+        const bShape = s.transposeB ? (s.batch > 1 ? [s.batch, s.n, s.k] : [s.n, s.k]) : s.batch > 1 ? [s.batch, s.k, s.n] : [s.k, s.n];
+        const a = tf.randomUniform(aShape, -1, 1, 'float32', 1);
+        const b = tf.randomUniform(bShape, -1, 1, 'float32', 2);
+        const bias = s.bias ? tf.randomUniform([s.n], -1, 1, 'float32', 3) : undefined;
+        made.push(a, b, ...(bias ? [bias] : []));
+        const call = () => (bias ? tf.fused.matMul({ a, b, bias, transposeB: s.transposeB }) : tf.matMul(a, b, false, !!s.transposeB));
+
+        // float64 references at sampled entries: a's row and b's column read back, the dot product done here
+        const rnd = lcg(s.m * 31 + s.n * 7 + s.k);
+        const at = Array.from({ length: samples }, () => [Math.floor(rnd() * s.batch), Math.floor(rnd() * s.m), Math.floor(rnd() * s.n)]);
+        const refs: number[] = [];
+        for (const [bi, i, j] of at) {
+          const ar = tf.tidy(() => a.reshape([s.batch, s.m, s.k]).slice([bi, i, 0], [1, 1, s.k]));
+          const bc = tf.tidy(() => (s.transposeB ? b.reshape([s.batch, s.n, s.k]).slice([bi, j, 0], [1, 1, s.k]) : b.reshape([s.batch, s.k, s.n]).slice([bi, 0, j], [1, s.k, 1])));
+          const [av, bv] = [await ar.data(), await bc.data()];
+          tf.dispose([ar, bc]);
+          let sum = bias ? (await bias.data())[j] : 0;
+          for (let kk = 0; kk < s.k; kk++) sum += av[kk] * bv[kk];
+          refs.push(sum);
+        }
+        const refScale = Math.max(...refs.map(Math.abs));
+
+        let base: tf.Tensor | undefined;
+        const checked: MatmulBenchVariant[] = [];
+        for (const v of variants) {
+          v.set();
+          let tiledRuns = 0;
+          const run = be.runWebGPUProgram;
+          be.runWebGPUProgram = function (this: unknown, p, ...rest) {
+            if (p.constructor.name === 'TiledMatMulProgram') tiledRuns++;
+            return run.call(this, p, ...rest);
+          };
+          let out: tf.Tensor;
+          try {
+            out = call();
+          } finally {
+            be.runWebGPUProgram = run;
+          }
+          const flat = tf.tidy(() => out.reshape([s.batch, s.m, s.n]));
+          let err = 0;
+          for (const [idx, [bi, i, j]] of at.entries()) {
+            const e = tf.tidy(() => flat.slice([bi, i, j], [1, 1, 1]));
+            err = Math.max(err, Math.abs((await scalar(e)) - refs[idx]));
+          }
+          flat.dispose();
+          let diff = 0;
+          if (!base) base = out;
+          else {
+            const b0 = base;
+            diff = (await scalar(tf.tidy(() => tf.max(tf.abs(out.sub(b0)))))) / (await scalar(tf.tidy(() => tf.max(tf.abs(b0)))));
+            out.dispose();
+          }
+          const relErr = err / refScale;
+          checked.push({ variant: v.name, tiled: tiledRuns > 0, ms: NaN, tflops: NaN, rel_diff_vs_tfjs: diff, rel_err_vs_float64: relErr, ok: diff <= tolerance && relErr <= tolerance && !Number.isNaN(diff + relErr) });
+        }
+        base?.dispose();
+
+        const best = checked.map(() => Infinity);
+        for (let t = 0; t < trials; t++) {
+          for (const [vi, v] of variants.entries()) {
+            v.set();
+            best[vi] = Math.min(best[vi], await msPerCall(call, { reps, trials: 1, warmup: t === 0 ? 1 : 0 }));
+          }
+        }
+        for (const [vi, c] of checked.entries()) {
+          c.ms = best[vi];
+          c.tflops = flop / best[vi] / 1e9;
+        }
+        row.variants = checked;
+        // the defaults' choice (webgpuMatMul is restored to them only after the loop)
+        const now = { ...webgpuMatMul };
+        Object.assign(webgpuMatMul, saved);
+        row.default_variant = s.m < 64 || (s.m < saved.minRows && s.n < saved.wideN) ? 'tfjs' : `t${saved.tile === 'auto' ? autoTile(s.batch, s.m, s.n) : saved.tile} k${saved.tileK}`;
+        Object.assign(webgpuMatMul, now);
+        const tiledBest = Math.max(...checked.filter((c) => c.tiled && c.ok).map((c) => c.tflops));
+        if (Number.isFinite(tiledBest)) row.speedup = tiledBest / checked[0].tflops;
+        log(
+          `matmul ${s.name} [${s.batch}×${s.m}×${s.k}×${s.n}]: ` +
+            checked.map((c) => `${c.variant}${c.tiled || c.variant === 'tfjs' ? '' : ' (ran tfjs)'} ${tf3(c.tflops)} TFLOP/s${c.ok ? '' : ` NOT OK (vs tfjs ${c.rel_diff_vs_tfjs.toExponential(1)}, vs float64 ${c.rel_err_vs_float64.toExponential(1)})`}`).join(', '),
+        );
+      } catch (e) {
+        row.error = (e as Error).message.split('\n')[0];
+        log(`matmul ${s.name}: FAILED: ${row.error}`);
+      } finally {
+        tf.dispose(made);
+      }
+    }
+  } finally {
+    Object.assign(webgpuMatMul, saved);
+  }
+  const info = be.adapterInfo;
+  return {
+    backend: tf.getBackend(),
+    adapter: info ? [info.vendor, info.architecture].filter(Boolean).join(' ') : undefined,
+    device_features: [...(be.device?.features ?? [])].sort(),
+    workgroup_storage_bytes: be.device?.limits?.maxComputeWorkgroupStorageSize,
+    reps,
+    trials,
+    tolerance,
+    rows,
+  };
+}
+
+/** TFLOP/s to 3 significant digits at most (a CPU adapter gives thousandths). */
+const tf3 = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toPrecision(2));
+
+/** The table `headlens bench --matmul` prints. */
+export function formatMatmulBench(r: MatmulBenchResult): string {
+  const names = r.rows[0]?.variants.map((v) => v.variant) ?? [];
+  const lines = [
+    `backend ${r.backend}${r.adapter ? ` (${r.adapter})` : ''}; device features: ${r.device_features.join(', ') || 'none'}; workgroup memory ${r.workgroup_storage_bytes ?? '?'} bytes`,
+    `best of ${r.trials} blocks of ${r.reps} calls; TFLOP/s; results checked within ${r.tolerance} relative`,
+  ];
+  lines.push(['shape'.padEnd(34), 'batch×m×k×n'.padEnd(24), ...names.map((n) => n.padStart(10)), 'speedup'.padStart(8), 'default'.padStart(9), ' check'].join(' '));
+  for (const row of r.rows) {
+    const dims = `${row.batch}×${row.m}×${row.k}×${row.n}`;
+    if (row.error) {
+      lines.push(`${row.name.padEnd(34)} ${dims.padEnd(24)} FAILED: ${row.error}`);
+      continue;
+    }
+    const cells = row.variants.map((v) => `${tf3(v.tflops)}${v.tiled || v.variant === 'tfjs' ? '' : '*'}`.padStart(10));
+    const bad = row.variants.filter((v) => !v.ok).map((v) => `${v.variant} off (${v.rel_diff_vs_tfjs.toExponential(1)} vs tfjs, ${v.rel_err_vs_float64.toExponential(1)} vs float64)`);
+    lines.push([row.name.padEnd(34), dims.padEnd(24), ...cells, (row.speedup ? `×${row.speedup.toFixed(2)}` : '—').padStart(8), (row.default_variant ?? '').padStart(9), bad.length ? ` ${bad.join('; ')}` : ' ok'].join(' '));
+  }
+  lines.push('* the tiled program did not take this product (fewer than 64 rows): tfjs ran it');
+  lines.push('speedup: the best tiled variant over tfjs; default: the variant webgpuMatMul\'s defaults run');
+  return lines.join('\n');
+}
