@@ -322,3 +322,38 @@ describe('random weights of low rank (RandomInit.lowRank)', () => {
     full.dispose();
   });
 });
+
+describe('headlens bench --long --retrieval (retrieval_scan.ts)', () => {
+  it('times one retrieval scan of every head per context, and its scores are what retrievalScores gives on the same model and trial', async () => {
+    const { runLongBench, LONG_PRESETS } = await import('../src/bench/long_context.js');
+    const { retrievalBenchOptions, retrievalBenchTrial, RANDOM_WEIGHTS_NOTE } = await import('../src/bench/retrieval_scan.js');
+    const { retrievalScores } = await import('../src/interp/scores/retrieval.js');
+    const before = tf.memory().numTensors;
+    const r = await runLongBench({ preset: 'llama-tiny', contexts: [48], retrievalSteps: 3, retrieval: true });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(r.retrieval).toBe(true);
+    expect(r.decode_tokens).toBe(3);
+    const [row] = r.rows;
+    console.log('bench --long --retrieval (llama-tiny, 48 tokens, 3 steps)', JSON.stringify(row.retrieval));
+    expect(row.error).toBeUndefined();
+    expect(row.prefill_ms).toBeUndefined(); // the scan replaces prefill and decoding
+    const t = row.retrieval!;
+    expect(t).toMatchObject({ context: 48, heads: 8, decode_steps: 3, note: RANDOM_WEIGHTS_NOTE, pool_released_bytes: 0 }); // no GPU pool on wasm
+    expect(t.settings).toMatchObject({ task: 'retrieval', variant: 'decode', maxNewTokens: 3, stopTokens: [], gate: -1 });
+    for (const k of ['total_s', 'first_step_s', 'ms_per_step', 'finish_s'] as const) expect(t[k]).toBeGreaterThan(0);
+    expect(t.first_step_s + ((t.decode_steps - 1) * t.ms_per_step!) / 1000 + t.finish_s).toBeCloseTo(t.total_s, 6);
+    expect(t.scores.length).toBe(2);
+    expect(t.scores.every((row) => row.length === 4)).toBe(true);
+    // the same model (same preset and seed) and trial, scored directly by the synchronous scorer
+    const model = HookedTransformer.random(makeConfig(LONG_PRESETS['llama-tiny']), { seed: 0, lowRank: 64 });
+    try {
+      const trial = retrievalBenchTrial(model.cfg.d_vocab, 48, t.trial.seed);
+      expect([trial.needleStart, trial.needleEnd, trial.answerStart, trial.answerEnd]).toEqual([...t.trial.needle, ...t.trial.answer]);
+      const direct = retrievalScores(model, [trial], retrievalBenchOptions(3));
+      expect(t.scores).toEqual(direct.scores);
+      expect(t.settings).toEqual(direct.settings);
+    } finally {
+      model.dispose();
+    }
+  });
+});

@@ -10,8 +10,9 @@
  * hangs inside async code for that reason.
  * So in Node the webgpu backend's readSync is replaced by one that returns values still held on the CPU (as
  * tfjs does) and otherwise throws a HeadlensError naming the asynchronous form to call, before tfjs touches
- * its encoder. The asynchronous forms (`activationPatchingAsync`, `patchSitesAsync`, `model.generateAsync`,
- * `await tensor.data()`) run the same computation (util/reads.ts).
+ * its encoder. The asynchronous forms (every reading call's `…Async` twin: `activationPatchingAsync`,
+ * `retrievalScoresAsync`, `runScorerAsync`, `model.generateAsync`, …; `await tensor.data()`) run the same
+ * computation (util/reads.ts).
  */
 import { HeadlensError } from '../errors.js';
 
@@ -32,7 +33,7 @@ export function refuseSyncReads(backend: SyncReadBackend): void {
     if (t && (t.values != null || t.dtype === 'string')) return t.values;
     throw new HeadlensError(
       'a synchronous read (dataSync, arraySync, or a headlens call that returns numbers) of a WebGPU tensor is not possible in Node: tfjs reads synchronously through OffscreenCanvas, which only browsers have',
-      'call the asynchronous form (activationPatchingAsync, patchSitesAsync, model.generateAsync, await tensor.data()), or use the wasm or tensorflow backend',
+      "call the asynchronous form, the same name with 'Async' (activationPatchingAsync, retrievalScoresAsync, runScorerAsync, model.generateAsync, …; await tensor.data()), or use the wasm or tensorflow backend",
     );
   };
 }

@@ -9,7 +9,9 @@
  *   decode+rows  the same with every layer's last attention row cached at each step (patternRows 'last'): the
  *                work of Wu et al.'s retrieval score per decoded token;
  *   peak         bytes of tensors alive at once during the prefill, weights excluded (memory.ts), and the
- *                bytes the weights take.
+ *                bytes the weights take;
+ *   retrieval    with `retrieval`, instead of the above: one retrieval-head scan of every head on one needle trial
+ *                of L random tokens, timed end to end (retrieval_scan.ts; the scores of random weights mean nothing).
  * A context that fails (out of memory, a buffer over the device's limits) is reported with its error and the
  * next one still runs. Times are wall-clock on GPUs and CPU time on CPU backends (timing.ts).
  */
@@ -21,9 +23,10 @@ import { Random } from '../util/random.js';
 import { HeadlensError } from '../errors.js';
 import { countParams } from '../model/params.js';
 import { measurePeak, uniqueBytes } from './memory.js';
+import { retrievalBenchTrial, timeRetrievalScan, type RetrievalScanTiming } from './retrieval_scan.js';
 import { now, sync } from './timing.js';
 
-/** Real model shapes (the HF configs' numbers); `llama-7b` is Llama-2-7B's. */
+/** Real model shapes (the HF configs' numbers); `llama-7b` is Llama-2-7B's; `llama-tiny`, Llama's architecture at toy size, for tests. */
 export const LONG_PRESETS = {
   'gpt2-small': { model_name: 'gpt2-small-random', original_architecture: 'GPT2LMHeadModel', d_model: 768, n_layers: 12, n_heads: 12, d_head: 64, d_mlp: 3072, d_vocab: 50257, n_ctx: 1024, act_fn: 'gelu_new', tie_word_embeddings: true },
   'pythia-1.4b': {
@@ -33,6 +36,11 @@ export const LONG_PRESETS = {
   'llama-7b': {
     model_name: 'llama-7b-random', original_architecture: 'LlamaForCausalLM', d_model: 4096, n_layers: 32, n_heads: 32, d_head: 128, d_mlp: 11008, d_vocab: 32000, n_ctx: 4096,
     act_fn: 'silu', gated_mlp: true, normalization_type: 'RMS', eps: 1e-5, positional_embedding_type: 'rotary', rotary_dim: 128, rotary_base: 10000,
+    attn_qkv_bias: false, attn_out_bias: false, mlp_bias: false,
+  },
+  'llama-tiny': {
+    model_name: 'llama-tiny-random', original_architecture: 'LlamaForCausalLM', d_model: 64, n_layers: 2, n_heads: 4, d_head: 16, d_mlp: 128, d_vocab: 512, n_ctx: 256,
+    act_fn: 'silu', gated_mlp: true, normalization_type: 'RMS', eps: 1e-5, positional_embedding_type: 'rotary', rotary_dim: 16, rotary_base: 10000,
     attn_qkv_bias: false, attn_out_bias: false, mlp_bias: false,
   },
 } satisfies Record<string, HookedConfigInput>;
@@ -54,6 +62,10 @@ export interface LongBenchOptions {
    * as an F16/BF16 checkpoint loaded with weights: '16bit' would be. Default 'float32'.
    */
   weights?: 'float32' | '16bit';
+  /** Time one retrieval-head scan of every head per context instead of prefill and decoding (retrieval_scan.ts). */
+  retrieval?: boolean;
+  /** Tokens the retrieval scan decodes (default 50, Wu et al.'s script). */
+  retrievalSteps?: number;
   log?: (line: string) => void;
 }
 
@@ -68,6 +80,8 @@ export interface LongBenchRow {
   decode_rows_tokens_per_s?: number;
   /** Programs the webgpu backend dispatched per decoded token (the decode without cached rows); webgpu only. */
   decode_programs_per_token?: number;
+  /** With `retrieval`: the timed scan of every head (its scores are meaningless: random weights). */
+  retrieval?: RetrievalScanTiming;
   /** Set when this context could not run; the fields above it reached are kept. */
   error?: string;
 }
@@ -82,6 +96,8 @@ export interface LongBenchResult {
   weights: 'float32' | '16bit';
   decode_tokens: number;
   clock: 'wall' | 'cpu';
+  /** Whether the rows are retrieval scans (opts.retrieval). */
+  retrieval?: boolean;
   rows: LongBenchRow[];
   total_s: number;
 }
@@ -93,7 +109,9 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
   const decodeTokens = opts.decodeTokens ?? 16;
   const log = opts.log ?? (() => {});
   const p = LONG_PRESETS[preset];
-  const longest = Math.max(...contexts) + decodeTokens + 1;
+  const retrievalSteps = opts.retrievalSteps ?? 50;
+  if (!(Number.isInteger(retrievalSteps) && retrievalSteps >= 1)) throw new HeadlensError(`bench --long: retrievalSteps ${retrievalSteps} must be an integer ≥ 1`);
+  const longest = Math.max(...contexts) + (opts.retrieval ? retrievalSteps : decodeTokens) + 1;
   const cfg = makeConfig({ ...p, n_ctx: Math.max(p.n_ctx, longest) });
   const weights = opts.weights ?? 'float32';
   if (weights === '16bit' && tf.getBackend() !== 'webgpu') {
@@ -129,6 +147,13 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
       rows.push(row);
       const prompt = [Array.from({ length: L }, () => rng.int(0, cfg.d_vocab))];
       try {
+        if (opts.retrieval) {
+          const seed = (opts.seed ?? 1) + L;
+          row.retrieval = await timeRetrievalScan(model, retrievalBenchTrial(cfg.d_vocab, L, seed), retrievalSteps, seed);
+          const t = row.retrieval;
+          log(`bench --long: ${L} tokens: retrieval scan of ${t.heads} heads, ${t.decode_steps} steps: ${t.total_s.toFixed(2)} s (first step ${t.first_step_s.toFixed(2)} s, then ${t.ms_per_step?.toFixed(1) ?? '—'} ms/step); ${t.note}`);
+          continue;
+        }
         // prefill: once to compile the shaders for this shape (GPU) and measure its peak, then timed
         const first = measurePeak(() => model.runWithHooks(prompt, { logits: 'last' }));
         row.prefill_peak_bytes = first.peak;
@@ -165,7 +190,8 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
     model: { n_layers: cfg.n_layers, d_model: cfg.d_model, n_heads: cfg.n_heads, d_mlp: cfg.d_mlp ?? 0, d_vocab: cfg.d_vocab, parameters: model.nParams },
     weight_bytes: weightBytes,
     weights,
-    decode_tokens: decodeTokens,
+    decode_tokens: opts.retrieval ? retrievalSteps : decodeTokens,
+    ...(opts.retrieval ? { retrieval: true } : {}),
     clock: ['wasm', 'cpu'].includes(tf.getBackend()) ? 'cpu' : 'wall',
     rows,
     total_s: (performance.now() - started) / 1000,

@@ -5,6 +5,7 @@ import { HeadlensError } from '../errors.js';
 import { initBackend, type BackendName } from '../backend/index.js';
 import { runBench, PRESETS, type BenchPreset, type BenchResult } from '../bench/bench.js';
 import { LONG_PRESETS, runLongBench, type LongBenchResult, type LongPreset } from '../bench/long_context.js';
+import { RANDOM_WEIGHTS_NOTE } from '../bench/retrieval_scan.js';
 import { formatMatmulBench, runMatmulBench } from '../bench/matmul.js';
 import { commaList, defineCommand, option, positiveInt } from './options.js';
 import { CAPS, memoryBudget, activationBytes, checkAtMost, fitting, formatBytes } from './size_bounds.js';
@@ -40,6 +41,14 @@ export function formatLongBench(r: LongBenchResult): string {
   ];
   for (const row of r.rows) {
     const f = (x: number | undefined, d = 1) => (x === undefined ? '—' : x.toFixed(d));
+    const t = row.retrieval;
+    if (t || (r.retrieval && row.error)) {
+      lines.push(
+        `${String(row.context).padStart(6)} tokens  retrieval scan of ${t?.heads ?? '—'} heads: ${f(t?.total_s, 2)} s for ${t?.decode_steps ?? '—'} decoding steps (first step ${f(t?.first_step_s, 2)} s, then ${f(t?.ms_per_step)} ms/step)` +
+          (row.error ? `  FAILED: ${row.error}` : ''),
+      );
+      continue;
+    }
     lines.push(
       `${String(row.context).padStart(6)} tokens  prefill ${f(row.prefill_tokens_per_s, 0)} tokens/s (${f(row.prefill_ms, 0)} ms, peak ${f(row.prefill_peak_bytes === undefined ? undefined : row.prefill_peak_bytes / 2 ** 30, 2)} GiB)` +
         `  decode ${f(row.decode_tokens_per_s)} tokens/s, with attention rows ${f(row.decode_rows_tokens_per_s)} tokens/s` +
@@ -47,6 +56,7 @@ export function formatLongBench(r: LongBenchResult): string {
         (row.error ? `  FAILED: ${row.error}` : ''),
     );
   }
+  if (r.retrieval) lines.push(`note     ${RANDOM_WEIGHTS_NOTE}`);
   return lines.join('\n');
 }
 
@@ -64,9 +74,10 @@ export const benchCommand = defineCommand({
     out: option(z.string().optional(), { description: 'also write the result as JSON', value: 'FILE.json' }),
     long: option(z.boolean().optional(), { description: `prefill and decoding of one long prompt per --contexts length (implied by ${Object.keys(LONG_PRESETS).filter((k) => !(k in PRESETS)).join(', ')})` }),
     contexts: option(commaList().transform((l) => l.map(Number)).pipe(z.array(z.number().int('a whole number of tokens').positive().max(CAPS.longContext, `at most ${CAPS.longContext} tokens`))).optional(), { description: 'prompt lengths for --long (default 1024,4096,16384)', value: 'N,N', example: '1024,4096' }),
-    decode: option(positiveInt({ max: CAPS.reps, why: 'the most decoding steps headlens bench --long times' }).optional(), { description: 'decoding steps timed per context for --long (default 16)', value: 'N', example: '16' }),
+    decode: option(positiveInt({ max: CAPS.reps, why: 'the most decoding steps headlens bench --long times' }).optional(), { description: 'decoding steps timed per context for --long (default 16; with --retrieval the tokens the scan decodes, default 50)', value: 'N', example: '16' }),
     matmul: option(z.boolean().optional(), { description: "webgpu only: tfjs' matmul against headlens' tiled WGSL matmul at the forward's shapes (GPT-2 small, llama-7b prefill, 4096³), TFLOP/s, results checked" }),
     weights: option(z.enum(['float32', '16bit']).optional(), { description: "--long: 'float32' weights (default) or '16bit' (the random weights rounded to bf16 and kept packed on the GPU; webgpu only)", value: 'W', example: '16bit' }),
+    retrieval: option(z.boolean().optional(), { description: 'with --long: time one retrieval-head scan of every head on one needle trial per context, instead of prefill and decoding (random weights: the scores mean nothing)' }),
   },
   async run(v) {
     if (v.matmul) {
@@ -76,14 +87,17 @@ export const benchCommand = defineCommand({
       console.log(v.json ? JSON.stringify(result) : formatMatmulBench(result));
       return;
     }
-    if (v.weights && !(v.long || v.contexts || v.decode || (v.preset !== undefined && !(v.preset in PRESETS)))) {
+    if (v.weights && !(v.long || v.contexts || v.decode || v.retrieval || (v.preset !== undefined && !(v.preset in PRESETS)))) {
       throw new HeadlensError('--weights applies to bench --long only', 'add --long (or a --long preset such as llama-7b)');
     }
-    if (v.long || v.contexts || v.decode || (v.preset !== undefined && !(v.preset in PRESETS))) {
+    if (v.long || v.contexts || v.decode || v.retrieval || (v.preset !== undefined && !(v.preset in PRESETS))) {
       const preset = (v.preset ?? 'gpt2-small') as LongPreset;
       if (!(preset in LONG_PRESETS)) throw new HeadlensError(`bench --long has no preset '${preset}'`, `use one of ${Object.keys(LONG_PRESETS).join(', ')}`);
       await initBackend({ backend: v.backend as BackendName | undefined });
-      const result = await runLongBench({ preset, contexts: v.contexts, decodeTokens: v.decode, weights: v.weights, log: (line) => console.error(line) });
+      const result = await runLongBench({
+        preset, contexts: v.contexts, weights: v.weights, log: (line) => console.error(line),
+        ...(v.retrieval ? { retrieval: true, retrievalSteps: v.decode } : { decodeTokens: v.decode }),
+      });
       if (v.out) writeFileSync(v.out, JSON.stringify(result, null, 1) + '\n');
       console.log(v.json ? JSON.stringify(result) : formatLongBench(result));
       return;

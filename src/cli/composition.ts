@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
-import { COMPOSITION_KINDS, compositionScores, type CompositionKind, type CompositionScores } from '../interp/weights/composition.js';
+import { COMPOSITION_KINDS, compositionScoresAsync, type CompositionKind, type CompositionScores } from '../interp/weights/composition.js';
 import { defineCommand, modelOption, nonNegativeInt, option } from './options.js';
 import { checkAtMost, headPairCount } from './size_bounds.js';
 import { withModel } from './with_model.js';
@@ -26,12 +26,12 @@ export const compositionCommand = defineCommand({
     json: option(z.boolean().optional(), { description: 'print one JSON object with the pairs (the --top N highest, or every pair) and total_pairs' }),
   },
   async run(v) {
-    await withModel(v, (model) => {
+    await withModel(v, async (model) => {
       if (model.cfg.n_layers < 2) throw new HeadlensError(`${model.cfg.model_name} has one layer: no pair of heads in different layers`, 'composition needs at least 2 layers');
       // bounded before the scores are computed: a --top beyond the pairs there are is a mistake, said at once
       const pairs = headPairCount(model.cfg);
       checkAtMost('top', v.top, pairs, `pairs of heads in different layers of ${model.cfg.model_name}`, false, 'the number of');
-      const r = compositionScores(model, v.kind);
+      const r = await compositionScoresAsync(model, v.kind); // the weights read with await: runs on WebGPU in Node
       const top = v.top ?? (v.json ? pairs : 10);
       console.log(v.json ? JSON.stringify({ model: model.cfg.model_name, ...r, pairs: r.pairs.slice(0, top), total_pairs: r.pairs.length }) : formatComposition(r, model.cfg.model_name, top));
     });

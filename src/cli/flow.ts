@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { flowCorrelations, type FlowCorrelations } from '../interp/attribution/attention_flow.js';
+import { flowCorrelationsAsync, type FlowCorrelations } from '../interp/attribution/attention_flow.js';
 import { writeAtlas } from '../viz/atlas.js';
 import { bosOptions, defineCommand, integer, modelOption, option } from './options.js';
 import { prependBosFlag, promptRows, tokenId } from './token_args.js';
@@ -90,12 +90,12 @@ export const flowCommand = defineCommand({
     ...bosOptions(),
   },
   async run(v) {
-    await withModel(v, (model) => {
+    await withModel(v, async (model) => {
       const rows = promptRows(model, v.prompt, 'prompt', prependBosFlag(v));
       if (rows.length !== 1) throw new HeadlensError(`--prompt holds ${rows.length} rows`, 'give one prompt');
       const answer = v.answer === undefined ? undefined : tokenId(model, v.answer, 'answer');
       const blank = v.blank === undefined ? defaultBlank(model) : tokenId(model, v.blank, 'blank');
-      const r = flowCorrelations(model, rows, { pos: v.pos, answer, blank });
+      const r = await flowCorrelationsAsync(model, rows, { pos: v.pos, answer, blank }); // read with await: runs on WebGPU in Node
       const report = flowReport(model, rows[0], r, answer, blank);
       console.log(v.json ? JSON.stringify(report) : formatFlow(report));
       if (v.atlas) {

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import { ICL_TASKS, iclTaskTokens } from '../datasets/icl_tasks.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import { functionVectors, type FunctionVectorResult, type IclTemplate } from '../interp/interventions/function_vectors.js';
+import { functionVectorsAsync, type FunctionVectorResult, type IclTemplate } from '../interp/interventions/function_vectors.js';
 import { defineCommand, modelOption, nonNegativeInt, option, positiveInt } from './options.js';
 import { progressBar } from './progress.js';
 import { writeAtlas } from '../viz/atlas.js';
@@ -52,13 +52,13 @@ export const functionVectorCommand = defineCommand({
     report: option(z.string().optional(), { description: 'also write the head atlas with the indirect effects as a head grid', value: 'FILE.html' }),
   },
   async run(v) {
-    await withModel(v, (model) => {
+    await withModel(v, async (model) => {
       if (!model.tokenizer) throw new HeadlensError(`${model.cfg.model_name} has no tokenizer`, 'the tasks are words: use a model with a tokenizer.json');
       if (v.layer !== undefined && v.layer >= model.cfg.n_layers) throw new HeadlensError(`--layer ${v.layer} is not a layer`, `use 0..${model.cfg.n_layers - 1}`);
       const pairs = iclTaskTokens(ICL_TASKS[v.task], model.tokenizer);
       const bos = model.bosToken();
       const template: IclTemplate = { ...(bos === null ? {} : { bos }), sep: tokensOf(model, v.sep, 'sep'), end: tokensOf(model, v.end, 'end') };
-      const r = functionVectors(model, pairs, {
+      const r = await functionVectorsAsync(model, pairs, {
         shots: v.shots,
         meanPrompts: v['mean-prompts'],
         effectPrompts: v['effect-prompts'],

@@ -6,8 +6,8 @@
 import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
-import { logitDiff, metricValue, normalized } from '../interp/metrics.js';
-import { activationPatching, PATCH_COMPONENTS, type PatchComponent } from '../interp/interventions/patching.js';
+import { logitDiff, metricMean, normalized } from '../interp/metrics.js';
+import { activationPatchingAsync, PATCH_COMPONENTS, type PatchComponent } from '../interp/interventions/patching.js';
 import { bosOptions, defineCommand, modelOption, option } from './options.js';
 import { progressBar } from './progress.js';
 import { prependBosFlag, promptRows, tokenId } from './token_args.js';
@@ -34,7 +34,7 @@ export const patchCommand = defineCommand({
   async run(v) {
     const { component, direction, out } = v;
     if (!out && !v.json) throw new HeadlensError('say where the result goes: --json (stdout) or --out FILE.json', 'e.g. --json');
-    await withModel(v, (model) => {
+    await withModel(v, async (model) => {
       const bos = prependBosFlag(v);
       const clean = promptRows(model, v.clean, 'clean', bos);
       const corrupted = promptRows(model, v.corrupted, 'corrupted', bos);
@@ -44,15 +44,18 @@ export const patchCommand = defineCommand({
       const answer = tokenId(model, v.answer, 'answer');
       const wrong = tokenId(model, v.wrong, 'wrong');
       const diff = logitDiff(answer, wrong);
-      const value = (rows: number[][]) => {
+      // read asynchronously throughout: the command runs on WebGPU in Node too
+      const value = async (rows: number[][]) => {
         const logits = model.forward(rows);
-        const x = metricValue(diff, logits);
+        const mean = metricMean(diff, logits);
         logits.dispose();
+        const x = (await mean.data())[0];
+        mean.dispose();
         return x;
       };
-      const cleanLd = value(clean);
-      const corruptedLd = value(corrupted);
-      const result = activationPatching(model, component, {
+      const cleanLd = await value(clean);
+      const corruptedLd = await value(corrupted);
+      const result = await activationPatchingAsync(model, component, {
         clean,
         corrupted,
         metric: normalized(diff, cleanLd, corruptedLd),

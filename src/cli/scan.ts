@@ -5,13 +5,14 @@
  * that finishes removes FILE.partial.json once the result is written; a checkpoint named with --checkpoint is kept.
  * The item scans run in --workers N local processes (default: the cores available) or as jobs on a BullMQ
  * queue (--queue redis://HOST:PORT, run by `headlens worker`); see sweep.ts.
+ * Everything here reads from the backend asynchronously (the `…Async` forms, util/reads.ts), so a scan runs on
+ * WebGPU in Node, where tfjs cannot read synchronously.
  */
-import * as tf from '@tensorflow/tfjs';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
-import { SCAN_TASKS, ioiTask, scanTask, taskCausalCheck } from '../interp/scores/tasks.js';
-import { ioiHeadClasses } from '../interp/scores/ioi_classes.js';
+import { SCAN_TASKS, ioiTask, scanTask, taskCausalCheckAsync } from '../interp/scores/tasks.js';
+import { ioiHeadClassesAsync } from '../interp/scores/ioi_classes.js';
 import { topHeads } from '../interp/scores/head_scores.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { writeAtlas, type AtlasData } from '../viz/atlas.js';
@@ -27,6 +28,7 @@ import { sentenceLines } from '../datasets/sentences.js';
 
 /** The tasks that read text items (--text FILE). */
 const TEXT_TASKS = ['special-tokens', 'bert-special-tokens', 'attention-entropy'] as const;
+import { readAsync, readNested } from '../util/reads.js';
 
 export const scanCommand = defineCommand({
   summary: 'score every head of a model on a task; print or write the scores, optionally check the top heads causally',
@@ -89,10 +91,10 @@ export const scanCommand = defineCommand({
           if (!bars.has(step)) bars.set(step, progressBar(`ioi ${step}`, 'sender sets'));
           bars.get(step)!(done, total);
         };
-        const r = ioiHeadClasses(model, prompts, { onProgress, positions: v.positions });
+        const r = await ioiHeadClassesAsync(model, prompts, { onProgress, positions: v.positions });
         const scores = r.nameMoverStrength; // the share of the logit difference each head's direct path carries
         emit({ model: model.cfg.model_name, task, settings: { ...r.settings, ...taskSettings, samples, seed, droppedNames, warnings }, scores, top: topHeads(scores), classes: r.classes, tables: r.tables, attention: r.attention, clean: r.clean, corrupted: r.corrupted });
-        if (reportFile) writeReport(model, reportFile, task, scores, r.tables, prompts[0]?.clean);
+        if (reportFile) await writeReport(model, reportFile, task, scores, r.tables, prompts[0]?.clean);
         return;
       }
       const setup = scanTask(model, task, { samples, seed, ...(lines ? { lines } : {}) });
@@ -105,7 +107,7 @@ export const scanCommand = defineCommand({
       let causal;
       if (v.causal && setup.causal) {
         const heads = result.top.slice(0, v.k).map(({ layer, head }) => ({ layer, head }));
-        causal = taskCausalCheck(model, setup.causal, heads, result.scores, { draws: v.draws, seed });
+        causal = await taskCausalCheckAsync(model, setup.causal, heads, result.scores, { draws: v.draws, seed });
       }
       for (const w of result.warnings ?? []) console.error(`headlens: warning: ${w}`);
       const items = setup.scorer.items as number[][];
@@ -116,7 +118,7 @@ export const scanCommand = defineCommand({
       emit(report);
       // the Clark et al. scans add their Figure 2 and Figure 6 pictures
       const lookAt = reportFile && isText ? lookAtSection(model, task, result.scores, result.tables, setup.scorer.primary, items, dist) : undefined;
-      if (reportFile) writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]), lookAt);
+      if (reportFile) await writeReport(model, reportFile, task, result.scores, result.tables, firstTokens(setup.scorer.items[0]), lookAt);
       // the implicit FILE.partial.json is for resuming an unfinished scan; once the result is out it would only make the
       // next run ask for --resume. A checkpoint named with --checkpoint is the user's record of the sweep: kept.
       if (checkpoint && !v.checkpoint && existsSync(checkpoint)) rmSync(checkpoint);
@@ -154,7 +156,7 @@ function firstTokens(item: unknown): number[] | undefined {
 }
 
 /** `--report FILE.html`: the head atlas of this scan (model card, one head grid per table, attention on the first item). */
-function writeReport(model: HookedTransformer, file: string, task: string, scores: number[][], tables: Record<string, number[][]> | undefined, tokens: number[] | undefined, lookAt?: AtlasData['lookAt']): void {
+async function writeReport(model: HookedTransformer, file: string, task: string, scores: number[][], tables: Record<string, number[][]> | undefined, tokens: number[] | undefined, lookAt?: AtlasData['lookAt']): Promise<void> {
   const { n_layers, n_heads } = model.cfg;
   const isGrid = (t: unknown): t is number[][] => Array.isArray(t) && t.length === n_layers && t.every((r) => Array.isArray(r) && r.length === n_heads);
   const extra = Object.entries(tables ?? {}).filter(([name, t]) => isGrid(t) && t !== scores && name !== 'score');
@@ -162,9 +164,13 @@ function writeReport(model: HookedTransformer, file: string, task: string, score
   let patterns: number[][][][] | undefined;
   if (shown) {
     const { logits, cache } = model.runWithCache([shown], { names: (n) => n.endsWith('attn.hook_pattern') });
-    patterns = Array.from({ length: n_layers }, (_, l) => tf.tidy(() => cache.act('pattern', l).squeeze([0]).arraySync() as number[][][]));
-    cache.dispose();
     logits.dispose();
+    try {
+      patterns = [];
+      for (let l = 0; l < n_layers; l++) patterns.push(await readAsync(readNested<number[][][]>(cache.act('pattern', l).squeeze([0])))); // [head][query_pos][key_pos]
+    } finally {
+      cache.dispose();
+    }
   }
   writeAtlas(file, {
     model: { name: model.cfg.model_name, ...modelInfo(model) },

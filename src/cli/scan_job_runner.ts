@@ -12,10 +12,11 @@ import { z } from 'zod';
 import type { BackendName } from '../backend/index.js';
 import { HeadlensError } from '../errors.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import type { HeadScorer } from '../interp/scores/head_scores.js';
+import { scoreItemReads, type HeadScorer } from '../interp/scores/head_scores.js';
 import { checkScanJob, type IndexedItemScores, type ScanJob } from '../interp/scores/scan.js';
 import { SCAN_TASKS, scanTask } from '../interp/scores/tasks.js';
 import { loadPretrained } from '../loading/load.js';
+import { readAsync } from '../util/reads.js';
 
 /** What rebuilds a sweep in another process: the model as given to --model, the task, samples and seed. */
 export interface SweepSpec {
@@ -73,7 +74,8 @@ export class ScanJobRunner {
     checkScanJob(model, scorer, job);
     const results: IndexedItemScores[] = [];
     for (const index of job.items) {
-      results.push({ index, ...scorer.scoreItem(model, scorer.items[index], index) });
+      // read asynchronously: a worker on WebGPU in Node cannot read synchronously
+      results.push({ index, ...(await readAsync(scoreItemReads(scorer, model, index))) });
       await onItem?.(results.length, job.items.length);
       // let timers run between items (a queue worker's lock renewal)
       await new Promise((r) => setImmediate(r));

@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { HeadlensError } from '../errors.js';
 import { decomposeAttentionScore, type ScoreDecomposition } from '../interp/attribution/sparse_attention.js';
-import { circuitSvd, type CircuitSvd, type TokenScore } from '../interp/weights/svd_interpreter.js';
+import { circuitSvdAsync, type CircuitSvd, type TokenScore } from '../interp/weights/svd_interpreter.js';
 import { bosOptions, defineCommand, modelOption, nonNegativeInt, option, positiveNumber } from './options.js';
 import { prependBosFlag, promptRows } from './token_args.js';
 import { withModel } from './with_model.js';
@@ -122,7 +122,7 @@ export const svdCommand = defineCommand({
     ...bosOptions(),
   },
   async run(v) {
-    await withModel(v, (model) => {
+    await withModel(v, async (model) => {
       if (v.prompt !== undefined) {
         if (v.circuit !== 'qk') throw new HeadlensError('--prompt decomposes an attention score, which is the QK circuit', 'pass --circuit qk');
         const rows = promptRows(model, v.prompt, 'prompt', prependBosFlag(v));
@@ -136,7 +136,7 @@ export const svdCommand = defineCommand({
         return;
       }
       if (v.k < 1 || v.k > model.cfg.d_head) throw new HeadlensError(`--k ${v.k} is not in 1..d_head (${model.cfg.d_head})`, `use --k 1..${model.cfg.d_head}`);
-      const report = svdReport(model.cfg.model_name, circuitSvd(model, v.layer, v.head, v.circuit, { k: v.k }));
+      const report = svdReport(model.cfg.model_name, await circuitSvdAsync(model, v.layer, v.head, v.circuit, { k: v.k }));
       console.log(v.json ? JSON.stringify(report) : formatSvd(report));
     });
   },

@@ -7,8 +7,9 @@
 import { availableParallelism } from 'node:os';
 import { HeadlensError } from '../errors.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
-import type { HeadScorer, HeadScores } from '../interp/scores/head_scores.js';
-import { scan, scanJobs, ScanCheckpoint } from '../interp/scores/scan.js';
+import { scoreItemReads, type HeadScorer, type HeadScores } from '../interp/scores/head_scores.js';
+import { scanAsync, scanJobs, ScanCheckpoint } from '../interp/scores/scan.js';
+import { readAsync } from '../util/reads.js';
 import { runLocalJobs, type JobFailure } from './local_workers.js';
 import { progressBar } from './progress.js';
 import type { ScanJobData, SweepSpec } from './scan_job_runner.js';
@@ -47,10 +48,13 @@ export function defaultWorkers(): number {
   return availableParallelism();
 }
 
-/** Runs the scan of `scorer` (built from `spec`) as `opts` says; the result equals `scan(model, scorer)`. */
+/**
+ * Runs the scan of `scorer` (built from `spec`) as `opts` says; the result equals `scan(model, scorer)`. Items scored
+ * in this process are read asynchronously (scanAsync), so a scan runs on WebGPU in Node.
+ */
 export async function runSweep(model: HookedTransformer, scorer: HeadScorer<any>, spec: SweepSpec, opts: SweepOptions): Promise<HeadScores> {
   const workers = opts.workers ?? defaultWorkers();
-  if (!opts.queue && workers <= 1) return scan(model, scorer, { checkpoint: opts.checkpoint, resume: opts.resume, onProgress: opts.onProgress });
+  if (!opts.queue && workers <= 1) return scanAsync(model, scorer, { checkpoint: opts.checkpoint, resume: opts.resume, onProgress: opts.onProgress });
   // an unreachable queue is one error before anything starts
   if (opts.queue) await checkQueueReachable(opts.queue);
   const cp = ScanCheckpoint.open(model, scorer, { file: opts.checkpoint, resume: opts.resume });
@@ -70,7 +74,7 @@ export async function runSweep(model: HookedTransformer, scorer: HeadScorer<any>
   let failures: JobFailure[] = [];
   if (jobs.length > 0 && !opts.queue && jobs.length === 1) {
     // one job: not worth starting a process for
-    for (const i of jobs[0].job.items) cp.add({ index: i, ...scorer.scoreItem(model, scorer.items[i], i) });
+    for (const i of jobs[0].job.items) cp.add({ index: i, ...(await readAsync(scoreItemReads(scorer, model, i))) });
     cp.save();
     opts.onProgress?.(cp.count, total);
   } else if (jobs.length > 0 && opts.queue) {

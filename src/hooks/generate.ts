@@ -102,7 +102,8 @@ export function generateAsync<T = never>(model: HookedTransformer, tokens: Token
   return readAsync(generateReads(model, tokens, opts));
 }
 
-function* generateReads<T>(model: HookedTransformer, tokens: TokenInput, opts: GenerateOptions<T>): Reads<GenerateResult<T>> {
+/** generate as a computation (util/reads.ts), for callers that read more between or after the steps. */
+export function* generateReads<T>(model: HookedTransformer, tokens: TokenInput, opts: GenerateOptions<T>): Reads<GenerateResult<T>> {
   const { n_ctx, d_vocab, n_layers } = model.cfg;
   const maxNew = opts.maxNewTokens ?? 10;
   const temperature = opts.temperature ?? 0;

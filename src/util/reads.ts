@@ -30,7 +30,8 @@ export function readSync<T>(g: Reads<T>): T {
   return r.value;
 }
 
-export async function readAsync<T>(g: Reads<T>): Promise<T> {
+/** Drives `g` with `await data()`; `onRead` is called after each read (a benchmark stamps the clock there). */
+export async function readAsync<T>(g: Reads<T>, opts: { onRead?: () => void } = {}): Promise<T> {
   let r = g.next(undefined as unknown as Values);
   while (!r.done) {
     const t = r.value;
@@ -43,7 +44,41 @@ export async function readAsync<T>(g: Reads<T>): Promise<T> {
     } finally {
       t.dispose();
     }
+    opts.onRead?.();
     r = g.next(v);
   }
   return r.value;
+}
+
+/**
+ * Reads `t` (the driver disposes it) as nested arrays in its shape, as `arraySync` would give: the yield of a
+ * computation that used to call `t.arraySync()`. A tensor the computation does not own (a cache's) is read
+ * through a copy: `yield* readNested(x.clone())`.
+ */
+export function* readNested<T = unknown>(t: tf.Tensor): Reads<T> {
+  const shape = t.shape;
+  const v = yield t;
+  return nest(Array.from(v), shape) as T;
+}
+
+/** Reads `t` (the driver disposes it) as a flat number[]. */
+export function* readFlat(t: tf.Tensor): Reads<number[]> {
+  return Array.from(yield t);
+}
+
+function nest(flat: number[], shape: number[]): unknown {
+  if (shape.length <= 1) return shape.length === 0 ? flat[0] : flat;
+  const [n, ...rest] = shape;
+  const size = rest.reduce((a, b) => a * b, 1);
+  return Array.from({ length: n }, (_, i) => nest(flat.slice(i * size, (i + 1) * size), rest));
+}
+
+/** Whether `x` is a computation (a generator) rather than its value. */
+export function isReads<T>(x: T | Reads<T>): x is Reads<T> {
+  return typeof x === 'object' && x !== null && typeof (x as Reads<T>).next === 'function' && typeof (x as Reads<T>)[Symbol.iterator] === 'function';
+}
+
+/** The value of `x`, running it first if it is a computation: lets a callback return either a value or a computation. */
+export function* valueOf<T>(x: T | Reads<T>): Reads<T> {
+  return isReads(x) ? yield* x : x;
 }

@@ -24,6 +24,7 @@
  * the toy zoo and tens of tokens, slow for thousands.
  */
 import * as tf from '@tensorflow/tfjs';
+import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
 import { HeadlensError } from '../../errors.js';
 import { actName } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
@@ -51,15 +52,18 @@ export interface TokenFlow {
 }
 
 /** Â = (1 − w)·mean_h A + w·I, rows renormalised: [layer][batch][query_pos][key_pos] as numbers. */
-function residualMatrices(patterns: tf.Tensor4D[], w: number): number[][][][] {
-  return patterns.map((p) =>
-    tf.tidy(() => {
-      const [, , q, k] = p.shape;
-      if (q !== k) throw new HeadlensError(`patterns must be square (query_pos = key_pos), got [${p.shape}]`);
+function* residualMatrices(patterns: tf.Tensor4D[], w: number): Reads<number[][][][]> {
+  const out: number[][][][] = [];
+  for (const p of patterns) {
+    const [, , q, k] = p.shape;
+    if (q !== k) throw new HeadlensError(`patterns must be square (query_pos = key_pos), got [${p.shape}]`);
+    const m = tf.tidy(() => {
       const a = p.mean(1).mul(1 - w).add(tf.eye(q).expandDims(0).mul(w)); // [batch, query_pos, key_pos]
-      return a.div(a.sum(-1, true)).arraySync() as number[][][];
-    }),
-  );
+      return a.div(a.sum(-1, true));
+    });
+    out.push(yield* readNested<number[][][]>(m));
+  }
+  return out;
 }
 
 /**
@@ -88,12 +92,21 @@ export function attentionGraph(mats: number[][][]): { nodes: number; edges: Flow
  * last given layer.
  */
 export function flowFromPatterns(patterns: tf.Tensor4D[], opts: Omit<FlowOptions, 'layer'> = {}): TokenFlow {
+  return readSync(flowFromPatternsReads(patterns, opts));
+}
+
+/** flowFromPatterns, read asynchronously (WebGPU in Node). */
+export function flowFromPatternsAsync(patterns: tf.Tensor4D[], opts: Omit<FlowOptions, 'layer'> = {}): Promise<TokenFlow> {
+  return readAsync(flowFromPatternsReads(patterns, opts));
+}
+
+function* flowFromPatternsReads(patterns: tf.Tensor4D[], opts: Omit<FlowOptions, 'layer'>): Reads<TokenFlow> {
   if (patterns.length === 0) throw new HeadlensError('no attention patterns to trace flow through');
   const w = opts.residualWeight ?? 0.5;
   if (!(w >= 0 && w <= 1)) throw new HeadlensError(`residualWeight ${w} must be in [0, 1]`);
   const [batch, , n] = patterns[0].shape;
   const pos = resolvePos(opts.pos ?? -1, n);
-  const mats = residualMatrices(patterns, w); // [layer][batch][q][k]
+  const mats = yield* residualMatrices(patterns, w); // [layer][batch][q][k]
   const L = mats.length;
   const raw: number[][] = [];
   for (let b = 0; b < batch; b++) {
@@ -106,10 +119,19 @@ export function flowFromPatterns(patterns: tf.Tensor4D[], opts: Omit<FlowOptions
 
 /** Attention flow of a model on `tokens` into output position `pos` after block `layer` (default the last). */
 export function attentionFlow(model: HookedTransformer, tokens: number[][], opts: FlowOptions = {}): TokenFlow {
+  return readSync(attentionFlowReads(model, tokens, opts));
+}
+
+/** attentionFlow, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function attentionFlowAsync(model: HookedTransformer, tokens: number[][], opts: FlowOptions = {}): Promise<TokenFlow> {
+  return readAsync(attentionFlowReads(model, tokens, opts));
+}
+
+function* attentionFlowReads(model: HookedTransformer, tokens: number[][], opts: FlowOptions): Reads<TokenFlow> {
   const names = patternNames(model, opts.layer);
   const { logits, cache } = model.runWithCache(tokens, { names });
   try {
-    return flowFromPatterns(names.map((nm) => cache.get(nm) as tf.Tensor4D), opts);
+    return yield* flowFromPatternsReads(names.map((nm) => cache.get(nm) as tf.Tensor4D), opts);
   } finally {
     cache.dispose();
     logits.dispose();
@@ -143,12 +165,13 @@ export interface ImportanceOptions {
   answer?: number | number[];
 }
 
-function answers(model: HookedTransformer, tokens: number[][], pos: number, answer?: number | number[]): number[] {
+function* answers(model: HookedTransformer, tokens: number[][], pos: number, answer?: number | number[]): Reads<number[]> {
   if (answer === undefined) {
-    return tf.tidy(() => {
+    const top = tf.tidy(() => {
       const logits = model.forward(tokens);
-      return Array.from(logits.slice([0, pos, 0], [-1, 1, -1]).argMax(-1).reshape([-1]).dataSync());
+      return logits.slice([0, pos, 0], [-1, 1, -1]).argMax(-1).reshape([-1]); // [batch]
     });
+    return Array.from(yield top);
   }
   const list = typeof answer === 'number' ? tokens.map(() => answer) : answer;
   if (list.length !== tokens.length) throw new HeadlensError(`${list.length} answers for ${tokens.length} prompts`, 'give one answer, or one per prompt');
@@ -173,11 +196,20 @@ export interface GradientImportanceOptions extends ImportanceOptions {
  * DistilBERT's embedding layer, the same place). [batch][pos][d_model], every position (those after `pos` are 0).
  */
 export function inputGradients(model: HookedTransformer, tokens: number[][], opts: ImportanceOptions = {}): number[][][] {
+  return readSync(inputGradientsReads(model, tokens, opts));
+}
+
+/** inputGradients, read asynchronously (WebGPU in Node). */
+export function inputGradientsAsync(model: HookedTransformer, tokens: number[][], opts: ImportanceOptions = {}): Promise<number[][][]> {
+  return readAsync(inputGradientsReads(model, tokens, opts));
+}
+
+function* inputGradientsReads(model: HookedTransformer, tokens: number[][], opts: ImportanceOptions): Reads<number[][][]> {
   const n = checkRows(tokens);
   const pos = resolvePos(opts.pos ?? -1, n);
-  const ans = answers(model, tokens, pos, opts.answer);
+  const ans = yield* answers(model, tokens, pos, opts.answer);
   const name = actName('resid_pre', 0);
-  return tf.tidy(() => {
+  const grad = tf.tidy(() => {
     const zero = tf.zeros([tokens.length, n, model.cfg.d_model]);
     const pick = tf.oneHot(tf.tensor1d(ans, 'int32'), model.cfg.d_vocab); // [batch, d_vocab]
     const grad = tf.grad((delta: tf.Tensor) => {
@@ -185,16 +217,26 @@ export function inputGradients(model: HookedTransformer, tokens: number[][], opt
       const logits = model.runWithHooks(tokens, { fwdHooks: hooks });
       return logits.slice([0, pos, 0], [-1, 1, -1]).reshape(pick.shape).mul(pick).sum() as tf.Scalar;
     })(zero); // [batch, pos, d_model]
-    return grad.arraySync() as number[][][];
+    return grad;
   });
+  return yield* readNested<number[][][]>(grad);
 }
 
 /** Input-gradient importance of tokens 0…pos: each token's gradient (inputGradients) reduced to one number. [batch][key_pos ≤ pos]. */
 export function inputGradientImportance(model: HookedTransformer, tokens: number[][], opts: GradientImportanceOptions = {}): number[][] {
+  return readSync(inputGradientImportanceReads(model, tokens, opts));
+}
+
+/** inputGradientImportance, read asynchronously (WebGPU in Node). */
+export function inputGradientImportanceAsync(model: HookedTransformer, tokens: number[][], opts: GradientImportanceOptions = {}): Promise<number[][]> {
+  return readAsync(inputGradientImportanceReads(model, tokens, opts));
+}
+
+function* inputGradientImportanceReads(model: HookedTransformer, tokens: number[][], opts: GradientImportanceOptions): Reads<number[][]> {
   const reduce = opts.reduce ?? 'l2';
   if (reduce !== 'l2' && reduce !== 'abs-sum') throw new HeadlensError(`unknown gradient reduction '${String(reduce)}'`, "use 'l2' or 'abs-sum'");
   const pos = resolvePos(opts.pos ?? -1, checkRows(tokens));
-  const g = inputGradients(model, tokens, opts);
+  const g = yield* inputGradientsReads(model, tokens, opts);
   const one = (v: number[]) => (reduce === 'l2' ? Math.sqrt(v.reduce((a, x) => a + x * x, 0)) : Math.abs(v.reduce((a, x) => a + x, 0)));
   return g.map((row) => row.slice(0, pos + 1).map(one));
 }
@@ -204,18 +246,30 @@ export function inputGradientImportance(model: HookedTransformer, tokens: number
  * take the drop in the answer's probability at `pos`, p(answer) − p_blanked(answer). [batch][key_pos ≤ pos].
  */
 export function blankOutImportance(model: HookedTransformer, tokens: number[][], blank: number, opts: ImportanceOptions = {}): number[][] {
+  return readSync(blankOutImportanceReads(model, tokens, blank, opts));
+}
+
+/** blankOutImportance, read asynchronously (WebGPU in Node). */
+export function blankOutImportanceAsync(model: HookedTransformer, tokens: number[][], blank: number, opts: ImportanceOptions = {}): Promise<number[][]> {
+  return readAsync(blankOutImportanceReads(model, tokens, blank, opts));
+}
+
+function* blankOutImportanceReads(model: HookedTransformer, tokens: number[][], blank: number, opts: ImportanceOptions): Reads<number[][]> {
   const n = checkRows(tokens);
   if (!Number.isInteger(blank) || blank < 0 || blank >= model.cfg.d_vocab) throw new HeadlensError(`blank token ${blank} is not in the vocabulary [0, ${model.cfg.d_vocab})`, "pass the tokenizer's unknown token ([UNK]) or another neutral token");
   const pos = resolvePos(opts.pos ?? -1, n);
-  const ans = answers(model, tokens, pos, opts.answer);
-  return tokens.map((row, b) => {
+  const ans = yield* answers(model, tokens, pos, opts.answer);
+  const out: number[][] = [];
+  for (const [b, row] of tokens.entries()) {
     const variants = [row, ...Array.from({ length: pos + 1 }, (_, k) => row.map((t, j) => (j === k ? blank : t)))];
-    const p = tf.tidy(() => {
+    const probs = tf.tidy(() => {
       const logits = model.forward(variants).slice([0, pos, 0], [-1, 1, -1]).reshape([variants.length, model.cfg.d_vocab]);
-      return Array.from(tf.softmax(logits).slice([0, ans[b]], [-1, 1]).dataSync());
+      return tf.softmax(logits).slice([0, ans[b]], [-1, 1]); // [variant, 1]
     });
-    return p.slice(1).map((x) => p[0] - x);
-  });
+    const p = Array.from(yield probs);
+    out.push(p.slice(1).map((x) => p[0] - x));
+  }
+  return out;
 }
 
 function checkRows(tokens: number[][]): number {
@@ -261,6 +315,15 @@ export interface FlowCorrelations {
  * importance, prompt by prompt, over the tokens 0…pos.
  */
 export function flowCorrelations(model: HookedTransformer, tokens: number[][], opts: FlowCorrelationOptions = {}): FlowCorrelations {
+  return readSync(flowCorrelationsReads(model, tokens, opts));
+}
+
+/** flowCorrelations, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function flowCorrelationsAsync(model: HookedTransformer, tokens: number[][], opts: FlowCorrelationOptions = {}): Promise<FlowCorrelations> {
+  return readAsync(flowCorrelationsReads(model, tokens, opts));
+}
+
+function* flowCorrelationsReads(model: HookedTransformer, tokens: number[][], opts: FlowCorrelationOptions): Reads<FlowCorrelations> {
   const n = checkRows(tokens);
   const pos = resolvePos(opts.pos ?? -1, n);
   if (pos < 1) throw new HeadlensError(`output position ${pos} sees one token: nothing to rank`, 'choose a later position');
@@ -271,18 +334,25 @@ export function flowCorrelations(model: HookedTransformer, tokens: number[][], o
   let flow: TokenFlow;
   try {
     const patterns = names.map((nm) => cache.get(nm) as tf.Tensor4D);
-    flow = flowFromPatterns(patterns, { pos, residualWeight: opts.residualWeight });
-    [raw, rollout] = tf.tidy(() => {
-      const row = (t: tf.Tensor3D) => (t.slice([0, pos, 0], [-1, 1, pos + 1]).reshape([tokens.length, pos + 1]).arraySync() as number[][]);
+    flow = yield* flowFromPatternsReads(patterns, { pos, residualWeight: opts.residualWeight });
+    const [rawT, rolloutT] = tf.tidy(() => {
+      const row = (t: tf.Tensor3D) => t.slice([0, pos, 0], [-1, 1, pos + 1]).reshape([tokens.length, pos + 1]); // [batch, key_pos ≤ pos]
       const r = rolloutFromPatterns(patterns, opts.residualWeight ?? 0.5);
       return [row(patterns[patterns.length - 1].mean(1) as tf.Tensor3D), row(r)];
     });
+    try {
+      raw = yield* readNested<number[][]>(rawT);
+    } catch (e) {
+      rolloutT.dispose();
+      throw e;
+    }
+    rollout = yield* readNested<number[][]>(rolloutT);
   } finally {
     cache.dispose();
     logits.dispose();
   }
-  const gradient = inputGradientImportance(model, tokens, { pos, answer: opts.answer, reduce: opts.reduce });
-  const blankOut = opts.blank === undefined ? undefined : blankOutImportance(model, tokens, opts.blank, { pos, answer: opts.answer });
+  const gradient = yield* inputGradientImportanceReads(model, tokens, { pos, answer: opts.answer, reduce: opts.reduce });
+  const blankOut = opts.blank === undefined ? undefined : yield* blankOutImportanceReads(model, tokens, opts.blank, { pos, answer: opts.answer });
   const summary = (a: number[][], b: number[][]): RhoSummary => {
     const perPrompt = a.map((x, i) => spearman(x, b[i]));
     const ok = perPrompt.filter((r) => !Number.isNaN(r));

@@ -27,6 +27,7 @@ import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.
 import type { TokenInput } from '../../model/transformer.js';
 import { Labelled, layerAxis } from '../labelled.js';
 import type { Answer } from '../metrics.js';
+import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
 
 export interface DlaOptions {
   answer: Answer;
@@ -43,6 +44,15 @@ export interface DlaOptions {
  * are the logit (difference); meta.logit holds what the run computed, per prompt.
  */
 export function directLogitAttribution(model: HookedTransformer, tokens: TokenInput, opts: DlaOptions): Labelled {
+  return readSync(directLogitAttributionReads(model, tokens, opts));
+}
+
+/** directLogitAttribution, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function directLogitAttributionAsync(model: HookedTransformer, tokens: TokenInput, opts: DlaOptions): Promise<Labelled> {
+  return readAsync(directLogitAttributionReads(model, tokens, opts));
+}
+
+function* directLogitAttributionReads(model: HookedTransformer, tokens: TokenInput, opts: DlaOptions): Reads<Labelled> {
   const { cfg } = model;
   const names = ['hook_embed', ...(cfg.positional_embedding_type === 'standard' ? ['hook_pos_embed'] : [])];
   for (let l = 0; l < cfg.n_layers; l++) {
@@ -51,21 +61,25 @@ export function directLogitAttribution(model: HookedTransformer, tokens: TokenIn
   }
   if (cfg.normalization_type) names.push('ln_final.hook_scale');
   const { logits, cache } = model.runWithCache(tokens, { names });
+  const [batch, nPos] = logits.shape;
+  const p = (opts.pos ?? -1) < 0 ? nPos + (opts.pos ?? -1) : opts.pos!;
+  const labels: string[] = [];
+  let actualT: tf.Tensor | undefined;
+  let colsT: tf.Tensor;
+  let ans: number[];
+  let wrong: number[] | undefined;
   try {
-    const [batch, nPos] = logits.shape;
-    const p = (opts.pos ?? -1) < 0 ? nPos + (opts.pos ?? -1) : opts.pos!;
     if (!Number.isInteger(p) || p < 0 || p >= nPos) throw new HeadlensError(`position ${opts.pos} is outside the sequence (${nPos} tokens)`);
-    const ans = answerIds(opts.answer, batch, cfg.d_vocab, 'answer');
-    const wrong = opts.wrong === undefined ? undefined : answerIds(opts.wrong, batch, cfg.d_vocab, 'wrong');
-    const actual = tf.tidy(() => {
+    ans = answerIds(opts.answer, batch, cfg.d_vocab, 'answer');
+    wrong = opts.wrong === undefined ? undefined : answerIds(opts.wrong, batch, cfg.d_vocab, 'wrong');
+    actualT = tf.tidy(() => {
       const l2 = logits.slice([0, p, 0], [-1, 1, -1]).reshape([batch, cfg.d_vocab]) as tf.Tensor2D;
       const g = (ids: number[]) => tf.gather(l2, tf.tensor1d(ids, 'int32'), 1).mul(tf.eye(batch)).sum(1);
-      return (wrong ? g(ans).sub(g(wrong)) : g(ans)).dataSync() as Float32Array;
+      return wrong ? g(ans).sub(g(wrong)) : g(ans); // [batch]
     });
     // the components at the read position, each [1, batch, d_model], in the order of the labels; through
     // the final norm and onto the answer direction by the cache's logitAttrs, the one path for DLA
-    const labels: string[] = [];
-    const cols = tf.tidy(() => {
+    colsT = tf.tidy(() => {
       const parts: tf.Tensor[] = [];
       const atPos = (n: string) => cache.get(n).slice([0, p, 0], [-1, 1, -1]).reshape([1, batch, cfg.d_model]);
       labels.push('embed');
@@ -78,22 +92,32 @@ export function directLogitAttribution(model: HookedTransformer, tokens: TokenIn
         parts.push(model.param(`blocks.${l}.attn.b_O`).reshape([1, 1, -1]).tile([1, batch, 1]));
         if (!cfg.attn_only) (labels.push(`L${l}.mlp`), parts.push(atPos(actName('mlp_out', l))));
       }
-      const attrs = cache.logitAttrs(tf.concat(parts, 0), ans, wrong, { posSlice: p }); // [component, batch]
-      return attrs.arraySync() as number[][];
+      return cache.logitAttrs(tf.concat(parts, 0), ans, wrong, { posSlice: p }); // [component, batch]
     });
-    labels.push('bias');
-    cols.push(Array.from(directBias(model, ans, wrong)));
-    const values = new Float64Array(batch * labels.length);
-    for (let b = 0; b < batch; b++) for (let c = 0; c < labels.length; c++) values[b * labels.length + c] = cols[c][b];
-    return new Labelled(
-      [{ name: 'batch', labels: Array.from({ length: batch }, (_, i) => String(i)) }, { name: 'component', labels }],
-      values,
-      { logit: Array.from(actual), pos: p, direction: wrong ? 'answer − wrong' : 'answer' },
-    );
+  } catch (e) {
+    actualT?.dispose();
+    throw e;
   } finally {
     cache.dispose();
     logits.dispose();
   }
+  let cols: number[][];
+  try {
+    cols = yield* readNested<number[][]>(colsT);
+  } catch (e) {
+    actualT.dispose();
+    throw e;
+  }
+  const actual = yield actualT;
+  labels.push('bias');
+  cols.push(Array.from(yield* directBiasReads(model, ans, wrong)));
+  const values = new Float64Array(batch * labels.length);
+  for (let b = 0; b < batch; b++) for (let c = 0; c < labels.length; c++) values[b * labels.length + c] = cols[c][b];
+  return new Labelled(
+    [{ name: 'batch', labels: Array.from({ length: batch }, (_, i) => String(i)) }, { name: 'component', labels }],
+    values,
+    { logit: Array.from(actual), pos: p, direction: wrong ? 'answer − wrong' : 'answer' },
+  );
 }
 
 /**
@@ -102,13 +126,18 @@ export function directLogitAttribution(model: HookedTransformer, tokens: TokenIn
  * own pieces, the norm with scale 1 on a zero residual giving its bias).
  */
 export function directBias(model: HookedTransformer, answer: number[], wrong?: number[]): Float32Array {
+  return readSync(directBiasReads(model, answer, wrong));
+}
+
+function* directBiasReads(model: HookedTransformer, answer: number[], wrong?: number[]): Reads<Float32Array> {
   const { cfg } = model;
-  return tf.tidy(() => {
+  const bias = tf.tidy(() => {
     const zero = tf.zeros([1, cfg.d_model]);
     const logits = model.unembed(model.applyNorm('ln_final', zero, { scale: tf.ones([1, 1]) })).reshape([-1]); // [d_vocab]
     const at = (ids: number[]) => tf.gather(logits, tf.tensor1d(ids, 'int32'));
-    return (wrong ? at(answer).sub(at(wrong)) : at(answer)).dataSync() as Float32Array;
+    return wrong ? at(answer).sub(at(wrong)) : at(answer); // [batch]
   });
+  return (yield bias) as Float32Array;
 }
 
 /**
@@ -119,11 +148,16 @@ export function directBias(model: HookedTransformer, answer: number[], wrong?: n
  * run once.
  */
 export function headDlaFromCache(cache: ActivationCache, pos: number, targets: number[], b = 0): number[][][] {
+  return readSync(readNested<number[][][]>(headDlaTensor(cache, pos, targets, b)));
+}
+
+/** headDlaFromCache's values as a tensor [layer, head, target] that the caller owns (and reads, util/reads.ts). */
+export function headDlaTensor(cache: ActivationCache, pos: number, targets: number[], b = 0): tf.Tensor3D {
   const { n_layers, n_heads } = cache.cfg;
   return tf.tidy(() => {
     const heads = cache.stackHeadResults(undefined, { posSlice: pos }).stack; // [layer·head, batch, d_model]
     const per = targets.map((t) => cache.logitAttrs(heads, t, undefined, { posSlice: pos }).slice([0, b], [-1, 1])); // [layer·head, 1] each
-    return tf.concat(per, 1).reshape([n_layers, n_heads, targets.length]).arraySync() as number[][][];
+    return tf.concat(per, 1).reshape([n_layers, n_heads, targets.length]) as tf.Tensor3D;
   });
 }
 
@@ -135,18 +169,37 @@ export function headDlaNames(model: HookedTransformer): string[] {
 
 /** Each head's direct logit attribution to each of `targets` at `pos` of one prompt: [layer][head][target]; `fwdHooks` apply to the run (e.g. other heads ablated). */
 export function headDla(model: HookedTransformer, tokens: number[], pos: number, targets: number[], fwdHooks: FwdHook[] = []): number[][][] {
+  return readSync(headDlaReads(model, tokens, pos, targets, fwdHooks));
+}
+
+/** headDla, read asynchronously (WebGPU in Node). */
+export function headDlaAsync(model: HookedTransformer, tokens: number[], pos: number, targets: number[], fwdHooks: FwdHook[] = []): Promise<number[][][]> {
+  return readAsync(headDlaReads(model, tokens, pos, targets, fwdHooks));
+}
+
+export function* headDlaReads(model: HookedTransformer, tokens: number[], pos: number, targets: number[], fwdHooks: FwdHook[] = []): Reads<number[][][]> {
   const { logits, cache } = model.runWithCache([tokens], { names: headDlaNames(model), fwdHooks });
+  let dla: tf.Tensor;
   try {
-    return headDlaFromCache(cache, pos, targets);
+    dla = headDlaTensor(cache, pos, targets);
   } finally {
     cache.dispose();
     logits.dispose();
   }
+  return yield* readNested<number[][][]>(dla);
 }
 
 /** DLA of every head, averaged over prompts: axes [layer, head]. */
 export function dlaPerHead(model: HookedTransformer, tokens: TokenInput, opts: DlaOptions): Labelled {
-  const full = directLogitAttribution(model, tokens, opts);
+  return perHead(model, directLogitAttribution(model, tokens, opts));
+}
+
+/** dlaPerHead, read asynchronously (WebGPU in Node). */
+export async function dlaPerHeadAsync(model: HookedTransformer, tokens: TokenInput, opts: DlaOptions): Promise<Labelled> {
+  return perHead(model, await directLogitAttributionAsync(model, tokens, opts));
+}
+
+function perHead(model: HookedTransformer, full: Labelled): Labelled {
   const { n_layers, n_heads } = model.cfg;
   const mean = meanOverBatch(full);
   const v = new Float64Array(n_layers * n_heads);
@@ -156,7 +209,15 @@ export function dlaPerHead(model: HookedTransformer, tokens: TokenInput, opts: D
 
 /** DLA per layer and kind, averaged over prompts: axes [layer, component] with 'attn' (heads + b_O) and 'mlp'. */
 export function dlaPerLayer(model: HookedTransformer, tokens: TokenInput, opts: DlaOptions): Labelled {
-  const full = directLogitAttribution(model, tokens, opts);
+  return perLayer(model, directLogitAttribution(model, tokens, opts));
+}
+
+/** dlaPerLayer, read asynchronously (WebGPU in Node). */
+export async function dlaPerLayerAsync(model: HookedTransformer, tokens: TokenInput, opts: DlaOptions): Promise<Labelled> {
+  return perLayer(model, await directLogitAttributionAsync(model, tokens, opts));
+}
+
+function perLayer(model: HookedTransformer, full: Labelled): Labelled {
   const { n_layers, n_heads, attn_only } = model.cfg;
   const mean = meanOverBatch(full);
   const kinds = attn_only ? ['attn'] : ['attn', 'mlp'];

@@ -18,6 +18,7 @@ import { actName } from '../../hooks/act_name.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import type { TokenInput } from '../../model/transformer.js';
 import type { Answer } from '../metrics.js';
+import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
 
 export interface LogitLensOptions {
   /** Decode through the final norm (default true). */
@@ -62,10 +63,19 @@ export interface LensRow {
 
 /** A JSON summary of the lens: per layer, top-k tokens of the first prompt and the answer's log-prob and rank. */
 export function logitLensSummary(model: HookedTransformer, tokens: TokenInput, opts: LogitLensOptions & { answer?: Answer; topK?: number } = {}): LensRow[] {
+  return readSync(logitLensSummaryReads(model, tokens, opts));
+}
+
+/** logitLensSummary, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function logitLensSummaryAsync(model: HookedTransformer, tokens: TokenInput, opts: LogitLensOptions & { answer?: Answer; topK?: number } = {}): Promise<LensRow[]> {
+  return readAsync(logitLensSummaryReads(model, tokens, opts));
+}
+
+function* logitLensSummaryReads(model: HookedTransformer, tokens: TokenInput, opts: LogitLensOptions & { answer?: Answer; topK?: number }): Reads<LensRow[]> {
   const lens = logitLens(model, tokens, opts);
   try {
-    const lp = tf.tidy(() => tf.logSoftmax(lens, -1).arraySync() as number[][][]); // [layer, batch, d_vocab]
-    const raw = lens.arraySync() as number[][][];
+    const lp = yield* readNested<number[][][]>(tf.tidy(() => tf.logSoftmax(lens, -1))); // [layer, batch, d_vocab]
+    const raw = yield* readNested<number[][][]>(lens.clone());
     const k = opts.topK ?? 5;
     return lp.map((layer, l) => {
       const order = Array.from(layer[0].keys()).sort((a, b) => layer[0][b] - layer[0][a]).slice(0, k);

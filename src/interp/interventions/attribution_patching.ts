@@ -17,6 +17,7 @@
  * forward is the model's own (hooks and all) and nothing is approximated but the first order.
  */
 import * as tf from '@tensorflow/tfjs';
+import { readAsync, readSync, type Reads } from '../../util/reads.js';
 import { HeadlensError } from '../../errors.js';
 import { actName } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
@@ -52,25 +53,35 @@ const HOOK: Partial<Record<PatchComponent, Parameters<typeof actName>[0]>> = {
  * (caller owns). Δ and the gradient are taken as `direction` says.
  */
 export function attributionTerms(model: HookedTransformer, names: string[], opts: Omit<AttributionOptions, 'byPos'>): { terms: tf.Tensor[]; baseline: number } {
+  return readSync(attributionTermsReads(model, names, opts));
+}
+
+/** attributionTerms, read asynchronously (WebGPU in Node). */
+export function attributionTermsAsync(model: HookedTransformer, names: string[], opts: Omit<AttributionOptions, 'byPos'>): Promise<{ terms: tf.Tensor[]; baseline: number }> {
+  return readAsync(attributionTermsReads(model, names, opts));
+}
+
+function* attributionTermsReads(model: HookedTransformer, names: string[], opts: Omit<AttributionOptions, 'byPos'>): Reads<{ terms: tf.Tensor[]; baseline: number }> {
   const noising = (opts.direction ?? 'noising') === 'noising';
   const at = runSpec(noising ? opts.clean : opts.corrupted);
   const other = runSpec(noising ? opts.corrupted : opts.clean);
   const a = model.runWithCache(at.tokens, { names, fwdHooks: at.fwdHooks });
   const b = model.runWithCache(other.tokens, { names, fwdHooks: other.fwdHooks });
+  let out: { terms: tf.Tensor[]; baseline: tf.Tensor };
   try {
-    return tf.tidy(() => {
+    out = tf.tidy(() => {
       const zeros = names.map((n) => tf.zerosLike(a.cache.get(n)));
-      let baseline = 0;
+      let baseline: tf.Tensor | undefined;
       const f = (...deltas: tf.Tensor[]) => {
         const hooks: FwdHook[] = [...at.fwdHooks, ...names.map((n, i): FwdHook => [n, (act) => act.add(deltas[i])])];
         const logits = model.runWithHooks(at.tokens, { fwdHooks: hooks });
         const m = opts.metric(logits).mean() as tf.Scalar;
-        baseline = m.dataSync()[0];
+        baseline = tf.keep(m.clone()); // read after the gradient, not inside it
         return m;
       };
       const grads = tf.grads(f)(zeros);
       const terms = names.map((n, i) => tf.keep(b.cache.get(n).sub(a.cache.get(n)).mul(grads[i])));
-      return { terms, baseline };
+      return { terms, baseline: baseline! };
     });
   } finally {
     a.cache.dispose();
@@ -78,6 +89,14 @@ export function attributionTerms(model: HookedTransformer, names: string[], opts
     a.logits.dispose();
     b.logits.dispose();
   }
+  let baseline: number;
+  try {
+    baseline = (yield out.baseline)[0];
+  } catch (e) {
+    tf.dispose(out.terms);
+    throw e;
+  }
+  return { terms: out.terms, baseline };
 }
 
 /**
@@ -87,25 +106,36 @@ export function attributionTerms(model: HookedTransformer, names: string[], opts
  * gradient was taken.
  */
 export function attributionPatching(model: HookedTransformer, component: PatchComponent, opts: AttributionOptions): Labelled {
+  return readSync(attributionPatchingReads(model, component, opts));
+}
+
+/** attributionPatching, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function attributionPatchingAsync(model: HookedTransformer, component: PatchComponent, opts: AttributionOptions): Promise<Labelled> {
+  return readAsync(attributionPatchingReads(model, component, opts));
+}
+
+function* attributionPatchingReads(model: HookedTransformer, component: PatchComponent, opts: AttributionOptions): Reads<Labelled> {
   const { cfg } = model;
   const short = HOOK[component];
   if (!short) throw new HeadlensError(`unknown component '${component}'`, `use one of ${Object.keys(HOOK).join(', ')}`);
   if (component === 'resid-mid' && (cfg.parallel_attn_mlp || cfg.attn_only)) throw new HeadlensError(`model ${cfg.model_name} has no resid_mid`);
   if (component === 'mlp-out' && cfg.attn_only) throw new HeadlensError(`model ${cfg.model_name} has no MLPs`);
   const names = Array.from({ length: cfg.n_layers }, (_, l) => actName(short, l));
-  const { terms, baseline } = attributionTerms(model, names, opts);
+  const { terms, baseline } = yield* attributionTermsReads(model, names, opts);
   const isHead = component.startsWith('head-');
   const byPos = opts.byPos ?? !isHead;
   try {
-    const perLayer = terms.map((t) =>
-      tf.tidy(() => {
+    const perLayer: Float32Array[] = [];
+    for (const t of terms) {
+      const summed = tf.tidy(() => {
         let x: tf.Tensor;
         if (component === 'head-pattern') x = t.sum([0, 3]).transpose(); // [batch, head, query_pos, key_pos] → [query_pos, head]
         else if (isHead) x = t.sum([0, 3]); // [batch, pos, head, d_head] → [pos, head]
         else x = t.sum([0, 2]); // [batch, pos, d_model] → [pos]
-        return (byPos ? x : x.sum(0)).dataSync() as Float32Array;
-      }),
-    );
+        return byPos ? x : x.sum(0);
+      });
+      perLayer.push((yield summed) as Float32Array);
+    }
     const nPos = component === 'head-pattern' ? terms[0].shape[2] : terms[0].shape[1];
     const nH = isHead ? (component === 'head-k' || component === 'head-v' ? cfg.n_key_value_heads : cfg.n_heads) : 1;
     const axes: Axis[] = [layerAxis(cfg.n_layers)];

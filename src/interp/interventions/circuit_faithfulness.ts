@@ -28,9 +28,10 @@ import { actName } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import type { TokenInput } from '../../model/transformer.js';
 import type { Circuit } from '../circuit.js';
-import { metricValue, type Metric } from '../metrics.js';
+import { metricMean, type Metric } from '../metrics.js';
+import { readAsync, readSync, type Reads } from '../../util/reads.js';
 import type { Edge } from './eap.js';
-import { BaseRun, runStacked, variantsPerPass, type PassOptions } from './stacked_runs.js';
+import { BaseRun, stackedValues, variantsPerPass, type PassOptions } from './stacked_runs.js';
 
 export type CircuitAblation = 'patching' | 'mean' | 'mean-positional' | 'zero';
 
@@ -149,6 +150,15 @@ function fail(msg: string, fix: string): never {
  * else ablated (see the module comment). One number per circuit, in the order given.
  */
 export function evaluateCircuits(model: HookedTransformer, circuits: CircuitLike[], opts: CircuitEvalOptions): Float64Array {
+  return readSync(evaluateCircuitsReads(model, circuits, opts));
+}
+
+/** evaluateCircuits, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function evaluateCircuitsAsync(model: HookedTransformer, circuits: CircuitLike[], opts: CircuitEvalOptions): Promise<Float64Array> {
+  return readAsync(evaluateCircuitsReads(model, circuits, opts));
+}
+
+function* evaluateCircuitsReads(model: HookedTransformer, circuits: CircuitLike[], opts: CircuitEvalOptions): Reads<Float64Array> {
   const ablation = opts.ablation ?? 'patching';
   if (!['patching', 'mean', 'mean-positional', 'zero'].includes(ablation)) throw new HeadlensError(`unknown ablation '${ablation}'`, "use 'patching', 'mean', 'mean-positional' or 'zero'");
   const lay = layout(model);
@@ -162,7 +172,7 @@ export function evaluateCircuits(model: HookedTransformer, circuits: CircuitLike
       const chunk = keys.slice(g, g + per);
       const kept: tf.Tensor[] = [];
       try {
-        const vals = runStacked(model, run, chunk.length, null, circuitHooks(model, lay, chunk, src, run.batch, kept), opts.metric);
+        const vals = yield stackedValues(model, run, chunk.length, null, circuitHooks(model, lay, chunk, src, run.batch, kept), opts.metric);
         vals.forEach((v, k) => (out[g + k] = v));
       } finally {
         kept.forEach((t) => t.dispose());
@@ -305,11 +315,25 @@ export interface Faithfulness {
 
 /** Faithfulness of one circuit: its metric against the full model's and the empty circuit's (module comment). */
 export function circuitFaithfulness(model: HookedTransformer, circuit: CircuitLike, opts: CircuitEvalOptions): Faithfulness {
-  const [c, empty] = evaluateCircuits(model, [circuit, []], opts);
+  return readSync(circuitFaithfulnessReads(model, circuit, opts));
+}
+
+/** circuitFaithfulness, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function circuitFaithfulnessAsync(model: HookedTransformer, circuit: CircuitLike, opts: CircuitEvalOptions): Promise<Faithfulness> {
+  return readAsync(circuitFaithfulnessReads(model, circuit, opts));
+}
+
+function* circuitFaithfulnessReads(model: HookedTransformer, circuit: CircuitLike, opts: CircuitEvalOptions): Reads<Faithfulness> {
+  const [c, empty] = yield* evaluateCircuitsReads(model, [circuit, []], opts);
   const logits = model.forward(opts.clean);
-  const full = metricValue(opts.metric, logits);
   const prompts = logits.shape[0];
-  logits.dispose();
+  let mean: tf.Tensor;
+  try {
+    mean = metricMean(opts.metric, logits);
+  } finally {
+    logits.dispose();
+  }
+  const full = (yield mean)[0];
   const edges = Array.isArray(circuit) ? circuit.length : circuit.edges.length;
   return { circuit: c, full, empty, ratio: c / full, normalized: (c - empty) / (full - empty), settings: { ablation: opts.ablation ?? 'patching', edges, prompts } };
 }

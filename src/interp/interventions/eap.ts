@@ -37,6 +37,7 @@ import type { TokenInput } from '../../model/transformer.js';
 import { runSpec, type RunSpec } from './attribution_patching.js';
 import { Labelled } from '../labelled.js';
 import type { Metric } from '../metrics.js';
+import { readAsync, readSync, type Reads } from '../../util/reads.js';
 
 export interface EdgeAttributionOptions {
   clean: RunSpec;
@@ -73,6 +74,16 @@ interface Reader {
 
 /** Edge scores between every writer and every reader (see the module comment). */
 export function edgeAttribution(model: HookedTransformer, opts: EdgeAttributionOptions): EdgeAttribution {
+  return readSync(edgeAttributionReads(model, opts));
+}
+
+/** edgeAttribution, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function edgeAttributionAsync(model: HookedTransformer, opts: EdgeAttributionOptions): Promise<EdgeAttribution> {
+  return readAsync(edgeAttributionReads(model, opts));
+}
+
+/** edgeAttribution as a computation (util/reads.ts). */
+export function* edgeAttributionReads(model: HookedTransformer, opts: EdgeAttributionOptions): Reads<EdgeAttribution> {
   const { cfg } = model;
   const method = opts.method ?? 'eap';
   const steps = method === 'eap' ? 1 : (opts.steps ?? 5);
@@ -130,12 +141,13 @@ export function edgeAttribution(model: HookedTransformer, opts: EdgeAttributionO
         const alpha = method === 'eap' ? 0 : (s + 0.5) / steps;
         const interp: FwdHook[] = alpha === 0 ? [] : embNames.map((n): FwdHook => [n, (x) => x.add(b.cache.get(n).sub(x).mul(alpha))]);
         const { grads, metric } = readerGrads(model, clean.tokens, [...clean.fwdHooks, ...interp], opts.metric, B, P);
-        if (s === 0) baseline = metric;
         const prev = gradSum;
         gradSum = prev ? tf.tidy(() => prev.add(grads)) : grads;
         if (prev) (prev.dispose(), grads.dispose());
+        if (s === 0) baseline = (yield metric)[0];
+        else metric.dispose();
       }
-      const scoresArr = tf.tidy(() => tf.matMul(up, gradSum!.div(steps), false, true).dataSync() as Float32Array); // [n_writers, n_readers]
+      const scoresArr = (yield tf.tidy(() => tf.matMul(up, gradSum!.div(steps), false, true))) as Float32Array; // [n_writers, n_readers]
       const values = new Float64Array(writers.length * readers.length);
       const edges: Edge[] = [];
       writers.forEach((w, i) => readers.forEach((r, j) => {
@@ -162,9 +174,9 @@ export function edgeAttribution(model: HookedTransformer, opts: EdgeAttributionO
 
 /**
  * ∂metric/∂(input residual of each reader) in reader order, flattened: [n_readers, batch*pos*d_model]
- * (caller owns), at the run of `tokens` with `hooks`.
+ * (caller owns), at the run of `tokens` with `hooks`, and the metric there (a scalar tensor the caller owns and reads).
  */
-function readerGrads(model: HookedTransformer, tokens: TokenInput, hooks: FwdHook[], metric: Metric, B: number, P: number): { grads: tf.Tensor; metric: number } {
+function readerGrads(model: HookedTransformer, tokens: TokenInput, hooks: FwdHook[], metric: Metric, B: number, P: number): { grads: tf.Tensor; metric: tf.Tensor } {
   const { cfg } = model;
   const L = cfg.n_layers;
   const hasMlp = !cfg.attn_only;
@@ -179,12 +191,13 @@ function readerGrads(model: HookedTransformer, tokens: TokenInput, hooks: FwdHoo
   run.logits.dispose();
   try {
     return tf.tidy(() => {
-      let value = 0;
+      let value: tf.Tensor | undefined;
       const f = (...deltas: tf.Tensor[]) => {
         const added: FwdHook[] = gNames.map((n, i): FwdHook => [n, (x) => x.add(deltas[i])]);
         const logits = model.runWithHooks(tokens, { fwdHooks: [...hooks, ...added] });
         const m = metric(logits).mean() as tf.Scalar;
-        value = m.dataSync()[0];
+        value?.dispose();
+        value = tf.keep(m.clone()); // read by the caller: no read inside the gradient
         return m;
       };
       const g = tf.grads(f)(gNames.map((n) => tf.zerosLike(run.cache.get(n))));
@@ -217,7 +230,7 @@ function readerGrads(model: HookedTransformer, tokens: TokenInput, hooks: FwdHoo
         }
       }
       rows.push(byName.get(actName('resid_post', L - 1))!.reshape([1, -1]));
-      return { grads: tf.concat(rows, 0), metric: value };
+      return { grads: tf.concat(rows, 0), metric: value! };
     });
   } finally {
     run.cache.dispose();

@@ -31,9 +31,21 @@ import { ActivationCache } from '../../hooks/activation_cache.js';
 import { actName } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { headLabel } from '../head_label.js';
-import { accuracy, metricValue, probability } from '../metrics.js';
+import { accuracy, metricMean, probability, type Metric } from '../metrics.js';
 import { Random } from '../../util/random.js';
-import { patchSites, type PatchSite, type SweepOptions } from './patching.js';
+import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
+import { patchSitesReads, type PatchSite, type SweepOptions } from './patching.js';
+
+/** The metric of `logits` averaged over rows, read (the computation owns and frees `logits`). */
+function* metricOf(metric: Metric, logits: tf.Tensor3D): Reads<number> {
+  let mean: tf.Tensor;
+  try {
+    mean = metricMean(metric, logits);
+  } finally {
+    logits.dispose();
+  }
+  return (yield mean)[0];
+}
 
 /** One pair of a task: the input's tokens and the answer token. */
 export interface IclPair {
@@ -105,16 +117,27 @@ function rowsOf(prompts: IclPrompt[], what: string): number[][] {
 
 /** Each head's hook_z at the last token, averaged over the prompts: [layer][head][d_head]. */
 export function meanHeadOutputs(model: HookedTransformer, prompts: IclPrompt[]): number[][][] {
+  return readSync(meanHeadOutputsReads(model, prompts));
+}
+
+/** meanHeadOutputs, read asynchronously (WebGPU in Node). */
+export function meanHeadOutputsAsync(model: HookedTransformer, prompts: IclPrompt[]): Promise<number[][][]> {
+  return readAsync(meanHeadOutputsReads(model, prompts));
+}
+
+function* meanHeadOutputsReads(model: HookedTransformer, prompts: IclPrompt[]): Reads<number[][][]> {
   const rows = rowsOf(prompts, 'clean');
   const names = Array.from({ length: model.cfg.n_layers }, (_, l) => actName('z', l));
   const last = rows[0].length - 1;
   const { logits, cache } = model.runWithCache(rows, { names });
+  logits.dispose();
+  let means: tf.Tensor;
   try {
-    return names.map((nm) => tf.tidy(() => (cache.get(nm).slice([0, last, 0, 0], [-1, 1, -1, -1]).mean([0, 1]).arraySync() as number[][]))); // [head, d_head]
+    means = tf.tidy(() => tf.stack(names.map((nm) => cache.get(nm).slice([0, last, 0, 0], [-1, 1, -1, -1]).mean([0, 1])))); // [layer, head, d_head]
   } finally {
     cache.dispose();
-    logits.dispose();
   }
+  return yield* readNested<number[][][]>(means);
 }
 
 export interface IndirectEffects {
@@ -129,6 +152,15 @@ export interface IndirectEffects {
  * the corrupted prompts, where the head's hook_z at the last token is replaced by `mean` ([layer][head][d_head]).
  */
 export function indirectEffects(model: HookedTransformer, corrupted: IclPrompt[], mean: number[][][], opts: SweepOptions = {}): IndirectEffects {
+  return readSync(indirectEffectsReads(model, corrupted, mean, opts));
+}
+
+/** indirectEffects, read asynchronously (WebGPU in Node). */
+export function indirectEffectsAsync(model: HookedTransformer, corrupted: IclPrompt[], mean: number[][][], opts: SweepOptions = {}): Promise<IndirectEffects> {
+  return readAsync(indirectEffectsReads(model, corrupted, mean, opts));
+}
+
+function* indirectEffectsReads(model: HookedTransformer, corrupted: IclPrompt[], mean: number[][][], opts: SweepOptions): Reads<IndirectEffects> {
   const { n_layers, n_heads, d_head } = model.cfg;
   if (mean.length !== n_layers || mean.some((l) => l.length !== n_heads || l.some((h) => h.length !== d_head))) {
     throw new HeadlensError(`mean head outputs must be [${n_layers}][${n_heads}][${d_head}]`, 'compute them with meanHeadOutputs on the same model');
@@ -136,7 +168,7 @@ export function indirectEffects(model: HookedTransformer, corrupted: IclPrompt[]
   const rows = rowsOf(corrupted, 'corrupted');
   const [B, pos] = [rows.length, rows[0].length];
   const metric = probability(corrupted.map((p) => p.answer));
-  const base = tf.tidy(() => metricValue(metric, model.forward(rows)));
+  const base = yield* metricOf(metric, model.forward(rows));
   // a source "run" whose hook_z holds the mean at the last token of every prompt (the other positions are never read)
   const acts = new Map<string, tf.Tensor>();
   for (let l = 0; l < n_layers; l++) {
@@ -152,7 +184,7 @@ export function indirectEffects(model: HookedTransformer, corrupted: IclPrompt[]
   try {
     const sites: PatchSite[] = [];
     for (let l = 0; l < n_layers; l++) for (let h = 0; h < n_heads; h++) sites.push({ name: actName('z', l), head: h, pos: pos - 1 });
-    const vals = patchSites(model, rows, source, sites, metric, opts);
+    const vals = yield* patchSitesReads(model, rows, source, sites, metric, opts);
     const effects = Array.from({ length: n_layers }, (_, l) => Array.from({ length: n_heads }, (_, h) => vals[l * n_heads + h] - base));
     return { effects, corruptedProbability: base };
   } finally {
@@ -176,16 +208,26 @@ export function rankHeads(effects: number[][]): TopHeadEffect[] {
 
 /** Σ over `heads` of mean_z[layer][head] · W_O[layer][head]: the function vector [d_model]. */
 export function functionVector(model: HookedTransformer, mean: number[][][], heads: { layer: number; head: number }[]): number[] {
+  return readSync(functionVectorReads(model, mean, heads));
+}
+
+/** functionVector, read asynchronously (WebGPU in Node). */
+export function functionVectorAsync(model: HookedTransformer, mean: number[][][], heads: { layer: number; head: number }[]): Promise<number[]> {
+  return readAsync(functionVectorReads(model, mean, heads));
+}
+
+function* functionVectorReads(model: HookedTransformer, mean: number[][][], heads: { layer: number; head: number }[]): Reads<number[]> {
   if (heads.length === 0) throw new HeadlensError('a function vector needs at least one head');
-  return tf.tidy(() => {
+  const fvT = tf.tidy(() => {
     let fv = tf.zeros([model.cfg.d_model]);
     for (const { layer, head } of heads) {
       if (!(layer >= 0 && layer < model.cfg.n_layers && head >= 0 && head < model.cfg.n_heads)) throw new HeadlensError(`head L${layer}H${head} is not in the model`);
       const W_O = (model.param(`blocks.${layer}.attn.W_O`) as tf.Tensor3D).slice([head, 0, 0], [1, -1, -1]).reshape([model.cfg.d_head, model.cfg.d_model]); // [d_head, d_model]
       fv = fv.add(tf.tensor2d([mean[layer][head]]).matMul(W_O).reshape([model.cfg.d_model]));
     }
-    return Array.from(fv.dataSync());
+    return fv; // [d_model]
   });
+  return Array.from(yield fvT);
 }
 
 /** A hook adding `fv` to blocks.{layer}.hook_resid_post at the last position (their add_function_vector). */
@@ -210,16 +252,30 @@ export interface FvEffect {
 
 /** The zero-shot (or any) prompts run with and without the FV added at `layer`. */
 export function functionVectorEffect(model: HookedTransformer, prompts: IclPrompt[], fv: number[], layer: number): FvEffect {
+  return readSync(functionVectorEffectReads(model, prompts, fv, layer));
+}
+
+/** functionVectorEffect, read asynchronously (WebGPU in Node). */
+export function functionVectorEffectAsync(model: HookedTransformer, prompts: IclPrompt[], fv: number[], layer: number): Promise<FvEffect> {
+  return readAsync(functionVectorEffectReads(model, prompts, fv, layer));
+}
+
+function* functionVectorEffectReads(model: HookedTransformer, prompts: IclPrompt[], fv: number[], layer: number): Reads<FvEffect> {
   const rows = rowsOf(prompts, 'zero-shot');
   const answers = prompts.map((p) => p.answer);
   const [acc, prob] = [accuracy(answers), probability(answers)];
-  const measure = (hooks: FwdHook[]) =>
-    tf.tidy(() => {
-      const logits = model.runWithHooks(rows, { fwdHooks: hooks });
-      return [metricValue(acc, logits), metricValue(prob, logits)];
-    });
-  const [a0, p0] = measure([]);
-  const [a1, p1] = measure([addFunctionVector(model, fv, layer)]);
+  const measure = function* (hooks: FwdHook[]): Reads<number[]> {
+    const logits = model.runWithHooks(rows, { fwdHooks: hooks });
+    let both: tf.Tensor;
+    try {
+      both = tf.tidy(() => tf.stack([metricMean(acc, logits), metricMean(prob, logits)])); // [2]
+    } finally {
+      logits.dispose();
+    }
+    return Array.from(yield both);
+  };
+  const [a0, p0] = yield* measure([]);
+  const [a1, p1] = yield* measure([addFunctionVector(model, fv, layer)]);
   return { accuracy: { without: a0, with: a1 }, probability: { without: p0, with: p1 } };
 }
 
@@ -258,6 +314,15 @@ export interface FunctionVectorResult {
 
 /** Todd et al.'s pipeline on one task: mean outputs, indirect effects, the FV of the top heads, zero-shot with and without it. */
 export function functionVectors(model: HookedTransformer, pairs: IclPair[], opts: FunctionVectorOptions = {}): FunctionVectorResult {
+  return readSync(functionVectorsReads(model, pairs, opts));
+}
+
+/** functionVectors, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function functionVectorsAsync(model: HookedTransformer, pairs: IclPair[], opts: FunctionVectorOptions = {}): Promise<FunctionVectorResult> {
+  return readAsync(functionVectorsReads(model, pairs, opts));
+}
+
+function* functionVectorsReads(model: HookedTransformer, pairs: IclPair[], opts: FunctionVectorOptions): Reads<FunctionVectorResult> {
   const seed = opts.seed ?? 0;
   const shots = opts.shots ?? 10;
   const counts = { shots, meanPrompts: opts.meanPrompts ?? 100, effectPrompts: opts.effectPrompts ?? 25, evalPrompts: opts.evalPrompts ?? 50 };
@@ -266,21 +331,15 @@ export function functionVectors(model: HookedTransformer, pairs: IclPair[], opts
   const clean = iclPrompts(pairs, { shots, n: counts.meanPrompts, seed, template: opts.template });
   const corrupted = iclPrompts(pairs, { shots, n: counts.effectPrompts, seed: seed + 1, shuffleLabels: true, template: opts.template });
   const zeroShot = iclPrompts(pairs, { shots: 0, n: counts.evalPrompts, seed: seed + 2, template: opts.template });
-  const acc = (ps: IclPrompt[]) => tf.tidy(() => metricValue(accuracy(ps.map((p) => p.answer)), model.forward(ps.map((p) => p.tokens))));
-  const mean = meanHeadOutputs(model, clean);
-  const { effects, corruptedProbability } = indirectEffects(model, corrupted, mean, opts);
+  const acc = (ps: IclPrompt[]) => metricOf(accuracy(ps.map((p) => p.answer)), model.forward(ps.map((p) => p.tokens)));
+  const mean = yield* meanHeadOutputsReads(model, clean);
+  const { effects, corruptedProbability } = yield* indirectEffectsReads(model, corrupted, mean, opts);
   const top = rankHeads(effects).slice(0, k);
-  const fv = functionVector(model, mean, top);
-  return {
-    iclAccuracy: acc(clean),
-    shuffledAccuracy: acc(corrupted),
-    effects,
-    corruptedProbability,
-    top,
-    fv,
-    layer,
-    zeroShot: functionVectorEffect(model, zeroShot, fv, layer),
-    byLayer: Array.from({ length: model.cfg.n_layers }, (_, l) => functionVectorEffect(model, zeroShot, fv, l)),
-    counts,
-  };
+  const fv = yield* functionVectorReads(model, mean, top);
+  const iclAccuracy = yield* acc(clean);
+  const shuffledAccuracy = yield* acc(corrupted);
+  const zeroShotEffect = yield* functionVectorEffectReads(model, zeroShot, fv, layer);
+  const byLayer: FvEffect[] = [];
+  for (let l = 0; l < model.cfg.n_layers; l++) byLayer.push(yield* functionVectorEffectReads(model, zeroShot, fv, l));
+  return { iclAccuracy, shuffledAccuracy, effects, corruptedProbability, top, fv, layer, zeroShot: zeroShotEffect, byLayer, counts };
 }

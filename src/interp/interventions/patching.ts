@@ -81,7 +81,8 @@ export function patchSitesAsync(
   return readAsync(patchSitesReads(model, base, source, sites, metric, opts));
 }
 
-function* patchSitesReads(
+/** patchSites as a computation (util/reads.ts). */
+export function* patchSitesReads(
   model: HookedTransformer,
   base: TokenInput,
   source: ActivationCache,
@@ -216,6 +217,11 @@ export function activationPatching(model: HookedTransformer, component: PatchCom
 /** activationPatching, reading each pass's values asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
 export async function activationPatchingAsync(model: HookedTransformer, component: PatchComponent, opts: ActivationPatchingOptions): Promise<Labelled> {
   return (await readAsync(patchComponentsReads(model, [component], opts)))[component]!;
+}
+
+/** activationPatching as a computation (util/reads.ts), for callers that are computations themselves. */
+export function* activationPatchingReads(model: HookedTransformer, component: PatchComponent, opts: ActivationPatchingOptions): Reads<Labelled> {
+  return (yield* patchComponentsReads(model, [component], opts))[component]!;
 }
 
 /** Several components from one pair of source runs (the "every" bundles use this). */

@@ -29,6 +29,8 @@
  * Many sender sets are evaluated in one forward pass each step by stacking them along the batch axis, on
  * the patching engine (stacked_runs.ts): step 2 starts at the chunk's first sender layer and stops after the
  * last receiver, step 3 starts at the first receiver, and a one-position metric unembeds that position only.
+ * Each function is one computation (util/reads.ts) with a synchronous form and an `…Async` form, the one that
+ * runs on WebGPU in Node.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
@@ -38,9 +40,10 @@ import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.
 import type { TokenInput } from '../../model/transformer.js';
 import type { HeadRef } from './ablation.js';
 import { headAxisLabels, Labelled, layerAxis } from '../labelled.js';
-import type { Metric } from '../metrics.js';
+import { metricMean, type Metric } from '../metrics.js';
 import type { AttentionMaskInput } from '../../model/padding.js';
-import { BaseRun, runStacked, variantsPerPass } from './stacked_runs.js';
+import { readAsync, readSync, type Reads } from '../../util/reads.js';
+import { BaseRun, stackedValues, variantsPerPass } from './stacked_runs.js';
 
 export type Receiver = { kind: 'logits' } | { kind: 'heads'; heads: HeadRef[]; inputs: ('q' | 'k' | 'v')[] };
 
@@ -74,11 +77,26 @@ export function pathPatch(model: HookedTransformer, senders: HeadRef[], receiver
   return pathPatchMany(model, [senders], receiver, opts)[0];
 }
 
+/** pathPatch, read asynchronously (WebGPU in Node). */
+export async function pathPatchAsync(model: HookedTransformer, senders: HeadRef[], receiver: Receiver, opts: PathPatchingOptions): Promise<number> {
+  return (await pathPatchManyAsync(model, [senders], receiver, opts))[0];
+}
+
 /**
  * Every head before the receivers' first layer as a sender on its own: axes [layer, head] (layers
  * 0 … first receiver layer − 1; all layers for 'logits'). meta holds the clean and corrupted metrics.
  */
 export function pathPatchingSweep(model: HookedTransformer, receiver: Receiver, opts: PathPatchingOptions): Labelled {
+  return readSync(pathPatchingSweepReads(model, receiver, opts));
+}
+
+/** pathPatchingSweep, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function pathPatchingSweepAsync(model: HookedTransformer, receiver: Receiver, opts: PathPatchingOptions): Promise<Labelled> {
+  return readAsync(pathPatchingSweepReads(model, receiver, opts));
+}
+
+/** pathPatchingSweep as a computation (util/reads.ts). */
+export function* pathPatchingSweepReads(model: HookedTransformer, receiver: Receiver, opts: PathPatchingOptions): Reads<Labelled> {
   const { n_layers, n_heads } = model.cfg;
   // the receiver first: the senders below are derived from it, so a bad receiver would surface as a sender the caller never named
   checkReceiver(model, receiver);
@@ -86,18 +104,33 @@ export function pathPatchingSweep(model: HookedTransformer, receiver: Receiver, 
   if (upTo === 0) throw new HeadlensError('receivers in layer 0 have no sender heads before them', 'choose receivers in a later layer');
   const sets: HeadRef[][] = [];
   for (let l = 0; l < upTo; l++) for (let h = 0; h < n_heads; h++) sets.push([{ layer: l, head: h }]);
-  const vals = pathPatchMany(model, sets, receiver, opts);
-  const [clean, corrupted] = [opts.clean, opts.corrupted].map((t) => {
+  const vals = yield* pathPatchManyReads(model, sets, receiver, opts);
+  const values: number[] = [];
+  for (const t of [opts.clean, opts.corrupted]) {
     const logits = model.forward(t, { attentionMask: opts.attentionMask });
-    const v = tf.tidy(() => opts.metric(logits).mean().dataSync()[0]);
-    logits.dispose();
-    return v;
-  });
+    let mean: tf.Tensor;
+    try {
+      mean = metricMean(opts.metric, logits);
+    } finally {
+      logits.dispose();
+    }
+    values.push((yield mean)[0]);
+  }
+  const [clean, corrupted] = values;
   return new Labelled([layerAxis(upTo), headAxisLabels(n_heads)], vals, { method: 'path patching', receiver, clean, corrupted });
 }
 
 /** The metric for each sender set (one value per set). */
 export function pathPatchMany(model: HookedTransformer, senderSets: HeadRef[][], receiver: Receiver, opts: PathPatchingOptions): Float64Array {
+  return readSync(pathPatchManyReads(model, senderSets, receiver, opts));
+}
+
+/** pathPatchMany, read asynchronously (WebGPU in Node). */
+export function pathPatchManyAsync(model: HookedTransformer, senderSets: HeadRef[][], receiver: Receiver, opts: PathPatchingOptions): Promise<Float64Array> {
+  return readAsync(pathPatchManyReads(model, senderSets, receiver, opts));
+}
+
+function* pathPatchManyReads(model: HookedTransformer, senderSets: HeadRef[][], receiver: Receiver, opts: PathPatchingOptions): Reads<Float64Array> {
   const { cfg } = model;
   checkReceiver(model, receiver);
   checkHeads(model, senderSets.flat(), 'sender');
@@ -130,7 +163,7 @@ export function pathPatchMany(model: HookedTransformer, senderSets: HeadRef[][],
     let done = 0;
     for (let start = 0; start < order.length; start += per) {
       const chunk = order.slice(start, start + per);
-      const vals = runChunk(model, base, chunk.map((c) => c.set), receiver, orig.cache, fresh.cache, zNames, mlpNames, opts);
+      const vals = yield runChunk(model, base, chunk.map((c) => c.set), receiver, orig.cache, fresh.cache, zNames, mlpNames, opts);
       chunk.forEach((c, k) => (out[c.i] = vals[k]));
       done += chunk.length;
       opts.onProgress?.(done, senderSets.length);
@@ -144,8 +177,9 @@ export function pathPatchMany(model: HookedTransformer, senderSets: HeadRef[][],
 }
 
 /**
- * One pass per step for a chunk of sender sets. Step 2 starts at the chunk's first sender layer: before it,
- * freezing every head to orig changes nothing, so the orig run's resid_pre there is the right input.
+ * One pass per step for a chunk of sender sets, giving the metric per set as a tensor [sets] to read. Step 2
+ * starts at the chunk's first sender layer: before it, freezing every head to orig changes nothing, so the orig
+ * run's resid_pre there is the right input.
  */
 function runChunk(
   model: HookedTransformer,
@@ -157,7 +191,7 @@ function runChunk(
   zNames: string[],
   mlpNames: string[],
   opts: PathPatchingOptions,
-): number[] {
+): tf.Tensor1D {
   const { cfg } = model;
   const { metric } = opts;
   const V = chunk.length;
@@ -177,17 +211,19 @@ function runChunk(
     name,
     (z) => {
       const H = cfg.n_heads;
+      const E = z.shape[3]!;
       const m = new Float32Array(V * B * P * H);
       chunk.forEach((set, v) => set.forEach((s) => {
         if (s.layer === l) for (let b = 0; b < B; b++) for (let p = 0; p < P; p++) m[((v * B + b) * P + p) * H + s.head] = senderPos[b][p];
       }));
-      const sender = tf.tensor(m, [V, B, P, H, 1]).cast('bool'); // [variant, batch, pos, head, 1]
-      const mixed = tf.where(sender, fresh.get(name).expandDims(0), orig.get(name).expandDims(0)); // [variant, batch, pos, head, d_head]
+      // rank 4 throughout: tfjs' WebGPU backend has no 5-d where, and tiles a 5-d tensor on the CPU
+      const sender = tf.tensor(m, [V, B * P, H, 1]).cast('bool'); // [variant, batch·pos, head, 1]
+      const mixed = tf.where(sender, fresh.get(name).reshape([1, B * P, H, E]), orig.get(name).reshape([1, B * P, H, E])); // [variant, batch·pos, head, d_head]
       return mixed.reshape(z.shape);
     },
   ]);
   for (const name of mlpNames) frozen.push([name, (x) => tf.tile(orig.get(name), [V, 1, 1]).reshape(x.shape)]);
-  if (receiver.kind === 'logits') return runStacked(model, base, V, Math.min(senderStart, cfg.n_layers - 1), frozen, metric);
+  if (receiver.kind === 'logits') return stackedValues(model, base, V, Math.min(senderStart, cfg.n_layers - 1), frozen, metric);
   // step 3: only the receivers' q/k/v from step 2, everything else recomputed on orig
   const group = cfg.n_heads / cfg.n_key_value_heads;
   const targets = new Map<string, Set<number>>();
@@ -220,7 +256,7 @@ function runChunk(
         return tf.where(sel, step2.get(name)!, act);
       },
     ]);
-    return runStacked(model, base, V, receiverFirst, hooks, metric);
+    return stackedValues(model, base, V, receiverFirst, hooks, metric);
   } finally {
     for (const t of step2.values()) t.dispose();
   }

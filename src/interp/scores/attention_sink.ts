@@ -7,8 +7,8 @@
  */
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { attentionMass, range } from './attention_mass.js';
-import { checkSequences, runScorer, type HeadScorer, type HeadScores } from './head_scores.js';
+import { attentionMassReads, range } from './attention_mass.js';
+import { checkSequences, runScorer, runScorerAsync, type HeadScorer, type HeadScores } from './head_scores.js';
 
 export interface SinkOptions {
   /** How many leading keys count as the sink (default 1). */
@@ -27,14 +27,18 @@ export function attentionSinkScorer(sequences: number[][], opts: SinkOptions = {
     settings: { sinkTokens: sink, sequences: sequences.length, length: sequences[0].length },
     primary: 'score',
     items: sequences,
-    scoreItem: (model, tokens) => ({
-      tables: { score: attentionMass(model, tokens, (_q, k) => k < sink, range(sink, tokens.length)) },
-      weight: 1,
-    }),
+    scoreItem: function* (model, tokens) {
+      return { tables: { score: yield* attentionMassReads(model, tokens, (_q, k) => k < sink, range(sink, tokens.length)) }, weight: 1 };
+    },
   };
 }
 
 /** Attention-sink mass of every head, [n_layers][n_heads], in [0, 1]. */
 export function attentionSinkScores(model: HookedTransformer, sequences: number[][], opts: SinkOptions = {}): HeadScores {
   return runScorer(model, attentionSinkScorer(sequences, opts), { top: opts.top });
+}
+
+/** attentionSinkScores, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function attentionSinkScoresAsync(model: HookedTransformer, sequences: number[][], opts: SinkOptions = {}): Promise<HeadScores> {
+  return runScorerAsync(model, attentionSinkScorer(sequences, opts), { top: opts.top });
 }

@@ -28,10 +28,11 @@ import { actName } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { svd } from '../../linalg/svd.js';
 import { mat, type Mat } from '../../linalg/mat.js';
-import { headDlaFromCache, headDlaNames } from '../attribution/dla.js';
+import { headDlaNames, headDlaTensor } from '../attribution/dla.js';
+import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
 import { checkHead, kvHead } from '../weights/head_circuits.js';
-import { runScorer, type HeadScorer, type HeadScores } from './head_scores.js';
-import { argmax, lastLogProbs } from './task_metrics.js';
+import { runScorer, runScorerAsync, runScorerReads, type HeadScorer, type HeadScores } from './head_scores.js';
+import { argmax, lastLogProbsReads } from './task_metrics.js';
 
 export interface CorrectLetterOptions {
   top?: number;
@@ -58,19 +59,34 @@ function checkPrompts(prompts: LetterPrompt[]): void {
  * `fwdHooks` apply to it (e.g. other heads ablated).
  */
 export function headLogitContributions(model: HookedTransformer, tokens: number[], pos: number, labels: number[], fwdHooks: FwdHook[] = []): { dla: number[][][]; attention: number[][][] } {
+  return readSync(headLogitContributionsReads(model, tokens, pos, labels, fwdHooks));
+}
+
+/** headLogitContributions, read asynchronously (WebGPU in Node). */
+export function headLogitContributionsAsync(model: HookedTransformer, tokens: number[], pos: number, labels: number[], fwdHooks: FwdHook[] = []): Promise<{ dla: number[][][]; attention: number[][][] }> {
+  return readAsync(headLogitContributionsReads(model, tokens, pos, labels, fwdHooks));
+}
+
+function* headLogitContributionsReads(model: HookedTransformer, tokens: number[], pos: number, labels: number[], fwdHooks: FwdHook[]): Reads<{ dla: number[][][]; attention: number[][][] }> {
   const { cfg } = model;
   const names = [...headDlaNames(model), ...Array.from({ length: cfg.n_layers }, (_, l) => actName('pattern', l))];
   const { logits, cache } = model.runWithCache([tokens], { names, fwdHooks });
+  let both: tf.Tensor[];
   try {
-    const dla = headDlaFromCache(cache, pos, labels); // [layer][head][label]
-    const attention = tf.tidy(() => {
+    both = tf.tidy(() => {
       const rows = Array.from({ length: cfg.n_layers }, (_, l) => cache.get(actName('pattern', l)).slice([0, 0, pos, 0], [1, -1, 1, -1]).reshape([cfg.n_heads, tokens.length]));
-      return tf.stack(rows).arraySync() as number[][][]; // [layer][head][key_pos]
+      return [headDlaTensor(cache, pos, labels), tf.stack(rows)]; // [layer, head, label], [layer, head, key_pos]
     });
-    return { dla, attention };
   } finally {
     cache.dispose();
     logits.dispose();
+  }
+  try {
+    const dla = yield* readNested<number[][][]>(both[0]);
+    const attention = yield* readNested<number[][][]>(both[1]);
+    return { dla, attention };
+  } finally {
+    tf.dispose(both); // what was read is freed already; this frees the other after a failed read
   }
 }
 
@@ -95,9 +111,9 @@ export function correctLetterScorer(prompts: LetterPrompt[], opts: CorrectLetter
     },
     primary,
     items: prompts,
-    scoreItem: (model, p) => {
+    scoreItem: function* (model, p) {
       const last = p.tokens.length - 1;
-      const { dla, attention } = headLogitContributions(model, p.tokens, last, p.labelTokens);
+      const { dla, attention } = yield* headLogitContributionsReads(model, p.tokens, last, p.labelTokens, []);
       return {
         tables: {
           contrast: dla.map((row) => row.map((v) => letterContrast(v, p.correct))),
@@ -116,6 +132,11 @@ export function correctLetterScorer(prompts: LetterPrompt[], opts: CorrectLetter
  */
 export function correctLetterScores(model: HookedTransformer, prompts: LetterPrompt[], opts: CorrectLetterOptions = {}): HeadScores {
   return runScorer(model, correctLetterScorer(prompts, opts), { top: opts.top });
+}
+
+/** correctLetterScores, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function correctLetterScoresAsync(model: HookedTransformer, prompts: LetterPrompt[], opts: CorrectLetterOptions = {}): Promise<HeadScores> {
+  return runScorerAsync(model, correctLetterScorer(prompts, opts), { top: opts.top });
 }
 
 // Label mutations
@@ -140,9 +161,19 @@ export interface LabelMutationResult {
  * `letterAccuracy` with the heads masked, per condition, the second.)
  */
 export function labelMutationScores(model: HookedTransformer, conditions: Record<string, LetterPrompt[]>, opts: CorrectLetterOptions = {}): LabelMutationResult {
+  return readSync(labelMutationScoresReads(model, conditions, opts));
+}
+
+/** labelMutationScores, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function labelMutationScoresAsync(model: HookedTransformer, conditions: Record<string, LetterPrompt[]>, opts: CorrectLetterOptions = {}): Promise<LabelMutationResult> {
+  return readAsync(labelMutationScoresReads(model, conditions, opts));
+}
+
+function* labelMutationScoresReads(model: HookedTransformer, conditions: Record<string, LetterPrompt[]>, opts: CorrectLetterOptions): Reads<LabelMutationResult> {
   const names = Object.keys(conditions);
   if (names.length === 0) throw new HeadlensError('labelMutationScores: no conditions given', 'pass e.g. { ordered, shuffled, random }');
-  const results = Object.fromEntries(names.map((n) => [n, correctLetterScores(model, conditions[n], { ...opts, top: model.cfg.n_layers * model.cfg.n_heads })]));
+  const results: Record<string, HeadScores> = {};
+  for (const n of names) results[n] = yield* runScorerReads(model, correctLetterScorer(conditions[n], opts), { top: model.cfg.n_layers * model.cfg.n_heads });
   const byHead = results[names[0]].scores.map((row, l) => row.map((_, h) => names.map((n) => results[n].scores[l][h])));
   const rankOf = (n: string, l: number, h: number) => results[n].top.findIndex((t) => t.layer === l && t.head === h) + 1;
   const heads = results[names[0]].top.slice(0, opts.top ?? 10).map(({ layer, head }) => ({
@@ -240,6 +271,15 @@ function softmax(xs: number[]): number[] {
  * replacement reaches). The singular values say how many directions the head actually uses.
  */
 export function qkSubspaceAnalysis(model: HookedTransformer, head: { layer: number; head: number }, prompts: LetterPrompt[], opts: QkSubspaceOptions = {}): QkSubspaceResult {
+  return readSync(qkSubspaceAnalysisReads(model, head, prompts, opts));
+}
+
+/** qkSubspaceAnalysis, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function qkSubspaceAnalysisAsync(model: HookedTransformer, head: { layer: number; head: number }, prompts: LetterPrompt[], opts: QkSubspaceOptions = {}): Promise<QkSubspaceResult> {
+  return readAsync(qkSubspaceAnalysisReads(model, head, prompts, opts));
+}
+
+function* qkSubspaceAnalysisReads(model: HookedTransformer, head: { layer: number; head: number }, prompts: LetterPrompt[], opts: QkSubspaceOptions): Reads<QkSubspaceResult> {
   checkPrompts(prompts);
   const { layer, head: h } = head;
   checkHead(model, layer, h);
@@ -255,22 +295,32 @@ export function qkSubspaceAnalysis(model: HookedTransformer, head: { layer: numb
   if (ranks.some((r) => !(Number.isInteger(r) && r >= 0 && r <= e))) throw new HeadlensError(`qkSubspaceAnalysis: ranks must be integers in 0..${e}`);
 
   // 1. the clean queries, keys, scale and attention
-  const runs = prompts.map((p) => {
+  const runs: { q: number[]; k: number[][]; scores: number[]; pattern: number[]; last: number }[] = [];
+  for (const p of prompts) {
     const last = p.tokens.length - 1;
     const { logits, cache } = model.runWithCache([p.tokens], { names: [qName, kName, sName, pName], stopAtLayer: layer + 1 });
+    let parts: tf.Tensor[];
     try {
-      return tf.tidy(() => {
-        const q = Array.from(cache.get(qName).slice([0, last, h, 0], [1, 1, 1, e]).dataSync()); // [d_head]
-        const k = cache.get(kName).slice([0, 0, kv, 0], [1, -1, 1, e]).reshape([p.tokens.length, e]).arraySync() as number[][]; // [key_pos][d_head]
-        const scores = Array.from(cache.get(sName).slice([0, h, last, 0], [1, 1, 1, -1]).dataSync()); // [key_pos]
-        const pattern = Array.from(cache.get(pName).slice([0, h, last, 0], [1, 1, 1, -1]).dataSync());
-        return { q, k, scores, pattern, last };
-      });
+      parts = tf.tidy(() => [
+        cache.get(qName).slice([0, last, h, 0], [1, 1, 1, e]).reshape([e]), // [d_head]
+        cache.get(kName).slice([0, 0, kv, 0], [1, -1, 1, e]).reshape([p.tokens.length, e]), // [key_pos, d_head]
+        cache.get(sName).slice([0, h, last, 0], [1, 1, 1, -1]).reshape([-1]), // [key_pos]
+        cache.get(pName).slice([0, h, last, 0], [1, 1, 1, -1]).reshape([-1]), // [key_pos]
+      ]);
     } finally {
       cache.dispose();
       logits.dispose();
     }
-  });
+    try {
+      const q = Array.from(yield parts[0]);
+      const k = yield* readNested<number[][]>(parts[1]);
+      const scores = Array.from(yield parts[2]);
+      const pattern = Array.from(yield parts[3]);
+      runs.push({ q, k, scores, pattern, last });
+    } finally {
+      tf.dispose(parts); // what was read is freed already; this frees the rest after a failed read
+    }
+  }
   const dot = (a: number[], b: number[]) => a.reduce((s, ai, i) => s + ai * b[i], 0);
   // keys the model's mask hides from the final query (a sliding window) stay hidden
   const open = (s: number) => Number.isFinite(s) && s > -1e8;
@@ -295,9 +345,9 @@ export function qkSubspaceAnalysis(model: HookedTransformer, head: { layer: numb
     const logitsRow = k.slice(0, last + 1).map((kj, j) => (open(runs[i].scores[j]) ? dot(qr, r >= e ? kj : project(kj, kBasis, r)) / scale : -Infinity));
     return softmax(logitsRow);
   };
-  const accuracyWith = (rows: (number[] | undefined)[]): number => {
+  const accuracyWith = function* (rows: (number[] | undefined)[]): Reads<number> {
     let hit = 0;
-    prompts.forEach((p, i) => {
+    for (const [i, p] of prompts.entries()) {
       const row = rows[i];
       const hooks: FwdHook[] = row
         ? [
@@ -314,9 +364,9 @@ export function qkSubspaceAnalysis(model: HookedTransformer, head: { layer: numb
             ],
           ]
         : [];
-      const lp = lastLogProbs(model, p.tokens, hooks);
+      const lp = yield* lastLogProbsReads(model, p.tokens, hooks);
       hit += argmax(p.labelTokens.map((t) => lp[t])) === p.correct ? 1 : 0;
-    });
+    }
     return hit / prompts.length;
   };
   const meanAttention = (rows: number[][]) => rows.reduce((s, row, i) => s + row[prompts[i].labelPositions[prompts[i].correct]], 0) / rows.length;
@@ -325,12 +375,13 @@ export function qkSubspaceAnalysis(model: HookedTransformer, head: { layer: numb
     const off = Math.max(...rowAt(i, e).map((v, j) => Math.abs(v - r.pattern[j])));
     if (!(off < 1e-3)) throw new HeadlensError(`qkSubspaceAnalysis: L${layer}H${h}'s attention recomputed from its queries and keys differs from the run's by ${off.toExponential(2)} (prompt ${i})`, 'this model adds terms to the attention scores beyond q·k / scale');
   });
-  const full = { attention: meanAttention(runs.map((r) => r.pattern)), accuracy: accuracyWith(prompts.map(() => undefined)) };
-  const rows = ranks.map((r) => {
+  const full = { attention: meanAttention(runs.map((r) => r.pattern)), accuracy: yield* accuracyWith(prompts.map(() => undefined)) };
+  const rows: QkSubspaceRow[] = [];
+  for (const r of ranks) {
     const patterns = runs.map((_, i) => rowAt(i, r));
     const attention = meanAttention(patterns);
-    const accuracy = r >= e ? full.accuracy : accuracyWith(patterns);
-    return { rank: r, attention, accuracy, attentionKept: full.attention > 0 ? attention / full.attention : NaN, accuracyKept: full.accuracy > 0 ? accuracy / full.accuracy : NaN };
-  });
+    const accuracy = r >= e ? full.accuracy : yield* accuracyWith(patterns);
+    rows.push({ rank: r, attention, accuracy, attentionKept: full.attention > 0 ? attention / full.attention : NaN, accuracyKept: full.accuracy > 0 ? accuracy / full.accuracy : NaN });
+  }
   return { layer, head: h, dHead: e, singularValues: { query: Array.from(sq.S), key: Array.from(sk.S) }, full, rows };
 }

@@ -6,7 +6,7 @@
  */
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { detectorScorer, emptyPattern, type DetectorOptions } from './head_detector.js';
-import { runScorer, type HeadScores, type HeadScorer } from './head_scores.js';
+import { runScorer, runScorerAsync, type HeadScores, type HeadScorer } from './head_scores.js';
 
 /** 1 at [q][k] where k < q and the tokens match. [query_pos][key_pos] */
 export function duplicateTokenPattern(tokens: number[]): number[][] {
@@ -22,4 +22,9 @@ export function duplicateTokenScorer(sequences: number[][], opts: DetectorOption
 /** Duplicate-token score of every head, [n_layers][n_heads]. */
 export function duplicateTokenScores(model: HookedTransformer, sequences: number[][], opts: DetectorOptions = {}): HeadScores {
   return runScorer(model, duplicateTokenScorer(sequences, opts), { top: opts.top });
+}
+
+/** duplicateTokenScores, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function duplicateTokenScoresAsync(model: HookedTransformer, sequences: number[][], opts: DetectorOptions = {}): Promise<HeadScores> {
+  return runScorerAsync(model, duplicateTokenScorer(sequences, opts), { top: opts.top });
 }

@@ -14,7 +14,8 @@ import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import { actName } from '../../hooks/act_name.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { checkSequences, runScorer, type HeadScorer, type HeadScores } from './head_scores.js';
+import { readNested, type Reads } from '../../util/reads.js';
+import { checkSequences, runScorer, runScorerAsync, type HeadScorer, type HeadScores } from './head_scores.js';
 
 export interface DetectorOptions {
   /** Zero attention to position 0 before scoring (TransformerLens exclude_bos; default false). */
@@ -48,7 +49,9 @@ export function detectorScorer(task: string, detection: DetectionPattern, sequen
     settings,
     primary: 'score',
     items: sequences,
-    scoreItem: (model, tokens) => ({ tables: { score: detectSequence(model, tokens, detection(tokens), settings) }, weight: 1 }),
+    scoreItem: function* (model, tokens) {
+      return { tables: { score: yield* detectSequence(model, tokens, detection(tokens), settings) }, weight: 1 };
+    },
   };
 }
 
@@ -57,17 +60,23 @@ export function detectHeads(model: HookedTransformer, sequences: number[][], det
   return runScorer(model, detectorScorer('detect', detection, sequences, opts), { top: opts.top });
 }
 
-function detectSequence(
+/** detectHeads, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function detectHeadsAsync(model: HookedTransformer, sequences: number[][], detection: DetectionPattern, opts: DetectorOptions = {}): Promise<HeadScores> {
+  return runScorerAsync(model, detectorScorer('detect', detection, sequences, opts), { top: opts.top });
+}
+
+function* detectSequence(
   model: HookedTransformer,
   tokens: number[],
   pattern: number[][],
   s: { excludeBos: boolean; excludeCurrentToken: boolean; errorMeasure: string },
-): number[][] {
+): Reads<number[][]> {
   const pos = tokens.length;
   const names = Array.from({ length: model.cfg.n_layers }, (_, l) => actName('pattern', l));
   const { logits, cache } = model.runWithCache([tokens], { names });
+  let scores: tf.Tensor;
   try {
-    return tf.tidy(() => {
+    scores = tf.tidy(() => {
       const D = tf.tensor2d(pattern.flat(), [pos, pos]); // [query_pos, key_pos]
       const keep = tf.tensor2d(
         Array.from({ length: pos * pos }, (_, i) => {
@@ -85,12 +94,13 @@ function detectSequence(
         // abs: 1 − (mean over all entries of |A − D|, excluded entries zeroed) × pos
         return tf.sub(1, A.sub(D).abs().mul(keep).mean([1, 2]).mul(pos));
       });
-      return tf.stack(rows).arraySync() as number[][]; // [layer, head]
+      return tf.stack(rows); // [layer, head]
     });
   } finally {
     cache.dispose();
     logits.dispose();
   }
+  return yield* readNested<number[][]>(scores);
 }
 
 /** A zero [pos][pos] matrix. */

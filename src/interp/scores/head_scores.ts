@@ -4,9 +4,13 @@
  * the item out, e.g. a needle trial the model failed). The result is the weighted mean of each table over the
  * items. `scan` (../scan.ts) runs the same loop with checkpoints; the plain functions run it in one go.
  * A score alone is a correlation: each technique file says which causal check goes with it.
+ * A scorer that reads numbers from the backend mid-way returns its item as a computation (util/reads.ts) rather
+ * than a value, so one body runs synchronously (`runScorer`) and asynchronously (`runScorerAsync`, the form for
+ * WebGPU in Node).
  */
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
+import { readAsync, readSync, valueOf, type Reads } from '../../util/reads.js';
 
 export interface TopHead {
   layer: number;
@@ -45,7 +49,8 @@ export interface HeadScorer<S = unknown> {
   /** The name of the table reported as `scores`. */
   primary: string;
   items: S[];
-  scoreItem(model: HookedTransformer, item: S, index: number): ItemScores;
+  /** One item's tables: the value, or a computation that reads what it needs (util/reads.ts; `scoreItemReads` runs either). */
+  scoreItem(model: HookedTransformer, item: S, index: number): ItemScores | Reads<ItemScores>;
   /** Tables computed from the averaged ones (e.g. a difference of two); may define the primary. */
   derive?(tables: Record<string, number[][]>): Record<string, number[][]>;
   /**
@@ -143,14 +148,29 @@ function droppedWarning(task: string, d: NonNullable<HeadScores['dropped']>): st
   return `${task}: ${d.count} of ${d.of} items were dropped (${d.reason}); the scores use the other ${d.of - d.count}`;
 }
 
+/** One item of a scorer as a computation, whether its scoreItem returns the tables or a computation of them. */
+export function scoreItemReads<S>(scorer: HeadScorer<S>, model: HookedTransformer, index: number): Reads<ItemScores> {
+  return valueOf(scorer.scoreItem(model, scorer.items[index], index));
+}
+
 /** Runs a scorer over all its items in one go (no checkpoints; see scan for that). */
 export function runScorer(model: HookedTransformer, scorer: HeadScorer<any>, opts: { top?: number; onItem?: (i: number) => void } = {}): HeadScores {
+  return readSync(runScorerReads(model, scorer, opts));
+}
+
+/** runScorer, reading asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function runScorerAsync(model: HookedTransformer, scorer: HeadScorer<any>, opts: { top?: number; onItem?: (i: number) => void } = {}): Promise<HeadScores> {
+  return readAsync(runScorerReads(model, scorer, opts));
+}
+
+/** runScorer as a computation (util/reads.ts). */
+export function* runScorerReads(model: HookedTransformer, scorer: HeadScorer<any>, opts: { top?: number; onItem?: (i: number) => void }): Reads<HeadScores> {
   const { indices, dropped } = selectItems(model, scorer);
-  const results = indices.map((i) => {
-    const r = scorer.scoreItem(model, scorer.items[i], i);
+  const results: ItemScores[] = [];
+  for (const i of indices) {
+    results.push(yield* scoreItemReads(scorer, model, i));
     opts.onItem?.(i);
-    return r;
-  });
+  }
   return finish(scorer, model, results, opts.top, dropped);
 }
 

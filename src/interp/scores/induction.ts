@@ -10,7 +10,7 @@
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { duplicateTokenPattern } from './duplicate_token.js';
 import { detectorScorer, emptyPattern, type DetectorOptions } from './head_detector.js';
-import { runScorer, type HeadScores, type HeadScorer } from './head_scores.js';
+import { runScorer, runScorerAsync, type HeadScores, type HeadScorer } from './head_scores.js';
 
 /** 1 at [q][k + 1] where k < q and tokens[k] = tokens[q]. [query_pos][key_pos] */
 export function inductionPattern(tokens: number[]): number[][] {
@@ -27,4 +27,9 @@ export function inductionScorer(sequences: number[][], opts: DetectorOptions = {
 /** Induction score of every head, [n_layers][n_heads]. */
 export function inductionScores(model: HookedTransformer, sequences: number[][], opts: DetectorOptions = {}): HeadScores {
   return runScorer(model, inductionScorer(sequences, opts), { top: opts.top });
+}
+
+/** inductionScores, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function inductionScoresAsync(model: HookedTransformer, sequences: number[][], opts: DetectorOptions = {}): Promise<HeadScores> {
+  return runScorerAsync(model, inductionScorer(sequences, opts), { top: opts.top });
 }

@@ -41,10 +41,11 @@ import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import type { IoiTokens } from '../../datasets/ioi.js';
 import { actName } from '../../hooks/act_name.js';
-import { headDla } from '../attribution/dla.js';
+import { headDlaReads } from '../attribution/dla.js';
 import { headAblationHooks, type HeadRef } from '../interventions/ablation.js';
 import { logitDiff } from '../metrics.js';
-import { pathPatchingSweep, type Receiver } from '../interventions/path_patching.js';
+import { pathPatchingSweepReads, type Receiver } from '../interventions/path_patching.js';
+import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
 import { zeros } from './head_scores.js';
 
 export interface IoiClassOptions {
@@ -93,15 +94,20 @@ export interface IoiClasses {
   corrupted: number;
 }
 
-function meanAttention(model: HookedTransformer, prompts: IoiTokens[], from: (p: IoiTokens) => number, to: (p: IoiTokens) => number): number[][] {
+function* meanAttention(model: HookedTransformer, prompts: IoiTokens[], from: (p: IoiTokens) => number, to: (p: IoiTokens) => number): Reads<number[][]> {
   const { n_layers, n_heads } = model.cfg;
   const out = zeros(n_layers, n_heads);
   const names = Array.from({ length: n_layers }, (_, l) => actName('pattern', l));
   for (const p of prompts) {
     const { logits, cache } = model.runWithCache([p.clean], { names });
-    const a = tf.tidy(() => tf.stack(names.map((n) => cache.get(n).slice([0, 0, from(p), to(p)], [1, -1, 1, 1]).reshape([n_heads]))).arraySync() as number[][]);
-    cache.dispose();
-    logits.dispose();
+    let at: tf.Tensor;
+    try {
+      at = tf.tidy(() => tf.stack(names.map((n) => cache.get(n).slice([0, 0, from(p), to(p)], [1, -1, 1, 1]).reshape([n_heads])))); // [layer, head]
+    } finally {
+      cache.dispose();
+      logits.dispose();
+    }
+    const a = yield* readNested<number[][]>(at);
     a.forEach((row, l) => row.forEach((v, h) => (out[l][h] += v / prompts.length)));
   }
   return out;
@@ -113,6 +119,15 @@ function meanAttention(model: HookedTransformer, prompts: IoiTokens[], from: (p:
  * the top `k` (5) logits, for the output (`positive`) and its negation (`negative`).
  */
 export function ioiCopyScores(model: HookedTransformer, prompts: IoiTokens[], k = 5): { positive: number[][]; negative: number[][] } {
+  return readSync(ioiCopyScoresReads(model, prompts, k));
+}
+
+/** ioiCopyScores, read asynchronously (WebGPU in Node). */
+export function ioiCopyScoresAsync(model: HookedTransformer, prompts: IoiTokens[], k = 5): Promise<{ positive: number[][]; negative: number[][] }> {
+  return readAsync(ioiCopyScoresReads(model, prompts, k));
+}
+
+function* ioiCopyScoresReads(model: HookedTransformer, prompts: IoiTokens[], k: number): Reads<{ positive: number[][]; negative: number[][] }> {
   const { n_layers, n_heads, d_model } = model.cfg;
   const group = n_heads / (model.cfg.n_key_value_heads ?? n_heads);
   const resid = actName('resid_post', 0);
@@ -133,15 +148,23 @@ export function ioiCopyScores(model: HookedTransformer, prompts: IoiTokens[], k 
     try {
       for (let l = 0; l < n_layers; l++) for (let h = 0; h < n_heads; h++) {
         const g = Math.floor(h / group);
-        const [pos, neg] = tf.tidy(() => {
+        const [posT, negT] = tf.tidy(() => {
           const a = `blocks.${l}.attn`;
           const x = model.applyNorm(`blocks.${l}.ln1`, x0) as tf.Tensor2D;
           let v = tf.matMul(x, model.param(`${a}.W_V`).slice([g, 0, 0], [1, -1, -1]).squeeze([0]) as tf.Tensor2D); // [rows, d_head]
           if (model.cfg.attn_qkv_bias) v = v.add(model.param(`${a}.b_V`).slice([g, 0], [1, -1]));
           const o = tf.matMul(v, model.param(`${a}.W_O`).slice([h, 0, 0], [1, -1, -1]).squeeze([0]) as tf.Tensor2D); // [rows, d_model]
-          const top = (y: tf.Tensor) => tf.topk(model.unembed(model.applyNorm('ln_final', y)) as tf.Tensor2D, k).indices.arraySync() as number[][];
+          const top = (y: tf.Tensor) => tf.topk(model.unembed(model.applyNorm('ln_final', y)) as tf.Tensor2D, k).indices; // [rows, k]
           return [top(o), top(o.neg())];
         });
+        let pos: number[][];
+        try {
+          pos = yield* readNested<number[][]>(posT);
+        } catch (e) {
+          negT.dispose();
+          throw e;
+        }
+        const neg = yield* readNested<number[][]>(negT);
         positive[l][h] = pos.filter((ids, i) => ids.includes(names[i])).length / names.length;
         negative[l][h] = neg.filter((ids, i) => ids.includes(names[i])).length / names.length;
       }
@@ -161,6 +184,15 @@ export function ioiCopyScores(model: HookedTransformer, prompts: IoiTokens[], k 
  * as strength (positive for name movers), for ranking and pictures, so no caller flips it.
  */
 export function ioiHeadClasses(model: HookedTransformer, prompts: IoiTokens[], opts: IoiClassOptions = {}): IoiClasses {
+  return readSync(ioiHeadClassesReads(model, prompts, opts));
+}
+
+/** ioiHeadClasses, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function ioiHeadClassesAsync(model: HookedTransformer, prompts: IoiTokens[], opts: IoiClassOptions = {}): Promise<IoiClasses> {
+  return readAsync(ioiHeadClassesReads(model, prompts, opts));
+}
+
+function* ioiHeadClassesReads(model: HookedTransformer, prompts: IoiTokens[], opts: IoiClassOptions): Reads<IoiClasses> {
   if (!prompts.length) throw new HeadlensError('ioi: no prompts', 'pass IOI prompts in tokens (ioiTokens)');
   const len = prompts[0].clean.length;
   if (prompts.some((p) => p.clean.length !== len || p.corrupted.length !== len)) {
@@ -179,10 +211,10 @@ export function ioiHeadClasses(model: HookedTransformer, prompts: IoiTokens[], o
   let gap = 0;
   let cleanLd = 0;
   let corruptLd = 0;
-  const sweep = (receiver: Receiver, pos: (p: IoiTokens) => number): number[][] => {
+  const sweep = function* (receiver: Receiver, pos: (p: IoiTokens) => number): Reads<number[][]> {
     const t = zeros(n_layers, n_heads);
     const step = receiver.kind === 'logits' ? 'logits' : receiver.inputs.join('');
-    const lab = pathPatchingSweep(model, receiver, { ...base, ...at(pos), onProgress: opts.onProgress && ((done, total) => opts.onProgress!(done, total, step)) });
+    const lab = yield* pathPatchingSweepReads(model, receiver, { ...base, ...at(pos), onProgress: opts.onProgress && ((done, total) => opts.onProgress!(done, total, step)) });
     [cleanLd, corruptLd] = [lab.meta.clean as number, lab.meta.corrupted as number];
     gap = Math.abs(cleanLd - corruptLd);
     if (!(gap > 0)) throw new HeadlensError('ioi: clean and corrupted prompts give the same logit difference', 'the model does not do the task; nothing to attribute');
@@ -198,44 +230,44 @@ export function ioiHeadClasses(model: HookedTransformer, prompts: IoiTokens[], o
   };
   const end = (p: IoiTokens) => p.clean.length - 1;
   const attention = {
-    endToIo: meanAttention(model, prompts, end, (p) => p.ioPos),
-    endToS: meanAttention(model, prompts, end, (p) => p.s1Pos),
-    endToS2: meanAttention(model, prompts, end, (p) => p.s2Pos),
-    s2ToS1Next: meanAttention(model, prompts, (p) => p.s2Pos, (p) => p.s1Pos + 1),
-    s2ToS1: meanAttention(model, prompts, (p) => p.s2Pos, (p) => p.s1Pos),
-    s1NextToS1: meanAttention(model, prompts, (p) => p.s1Pos + 1, (p) => p.s1Pos),
+    endToIo: yield* meanAttention(model, prompts, end, (p) => p.ioPos),
+    endToS: yield* meanAttention(model, prompts, end, (p) => p.s1Pos),
+    endToS2: yield* meanAttention(model, prompts, end, (p) => p.s2Pos),
+    s2ToS1Next: yield* meanAttention(model, prompts, (p) => p.s2Pos, (p) => p.s1Pos + 1),
+    s2ToS1: yield* meanAttention(model, prompts, (p) => p.s2Pos, (p) => p.s1Pos),
+    s1NextToS1: yield* meanAttention(model, prompts, (p) => p.s1Pos + 1, (p) => p.s1Pos),
   };
   // a name mover attends to IO more than to both S tokens together (the first toy-lm's L2H0 attended to S2 with 0.98 and
   // raised IO − S by lowering S: compared with S1 alone it passed for a name mover)
   const toIo = (l: number, h: number) => attention.endToIo[l][h] > attention.endToS[l][h] + attention.endToS2[l][h];
-  const tables = { logits: sweep({ kind: 'logits' }, end), sInhibition: zeros(n_layers, n_heads), values: zeros(n_layers, n_heads), keys: zeros(n_layers, n_heads) };
+  const tables = { logits: yield* sweep({ kind: 'logits' }, end), sInhibition: zeros(n_layers, n_heads), values: zeros(n_layers, n_heads), keys: zeros(n_layers, n_heads) };
   const nameMovers = pick(tables.logits, -1, toIo);
   const negativeNameMovers = pick(tables.logits, 1, toIo);
   const firstLayer = (hs: HeadRef[]) => Math.min(...hs.map((h) => h.layer));
-  const backupNameMovers = nameMovers.length ? backupNameMoverSearch(model, prompts, nameMovers, cleanLd, threshold, maxPerClass, toIo) : [];
+  const backupNameMovers = nameMovers.length ? yield* backupNameMoverSearch(model, prompts, nameMovers, cleanLd, threshold, maxPerClass, toIo) : [];
   let sInhibition: ClassHead[] = [];
   let induction: ClassHead[] = [];
   let duplicateToken: ClassHead[] = [];
   let previousToken: ClassHead[] = [];
   if (nameMovers.length && firstLayer(nameMovers) > 0) {
-    tables.sInhibition = sweep({ kind: 'heads', heads: nameMovers, inputs: ['q'] }, end);
+    tables.sInhibition = yield* sweep({ kind: 'heads', heads: nameMovers, inputs: ['q'] }, end);
     sInhibition = pick(tables.sInhibition, -1, undefined, firstLayer(nameMovers));
   }
   if (sInhibition.length && firstLayer(sInhibition) > 0) {
-    tables.values = sweep({ kind: 'heads', heads: sInhibition, inputs: ['v'] }, (p) => p.s2Pos);
+    tables.values = yield* sweep({ kind: 'heads', heads: sInhibition, inputs: ['v'] }, (p) => p.s2Pos);
     const upTo = firstLayer(sInhibition);
     const moving = (l: number, h: number) => Math.abs(tables.values[l][h]) >= threshold;
     induction = pick(tables.values, -1, (l, h) => moving(l, h) && attention.s2ToS1Next[l][h] > attention.s2ToS1[l][h], upTo);
     duplicateToken = pick(tables.values, -1, (l, h) => moving(l, h) && attention.s2ToS1[l][h] >= attention.s2ToS1Next[l][h], upTo);
   }
   if (induction.length && firstLayer(induction) > 0) {
-    tables.keys = sweep({ kind: 'heads', heads: induction, inputs: ['k'] }, (p) => p.s1Pos + 1);
+    tables.keys = yield* sweep({ kind: 'heads', heads: induction, inputs: ['k'] }, (p) => p.s1Pos + 1);
     previousToken = pick(tables.keys, -1, undefined, firstLayer(induction));
   }
   // the clean/corrupted metrics are the same in every sweep; keep the ones of the logits sweep
   return {
     classes: { nameMovers, negativeNameMovers, backupNameMovers, sInhibition, induction, duplicateToken, previousToken },
-    copyScores: ioiCopyScores(model, prompts),
+    copyScores: yield* ioiCopyScoresReads(model, prompts, 5),
     nameMoverStrength: tables.logits.map((row) => row.map((x) => -x)),
     tables,
     attention,
@@ -257,7 +289,7 @@ export function ioiHeadClasses(model: HookedTransformer, prompts: IoiTokens[], o
 }
 
 /** Heads whose direct effect on IO − S grows when `movers` are mean-ablated over the corrupted prompts (see the module essay). */
-function backupNameMoverSearch(
+function* backupNameMoverSearch(
   model: HookedTransformer,
   prompts: IoiTokens[],
   movers: HeadRef[],
@@ -265,7 +297,7 @@ function backupNameMoverSearch(
   threshold: number,
   maxPerClass: number,
   toIo: (l: number, h: number) => boolean,
-): ClassHead[] {
+): Reads<ClassHead[]> {
   const { n_layers, n_heads } = model.cfg;
   const layers = [...new Set(movers.map((h) => h.layer))];
   const { logits, cache: reference } = model.runWithCache(prompts.map((p) => p.corrupted), { names: layers.map((l) => actName('z', l)) });
@@ -275,7 +307,8 @@ function backupNameMoverSearch(
     const growth = zeros(n_layers, n_heads);
     for (const p of prompts) {
       const end = p.clean.length - 1;
-      const [intact, ablated] = [[], hooks].map((h) => headDla(model, p.clean, end, [p.io, p.s], h));
+      const intact = yield* headDlaReads(model, p.clean, end, [p.io, p.s], []);
+      const ablated = yield* headDlaReads(model, p.clean, end, [p.io, p.s], hooks);
       for (let l = 0; l < n_layers; l++) for (let h = 0; h < n_heads; h++) {
         growth[l][h] += (ablated[l][h][0] - ablated[l][h][1] - (intact[l][h][0] - intact[l][h][1])) / prompts.length;
       }

@@ -18,6 +18,7 @@
 import { HeadlensError } from '../../errors.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { Random } from '../../util/random.js';
+import { readAsync, readSync, valueOf, type Reads } from '../../util/reads.js';
 import { headLabel } from '../head_label.js';
 import { headAblationHooks, type AblationOptions, type HeadRef } from '../interventions/ablation.js';
 
@@ -69,14 +70,30 @@ export function topRanked(ranking: number[][], n: number, masked: HeadRef[]): He
   return top.map(({ layer, head }) => ({ layer, head }));
 }
 
+/**
+ * What a causal check measures with some heads masked: the metric, or a computation of it that reads from the
+ * backend (util/reads.ts), so the check runs on WebGPU in Node through maskHeadsCheckAsync.
+ */
+export type MaskMetricFn = (fwdHooks: FwdHook[]) => MaskMetric | Reads<MaskMetric>;
+
 /** Masks `heads` (the top k) and `draws` random sets of as many other heads; `metric(hooks)` measures each. */
-export function maskHeadsCheck(
+export function maskHeadsCheck(model: HookedTransformer, heads: HeadRef[], metric: MaskMetricFn, names: { metric: string; control?: string }, opts: MaskCheckOptions = {}): MaskCheck {
+  return readSync(maskHeadsCheckReads(model, heads, metric, names, opts));
+}
+
+/** maskHeadsCheck, reading asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function maskHeadsCheckAsync(model: HookedTransformer, heads: HeadRef[], metric: MaskMetricFn, names: { metric: string; control?: string }, opts: MaskCheckOptions = {}): Promise<MaskCheck> {
+  return readAsync(maskHeadsCheckReads(model, heads, metric, names, opts));
+}
+
+/** maskHeadsCheck as a computation (util/reads.ts). */
+export function* maskHeadsCheckReads(
   model: HookedTransformer,
   heads: HeadRef[],
-  metric: (fwdHooks: FwdHook[]) => MaskMetric,
+  metric: MaskMetricFn,
   names: { metric: string; control?: string },
   opts: MaskCheckOptions = {},
-): MaskCheck {
+): Reads<MaskCheck> {
   const { n_layers, n_heads } = model.cfg;
   const k = heads.length;
   const avoidTop = opts.avoidTop ?? 100;
@@ -91,8 +108,12 @@ export function maskHeadsCheck(
   if (k === 0 || others.length < k) throw new HeadlensError(`maskHeadsCheck: cannot draw ${k} random heads from the ${others.length} others`, 'mask fewer heads');
   const ablation = opts.ablation ?? { kind: 'uniform' };
   const rng = new Random(opts.seed ?? 0);
-  const run = (hs: HeadRef[]) => ({ heads: hs, ...metric(headAblationHooks(model, hs, ablation)) });
-  const random = Array.from({ length: opts.draws ?? 5 }, () => run(rng.shuffle(others).slice(0, k)));
+  const run = function* (hs: HeadRef[]): Reads<{ heads: HeadRef[] } & MaskMetric> {
+    return { heads: hs, ...(yield* valueOf(metric(headAblationHooks(model, hs, ablation)))) };
+  };
+  // the draws first, then the baseline and the top heads: the order the values were computed in before
+  const random: ({ heads: HeadRef[] } & MaskMetric)[] = [];
+  for (let d = 0; d < (opts.draws ?? 5); d++) random.push(yield* run(rng.shuffle(others).slice(0, k)));
   const mean = (f: (m: MaskMetric) => number | undefined) => {
     const v = random.map(f).filter((x): x is number => x !== undefined);
     return v.length ? v.reduce((a, b) => a + b, 0) / v.length : undefined;
@@ -106,13 +127,15 @@ export function maskHeadsCheck(
     avoided: avoided.map((h) => headLabel(h.layer, h.head)),
     ...opts.settings,
   };
+  const baseline = yield* valueOf(metric([]));
+  const top = yield* run(heads);
   return {
     metric: names.metric,
     ...(names.control ? { control: names.control } : {}),
     ablation: ablation.kind,
     k,
-    baseline: metric([]),
-    top: run(heads),
+    baseline,
+    top,
     random,
     randomMean: { main: mean((m) => m.main)!, ...(control !== undefined ? { control } : {}) },
     settings,

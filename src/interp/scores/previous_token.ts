@@ -6,7 +6,7 @@
  */
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { detectorScorer, emptyPattern, type DetectorOptions } from './head_detector.js';
-import { runScorer, type HeadScores, type HeadScorer } from './head_scores.js';
+import { runScorer, runScorerAsync, type HeadScores, type HeadScorer } from './head_scores.js';
 
 /** 1 at [q][q − 1]. [query_pos][key_pos] */
 export function previousTokenPattern(tokens: number[]): number[][] {
@@ -22,4 +22,9 @@ export function previousTokenScorer(sequences: number[][], opts: DetectorOptions
 /** Previous-token score of every head, [n_layers][n_heads]. */
 export function previousTokenScores(model: HookedTransformer, sequences: number[][], opts: DetectorOptions = {}): HeadScores {
   return runScorer(model, previousTokenScorer(sequences, opts), { top: opts.top });
+}
+
+/** previousTokenScores, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function previousTokenScoresAsync(model: HookedTransformer, sequences: number[][], opts: DetectorOptions = {}): Promise<HeadScores> {
+  return runScorerAsync(model, previousTokenScorer(sequences, opts), { top: opts.top });
 }

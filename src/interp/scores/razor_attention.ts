@@ -23,8 +23,8 @@
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import type { HeadRef } from '../interventions/ablation.js';
-import { attentionMass, range } from './attention_mass.js';
-import { checkSequences, runScorer, topHeads, type HeadScorer, type HeadScores, type TopHead } from './head_scores.js';
+import { attentionMassReads, range } from './attention_mass.js';
+import { checkSequences, runScorer, runScorerAsync, topHeads, type HeadScorer, type HeadScores, type TopHead } from './head_scores.js';
 
 export interface RazorScoreOptions {
   /** The block length: a token's copies sit `period` positions apart. */
@@ -48,10 +48,10 @@ export function razorScorer(sequences: number[][], opts: RazorScoreOptions): Hea
     settings: { period: P, offset: off, sequences: sequences.length, length: sequences[0].length, echo: 'attention to earlier copies of the token', induction: 'attention to the token after each earlier copy' },
     primary: 'induction',
     items: sequences,
-    scoreItem: (model, tokens) => {
+    scoreItem: function* (model, tokens) {
       const queries = range(off + P, tokens.length);
-      const echo = attentionMass(model, tokens, (q, k) => copy(q, k), queries);
-      const induction = attentionMass(model, tokens, (q, k) => k >= 1 && copy(q, k - 1), queries);
+      const echo = yield* attentionMassReads(model, tokens, (q, k) => copy(q, k), queries);
+      const induction = yield* attentionMassReads(model, tokens, (q, k) => k >= 1 && copy(q, k - 1), queries);
       return { tables: { induction, echo }, weight: 1 };
     },
   };
@@ -60,6 +60,11 @@ export function razorScorer(sequences: number[][], opts: RazorScoreOptions): Hea
 /** Echo and induction scores of every head (`scores` is induction, `tables.echo` echo), [n_layers][n_heads]. */
 export function razorScores(model: HookedTransformer, sequences: number[][], opts: RazorScoreOptions): HeadScores {
   return runScorer(model, razorScorer(sequences, opts), { top: opts.top });
+}
+
+/** razorScores, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function razorScoresAsync(model: HookedTransformer, sequences: number[][], opts: RazorScoreOptions): Promise<HeadScores> {
+  return runScorerAsync(model, razorScorer(sequences, opts), { top: opts.top });
 }
 
 export interface RazorSelectionOptions {

@@ -26,7 +26,10 @@
  *   rouge_score computes it but without Porter stemming (their scorer stems); without one, the same recall on
  *   token ids (clipped counts).
  * - Decoding goes through model.generate's KV cache and reads only each step's last query row of every head's
- *   pattern; the logits equal a re-run of the growing sequence to float rounding (tests/generate.test.ts).
+ *   pattern; the logits equal a re-run of the growing sequence to float rounding (tests/generate.test.ts). Each
+ *   step's top-1 keys stay on the backend ([layer, head] ids) and are read once when decoding ends, so a step reads
+ *   back only its token. Every function that reads has an `…Async` twin running the same computation
+ *   (util/reads.ts): the form for WebGPU in Node.
  * - `span: 'needle'` counts copies from the whole needle and divides by its length (headlens before it
  *   followed their real_needle), for comparing with old results.
  * `retrievalScoresTeacherForced` needs no decoding: the reference answer is appended and one forward pass is
@@ -35,9 +38,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import { actName } from '../../hooks/act_name.js';
+import { generateReads } from '../../hooks/generate.js';
 import { KVCache } from '../../model/kv_cache.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { runScorer, zeros, type HeadScorer, type HeadScores } from './head_scores.js';
+import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
+import { runScorer, runScorerAsync, zeros, type HeadScorer, type HeadScores } from './head_scores.js';
 
 /** One needle trial in tokens: the prompt, where the needle sits in it, and the answer expected. */
 export interface NeedleTrial {
@@ -89,21 +94,41 @@ function checkTrials(trials: NeedleTrial[]): void {
  * token on, the prompt before it computed intact (a KV cache holds it, the rest is one more pass).
  */
 export function decodesExactly(model: HookedTransformer, prompt: number[], answer: number[], fwdHooks: FwdHook[] = [], decodeHooks: FwdHook[] = []): boolean {
+  return readSync(decodesExactlyReads(model, prompt, answer, fwdHooks, decodeHooks));
+}
+
+export function decodesExactlyAsync(model: HookedTransformer, prompt: number[], answer: number[], fwdHooks: FwdHook[] = [], decodeHooks: FwdHook[] = []): Promise<boolean> {
+  return readAsync(decodesExactlyReads(model, prompt, answer, fwdHooks, decodeHooks));
+}
+
+export function* decodesExactlyReads(model: HookedTransformer, prompt: number[], answer: number[], fwdHooks: FwdHook[] = [], decodeHooks: FwdHook[] = []): Reads<boolean> {
   if (answer.length === 0) return true;
   const seq = [...prompt, ...answer.slice(0, -1)];
   if (seq.length > model.cfg.n_ctx) throw new HeadlensError(`decodesExactly: prompt and answer take ${seq.length} positions, more than n_ctx ${model.cfg.n_ctx}`, 'use a shorter prompt');
   const split = decodeHooks.length > 0 ? prompt.length - 1 : 0; // positions run before the decode hooks apply
   const kvCache = split > 0 ? new KVCache(model.cfg.n_layers) : undefined;
   let logits: tf.Tensor3D | undefined;
+  let argmax: tf.Tensor;
   try {
     if (kvCache) model.runWithHooks([seq.slice(0, split)], { fwdHooks, kvCache }).dispose();
     logits = model.runWithHooks([seq.slice(split)], { fwdHooks: [...fwdHooks, ...decodeHooks], kvCache });
-    const pred = tf.tidy(() => logits!.slice([0, prompt.length - 1 - split, 0], [1, answer.length, -1]).squeeze([0]).argMax(1).dataSync());
-    return answer.every((a, j) => pred[j] === a);
+    argmax = tf.tidy(() => logits!.slice([0, prompt.length - 1 - split, 0], [1, answer.length, -1]).squeeze([0]).argMax(1));
   } finally {
     logits?.dispose();
     kvCache?.dispose();
   }
+  const pred = yield argmax;
+  return answer.every((a, j) => pred[j] === a);
+}
+
+/** What greedyDecode takes. */
+export interface GreedyDecodeOptions {
+  maxNewTokens?: number;
+  stopTokens?: number[];
+  fwdHooks?: FwdHook[];
+  decodeHooks?: FwdHook[];
+  /** Called once per step, after decoding ends, with the sequence before the step, each head's top-1 key [layer][head], and the step's token. */
+  onStep?: (step: { seq: number[]; topKey: number[][]; next: number }) => void;
 }
 
 /**
@@ -112,30 +137,43 @@ export function decodesExactly(model: HookedTransformer, prompt: number[], answe
  * scorer needs, so each step caches one query row per head ([batch, head, 1, key_pos], patternRows 'last')
  * and the prompt's [head, pos, pos] patterns are never kept.
  */
-export function greedyDecode(
-  model: HookedTransformer,
-  prompt: number[],
-  opts: { maxNewTokens?: number; stopTokens?: number[]; fwdHooks?: FwdHook[]; decodeHooks?: FwdHook[]; onStep?: (step: { seq: number[]; topKey: number[][]; next: number }) => void } = {},
-): number[] {
+export function greedyDecode(model: HookedTransformer, prompt: number[], opts: GreedyDecodeOptions = {}): number[] {
+  return readSync(greedyDecodeReads(model, prompt, opts));
+}
+
+export function greedyDecodeAsync(model: HookedTransformer, prompt: number[], opts: GreedyDecodeOptions = {}): Promise<number[]> {
+  return readAsync(greedyDecodeReads(model, prompt, opts));
+}
+
+export function* greedyDecodeReads(model: HookedTransformer, prompt: number[], opts: GreedyDecodeOptions = {}): Reads<number[]> {
   const { n_layers, n_heads } = model.cfg;
   const names = Array.from({ length: n_layers }, (_, l) => actName('pattern', l));
   const onStep = opts.onStep;
-  const { tokens } = model.generate([prompt], {
-    maxNewTokens: opts.maxNewTokens ?? 50,
-    stopTokens: opts.stopTokens,
-    fwdHooks: opts.fwdHooks, // hooks (e.g. masked heads) apply at every step, the prefill included
-    decodeHooks: opts.decodeHooks, // these from the last prompt token on (Wu et al.'s masking)
-    ...(onStep && {
-      names,
-      patternRows: 'last',
-      onStep: ({ sequences, tokens: next, cache }) => {
-        // the first maximum, as their script's topk(1)
-        const topKey = tf.tidy(() => tf.stack(names.map((n) => cache!.get(n).reshape([n_heads, -1]))).argMax(2).arraySync() as number[][]); // [layer, head]
-        onStep({ seq: sequences[0], topKey, next: next[0] });
-      },
-    }),
-  });
-  return tokens[0];
+  const topKeys: tf.Tensor[] = []; // one [layer, head] of key positions per step, read once at the end
+  try {
+    const { tokens } = yield* generateReads(model, [prompt], {
+      maxNewTokens: opts.maxNewTokens ?? 50,
+      stopTokens: opts.stopTokens,
+      fwdHooks: opts.fwdHooks, // hooks (e.g. masked heads) apply at every step, the prefill included
+      decodeHooks: opts.decodeHooks, // these from the last prompt token on (Wu et al.'s masking)
+      ...(onStep && {
+        names,
+        patternRows: 'last',
+        onStep: ({ cache }) => {
+          // the first maximum, as their script's topk(1); cache patterns are [1, head, 1, key_pos]
+          topKeys.push(tf.tidy(() => tf.stack(names.map((n) => cache!.get(n).reshape([n_heads, -1]))).argMax(2))); // [layer, head]
+        },
+      }),
+    });
+    const out = tokens[0];
+    if (onStep && topKeys.length) {
+      const all = yield* readNested<number[][][]>(tf.stack(topKeys)); // [step, layer, head]
+      all.forEach((topKey, s) => onStep({ seq: [...prompt, ...out.slice(0, s)], topKey, next: out[s] }));
+    }
+    return out;
+  } finally {
+    tf.dispose(topKeys);
+  }
 }
 
 /** ROUGE-1-style recall: the share of reference units found in the output (counts clipped). */
@@ -206,11 +244,11 @@ export function retrievalScorer(trials: NeedleTrial[], opts: RetrievalOptions = 
     items: trials,
     unfit: unfitTrial,
     counts: COUNTS,
-    scoreItem: (model, trial) => {
+    scoreItem: function* (model, trial) {
       const table = zeros(model.cfg.n_layers, model.cfg.n_heads);
       const [from, to] = copySpan(trial, settings.span);
       // their script runs the prompt minus its last token, then feeds the last one: every generated token is scored
-      const output = greedyDecode(model, trial.tokens, {
+      const output = yield* greedyDecodeReads(model, trial.tokens, {
         maxNewTokens: settings.maxNewTokens,
         stopTokens: settings.stopTokens,
         onStep: ({ seq, topKey, next }) => {
@@ -233,6 +271,11 @@ export function retrievalScores(model: HookedTransformer, trials: NeedleTrial[],
   return runScorer(model, retrievalScorer(trials, opts), { top: opts.top });
 }
 
+/** retrievalScores, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function retrievalScoresAsync(model: HookedTransformer, trials: NeedleTrial[], opts: RetrievalOptions = {}): Promise<HeadScores> {
+  return runScorerAsync(model, retrievalScorer(trials, opts), { top: opts.top });
+}
+
 /** The teacher-forced scorer: the reference answer appended, one forward pass per trial. */
 export function retrievalTeacherForcedScorer(trials: NeedleTrial[], opts: RetrievalOptions = {}): HeadScorer<NeedleTrial> {
   checkTrials(trials);
@@ -244,26 +287,32 @@ export function retrievalTeacherForcedScorer(trials: NeedleTrial[], opts: Retrie
     items: trials,
     unfit: unfitTrial,
     counts: COUNTS,
-    scoreItem: (model, trial) => {
+    scoreItem: function* (model, trial) {
       const { n_layers, n_heads } = model.cfg;
       const answer = trial.answer.slice(0, Math.min(settings.maxNewTokens, model.cfg.n_ctx - trial.tokens.length + 1)); // as far as decoding could go
       const seq = [...trial.tokens, ...answer.slice(0, -1)];
       const first = trial.tokens.length - 1; // the query that predicts answer[0]
       const names = Array.from({ length: n_layers }, (_, l) => actName('pattern', l));
       const { logits, cache } = model.runWithCache([seq], { names });
-      let topKey: number[][][];
-      let predicted: number[];
+      let tkT: tf.Tensor;
+      let predT: tf.Tensor;
       try {
-        [topKey, predicted] = tf.tidy(() => {
+        [tkT, predT] = tf.tidy(() => {
           const rows = names.map((n) => cache.get(n).slice([0, 0, first, 0], [1, -1, answer.length, -1]).squeeze([0])); // [head, step, key_pos]
-          const tk = tf.stack(rows).argMax(3).arraySync() as number[][][]; // [layer, head, step]
-          const pred = Array.from(logits.slice([0, first, 0], [1, answer.length, -1]).squeeze([0]).argMax(1).dataSync()); // [step]
-          return [tk, pred] as [number[][][], number[]];
+          return [tf.stack(rows).argMax(3), logits.slice([0, first, 0], [1, answer.length, -1]).squeeze([0]).argMax(1)]; // [layer, head, step], [step]
         });
       } finally {
         cache.dispose();
         logits.dispose();
       }
+      let topKey: number[][][];
+      try {
+        topKey = yield* readNested<number[][][]>(tkT);
+      } catch (e) {
+        predT.dispose();
+        throw e;
+      }
+      const predicted = Array.from(yield predT);
       const [from, to] = copySpan(trial, settings.span);
       const table = zeros(n_layers, n_heads);
       for (let l = 0; l < n_layers; l++) {
@@ -284,6 +333,11 @@ export function retrievalTeacherForcedScorer(trials: NeedleTrial[], opts: Retrie
 /** Teacher-forced retrieval score: the same counting on the reference answer, no decoding. */
 export function retrievalScoresTeacherForced(model: HookedTransformer, trials: NeedleTrial[], opts: RetrievalOptions = {}): HeadScores {
   return runScorer(model, retrievalTeacherForcedScorer(trials, opts), { top: opts.top });
+}
+
+/** retrievalScoresTeacherForced, read asynchronously (WebGPU in Node). */
+export function retrievalScoresTeacherForcedAsync(model: HookedTransformer, trials: NeedleTrial[], opts: RetrievalOptions = {}): Promise<HeadScores> {
+  return runScorerAsync(model, retrievalTeacherForcedScorer(trials, opts), { top: opts.top });
 }
 
 /** The heads a retrieval table calls retrieval heads (score > threshold, 0.1 in Wu et al.), best first. */

@@ -17,7 +17,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { finish, selectItems, type HeadScorer, type HeadScores, type ItemScores } from './head_scores.js';
+import { readAsync, readSync, type Reads } from '../../util/reads.js';
+import { finish, scoreItemReads, selectItems, type HeadScorer, type HeadScores, type ItemScores } from './head_scores.js';
 
 export interface ScanOptions {
   /** JSON file for partial results; without it the scan just runs. */
@@ -250,17 +251,37 @@ export function checkScanJob(model: HookedTransformer, scorer: HeadScorer<any>, 
 
 /** Scores a job's items on `model`, after `checkScanJob`. */
 export function runScanJob(model: HookedTransformer, scorer: HeadScorer<any>, job: ScanJob): IndexedItemScores[] {
+  return readSync(runScanJobReads(model, scorer, job));
+}
+
+/** runScanJob, reading asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function runScanJobAsync(model: HookedTransformer, scorer: HeadScorer<any>, job: ScanJob): Promise<IndexedItemScores[]> {
+  return readAsync(runScanJobReads(model, scorer, job));
+}
+
+function* runScanJobReads(model: HookedTransformer, scorer: HeadScorer<any>, job: ScanJob): Reads<IndexedItemScores[]> {
   checkScanJob(model, scorer, job);
-  return job.items.map((index) => ({ index, ...scorer.scoreItem(model, scorer.items[index], index) }));
+  const out: IndexedItemScores[] = [];
+  for (const index of job.items) out.push({ index, ...(yield* scoreItemReads(scorer, model, index)) });
+  return out;
 }
 
 /** Runs `scorer` over its items, checkpointing after each; resumes a checkpoint when asked. */
 export function scan(model: HookedTransformer, scorer: HeadScorer<any>, opts: ScanOptions = {}): HeadScores {
+  return readSync(scanReads(model, scorer, opts));
+}
+
+/** scan, reading asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function scanAsync(model: HookedTransformer, scorer: HeadScorer<any>, opts: ScanOptions = {}): Promise<HeadScores> {
+  return readAsync(scanReads(model, scorer, opts));
+}
+
+function* scanReads(model: HookedTransformer, scorer: HeadScorer<any>, opts: ScanOptions): Reads<HeadScores> {
   const cp = ScanCheckpoint.open(model, scorer, { file: opts.checkpoint, resume: opts.resume });
   const total = cp.identity.total;
   opts.onProgress?.(cp.count, total);
   for (const i of cp.missing()) {
-    cp.add({ index: i, ...scorer.scoreItem(model, scorer.items[i], i) });
+    cp.add({ index: i, ...(yield* scoreItemReads(scorer, model, i)) });
     cp.save();
     opts.onProgress?.(cp.count, total);
   }

@@ -17,8 +17,8 @@
  */
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { attentionMass, range } from './attention_mass.js';
-import { checkSequences, runScorer, type HeadScorer, type HeadScores } from './head_scores.js';
+import { attentionMassReads, range } from './attention_mass.js';
+import { checkSequences, runScorer, runScorerAsync, type HeadScorer, type HeadScores } from './head_scores.js';
 
 export interface StreamingOptions {
   /** Leading keys that count as the sink (default 4, as StreamingLLM and RazorAttention's implementation keep). */
@@ -44,8 +44,8 @@ export function streamingScorer(sequences: number[][], opts: StreamingOptions = 
     settings: { sinkTokens: sink, recent, sequences: sequences.length, length: sequences[0].length },
     primary: 'score',
     items: sequences,
-    scoreItem: (model, tokens) => {
-      const score = attentionMass(model, tokens, (q, k) => k < sink || q - k < recent, range(sink + recent, tokens.length));
+    scoreItem: function* (model, tokens) {
+      const score = yield* attentionMassReads(model, tokens, (q, k) => k < sink || q - k < recent, range(sink + recent, tokens.length));
       return { tables: { score, retrievalness: score.map((row) => row.map((v) => 1 - v)) }, weight: 1 };
     },
   };
@@ -54,4 +54,9 @@ export function streamingScorer(sequences: number[][], opts: StreamingOptions = 
 /** Sink + recent-window attention mass of every head, [n_layers][n_heads]; high = streaming head. */
 export function streamingScores(model: HookedTransformer, sequences: number[][], opts: StreamingOptions = {}): HeadScores {
   return runScorer(model, streamingScorer(sequences, opts), { top: opts.top });
+}
+
+/** streamingScores, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function streamingScoresAsync(model: HookedTransformer, sequences: number[][], opts: StreamingOptions = {}): Promise<HeadScores> {
+  return runScorerAsync(model, streamingScorer(sequences, opts), { top: opts.top });
 }

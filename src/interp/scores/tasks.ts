@@ -21,7 +21,7 @@ import { specialTokensTask } from './tasks/special_tokens.js';
 import { attentionEntropyTask } from './tasks/attention_entropy.js';
 
 export { ioiTask, chooseIoiLists, type IoiTaskOptions } from './tasks/ioi.js';
-export { taskCausalCheck } from './tasks/task.js';
+export { taskCausalCheck, taskCausalCheckAsync } from './tasks/task.js';
 export type { TaskCausal, TaskOptions, TaskSetup } from './tasks/task.js';
 
 export const SCAN_TASKS = ['induction', 'prev-token', 'duplicate', 'sink', 'retrieval', 'streaming', 'temporal', 'correct-letter', 'ioi', 'special-tokens', 'bert-special-tokens', 'attention-entropy'] as const;

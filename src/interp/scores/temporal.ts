@@ -15,9 +15,10 @@
  */
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { activationPatching } from '../interventions/patching.js';
+import { activationPatchingReads } from '../interventions/patching.js';
+import { readAsync, readSync, type Reads } from '../../util/reads.js';
 import { logProb } from '../metrics.js';
-import { runScorer, zeros, type HeadScorer, type HeadScores } from './head_scores.js';
+import { runScorer, runScorerAsync, zeros, type HeadScorer, type HeadScores } from './head_scores.js';
 
 /** A prompt and its year-patched twin (same length in tokens), with the clean answer's first token. */
 export interface TemporalPair {
@@ -36,9 +37,18 @@ export interface TemporalOptions {
  * activation-patching sweep (noising: corrupted into clean) on the patching engine.
  */
 export function headPatchEffects(model: HookedTransformer, pair: { clean: number[]; corrupted: number[]; answer: number }): number[][] {
+  return readSync(headPatchEffectsReads(model, pair));
+}
+
+/** headPatchEffects, read asynchronously (WebGPU in Node). */
+export function headPatchEffectsAsync(model: HookedTransformer, pair: { clean: number[]; corrupted: number[]; answer: number }): Promise<number[][]> {
+  return readAsync(headPatchEffectsReads(model, pair));
+}
+
+function* headPatchEffectsReads(model: HookedTransformer, pair: { clean: number[]; corrupted: number[]; answer: number }): Reads<number[][]> {
   const { n_layers, n_heads } = model.cfg;
   const metric = logProb(pair.answer);
-  const r = activationPatching(model, 'head-out', { clean: [pair.clean], corrupted: [pair.corrupted], metric, direction: 'noising', byPos: false });
+  const r = yield* activationPatchingReads(model, 'head-out', { clean: [pair.clean], corrupted: [pair.corrupted], metric, direction: 'noising', byPos: false });
   const base = r.meta.clean as number;
   return Array.from({ length: n_layers }, (_, l) => Array.from({ length: n_heads }, (_, h) => base - r.get(l, h)));
 }
@@ -58,7 +68,9 @@ export function temporalScorer(pairs: TemporalPair[], _opts: TemporalOptions = {
     settings: { method: 'per-head patching (fast first look; Park et al.\'s method is temporalCircuits)', metric: 'drop in log p(answer), nats', patched: 'attn.hook_z per head', temporal: count('temporal'), control: count('control'), alias: count('alias') },
     primary: 'selectivity',
     items: pairs,
-    scoreItem: (model, p) => ({ tables: { [p.kind]: headPatchEffects(model, p) }, weight: 1 }),
+    scoreItem: function* (model, p) {
+      return { tables: { [p.kind]: yield* headPatchEffectsReads(model, p) }, weight: 1 };
+    },
     derive: (t) => {
       const ctl = t.control;
       return { selectivity: t.temporal.map((row, l) => row.map((v, h) => v - (ctl ? ctl[l][h] : 0))) };
@@ -69,4 +81,9 @@ export function temporalScorer(pairs: TemporalPair[], _opts: TemporalOptions = {
 /** Temporal-head scores: selectivity (temporal − control patching effect), with temporal, control, alias tables. */
 export function temporalScores(model: HookedTransformer, pairs: TemporalPair[], opts: TemporalOptions = {}): HeadScores {
   return runScorer(model, temporalScorer(pairs, opts), { top: opts.top });
+}
+
+/** temporalScores, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function temporalScoresAsync(model: HookedTransformer, pairs: TemporalPair[], opts: TemporalOptions = {}): Promise<HeadScores> {
+  return runScorerAsync(model, temporalScorer(pairs, opts), { top: opts.top });
 }

@@ -29,9 +29,10 @@ import { HeadlensError } from '../../errors.js';
 import * as tf from '@tensorflow/tfjs';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { Random } from '../../util/random.js';
+import { readAsync, readSync, type Reads } from '../../util/reads.js';
 import { nodeFrequency, topNCircuit, type Circuit } from '../circuit.js';
 import { headAblationHooks, type HeadRef } from '../interventions/ablation.js';
-import { edgeAttribution } from '../interventions/eap.js';
+import { edgeAttributionReads } from '../interventions/eap.js';
 import { logitDiff } from '../metrics.js';
 import { parseHeadLabel } from '../head_label.js';
 
@@ -72,10 +73,14 @@ export function defaultTopN(edgeCount: number): number {
 
 /** Step 1–2 for one task: its EAP-IG edge scores on the logit difference, the top-n edges, pruned. */
 export function taskCircuit(model: HookedTransformer, t: TemporalCircuitTask, opts: { steps?: number; topN?: number } = {}): { circuit: Circuit; edges: number } {
+  return readSync(taskCircuitReads(model, t, opts));
+}
+
+function* taskCircuitReads(model: HookedTransformer, t: TemporalCircuitTask, opts: { steps?: number; topN?: number }): Reads<{ circuit: Circuit; edges: number }> {
   const n = t.clean.length;
   if (n === 0 || t.corrupted.length !== n || t.answer.length !== n || t.wrong.length !== n) throw new HeadlensError(`task '${t.name}': clean, corrupted, answer and wrong must have the same number (≥ 1) of rows`);
   if (t.answer.some((a, i) => a === t.wrong[i])) throw new HeadlensError(`task '${t.name}': a row's answer equals its corrupted answer`, 'the logit difference needs two different answers');
-  const attr = edgeAttribution(model, { clean: t.clean, corrupted: t.corrupted, metric: logitDiff(t.answer, t.wrong), method: 'eap-ig', steps: opts.steps ?? 100 });
+  const attr = yield* edgeAttributionReads(model, { clean: t.clean, corrupted: t.corrupted, metric: logitDiff(t.answer, t.wrong), method: 'eap-ig', steps: opts.steps ?? 100 });
   const edges = attr.edges.length;
   return { circuit: topNCircuit(attr, Math.min(opts.topN ?? defaultTopN(edges), edges)), edges };
 }
@@ -108,6 +113,15 @@ export function temporalHeadsOf(circuits: TemporalCircuits['circuits'], threshol
 
 /** Steps 1–3 of the module comment: one EAP-IG top-n circuit per task, node frequency, temporal heads. */
 export function temporalCircuits(model: HookedTransformer, tasks: TemporalCircuitTask[], opts: TemporalCircuitOptions = {}): TemporalCircuits {
+  return readSync(temporalCircuitsReads(model, tasks, opts));
+}
+
+/** temporalCircuits, read asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function temporalCircuitsAsync(model: HookedTransformer, tasks: TemporalCircuitTask[], opts: TemporalCircuitOptions = {}): Promise<TemporalCircuits> {
+  return readAsync(temporalCircuitsReads(model, tasks, opts));
+}
+
+function* temporalCircuitsReads(model: HookedTransformer, tasks: TemporalCircuitTask[], opts: TemporalCircuitOptions): Reads<TemporalCircuits> {
   const steps = opts.steps ?? 100;
   const threshold = opts.threshold ?? 0.9;
   if (!(threshold > 0 && threshold <= 1)) throw new HeadlensError(`threshold ${threshold} must be in (0, 1]`);
@@ -116,7 +130,7 @@ export function temporalCircuits(model: HookedTransformer, tasks: TemporalCircui
   const circuits: TemporalCircuits['circuits'] = [];
   let edgeCount = 0;
   for (const t of tasks) {
-    const { circuit, edges } = taskCircuit(model, t, { steps, topN: opts.topN });
+    const { circuit, edges } = yield* taskCircuitReads(model, t, { steps, topN: opts.topN });
     edgeCount = edges;
     circuits.push({ name: t.name, kind: t.kind, group: t.group ?? t.kind, circuit });
   }
@@ -141,21 +155,35 @@ export interface CandidateItem {
  * correct candidate; the mean over `items`. `hooks` apply to every run (an ablation).
  */
 export function candidateProbability(model: HookedTransformer, items: CandidateItem[], hooks: FwdHook[] = []): number {
+  return readSync(candidateProbabilityReads(model, items, hooks));
+}
+
+/** candidateProbability, read asynchronously (WebGPU in Node). */
+export function candidateProbabilityAsync(model: HookedTransformer, items: CandidateItem[], hooks: FwdHook[] = []): Promise<number> {
+  return readAsync(candidateProbabilityReads(model, items, hooks));
+}
+
+function* candidateProbabilityReads(model: HookedTransformer, items: CandidateItem[], hooks: FwdHook[]): Reads<number> {
   if (items.length === 0) throw new HeadlensError('candidateProbability: no items');
   let sum = 0;
   for (const [i, it] of items.entries()) {
     if (it.candidates.length < 2 || !(it.correct >= 0 && it.correct < it.candidates.length)) throw new HeadlensError(`item ${i}: needs ≥ 2 candidates and a correct index among them`);
-    const lp = it.candidates.map((c) => {
+    const lp: number[] = [];
+    for (const c of it.candidates) {
       if (c.length === 0) throw new HeadlensError(`item ${i}: an empty candidate`);
       const seq = [...it.prompt, ...c];
       const logits = model.runWithHooks([seq], { fwdHooks: hooks });
-      const v = tf.tidy(() => {
-        const logp = tf.logSoftmax(logits.slice([0, it.prompt.length - 1, 0], [1, c.length, -1]).reshape([c.length, -1])); // [candidate tokens, d_vocab]
-        return logp.mul(tf.oneHot(tf.tensor1d(c, 'int32'), logp.shape[1]!)).sum().dataSync()[0];
-      });
-      logits.dispose();
-      return v;
-    });
+      let total: tf.Tensor;
+      try {
+        total = tf.tidy(() => {
+          const logp = tf.logSoftmax(logits.slice([0, it.prompt.length - 1, 0], [1, c.length, -1]).reshape([c.length, -1])); // [candidate tokens, d_vocab]
+          return logp.mul(tf.oneHot(tf.tensor1d(c, 'int32'), logp.shape[1]!)).sum();
+        });
+      } finally {
+        logits.dispose();
+      }
+      lp.push((yield total)[0]);
+    }
     const m = Math.max(...lp);
     const z = lp.reduce((s, v) => s + Math.exp(v - m), 0);
     sum += Math.exp(lp[it.correct] - m) / z;
@@ -180,18 +208,40 @@ export function temporalHeadAblation(
   items: { temporal: CandidateItem[]; invariant: CandidateItem[] },
   opts: { draws?: number; seed?: number } = {},
 ): TemporalAblation {
+  return readSync(temporalHeadAblationReads(model, heads, items, opts));
+}
+
+/** temporalHeadAblation, read asynchronously (WebGPU in Node). */
+export function temporalHeadAblationAsync(
+  model: HookedTransformer,
+  heads: string[],
+  items: { temporal: CandidateItem[]; invariant: CandidateItem[] },
+  opts: { draws?: number; seed?: number } = {},
+): Promise<TemporalAblation> {
+  return readAsync(temporalHeadAblationReads(model, heads, items, opts));
+}
+
+function* temporalHeadAblationReads(
+  model: HookedTransformer,
+  heads: string[],
+  items: { temporal: CandidateItem[]; invariant: CandidateItem[] },
+  opts: { draws?: number; seed?: number },
+): Reads<TemporalAblation> {
   if (heads.length === 0) throw new HeadlensError('temporalHeadAblation: no heads to ablate', 'temporalCircuits found none; there is nothing to test');
   const refs = heads.map((h) => parseHeadLabel(h, model.cfg));
-  const score = (hs: HeadRef[]) => {
+  const score = function* (hs: HeadRef[]): Reads<{ temporal: number; invariant: number }> {
     const hooks = hs.length ? headAblationHooks(model, hs, { kind: 'zero' }) : [];
-    return { temporal: candidateProbability(model, items.temporal, hooks), invariant: candidateProbability(model, items.invariant, hooks) };
+    return { temporal: yield* candidateProbabilityReads(model, items.temporal, hooks), invariant: yield* candidateProbabilityReads(model, items.invariant, hooks) };
   };
   const { n_layers, n_heads } = model.cfg;
   const others = Array.from({ length: n_layers * n_heads }, (_, i) => `L${Math.floor(i / n_heads)}H${i % n_heads}`).filter((h) => !heads.includes(h));
   const rng = new Random(opts.seed ?? 0);
-  const random = Array.from({ length: Math.min(opts.draws ?? 3, others.length >= heads.length ? Infinity : 0) }, () => {
+  const random: TemporalAblation['random'] = [];
+  for (let d = 0; d < Math.min(opts.draws ?? 3, others.length >= heads.length ? Infinity : 0); d++) {
     const hs = rng.shuffle(others).slice(0, heads.length);
-    return { heads: hs, ...score(hs.map((h) => parseHeadLabel(h, model.cfg))) };
-  });
-  return { heads, baseline: score([]), ablated: score(refs), random, settings: { ablation: 'zero (head output)', score: 'answer probability normalised over the candidates (softmax of summed log-probabilities)', draws: random.length, seed: opts.seed ?? 0 } };
+    random.push({ heads: hs, ...(yield* score(hs.map((h) => parseHeadLabel(h, model.cfg)))) });
+  }
+  const baseline = yield* score([]);
+  const ablated = yield* score(refs);
+  return { heads, baseline, ablated, random, settings: { ablation: 'zero (head output)', score: 'answer probability normalised over the candidates (softmax of summed log-probabilities)', draws: random.length, seed: opts.seed ?? 0 } };
 }

@@ -19,7 +19,7 @@
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { FactoredMatrix } from '../../linalg/factored_matrix.js';
-import { ovCircuit, qkCircuit } from './head_circuits.js';
+import { ovCircuit, qkCircuit, readWeightsAsync } from './head_circuits.js';
 import { headLabel } from '../head_label.js';
 import { matmul, randomNormal, transpose, type Mat } from '../../linalg/mat.js';
 
@@ -154,3 +154,9 @@ export function randomBaseline(model: HookedTransformer, kind: CompositionKind, 
 export const qComposition = (model: HookedTransformer, opts?: CompositionOptions) => compositionScores(model, 'q', opts);
 export const kComposition = (model: HookedTransformer, opts?: CompositionOptions) => compositionScores(model, 'k', opts);
 export const vComposition = (model: HookedTransformer, opts?: CompositionOptions) => compositionScores(model, 'v', opts);
+
+/** compositionScores, with the weights read asynchronously first (readWeightsAsync): the form that runs on WebGPU in Node. */
+export async function compositionScoresAsync(model: HookedTransformer, kind: CompositionKind, opts: CompositionOptions = {}): Promise<CompositionScores> {
+  await readWeightsAsync(model);
+  return compositionScores(model, kind, opts);
+}

@@ -19,7 +19,7 @@
  * nonzero eigenvalues as the [d_vocab, d_vocab] circuit (factored_matrix.ts).
  */
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { embeddings, fullOVCircuit } from './head_circuits.js';
+import { embeddings, fullOVCircuit, readWeightsAsync } from './head_circuits.js';
 import { headLabel } from '../head_label.js';
 import type { Complex } from '../../linalg/eig.js';
 
@@ -65,4 +65,10 @@ export function copyingScores(model: HookedTransformer): CopyingScore[] {
   const out: CopyingScore[] = [];
   for (let l = 0; l < model.cfg.n_layers; l++) for (let h = 0; h < model.cfg.n_heads; h++) out.push(copyingScore(model, l, h, emb));
   return out;
+}
+
+/** copyingScores, with the weights read asynchronously first (readWeightsAsync): the form that runs on WebGPU in Node. */
+export async function copyingScoresAsync(model: HookedTransformer): Promise<CopyingScore[]> {
+  await readWeightsAsync(model);
+  return copyingScores(model);
 }

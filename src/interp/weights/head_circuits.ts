@@ -49,6 +49,21 @@ function values(model: HookedTransformer, name: string): { data: Float32Array; s
   return { data, shape: t.shape };
 }
 
+/**
+ * Reads, with `await data()`, the weights the weight-space analyses read (every layer's W_Q, W_K, W_V, W_O, and
+ * W_E and W_U) into the values those analyses take them from, so that they then run on a backend that cannot read
+ * synchronously (WebGPU in Node). Every `…Async` form of a weight analysis calls it first and then runs the
+ * synchronous body; a parameter already read is not read again (setParams replaces the tensor, and with it the entry).
+ */
+export async function readWeightsAsync(model: HookedTransformer): Promise<void> {
+  const names = ['embed.W_E', 'unembed.W_U'];
+  for (let l = 0; l < model.cfg.n_layers; l++) for (const w of ['W_Q', 'W_K', 'W_V', 'W_O']) names.push(`blocks.${l}.attn.${w}`);
+  for (const name of names) {
+    const t: tf.Tensor = model.param(name);
+    if (!read.has(t)) read.set(t, (await t.data()) as Float32Array);
+  }
+}
+
 /** Slice i of a [n, r, c] parameter as a float64 matrix [r, c]. */
 function slice(p: { data: Float32Array; shape: number[] }, i: number): Mat {
   const [, r, c] = p.shape;

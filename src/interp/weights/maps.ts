@@ -33,7 +33,8 @@ import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { FactoredMatrix } from '../../linalg/factored_matrix.js';
-import { checkHead, ovCircuit, paramMatrix } from './head_circuits.js';
+import { checkHead, ovCircuit, paramMatrix, readWeightsAsync } from './head_circuits.js';
+import { readAsync, readSync, type Reads } from '../../util/reads.js';
 import { headLabel } from '../head_label.js';
 import { mat, matmul, transpose, type Mat } from '../../linalg/mat.js';
 
@@ -114,6 +115,10 @@ export function mapsSettings(model: HookedTransformer, layer: number, opts: Maps
  * `sourceEmbeddings(model, ids, {throughMlp0: true})` still gives 'embed+mlp0'.
  */
 export function sourceEmbeddings(model: HookedTransformer, ids: number[], opts: MapsOptions | MapsSource = 'raw'): Mat {
+  return readSync(sourceEmbeddingsReads(model, ids, opts));
+}
+
+function* sourceEmbeddingsReads(model: HookedTransformer, ids: number[], opts: MapsOptions | MapsSource): Reads<Mat> {
   ids.forEach((id) => checkToken(model, id));
   const { cfg } = model;
   const source: MapsSource = typeof opts === 'string' ? opts : opts.throughMlp0 ? 'embed+mlp0' : (opts.source ?? 'raw');
@@ -128,21 +133,21 @@ export function sourceEmbeddings(model: HookedTransformer, ids: number[], opts: 
   const chunk = 4096;
   for (let from = 0; from < ids.length; from += chunk) {
     const part = ids.slice(from, from + chunk);
-    const data = tf.tidy(() => {
+    const data = (yield tf.tidy(() => {
       const e = tf.gather(model.param('embed.W_E'), tf.tensor1d(part, 'int32')).expandDims(0) as tf.Tensor3D; // [1, ids, d_model]
       const m = model.applyMlp(0, model.applyNorm('blocks.0.ln2', e) as tf.Tensor3D); // [1, ids, d_model]
-      return (source === 'mlp0' ? m : e.add(m)).dataSync() as Float32Array;
-    });
+      return source === 'mlp0' ? m : e.add(m);
+    })) as Float32Array;
     out.data.set(data, from * cfg.d_model);
   }
   return out;
 }
 
 /** The head's OV map from the given source tokens to target logits, factored: (E'[sources]·W_V)·(W_O·W_U). */
-function sourceCircuit(model: HookedTransformer, layer: number, head: number, sources: number[], settings: MapsSettings): { M: FactoredMatrix; E: Mat } {
+function* sourceCircuit(model: HookedTransformer, layer: number, head: number, sources: number[], settings: MapsSettings): Reads<{ M: FactoredMatrix; E: Mat }> {
   checkHead(model, layer, head);
   const ov = ovCircuit(model, layer, head);
-  const E = sourceEmbeddings(model, sources, settings.source);
+  const E = yield* sourceEmbeddingsReads(model, sources, settings.source);
   return { M: new FactoredMatrix(matmul(E, ov.A), matmul(ov.B, paramMatrix(model, 'unembed.W_U'))), E };
 }
 
@@ -170,6 +175,10 @@ export function relationScore(
   pairs: [number, number][],
   opts: MapsOptions & { k?: number } = {},
 ): RelationScore {
+  return readSync(relationScoreReads(model, layer, head, pairs, opts));
+}
+
+function* relationScoreReads(model: HookedTransformer, layer: number, head: number, pairs: [number, number][], opts: MapsOptions & { k?: number }): Reads<RelationScore> {
   const k = opts.k ?? 10;
   if (!(Number.isInteger(k) && k >= 1)) throw new HeadlensError(`k ${k} is not a positive integer`);
   if (pairs.length === 0) throw new HeadlensError('relationScore needs at least one (source, target) pair');
@@ -177,7 +186,7 @@ export function relationScore(
   const settings = mapsSettings(model, layer, opts);
   const sources = [...new Set(pairs.map(([s]) => s))];
   const rowOf = new Map(sources.map((s, i) => [s, i]));
-  const { M } = sourceCircuit(model, layer, head, sources, settings);
+  const { M } = yield* sourceCircuit(model, layer, head, sources, settings);
   const rows = new Map<number, Float64Array>();
   let hits = 0;
   let suppressionHits = 0;
@@ -193,8 +202,18 @@ export function relationScore(
 
 /** relationScore for every head, layer by layer. */
 export function relationScores(model: HookedTransformer, pairs: [number, number][], opts: MapsOptions & { k?: number } = {}): RelationScore[] {
+  return readSync(relationScoresReads(model, pairs, opts));
+}
+
+/** relationScores, with the weights (and a source through MLP_0) read asynchronously: the form that runs on WebGPU in Node. */
+export async function relationScoresAsync(model: HookedTransformer, pairs: [number, number][], opts: MapsOptions & { k?: number } = {}): Promise<RelationScore[]> {
+  await readWeightsAsync(model);
+  return readAsync(relationScoresReads(model, pairs, opts));
+}
+
+function* relationScoresReads(model: HookedTransformer, pairs: [number, number][], opts: MapsOptions & { k?: number }): Reads<RelationScore[]> {
   const out: RelationScore[] = [];
-  for (let l = 0; l < model.cfg.n_layers; l++) for (let h = 0; h < model.cfg.n_heads; h++) out.push(relationScore(model, l, h, pairs, opts));
+  for (let l = 0; l < model.cfg.n_layers; l++) for (let h = 0; h < model.cfg.n_heads; h++) out.push(yield* relationScoreReads(model, l, h, pairs, opts));
   return out;
 }
 
@@ -228,6 +247,16 @@ function topIndices(values: ArrayLike<number>, n: number): number[] {
  * the largest M[s, t] over all sources. Cost: sources × d_vocab × d_head.
  */
 export function salientMappings(model: HookedTransformer, layer: number, head: number, opts: SalientOptions = {}): TokenMapping[] {
+  return readSync(salientMappingsReads(model, layer, head, opts));
+}
+
+/** salientMappings, with the weights (and a source through MLP_0) read asynchronously: the form that runs on WebGPU in Node. */
+export async function salientMappingsAsync(model: HookedTransformer, layer: number, head: number, opts: SalientOptions = {}): Promise<TokenMapping[]> {
+  await readWeightsAsync(model);
+  return readAsync(salientMappingsReads(model, layer, head, opts));
+}
+
+function* salientMappingsReads(model: HookedTransformer, layer: number, head: number, opts: SalientOptions): Reads<TokenMapping[]> {
   const select = opts.select ?? 'amplification';
   if (select !== 'amplification' && select !== 'value') throw new HeadlensError(`select '${select as string}' is not amplification or value`);
   const byAmp = select === 'amplification';
@@ -239,7 +268,7 @@ export function salientMappings(model: HookedTransformer, layer: number, head: n
   const sources = opts.sources ?? Array.from({ length: model.cfg.d_vocab }, (_, i) => i);
   if (sources.length === 0) throw new HeadlensError('salientMappings needs at least one source token');
   const settings = mapsSettings(model, layer, opts);
-  const { M, E } = sourceCircuit(model, layer, head, sources, settings);
+  const { M, E } = yield* sourceCircuit(model, layer, head, sources, settings);
   if (!byAmp) {
     const best: TokenMapping[] = [];
     sources.forEach((s, i) => {

@@ -14,7 +14,7 @@ import { HeadlensError } from '../../errors.js';
 import type { HookedTransformer } from '../../hooks/hooked_transformer.js';
 import { matmul, transpose, type Mat } from '../../linalg/mat.js';
 import { headLabel } from '../head_label.js';
-import { checkHead, embeddings, ovCircuit, qkCircuit } from './head_circuits.js';
+import { checkHead, embeddings, ovCircuit, qkCircuit, readWeightsAsync } from './head_circuits.js';
 
 export interface TokenScore {
   id: number;
@@ -74,4 +74,10 @@ export function circuitSvd(model: HookedTransformer, layer: number, head: number
   };
   result.directions = Array.from({ length: k }, (_, i) => ({ index: i, singularValue: S[i], inputTokens: top(inputs, i), outputTokens: top(outputs, i) }));
   return result;
+}
+
+/** circuitSvd, with the weights read asynchronously first (readWeightsAsync): the form that runs on WebGPU in Node. */
+export async function circuitSvdAsync(model: HookedTransformer, layer: number, head: number, circuit: 'qk' | 'ov', opts: CircuitSvdOptions = {}): Promise<CircuitSvd> {
+  await readWeightsAsync(model);
+  return circuitSvd(model, layer, head, circuit, opts);
 }

@@ -25,7 +25,8 @@ import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.
 import { actName } from '../../hooks/act_name.js';
 import type { FactoredMatrix } from '../../linalg/factored_matrix.js';
 import { compositionScore } from './composition.js';
-import { checkHead, ovCircuit, qkCircuit } from './head_circuits.js';
+import { checkHead, ovCircuit, qkCircuit, readWeightsAsync } from './head_circuits.js';
+import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
 import { headLabel } from '../head_label.js';
 import { columns, mat, matmul, norm2, transpose, type Mat } from '../../linalg/mat.js';
 
@@ -296,6 +297,28 @@ export function componentInhibition(
   receiver: { layer: number; head: number },
   opts: InhibitionOptions,
 ): ComponentInhibition {
+  return readSync(componentInhibitionReads(model, tokens, sender, receiver, opts));
+}
+
+/** componentInhibition, with the weights and each run's pattern read asynchronously (WebGPU in Node). */
+export async function componentInhibitionAsync(
+  model: HookedTransformer,
+  tokens: number[][],
+  sender: { layer: number; head: number },
+  receiver: { layer: number; head: number },
+  opts: InhibitionOptions,
+): Promise<ComponentInhibition> {
+  await readWeightsAsync(model);
+  return readAsync(componentInhibitionReads(model, tokens, sender, receiver, opts));
+}
+
+function* componentInhibitionReads(
+  model: HookedTransformer,
+  tokens: number[][],
+  sender: { layer: number; head: number },
+  receiver: { layer: number; head: number },
+  opts: InhibitionOptions,
+): Reads<ComponentInhibition> {
   checkHead(model, sender.layer, sender.head);
   checkHead(model, receiver.layer, receiver.head);
   if (sender.layer >= receiver.layer) {
@@ -322,7 +345,7 @@ export function componentInhibition(
   const patternName = actName('pattern', receiver.layer);
   const resultName = actName('result', sender.layer);
   /** Mean pattern difference with the sender's output multiplied by `keep` [d_model, d_model] (null: intact). */
-  const measure = (keep: tf.Tensor2D | null): number => {
+  const measure = function* (keep: tf.Tensor2D | null): Reads<number> {
     const hooks: FwdHook[] = keep
       ? [[resultName, (r: tf.Tensor) => tf.tidy(() => {
           const parts = tf.unstack(r, 2); // head × [batch, pos, d_model]
@@ -332,9 +355,14 @@ export function componentInhibition(
         })]]
       : [];
     const { logits, cache } = model.runWithCache(tokens, { names: [patternName], fwdHooks: hooks });
-    const pat = cache.get(patternName).arraySync() as number[][][][]; // [batch, head, query_pos, key_pos]
     logits.dispose();
-    cache.dispose();
+    let patT: tf.Tensor;
+    try {
+      patT = cache.get(patternName).clone(); // [batch, head, query_pos, key_pos]
+    } finally {
+      cache.dispose();
+    }
+    const pat = yield* readNested<number[][][][]>(patT);
     let s = 0;
     for (let b = 0; b < n; b++) {
       const row = pat[b][receiver.head][opts.query[b]];
@@ -342,16 +370,35 @@ export function componentInhibition(
     }
     return s / n;
   };
-  const clean = measure(null);
-  const perComponent = components.map((c) => {
+  const clean = yield* measure(null);
+  const perComponent: ComponentInhibition['perComponent'] = [];
+  for (const c of components) {
     const v = Float64Array.from({ length: d }, (_, k) => V.data[k * V.cols + c]);
     const keep = tf.tidy(() => tf.eye(d).sub(tf.outerProduct(tf.tensor1d(Float32Array.from(v)), tf.tensor1d(Float32Array.from(v)))) as tf.Tensor2D);
-    const score = clean - measure(keep);
-    keep.dispose();
-    return { component: c, singularValue: S[c], score };
-  });
+    try {
+      perComponent.push({ component: c, singularValue: S[c], score: clean - (yield* measure(keep)) });
+    } finally {
+      keep.dispose();
+    }
+  }
   const zero = tf.zeros([d, d]) as tf.Tensor2D;
-  const whole = clean - measure(zero);
-  zero.dispose();
+  let whole: number;
+  try {
+    whole = clean - (yield* measure(zero));
+  } finally {
+    zero.dispose();
+  }
   return { sender: headLabel(sender.layer, sender.head), receiver: headLabel(receiver.layer, receiver.head), clean, perComponent, whole, prompts: n };
+}
+
+/** layerChannel, with the weights read asynchronously first (readWeightsAsync): the form that runs on WebGPU in Node. */
+export async function layerChannelAsync(model: HookedTransformer, senderLayer: number, receiverLayer: number, side: ReceiverSide, opts: TalkingHeadsOptions = {}): Promise<LayerChannel> {
+  await readWeightsAsync(model);
+  return layerChannel(model, senderLayer, receiverLayer, side, opts);
+}
+
+/** receiverComponentScan, with the weights read asynchronously first (readWeightsAsync): the form that runs on WebGPU in Node. */
+export async function receiverComponentScanAsync(model: HookedTransformer, receiver: { layer: number; head: number }, side: ReceiverSide, opts: { decompose?: DecomposedSide } = {}): Promise<ComponentComposition[]> {
+  await readWeightsAsync(model);
+  return receiverComponentScan(model, receiver, side, opts);
 }

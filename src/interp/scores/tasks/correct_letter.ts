@@ -6,7 +6,7 @@
 import { mcqItems, mcqTokens, type LetterPrompt } from '../../../datasets/mcq.js';
 import { HeadlensError } from '../../../errors.js';
 import { correctLetterScorer } from '../correct_letter.js';
-import { argmax, lastLogProbs } from '../task_metrics.js';
+import { argmax, lastLogProbsReads } from '../task_metrics.js';
 import { needTokenizer, type TaskDefinition } from './task.js';
 
 export const correctLetterTask: TaskDefinition = (model, { samples, seed, prefix }) => {
@@ -16,11 +16,11 @@ export const correctLetterTask: TaskDefinition = (model, { samples, seed, prefix
   return {
     scorer: correctLetterScorer(prompts),
     causal: {
-      metric: (h) => {
+      metric: function* (h) {
         let hit = 0;
         let mass = 0;
         for (const p of prompts) {
-          const lp = lastLogProbs(model, p.tokens, h);
+          const lp = yield* lastLogProbsReads(model, p.tokens, h);
           const onLabels = p.labelTokens.map((t) => lp[t]);
           hit += argmax(onLabels) === p.correct ? 1 : 0;
           mass += onLabels.reduce((a, b) => a + Math.exp(b), 0);

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { inductionSequences } from '../../../datasets/induction.js';
 import { usableCtx } from '../../../model/config.js';
 import type { FwdHook, HookedTransformer } from '../../../hooks/hooked_transformer.js';
+import { readAsync, readSync, type Reads } from '../../../util/reads.js';
 import type { TaskInputs } from './task.js';
 
 /** The task's repeated sequences (`half` tokens, then the same again, after the prefix). */
@@ -20,12 +21,26 @@ export function repeatedSequences(model: HookedTransformer, { samples, seed, bos
 
 /** Top-1 accuracy on the predictable half of repeated sequences (in-context copying). */
 export function repeatAccuracy(model: HookedTransformer, seqs: number[][], half: number, fwdHooks: FwdHook[]): number {
+  return readSync(repeatAccuracyReads(model, seqs, half, fwdHooks));
+}
+
+/** repeatAccuracy, read asynchronously (WebGPU in Node). */
+export function repeatAccuracyAsync(model: HookedTransformer, seqs: number[][], half: number, fwdHooks: FwdHook[]): Promise<number> {
+  return readAsync(repeatAccuracyReads(model, seqs, half, fwdHooks));
+}
+
+export function* repeatAccuracyReads(model: HookedTransformer, seqs: number[][], half: number, fwdHooks: FwdHook[]): Reads<number> {
   let hit = 0;
   let n = 0;
   for (const s of seqs) {
     const logits = model.runWithHooks([s], { fwdHooks });
-    const pred = tf.tidy(() => Array.from(logits.squeeze([0]).argMax(1).dataSync()));
-    logits.dispose();
+    let argmax: tf.Tensor;
+    try {
+      argmax = tf.tidy(() => logits.squeeze([0]).argMax(1));
+    } finally {
+      logits.dispose();
+    }
+    const pred = yield argmax;
     for (let p = s.length - half; p < s.length - 1; p++) (hit += pred[p] === s[p + 1] ? 1 : 0), n++;
   }
   return hit / n;

@@ -12,7 +12,7 @@
  */
 import { DEFAULT_NEEDLE, needleGrid, needleTextTrials, needleTokenTrials } from '../../../datasets/needle.js';
 import type { FwdHook } from '../../../hooks/hooked_transformer.js';
-import { answerRecall, decodesExactly, greedyDecode, retrievalScorer, retrievalStopTokens, type NeedleTrial } from '../retrieval.js';
+import { answerRecall, decodesExactlyReads, greedyDecodeReads, retrievalScorer, retrievalStopTokens, type NeedleTrial } from '../retrieval.js';
 import type { TaskDefinition } from './task.js';
 
 export interface RetrievalTaskOptions {
@@ -59,13 +59,13 @@ export function retrievalTaskWith(o: RetrievalTaskOptions = {}): TaskDefinition 
         // exact: a short answer in a fixed frame ("a spoonful of smoked paprika") passes the recall gate on its
         // frame words alone ("a … of" is 2 of 5), so a model that lost the needle still scored there
         // (an exact answer has recall 1, so only the other trials are decoded for the gate)
-        metric: (h) => {
+        metric: function* (h) {
           const { fwdHooks, decodeHooks } = place(h);
           let exact = 0;
           let gated = 0;
           for (const t of trials) {
-            if (decodesExactly(model, t.tokens, t.answer, fwdHooks, decodeHooks)) (exact++, gated++);
-            else if (answerRecall(model, t, greedyDecode(model, t.tokens, { ...decoding, fwdHooks, decodeHooks })) > gate) gated++;
+            if (yield* decodesExactlyReads(model, t.tokens, t.answer, fwdHooks, decodeHooks)) (exact++, gated++);
+            else if (answerRecall(model, t, yield* greedyDecodeReads(model, t.tokens, { ...decoding, fwdHooks, decodeHooks })) > gate) gated++;
           }
           return { main: exact / trials.length, control: gated / trials.length };
         },

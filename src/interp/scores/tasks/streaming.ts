@@ -1,6 +1,6 @@
 /** Streaming heads (DuoAttention, Xiao et al. 2024): heads that need only the sink tokens and a recent window, by the attention-mass proxy of streaming.ts (DuoAttention learns its gates; RazorAttention's own selection is razor_attention.ts). */
 import { streamingScorer } from '../streaming.js';
-import { repeatAccuracy, repeatedSequences } from './repeated_sequences.js';
+import { repeatAccuracyReads, repeatedSequences } from './repeated_sequences.js';
 import type { TaskDefinition } from './task.js';
 
 export const streamingTask: TaskDefinition = (model, inputs) => {
@@ -11,6 +11,8 @@ export const streamingTask: TaskDefinition = (model, inputs) => {
   // window should cost nothing, while as many random heads (some of which read far back) may cost accuracy
   return {
     scorer: streamingScorer(seqs, { sinkTokens, recent }),
-    causal: { metric: (h) => ({ main: repeatAccuracy(model, seqs, half, h) }), names: { metric: 'top-1 accuracy on the repeated half (should not move when streaming heads are windowed)' }, ablation: { kind: 'window', sinkTokens, recent } },
+    causal: { metric: function* (h) {
+        return { main: yield* repeatAccuracyReads(model, seqs, half, h) };
+      }, names: { metric: 'top-1 accuracy on the repeated half (should not move when streaming heads are windowed)' }, ablation: { kind: 'window', sinkTokens, recent } },
   };
 };

@@ -3,11 +3,12 @@
  * name): from a model and the scan's inputs, the task's data, its scorer and the metric of its causal check.
  */
 import { HeadlensError } from '../../../errors.js';
-import type { FwdHook, HookedTransformer } from '../../../hooks/hooked_transformer.js';
+import type { HookedTransformer } from '../../../hooks/hooked_transformer.js';
 import type { TextTokenizer } from '../../../model/tokenizer.js';
 import type { AblationOptions, HeadRef } from '../../interventions/ablation.js';
 import type { HeadScorer } from '../head_scores.js';
-import { maskHeadsCheck, type MaskCheck, type MaskMetric } from '../mask_heads.js';
+import { readAsync, readSync, type Reads } from '../../../util/reads.js';
+import { maskHeadsCheckReads, type MaskCheck, type MaskMetricFn } from '../mask_heads.js';
 
 export interface TaskSetup {
   scorer: HeadScorer<any>;
@@ -17,7 +18,8 @@ export interface TaskSetup {
 
 /** A task's causal check: see mask_heads.ts. */
 export interface TaskCausal {
-  metric: (fwdHooks: FwdHook[]) => MaskMetric;
+  /** The task's measure with `fwdHooks` masking heads: a value, or a computation that reads it (util/reads.ts). */
+  metric: MaskMetricFn;
   names: { metric: string; control?: string };
   ablation: AblationOptions;
   /** Draw the random heads from outside the top N heads of the scan's scores (absent: from every other head). */
@@ -28,7 +30,16 @@ export interface TaskCausal {
 
 /** Runs a task's causal check on `heads`, the random heads drawn as the task asks (outside its top N of `scores`). */
 export function taskCausalCheck(model: HookedTransformer, causal: TaskCausal, heads: HeadRef[], scores: number[][], opts: { draws?: number; seed?: number } = {}): MaskCheck {
-  return maskHeadsCheck(model, heads, causal.metric, causal.names, {
+  return readSync(taskCausalCheckReads(model, causal, heads, scores, opts));
+}
+
+/** taskCausalCheck, reading asynchronously: the form that runs on WebGPU in Node (util/reads.ts). */
+export function taskCausalCheckAsync(model: HookedTransformer, causal: TaskCausal, heads: HeadRef[], scores: number[][], opts: { draws?: number; seed?: number } = {}): Promise<MaskCheck> {
+  return readAsync(taskCausalCheckReads(model, causal, heads, scores, opts));
+}
+
+function taskCausalCheckReads(model: HookedTransformer, causal: TaskCausal, heads: HeadRef[], scores: number[][], opts: { draws?: number; seed?: number }): Reads<MaskCheck> {
+  return maskHeadsCheckReads(model, heads, causal.metric, causal.names, {
     draws: opts.draws,
     seed: opts.seed,
     ablation: causal.ablation,

@@ -5,7 +5,8 @@
 import { temporalItems, temporalTokenPairs } from '../../../datasets/temporal.js';
 import { HeadlensError } from '../../../errors.js';
 import type { FwdHook } from '../../../hooks/hooked_transformer.js';
-import { lastLogProbs } from '../task_metrics.js';
+import type { Reads } from '../../../util/reads.js';
+import { lastLogProbsReads } from '../task_metrics.js';
 import { temporalScorer, type TemporalPair } from '../temporal.js';
 import { needTokenizer, type TaskDefinition } from './task.js';
 
@@ -17,11 +18,18 @@ export const temporalTask: TaskDefinition = (model, { samples, seed, prefix }) =
   const pick = (k: TemporalPair['kind']) => fits.filter((p) => p.kind === k).slice(0, samples);
   const chosen = [...pick('temporal'), ...pick('alias'), ...pick('control')];
   if (!chosen.some((p) => p.kind === 'temporal')) throw new HeadlensError(`temporal: no time-dependent fact pair both tokenizes to equal lengths and fits the context (${cfg.n_ctx} tokens) of this model`);
-  const meanLogp = (ps: TemporalPair[], h: FwdHook[]) => (ps.length ? ps.reduce((a, p) => a + lastLogProbs(model, p.clean, h)[p.answer], 0) / ps.length : undefined);
+  const meanLogp = function* (ps: TemporalPair[], h: FwdHook[]): Reads<number | undefined> {
+    if (!ps.length) return undefined;
+    let sum = 0;
+    for (const p of ps) sum += (yield* lastLogProbsReads(model, p.clean, h))[p.answer];
+    return sum / ps.length;
+  };
   return {
     scorer: temporalScorer(chosen),
     causal: {
-      metric: (h) => ({ main: meanLogp(pick('temporal'), h)!, control: meanLogp(pick('control'), h) }),
+      metric: function* (h) {
+        return { main: (yield* meanLogp(pick('temporal'), h))!, control: yield* meanLogp(pick('control'), h) };
+      },
       names: { metric: 'mean log p(answer), time-dependent facts', control: 'mean log p(answer), time-invariant controls' },
       ablation: { kind: 'zero' },
     },
