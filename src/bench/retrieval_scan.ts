@@ -8,12 +8,13 @@
  * Times: the whole call; the first step (the prefill of the prompt with every head's last attention row kept, and
  * the first token); the mean of the decoding steps after it (the clock at each step's token, which the scorer
  * reads back); the rest (reading every step's top-1 keys, once, and building the table).
- * On WebGPU the pooled GPU buffers go back to the device after every step (releaseGpuPool, inside the time): each
- * step's keys and values are one position longer than the last step's, tfjs pools freed buffers by exact size and
- * never reuses those, so at 16K tokens of a 7B shape (17 GB of keys and values) the pool would fill the card within
- * a few steps. `pool_released_bytes` says how much was given back.
+ * With tfjs' exact-size buffer pool (webgpuHostTuning.bucketBuffers off) the pooled GPU buffers go back to the
+ * device after every step (releaseGpuPool, inside the time): each step's keys and values are one position longer
+ * than the last step's and that pool never reuses them, so at 16K tokens of a 7B shape (17 GB of keys and values) it
+ * would fill the card within a few steps. With buffer buckets (the default in Node) the next step's keys and values
+ * reuse the freed buckets, so nothing is released per step. `pool_released_bytes` says how much was given back.
  */
-import { releaseGpuPool } from '../backend/index.js';
+import { releaseGpuPool, webgpuHostTuning } from '../backend/index.js';
 import type { HookedTransformer } from '../hooks/hooked_transformer.js';
 import { runScorerReads, scoreItemReads, type HeadScores, type HeadScorer } from '../interp/scores/head_scores.js';
 import { retrievalScorer, type NeedleTrial, type RetrievalOptions } from '../interp/scores/retrieval.js';
@@ -80,7 +81,7 @@ export async function timeRetrievalScan(model: HookedTransformer, trial: NeedleT
   const t0 = now();
   const onRead = () => {
     stamps.push(now());
-    released += releaseGpuPool();
+    if (!webgpuHostTuning.bucketBuffers) released += releaseGpuPool();
   };
   const result: HeadScores = await readAsync(runScorerReads(model, keeping, {}), { onRead });
   const total = now() - t0;
