@@ -8,12 +8,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { deviceMemory } from '../src/backend/memory_budget.js';
 import { matMul16, pack16, unpack16, type Format16 } from '../src/backend/webgpu_kernels/matmul16.js';
-import type { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { weightMemory } from '../src/model/weight_memory.js';
 import { linear16, PackedLinear, weights16Options } from '../src/model/weights16.js';
-import { fixtureTokens } from './device/fixture_parity.js';
-import { FIXTURES, maxAbsDiffAsync, reference, startSoftwareWebGPU } from './helpers.js';
+import { fixtureTokens, modelFixtureErrors } from './device/fixture_parity.js';
+import { FIXTURES, maxAbsDiffAsync, startSoftwareWebGPU } from './helpers.js';
 
 beforeAll(async () => {
   await startSoftwareWebGPU();
@@ -94,20 +93,8 @@ describe('packed 16-bit matmul (webgpu)', () => {
   }
 });
 
-/** Largest |error| against transformers: logits, every resid_pre and pattern, ln_final. */
-async function fixtureErrors(model: HookedTransformer, name: string): Promise<Record<string, number>> {
-  const ref = reference(name);
-  const { logits, cache } = model.runWithCache(fixtureTokens(name), { names: 'all' });
-  const errors: Record<string, number> = { logits: await maxAbsDiffAsync(logits, ref.float32('logits')) };
-  for (let l = 0; l < model.cfg.n_layers; l++) {
-    errors[`resid_pre.${l}`] = await maxAbsDiffAsync(cache.get(`blocks.${l}.hook_resid_pre`), ref.float32(`hidden_states.${l}`));
-    errors[`pattern.${l}`] = await maxAbsDiffAsync(cache.get(`blocks.${l}.attn.hook_pattern`), ref.float32(`attentions.${l}`));
-  }
-  errors.ln_final = await maxAbsDiffAsync(cache.get('ln_final.hook_normalized'), ref.float32(`hidden_states.${model.cfg.n_layers}`));
-  cache.dispose();
-  logits.dispose();
-  return errors;
-}
+/** Largest |error| against transformers: logits, every resid_pre and pattern, ln_final (fixture_parity.ts). */
+const fixtureErrors = modelFixtureErrors;
 
 /** Counts the headlens WebGPU programs run until stop(), by the start of their shader key. */
 function countPrograms(): { stop(): Record<string, number> } {

@@ -18,6 +18,11 @@ export function fixtureTokens(name: string): number[][] {
 /** Largest |error| of logits, every resid_pre and pattern, and ln_final, by name. The caller disposes the model. */
 export async function fixtureErrors(name: string): Promise<{ model: HookedTransformer; errors: Record<string, number> }> {
   const model = await loadPretrained(path.join(FIXTURES, name));
+  return { model, errors: await modelFixtureErrors(model, name) };
+}
+
+/** The same errors for a model already loaded (e.g. with other options) from the fixture `name`. */
+export async function modelFixtureErrors(model: HookedTransformer, name: string): Promise<Record<string, number>> {
   const ref = reference(name);
   const { logits, cache } = model.runWithCache(fixtureTokens(name), { names: 'all' });
   const errors: Record<string, number> = { logits: await maxAbsDiffAsync(logits, ref.float32('logits')) };
@@ -28,5 +33,5 @@ export async function fixtureErrors(name: string): Promise<{ model: HookedTransf
   errors.ln_final = await maxAbsDiffAsync(cache.get('ln_final.hook_normalized'), ref.float32(`hidden_states.${model.cfg.n_layers}`));
   cache.dispose();
   logits.dispose();
-  return { model, errors };
+  return errors;
 }

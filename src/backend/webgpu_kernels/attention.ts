@@ -15,7 +15,7 @@
  * real. A query row that sees no key at all (a padding row) gets z = 0, as the unfused path's NaN → 0 pattern gives.
  */
 import * as tf from '@tensorflow/tfjs';
-import { assertFloat, dispatch1d, runProgram, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
+import { assertFloat, dispatch1d, runProgram, wgslWorkgroupReduce, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
 
 /** A tensor read as [batch, pos, head, d_head] through strides (d_head contiguous), from a flat offset. */
 export interface HeadView {
@@ -116,28 +116,8 @@ var<workgroup> qRow : array<f32, ${E}>;
 var<workgroup> prob : array<f32, ${WG}>;
 var<workgroup> red : array<f32, ${WG}>;
 
-fn wgMax(v : f32, tid : i32) -> f32 {
-  red[tid] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}; s > 0; s = s >> 1) {
-    if (tid < s) { red[tid] = max(red[tid], red[tid + s]); }
-    workgroupBarrier();
-  }
-  let m = red[0];
-  workgroupBarrier();
-  return m;
-}
-fn wgSum(v : f32, tid : i32) -> f32 {
-  red[tid] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}; s > 0; s = s >> 1) {
-    if (tid < s) { red[tid] = red[tid] + red[tid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+${wgslWorkgroupReduce('wgMax', WG, 'max(a, b)')}
+${wgslWorkgroupReduce('wgSum', WG, 'a + b')}
 
 fn main(index : i32) {
   let tid = i32(localId.x);

@@ -8,7 +8,7 @@
  * patches the scale changes the output exactly as it does on the unfused path).
  */
 import * as tf from '@tensorflow/tfjs';
-import { assertFloat, dispatch1d, runProgram, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
+import { assertFloat, dispatch1d, runProgram, wgslWorkgroupReduce, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
 
 export type NormType = 'LN' | 'RMS';
 
@@ -37,17 +37,7 @@ fn xAt(i : i32) -> f32 {
   return ${summed ? 'xIn[i] + addend[i]' : 'xIn[i]'};
 }
 // the sum of v over the workgroup; every invocation must call it (it holds barriers)
-fn wgSum(v : f32, tid : i32) -> f32 {
-  red[tid] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}; s > 0; s = s >> 1) {
-    if (tid < s) { red[tid] = red[tid] + red[tid + s]; }
-    workgroupBarrier();
-  }
-  let total = red[0];
-  workgroupBarrier();
-  return total;
-}
+${wgslWorkgroupReduce('wgSum', WG, 'a + b')}
 fn main(index : i32) {
   let tid = i32(localId.x);
   let wg = ${WORKGROUP_INDEX};

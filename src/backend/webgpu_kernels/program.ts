@@ -120,3 +120,23 @@ export function fusedKernelsActive(): boolean {
 export function assertFloat(t: tf.Tensor, what: string): void {
   if (t.dtype !== 'float32') throw new Error(`fused kernel: ${what} must be float32, got ${t.dtype}`);
 }
+
+/**
+ * WGSL for a workgroup-wide reduction over `red` (a `var<workgroup> red : array<f32, WG>` the shader declares):
+ * `fn NAME(v, tid)` combines every invocation's v with `op` (a WGSL expression of `a` and `b`) and returns the result
+ * to all of them. Every invocation must call it: it holds barriers.
+ */
+export function wgslWorkgroupReduce(name: string, wg: number, op: string): string {
+  const combine = op.replace(/\ba\b/g, 'red[tid]').replace(/\bb\b/g, 'red[tid + s]');
+  return `fn ${name}(v : f32, tid : i32) -> f32 {
+  red[tid] = v;
+  workgroupBarrier();
+  for (var s = ${wg / 2}; s > 0; s = s >> 1) {
+    if (tid < s) { red[tid] = ${combine}; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}`;
+}
