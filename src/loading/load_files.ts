@@ -126,7 +126,7 @@ function convert(cfg: HookedConfig, family: Family, read: (hfName: string) => tf
       const out = family.toHooked(one, get);
       const mine: Record<string, tf.Tensor> = {};
       // layer 0's parameters, renamed to layer l; the stand-ins' conversions are freed with the scope
-      for (const [name, t] of Object.entries(out)) if (name.startsWith('blocks.0.')) mine[`blocks.${l}.${name.slice('blocks.0.'.length)}`] = t;
+      for (const [name, t] of Object.entries(out)) if (name.startsWith('blocks.0.')) mine[name.replace(/^blocks\.0\./, `blocks.${l}.`)] = t;
       return mine as never;
     }) as Record<string, tf.Tensor>;
     Object.assign(params, layer);
