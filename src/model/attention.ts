@@ -113,10 +113,9 @@ export function attention(
   hp: HookPoints,
   ctx: AttentionContext,
 ): tf.Tensor3D {
-  const n = `blocks.${layer}.attn`; // parameter prefix
   const H = blockHooks(layer);
   const [batch, pos, d] = x.shape;
-  const { n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
+  const e = cfg.d_head;
   // the fused attention never makes the scores or pattern it works from: only a listener that just reads them (a
   // cache) can be served, by a separate dispatch that writes them out
   const onlyRead = (name: string) => !hp.wants(name) || hp.readsOnly(name);
@@ -125,18 +124,7 @@ export function attention(
     return fusedPath(cfg, layer, x, P, hp, ctx);
   }
   const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
-  let q: tf.Tensor4D, k: tf.Tensor4D, v: tf.Tensor4D;
-  if (ctx.qkv) {
-    // one matmul for all three, split along the columns: [batch*pos, (head + 2·kv_head)·d_head]
-    const [qf, kf, vf] = tf.split(linear(x2d, ctx.qkv.W, ctx.qkv.b, ctx.fused ?? false), [h * e, kv * e, kv * e], 1);
-    q = hp.point(H['attn.hook_q'], qf.reshape([batch, pos, h, e]) as tf.Tensor4D);
-    k = hp.point(H['attn.hook_k'], kf.reshape([batch, pos, kv, e]) as tf.Tensor4D);
-    v = hp.point(H['attn.hook_v'], vf.reshape([batch, pos, kv, e]) as tf.Tensor4D);
-  } else {
-    q = hp.point(H['attn.hook_q'], project(x2d, P(`${n}.W_Q`), P(`${n}.b_Q`), batch, pos));
-    k = hp.point(H['attn.hook_k'], project(x2d, P(`${n}.W_K`), P(`${n}.b_K`), batch, pos));
-    v = hp.point(H['attn.hook_v'], project(x2d, P(`${n}.W_V`), P(`${n}.b_V`), batch, pos));
-  }
+  let [q, k, v] = hookedQKV(cfg, layer, x2d, P, hp, ctx, batch, pos);
   if (cfg.positional_embedding_type === 'rotary') {
     q = hp.point(H['attn.hook_rot_q'], applyRotary(q, ctx.cos!, ctx.sin!, cfg.rotary_dim!));
     k = hp.point(H['attn.hook_rot_k'], applyRotary(k, ctx.cos!, ctx.sin!, cfg.rotary_dim!));
@@ -148,6 +136,32 @@ export function attention(
   const keyPos = cached ? cached.k.shape[2] : pos;
   const z = sliced(cfg, hp, H, ctx, q, cached?.k ?? k, cached?.v ?? v, !!cached, keyPos, scale) ?? wholeZ(cfg, hp, H, ctx, q, cached, k, v, scale, step);
   return output(cfg, layer, hp, z, P, ctx);
+}
+
+/**
+ * q, k and v of the new positions, [batch, pos, head | kv_head, d_head], each through its hook point: one matmul with
+ * the fused QKV weights split along the columns when the context has them, else three projections.
+ */
+function hookedQKV(
+  cfg: HookedConfig, layer: number, x2d: tf.Tensor2D, P: Param, hp: HookPoints, ctx: AttentionContext, batch: number, pos: number,
+): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+  const n = `blocks.${layer}.attn`;
+  const H = blockHooks(layer);
+  const { n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
+  if (ctx.qkv) {
+    // one matmul for all three, split along the columns: [batch*pos, (head + 2·kv_head)·d_head]
+    const [qf, kf, vf] = tf.split(linear(x2d, ctx.qkv.W, ctx.qkv.b, ctx.fused ?? false), [h * e, kv * e, kv * e], 1);
+    return [
+      hp.point(H['attn.hook_q'], qf.reshape([batch, pos, h, e]) as tf.Tensor4D),
+      hp.point(H['attn.hook_k'], kf.reshape([batch, pos, kv, e]) as tf.Tensor4D),
+      hp.point(H['attn.hook_v'], vf.reshape([batch, pos, kv, e]) as tf.Tensor4D),
+    ];
+  }
+  return [
+    hp.point(H['attn.hook_q'], project(x2d, P(`${n}.W_Q`), P(`${n}.b_Q`), batch, pos)),
+    hp.point(H['attn.hook_k'], project(x2d, P(`${n}.W_K`), P(`${n}.b_K`), batch, pos)),
+    hp.point(H['attn.hook_v'], project(x2d, P(`${n}.W_V`), P(`${n}.b_V`), batch, pos)),
+  ];
 }
 
 function scaleOf(cfg: HookedConfig, layer: number): number {
@@ -164,7 +178,6 @@ function scaleOf(cfg: HookedConfig, layer: number): number {
  * hook_z, hook_result and everything after are the plain path's.
  */
 function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, hp: HookPoints, ctx: AttentionContext): tf.Tensor3D {
-  const n = `blocks.${layer}.attn`;
   const H = blockHooks(layer);
   const [batch, pos, d] = x.shape;
   const { n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
@@ -193,17 +206,7 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
       kNew = { tensor: qkv, offset: h * e, strides: rows };
     }
   } else {
-    let qt: tf.Tensor4D, kt: tf.Tensor4D, vt: tf.Tensor4D;
-    if (ctx.qkv) {
-      const [qf, kf, vf] = tf.split(linear(x2d, ctx.qkv.W, ctx.qkv.b, ctx.fused ?? false), [h * e, kv * e, kv * e], 1);
-      qt = hp.point(H['attn.hook_q'], qf.reshape([batch, pos, h, e]) as tf.Tensor4D);
-      kt = hp.point(H['attn.hook_k'], kf.reshape([batch, pos, kv, e]) as tf.Tensor4D);
-      vt = hp.point(H['attn.hook_v'], vf.reshape([batch, pos, kv, e]) as tf.Tensor4D);
-    } else {
-      qt = hp.point(H['attn.hook_q'], project(x2d, P(`${n}.W_Q`), P(`${n}.b_Q`), batch, pos));
-      kt = hp.point(H['attn.hook_k'], project(x2d, P(`${n}.W_K`), P(`${n}.b_K`), batch, pos));
-      vt = hp.point(H['attn.hook_v'], project(x2d, P(`${n}.W_V`), P(`${n}.b_V`), batch, pos));
-    }
+    let [qt, kt, vt] = hookedQKV(cfg, layer, x2d, P, hp, ctx, batch, pos);
     if (rotary) {
       qt = hp.point(H['attn.hook_rot_q'], rotate(qt, h, 0, h * e));
       kt = hp.point(H['attn.hook_rot_k'], rotate(kt, kv, 0, kv * e));
