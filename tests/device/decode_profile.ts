@@ -21,6 +21,7 @@ import { LONG_PRESETS, type LongPreset } from '../../src/bench/long_context.js';
 import { makeConfig, type HookedConfigInput } from '../../src/model/config.js';
 import { KVCache } from '../../src/model/kv_cache.js';
 import { optimisations } from '../../src/model/transformer.js';
+import { runMain } from './run_main.js';
 
 async function main(): Promise<void> {
   const [out = 'decode_profile.json', presetName = 'pythia-1.4b', ctxArg = '1024', stepsArg = '8'] = process.argv.slice(2);
@@ -129,10 +130,4 @@ async function main(): Promise<void> {
   console.log('wrote', out);
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+runMain(main);

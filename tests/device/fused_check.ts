@@ -22,6 +22,7 @@ import { HookedTransformer } from '../../src/hooks/hooked_transformer.js';
 import { makeConfig, type HookedConfigInput } from '../../src/model/config.js';
 import { KVCache } from '../../src/model/kv_cache.js';
 import { optimisations } from '../../src/model/transformer.js';
+import { runMain } from './run_main.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -107,10 +108,4 @@ async function main(): Promise<void> {
   console.log('wrote', out);
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs';
 import { initBackend } from '../../src/backend/index.js';
 import { formatMatmulBench, MATMUL_BENCH_SHAPES, runMatmulBench } from '../../src/bench/matmul.js';
+import { runMain } from './run_main.js';
 
 async function main(): Promise<void> {
   const [out = 'matmul_bench.json', reps = '10', trials = '5', filter = ''] = process.argv.slice(2);
@@ -26,10 +27,4 @@ async function main(): Promise<void> {
   console.log('wrote', out);
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../../src/backend/index.js';
 import { matMul16, pack16, unpack16, type Format16 } from '../../src/backend/webgpu_kernels/matmul16.js';
+import { runMain } from './run_main.js';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -93,10 +94,4 @@ async function main(): Promise<void> {
   console.log('wrote', path.join(outDir, 'weights16_gpu.json'));
 }
 
-main().then(
-  () => process.exit(0),
-  (e) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+runMain(main);
