@@ -257,6 +257,81 @@ describe('the forward and decoding with fusedKernels on and off', () => {
     m.dispose();
   });
 
+  it('the fused path keeps the cache in preallocated slabs written in place: one KV write a layer a step, no copy of the cache, the same logits', async () => {
+    const m = model('llama-gqa-window');
+    await m.runWithHooks(PROMPTS).data(); // makes the model's cached QKV weights
+    const { fused, plain } = await both(async () => {
+      const cache = new KVCache(m.cfg.n_layers, { capacity: 16 });
+      m.runWithHooks(PROMPTS, { kvCache: cache, attentionMask: PADDING, logits: 'last' }).dispose();
+      const bytes = cache.bytes;
+      const steps: { logits: tf.Tensor; kinds: Record<string, number>; bytes: number; capacity: number }[] = [];
+      for (const t of [[4, 9], [7, 2], [5, 8]]) {
+        const c = await countPrograms(() => m.runWithHooks(t.map((x) => [x]), { kvCache: cache, logits: 'last' }));
+        steps.push({ logits: c.result, kinds: c.kinds, bytes: cache.bytes, capacity: cache.capacity });
+      }
+      const mode = cache.mode;
+      cache.dispose();
+      return { steps, bytes, mode };
+    });
+    expect(fused.mode).toBe('slab');
+    expect(plain.mode).toBe('tensors');
+    // a slab of 16 positions per layer from the prefill on: [2, batch 2, kv_head 2, 16, d_head 16] floats, twice
+    expect(fused.bytes).toBe(2 * (2 * 2 * 2 * 16 * 16) * 4);
+    for (const [s, step] of fused.steps.entries()) {
+      expect(step.bytes).toBe(fused.bytes);
+      expect(step.capacity).toBe(16);
+      expect(step.kinds.HeadlensKVWrite).toBe(2); // one write per layer
+      expect(step.kinds.ConcatProgram, JSON.stringify(step.kinds)).toBeUndefined();
+      expect(await rel(step.logits, plain.steps[s].logits), `step ${s}`).toBeLessThan(TOL);
+    }
+    expect(plain.steps[2].kinds.ConcatProgram).toBeGreaterThan(0); // the tensors cache concatenates
+    tf.dispose([...fused.steps, ...plain.steps].map((x) => x.logits));
+    m.dispose();
+  });
+
+  it('a slab cache grows (a quarter more, a copy per layer) when fed past its capacity, a forward that throws leaves it usable, and a plain cache moves into slabs', async () => {
+    const m = model('llama-gqa-window');
+    await m.runWithHooks(PROMPTS).data();
+    const before = tf.memory().numTensors;
+    const boom: FwdHook[] = [['blocks.1.hook_resid_pre', () => { throw new Error('boom'); }]];
+    const run = async (startPlain: boolean) => {
+      const cache = new KVCache(m.cfg.n_layers); // no capacity: the prefill's 11 positions
+      optimisations.fusedKernels = !startPlain;
+      const out: tf.Tensor[] = [m.runWithHooks(PROMPTS, { kvCache: cache, logits: 'last' })];
+      optimisations.fusedKernels = true;
+      const caps: number[] = [];
+      expect(() => m.runWithHooks([[3], [3]], { kvCache: cache, fwdHooks: boom })).toThrow('boom'); // layer 0 wrote, layer 1 threw
+      expect(cache.length).toBe(11);
+      for (let i = 0; i < 12; i++) {
+        out.push(m.runWithHooks([[(i * 7) % 100], [(i * 13) % 100]], { kvCache: cache, logits: 'last' }));
+        caps.push(cache.capacity);
+      }
+      const mode = cache.mode;
+      cache.dispose();
+      return { out, caps, mode };
+    };
+    const slab = await run(false);
+    const moved = await run(true);
+    optimisations.fusedKernels = false;
+    const plainCache = new KVCache(m.cfg.n_layers);
+    const plain = [m.runWithHooks(PROMPTS, { kvCache: plainCache, logits: 'last' })];
+    for (let i = 0; i < 12; i++) plain.push(m.runWithHooks([[(i * 7) % 100], [(i * 13) % 100]], { kvCache: plainCache, logits: 'last' }));
+    plainCache.dispose();
+    optimisations.fusedKernels = true;
+    // 11 positions; the 12th needs more: max(12, ⌈11·1.25 / 64⌉·64 = 64) capped at n_ctx 32
+    expect(slab.caps[0]).toBe(32);
+    expect(new Set(slab.caps).size).toBe(1);
+    expect(slab.mode).toBe('slab');
+    expect(moved.mode).toBe('slab');
+    for (let s = 0; s < plain.length; s++) {
+      expect(await rel(slab.out[s], plain[s]), `slab step ${s}`).toBeLessThan(TOL);
+      expect(await rel(moved.out[s], plain[s]), `moved step ${s}`).toBeLessThan(TOL);
+    }
+    tf.dispose([...slab.out, ...moved.out, ...plain]);
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose();
+  });
+
   it('a decode step (partial rotary) dispatches under a third of the programs, and hooks at hook_v or hook_scale keep the fused path correct', async () => {
     const m = model('neox-partial-rotary');
     const step = async (hooks?: FwdHook[]) => {

@@ -131,7 +131,8 @@ export function* generateReads<T>(model: HookedTransformer, tokens: TokenInput, 
   const out: number[][] = sequences.map(() => []);
   const done = sequences.map(() => false);
   const records: T[] = [];
-  const kvCache = new KVCache(n_layers);
+  // room for every position fed (the prompt, then one a step but the last): a slab cache never grows
+  const kvCache = new KVCache(n_layers, { capacity: promptLen + Math.max(0, steps - 1) });
   let feed: number[][] = sequences.map((r) => [...r]);
   let stop: GenerateResult['stop'] = steps < maxNew ? 'n_ctx' : 'max';
   const decodeHooks = opts.decodeHooks ?? [];

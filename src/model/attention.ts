@@ -19,7 +19,7 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
-import { bphView, fusedAttention, fusedAttentionRows as fusedRows, fusedKVAppendBoth, fusedRotary, FUSED_ATTENTION_MAX_D_HEAD, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
+import { bphView, fusedAttention, fusedAttentionRows as fusedRows, fusedRotary, FUSED_ATTENTION_MAX_D_HEAD, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
 import type { PackedLinear } from './weights16.js';
 
 export interface AttentionContext {
@@ -90,10 +90,25 @@ function repeatKV(x: tf.Tensor4D, nRep: number): tf.Tensor4D {
 }
 
 /**
- * The layer's past keys and values with the new positions' appended, staged in the cache (which keeps them).
- * k, v [batch, new_pos, kv_head, d_head] → each [batch, kv_head, past_pos + new_pos, d_head].
+ * The layer's past keys and values with the new positions' appended, each [batch, kv_head, past_pos + new_pos,
+ * d_head], from k, v [batch, new_pos, kv_head, d_head]; the new positions go into the cache. `owned`: the caller
+ * disposes the two after use (a slab cache hands out copies; a tensors cache keeps what it staged).
  */
-function extendCache(cache: KVCache, layer: number, k: tf.Tensor4D, v: tf.Tensor4D): { k: tf.Tensor4D; v: tf.Tensor4D } {
+function extendCache(cache: KVCache, layer: number, k: tf.Tensor4D, v: tf.Tensor4D): { k: tf.Tensor4D; v: tf.Tensor4D; owned: boolean } {
+  if (cache.inPlace) {
+    const [batch, pos, kv, e] = k.shape;
+    const past = cache.past(layer); // copies of the rows held, before this forward's are written
+    cache.write(layer, bphView(k), bphView(v), { batch, kvHeads: kv, rows: pos, dHead: e });
+    // this forward's keys from k and v themselves, so a gradient (the plain path may run under one) reaches them
+    const [kAll, vAll] = tf.tidy(() => {
+      const kNew = k.transpose([0, 2, 1, 3]) as tf.Tensor4D;
+      const vNew = v.transpose([0, 2, 1, 3]) as tf.Tensor4D;
+      if (!past) return [kNew, vNew];
+      return [tf.concat([past.k, kNew], 2) as tf.Tensor4D, tf.concat([past.v, vNew], 2) as tf.Tensor4D];
+    });
+    if (past) tf.dispose([past.k, past.v]);
+    return { k: kAll, v: vAll, owned: true };
+  }
   const past = cache.past(layer);
   const [kAll, vAll] = tf.tidy(() => {
     const kNew = k.transpose([0, 2, 1, 3]) as tf.Tensor4D; // [batch, kv_head, new_pos, d_head]
@@ -102,7 +117,7 @@ function extendCache(cache: KVCache, layer: number, k: tf.Tensor4D, v: tf.Tensor
     return [tf.concat([past.k, kNew], 2) as tf.Tensor4D, tf.concat([past.v, vNew], 2) as tf.Tensor4D];
   });
   cache.stage(layer, kAll, vAll);
-  return { k: kAll, v: vAll };
+  return { k: kAll, v: vAll, owned: false };
 }
 
 export function attention(
@@ -134,7 +149,12 @@ export function attention(
   const cached = ctx.kvCache ? extendCache(ctx.kvCache, layer, k, v) : undefined;
   const scale = scaleOf(cfg, layer);
   const keyPos = cached ? cached.k.shape[2] : pos;
-  const z = sliced(cfg, hp, H, ctx, q, cached?.k ?? k, cached?.v ?? v, !!cached, keyPos, scale) ?? wholeZ(cfg, hp, H, ctx, q, cached, k, v, scale, step);
+  let z: tf.Tensor4D;
+  try {
+    z = sliced(cfg, hp, H, ctx, q, cached?.k ?? k, cached?.v ?? v, !!cached, keyPos, scale) ?? wholeZ(cfg, hp, H, ctx, q, cached, k, v, scale, step);
+  } finally {
+    if (cached?.owned) tf.dispose([cached.k, cached.v]);
+  }
   return output(cfg, layer, hp, z, P, ctx);
 }
 
@@ -217,13 +237,9 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
   let v = vNew;
   let keys = pos;
   if (ctx.kvCache) {
-    // the layer's keys and values so far in one tensor, [2, batch, kv_head, key_pos, d_head] (keys, then values),
-    // staged in (and kept by) the cache; read below as two [batch, kv_head, key_pos, d_head] views
-    const all = fusedKVAppendBoth(ctx.kvCache.held(layer), kNew, vNew, batch, kv, pos, e, inline);
-    ctx.kvCache.stageCombined(layer, all);
-    keys = all.shape[3]!;
-    const strides: [number, number, number] = [kv * keys * e, e, keys * e];
-    [k, v] = [{ tensor: all, offset: 0, strides }, { tensor: all, offset: batch * kv * keys * e, strides }];
+    // the new keys and values written into the layer's slab [2, batch, kv_head, capacity, d_head] in place; read
+    // below through its views, up to the positions held plus these
+    ({ k, v, keys } = ctx.kvCache.write(layer, kNew, vNew, { batch, kvHeads: kv, rows: pos, dHead: e }, inline));
   }
   const opts = {
     batch, rows: pos, heads: h, kvHeads: kv, dHead: e, keys, scale: scaleOf(cfg, layer),

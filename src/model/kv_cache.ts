@@ -7,16 +7,25 @@
  * with the same hooks would see it. Keys and values are per key/value head (before GQA's repeat), so a grouped
  * model keeps n_key_value_heads, not n_heads.
  *
- * A layer's keys and values are two tensors, or (written by the fused WebGPU kernels, src/backend/webgpu_kernels)
- * one [2, batch, kv_head, key_pos, d_head] tensor, keys then values, which one dispatch extends; `past()` then cuts
- * the two out once, for the plain path, and keeps them with the layer.
+ * How a layer is held depends on the path the first forward took:
+ *   tensors  (every backend, and webgpu without the fused kernels or under a gradient) k and v, each
+ *            [batch, kv_head, key_pos, d_head]; a forward stages their concatenation with the new positions and
+ *            the commit swaps them in.
+ *   slab     (webgpu with the fused kernels) one preallocated [2, batch, kv_head, capacity, d_head] tensor per
+ *            layer, keys then values, that the forward writes the new positions into in place (one dispatch,
+ *            src/backend/webgpu_kernels/kv_append.ts) and attention reads through strides up to the positions
+ *            held. A step costs its new rows, not a copy of the cache, and the cache's memory is known when it
+ *            starts: `capacity` positions (KVCacheOptions), else the first forward's and then a quarter more each
+ *            time it runs out (a copy of the layer, once).
+ * A tensors cache that a fused forward meets is moved into slabs once.
  *
- * The cache owns its tensors until `dispose()`. A forward given the cache stages each layer's extended keys and
- * values and the cache takes them only when the whole forward succeeded (`commit`), so a forward that throws
- * halfway leaves the cache as it was.
+ * The cache owns its tensors until `dispose()`. A forward that throws halfway leaves the cache as it was: staged
+ * tensors are dropped; rows written into a slab past the positions held are never read and the next forward
+ * writes over them.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
+import { bhpView, uninitialisedTensor, writeKVInPlace, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
 
 interface LayerKV {
   /** [batch, kv_head, key_pos, d_head] */
@@ -25,22 +34,35 @@ interface LayerKV {
   v: tf.Tensor4D;
 }
 
-/** What the cache holds for a layer: k and v, or both in one tensor (and k, v cut from it once asked for). */
-interface Held {
-  k?: tf.Tensor4D;
-  v?: tf.Tensor4D;
-  /** [2, batch, kv_head, key_pos, d_head]: keys, then values */
-  kv?: tf.Tensor;
+export interface KVCacheOptions {
+  /**
+   * Positions the slabs (webgpu with the fused kernels) are made for at the first forward, when that is more than
+   * the first forward feeds: a prompt's length plus the tokens to decode, so the cache never grows. The cache
+   * still grows past it if more are fed. model.generate sets it.
+   */
+  capacity?: number;
 }
 
-function release(h: Held): void {
-  tf.dispose([h.k, h.v, h.kv].filter((t): t is tf.Tensor => t !== undefined));
+/** A layer's keys and values in its slab, as the fused attention reads them. */
+export interface SlabView {
+  k: HeadView;
+  v: HeadView;
+  /** Key positions readable: those held plus the forward's new ones. */
+  keys: number;
 }
 
 export class KVCache {
-  private readonly layers: (Held | undefined)[];
-  private readonly staged = new Map<number, Held>();
+  private readonly layers: (LayerKV | undefined)[];
+  private readonly staged = new Map<number, LayerKV>();
+  /** slab mode: [2, batch, kv_head, capacity, d_head] per layer */
+  private readonly slabs: (tf.Tensor | undefined)[];
+  /** slab mode: layers the running forward wrote */
+  private readonly written = new Set<number>();
+  /** slab mode: the capacity every slab has by the end of the running forward */
+  private target = 0;
   private stagedPositions = 0;
+  /** How the layers are held (see the file's comment); undefined before the first forward. */
+  mode: 'tensors' | 'slab' | undefined;
   /** Positions held: the absolute position of the next token fed. */
   length = 0;
   /**
@@ -52,39 +74,47 @@ export class KVCache {
   batch: number | undefined;
   private disposed = false;
 
-  constructor(readonly nLayers: number) {
+  constructor(
+    readonly nLayers: number,
+    private readonly options: KVCacheOptions = {},
+  ) {
+    if (options.capacity !== undefined && !(Number.isInteger(options.capacity) && options.capacity >= 0)) {
+      throw new HeadlensError(`KVCache: capacity must be an integer ≥ 0, got ${options.capacity}`, 'give the positions to make room for, e.g. prompt length + tokens to decode');
+    }
     this.layers = Array.from({ length: nLayers }, () => undefined);
+    this.slabs = Array.from({ length: nLayers }, () => undefined);
   }
 
-  /** Keys and values of layer l so far (owned by the cache), or undefined before the first forward. */
-  past(layer: number): LayerKV | undefined {
-    this.alive();
-    const h = this.layers[layer];
-    if (!h) return undefined;
-    if (!h.k || !h.v) {
-      const kv = h.kv!;
-      const [, b, n, t, e] = kv.shape;
-      // cut once and kept with the layer (this may run inside a forward's scope)
-      h.k = tf.keep(tf.tidy(() => kv.slice([0, 0, 0, 0, 0], [1, b, n, t, e]).reshape([b, n, t, e]) as tf.Tensor4D));
-      h.v = tf.keep(tf.tidy(() => kv.slice([1, 0, 0, 0, 0], [1, b, n, t, e]).reshape([b, n, t, e]) as tf.Tensor4D));
-    }
-    return { k: h.k, v: h.v };
+  /** Positions the slabs hold room for (slab mode), else the positions held. */
+  get capacity(): number {
+    return this.mode === 'slab' ? (this.slabs.find((s) => s)?.shape[3] ?? this.target) : this.length;
   }
 
   /**
-   * Layer l's keys and values as they are held: `kv` [2, batch, kv_head, key_pos, d_head] when the fused kernels
-   * wrote them, else `k` and `v`. For the fused KV append, which reads either form.
+   * Keys and values of layer l so far, [batch, kv_head, key_pos, d_head] each. Tensors mode: the cache's own (do
+   * not dispose). Slab mode: copies of the rows held, which the caller owns. Undefined before the first forward.
    */
-  held(layer: number): Readonly<Held> | undefined {
+  past(layer: number): LayerKV | undefined {
     this.alive();
+    if (this.mode === 'slab') {
+      const slab = this.slabs[layer];
+      if (!slab || this.length === 0) return undefined;
+      const [, b, n, , e] = slab.shape;
+      const t = this.length;
+      return tf.tidy(() => ({
+        k: slab.slice([0, 0, 0, 0, 0], [1, b, n, t, e]).reshape([b, n, t, e]) as tf.Tensor4D,
+        v: slab.slice([1, 0, 0, 0, 0], [1, b, n, t, e]).reshape([b, n, t, e]) as tf.Tensor4D,
+      }));
+    }
     return this.layers[layer];
   }
 
   /**
    * Called by the forward before it runs `newPositions` more positions of `batch` rows: checks they fit. Both
-   * numbers are known before any block runs, so a mismatch fails before anything is computed.
+   * numbers are known before any block runs, so a mismatch fails before anything is computed. `inPlace`: the
+   * forward takes the fused WebGPU path, which holds the cache in slabs.
    */
-  begin(batch: number, newPositions: number, nCtx: number): void {
+  begin(batch: number, newPositions: number, nCtx: number, inPlace = false): void {
     this.alive();
     if (this.batch !== undefined && batch !== this.batch) {
       throw new HeadlensError(`the KV cache holds ${this.batch} sequences but ${batch} were fed`, 'feed as many rows as the cache was started with, or use a new KVCache');
@@ -96,57 +126,118 @@ export class KVCache {
       );
     }
     this.discard();
+    if (this.mode === 'slab' && tf.getBackend() !== 'webgpu') {
+      throw new HeadlensError(`this KV cache holds its keys in WebGPU buffers, but the backend is now ${tf.getBackend()}`, 'use a new KVCache after switching backends');
+    }
+    const need = this.length + newPositions;
+    if (inPlace && this.mode !== 'slab') {
+      this.target = Math.min(nCtx, Math.max(need, this.options.capacity ?? 0));
+      if (this.mode === 'tensors') this.toSlabs();
+      this.mode = 'slab';
+    } else if (this.mode === 'slab' && this.capacity < need) {
+      // a quarter more, in whole blocks of 64 positions, at least what this forward needs, at most the context
+      this.target = Math.max(need, Math.min(nCtx, Math.ceil((this.capacity * 1.25) / 64) * 64));
+    } else if (this.mode === undefined) {
+      this.mode = 'tensors';
+    }
     this.stagedPositions = newPositions;
   }
 
-  /** Called by attention: the layer's keys and values including the new positions, kept until commit or discard. */
+  /** Slab mode: whether the running forward holds its keys in slabs. */
+  get inPlace(): boolean {
+    return this.mode === 'slab';
+  }
+
+  /** Tensors mode, called by attention: the layer's keys and values including the new positions, kept until commit or discard. */
   stage(layer: number, k: tf.Tensor4D, v: tf.Tensor4D): void {
+    if (this.mode !== 'tensors') throw new Error('KVCache.stage: the cache is held in slabs (use write)');
     this.staged.set(layer, { k: tf.keep(k), v: tf.keep(v) });
   }
 
-  /** As stage, for keys and values in one tensor [2, batch, kv_head, key_pos, d_head] (the fused KV append). */
-  stageCombined(layer: number, kv: tf.Tensor): void {
-    this.staged.set(layer, { kv: tf.keep(kv) });
+  /**
+   * Slab mode, called by attention: writes the forward's new keys and values ([batch, new_pos, kv_head, d_head]
+   * read through the views; keys rotated on the way with `rotary` if given) after the positions held, growing the
+   * layer's slab first if the forward needs more room. Returns the slab's views up to the new positions.
+   */
+  write(layer: number, freshK: HeadView, freshV: HeadView, dims: { batch: number; kvHeads: number; rows: number; dHead: number }, rotary?: InlineRotary): SlabView {
+    if (this.mode !== 'slab') throw new Error('KVCache.write: the cache is not held in slabs (begin with inPlace)');
+    const { batch, kvHeads, rows, dHead } = dims;
+    let slab = this.slabs[layer];
+    if (!slab || slab.shape[3]! < this.target) {
+      const grown = tf.keep(uninitialisedTensor([2, batch, kvHeads, this.target, dHead]));
+      if (slab) {
+        // the rows held, read out of the old slab as [batch, pos, kv_head, d_head] views
+        const cap = slab.shape[3]!;
+        const strides: [number, number, number] = [kvHeads * cap * dHead, dHead, cap * dHead];
+        writeKVInPlace(grown, 0, { tensor: slab, offset: 0, strides }, { tensor: slab, offset: batch * kvHeads * cap * dHead, strides }, this.length);
+        slab.dispose();
+      }
+      this.slabs[layer] = slab = grown;
+    }
+    writeKVInPlace(slab, this.length, freshK, freshV, rows, rotary);
+    this.written.add(layer);
+    const cap = slab.shape[3]!;
+    const strides: [number, number, number] = [kvHeads * cap * dHead, dHead, cap * dHead];
+    return { k: { tensor: slab, offset: 0, strides }, v: { tensor: slab, offset: batch * kvHeads * cap * dHead, strides }, keys: this.length + rows };
   }
 
   /** The forward succeeded: the staged keys and values replace the old ones; `mask` covers every position now held. */
   commit(batch: number, mask?: number[][]): void {
-    if (this.staged.size !== this.nLayers) {
+    const done = this.mode === 'slab' ? this.written.size : this.staged.size;
+    if (done !== this.nLayers) {
       this.discard();
-      throw new HeadlensError(`the forward staged keys for ${this.staged.size} of ${this.nLayers} layers`, 'run the whole model (no stopAtLayer) when passing a KV cache');
+      throw new HeadlensError(`the forward staged keys for ${done} of ${this.nLayers} layers`, 'run the whole model (no stopAtLayer) when passing a KV cache');
     }
     for (const [l, kv] of this.staged) {
       const old = this.layers[l];
-      if (old) release(old);
+      if (old) tf.dispose([old.k, old.v]);
       this.layers[l] = kv;
     }
     this.staged.clear();
+    this.written.clear();
     this.length += this.stagedPositions;
     this.stagedPositions = 0;
     this.batch = batch;
     if (mask) this.mask = mask;
   }
 
-  /** The forward failed: drops what it staged. */
+  /** The forward failed: drops what it staged (rows it wrote into slabs are past `length`, never read). */
   discard(): void {
-    for (const kv of this.staged.values()) release(kv);
+    for (const kv of this.staged.values()) tf.dispose([kv.k, kv.v]);
     this.staged.clear();
+    this.written.clear();
     this.stagedPositions = 0;
   }
 
-  /** Bytes the cache holds. */
+  /** Bytes the cache holds (slabs at their capacity). */
   get bytes(): number {
     let n = 0;
-    for (const kv of this.layers) if (kv) n += ((kv.kv?.size ?? 0) + (kv.k?.size ?? 0) + (kv.v?.size ?? 0)) * 4;
+    for (const kv of this.layers) if (kv) n += (kv.k.size + kv.v.size) * 4;
+    for (const s of this.slabs) if (s) n += s.size * 4;
     return n;
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.discard();
-    for (const kv of this.layers) if (kv) release(kv);
+    for (const kv of this.layers) if (kv) tf.dispose([kv.k, kv.v]);
+    tf.dispose(this.slabs.filter((s): s is tf.Tensor => s !== undefined));
     this.layers.fill(undefined);
+    this.slabs.fill(undefined);
     this.disposed = true;
+  }
+
+  /** Moves a tensors cache into slabs of `target` positions (the first fused forward after plain ones). */
+  private toSlabs(): void {
+    this.layers.forEach((kv, l) => {
+      if (!kv) return;
+      const [b, n, t, e] = kv.k.shape;
+      const slab = tf.keep(uninitialisedTensor([2, b, n, Math.max(this.target, t), e]));
+      writeKVInPlace(slab, 0, bhpView(kv.k), bhpView(kv.v), t);
+      tf.dispose([kv.k, kv.v]);
+      this.layers[l] = undefined;
+      this.slabs[l] = slab;
+    });
   }
 
   private alive(): void {

@@ -473,7 +473,8 @@ export class Transformer {
     const ids = tf.tensor2d(rows, [rows.length, rows[0].length], 'int32');
     const hp = new HookPoints(opts.interceptor);
     try {
-      kv?.begin(ids.shape[0], ids.shape[1], cfg.n_ctx);
+      // the fused path (the test blocks() makes) holds the cache in slabs written in place
+      kv?.begin(ids.shape[0], ids.shape[1], cfg.n_ctx, optimisations.fusedKernels && fusedKernelsActive());
       const pad = padding(ids.shape[0], ids.shape[1], opts.attentionMask, kv);
       const out = tf.tidy(() => this.run(ids, hp, opts.stopAtLayer, kv, pad, opts.logits === 'last', rows, types));
       kv?.commit(ids.shape[0], pad?.keyRows);

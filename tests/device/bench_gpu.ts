@@ -4,7 +4,7 @@
  * In one process: the WebGPU parity check of every fixture against transformers (after the forward's
  * speed-ups, which must keep it within 1e-4), then the benchmark on GPT-2 small's shape at the IOI-sized
  * batch (with each speed-up timed on and off) and at a larger batch where the GPU is busy (32 × 128 tokens;
- * --large-batch, --large-pos, or --skip-large yes). --quick yes benches the quick preset instead. Each result is
+ * --large-batch, --large-pos, or --skip-large yes; --parity-only yes stops after the parity check). --quick yes benches the quick preset instead. Each result is
  * written as JSON into DIR, where bench/pytorch_bench.py, run after it, finds them.
  */
 import { writeFileSync } from 'node:fs';
@@ -49,6 +49,7 @@ async function main() {
   const ok = Object.values(worst).every((e) => e < 1e-4);
   writeFileSync(path.join(outDir, `bench-parity-${choice.name}.json`), JSON.stringify({ backend: choice, max_abs_error: worst, within_1e4: ok }, null, 1));
   console.log(`parity within 1e-4 on every fixture: ${ok}`);
+  if (arg('parity-only', 'no') === 'yes') return;
 
   const runs: { name: string; opts: BenchOptions }[] = [
     { name: 'ioi', opts: { preset: 'gpt2-small', ablate: true } },

@@ -9,6 +9,7 @@
  *   counts       programs dispatched, buffers created (and their bytes), uploads, per step;
  *   by_program   programs dispatched per step by kind (class name: tfjs' programs, headlens' Headlens* kernels).
  * Usage (GPU machine, bundled by pack.sh): node decode_profile.cjs OUT.json PRESET L[,L…] STEPS
+ * WEIGHTS16=1 keeps the linear weights as bf16 (useWeights16, as bench --long --weights 16bit).
  * HEADLENS_PROFILE_TINY=1 keeps the preset's family (norm, activation, rotary, biases) but shrinks it to 2 layers of
  * d_model 256 and a 1,000-token vocabulary, for counting programs on SwiftShader (the counts per layer are the
  * same); HEADLENS_FUSED=0 switches optimisations.fusedKernels off, for the before/after count.
@@ -43,6 +44,7 @@ async function main(): Promise<void> {
   const cfg = makeConfig({ ...p, n_ctx: Math.max(p.n_ctx ?? 0, Math.max(...contexts) + steps + 2) });
   console.log('model', JSON.stringify({ n_layers: cfg.n_layers, d_model: cfg.d_model, n_heads: cfg.n_heads, n_kv: cfg.n_key_value_heads, fusedKernels: optimisations.fusedKernels }));
   const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64 });
+  if (process.env.WEIGHTS16 === '1') model.useWeights16('bf16');
 
   const be = tf.backend() as unknown as {
     runWebGPUProgram?: (prog: { constructor: { name: string } }, inputs: { dataId: object }[], ...rest: unknown[]) => unknown;
@@ -77,7 +79,7 @@ async function main(): Promise<void> {
 
   const result: Record<string, unknown>[] = [];
   for (const L of contexts) {
-    const cache = new KVCache(cfg.n_layers);
+    const cache = new KVCache(cfg.n_layers, { capacity: L + steps + 1 });
     const prompt = [Array.from({ length: L }, (_, i) => (i * 7919) % cfg.d_vocab)];
     const t0 = performance.now();
     const first = model.runWithHooks(prompt, { kvCache: cache, logits: 'last' });
@@ -123,8 +125,9 @@ async function main(): Promise<void> {
       kernel = { error: (e as Error).message };
       console.log('tf.time failed:', (e as Error).message);
     }
+    console.log(`L=${L} cache ${(cache.bytes / 2 ** 30).toFixed(2)} GiB (${cache.mode}, capacity ${cache.capacity}); tf.memory ${(tf.memory().numBytes / 2 ** 30).toFixed(2)} GiB`);
+    result.push({ context: L, prefill_ms, steps: rows, timed: kernel, cache_bytes: cache.bytes, cache_mode: cache.mode });
     cache.dispose();
-    result.push({ context: L, prefill_ms, steps: rows, timed: kernel });
     writeFileSync(out, JSON.stringify({ preset: presetName, backend: choice, result }, null, 1));
   }
   console.log('wrote', out);

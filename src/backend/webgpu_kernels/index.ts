@@ -7,12 +7,12 @@
  *   attention.ts   scores, mask, softmax and ·V for every query row, GQA-aware, reading the KV cache in place;
  *                  and the scores or pattern rows a read-only cache keeps, when one asks
  *   rotary.ts      rotary embeddings of q and k together, straight from the fused QKV output
- *   kv_append.ts   the KV cache's [past | new] keys and values, in one tensor
+ *   kv_append.ts   the KV cache's new keys and values written in place into its preallocated slab
  *   activation.ts  the MLP's nonlinearity, or SwiGLU's act(gate)·up; the block's two residual adds as one
  */
 export { fusedKernelsActive } from './program.js';
 export { fusedNorm, fusedNormApply, fusedNormOfSum, fusedNormScale, type NormType } from './norm.js';
 export { attentionSplits, bhpView, bphView, fusedAttention, fusedAttentionRows, FUSED_ATTENTION_MAX_D_HEAD, type DecodeAttentionOptions, type HeadView, type InlineRotary } from './attention.js';
 export { fusedRotary, type RotaryOptions } from './rotary.js';
-export { fusedKVAppendBoth } from './kv_append.js';
+export { uninitialisedTensor, writeKVInPlace } from './kv_append.js';
 export { fusedActivation, fusedAdd3, fusedGatedActivation, type FusedActivation } from './activation.js';

@@ -1,55 +1,47 @@
 /**
- * The KV cache's new keys and values in one dispatch: [past | new] along key_pos, keys and values in one tensor
- * [2, batch, kv_head, key_pos, d_head] (kv_cache.ts holds it as it is), reading the new positions through strides
- * wherever they lie (the fused QKV matmul's output, the rotary kernel's output, or [batch, pos, kv_head, d_head]
- * tensors), rotating new keys on the way when asked. The unfused path takes a transpose and a concat for each.
+ * The KV cache's new keys and values written in place into a preallocated slab [2, batch, kv_head, capacity, d_head]
+ * (keys, then values; kv_cache.ts owns it), at key positions `at` … `at + new_pos − 1`, in one dispatch. The new
+ * positions are read through strides wherever they lie (the fused QKV matmul's output, the rotary kernel's output,
+ * [batch, pos, kv_head, d_head] tensors, or an older slab's rows when the cache grows), the keys rotated on the way
+ * when asked. Nothing else of the slab is touched, so a decoding step costs the new rows, not a copy of the cache.
+ *
+ * tfjs tensors are immutable; this one program breaks that on purpose: tfjs-backend-webgpu's runWebGPUProgram takes
+ * an existing output, and the slab is passed as it. The slab never leaves the cache (readers get copies or views
+ * inside a forward), so nothing outside sees it change.
  */
 import * as tf from '@tensorflow/tfjs';
 import { rotateSnippet, tableUniforms, type HeadView, type InlineRotary } from './attention.js';
-import { assertFloat, runProgram, type WebGPUProgram } from './program.js';
+import { assertFloat, dispatch1d, runProgramInto, type WebGPUProgram } from './program.js';
 
 const WG = 64;
 
-type PastForm = 'none' | 'combined' | 'split';
-
-function appendBothProgram(outputShape: number[], past: PastForm, rot: boolean): WebGPUProgram {
-  const size = outputShape.reduce((a, c) => a * c, 1);
-  const pastInputs = past === 'combined' ? ['pastKV'] : past === 'split' ? ['pastK', 'pastV'] : [];
-  const readPast =
-    past === 'combined'
-      ? 'result[index] = pastKV[(((which * uniforms.batch + bt) * uniforms.heads + h) * uniforms.pastKeys + t) * uniforms.dHead + e];'
-      : past === 'split'
-        ? `let at = ((bt * uniforms.heads + h) * uniforms.pastKeys + t) * uniforms.dHead + e;
-    if (which == 0) { result[index] = pastK[at]; } else { result[index] = pastV[at]; }`
-        : '';
+function writeProgram(slabShape: number[], rows: number, rot: boolean): WebGPUProgram {
+  const [, batch, heads, , dHead] = slabShape;
+  const total = 2 * batch * heads * rows * dHead;
   return {
-    variableNames: [...pastInputs, 'freshK', 'freshV', ...(rot ? ['cosT', 'sinT'] : [])],
-    outputShape,
-    shaderKey: `hlKVAppendBoth_${past}_${rot ? 'rot' : 'norot'}`,
+    variableNames: ['freshK', 'freshV', ...(rot ? ['cosT', 'sinT'] : [])],
+    outputShape: slabShape,
+    shaderKey: `hlKVWrite_${rot ? 'rot' : 'norot'}`,
     dispatchLayout: { x: [0, 1, 2, 3, 4] },
-    dispatch: [Math.ceil(size / WG), 1, 1],
+    dispatch: dispatch1d(Math.ceil(total / WG)),
     workgroupSize: [WG, 1, 1],
     uniforms:
-      'total : i32, batch : i32, heads : i32, keys : i32, dHead : i32, pastKeys : i32, ' +
+      'total : i32, batch : i32, heads : i32, rows : i32, dHead : i32, capacity : i32, at : i32, ' +
       'kOff : i32, kSb : i32, kSp : i32, kSh : i32, vOff : i32, vSb : i32, vSp : i32, vSh : i32, rotaryDim : i32, tableSb : i32,',
     getUserCode: () => `
 ${rot ? rotateSnippet('rotK', 'freshK') : ''}
 fn main(index : i32) {
   if (index >= uniforms.total) { return; }
   let e = index % uniforms.dHead;
-  let t = (index / uniforms.dHead) % uniforms.keys;
-  let h = (index / (uniforms.dHead * uniforms.keys)) % uniforms.heads;
-  let bt = (index / (uniforms.dHead * uniforms.keys * uniforms.heads)) % uniforms.batch;
-  let which = index / (uniforms.dHead * uniforms.keys * uniforms.heads * uniforms.batch); // 0 keys, 1 values
-  if (t < uniforms.pastKeys) {
-    ${readPast}
-    return;
-  }
-  let p = t - uniforms.pastKeys;
+  let p = (index / uniforms.dHead) % uniforms.rows;
+  let h = (index / (uniforms.dHead * uniforms.rows)) % uniforms.heads;
+  let bt = (index / (uniforms.dHead * uniforms.rows * uniforms.heads)) % uniforms.batch;
+  let which = index / (uniforms.dHead * uniforms.rows * uniforms.heads * uniforms.batch); // 0 keys, 1 values
+  let dst = (((which * uniforms.batch + bt) * uniforms.heads + h) * uniforms.capacity + uniforms.at + p) * uniforms.dHead + e;
   if (which == 0) {
-    ${rot ? 'result[index] = rotK(uniforms.kOff + bt * uniforms.kSb + p * uniforms.kSp + h * uniforms.kSh, e, bt * uniforms.tableSb + p);' : 'result[index] = freshK[uniforms.kOff + bt * uniforms.kSb + p * uniforms.kSp + h * uniforms.kSh + e];'}
+    ${rot ? 'result[dst] = rotK(uniforms.kOff + bt * uniforms.kSb + p * uniforms.kSp + h * uniforms.kSh, e, bt * uniforms.tableSb + p);' : 'result[dst] = freshK[uniforms.kOff + bt * uniforms.kSb + p * uniforms.kSp + h * uniforms.kSh + e];'}
   } else {
-    result[index] = freshV[uniforms.vOff + bt * uniforms.vSb + p * uniforms.vSp + h * uniforms.vSh + e];
+    result[dst] = freshV[uniforms.vOff + bt * uniforms.vSb + p * uniforms.vSp + h * uniforms.vSh + e];
   }
 }
 `,
@@ -57,33 +49,34 @@ fn main(index : i32) {
 }
 
 /**
- * The KV cache's keys and values extended by `newPos` positions in one dispatch: [2, batch, kv_head, past_pos +
- * new_pos, d_head], keys then values. `past` is the cache's layer as held (one combined tensor, or k and v, or
- * nothing yet); new keys are rotated on the way with `rotary` if given.
+ * Writes `rows` positions of keys and values (read through `freshK`, `freshV`; keys rotated with `rotary` if given)
+ * into `slab` [2, batch, kv_head, capacity, d_head] at key positions at … at + rows − 1, in place.
  */
-export function fusedKVAppendBoth(
-  past: { k?: tf.Tensor; v?: tf.Tensor; kv?: tf.Tensor } | undefined,
-  freshK: HeadView,
-  freshV: HeadView,
-  batch: number,
-  kvHeads: number,
-  newPos: number,
-  dHead: number,
-  rotary?: InlineRotary,
-): tf.Tensor {
+export function writeKVInPlace(slab: tf.Tensor, at: number, freshK: HeadView, freshV: HeadView, rows: number, rotary?: InlineRotary): void {
+  assertFloat(slab, 'KV slab');
   assertFloat(freshK.tensor, 'new keys');
   assertFloat(freshV.tensor, 'new values');
-  const form: PastForm = !past ? 'none' : past.kv ? 'combined' : 'split';
-  const pastInputs = form === 'combined' ? [past!.kv!] : form === 'split' ? [past!.k!, past!.v!] : [];
-  const pastKeys: number = form === 'combined' ? past!.kv!.shape[3]! : form === 'split' ? past!.k!.shape[2]! : 0;
-  const shape = [2, batch, kvHeads, pastKeys + newPos, dHead];
-  const total = shape.reduce((a, c) => a * c, 1);
+  const [two, batch, heads, capacity, dHead] = slab.shape;
+  if (slab.rank !== 5 || two !== 2) throw new Error(`KV slab must be [2, batch, kv_head, capacity, d_head], got [${slab.shape}]`);
+  if (!(at >= 0 && at + rows <= capacity!)) throw new Error(`KV write of ${rows} rows at ${at} does not fit a capacity of ${capacity}`);
+  if (rows === 0) return;
   const i = (n: number) => ({ type: 'int32' as const, data: [n] });
   const uniforms = [
-    i(total), i(batch), i(kvHeads), i(pastKeys + newPos), i(dHead), i(pastKeys),
+    i(2 * batch! * heads! * rows * dHead!), i(batch!), i(heads!), i(rows), i(dHead!), i(capacity!), i(at),
     ...[freshK, freshV].flatMap((x) => [i(x.offset), ...x.strides.map(i)]),
-    ...tableUniforms(rotary, newPos),
+    ...tableUniforms(rotary, rows),
   ];
-  const inputs = [...pastInputs, freshK.tensor, freshV.tensor, ...(rotary ? [rotary.cos, rotary.sin] : [])];
-  return runProgram('HeadlensKVAppend', appendBothProgram(shape, form, !!rotary), inputs, uniforms);
+  const inputs = [freshK.tensor, freshV.tensor, ...(rotary ? [rotary.cos, rotary.sin] : [])];
+  runProgramInto('HeadlensKVWrite', writeProgram(slab.shape, rows, !!rotary), inputs, uniforms, slab);
+}
+
+/**
+ * A float32 tensor of `shape` on the webgpu backend whose buffer is made but not filled (its values are whatever
+ * the pooled buffer held): for a slab that only writeKVInPlace writes and only its written rows are read.
+ */
+export function uninitialisedTensor(shape: number[]): tf.Tensor {
+  const backend = tf.backend() as unknown as { makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo; uploadToGPU(dataId: object): void };
+  const info = backend.makeTensorInfo(shape, 'float32');
+  backend.uploadToGPU(info.dataId);
+  return (tf.engine() as unknown as { makeTensorFromTensorInfo(info: tf.TensorInfo): tf.Tensor }).makeTensorFromTensorInfo(info);
 }

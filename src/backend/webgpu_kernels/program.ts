@@ -29,7 +29,7 @@ export interface WebGPUProgram {
 export type UniformData = { type: 'int32' | 'float32'; data: number[] }[];
 
 interface WebGPUBackend {
-  runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], dtype: tf.DataType, uniforms?: UniformData): tf.TensorInfo;
+  runWebGPUProgram(program: WebGPUProgram, inputs: tf.TensorInfo[], dtype: tf.DataType, uniforms?: UniformData, output?: tf.TensorInfo): tf.TensorInfo;
   device: { limits: { maxComputeWorkgroupsPerDimension: number } };
 }
 
@@ -102,6 +102,20 @@ export function runProgram(name: string, program: WebGPUProgram, inputs: tf.Tens
   program.variableNames.forEach((v, i) => (named[v] = inputs[i]));
   const attrs = { program: withClassName(name, program), uniforms, order: program.variableNames } as unknown as tf.NamedAttrMap;
   return tf.engine().runKernel(name, named, attrs) as tf.Tensor;
+}
+
+/**
+ * Runs `program` with `target` (an existing float32 tensor of the program's output shape) as its output buffer:
+ * what the program writes changes `target` in place, and what it does not write keeps its values. Outside the
+ * engine's kernel registry (no new tensor is made), so tf.profile does not list it. Only for buffers one owner
+ * keeps to itself (the KV cache's slab, kv_append.ts).
+ */
+export function runProgramInto(name: string, program: WebGPUProgram, inputs: tf.Tensor[], uniforms: UniformData, target: tf.Tensor): void {
+  if (tf.getBackend() !== 'webgpu') throw new Error(`${name}: in-place programs run on the webgpu backend only (running: ${tf.getBackend()})`);
+  if (target.dtype !== 'float32' || target.shape.join() !== program.outputShape.join()) {
+    throw new Error(`${name}: the target must be float32 [${program.outputShape}], got ${target.dtype} [${target.shape}]`);
+  }
+  (tf.backend() as unknown as WebGPUBackend).runWebGPUProgram(withClassName(name, program), inputs, 'float32', uniforms, target);
 }
 
 /**

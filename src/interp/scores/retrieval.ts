@@ -106,7 +106,7 @@ export function* decodesExactlyReads(model: HookedTransformer, prompt: number[],
   const seq = [...prompt, ...answer.slice(0, -1)];
   if (seq.length > model.cfg.n_ctx) throw new HeadlensError(`decodesExactly: prompt and answer take ${seq.length} positions, more than n_ctx ${model.cfg.n_ctx}`, 'use a shorter prompt');
   const split = decodeHooks.length > 0 ? prompt.length - 1 : 0; // positions run before the decode hooks apply
-  const kvCache = split > 0 ? new KVCache(model.cfg.n_layers) : undefined;
+  const kvCache = split > 0 ? new KVCache(model.cfg.n_layers, { capacity: seq.length }) : undefined;
   let logits: tf.Tensor3D | undefined;
   let argmax: tf.Tensor;
   try {
