@@ -72,6 +72,8 @@ async function main(): Promise<void> {
       return create(d);
     };
   }
+  // every byte tfjs holds on the device: buffers in use and the pool of freed ones (tfjs-backend-webgpu 4.22's field)
+  const allocated = () => (tf.backend() as unknown as { bufferManager?: { numBytesAllocated?: number } }).bufferManager?.numBytesAllocated ?? 0;
   const reset = () => {
     Object.assign(counts, { programs: 0, buffers: 0, bufferBytes: 0, uploads: 0 });
     byProgram = {};
@@ -125,8 +127,8 @@ async function main(): Promise<void> {
       kernel = { error: (e as Error).message };
       console.log('tf.time failed:', (e as Error).message);
     }
-    console.log(`L=${L} cache ${(cache.bytes / 2 ** 30).toFixed(2)} GiB (${cache.mode}, capacity ${cache.capacity}); tf.memory ${(tf.memory().numBytes / 2 ** 30).toFixed(2)} GiB`);
-    result.push({ context: L, prefill_ms, steps: rows, timed: kernel, cache_bytes: cache.bytes, cache_mode: cache.mode });
+    console.log(`L=${L} cache ${(cache.bytes / 2 ** 30).toFixed(2)} GiB (${cache.mode}, capacity ${cache.capacity}); tf.memory ${(tf.memory().numBytes / 2 ** 30).toFixed(2)} GiB; tfjs' WebGPU buffers allocated (in use + pooled) ${(allocated() / 2 ** 30).toFixed(2)} GiB`);
+    result.push({ context: L, prefill_ms, steps: rows, timed: kernel, cache_bytes: cache.bytes, cache_mode: cache.mode, tensor_bytes: tf.memory().numBytes, allocated_bytes: allocated() });
     cache.dispose();
     writeFileSync(out, JSON.stringify({ preset: presetName, backend: choice, result }, null, 1));
   }
