@@ -19,7 +19,7 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
-import { bphView, fusedAttention, fusedAttentionRows as fusedRows, fusedRotary, FUSED_ATTENTION_MAX_D_HEAD, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
+import { bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedRotary, FUSED_ATTENTION_MAX_D_HEAD, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
 import type { PackedLinear } from './weights16.js';
 
 export interface AttentionContext {
@@ -68,9 +68,13 @@ type Param = (name: string) => tf.Tensor;
 export const attentionSlicing = { maxBytes: 256 * 2 ** 20 };
 
 /**
- * The fused attention kernel (src/backend/webgpu_kernels/attention.ts) runs one workgroup per query row and head,
- * each reading every key: right for decoding and short prompts, not for long prefills, where the matmul path
- * (sliced if need be) shares its key reads across rows. It takes at most this many new query rows.
+ * The fused path takes attention of any number of new query rows: fewer than flashAttention.minRows go to the
+ * kernel with one workgroup per query row and head (src/backend/webgpu_kernels/attention.ts), right for decoding;
+ * more to the tiled flash-attention kernel (flash_attention.ts), which reads each key once per tile of rows. A cache
+ * of the whole hook_attn_scores / hook_pattern, though, is written by a dispatch with one workgroup per query row
+ * reading every key: with such a cache the fused path takes at most this many new query rows, and longer prompts
+ * take the matmul path, whose product shares its key reads across rows. (A cache of some rows, patternRows, does not
+ * count.)
  */
 export const fusedAttentionRows = { max: 128 };
 
@@ -134,8 +138,10 @@ export function attention(
   // the fused attention never makes the scores or pattern it works from: only a listener that just reads them (a
   // cache) can be served, by a separate dispatch that writes them out
   const onlyRead = (name: string) => !hp.wants(name) || hp.readsOnly(name);
+  const whole = (name: string) => hp.wants(name) && hp.rowsOnly(name) === undefined; // every query row kept
+  const rowsFit = pos <= fusedAttentionRows.max || !(whole(H['attn.hook_attn_scores']) || whole(H['attn.hook_pattern']));
   // (causal models only: the kernels mask keys after the query; an encoder's attention takes the plain path)
-  if (ctx.kernels && !isEncoder(cfg) && pos <= fusedAttentionRows.max && e <= FUSED_ATTENTION_MAX_D_HEAD && onlyRead(H['attn.hook_attn_scores']) && onlyRead(H['attn.hook_pattern'])) {
+  if (ctx.kernels && !isEncoder(cfg) && rowsFit && e <= FUSED_ATTENTION_MAX_D_HEAD && onlyRead(H['attn.hook_attn_scores']) && onlyRead(H['attn.hook_pattern'])) {
     return fusedPath(cfg, layer, x, P, hp, ctx);
   }
   const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
@@ -245,7 +251,7 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
     batch, rows: pos, heads: h, kvHeads: kv, dHead: e, keys, scale: scaleOf(cfg, layer),
     queryStart: keys - pos, window: cfg.sliding_window, keyMask: ctx.padded ? ctx.kernels!.keyMask!() : undefined,
   };
-  const z = fusedAttention(q, k, v, { ...opts, rotary: inline }); // [batch, pos, head, d_head]
+  const z = (pos >= flashAttention.minRows ? flashAttentionZ : fusedAttention)(q, k, v, { ...opts, rotary: inline }); // [batch, pos, head, d_head]
   // a cache of the scores or pattern (read-only: checked by the caller) gets them from their own dispatch, only the
   // query rows it keeps where it keeps only some (patternRows)
   for (const name of [H['attn.hook_attn_scores'], H['attn.hook_pattern']]) {

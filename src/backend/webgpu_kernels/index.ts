@@ -6,6 +6,7 @@
  *   norm.ts        LayerNorm / RMSNorm (and the hook_scale split when a hook listens there), also of a sum
  *   attention.ts   scores, mask, softmax and ·V for every query row, GQA-aware, reading the KV cache in place;
  *                  and the scores or pattern rows a read-only cache keeps, when one asks
+ *   flash_attention.ts  the same attention tiled for many query rows (a prefill), FlashAttention-2 style
  *   rotary.ts      rotary embeddings of q and k together, straight from the fused QKV output
  *   kv_append.ts   the KV cache's new keys and values written in place into its preallocated slab
  *   activation.ts  the MLP's nonlinearity, or SwiGLU's act(gate)·up; the block's two residual adds as one
@@ -13,6 +14,7 @@
 export { fusedKernelsActive } from './program.js';
 export { fusedNorm, fusedNormApply, fusedNormOfSum, fusedNormScale, type NormType } from './norm.js';
 export { attentionSplits, bhpView, bphView, fusedAttention, fusedAttentionRows, FUSED_ATTENTION_MAX_D_HEAD, type DecodeAttentionOptions, type HeadView, type InlineRotary } from './attention.js';
+export { flashAttention, flashAttentionZ } from './flash_attention.js';
 export { fusedRotary, type RotaryOptions } from './rotary.js';
 export { uninitialisedTensor, writeKVInPlace } from './kv_append.js';
 export { fusedActivation, fusedAdd3, fusedGatedActivation, type FusedActivation } from './activation.js';

@@ -1,0 +1,257 @@
+/**
+ * Attention of many query rows at once (a prefill) in one dispatch, tiled as FlashAttention-2 tiles it (Dao 2023,
+ * "FlashAttention-2: Faster Attention with Better Parallelism and Work Partitioning"): a workgroup owns a tile of T
+ * query rows (T = 64, or 32 where the device has less workgroup memory) of one (batch, head) and walks the key
+ * tiles its rows can see, T keys at a time. For each key tile it forms the T×T scores in workgroup memory (q and k
+ * staged 16 dimensions at a time), masks them, and folds them into each row's running maximum, sum and unnormalised
+ * ·V accumulator (the online softmax of Milakov & Gimelshein 2018); z = accumulator / sum is written once at the
+ * end. So every key and value is read once per T query rows instead of once per row (fusedAttention's workgroup per
+ * row), and the [batch, head, query_pos, key_pos] scores are never written. Causal key tiles above the diagonal,
+ * and with a sliding window those wholly before it, are skipped: the loop covers only the tiles the rows can see.
+ *
+ * Everything else is fusedAttention's (attention.ts), so the fused path can take either: the same options, q, k
+ * and v read through the same HeadView strides (q out of the fused QKV output, keys and values in the KV cache's
+ * layout or fresh), GQA read from key/value head ⌊head / (n_heads / n_kv_heads)⌋, queryStart, the sliding window,
+ * the padded batch's key mask (a row that sees no key gets z = 0, as the unfused path's NaN → 0 pattern gives),
+ * scores divided by the scale, inline rotary of q, d_head up to FUSED_ATTENTION_MAX_D_HEAD (256). Float32
+ * throughout. Unlike FlashAttention-2 on CUDA there are no tensor cores or warp shuffles here: the products are
+ * float32 FMAs of each invocation's 4×4 (T = 64) block of scores and its rows' slice of the accumulator.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { rotateSnippet, tableUniforms, type DecodeAttentionOptions, type HeadView } from './attention.js';
+import { assertFloat, dispatch1d, runProgram, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
+
+/**
+ * minRows: the fused path hands attention of at least this many new query rows to flashAttention, fewer to
+ * fusedAttention. 64 is one whole tile: below it a flash workgroup computes mostly padding rows, and with only
+ * batch × heads workgroups (32 for llama-7b at batch 1), each walking every key alone, it would leave most of a GPU
+ * idle where fusedAttention spreads a long cache over many workgroups (attentionSplits); from one tile up, each key
+ * read serves 64 rows instead of one. Not yet measured (tests/device/flash_bench.ts times the crossover).
+ * tile: the query and key tile, 'auto' = 64 where the device's workgroup memory holds it (≈25 KiB), else 32 (≈9 KiB).
+ */
+export const flashAttention = { minRows: 64, tile: 'auto' as 'auto' | 32 | 64 };
+
+const WG = 256; // 16 × 16 invocations
+const CHUNK = 16; // dimensions of q and k staged at a time
+
+/** Bytes of workgroup memory a tile of T needs: the scores, q and k (or v) chunks, and each row's (m, l, correction). */
+function sharedBytes(T: number): number {
+  return 4 * (T * T + 2 * CHUNK * (T + 1) + 3 * T);
+}
+
+function tileFor(): 32 | 64 {
+  if (flashAttention.tile !== 'auto') return flashAttention.tile;
+  const limits = (tf.backend() as unknown as { device?: { limits?: { maxComputeWorkgroupStorageSize?: number } } }).device?.limits;
+  return (limits?.maxComputeWorkgroupStorageSize ?? 16384) >= sharedBytes(64) ? 64 : 32;
+}
+
+function flashProgram(o: DecodeAttentionOptions, T: number): WebGPUProgram {
+  const E = o.dHead;
+  const RP = T / 16; // rows (and keys) of the scores each invocation holds
+  const DP = Math.ceil(E / 16); // dimensions of the accumulator each invocation holds, per row
+  const EP = DP * 16; // d_head rounded up to whole chunks
+  const KVBUF = CHUNK * (T + 1);
+  const KC = Math.floor(KVBUF / EP); // keys of v staged at a time
+  const padded = !!o.keyMask;
+  const rot = !!o.rotary;
+  const nTiles = Math.ceil(o.rows / T);
+  const outputShape = [o.batch, o.rows, o.heads, E];
+  return {
+    variableNames: ['qIn', 'kIn', 'vIn', ...(padded ? ['keyMask'] : []), ...(rot ? ['cosT', 'sinT'] : [])],
+    outputShape,
+    shaderKey: `hlFlashAttention_${E}_${T}_${padded ? 'p' : 'np'}_${rot ? 'rot' : 'norot'}`,
+    dispatchLayout: { x: [0, 1, 2, 3] },
+    dispatch: dispatch1d(o.batch * o.heads * nTiles),
+    workgroupSize: [WG, 1, 1],
+    uniforms:
+      'batch : i32, rows : i32, heads : i32, group : i32, keys : i32, queryStart : i32, window : i32, scale : f32, ' +
+      'qOff : i32, qSb : i32, qSp : i32, qSh : i32, kOff : i32, kSb : i32, kSp : i32, kSh : i32, vOff : i32, vSb : i32, vSp : i32, vSh : i32, ' +
+      'rotaryDim : i32, tableSb : i32, nTiles : i32,',
+    getUserCode: () => `
+const E = ${E};
+const T = ${T};
+const RP = ${RP};
+const DP = ${DP};
+const EP = ${EP};
+const KC = ${KC};
+const NONE = -3.0e38;
+${rot ? rotateSnippet('rotQ', 'qIn') : ''}
+var<workgroup> sc : array<f32, ${T * T}>;      // the tile's scores, then its probabilities [row][key]
+var<workgroup> qs : array<f32, ${CHUNK * (T + 1)}>; // q chunk [dim][row], rows padded to T + 1
+var<workgroup> kvs : array<f32, ${KVBUF}>;     // k chunk [dim][key] (padded as qs), or v [key][dim] for KC keys
+var<workgroup> mRow : array<f32, ${T}>;
+var<workgroup> lRow : array<f32, ${T}>;
+var<workgroup> cRow : array<f32, ${T}>;
+var<workgroup> span : vec2<i32>;
+
+fn main(index : i32) {
+  let tid = i32(localId.x);
+  let tx = tid % 16;
+  let ty = tid / 16;
+  let total = uniforms.batch * uniforms.heads * uniforms.nTiles;
+  let wg = ${WORKGROUP_INDEX};
+  let w = min(wg, total - 1);
+  // the query tiles of one (batch, head) are neighbours, the last (the most keys under a causal mask) first
+  let qt = uniforms.nTiles - 1 - w % uniforms.nTiles;
+  let h = (w / uniforms.nTiles) % uniforms.heads;
+  let bt = w / (uniforms.nTiles * uniforms.heads);
+  let kvh = h / uniforms.group;
+  let r0 = qt * T;
+  let rEnd = min(uniforms.rows, r0 + T);
+  if (tid == 0) {
+    // the key tiles some row of this tile sees: up to the last row's position, from the first row's window
+    let last = min(uniforms.keys - 1, uniforms.queryStart + rEnd - 1);
+    var first = 0;
+    if (uniforms.window > 0) { first = max(0, uniforms.queryStart + r0 - uniforms.window + 1); }
+    var lo = first / T;
+    var hi = last / T + 1;
+    if (wg >= total || last < first) { hi = lo; } // a workgroup past the end (a folded dispatch), or nothing visible
+    span = vec2<i32>(lo, hi);
+  }
+  if (tid < T) {
+    mRow[tid] = NONE;
+    lRow[tid] = 0.0;
+  }
+  // (workgroupUniformLoad: the loop's bounds are the same for every invocation, so its barriers are allowed)
+  let range = workgroupUniformLoad(&span);
+  let qBase = uniforms.qOff + bt * uniforms.qSb + h * uniforms.qSh;
+  let kBase = uniforms.kOff + bt * uniforms.kSb + kvh * uniforms.kSh;
+  let vBase = uniforms.vOff + bt * uniforms.vSb + kvh * uniforms.vSh;
+  var acc : array<f32, ${RP * DP}>;
+  for (var i = 0; i < RP * DP; i++) { acc[i] = 0.0; }
+
+  for (var kt = range.x; kt < range.y; kt++) {
+    let c0 = kt * T;
+    // scores of rows ty + 16·i against keys tx + 16·j, summed over q·k 16 dimensions at a time
+    var s : array<f32, ${RP * RP}>;
+    for (var i = 0; i < RP * RP; i++) { s[i] = 0.0; }
+    for (var e0 = 0; e0 < E; e0 += ${CHUNK}) {
+      for (var n = tid; n < ${CHUNK * T}; n += ${WG}) {
+        let e = n % ${CHUNK};
+        let rr = n / ${CHUNK};
+        let r = r0 + rr;
+        let t = c0 + rr;
+        var qv = 0.0;
+        if (r < uniforms.rows && e0 + e < E) {
+          ${rot ? 'qv = rotQ(qBase + r * uniforms.qSp, e0 + e, bt * uniforms.tableSb + r);' : 'qv = qIn[qBase + r * uniforms.qSp + e0 + e];'}
+        }
+        qs[e * (T + 1) + rr] = qv;
+        var kv = 0.0;
+        if (t < uniforms.keys && e0 + e < E) { kv = kIn[kBase + t * uniforms.kSp + e0 + e]; }
+        kvs[e * (T + 1) + rr] = kv;
+      }
+      workgroupBarrier();
+      for (var e = 0; e < ${CHUNK}; e++) {
+        var qr : array<f32, RP>;
+        for (var i = 0; i < RP; i++) { qr[i] = qs[e * (T + 1) + ty + 16 * i]; }
+        for (var j = 0; j < RP; j++) {
+          let kj = kvs[e * (T + 1) + tx + 16 * j];
+          for (var i = 0; i < RP; i++) { s[i * RP + j] = fma(qr[i], kj, s[i * RP + j]); }
+        }
+      }
+      workgroupBarrier();
+    }
+    for (var i = 0; i < RP; i++) {
+      let rr = ty + 16 * i;
+      let r = r0 + rr;
+      let qAbs = uniforms.queryStart + r;
+      for (var j = 0; j < RP; j++) {
+        let t = c0 + tx + 16 * j;
+        var ok = r < uniforms.rows && t < uniforms.keys && t <= qAbs;
+        if (uniforms.window > 0) { ok = ok && qAbs - t < uniforms.window; }
+        ${padded ? 'if (ok) { ok = keyMask[bt * uniforms.keys + t] > 0.5; }' : ''}
+        var v = NONE;
+        if (ok) { v = s[i * RP + j] / uniforms.scale; }
+        sc[rr * T + tx + 16 * j] = v;
+      }
+    }
+    workgroupBarrier();
+    // each row's new maximum; its probabilities replace its scores, and the old sum and accumulator are rescaled
+    if (tid < T) {
+      let mOld = mRow[tid];
+      var mx = mOld;
+      for (var c = 0; c < T; c++) { mx = max(mx, sc[tid * T + c]); }
+      var sum = 0.0;
+      for (var c = 0; c < T; c++) {
+        let v = sc[tid * T + c];
+        var p = 0.0;
+        if (v > NONE) { p = exp(v - mx); }
+        sc[tid * T + c] = p;
+        sum += p;
+      }
+      var corr = 1.0;
+      if (mOld > NONE) { corr = exp(mOld - mx); }
+      lRow[tid] = lRow[tid] * corr + sum;
+      mRow[tid] = mx;
+      cRow[tid] = corr;
+    }
+    workgroupBarrier();
+    for (var i = 0; i < RP; i++) {
+      let corr = cRow[ty + 16 * i];
+      for (var d = 0; d < DP; d++) { acc[i * DP + d] *= corr; }
+    }
+    // ·V, KC keys of v staged at a time: rows ty + 16·i, dimensions tx + 16·d
+    for (var k0 = 0; k0 < T; k0 += KC) {
+      for (var n = tid; n < KC * EP; n += ${WG}) {
+        let kk = n / EP;
+        let e = n % EP;
+        let t = c0 + k0 + kk;
+        var vv = 0.0;
+        if (k0 + kk < T && t < uniforms.keys && e < E) { vv = vIn[vBase + t * uniforms.vSp + e]; }
+        kvs[n] = vv;
+      }
+      workgroupBarrier();
+      for (var kk = 0; kk < KC; kk++) {
+        if (k0 + kk < T) {
+          var p : array<f32, RP>;
+          for (var i = 0; i < RP; i++) { p[i] = sc[(ty + 16 * i) * T + k0 + kk]; }
+          for (var d = 0; d < DP; d++) {
+            let vd = kvs[kk * EP + tx + 16 * d];
+            for (var i = 0; i < RP; i++) { acc[i * DP + d] = fma(p[i], vd, acc[i * DP + d]); }
+          }
+        }
+      }
+      workgroupBarrier();
+    }
+  }
+  if (wg >= total) { return; }
+  for (var i = 0; i < RP; i++) {
+    let rr = ty + 16 * i;
+    let r = r0 + rr;
+    if (r < uniforms.rows) {
+      let l = lRow[rr];
+      for (var d = 0; d < DP; d++) {
+        let e = tx + 16 * d;
+        if (e < E) {
+          var out = 0.0;
+          if (l > 0.0) { out = acc[i * DP + d] / l; }
+          result[((bt * uniforms.rows + r) * uniforms.heads + h) * E + e] = out;
+        }
+      }
+    }
+  }
+}
+`,
+  };
+}
+
+/**
+ * hook_z [batch, rows, head, d_head]: softmax(q·kᵀ / scale + mask)·v for the query rows in `q` against the `keys`
+ * keys and values, the same as fusedAttention (same views and options), tiled for many query rows.
+ */
+export function flashAttentionZ(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): tf.Tensor4D {
+  for (const [t, n] of [[q.tensor, 'q'], [k.tensor, 'k'], [v.tensor, 'v']] as const) assertFloat(t, n);
+  if (o.dHead > 256) throw new Error(`flash attention: d_head ${o.dHead} is more than 256`);
+  if (o.heads % o.kvHeads !== 0) throw new Error(`flash attention: ${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
+  const T = tileFor();
+  const i = (n: number) => ({ type: 'int32' as const, data: [n] });
+  const uniforms = [
+    i(o.batch), i(o.rows), i(o.heads), i(o.heads / o.kvHeads), i(o.keys), i(o.queryStart), i(o.window ?? 0),
+    { type: 'float32' as const, data: [o.scale] },
+    ...[q, k, v].flatMap((x) => [i(x.offset), ...x.strides.map(i)]),
+    ...tableUniforms(o.rotary, o.rows),
+    i(Math.ceil(o.rows / T)),
+  ];
+  const inputs = [q.tensor, k.tensor, v.tensor, ...(o.keyMask ? [o.keyMask] : []), ...(o.rotary ? [o.rotary.cos, o.rotary.sin] : [])];
+  return runProgram('HeadlensFlashAttention', flashProgram(o, T), inputs, uniforms) as tf.Tensor4D;
+}

@@ -1,0 +1,222 @@
+/**
+ * The tiled flash-attention kernel (src/backend/webgpu_kernels/flash_attention.ts) on SwiftShader: against a float64
+ * reference written here from the definition (softmax(q·kᵀ / scale + mask)·v, GQA by ⌊head / group⌋, rotate_half
+ * rotary) for every case the fused path can hand it, in both tile sizes; then whole models whose prefill takes it,
+ * against transformers' fixtures and against the plain path. "Relative" is max |got − want| / max |want|.
+ */
+import * as tf from '@tensorflow/tfjs';
+import path from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { bhpView, bphView, flashAttention, flashAttentionZ, type DecodeAttentionOptions, type HeadView } from '../src/backend/webgpu_kernels/index.js';
+import { generateAsync } from '../src/hooks/generate.js';
+import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
+import { loadPretrained } from '../src/loading/load.js';
+import { fusedAttentionRows } from '../src/model/attention.js';
+import { makeConfig } from '../src/model/config.js';
+import { KVCache } from '../src/model/kv_cache.js';
+import { optimisations } from '../src/model/transformer.js';
+import { fixtureTokens } from './device/fixture_parity.js';
+import { FIXTURES, maxAbsDiffAsync, reference, startSoftwareWebGPU } from './helpers.js';
+
+const saved = { ...flashAttention };
+
+beforeAll(async () => {
+  await startSoftwareWebGPU();
+});
+
+afterEach(() => {
+  Object.assign(flashAttention, saved);
+  optimisations.fusedKernels = true;
+});
+
+/** A small seeded generator (mulberry32), so the reference and the kernel read the same numbers. */
+function randoms(n: number, seed: number): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 4 - 2;
+  }
+  return out;
+}
+
+interface Case {
+  name: string;
+  batch: number;
+  rows: number;
+  keys: number;
+  heads: number;
+  kvHeads: number;
+  dHead: number;
+  window: number | null;
+  /** [batch][keys] 1 real, 0 padding */
+  keyMask?: number[][];
+  /** keys and values in the KV cache's combined layout [2, batch, kv_head, key_pos, d_head]; else q, k, v from one QKV matrix */
+  cacheLayout: boolean;
+  rotaryDim?: number;
+}
+
+/** z [batch, rows, head, d_head] in float64, from the definition. */
+function reference64(c: Case, q: (b: number, r: number, h: number, e: number) => number, k: (b: number, t: number, g: number, e: number) => number, v: typeof k, scale: number): Float64Array {
+  const { batch, rows, keys, heads, kvHeads, dHead: E, window } = c;
+  const start = keys - rows;
+  const z = new Float64Array(batch * rows * heads * E);
+  for (let b = 0; b < batch; b++)
+    for (let r = 0; r < rows; r++)
+      for (let h = 0; h < heads; h++) {
+        const g = Math.floor(h / (heads / kvHeads));
+        const s: number[] = [];
+        let m = -Infinity;
+        for (let t = 0; t < keys; t++) {
+          const ok = t <= start + r && (window === null || start + r - t < window) && (!c.keyMask || c.keyMask[b][t] === 1);
+          let dot = 0;
+          for (let e = 0; e < E; e++) dot += q(b, r, h, e) * k(b, t, g, e);
+          s.push(ok ? dot / scale : -Infinity);
+          if (ok) m = Math.max(m, dot / scale);
+        }
+        if (m === -Infinity) continue; // no visible key: z = 0
+        let l = 0;
+        const p = s.map((x) => (x === -Infinity ? 0 : Math.exp(x - m)));
+        for (const x of p) l += x;
+        for (let e = 0; e < E; e++) {
+          let acc = 0;
+          for (let t = 0; t < keys; t++) acc += p[t] * v(b, t, g, e);
+          z[((b * rows + r) * heads + h) * E + e] = acc / l;
+        }
+      }
+  return z;
+}
+
+function relative(got: Float32Array, want: Float64Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    const d = Math.abs(got[i] - want[i]);
+    if (!(d <= diff)) diff = d; // NaN wins
+    scale = Math.max(scale, Math.abs(want[i]));
+  }
+  expect(scale).toBeGreaterThan(0);
+  return diff / scale;
+}
+
+/** Runs the kernel on case c (inputs laid out as the fused path lays them out) and returns its error against reference64. */
+async function check(c: Case): Promise<{ err: number; z: Float32Array }> {
+  const { batch, rows, keys, heads: H, kvHeads: KV, dHead: E } = c;
+  const scale = Math.sqrt(E);
+  const qData = randoms(batch * rows * H * E, 1);
+  const kData = randoms(batch * keys * KV * E, 2);
+  const vData = randoms(batch * keys * KV * E, 3);
+  const qAt = (b: number, r: number, h: number, e: number) => qData[((b * rows + r) * H + h) * E + e];
+  const kAt = (b: number, t: number, g: number, e: number) => kData[((b * keys + t) * KV + g) * E + e];
+  const vAt = (b: number, t: number, g: number, e: number) => vData[((b * keys + t) * KV + g) * E + e];
+  const tensors: tf.Tensor[] = [];
+  let q: HeadView, k: HeadView, v: HeadView;
+  if (c.cacheLayout) {
+    // q [batch, rows, head, d_head]; keys and values in one [2, batch, kv_head, key_pos, d_head] tensor
+    const all = new Float32Array(2 * batch * KV * keys * E);
+    for (let b = 0; b < batch; b++)
+      for (let g = 0; g < KV; g++)
+        for (let t = 0; t < keys; t++)
+          for (let e = 0; e < E; e++) {
+            all[(((b * KV + g) * keys + t) * E) + e] = kAt(b, t, g, e);
+            all[batch * KV * keys * E + (((b * KV + g) * keys + t) * E) + e] = vAt(b, t, g, e);
+          }
+    const qt = tf.tensor4d(qData, [batch, rows, H, E]);
+    const kvT = tf.tensor4d(all, [2 * batch, KV, keys, E]);
+    tensors.push(qt, kvT);
+    q = bphView(qt);
+    k = bhpView(kvT);
+    v = { ...bhpView(kvT), offset: batch * KV * keys * E };
+  } else {
+    // one QKV matrix [batch·pos, (head + 2·kv_head)·d_head], rows = keys
+    expect(rows).toBe(keys);
+    const width = (H + 2 * KV) * E;
+    const qkv = new Float32Array(batch * rows * width);
+    for (let b = 0; b < batch; b++)
+      for (let p = 0; p < rows; p++) {
+        const row = (b * rows + p) * width;
+        for (let e = 0; e < E; e++) {
+          for (let h = 0; h < H; h++) qkv[row + h * E + e] = qAt(b, p, h, e);
+          for (let g = 0; g < KV; g++) {
+            qkv[row + (H + g) * E + e] = kAt(b, p, g, e);
+            qkv[row + (H + KV + g) * E + e] = vAt(b, p, g, e);
+          }
+        }
+      }
+    const t = tf.tensor2d(qkv, [batch * rows, width]);
+    tensors.push(t);
+    const strides: [number, number, number] = [rows * width, width, E];
+    q = { tensor: t, offset: 0, strides };
+    k = { tensor: t, offset: H * E, strides };
+    v = { tensor: t, offset: (H + KV) * E, strides };
+  }
+  // rotary of q inside the kernel: rotate_half on the first rotaryDim dimensions, tables [rows, rotaryDim]
+  let rotary: DecodeAttentionOptions['rotary'];
+  let qRef = qAt;
+  if (c.rotaryDim) {
+    const rd = c.rotaryDim;
+    const half = rd / 2;
+    const cos = new Float32Array(rows * rd);
+    const sin = new Float32Array(rows * rd);
+    for (let r = 0; r < rows; r++)
+      for (let i = 0; i < rd; i++) {
+        const angle = (keys - rows + r) / 10000 ** ((2 * (i % half)) / rd);
+        cos[r * rd + i] = Math.cos(angle);
+        sin[r * rd + i] = Math.sin(angle);
+      }
+    const [cosT, sinT] = [tf.tensor2d(cos, [rows, rd]), tf.tensor2d(sin, [rows, rd])];
+    tensors.push(cosT, sinT);
+    rotary = { cos: cosT, sin: sinT, rotaryDim: rd };
+    qRef = (b, r, h, e) => {
+      if (e >= rd) return qAt(b, r, h, e);
+      const other = e < half ? -qAt(b, r, h, e + half) : qAt(b, r, h, e - half);
+      return qAt(b, r, h, e) * cos[r * rd + e] + other * sin[r * rd + e];
+    };
+  }
+  const keyMask = c.keyMask ? tf.tensor2d(c.keyMask) : undefined;
+  if (keyMask) tensors.push(keyMask);
+  const opts: DecodeAttentionOptions = { batch, rows, heads: H, kvHeads: KV, dHead: E, keys, scale, queryStart: keys - rows, window: c.window, keyMask, rotary };
+  const out = flashAttentionZ(q, k, v, opts);
+  expect(out.shape).toEqual([batch, rows, H, E]);
+  const z = (await out.data()) as Float32Array;
+  tf.dispose([out, ...tensors]);
+  return { err: relative(z, reference64(c, qRef, kAt, vAt, scale)), z };
+}
+
+const base = { batch: 2, heads: 4, kvHeads: 4, dHead: 16, window: null, cacheLayout: false };
+const CASES: Case[] = [
+  { ...base, name: 'causal, rows = keys = 70 (not a whole tile), q k v out of one QKV matrix', rows: 70, keys: 70 },
+  { ...base, name: 'rows < keys: 37 rows after 60 cached keys, cache layout, GQA 8 / 2', rows: 37, keys: 97, heads: 8, kvHeads: 2, cacheLayout: true },
+  { ...base, name: 'sliding window 9 (key tiles wholly before it skipped), GQA 4 / 1', rows: 80, keys: 80, kvHeads: 1, window: 9 },
+  {
+    ...base, name: 'padded batch: row 0 left-padded by 5 (its first 5 query rows see no key), row 1 with a hole', rows: 40, keys: 40,
+    keyMask: [Array.from({ length: 40 }, (_, t) => (t < 5 ? 0 : 1)), Array.from({ length: 40 }, (_, t) => (t === 20 ? 0 : 1))],
+  },
+  { ...base, name: 'd_head 64, inline rotary of q (rotary_dim 32), cache layout with 3 cached keys', rows: 33, keys: 36, dHead: 64, rotaryDim: 32, cacheLayout: true, batch: 1 },
+  { ...base, name: 'd_head 5 (odd, under one chunk), window 4 and padding', rows: 50, keys: 50, dHead: 5, window: 4, keyMask: [Array.from({ length: 50 }, (_, t) => (t < 3 ? 0 : 1)), Array.from({ length: 50 }, () => 1)] },
+];
+
+describe('flashAttentionZ against a float64 reference (1e-5 relative)', () => {
+  for (const tile of [32, 64] as const) {
+    it.each(CASES.map((c) => [c.name, c] as const))(`tile ${tile}: %s`, async (_name, c) => {
+      flashAttention.tile = tile;
+      const { err, z } = await check(c);
+      expect(err).toBeLessThan(1e-5);
+      if (c.keyMask && c.keyMask[0][0] === 0) {
+        // batch row 0's first query rows see only padding: z = 0 exactly (not NaN)
+        const per = c.heads * c.dHead;
+        const firstRows = Array.from(z.subarray(0, 3 * per));
+        expect(firstRows.every((x) => x === 0)).toBe(true);
+      }
+    });
+  }
+
+  it('rejects a head count that is not a multiple of the key/value heads, naming both', () => {
+    const t = tf.zeros([2, 40, 3, 16]);
+    expect(() => flashAttentionZ(bphView(t), bphView(t), bphView(t), { batch: 2, rows: 40, heads: 3, kvHeads: 2, dHead: 16, keys: 40, scale: 4, queryStart: 0, window: null })).toThrow(/3 heads .* 2 key\/value heads/);
+    t.dispose();
+  });
+});
