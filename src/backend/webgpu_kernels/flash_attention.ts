@@ -27,16 +27,16 @@ import { assertFloat, dispatch1d, runProgram, WORKGROUP_INDEX, type WebGPUProgra
  * batch × heads workgroups (32 for llama-7b at batch 1), each walking every key alone, it would leave most of a GPU
  * idle where fusedAttention spreads a long cache over many workgroups (attentionSplits); from one tile up, each key
  * read serves 64 rows instead of one. Not yet measured (tests/device/flash_bench.ts times the crossover).
- * tile: the query and key tile, 'auto' = 64 where the device's workgroup memory holds it (≈25 KiB), else 32 (≈9 KiB).
+ * tile: the query and key tile, 'auto' = 64 where the device's workgroup memory holds it (≈29 KiB), else 32 (≈11 KiB).
  */
 export const flashAttention = { minRows: 64, tile: 'auto' as 'auto' | 32 | 64 };
 
 const WG = 256; // 16 × 16 invocations
 const CHUNK = 16; // dimensions of q and k staged at a time
 
-/** Bytes of workgroup memory a tile of T needs: the scores, q and k (or v) chunks, and each row's (m, l, correction). */
+/** Bytes of workgroup memory a tile of T needs: the scores, q and k (or v) chunks, each row's (m, l) and its reductions. */
 function sharedBytes(T: number): number {
-  return 4 * (T * T + 2 * CHUNK * (T + 1) + 3 * T);
+  return 4 * (T * T + 2 * CHUNK * (T + 1) + 2 * T + 16 * T);
 }
 
 function tileFor(): 32 | 64 {
@@ -81,7 +81,7 @@ var<workgroup> qs : array<f32, ${CHUNK * (T + 1)}>; // q chunk [dim][row], rows 
 var<workgroup> kvs : array<f32, ${KVBUF}>;     // k chunk [dim][key] (padded as qs), or v [key][dim] for KC keys
 var<workgroup> mRow : array<f32, ${T}>;
 var<workgroup> lRow : array<f32, ${T}>;
-var<workgroup> cRow : array<f32, ${T}>;
+var<workgroup> red : array<f32, ${16 * T}>;   // per row, one value from each of the 16 invocations sharing it
 var<workgroup> span : vec2<i32>;
 
 fn main(index : i32) {
@@ -151,10 +151,12 @@ fn main(index : i32) {
       }
       workgroupBarrier();
     }
+    // masked and scaled scores; each invocation's maximum of its keys for each of its rows
     for (var i = 0; i < RP; i++) {
       let rr = ty + 16 * i;
       let r = r0 + rr;
       let qAbs = uniforms.queryStart + r;
+      var mx = NONE;
       for (var j = 0; j < RP; j++) {
         let t = c0 + tx + 16 * j;
         var ok = r < uniforms.rows && t < uniforms.keys && t <= qAbs;
@@ -162,33 +164,50 @@ fn main(index : i32) {
         ${padded ? 'if (ok) { ok = keyMask[bt * uniforms.keys + t] > 0.5; }' : ''}
         var v = NONE;
         if (ok) { v = s[i * RP + j] / uniforms.scale; }
-        sc[rr * T + tx + 16 * j] = v;
+        s[i * RP + j] = v;
+        mx = max(mx, v);
       }
+      red[rr * 16 + tx] = mx;
     }
     workgroupBarrier();
-    // each row's new maximum; its probabilities replace its scores, and the old sum and accumulator are rescaled
-    if (tid < T) {
-      let mOld = mRow[tid];
-      var mx = mOld;
-      for (var c = 0; c < T; c++) { mx = max(mx, sc[tid * T + c]); }
+    // each row's new maximum over the 16 invocations that share it; the accumulator rescaled to it
+    var mOld : array<f32, RP>;
+    var mNew : array<f32, RP>;
+    for (var i = 0; i < RP; i++) {
+      let rr = ty + 16 * i;
+      mOld[i] = mRow[rr];
+      var mx = mOld[i];
+      for (var x = 0; x < 16; x++) { mx = max(mx, red[rr * 16 + x]); }
+      mNew[i] = mx;
+      var corr = 1.0;
+      if (mOld[i] > NONE) { corr = exp(mOld[i] - mx); }
+      for (var d = 0; d < DP; d++) { acc[i * DP + d] *= corr; }
+    }
+    workgroupBarrier();
+    // probabilities (unnormalised) in place of the scores, and each invocation's part of each row's sum
+    for (var i = 0; i < RP; i++) {
+      let rr = ty + 16 * i;
       var sum = 0.0;
-      for (var c = 0; c < T; c++) {
-        let v = sc[tid * T + c];
+      for (var j = 0; j < RP; j++) {
+        let v = s[i * RP + j];
         var p = 0.0;
-        if (v > NONE) { p = exp(v - mx); }
-        sc[tid * T + c] = p;
+        if (v > NONE) { p = exp(v - mNew[i]); }
+        sc[rr * T + tx + 16 * j] = p;
         sum += p;
       }
-      var corr = 1.0;
-      if (mOld > NONE) { corr = exp(mOld - mx); }
-      lRow[tid] = lRow[tid] * corr + sum;
-      mRow[tid] = mx;
-      cRow[tid] = corr;
+      red[rr * 16 + tx] = sum;
     }
     workgroupBarrier();
-    for (var i = 0; i < RP; i++) {
-      let corr = cRow[ty + 16 * i];
-      for (var d = 0; d < DP; d++) { acc[i * DP + d] *= corr; }
+    if (tx == 0) {
+      for (var i = 0; i < RP; i++) {
+        let rr = ty + 16 * i;
+        var sum = 0.0;
+        for (var x = 0; x < 16; x++) { sum += red[rr * 16 + x]; }
+        var corr = 1.0;
+        if (mOld[i] > NONE) { corr = exp(mOld[i] - mNew[i]); }
+        lRow[rr] = lRow[rr] * corr + sum;
+        mRow[rr] = mNew[i];
+      }
     }
     // ·V, KC keys of v staged at a time: rows ty + 16·i, dimensions tx + 16·d
     for (var k0 = 0; k0 < T; k0 += KC) {
