@@ -38,7 +38,7 @@ export type TokenInput = number[][] | number[] | tf.Tensor;
  *   lazyHooks      activations that exist only to be hooked (hook_pos_embed's [batch, pos, d_model] copy)
  *                  are made only when a hook or cache asks for them;
  *   fusedKernels   on the webgpu backend, norms, the MLP's activation, rotary, the KV cache's append and attention
- *                  (when nobody asks for scores or patterns; at most fusedAttentionRows.max query rows) each run
+ *                  (when nobody asks for scores or patterns; prefills tiled, flash_attention.ts) each run
  *                  as one dispatch of headlens' own WGSL (src/backend/webgpu_kernels) instead of one per tfjs op,
  *                  and where nobody hooks resid_mid or ln2's scale a block's two residual adds are one dispatch.
  *                  Never on other backends, and never while a gradient is recorded (the kernels have none).
