@@ -14,6 +14,7 @@
  * d_model 256 and a 1,000-token vocabulary, for counting programs on SwiftShader (the counts per layer are the
  * same); HEADLENS_FUSED=0 switches optimisations.fusedKernels off, for the before/after count.
  */
+import './device_env.js';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
 import { initBackend, webgpuHostTuning } from '../../src/backend/index.js';
