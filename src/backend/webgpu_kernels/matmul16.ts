@@ -141,7 +141,7 @@ const PAIRS = 16;
 const SLICES = 16;
 
 /** Rows of x a workgroup row computes: the shader is specialised to 1, 2, 4 or 8, so one row wastes no arithmetic. */
-function rowsPerWorkgroup(M: number): number {
+export function rowsPerWorkgroup(M: number): number {
   return M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
 }
 
