@@ -211,8 +211,7 @@ export class GemvMatMulProgram {
     let jr = min(j, groups - 1); // past the last column a lane reads the last group again and writes nothing
     let row0 = i32(workgroupId.y) * ${ROWS};
     ${Array.from({ length: ROWS }, (_, r) => `let xr${r} = min(row0 + ${r}, uniforms.M - 1);`).join('\n    ')}
-    var acc : array<vec4<f32>, ${ROWS}>;
-    for (var r = 0; r < ${ROWS}; r++) { acc[r] = vec4<f32>(0.0); }
+    var acc : array<vec4<f32>, ${ROWS}>; // zero-initialised
     let quads = (uniforms.K + 3) / 4;
     for (var q = slice; q < quads; q += ${slices}) {
       let k = 4 * q;
@@ -225,15 +224,13 @@ export class GemvMatMulProgram {
     ${sum.code}
     if (slice == 0 && j < groups) {
       let c = 4 * j;
-      for (var r = 0; r < ${ROWS}; r++) {
-        let row = row0 + r;
-        if (row < uniforms.M) {
-          var v = acc[r];
-          ${biasAdd}
-          v = act(v);
-          ${write}
-        }
-      }
+      ${Array.from({ length: ROWS }, (_, r) => `if (row0 + ${r} < uniforms.M) {
+        let row = row0 + ${r};
+        var v = acc[${r}];
+        ${biasAdd}
+        v = act(v);
+        ${write}
+      }`).join('\n      ')}
     }
   }
 `;

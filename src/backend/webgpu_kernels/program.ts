@@ -146,27 +146,29 @@ export function wgslWorkgroupReduce(name: string, wg: number, op: string): strin
  * matmuls: lanes own columns, slices split K). Each thread holds `acc : array<TYPE, rows>` and knows `lane` and
  * `slice`; afterwards the threads of slice 0 hold, in acc, the sums over all slices of their lane. Halving steps:
  * the upper half of the remaining slices hands its partials to the lower half through `red`, as many rows at once as
- * `red` holds (`cap` entries, declared by `decl`), so 8 rows on 256 threads take 7 barrier pairs rather than 8 serial
- * sums. Every thread must run it (it holds barriers). `slices` is a power of two.
+ * `red` holds (`cap` entries or one row's, declared by `decl`), so 8 rows on 256 threads take 7 barrier pairs rather than 8 serial
+ * sums. Unrolled here, so every index into acc is a constant (a dynamically indexed array may leave registers).
+ * Every thread must run it (it holds barriers). `slices` is a power of two.
  */
 export function wgslSliceSum(type: string, lanes: number, slices: number, rows: number, cap: number): { decl: string; code: string } {
   if (slices & (slices - 1)) throw new Error(`wgslSliceSum: ${slices} slices is not a power of two`);
   const lines: string[] = [];
+  let size = 1;
   for (let half = slices / 2; half >= 1; half /= 2) {
     const perRound = Math.max(1, Math.min(rows, Math.floor(cap / (half * lanes))));
+    size = Math.max(size, perRound * half * lanes);
     for (let r0 = 0; r0 < rows; r0 += perRound) {
-      const n = Math.min(perRound, rows - r0);
+      const rs = Array.from({ length: Math.min(perRound, rows - r0) }, (_, i) => i);
       lines.push(`if (slice >= ${half} && slice < ${2 * half}) {
-    for (var r = 0; r < ${n}; r++) { red[(r * ${half} + slice - ${half}) * ${lanes} + lane] = acc[${r0} + r]; }
+    ${rs.map((i) => `red[${i * half * lanes} + (slice - ${half}) * ${lanes} + lane] = acc[${r0 + i}];`).join('\n    ')}
   }
   workgroupBarrier();
   if (slice < ${half}) {
-    for (var r = 0; r < ${n}; r++) { acc[${r0} + r] += red[(r * ${half} + slice) * ${lanes} + lane]; }
+    ${rs.map((i) => `acc[${r0 + i}] += red[${i * half * lanes} + slice * ${lanes} + lane];`).join('\n    ')}
   }
   workgroupBarrier();`);
     }
   }
-  const size = Math.max(1, Math.min(cap, (slices / 2) * lanes * rows));
   return { decl: `var<workgroup> red : array<${type}, ${size}>;`, code: lines.join('\n  ') };
 }
 
