@@ -4,8 +4,9 @@
  *
  * Why: such a product reads each weight once and does 2·M flops with it, so it is bound by reading W (ideal about
  * bytes(W) / 3 TB/s on an H100). tfjs 4.22's MatMulPackedProgram tiles the output 32×32 with 4×4 outputs a thread,
- * which at M ≤ 8 leaves most threads idle and reads W along K; on an H100 the 225 matmuls of a llama-7b decode step
- * took 35.7 ms of GPU time for 27 GB of float32 weights (about 0.75 TB/s, a quarter of the bandwidth).
+ * which at M ≤ 8 leaves most threads idle; on an H100 the 225 MatMulPackedProgram runs of a llama-7b decode step took
+ * 35.7 ms of GPU time (bench/results/h100-2026-12-07-s3/dprof-llama-7b.log) for its 27 GB of float32 weights: about
+ * 0.75 TB/s, a quarter of the card's bandwidth.
  *
  * Layout (W row-major [K, N]): a workgroup of `lanes` × `slices` = 256 threads owns 4·lanes consecutive columns.
  * Each lane owns 4 columns; the slices split K in quads (slice s takes k = 4q … 4q+3 for q ≡ s mod slices). Per
