@@ -179,10 +179,22 @@ describe('decode matmul (webgpu on SwiftShader) against float64 and tfjs’ kern
     expect(prelu.err).toBeLessThan(TOL);
   }, 120_000);
 
-  it('more rows than gemvMaxRows, a transposed W and a batched W go to the other kernels, still right; nothing leaks', async () => {
+  it('more rows than gemvMaxRows, a transposed W and a batched W go to the other kernels, still right; a larger gemvMaxRows takes 9 rows in two blocks; a bad gemvLanes is refused; nothing leaks', async () => {
     const nine = await check({ M: 9, K: 64, N: 128 }, 300);
     expect(nine.gemv).toBe(0);
     expect(nine.err).toBeLessThan(TOL);
+    // a larger gemvMaxRows takes them, in two blocks of rows (8 and 1)
+    webgpuMatMul.gemvMaxRows = 16;
+    const sixteen = await product({ M: 9, K: 64, N: 128 }, 300);
+    expect(sixteen.gemv).toBe(1);
+    expect(relError(sixteen.out, sixteen.ref)).toBeLessThan(TOL);
+    webgpuMatMul.gemvLanes = 5 as 4;
+    const x5 = tf.ones([2, 64]);
+    const w5 = tf.ones([64, 128]);
+    expect(() => tf.matMul(x5, w5)).toThrow(/gemvLanes must be 4, 8 or 16, got 5/);
+    tf.dispose([x5, w5]);
+    webgpuMatMul.gemvLanes = 4;
+    webgpuMatMul.gemvMaxRows = 8;
     const x = tf.tensor(randomValues(4 * 64, 1), [4, 64]);
     const Wt = tf.tensor(randomValues(128 * 64, 2), [128, 64]);
     const Wb = tf.tensor(randomValues(2 * 64 * 128, 3), [2, 64, 128]);

@@ -26,6 +26,7 @@
  * checks and then tfjs.
  */
 import * as tf from '@tensorflow/tfjs';
+import { HeadlensError } from '../../errors.js';
 import { rowsPerWorkgroup } from './matmul16.js';
 import { reshapeView, wgslSliceSum } from './program.js';
 
@@ -91,7 +92,7 @@ export function planGemv(
     return undefined;
   }
   const lanes = settings.gemvLanes;
-  if (![4, 8, 16].includes(lanes)) return undefined;
+  if (![4, 8, 16].includes(lanes)) throw new HeadlensError(`webgpuMatMul.gemvLanes must be 4, 8 or 16, got ${lanes}`, 'set it to 4 (the default), 8 or 16');
   const max = limits.maxComputeWorkgroupsPerDimension;
   if (Math.ceil(n / (4 * lanes)) > max || Math.ceil(m / 8) > max) return undefined;
   let bias: tf.TensorInfo | undefined;
