@@ -157,13 +157,23 @@ describe('decode matmul (webgpu on SwiftShader) against float64 and tfjs’ kern
     }
   }, 120_000);
 
-  it('8 and 16 lanes a workgroup (32 and 16 slices) give the same products', async () => {
-    for (const [i, lanes] of ([8, 16] as const).entries()) {
-      webgpuMatMul.gemvLanes = lanes;
-      const r = await check({ M: 3, K: 77, N: 259, bias: true, act: 'relu' }, 150 + i);
-      expect(r.gemv, `${lanes} lanes`).toBe(1);
-      expect(r.err, `${lanes} lanes`).toBeLessThan(TOL);
-      expect(r.vsTfjs, `${lanes} lanes`).toBeLessThan(TOL);
+  it('8 and 16 lanes a workgroup (32 and 16 slices), and two column groups a thread, give the same products', async () => {
+    const odd: Case = { M: 3, K: 77, N: 259, bias: true, act: 'relu' };
+    const settings: [4 | 8 | 16, 1 | 2, Case][] = [
+      [8, 1, odd],
+      [16, 1, odd],
+      // 32 columns a workgroup: the last one's second group (columns 272…287) is partly past N = 276
+      [4, 2, { M: 8, K: 256, N: 276 }],
+      // 64 columns a workgroup: the last one's second group (columns 288…319) is wholly past N = 259
+      [8, 2, odd],
+    ];
+    for (const [i, [lanes, groups, c]] of settings.entries()) {
+      Object.assign(webgpuMatMul, { gemvLanes: lanes, gemvGroups: groups });
+      const r = await check(c, 150 + i);
+      const what = `${lanes} lanes, ${groups} groups, ${JSON.stringify(c)}`;
+      expect(r.gemv, what).toBe(1);
+      expect(r.err, what).toBeLessThan(TOL);
+      expect(r.vsTfjs, what).toBeLessThan(TOL);
     }
   }, 60_000);
 
@@ -224,12 +234,13 @@ describe('decode matmul (webgpu on SwiftShader) against float64 and tfjs’ kern
   }, 60_000);
 
   it('runMatmulBench times tfjs and the decode matmul at a decode shape, checks both, and reports GB/s of W', async () => {
-    const r = await runMatmulBench({ shapes: [{ name: 'decode 3', batch: 1, m: 3, k: 77, n: 259, bias: true }], gemvLanes: [4], reps: 1, decodeReps: 2, trials: 1, samples: 4 });
+    const r = await runMatmulBench({ shapes: [{ name: 'decode 3', batch: 1, m: 3, k: 77, n: 259, bias: true }], gemvSettings: [[4, 1], [8, 2]], reps: 1, decodeReps: 2, trials: 1, samples: 4 });
     const [row] = r.rows;
     expect(row.error).toBeUndefined();
     expect(row.variants.map((v) => [v.variant, v.tiled, v.ok])).toEqual([
       ['tfjs', false, true],
       ['gemv l4', true, true],
+      ['gemv l8g2', true, true],
     ]);
     for (const v of row.variants) {
       expect(v.rel_err_vs_float64).toBeLessThan(TOL);

@@ -14,7 +14,8 @@
  * The prefill shapes are arithmetic-bound: 4096³ is 137 GFLOP against 192 MiB read and written at least once (about
  * 0.06 ms at 3 TB/s), the llama-7b gate+up product 185 GFLOP against 450 MiB.
  * The decode shapes (at most 8 rows, `webgpuMatMul.gemvMaxRows`) are bound by reading W: their variants are tfjs and
- * the decode matmul with 4, 8 and 16 lanes a workgroup (`gemv l4` …), their measure GB/s = bytes of W / time, both
+ * the decode matmul with 4, 8 and 16 lanes a workgroup (`gemv l4` …) and with two column groups a thread at 4 and 8
+ * lanes (`gemv l4g2`, `gemv l8g2`), their measure GB/s = bytes of W / time, both
  * from the wall clock (blocks of at least `decodeReps` calls: one call is tens of microseconds) and, where the device
  * has WebGPU timestamp queries, from the programs' GPU time (tf.time's kernelMs over `reps` calls).
  */
@@ -67,6 +68,9 @@ export const MATMUL_BENCH_SHAPES: MatmulBenchShape[] = [
     { name: `llama-7b decode ${m} unembed`, batch: 1, m, k: 4096, n: 32000, bias: true },
   ]),
 ];
+
+/** A decode-matmul variant's name: `gemv l4`, or `gemv l4g2` with two column groups a thread. */
+const gemvName = (lanes: number, groups: number) => `gemv l${lanes}${groups > 1 ? `g${groups}` : ''}`;
 
 /** A product the decode matmul's variants are timed on (at most 8 rows, one W). */
 const isDecode = (s: MatmulBenchShape) => s.batch === 1 && s.m <= 8;
@@ -126,8 +130,11 @@ export interface MatmulBenchOptions {
   tileKs?: (8 | 16)[];
   /** Output tiles of the tiled program to time (default 128 and 64), each with each K slice. */
   tiles?: (64 | 128)[];
-  /** Lanes a workgroup of the decode matmul to time at decode shapes (default 4, 8 and 16). */
-  gemvLanes?: (4 | 8 | 16)[];
+  /**
+   * Settings of the decode matmul to time at decode shapes: [lanes a workgroup, vec4 column groups a thread]
+   * (default [4, 1], [8, 1], [16, 1], [4, 2], [8, 2]; variants named `gemv l4`, `gemv l4g2` …).
+   */
+  gemvSettings?: [4 | 8 | 16, 1 | 2][];
   /** Calls per timed block at decode shapes, at least (default 100). */
   decodeReps?: number;
   /** Output entries checked against float64 (default 16). */
@@ -174,7 +181,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
   const trials = opts.trials ?? 5;
   const tileKs = opts.tileKs ?? [8, 16];
   const tiles = opts.tiles ?? [128, 64];
-  const gemvLanes = opts.gemvLanes ?? [4, 8, 16];
+  const gemvSettings = opts.gemvSettings ?? [[4, 1], [8, 1], [16, 1], [4, 2], [8, 2]];
   const decodeReps = Math.max(reps, opts.decodeReps ?? 100);
   const samples = opts.samples ?? 16;
   const tolerance = opts.tolerance ?? 1e-4;
@@ -189,7 +196,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
   ];
   const gemvVariants: Variant[] = [
     tfjsVariant,
-    ...gemvLanes.map((l) => ({ name: `gemv l${l}`, program: 'GemvMatMulProgram', set: () => Object.assign(webgpuMatMul, { tiled: true, gemvMaxRows: 8, gemvLanes: l }) })),
+    ...gemvSettings.map(([l, g]) => ({ name: gemvName(l, g), program: 'GemvMatMulProgram', set: () => Object.assign(webgpuMatMul, { tiled: true, gemvMaxRows: 8, gemvLanes: l, gemvGroups: g }) })),
   ];
   const be = tf.backend() as unknown as {
     runWebGPUProgram: (p: { constructor: { name: string } }, ...rest: unknown[]) => unknown;
@@ -290,7 +297,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
         row.default_variant = !saved.tiled
           ? 'tfjs'
           : s.batch === 1 && s.m <= saved.gemvMaxRows
-            ? `gemv l${saved.gemvLanes}`
+            ? gemvName(saved.gemvLanes, saved.gemvGroups)
             : s.m < 64 || (s.m < saved.minRows && s.n < saved.wideN)
               ? 'tfjs'
               : `t${saved.tile === 'auto' ? autoTile(s.batch, s.m, s.n) : saved.tile} k${saved.tileK}`;

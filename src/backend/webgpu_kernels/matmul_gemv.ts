@@ -8,7 +8,8 @@
  * 35.7 ms of GPU time (bench/results/h100-2026-12-07-s3/dprof-llama-7b.log) for its 27 GB of float32 weights: about
  * 0.75 TB/s, a quarter of the card's bandwidth.
  *
- * Layout (W row-major [K, N]): a workgroup of `lanes` × `slices` = 256 threads owns 4·lanes consecutive columns.
+ * Layout (W row-major [K, N]): a workgroup of `lanes` × `slices` = 256 threads owns 4·lanes consecutive columns
+ * (8·lanes with `gemvGroups` 2: a lane then owns two vec4 groups, lanes apart, and reads x once for both).
  * Each lane owns 4 columns; the slices split K in quads (slice s takes k = 4q … 4q+3 for q ≡ s mod slices). Per
  * quad a thread reads 4 vec4 of W (rows k … k+3 of its 4 columns: the lanes of one slice read 16·lanes consecutive
  * bytes of each row) and one vec4 of x per row, then does 16 multiply-adds a row. Partial sums meet in workgroup
@@ -48,12 +49,15 @@ export interface GemvPlan {
   alpha: number;
   /** lanes of 4 columns a workgroup (its slices: 256 / lanes) */
   lanes: 4 | 8 | 16;
+  /** vec4 column groups a thread: 1, or 2 (lane l also takes group l + lanes: x read once for 8 columns) */
+  groups: 1 | 2;
 }
 
 /** The settings planGemv reads (webgpuMatMul's fields of the same names). */
 export interface GemvSettings {
   gemvMaxRows: number;
   gemvLanes: 4 | 8 | 16;
+  gemvGroups: 1 | 2;
 }
 
 const size = (shape: number[]) => shape.reduce((s, d) => s * d, 1);
@@ -93,8 +97,10 @@ export function planGemv(
   }
   const lanes = settings.gemvLanes;
   if (![4, 8, 16].includes(lanes)) throw new HeadlensError(`webgpuMatMul.gemvLanes must be 4, 8 or 16, got ${lanes}`, 'set it to 4 (the default), 8 or 16');
+  const groups = settings.gemvGroups;
+  if (groups !== 1 && groups !== 2) throw new HeadlensError(`webgpuMatMul.gemvGroups must be 1 or 2, got ${groups}`, 'set it to 1 (the default) or 2');
   const max = limits.maxComputeWorkgroupsPerDimension;
-  if (Math.ceil(n / (4 * lanes)) > max || Math.ceil(m / 8) > max) return undefined;
+  if (Math.ceil(n / (4 * lanes * groups)) > max || Math.ceil(m / 8) > max) return undefined;
   let bias: tf.TensorInfo | undefined;
   if (extra.bias) {
     const s = extra.bias.shape;
@@ -102,7 +108,7 @@ export function planGemv(
     bias = extra.bias;
   }
   const mOut = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
-  return { m, k, n, transposeA, outShape: [...outer, mOut, n], bias, activation: activation as GemvActivation, alpha: attrs.leakyreluAlpha ?? 0, lanes };
+  return { m, k, n, transposeA, outShape: [...outer, mOut, n], bias, activation: activation as GemvActivation, alpha: attrs.leakyreluAlpha ?? 0, lanes, groups };
 }
 
 /** WGSL: tfjs 4.22's formula for each activation (unary_op_util.ts), on a vec4. */
@@ -150,8 +156,8 @@ export class GemvMatMulProgram {
     this.outputComponent = this.vecW ? 4 : 1;
     this.outputShape = [p.m, p.n];
     this.workgroupSize = [p.lanes, THREADS / p.lanes, 1];
-    this.dispatch = [Math.ceil(p.n / (4 * p.lanes)), Math.ceil(p.m / this.rows), 1];
-    this.shaderKey = `headlensGemv_${p.lanes}_${this.rows}_${this.vecX}_${this.vecW}_${this.fitK}_${p.transposeA}_${!!p.bias}_${p.activation}`;
+    this.dispatch = [Math.ceil(p.n / (4 * p.lanes * p.groups)), Math.ceil(p.m / this.rows), 1];
+    this.shaderKey = `headlensGemv_${p.lanes}_${p.groups}_${this.rows}_${this.vecX}_${this.vecW}_${this.fitK}_${p.transposeA}_${!!p.bias}_${p.activation}`;
   }
 
   getUserCode(): string {
@@ -191,14 +197,35 @@ export class GemvMatMulProgram {
         ? 'v = v + vec4<f32>(bias[c], bias[c + 1], bias[c + 2], bias[c + 3]);'
         : 'for (var i = 0; i < 4; i++) { if (c + i < uniforms.N) { v[i] = v[i] + bias[c + i]; } }';
     const write = vecW ? 'result[row * (uniforms.N / 4) + j] = v;' : 'for (var i = 0; i < 4; i++) { if (c + i < uniforms.N) { result[row * uniforms.N + c + i] = v[i]; } }';
+    const G = this.p.groups;
+    // acc[g·ROWS + r]: row r of the thread's column group g (groups j + g·lanes)
+    const loads: string[] = [];
+    for (let g = 0; g < G; g++) for (let u = 0; u < 4; u++) loads.push(`let w${g}${u} = wRow(k + ${u}, jr${g});`);
     const fmas: string[] = [];
     for (let r = 0; r < ROWS; r++) {
+      const chain = (g: number) => {
+        const a = `acc[${g * ROWS + r}]`;
+        return `${a} = fma(vec4<f32>(x.x), w${g}0, fma(vec4<f32>(x.y), w${g}1, fma(vec4<f32>(x.z), w${g}2, fma(vec4<f32>(x.w), w${g}3, ${a}))));`;
+      };
       fmas.push(`{
         let x = xQuad(xr${r}, q);
-        acc[${r}] = fma(vec4<f32>(x.x), w0, fma(vec4<f32>(x.y), w1, fma(vec4<f32>(x.z), w2, fma(vec4<f32>(x.w), w3, acc[${r}]))));
+        ${Array.from({ length: G }, (_, g) => chain(g)).join('\n        ')}
       }`);
     }
-    const sum = wgslSliceSum('vec4<f32>', lanes, slices, ROWS, RED_CAP);
+    const sum = wgslSliceSum('vec4<f32>', lanes, slices, G * ROWS, RED_CAP);
+    const epilogue = (g: number) => `{
+      let j = j${g};
+      let c = 4 * j;
+      if (j < groups) {
+        ${Array.from({ length: ROWS }, (_, r) => `if (row0 + ${r} < uniforms.M) {
+          let row = row0 + ${r};
+          var v = acc[${g * ROWS + r}];
+          ${biasAdd}
+          v = act(v);
+          ${write}
+        }`).join('\n        ')}
+      }
+    }`;
     return `
   ${sum.decl}
   ${xQuad}
@@ -209,30 +236,21 @@ export class GemvMatMulProgram {
     let lane = i32(localId.x);
     let slice = i32(localId.y);
     let groups = (uniforms.N + 3) / 4; // vec4 column groups
-    let j = i32(workgroupId.x) * ${lanes} + lane;
-    let jr = min(j, groups - 1); // past the last column a lane reads the last group again and writes nothing
+    // past the last column a lane reads the last group again (jr) and writes nothing
+    ${Array.from({ length: G }, (_, g) => `let j${g} = i32(workgroupId.x) * ${lanes * G} + ${g * lanes} + lane;
+    let jr${g} = min(j${g}, groups - 1);`).join('\n    ')}
     let row0 = i32(workgroupId.y) * ${ROWS};
     ${Array.from({ length: ROWS }, (_, r) => `let xr${r} = min(row0 + ${r}, uniforms.M - 1);`).join('\n    ')}
-    var acc : array<vec4<f32>, ${ROWS}>; // zero-initialised
+    var acc : array<vec4<f32>, ${G * ROWS}>; // zero-initialised
     let quads = (uniforms.K + 3) / 4;
     for (var q = slice; q < quads; q += ${slices}) {
       let k = 4 * q;
-      let w0 = wRow(k, jr);
-      let w1 = wRow(k + 1, jr);
-      let w2 = wRow(k + 2, jr);
-      let w3 = wRow(k + 3, jr);
+      ${loads.join('\n      ')}
       ${fmas.join('\n      ')}
     }
     ${sum.code}
-    if (slice == 0 && j < groups) {
-      let c = 4 * j;
-      ${Array.from({ length: ROWS }, (_, r) => `if (row0 + ${r} < uniforms.M) {
-        let row = row0 + ${r};
-        var v = acc[${r}];
-        ${biasAdd}
-        v = act(v);
-        ${write}
-      }`).join('\n      ')}
+    if (slice == 0) {
+      ${Array.from({ length: G }, (_, g) => epilogue(g)).join('\n      ')}
     }
   }
 `;

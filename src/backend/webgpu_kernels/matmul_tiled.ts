@@ -70,6 +70,8 @@ export const webgpuMatMul = {
   gemvMaxRows: 8,
   /** The decode matmul's lanes of 4 columns a workgroup (4, 8 or 16; its 256 threads split K in 256 / lanes slices). */
   gemvLanes: 4 as 4 | 8 | 16,
+  /** The decode matmul's vec4 column groups a thread (1 or 2: twice the columns a workgroup, x read once for both). */
+  gemvGroups: 1 as 1 | 2,
 };
 
 type KernelFunc = (args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }) => tf.TensorInfo | tf.TensorInfo[];
