@@ -148,7 +148,7 @@ beforeAll(async () => {
 }, 120_000);
 
 // the tests exercise the kernel from 64 rows (the defaults take it from 256, or 64 rows of a wide product)
-const TEST_FLAGS = { tiled: true, minRows: 64, wideN: 16384, tileK: 8 as const, tile: 'auto' as const, smallTileBelow: 256 };
+const TEST_FLAGS = { tiled: true, minRows: 64, wideN: 16384, tileK: 8 as const, tile: 'auto' as const, smallTileBelow: 256, gemvMaxRows: 8, gemvLanes: 4 as const, gemvGroups: 1 as const };
 beforeAll(() => {
   Object.assign(webgpuMatMul, TEST_FLAGS);
 });

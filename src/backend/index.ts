@@ -155,7 +155,7 @@ async function startWebGPU(): Promise<string> {
     reads = '; no synchronous reads in Node: use the async forms';
   }
   // prefill-sized float32 products through headlens' tiled WGSL matmul (webgpu_kernels/matmul_tiled.ts)
-  if (registerTiledMatMul()) tuning.push('tiled matmul for ≥ 64 rows');
+  if (registerTiledMatMul()) tuning.push('tiled matmul for ≥ 64 rows, decode matmul for ≤ 8');
   const tuned = tuning.length ? `; ${tuning.join(', ')}` : '';
   return `GPU adapter through ${via} (tensors up to ${mib(Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize))}${reads}${tuned})`;
 }

@@ -1,6 +1,7 @@
 /**
  * `headlens bench --matmul`: tfjs-backend-webgpu's own matmul against headlens' tiled WGSL matmul
- * (src/backend/webgpu_kernels/matmul_tiled.ts) at the forward's product shapes, in one run on one device.
+ * (src/backend/webgpu_kernels/matmul_tiled.ts) at the forward's product shapes, and against headlens' decode matmul
+ * (matmul_gemv.ts) at a llama-7b decoding step's shapes (1 and 8 rows), in one run on one device.
  *
  * For each shape the operands are made once (uniform in [-1, 1), seeded), then each variant — tfjs' kernel
  * (`webgpuMatMul.tiled` off) and the tiled program with 128×128 and 64×64 output tiles, each with an 8- and a
@@ -10,8 +11,13 @@
  * (max |x − tfjs| / max |tfjs|), and at `samples` output entries with a float64 dot product computed here from
  * the operands' row and column (max |x − ref| / max |ref|): a variant whose result is off is reported as such,
  * not timed as if it were right.
- * Every shape here is arithmetic-bound: 4096³ is 137 GFLOP against 192 MiB read and written at least once (about
+ * The prefill shapes are arithmetic-bound: 4096³ is 137 GFLOP against 192 MiB read and written at least once (about
  * 0.06 ms at 3 TB/s), the llama-7b gate+up product 185 GFLOP against 450 MiB.
+ * The decode shapes (at most 8 rows, `webgpuMatMul.gemvMaxRows`) are bound by reading W: their variants are tfjs and
+ * the decode matmul with 4, 8 and 16 lanes a workgroup (`gemv l4` …) and with two column groups a thread at 4 and 8
+ * lanes (`gemv l4g2`, `gemv l8g2`), their measure GB/s = bytes of W / time, both
+ * from the wall clock (blocks of at least `decodeReps` calls: one call is tens of microseconds) and, where the device
+ * has WebGPU timestamp queries, from the programs' GPU time (tf.time's kernelMs over `reps` calls).
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
@@ -53,14 +59,37 @@ export const MATMUL_BENCH_SHAPES: MatmulBenchShape[] = [
   { name: 'llama-7b 1024 down', batch: 1, m: 1024, k: 11008, n: 4096 },
   { name: 'llama-7b 1024 q·kᵀ', batch: 32, m: 1024, k: 128, n: 1024, transposeB: true },
   { name: 'square 4096³', batch: 1, m: 4096, k: 4096, n: 4096 },
+  // a llama-7b decoding step at 1 and 8 rows (batch × new positions); bias on, as the model's fused linear calls it
+  ...[1, 8].flatMap((m) => [
+    { name: `llama-7b decode ${m} attn out`, batch: 1, m, k: 4096, n: 4096, bias: true },
+    { name: `llama-7b decode ${m} qkv`, batch: 1, m, k: 4096, n: 12288, bias: true },
+    { name: `llama-7b decode ${m} gate/up`, batch: 1, m, k: 4096, n: 11008, bias: true },
+    { name: `llama-7b decode ${m} down`, batch: 1, m, k: 11008, n: 4096, bias: true },
+    { name: `llama-7b decode ${m} unembed`, batch: 1, m, k: 4096, n: 32000, bias: true },
+  ]),
 ];
+
+/** A decode-matmul variant's name: `gemv l4`, or `gemv l4g2` with two column groups a thread. */
+const gemvName = (lanes: number, groups: number) => `gemv l${lanes}${groups > 1 ? `g${groups}` : ''}`;
+
+/** A product the decode matmul's variants are timed on (at most 8 rows, one W). */
+const isDecode = (s: MatmulBenchShape) => s.batch === 1 && s.m <= 8;
 
 export interface MatmulBenchVariant {
   variant: string;
-  /** false when the tiled program did not take this product (fewer rows than webgpuMatMul.minRows, …): tfjs ran it. */
+  /**
+   * false when the variant's headlens program (the tiled one; the decode matmul for `gemv …` variants) did not take
+   * this product (fewer rows than webgpuMatMul.minRows, …): tfjs ran it.
+   */
   tiled: boolean;
   ms: number;
   tflops: number;
+  /** bytes of W (the right operand) / ms: what bounds a decode product. */
+  gbps: number;
+  /** GPU time per call from WebGPU timestamp queries (tf.time), decode shapes only; absent without them. */
+  kernel_ms?: number;
+  /** bytes of W / kernel_ms. */
+  kernel_gbps?: number;
   /** max |x − tfjs| / max |tfjs| over the whole output (0 for tfjs itself). */
   rel_diff_vs_tfjs: number;
   /** max |x − float64| / max |float64| over the sampled entries. */
@@ -71,7 +100,7 @@ export interface MatmulBenchVariant {
 export interface MatmulBenchRow extends MatmulBenchShape {
   flop: number;
   variants: MatmulBenchVariant[];
-  /** best tiled variant's TFLOP/s over tfjs'. */
+  /** best tiled (decode: gemv) variant's TFLOP/s over tfjs' (wall clock). */
   speedup?: number;
   /** the variant the defaults (tile 'auto', K slice 8) would run. */
   default_variant?: string;
@@ -86,6 +115,8 @@ export interface MatmulBenchResult {
   /** maxComputeWorkgroupStorageSize: a 16-deep K slice on 128×128 tiles needs 32 KiB. */
   workgroup_storage_bytes?: number;
   reps: number;
+  /** calls per timed block at the decode shapes */
+  decode_reps: number;
   trials: number;
   tolerance: number;
   rows: MatmulBenchRow[];
@@ -99,6 +130,13 @@ export interface MatmulBenchOptions {
   tileKs?: (8 | 16)[];
   /** Output tiles of the tiled program to time (default 128 and 64), each with each K slice. */
   tiles?: (64 | 128)[];
+  /**
+   * Settings of the decode matmul to time at decode shapes: [lanes a workgroup, vec4 column groups a thread]
+   * (default [4, 1], [8, 1], [16, 1], [4, 2], [8, 2]; variants named `gemv l4`, `gemv l4g2` …).
+   */
+  gemvSettings?: [4 | 8 | 16, 1 | 2][];
+  /** Calls per timed block at decode shapes, at least (default 100). */
+  decodeReps?: number;
   /** Output entries checked against float64 (default 16). */
   samples?: number;
   /** Relative difference above which a variant is marked not ok (default 1e-4). */
@@ -121,6 +159,18 @@ async function scalar(t: tf.Tensor): Promise<number> {
   return v;
 }
 
+/**
+ * GPU milliseconds per call of `fn` over `reps` calls: tf.time's kernelMs, the sum of the programs' times from
+ * WebGPU timestamp queries. Infinity where the device has none (tfjs then reports no number).
+ */
+async function kernelMsPerCall(fn: () => tf.Tensor, reps: number): Promise<number> {
+  const info = await tf.time(() => {
+    for (let i = 0; i < reps; i++) fn().dispose();
+  });
+  const ms = info.kernelMs as unknown;
+  return typeof ms === 'number' && ms > 0 ? ms / reps : Infinity;
+}
+
 /** Times and checks tfjs' and the tiled matmul at each shape. Needs the webgpu backend (initBackend first). */
 export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<MatmulBenchResult> {
   if (tf.getBackend() !== 'webgpu') {
@@ -131,13 +181,22 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
   const trials = opts.trials ?? 5;
   const tileKs = opts.tileKs ?? [8, 16];
   const tiles = opts.tiles ?? [128, 64];
+  const gemvSettings = opts.gemvSettings ?? [[4, 1], [8, 1], [16, 1], [4, 2], [8, 2]];
+  const decodeReps = Math.max(reps, opts.decodeReps ?? 100);
   const samples = opts.samples ?? 16;
   const tolerance = opts.tolerance ?? 1e-4;
   const log = opts.log ?? (() => {});
   const saved = { ...webgpuMatMul };
-  const variants: { name: string; set: () => void }[] = [
-    { name: 'tfjs', set: () => Object.assign(webgpuMatMul, { tiled: false }) },
-    ...tiles.flatMap((t) => tileKs.map((k) => ({ name: `t${t} k${k}`, set: () => Object.assign(webgpuMatMul, { tiled: true, tile: t, tileK: k, minRows: 64 }) }))),
+  // each variant names the program class that must run for it to count as taken
+  type Variant = { name: string; program?: string; set: () => void };
+  const tfjsVariant: Variant = { name: 'tfjs', set: () => Object.assign(webgpuMatMul, { tiled: false }) };
+  const tiledVariants: Variant[] = [
+    tfjsVariant,
+    ...tiles.flatMap((t) => tileKs.map((k) => ({ name: `t${t} k${k}`, program: 'TiledMatMulProgram', set: () => Object.assign(webgpuMatMul, { tiled: true, tile: t, tileK: k, minRows: 64, gemvMaxRows: 0 }) }))),
+  ];
+  const gemvVariants: Variant[] = [
+    tfjsVariant,
+    ...gemvSettings.map(([l, g]) => ({ name: gemvName(l, g), program: 'GemvMatMulProgram', set: () => Object.assign(webgpuMatMul, { tiled: true, gemvMaxRows: 8, gemvLanes: l, gemvGroups: g }) })),
   ];
   const be = tf.backend() as unknown as {
     runWebGPUProgram: (p: { constructor: { name: string } }, ...rest: unknown[]) => unknown;
@@ -148,6 +207,9 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
   try {
     for (const s of shapes) {
       const flop = 2 * s.batch * s.m * s.k * s.n;
+      const decode = isDecode(s);
+      const variants = decode ? gemvVariants : tiledVariants;
+      const wBytes = 4 * s.batch * s.k * s.n;
       const row: MatmulBenchRow = { ...s, flop, variants: [] };
       rows.push(row);
       const made: tf.Tensor[] = [];
@@ -182,7 +244,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
           let tiledRuns = 0;
           const run = be.runWebGPUProgram;
           be.runWebGPUProgram = function (this: unknown, p, ...rest) {
-            if (p.constructor.name === 'TiledMatMulProgram') tiledRuns++;
+            if (v.program && p.constructor.name === v.program) tiledRuns++;
             return run.call(this, p, ...rest);
           };
           let out: tf.Tensor;
@@ -206,32 +268,46 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
             out.dispose();
           }
           const relErr = err / refScale;
-          checked.push({ variant: v.name, tiled: tiledRuns > 0, ms: NaN, tflops: NaN, rel_diff_vs_tfjs: diff, rel_err_vs_float64: relErr, ok: diff <= tolerance && relErr <= tolerance && !Number.isNaN(diff + relErr) });
+          checked.push({ variant: v.name, tiled: tiledRuns > 0, ms: NaN, tflops: NaN, gbps: NaN, rel_diff_vs_tfjs: diff, rel_err_vs_float64: relErr, ok: diff <= tolerance && relErr <= tolerance && !Number.isNaN(diff + relErr) });
         }
         base?.dispose();
 
         const best = checked.map(() => Infinity);
+        const kernelBest = checked.map(() => Infinity);
         for (let t = 0; t < trials; t++) {
           for (const [vi, v] of variants.entries()) {
             v.set();
-            best[vi] = Math.min(best[vi], await msPerCall(call, { reps, trials: 1, warmup: t === 0 ? 1 : 0 }));
+            best[vi] = Math.min(best[vi], await msPerCall(call, { reps: decode ? decodeReps : reps, trials: 1, warmup: t === 0 ? 1 : 0 }));
+            if (decode) kernelBest[vi] = Math.min(kernelBest[vi], await kernelMsPerCall(call, reps));
           }
         }
         for (const [vi, c] of checked.entries()) {
           c.ms = best[vi];
           c.tflops = flop / best[vi] / 1e9;
+          c.gbps = wBytes / best[vi] / 1e6;
+          if (Number.isFinite(kernelBest[vi])) {
+            c.kernel_ms = kernelBest[vi];
+            c.kernel_gbps = wBytes / kernelBest[vi] / 1e6;
+          }
         }
         row.variants = checked;
         // the defaults' choice (webgpuMatMul is restored to them only after the loop)
         const now = { ...webgpuMatMul };
         Object.assign(webgpuMatMul, saved);
-        row.default_variant = s.m < 64 || (s.m < saved.minRows && s.n < saved.wideN) ? 'tfjs' : `t${saved.tile === 'auto' ? autoTile(s.batch, s.m, s.n) : saved.tile} k${saved.tileK}`;
+        row.default_variant = !saved.tiled
+          ? 'tfjs'
+          : s.batch === 1 && s.m <= saved.gemvMaxRows
+            ? gemvName(saved.gemvLanes, saved.gemvGroups)
+            : s.m < 64 || (s.m < saved.minRows && s.n < saved.wideN)
+              ? 'tfjs'
+              : `t${saved.tile === 'auto' ? autoTile(s.batch, s.m, s.n) : saved.tile} k${saved.tileK}`;
         Object.assign(webgpuMatMul, now);
         const tiledBest = Math.max(...checked.filter((c) => c.tiled && c.ok).map((c) => c.tflops));
         if (Number.isFinite(tiledBest)) row.speedup = tiledBest / checked[0].tflops;
+        const speed = (c: MatmulBenchVariant) => (decode ? `${tf3(c.gbps)} GB/s${c.kernel_gbps ? ` (GPU time ${tf3(c.kernel_gbps)})` : ''}` : `${tf3(c.tflops)} TFLOP/s`);
         log(
           `matmul ${s.name} [${s.batch}×${s.m}×${s.k}×${s.n}]: ` +
-            checked.map((c) => `${c.variant}${c.tiled || c.variant === 'tfjs' ? '' : ' (ran tfjs)'} ${tf3(c.tflops)} TFLOP/s${c.ok ? '' : ` NOT OK (vs tfjs ${c.rel_diff_vs_tfjs.toExponential(1)}, vs float64 ${c.rel_err_vs_float64.toExponential(1)})`}`).join(', '),
+            checked.map((c) => `${c.variant}${c.tiled || c.variant === 'tfjs' ? '' : ' (ran tfjs)'} ${speed(c)}${c.ok ? '' : ` NOT OK (vs tfjs ${c.rel_diff_vs_tfjs.toExponential(1)}, vs float64 ${c.rel_err_vs_float64.toExponential(1)})`}`).join(', '),
         );
       } catch (e) {
         row.error = (e as Error).message.split('\n')[0];
@@ -250,6 +326,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
     device_features: [...(be.device?.features ?? [])].sort(),
     workgroup_storage_bytes: be.device?.limits?.maxComputeWorkgroupStorageSize,
     reps,
+    decode_reps: decodeReps,
     trials,
     tolerance,
     rows,
@@ -259,25 +336,34 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
 /** TFLOP/s to 3 significant digits at most (a CPU adapter gives thousandths). */
 const tf3 = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : x.toPrecision(2));
 
-/** The table `headlens bench --matmul` prints. */
+/** The table `headlens bench --matmul` prints: one block for the prefill shapes (TFLOP/s), one for the decode shapes (GB/s). */
 export function formatMatmulBench(r: MatmulBenchResult): string {
-  const names = r.rows[0]?.variants.map((v) => v.variant) ?? [];
   const lines = [
     `backend ${r.backend}${r.adapter ? ` (${r.adapter})` : ''}; device features: ${r.device_features.join(', ') || 'none'}; workgroup memory ${r.workgroup_storage_bytes ?? '?'} bytes`,
-    `best of ${r.trials} blocks of ${r.reps} calls; TFLOP/s; results checked within ${r.tolerance} relative`,
+    `best of ${r.trials} blocks of ${r.reps} calls (decode shapes: ${r.decode_reps}); results checked within ${r.tolerance} relative`,
   ];
-  lines.push(['shape'.padEnd(34), 'batch×m×k×n'.padEnd(24), ...names.map((n) => n.padStart(10)), 'speedup'.padStart(8), 'default'.padStart(9), ' check'].join(' '));
-  for (const row of r.rows) {
-    const dims = `${row.batch}×${row.m}×${row.k}×${row.n}`;
-    if (row.error) {
-      lines.push(`${row.name.padEnd(34)} ${dims.padEnd(24)} FAILED: ${row.error}`);
-      continue;
+  const blocks: { title: string; rows: MatmulBenchRow[]; decode: boolean }[] = [
+    { title: 'TFLOP/s (wall clock)', rows: r.rows.filter((row) => !isDecode(row)), decode: false },
+    { title: 'GB/s = bytes of W / time: wall clock, and [GPU time from timestamp queries] where the device has them', rows: r.rows.filter(isDecode), decode: true },
+  ];
+  for (const block of blocks.filter((b) => b.rows.length)) {
+    const names = block.rows.find((row) => row.variants.length)?.variants.map((v) => v.variant) ?? [];
+    const width = block.decode ? 18 : 10;
+    lines.push('', block.title);
+    lines.push(['shape'.padEnd(34), 'batch×m×k×n'.padEnd(24), ...names.map((n) => n.padStart(width)), 'speedup'.padStart(8), 'default'.padStart(9), ' check'].join(' '));
+    for (const row of block.rows) {
+      const dims = `${row.batch}×${row.m}×${row.k}×${row.n}`;
+      if (row.error) {
+        lines.push(`${row.name.padEnd(34)} ${dims.padEnd(24)} FAILED: ${row.error}`);
+        continue;
+      }
+      const value = (v: MatmulBenchVariant) => (block.decode ? `${tf3(v.gbps)}${v.kernel_gbps ? ` [${tf3(v.kernel_gbps)}]` : ''}` : tf3(v.tflops));
+      const cells = row.variants.map((v) => `${value(v)}${v.tiled || v.variant === 'tfjs' ? '' : '*'}`.padStart(width));
+      const bad = row.variants.filter((v) => !v.ok).map((v) => `${v.variant} off (${v.rel_diff_vs_tfjs.toExponential(1)} vs tfjs, ${v.rel_err_vs_float64.toExponential(1)} vs float64)`);
+      lines.push([row.name.padEnd(34), dims.padEnd(24), ...cells, (row.speedup ? `×${row.speedup.toFixed(2)}` : '—').padStart(8), (row.default_variant ?? '').padStart(9), bad.length ? ` ${bad.join('; ')}` : ' ok'].join(' '));
     }
-    const cells = row.variants.map((v) => `${tf3(v.tflops)}${v.tiled || v.variant === 'tfjs' ? '' : '*'}`.padStart(10));
-    const bad = row.variants.filter((v) => !v.ok).map((v) => `${v.variant} off (${v.rel_diff_vs_tfjs.toExponential(1)} vs tfjs, ${v.rel_err_vs_float64.toExponential(1)} vs float64)`);
-    lines.push([row.name.padEnd(34), dims.padEnd(24), ...cells, (row.speedup ? `×${row.speedup.toFixed(2)}` : '—').padStart(8), (row.default_variant ?? '').padStart(9), bad.length ? ` ${bad.join('; ')}` : ' ok'].join(' '));
   }
-  lines.push('* the tiled program did not take this product (fewer than 64 rows): tfjs ran it');
-  lines.push('speedup: the best tiled variant over tfjs; default: the variant webgpuMatMul\'s defaults run');
+  lines.push('* headlens\' program did not take this product (the tiled one: fewer than 64 rows; the decode one: more than 8): tfjs ran it');
+  lines.push('speedup: the best headlens variant over tfjs (wall clock); default: the variant webgpuMatMul\'s defaults run');
   return lines.join('\n');
 }

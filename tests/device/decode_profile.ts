@@ -12,12 +12,14 @@
  * WEIGHTS16=1 keeps the linear weights as bf16 (useWeights16, as bench --long --weights 16bit).
  * HEADLENS_PROFILE_TINY=1 keeps the preset's family (norm, activation, rotary, biases) but shrinks it to 2 layers of
  * d_model 256 and a 1,000-token vocabulary, for counting programs on SwiftShader (the counts per layer are the
- * same); HEADLENS_FUSED=0 switches optimisations.fusedKernels off, for the before/after count.
+ * same); HEADLENS_FUSED=0 switches optimisations.fusedKernels off, for the before/after count; HEADLENS_GEMV=0 sends
+ * the products to tfjs' kernels instead of headlens' decode matmul (GemvMatMulProgram in by_kind), for the
+ * before/after GPU time.
  */
 import './device_env.js';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
-import { initBackend, webgpuHostTuning } from '../../src/backend/index.js';
+import { initBackend, webgpuHostTuning, webgpuMatMul } from '../../src/backend/index.js';
 import { HookedTransformer } from '../../src/hooks/hooked_transformer.js';
 import { LONG_PRESETS, type LongPreset } from '../../src/bench/long_context.js';
 import { makeConfig, type HookedConfigInput } from '../../src/model/config.js';
@@ -41,9 +43,11 @@ async function main(): Promise<void> {
   const preset: HookedConfigInput = LONG_PRESETS[presetName as LongPreset];
   const tiny = process.env.HEADLENS_PROFILE_TINY === '1';
   if (process.env.HEADLENS_FUSED === '0') optimisations.fusedKernels = false;
+  // HEADLENS_GEMV=0: the decode steps' products through tfjs' kernels instead of the decode matmul (matmul_gemv.ts)
+  if (process.env.HEADLENS_GEMV === '0') webgpuMatMul.gemvMaxRows = 0;
   const p = tiny ? { ...preset, n_layers: 2, d_model: 256, d_head: 64, n_heads: 4, d_mlp: 512, d_vocab: 1000, ...(preset.rotary_dim != null ? { rotary_dim: preset.rotary_dim === 128 ? 64 : 16 } : {}) } : preset;
   const cfg = makeConfig({ ...p, n_ctx: Math.max(p.n_ctx ?? 0, Math.max(...contexts) + steps + 2) });
-  console.log('model', JSON.stringify({ n_layers: cfg.n_layers, d_model: cfg.d_model, n_heads: cfg.n_heads, n_kv: cfg.n_key_value_heads, fusedKernels: optimisations.fusedKernels }));
+  console.log('model', JSON.stringify({ n_layers: cfg.n_layers, d_model: cfg.d_model, n_heads: cfg.n_heads, n_kv: cfg.n_key_value_heads, fusedKernels: optimisations.fusedKernels, gemvMaxRows: webgpuMatMul.gemvMaxRows }));
   const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64 });
   if (process.env.WEIGHTS16 === '1') model.useWeights16('bf16');
 

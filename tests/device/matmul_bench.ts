@@ -1,8 +1,10 @@
 /**
  * tfjs-backend-webgpu's matmul against headlens' tiled WGSL matmul (src/backend/webgpu_kernels/matmul_tiled.ts) at
- * the forward's shapes, on the GPU machine: the same as `headlens bench --matmul`, as a program pack.sh or esbuild
- * bundles. Usage: node matmul_bench.cjs OUT.json [REPS] [TRIALS] [NAME_FILTER]
- * (NAME_FILTER: a substring of the shape names, e.g. llama-7b; default every shape).
+ * the forward's shapes, and against the decode matmul (matmul_gemv.ts) at a llama-7b decoding step's shapes, on the
+ * GPU machine: the same as `headlens bench --matmul`, as a program pack.sh or esbuild bundles.
+ * Usage: node matmul_bench.cjs OUT.json [REPS] [TRIALS] [NAME_FILTER]
+ * (NAME_FILTER: a substring of the shape names, e.g. llama-7b, or 'decode' for the decode shapes only; default
+ * every shape). Decode shapes are timed in blocks of at least 100 calls (DECODE_REPS overrides).
  */
 import { writeFileSync } from 'node:fs';
 import { initBackend } from '../../src/backend/index.js';
@@ -18,6 +20,7 @@ async function main(): Promise<void> {
     shapes,
     reps: Number(reps),
     trials: Number(trials),
+    decodeReps: process.env.DECODE_REPS ? Number(process.env.DECODE_REPS) : undefined,
     log: (line) => {
       console.log(line);
     },

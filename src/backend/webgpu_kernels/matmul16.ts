@@ -10,13 +10,15 @@
  *               1–8 rows), which is bound by reading the weights: half the bytes read. A workgroup of 16 × 16
  *               threads owns 16 column pairs; its 16 rows of threads split K (thread row r takes k ≡ r mod 16),
  *               each thread reads one u32 of W per k, so the 16 threads of a row read 64 consecutive bytes;
- *               partial sums meet in workgroup memory. Each block of up to 8 rows of x is one workgroup row of the
+ *               partial sums meet in workgroup memory (wgslSliceSum, program.ts, shared with the float32
+ *               decode matmul, matmul_gemv.ts). Each block of up to 8 rows of x is one workgroup row of the
  *               dispatch, the shader specialised to the block's row count.
  * Neither f16 shader arithmetic (the shader-f16 feature) nor any adapter feature is needed: unpack2x16float and
  * bitcast are core WGSL, and all arithmetic is float32.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
+import { wgslSliceSum } from './program.js';
 
 export type Format16 = 'f16' | 'bf16';
 
@@ -141,7 +143,7 @@ const PAIRS = 16;
 const SLICES = 16;
 
 /** Rows of x a workgroup row computes: the shader is specialised to 1, 2, 4 or 8, so one row wastes no arithmetic. */
-function rowsPerWorkgroup(M: number): number {
+export function rowsPerWorkgroup(M: number): number {
   return M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
 }
 
@@ -157,13 +159,15 @@ export function matMul16(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: num
   if (P.shape[0] !== K || P.shape[1] !== Np) throw new HeadlensError(`matMul16: x is [${x.shape}], so the packed weights must be [${K}, ${Np}] for ${N} columns; got [${P.shape}]`);
   if (bias.size !== N || bias.dtype !== 'float32') throw new HeadlensError(`matMul16: the bias must be ${N} float32 values, got ${bias.dtype} [${bias.shape}]`);
   const ROWS = rowsPerWorkgroup(M);
+  // partial sums over the slices (program.ts), in at most 8 KiB of workgroup memory
+  const sum = wgslSliceSum('vec2<f32>', PAIRS, SLICES, ROWS, 1024);
   const dispatch: [number, number, number] = [Math.ceil(Np / PAIRS), Math.ceil(M / ROWS), 1];
   if (dispatch[0] > MAX_WORKGROUPS || dispatch[1] > MAX_WORKGROUPS) {
     throw new HeadlensError(`matMul16: [${M}, ${K}]·[${K}, ${N}] needs ${dispatch[0]} × ${dispatch[1]} workgroups, more than WebGPU's ${MAX_WORKGROUPS} a dimension`, 'split the rows into smaller batches');
   }
   const body = `
     ${unpackFn(format)}
-    var<workgroup> partial : array<vec2<f32>, ${PAIRS * SLICES}>;
+    ${sum.decl}
     fn main() {
       let lane = i32(localId.x);
       let slice = i32(localId.y);
@@ -180,18 +184,14 @@ export function matMul16(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: num
           }
         }
       }
-      for (var r = 0; r < ${ROWS}; r++) {
-        partial[slice * ${PAIRS} + lane] = acc[r];
-        workgroupBarrier();
-        let row = row0 + r;
-        if (slice == 0 && j < uniforms.Np && row < uniforms.M) {
-          var sum = vec2<f32>(0.0);
-          for (var s = 0; s < ${SLICES}; s++) { sum += partial[s * ${PAIRS} + lane]; }
-          let c = 2 * j;
-          result[row * uniforms.N + c] = sum.x + bias[c];
-          if (c + 1 < uniforms.N) { result[row * uniforms.N + c + 1] = sum.y + bias[c + 1]; }
-        }
-        workgroupBarrier();
+      ${sum.code}
+      if (slice == 0 && j < uniforms.Np) {
+        let c = 2 * j;
+        ${Array.from({ length: ROWS }, (_, r) => `if (row0 + ${r} < uniforms.M) {
+          let row = row0 + ${r};
+          result[row * uniforms.N + c] = acc[${r}].x + bias[c];
+          if (c + 1 < uniforms.N) { result[row * uniforms.N + c + 1] = acc[${r}].y + bias[c + 1]; }
+        }`).join('\n        ')}
       }
     }`;
   const program: Program = {

@@ -34,11 +34,14 @@
  * batches: tfjs' small-output programs, or another headlens kernel, handle those), non-float32 inputs, activations
  * other than linear/relu, and broadcasts or grid sizes outside the limits above. `webgpuMatMul.tiled = false`
  * sends every call to the earlier kernels, so `headlens bench --ablate` and `headlens bench --matmul` can time
- * both in one run.
+ * both in one run. Products of at most `gemvMaxRows` rows (decoding steps) are first offered to the decode matmul
+ * (matmul_gemv.ts), which the same switch turns off.
  */
 import * as tf from '@tensorflow/tfjs';
+import { planGemv, runGemv } from './matmul_gemv.js';
+import { reshapeView } from './program.js';
 
-/** Switches read at each call: `tiled` off delegates every product to tfjs' kernels. */
+/** Switches read at each call: `tiled` off delegates every product to tfjs' kernels (the decode matmul's too). */
 export const webgpuMatMul = {
   tiled: true,
   /**
@@ -59,6 +62,16 @@ export const webgpuMatMul = {
    */
   tile: 'auto' as 'auto' | 64 | 128,
   smallTileBelow: 256,
+  /**
+   * Products of at most this many output rows (decoding steps) run in the decode matmul (matmul_gemv.ts), which
+   * reads W once per 8 rows with coalesced vec4 loads; 0 turns it off. Its GPU speed is measured by
+   * `headlens bench --matmul` (the llama-7b decode shapes).
+   */
+  gemvMaxRows: 8,
+  /** The decode matmul's lanes of 4 columns a workgroup (4, 8 or 16; its 256 threads split K in 256 / lanes slices). */
+  gemvLanes: 4 as 4 | 8 | 16,
+  /** The decode matmul's vec4 column groups a thread (1 or 2: twice the columns a workgroup, x read once for both). */
+  gemvGroups: 1 as 1 | 2,
 };
 
 type KernelFunc = (args: { inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap; backend: unknown }) => tf.TensorInfo | tf.TensorInfo[];
@@ -411,12 +424,6 @@ ${writes.join('\n')}
 
 let registered = false;
 
-/** A tensor's leading rows as [batch, rows, cols] through the webgpu Reshape kernel (a view, no copy). */
-function reshapeView(x: tf.TensorInfo, shape: number[], backend: unknown): tf.TensorInfo {
-  const reshape = tf.getKernel('Reshape', 'webgpu')!.kernelFunc as KernelFunc;
-  return reshape({ inputs: { x }, attrs: { shape }, backend }) as tf.TensorInfo;
-}
-
 /** Runs a planned product; returns the output in the shape tfjs' kernel would give. */
 export function runTiled(p: TiledPlan, a: tf.TensorInfo, b: tf.TensorInfo, backend: unknown): tf.TensorInfo {
   const be = backend as WebGPUBackendLike;
@@ -454,7 +461,10 @@ export function registerTiledMatMul(): boolean {
     ...batchMatMul,
     kernelFunc: (args) => {
       const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
-      const plan = planTiled(a, b, (args.attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean }, {}, limitsOf(args.backend));
+      const attrs = (args.attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean };
+      const gemv = webgpuMatMul.tiled ? planGemv(a, b, attrs, {}, webgpuMatMul, limitsOf(args.backend)) : undefined;
+      if (gemv) return runGemv(gemv, a, b, args.backend);
+      const plan = planTiled(a, b, attrs, {}, limitsOf(args.backend));
       return plan ? runTiled(plan, a, b, args.backend) : origBatch(args as Parameters<KernelFunc>[0]);
     },
   });
@@ -463,7 +473,9 @@ export function registerTiledMatMul(): boolean {
     ...fusedMatMul,
     kernelFunc: (args) => {
       const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-      const attrs = (args.attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean; activation?: string | null };
+      const attrs = (args.attrs ?? {}) as { transposeA?: boolean; transposeB?: boolean; activation?: string | null; leakyreluAlpha?: number };
+      const gemv = webgpuMatMul.tiled ? planGemv(a!, b!, attrs, { bias, preluActivationWeights }, webgpuMatMul, limitsOf(args.backend)) : undefined;
+      if (gemv) return runGemv(gemv, a!, b!, args.backend);
       const plan = planTiled(a!, b!, attrs, { bias, preluActivationWeights }, limitsOf(args.backend));
       return plan ? runTiled(plan, a!, b!, args.backend) : origFused(args as Parameters<KernelFunc>[0]);
     },

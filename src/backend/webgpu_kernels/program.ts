@@ -154,3 +154,42 @@ export function wgslWorkgroupReduce(name: string, wg: number, op: string): strin
   return total;
 }`;
 }
+
+/**
+ * WGSL that sums per-thread partials over the slices of a workgroup of `lanes` × `slices` threads (the decode
+ * matmuls: lanes own columns, slices split K). Each thread holds `acc : array<TYPE, rows>` and knows `lane` and
+ * `slice`; afterwards the threads of slice 0 hold, in acc, the sums over all slices of their lane. Halving steps:
+ * the upper half of the remaining slices hands its partials to the lower half through `red`, as many rows at once as
+ * `red` holds (`cap` entries or one row's, declared by `decl`), so 8 rows on 256 threads take 7 barrier pairs rather than 8 serial
+ * sums. Unrolled here, so every index into acc is a constant (a dynamically indexed array may leave registers).
+ * Every thread must run it (it holds barriers). `slices` is a power of two.
+ */
+export function wgslSliceSum(type: string, lanes: number, slices: number, rows: number, cap: number): { decl: string; code: string } {
+  if (slices & (slices - 1)) throw new Error(`wgslSliceSum: ${slices} slices is not a power of two`);
+  const lines: string[] = [];
+  let size = 1;
+  for (let half = slices / 2; half >= 1; half /= 2) {
+    const perRound = Math.max(1, Math.min(rows, Math.floor(cap / (half * lanes))));
+    size = Math.max(size, perRound * half * lanes);
+    for (let r0 = 0; r0 < rows; r0 += perRound) {
+      const rs = Array.from({ length: Math.min(perRound, rows - r0) }, (_, i) => i);
+      lines.push(`if (slice >= ${half} && slice < ${2 * half}) {
+    ${rs.map((i) => `red[${i * half * lanes} + (slice - ${half}) * ${lanes} + lane] = acc[${r0 + i}];`).join('\n    ')}
+  }
+  workgroupBarrier();
+  if (slice < ${half}) {
+    ${rs.map((i) => `acc[${r0 + i}] += red[${i * half * lanes} + slice * ${lanes} + lane];`).join('\n    ')}
+  }
+  workgroupBarrier();`);
+    }
+  }
+  return { decl: `var<workgroup> red : array<${type}, ${size}>;`, code: lines.join('\n  ') };
+}
+
+type ReshapeKernel = (args: { inputs: { x: tf.TensorInfo }; attrs: { shape: number[] }; backend: unknown }) => tf.TensorInfo;
+
+/** A tensor seen in another shape through the webgpu Reshape kernel (a view, no copy); inside kernel functions. */
+export function reshapeView(x: tf.TensorInfo, shape: number[], backend: unknown): tf.TensorInfo {
+  const reshape = tf.getKernel('Reshape', 'webgpu')!.kernelFunc as unknown as ReshapeKernel;
+  return reshape({ inputs: { x }, attrs: { shape }, backend });
+}
