@@ -68,9 +68,11 @@ type Param = (name: string) => tf.Tensor;
 export const attentionSlicing = { maxBytes: 256 * 2 ** 20 };
 
 /**
- * The fused path takes attention of any number of new query rows: fewer than flashAttention.minRows go to the
- * kernel with one workgroup per query row and head (src/backend/webgpu_kernels/attention.ts), right for decoding;
- * more to the tiled flash-attention kernel (flash_attention.ts), which reads each key once per tile of rows. A cache
+ * The fused path takes attention of new query rows: fewer than flashAttention.minRows go to the kernel with one
+ * workgroup per query row and head (src/backend/webgpu_kernels/attention.ts), right for decoding, but only up to
+ * this many (it re-reads every key for each row); from minRows on, the tiled flash-attention kernel
+ * (flash_attention.ts), which reads each key once per tile of rows. With minRows above this, the rows between the two
+ * take the matmul path. A cache
  * of the whole hook_attn_scores / hook_pattern, though, is written by a dispatch with one workgroup per query row
  * reading every key: with such a cache the fused path takes at most this many new query rows, and longer prompts
  * take the matmul path, whose product shares its key reads across rows. (A cache of some rows, patternRows, does not
@@ -139,7 +141,9 @@ export function attention(
   // cache) can be served, by a separate dispatch that writes them out
   const onlyRead = (name: string) => !hp.wants(name) || hp.readsOnly(name);
   const whole = (name: string) => hp.wants(name) && hp.rowsOnly(name) === undefined; // every query row kept
-  const rowsFit = pos <= fusedAttentionRows.max || !(whole(H['attn.hook_attn_scores']) || whole(H['attn.hook_pattern']));
+  // up to fusedAttentionRows.max rows the per-row kernel; from flashAttention.minRows on the flash kernel (unless
+  // every row of the scores or pattern is kept); between the two, if minRows is set above max, the matmul path
+  const rowsFit = pos <= fusedAttentionRows.max || (pos >= flashAttention.minRows && !(whole(H['attn.hook_attn_scores']) || whole(H['attn.hook_pattern'])));
   // (causal models only: the kernels mask keys after the query; an encoder's attention takes the plain path)
   if (ctx.kernels && !isEncoder(cfg) && rowsFit && e <= FUSED_ATTENTION_MAX_D_HEAD && onlyRead(H['attn.hook_attn_scores']) && onlyRead(H['attn.hook_pattern'])) {
     return fusedPath(cfg, layer, x, P, hp, ctx);
