@@ -312,6 +312,26 @@ describe('the fused path hands long prefills to the flash kernel', () => {
     m.dispose();
   });
 
+  it('with flashAttention.minRows above fusedAttentionRows.max, prompts between the two take the matmul path, not the per-row kernel', async () => {
+    const m = HookedTransformer.random(cfg, { seed: 6, std: 0.15 });
+    const [savedMax, savedMin] = [fusedAttentionRows.max, flashAttention.minRows];
+    try {
+      fusedAttentionRows.max = 16;
+      flashAttention.minRows = 1000;
+      const between = await countPrograms(() => m.runWithHooks(prompts)); // 70 rows: above 16, below 1000
+      expect(between.kinds.HeadlensFlashAttention ?? 0).toBe(0);
+      expect(between.kinds.HeadlensAttention ?? 0).toBe(0);
+      flashAttention.minRows = savedMin;
+      const flash = await countPrograms(() => m.runWithHooks(prompts));
+      expect(flash.kinds.HeadlensFlashAttention).toBe(cfg.n_layers);
+      expect((await maxAbsDiffAsync(between.result, (await flash.result.data()) as Float32Array))).toBeLessThan(1e-4);
+      tf.dispose([between.result, flash.result]);
+    } finally {
+      [fusedAttentionRows.max, flashAttention.minRows] = [savedMax, savedMin];
+      m.dispose();
+    }
+  });
+
   it('past fusedAttentionRows.max rows a cache of the whole pattern takes the plain path, one of the last row still the flash kernel; no tensor is left behind', async () => {
     const m = HookedTransformer.random(cfg, { seed: 5, std: 0.15 });
     const savedMax = fusedAttentionRows.max;
