@@ -76,6 +76,19 @@ export function runHeadlens(args: string[], env: Record<string, string> = {}): P
 
 
 /** maxAbsDiff for any backend: reads the tensor asynchronously (WebGPU has no synchronous readback). */
+/** max |out − ref| / max |ref| over two arrays of the same length (Infinity if out holds a NaN). */
+export function relError(out: ArrayLike<number>, ref: ArrayLike<number>): number {
+  if (out.length !== ref.length) throw new Error(`relError: ${out.length} values against ${ref.length}`);
+  let err = 0;
+  let scale = 0;
+  for (let i = 0; i < ref.length; i++) {
+    if (Number.isNaN(out[i])) return Infinity;
+    err = Math.max(err, Math.abs(out[i] - ref[i]));
+    scale = Math.max(scale, Math.abs(ref[i]));
+  }
+  return err / scale;
+}
+
 export async function maxAbsDiffAsync(t: tf.Tensor, ref: Float32Array): Promise<number> {
   const a = (await t.data()) as Float32Array;
   let m = 0;

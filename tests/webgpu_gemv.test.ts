@@ -11,7 +11,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { webgpuMatMul } from '../src/backend/webgpu_kernels/matmul_tiled.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { formatMatmulBench, runMatmulBench } from '../src/bench/matmul.js';
-import { FIXTURES, startSoftwareWebGPU } from './helpers.js';
+import { FIXTURES, startSoftwareWebGPU, relError } from './helpers.js';
 
 const TOL = 1e-5;
 const DEFAULTS = { ...webgpuMatMul };
@@ -47,19 +47,6 @@ function reference(x: Float32Array, W: Float32Array, M: number, K: number, N: nu
     }
   }
   return out;
-}
-
-/** max |out − ref| / max |ref| */
-function relError(out: ArrayLike<number>, ref: ArrayLike<number>): number {
-  expect(out.length).toBe(ref.length);
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    if (Number.isNaN(out[i])) return Infinity;
-    err = Math.max(err, Math.abs(out[i] - ref[i]));
-    scale = Math.max(scale, Math.abs(ref[i]));
-  }
-  return err / scale;
 }
 
 /** Counts the decode-matmul programs the webgpu backend runs while `fn` runs. */

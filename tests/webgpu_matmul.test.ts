@@ -10,7 +10,7 @@ import { initBackend } from '../src/backend/index.js';
 import { webgpuMatMul } from '../src/backend/webgpu_kernels/matmul_tiled.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { formatMatmulBench, runMatmulBench } from '../src/bench/matmul.js';
-import { FIXTURES, startSoftwareWebGPU } from './helpers.js';
+import { FIXTURES, startSoftwareWebGPU, relError } from './helpers.js';
 
 const TOL = 1e-5;
 
@@ -65,19 +65,6 @@ function reference(a: Float32Array, aShape: number[], b: Float32Array, bShape: n
     }
   }
   return { data, shape: [...outer, m, n] };
-}
-
-/** max |out − ref| / max |ref| */
-function relError(out: Float32Array, ref: Float64Array): number {
-  expect(out.length).toBe(ref.length);
-  let err = 0;
-  let scale = 0;
-  for (let i = 0; i < ref.length; i++) {
-    if (Number.isNaN(out[i])) return Infinity;
-    err = Math.max(err, Math.abs(out[i] - ref[i]));
-    scale = Math.max(scale, Math.abs(ref[i]));
-  }
-  return err / scale;
 }
 
 /** Counts the programs the webgpu backend runs by kind while `fn` runs. */

@@ -82,6 +82,33 @@ fn ${fn}(base : i32, i : i32, tRow : i32) -> f32 {
 }`;
 }
 
+/**
+ * What the per-row and the flash attention programs share: their inputs (q, k, v, the padding mask, the rotary
+ * tables), the head of their uniforms (shapes, masks, scale, the three views' offsets and strides, the rotary
+ * table's) and those uniforms' values; each program appends its own fields.
+ */
+export function attentionInputNames(o: DecodeAttentionOptions): string[] {
+  return ['qIn', 'kIn', 'vIn', ...(o.keyMask ? ['keyMask'] : []), ...(o.rotary ? ['cosT', 'sinT'] : [])];
+}
+
+export const ATTENTION_UNIFORMS =
+  'batch : i32, rows : i32, heads : i32, group : i32, keys : i32, queryStart : i32, window : i32, scale : f32, ' +
+  'qOff : i32, qSb : i32, qSp : i32, qSh : i32, kOff : i32, kSb : i32, kSp : i32, kSh : i32, vOff : i32, vSb : i32, vSp : i32, vSh : i32, ' +
+  'rotaryDim : i32, tableSb : i32, ';
+
+export function attentionInputs(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): { inputs: tf.Tensor[]; uniforms: { type: 'int32' | 'float32'; data: number[] }[] } {
+  const i = (n: number) => ({ type: 'int32' as const, data: [n] });
+  return {
+    inputs: [q.tensor, k.tensor, v.tensor, ...(o.keyMask ? [o.keyMask] : []), ...(o.rotary ? [o.rotary.cos, o.rotary.sin] : [])],
+    uniforms: [
+      i(o.batch), i(o.rows), i(o.heads), i(o.heads / o.kvHeads), i(o.keys), i(o.queryStart), i(o.window ?? 0),
+      { type: 'float32' as const, data: [o.scale] },
+      ...[q, k, v].flatMap((x) => [i(x.offset), ...x.strides.map(i)]),
+      ...tableUniforms(o.rotary, o.rows),
+    ],
+  };
+}
+
 const WG = 256;
 
 /**
@@ -97,16 +124,13 @@ function attentionProgram(o: DecodeAttentionOptions, splits: number): WebGPUProg
   const split = splits > 1;
   const outputShape = split ? [o.batch * o.rows * o.heads, splits, E + 2] : [o.batch, o.rows, o.heads, E];
   return {
-    variableNames: ['qIn', 'kIn', 'vIn', ...(padded ? ['keyMask'] : []), ...(rot ? ['cosT', 'sinT'] : [])],
+    variableNames: attentionInputNames(o),
     outputShape,
     shaderKey: `hlDecodeAttention_${E}_${padded ? 'p' : 'np'}_${rot ? 'rot' : 'norot'}_${split ? 'split' : 'whole'}`,
     dispatchLayout: { x: outputShape.map((_, i) => i) },
     dispatch: dispatch1d(o.batch * o.rows * o.heads * splits),
     workgroupSize: [WG, 1, 1],
-    uniforms:
-      'batch : i32, rows : i32, heads : i32, group : i32, keys : i32, queryStart : i32, window : i32, scale : f32, ' +
-      'qOff : i32, qSb : i32, qSp : i32, qSh : i32, kOff : i32, kSb : i32, kSp : i32, kSh : i32, vOff : i32, vSb : i32, vSp : i32, vSh : i32, ' +
-      'rotaryDim : i32, tableSb : i32, splits : i32, splitKeys : i32, splitChunks : i32,',
+    uniforms: ATTENTION_UNIFORMS + 'splits : i32, splitKeys : i32, splitChunks : i32,',
     getUserCode: () => `
 const E = ${E};
 const G = ${G};
@@ -211,14 +235,9 @@ export function fusedAttention(q: HeadView, k: HeadView, v: HeadView, o: DecodeA
   const splits = o.keys >= attentionSplits.minKeys ? Math.min(attentionSplits.max, Math.ceil(o.keys / attentionSplits.keysPerSplit)) : 1;
   const splitKeys = Math.ceil(o.keys / splits / WG) * WG;
   const i = (n: number) => ({ type: 'int32' as const, data: [n] });
-  const uniforms = [
-    i(o.batch), i(o.rows), i(o.heads), i(o.heads / o.kvHeads), i(o.keys), i(o.queryStart), i(o.window ?? 0),
-    { type: 'float32' as const, data: [o.scale] },
-    ...[q, k, v].flatMap((x) => [i(x.offset), ...x.strides.map(i)]),
-    ...tableUniforms(o.rotary, o.rows),
-    i(splits), i(splitKeys), i(splitKeys / WG),
-  ];
-  const inputs = [q.tensor, k.tensor, v.tensor, ...(o.keyMask ? [o.keyMask] : []), ...(o.rotary ? [o.rotary.cos, o.rotary.sin] : [])];
+  const shared = attentionInputs(q, k, v, o);
+  const uniforms = [...shared.uniforms, i(splits), i(splitKeys), i(splitKeys / WG)];
+  const inputs = shared.inputs;
   if (splits === 1) return runProgram('HeadlensAttention', attentionProgram(o, 1), inputs, uniforms) as tf.Tensor4D;
   const parts = runProgram('HeadlensAttention', attentionProgram(o, splits), inputs, uniforms);
   try {

@@ -18,7 +18,7 @@
  * float32 FMAs of each invocation's 4×4 (T = 64) block of scores and its rows' slice of the accumulator.
  */
 import * as tf from '@tensorflow/tfjs';
-import { rotateSnippet, tableUniforms, type DecodeAttentionOptions, type HeadView } from './attention.js';
+import { ATTENTION_UNIFORMS, attentionInputNames, attentionInputs, rotateSnippet, type DecodeAttentionOptions, type HeadView } from './attention.js';
 import { assertFloat, dispatch1d, runProgram, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
 
 /**
@@ -57,16 +57,13 @@ function flashProgram(o: DecodeAttentionOptions, T: number): WebGPUProgram {
   const nTiles = Math.ceil(o.rows / T);
   const outputShape = [o.batch, o.rows, o.heads, E];
   return {
-    variableNames: ['qIn', 'kIn', 'vIn', ...(padded ? ['keyMask'] : []), ...(rot ? ['cosT', 'sinT'] : [])],
+    variableNames: attentionInputNames(o),
     outputShape,
     shaderKey: `hlFlashAttention_${E}_${T}_${padded ? 'p' : 'np'}_${rot ? 'rot' : 'norot'}`,
     dispatchLayout: { x: [0, 1, 2, 3] },
     dispatch: dispatch1d(o.batch * o.heads * nTiles),
     workgroupSize: [WG, 1, 1],
-    uniforms:
-      'batch : i32, rows : i32, heads : i32, group : i32, keys : i32, queryStart : i32, window : i32, scale : f32, ' +
-      'qOff : i32, qSb : i32, qSp : i32, qSh : i32, kOff : i32, kSb : i32, kSp : i32, kSh : i32, vOff : i32, vSb : i32, vSp : i32, vSh : i32, ' +
-      'rotaryDim : i32, tableSb : i32, nTiles : i32,',
+    uniforms: ATTENTION_UNIFORMS + 'nTiles : i32,',
     getUserCode: () => `
 const E = ${E};
 const T = ${T};
@@ -264,13 +261,8 @@ export function flashAttentionZ(q: HeadView, k: HeadView, v: HeadView, o: Decode
   if (o.heads % o.kvHeads !== 0) throw new Error(`flash attention: ${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
   const T = tileFor();
   const i = (n: number) => ({ type: 'int32' as const, data: [n] });
-  const uniforms = [
-    i(o.batch), i(o.rows), i(o.heads), i(o.heads / o.kvHeads), i(o.keys), i(o.queryStart), i(o.window ?? 0),
-    { type: 'float32' as const, data: [o.scale] },
-    ...[q, k, v].flatMap((x) => [i(x.offset), ...x.strides.map(i)]),
-    ...tableUniforms(o.rotary, o.rows),
-    i(Math.ceil(o.rows / T)),
-  ];
-  const inputs = [q.tensor, k.tensor, v.tensor, ...(o.keyMask ? [o.keyMask] : []), ...(o.rotary ? [o.rotary.cos, o.rotary.sin] : [])];
+  const shared = attentionInputs(q, k, v, o);
+  const uniforms = [...shared.uniforms, i(Math.ceil(o.rows / T))];
+  const inputs = shared.inputs;
   return runProgram('HeadlensFlashAttention', flashProgram(o, T), inputs, uniforms) as tf.Tensor4D;
 }
