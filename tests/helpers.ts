@@ -76,6 +76,17 @@ export function runHeadlens(args: string[], env: Record<string, string> = {}): P
 
 
 /** maxAbsDiff for any backend: reads the tensor asynchronously (WebGPU has no synchronous readback). */
+/** Deterministic values in [-1, 1): a seeded LCG, fresh for every call. */
+export function randomValues(n: number, seed: number): Float32Array {
+  let s = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 31 - 1;
+  }
+  return out;
+}
+
 /** max |out − ref| / max |ref| over two arrays of the same length (Infinity if out holds a NaN). */
 export function relError(out: ArrayLike<number>, ref: ArrayLike<number>): number {
   if (out.length !== ref.length) throw new Error(`relError: ${out.length} values against ${ref.length}`);

@@ -11,21 +11,11 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { webgpuMatMul } from '../src/backend/webgpu_kernels/matmul_tiled.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { formatMatmulBench, runMatmulBench } from '../src/bench/matmul.js';
-import { FIXTURES, startSoftwareWebGPU, relError } from './helpers.js';
+import { FIXTURES, startSoftwareWebGPU, randomValues, relError } from './helpers.js';
 
 const TOL = 1e-5;
 const DEFAULTS = { ...webgpuMatMul };
 
-/** Deterministic values in [-1, 1): a seeded LCG. */
-function randomValues(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 type Activation = 'linear' | 'relu' | 'relu6' | 'elu' | 'sigmoid' | 'leakyrelu' | 'prelu';
 const ALPHA = 0.3;

@@ -10,20 +10,10 @@ import { initBackend } from '../src/backend/index.js';
 import { webgpuMatMul } from '../src/backend/webgpu_kernels/matmul_tiled.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { formatMatmulBench, runMatmulBench } from '../src/bench/matmul.js';
-import { FIXTURES, startSoftwareWebGPU, relError } from './helpers.js';
+import { FIXTURES, startSoftwareWebGPU, randomValues, relError } from './helpers.js';
 
 const TOL = 1e-5;
 
-/** Deterministic values in [-1, 1): a seeded LCG, fresh for every call. */
-function randomValues(n: number, seed: number): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
-}
 
 /** float64 reference of tfjs' matMul semantics: leading dimensions broadcast, transposes of the last two. */
 function reference(a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], tA: boolean, tB: boolean, bias?: Float32Array): { data: Float64Array; shape: number[] } {
