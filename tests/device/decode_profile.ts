@@ -19,8 +19,8 @@
 import './device_env.js';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileSync } from 'node:fs';
-import { initBackend, webgpuHostTuning, webgpuMatMul } from '../../src/backend/index.js';
-import { HookedTransformer } from '../../src/hooks/hooked_transformer.js';
+import { initBackend, releaseGpuPool, webgpuHostTuning, webgpuMatMul } from '../../src/backend/index.js';
+import { HookedTransformer, type FwdHook } from '../../src/hooks/hooked_transformer.js';
 import { LONG_PRESETS, type LongPreset } from '../../src/bench/long_context.js';
 import { makeConfig, type HookedConfigInput } from '../../src/model/config.js';
 import { KVCache } from '../../src/model/kv_cache.js';
@@ -50,6 +50,17 @@ async function main(): Promise<void> {
   console.log('model', JSON.stringify({ n_layers: cfg.n_layers, d_model: cfg.d_model, n_heads: cfg.n_heads, n_kv: cfg.n_key_value_heads, fusedKernels: optimisations.fusedKernels, gemvMaxRows: webgpuMatMul.gemvMaxRows }));
   const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64 });
   if (process.env.WEIGHTS16 === '1') model.useWeights16('bf16');
+  // MEMTRACE=1: device bytes (tfjs' buffers in use, and in use + pooled) after the model is made, after the pool is
+  // given back, and at every 4th layer of each prefill (a read-only hook; allocation happens as work is recorded)
+  const bm = () => (tf.backend() as unknown as { bufferManager?: { numBytesUsed?: number; numBytesAllocated?: number } }).bufferManager ?? {};
+  const gib = (n: number | undefined) => ((n ?? 0) / 2 ** 30).toFixed(2);
+  const trace = (where: string) => console.log(`mem ${where}: used ${gib(bm().numBytesUsed)} GiB, allocated ${gib(bm().numBytesAllocated)} GiB, tensors ${gib(tf.memory().numBytes)} GiB`);
+  const memtrace = process.env.MEMTRACE === '1';
+  if (memtrace) trace('model made');
+  // the float32 weights useWeights16 replaced sit in tfjs' pool: given back, as bench --long does
+  console.log(`pooled GPU buffers released: ${gib(releaseGpuPool())} GiB`);
+  if (memtrace) trace('pool released');
+  const traceHooks: FwdHook[] = memtrace ? [[(n: string) => /^blocks\.\d*[048]\.hook_resid_post$/.test(n) || n === 'ln_final.hook_normalized', (_x: tf.Tensor, { name }: { name: string }) => trace(name)]] : [];
 
   const be = tf.backend() as unknown as {
     runWebGPUProgram?: (prog: { constructor: { name: string } }, inputs: { dataId: object }[], ...rest: unknown[]) => unknown;
@@ -89,10 +100,11 @@ async function main(): Promise<void> {
     const cache = new KVCache(cfg.n_layers, { capacity: L + steps + 1 });
     const prompt = [Array.from({ length: L }, (_, i) => (i * 7919) % cfg.d_vocab)];
     const t0 = performance.now();
-    const first = model.runWithHooks(prompt, { kvCache: cache, logits: 'last' });
+    const first = model.runWithHooks(prompt, { kvCache: cache, logits: 'last', fwdHooks: traceHooks });
     await first.data();
     first.dispose();
     const prefill_ms = performance.now() - t0;
+    if (memtrace) trace(`prefill ${L} done`);
     const rows: Record<string, unknown>[] = [];
     for (let s = 0; s < steps; s++) {
       const tok = [[(s * 31) % cfg.d_vocab]];
