@@ -23,13 +23,14 @@ import { assertFloat, dispatch1d, runProgram, WORKGROUP_INDEX, type WebGPUProgra
 
 /**
  * minRows: the fused path hands attention of at least this many new query rows to flashAttention, fewer to
- * fusedAttention. 64 is one whole tile: below it a flash workgroup computes mostly padding rows, and with only
- * batch × heads workgroups (32 for llama-7b at batch 1), each walking every key alone, it would leave most of a GPU
- * idle where fusedAttention spreads a long cache over many workgroups (attentionSplits); from one tile up, each key
- * read serves 64 rows instead of one. Not yet measured (tests/device/flash_bench.ts times the crossover).
+ * fusedAttention. Measured on an H100 (bench/results/h100-2026-12-07-s4/flash_bench.json, llama-7b heads after a
+ * 4,096-key cache): flash took 12.7 / 12.5 / 12.4 ms for 16 / 32 / 64 rows, the per-row kernel 8.2 / 15.1 / 24.7 ms;
+ * the crossover lies between 16 and 32 rows, hence 32. Below it a flash workgroup computes mostly padding rows, and
+ * with only batch × heads × tiles workgroups each walking every key, it leaves most of a GPU idle where fusedAttention
+ * spreads a long cache over many workgroups (attentionSplits).
  * tile: the query and key tile, 'auto' = 64 where the device's workgroup memory holds it (≈29 KiB), else 32 (≈11 KiB).
  */
-export const flashAttention = { minRows: 64, tile: 'auto' as 'auto' | 32 | 64 };
+export const flashAttention = { minRows: 32, tile: 'auto' as 'auto' | 32 | 64 };
 
 const WG = 256; // 16 × 16 invocations
 const CHUNK = 16; // dimensions of q and k staged at a time
