@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { attentionSlicing } from '../src/model/attention.js';
 import { optimisations } from '../src/model/transformer.js';
-import { bucketBytes } from '../src/backend/webgpu_uploads.js';
+import { bucketBytes, webgpuHostTuning } from '../src/backend/webgpu_uploads.js';
 import { fixtureErrors, fixtureTokens } from './device/fixture_parity.js';
 import { encoderFixtureModels, encoderInputs, fixtureModels, maxAbsDiffAsync, reference, startSoftwareWebGPU } from './helpers.js';
 import { loadPretrained } from '../src/loading/load.js';
@@ -169,6 +169,34 @@ describe('webgpu (SwiftShader) against transformers', () => {
       tf.dispose([cache, row]);
     } finally {
       be.device.createBuffer = create;
+    }
+  });
+  it('freed buffers the open commands still use go back to the pool once pendingBytes of them wait, without a read', async () => {
+    const be = tf.backend() as unknown as { tensorDataPendingDisposal: object[]; bufferManager: { getNumFreeBuffers(): number } };
+    const saved = webgpuHostTuning.pendingBytes;
+    const run = async (limit: number | null) => {
+      webgpuHostTuning.pendingBytes = limit;
+      await tf.ones([8]).data(); // a read: everything before is submitted, nothing waits
+      const a = tf.range(0, 300_000).mul(2); // 1.2 MB, made and used by commands not yet submitted
+      const b = a.add(1);
+      const free = be.bufferManager.getNumFreeBuffers();
+      a.dispose();
+      const waiting = be.tensorDataPendingDisposal.length;
+      const pooled = be.bufferManager.getNumFreeBuffers() - free;
+      const v = await b.data();
+      b.dispose();
+      return { waiting, pooled, last: v[v.length - 1] };
+    };
+    try {
+      const off = await run(null);
+      const on = await run(2 ** 20); // 1 MiB: a's buffer alone passes it
+      expect(off.waiting).toBeGreaterThan(0); // tfjs keeps it until the next submission
+      expect(on.waiting).toBe(0);
+      expect(on.pooled).toBeGreaterThan(0);
+      expect(on.last).toBe(2 * 299_999 + 1);
+      expect(off.last).toBe(on.last);
+    } finally {
+      webgpuHostTuning.pendingBytes = saved;
     }
   });
 });

@@ -20,16 +20,27 @@
  *                finds a pooled buffer instead of a new one: tfjs pools by exact byte size, and a step of the
  *                pythia-1.4b shape made 48 new buffers for that alone. A read then copies back only the tensor's own
  *                bytes. Not in browsers: tfjs' synchronous read there sizes its canvas by the buffer.
+ *   pendingBytes a tensor freed while the open command encoder still uses it goes back to tfjs' pool only at the next
+ *                submission; until then its buffer can serve nothing else. With 128 dispatches a submission, a
+ *                long prefill's blocks (about 5 GiB of temporaries each for the llama-7b shape at 16K tokens) piled
+ *                up several blocks' worth of such buffers before any was reused: with a 16 GiB KV cache beside the
+ *                weights that ran the 80 GB H100 out of memory (bench/results/h100-2026-12-07-s4). So once the
+ *                buffers waiting so exceed this many bytes, the open work is submitted at once and they go back to
+ *                the pool. A decoding step frees a few MiB and never reaches it.
  */
 import * as tf from '@tensorflow/tfjs';
 
 /** Switches read when the webgpu backend starts (src/backend/index.ts); both on by default. */
-export const webgpuHostTuning = { uploads: true, submitBatch: 128 as number | null, bucketBuffers: true };
+export const webgpuHostTuning = { uploads: true, submitBatch: 128 as number | null, bucketBuffers: true, pendingBytes: 2 ** 30 as number | null };
 
 /** The parts of tfjs-backend-webgpu 4.22's WebGPUBackend this reaches. */
 export interface UploadBackend {
   uploadToGPU(dataId: object): void;
   read(dataId: object): Promise<unknown>;
+  disposeData?(dataId: object, force?: boolean): boolean;
+  submitQueue?(): void;
+  endComputePassEncoder?(): void;
+  tensorDataPendingDisposal?: object[];
   tensorMap: { get(dataId: object): { values?: ArrayLike<number> | null; resource?: unknown; dtype: string; shape: number[] } | undefined };
   bufferManager: { acquireBuffer(size: number, usage: number, mappedAtCreation?: boolean, reuse?: boolean): unknown };
   device: { limits: { maxStorageBufferBindingSize: number; maxBufferSize: number } };
@@ -72,6 +83,10 @@ export function tuneWebGPUHost(backend: UploadBackend): string[] {
     };
     if (webgpuHostTuning.uploads) done.push('uploads through queue.writeBuffer');
   }
+  if (typeof backend.disposeData === 'function' && typeof backend.submitQueue === 'function' && typeof backend.endComputePassEncoder === 'function' && Array.isArray(backend.tensorDataPendingDisposal)) {
+    submitWhenPending(backend as Required<Pick<UploadBackend, 'disposeData' | 'submitQueue' | 'endComputePassEncoder'>> & UploadBackend);
+    if (webgpuHostTuning.pendingBytes) done.push(`a submission once ${(webgpuHostTuning.pendingBytes / 2 ** 30).toFixed(1)} GiB of freed buffers wait`);
+  }
   const isNode = typeof process !== 'undefined' && !!process.versions?.node;
   if (isNode && typeof backend.read === 'function' && backend.device?.limits) {
     const bm = backend.bufferManager;
@@ -95,6 +110,32 @@ export function tuneWebGPUHost(backend: UploadBackend): string[] {
     if (webgpuHostTuning.bucketBuffers) done.push('buffer sizes in buckets');
   }
   return done;
+}
+
+/** Wraps disposeData and submitQueue to count the bytes of freed buffers waiting for a submission (pendingBytes). */
+function submitWhenPending(backend: Required<Pick<UploadBackend, 'disposeData' | 'submitQueue' | 'endComputePassEncoder'>> & UploadBackend): void {
+  let waiting = 0;
+  const submit = backend.submitQueue.bind(backend);
+  backend.submitQueue = () => {
+    waiting = 0;
+    submit();
+  };
+  const dispose = backend.disposeData.bind(backend);
+  backend.disposeData = (dataId: object, force?: boolean) => {
+    const pending = backend.tensorDataPendingDisposal!;
+    const before = pending.length;
+    const size = (backend.tensorMap.get(dataId)?.resource as { size?: number } | null | undefined)?.size ?? 0;
+    const r = dispose(dataId, force);
+    const limit = webgpuHostTuning.pendingBytes;
+    if (limit && pending.length > before) {
+      waiting += size;
+      if (waiting >= limit) {
+        backend.endComputePassEncoder();
+        backend.submitQueue();
+      }
+    }
+    return r;
+  };
 }
 
 /** Sets tfjs' submission batch from webgpuHostTuning.submitBatch (null: tfjs' default of 15). */
