@@ -199,4 +199,40 @@ describe('webgpu (SwiftShader) against transformers', () => {
       webgpuHostTuning.pendingBytes = saved;
     }
   });
+  it('with pendingBytes a KV-cached prefill holds fewer freed-but-waiting buffers at its peak, with the same logits', async () => {
+    const { HookedTransformer } = await import('../src/hooks/hooked_transformer.js');
+    const { makeConfig } = await import('../src/model/config.js');
+    const { KVCache } = await import('../src/model/kv_cache.js');
+    const { releaseGpuPool } = await import('../src/backend/index.js');
+    const L = 256;
+    const cfg = makeConfig({
+      model_name: 'pending', d_model: 256, n_layers: 3, n_heads: 4, d_head: 64, d_mlp: 704, d_vocab: 500, n_ctx: L + 4, act_fn: 'silu', gated_mlp: true,
+      normalization_type: 'RMS', positional_embedding_type: 'rotary', rotary_dim: 64, attn_qkv_bias: false, attn_out_bias: false, mlp_bias: false,
+    });
+    const m = HookedTransformer.random(cfg, { seed: 1, lowRank: 16 });
+    const bm = (tf.backend() as unknown as { bufferManager: { numBytesAllocated: number } }).bufferManager;
+    const prompt = [Array.from({ length: L }, (_, i) => (i * 7919) % cfg.d_vocab)];
+    const saved = webgpuHostTuning.pendingBytes;
+    const run = async (limit: number | null) => {
+      webgpuHostTuning.pendingBytes = limit;
+      releaseGpuPool();
+      const base = bm.numBytesAllocated;
+      let peak = 0;
+      const cache = new KVCache(cfg.n_layers, { capacity: L });
+      const out = m.runWithHooks(prompt, { kvCache: cache, logits: 'last', fwdHooks: [[(n: string) => n.endsWith('hook_resid_post'), () => void (peak = Math.max(peak, bm.numBytesAllocated - base))]] });
+      const v = await out.data();
+      tf.dispose([out]);
+      cache.dispose();
+      return { peak, v };
+    };
+    try {
+      const off = await run(null);
+      const on = await run(8 * 2 ** 20);
+      expect(on.peak, `peak ${off.peak} bytes without, ${on.peak} with`).toBeLessThan(0.75 * off.peak);
+      expect(Array.from(on.v)).toEqual(Array.from(off.v));
+    } finally {
+      webgpuHostTuning.pendingBytes = saved;
+      m.dispose();
+    }
+  });
 });
