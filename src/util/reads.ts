@@ -61,6 +61,21 @@ export function* readNested<T = unknown>(t: tf.Tensor): Reads<T> {
   return nest(Array.from(v), shape) as T;
 }
 
+/**
+ * Reads two tensors (the driver disposes each as it reads it) as nested arrays in their shapes. If the first read
+ * throws, the second tensor, which was never yielded, is disposed here.
+ */
+export function* readNestedPair<A = unknown, B = unknown>(first: tf.Tensor, second: tf.Tensor): Reads<[A, B]> {
+  let a: A;
+  try {
+    a = yield* readNested<A>(first);
+  } catch (e) {
+    second.dispose();
+    throw e;
+  }
+  return [a, yield* readNested<B>(second)];
+}
+
 /** Reads `t` (the driver disposes it) as a flat number[]. */
 export function* readFlat(t: tf.Tensor): Reads<number[]> {
   return Array.from(yield t);

@@ -24,7 +24,7 @@
  * the toy zoo and tens of tokens, slow for thousands.
  */
 import * as tf from '@tensorflow/tfjs';
-import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
+import { readAsync, readNested, readSync, type Reads, readNestedPair } from '../../util/reads.js';
 import { HeadlensError } from '../../errors.js';
 import { actName } from '../../hooks/act_name.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
@@ -340,13 +340,7 @@ function* flowCorrelationsReads(model: HookedTransformer, tokens: number[][], op
       const r = rolloutFromPatterns(patterns, opts.residualWeight ?? 0.5);
       return [row(patterns[patterns.length - 1].mean(1) as tf.Tensor3D), row(r)];
     });
-    try {
-      raw = yield* readNested<number[][]>(rawT);
-    } catch (e) {
-      rolloutT.dispose();
-      throw e;
-    }
-    rollout = yield* readNested<number[][]>(rolloutT);
+    [raw, rollout] = yield* readNestedPair<number[][], number[][]>(rawT, rolloutT);
   } finally {
     cache.dispose();
     logits.dispose();

@@ -27,7 +27,7 @@ import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.
 import type { TokenInput } from '../../model/transformer.js';
 import { Labelled, layerAxis } from '../labelled.js';
 import type { Answer } from '../metrics.js';
-import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
+import { readAsync, readNested, readSync, type Reads, readNestedPair } from '../../util/reads.js';
 
 export interface DlaOptions {
   answer: Answer;
@@ -101,14 +101,7 @@ function* directLogitAttributionReads(model: HookedTransformer, tokens: TokenInp
     cache.dispose();
     logits.dispose();
   }
-  let cols: number[][];
-  try {
-    cols = yield* readNested<number[][]>(colsT);
-  } catch (e) {
-    actualT.dispose();
-    throw e;
-  }
-  const actual = yield actualT;
+  const [cols, actual] = yield* readNestedPair<number[][], number[]>(colsT, actualT);
   labels.push('bias');
   cols.push(Array.from(yield* directBiasReads(model, ans, wrong)));
   const values = new Float64Array(batch * labels.length);

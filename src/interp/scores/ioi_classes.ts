@@ -45,7 +45,7 @@ import { headDlaReads } from '../attribution/dla.js';
 import { headAblationHooks, type HeadRef } from '../interventions/ablation.js';
 import { logitDiff } from '../metrics.js';
 import { pathPatchingSweepReads, type Receiver } from '../interventions/path_patching.js';
-import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
+import { readAsync, readNested, readSync, type Reads, readNestedPair } from '../../util/reads.js';
 import { zeros } from './head_scores.js';
 
 export interface IoiClassOptions {
@@ -157,14 +157,7 @@ function* ioiCopyScoresReads(model: HookedTransformer, prompts: IoiTokens[], k: 
           const top = (y: tf.Tensor) => tf.topk(model.unembed(model.applyNorm('ln_final', y)) as tf.Tensor2D, k).indices; // [rows, k]
           return [top(o), top(o.neg())];
         });
-        let pos: number[][];
-        try {
-          pos = yield* readNested<number[][]>(posT);
-        } catch (e) {
-          negT.dispose();
-          throw e;
-        }
-        const neg = yield* readNested<number[][]>(negT);
+        const [pos, neg] = yield* readNestedPair<number[][], number[][]>(posT, negT);
         positive[l][h] = pos.filter((ids, i) => ids.includes(names[i])).length / names.length;
         negative[l][h] = neg.filter((ids, i) => ids.includes(names[i])).length / names.length;
       }

@@ -41,7 +41,7 @@ import { actName } from '../../hooks/act_name.js';
 import { generateReads } from '../../hooks/generate.js';
 import { KVCache } from '../../model/kv_cache.js';
 import type { FwdHook, HookedTransformer } from '../../hooks/hooked_transformer.js';
-import { readAsync, readNested, readSync, type Reads } from '../../util/reads.js';
+import { readAsync, readNested, readSync, type Reads, readNestedPair } from '../../util/reads.js';
 import { runScorer, runScorerAsync, zeros, type HeadScorer, type HeadScores } from './head_scores.js';
 
 /** One needle trial in tokens: the prompt, where the needle sits in it, and the answer expected. */
@@ -305,14 +305,7 @@ export function retrievalTeacherForcedScorer(trials: NeedleTrial[], opts: Retrie
         cache.dispose();
         logits.dispose();
       }
-      let topKey: number[][][];
-      try {
-        topKey = yield* readNested<number[][][]>(tkT);
-      } catch (e) {
-        predT.dispose();
-        throw e;
-      }
-      const predicted = Array.from(yield predT);
+      const [topKey, predicted] = yield* readNestedPair<number[][][], number[]>(tkT, predT); // predT is [step]
       const [from, to] = copySpan(trial, settings.span);
       const table = zeros(n_layers, n_heads);
       for (let l = 0; l < n_layers; l++) {
