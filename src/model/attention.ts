@@ -101,29 +101,23 @@ function repeatKV(x: tf.Tensor4D, nRep: number): tf.Tensor4D {
  * disposes the two after use (a slab cache hands out copies; a tensors cache keeps what it staged).
  */
 function extendCache(cache: KVCache, layer: number, k: tf.Tensor4D, v: tf.Tensor4D): { k: tf.Tensor4D; v: tf.Tensor4D; owned: boolean } {
-  if (cache.inPlace) {
-    const [batch, pos, kv, e] = k.shape;
-    const past = cache.past(layer); // copies of the rows held, before this forward's are written
-    cache.write(layer, bphView(k), bphView(v), { batch, kvHeads: kv, rows: pos, dHead: e });
-    // this forward's keys from k and v themselves, so a gradient (the plain path may run under one) reaches them
-    const [kAll, vAll] = tf.tidy(() => {
-      const kNew = k.transpose([0, 2, 1, 3]) as tf.Tensor4D;
-      const vNew = v.transpose([0, 2, 1, 3]) as tf.Tensor4D;
-      if (!past) return [kNew, vNew];
-      return [tf.concat([past.k, kNew], 2) as tf.Tensor4D, tf.concat([past.v, vNew], 2) as tf.Tensor4D];
-    });
-    if (past) tf.dispose([past.k, past.v]);
-    return { k: kAll, v: vAll, owned: true };
-  }
+  const slab = cache.inPlace;
+  // slab: copies of the rows held, taken before this forward's are written; tensors: the cache's own
   const past = cache.past(layer);
+  if (slab) {
+    const [batch, pos, kv, e] = k.shape;
+    cache.write(layer, bphView(k), bphView(v), { batch, kvHeads: kv, rows: pos, dHead: e });
+  }
+  // this forward's keys from k and v themselves, so a gradient (the plain path may run under one) reaches them
   const [kAll, vAll] = tf.tidy(() => {
     const kNew = k.transpose([0, 2, 1, 3]) as tf.Tensor4D; // [batch, kv_head, new_pos, d_head]
     const vNew = v.transpose([0, 2, 1, 3]) as tf.Tensor4D;
     if (!past) return [kNew, vNew];
     return [tf.concat([past.k, kNew], 2) as tf.Tensor4D, tf.concat([past.v, vNew], 2) as tf.Tensor4D];
   });
-  cache.stage(layer, kAll, vAll);
-  return { k: kAll, v: vAll, owned: false };
+  if (!slab) cache.stage(layer, kAll, vAll);
+  else if (past) tf.dispose([past.k, past.v]);
+  return { k: kAll, v: vAll, owned: slab };
 }
 
 export function attention(

@@ -232,7 +232,7 @@ export class KVCache {
     this.layers.forEach((kv, l) => {
       if (!kv) return;
       const [b, n, t, e] = kv.k.shape;
-      const slab = tf.keep(uninitialisedTensor([2, b, n, Math.max(this.target, t), e]));
+      const slab = tf.keep(uninitialisedTensor([2, b, n, this.target, e])); // target ≥ the positions held (begin)
       writeKVInPlace(slab, 0, bhpView(kv.k), bhpView(kv.v), t);
       tf.dispose([kv.k, kv.v]);
       this.layers[l] = undefined;
