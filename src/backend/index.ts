@@ -22,7 +22,8 @@ import { HeadlensError } from '../errors.js';
 import { registerWasmKernels } from './wasm_kernels.js';
 import { guardWebGPU, releasePooledBuffers, type WebGPUBackendLike } from './webgpu_guard.js';
 import { refuseSyncReads, type SyncReadBackend } from './webgpu_sync_read.js';
-import { tuneWebGPUHost, type UploadBackend } from './webgpu_uploads.js';
+import { installLeanDispatch, type DispatchBackend } from './webgpu_dispatch.js';
+import { tuneWebGPUHost, webgpuHostTuning, type UploadBackend } from './webgpu_uploads.js';
 import { registerTiledMatMul } from './webgpu_kernels/matmul_tiled.js';
 
 export const BACKENDS = ['webgpu', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -145,6 +146,7 @@ async function startWebGPU(): Promise<string> {
   await setBackend('webgpu');
   // before the guard, so the guard's size checks wrap the tuned upload (webgpu_uploads.ts)
   const tuning = tuneWebGPUHost(tf.backend() as unknown as UploadBackend);
+  if (installLeanDispatch(tf.backend() as unknown as DispatchBackend) && webgpuHostTuning.leanDispatch) tuning.push('lean dispatch');
   // tfjs reads none of WebGPU's errors: a buffer over the device's limits would give silent wrong numbers
   const limits = guardWebGPU(tf.backend() as unknown as WebGPUBackendLike);
   const mib = (b: number) => `${Math.floor(b / 2 ** 20)} MiB`;

@@ -30,8 +30,15 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-/** Switches read when the webgpu backend starts (src/backend/index.ts); both on by default. */
-export const webgpuHostTuning = { uploads: true, submitBatch: 128 as number | null, bucketBuffers: true, pendingBytes: 2 ** 30 as number | null };
+/** Switches read when the webgpu backend starts (src/backend/index.ts) or at each call; all on by default. */
+export const webgpuHostTuning = {
+  uploads: true,
+  submitBatch: 128 as number | null,
+  bucketBuffers: true,
+  pendingBytes: 2 ** 30 as number | null,
+  /** Uniforms of a submission in one buffer, bind-group layouts asked once (webgpu_dispatch.ts). */
+  leanDispatch: true,
+};
 
 /** The parts of tfjs-backend-webgpu 4.22's WebGPUBackend this reaches. */
 export interface UploadBackend {

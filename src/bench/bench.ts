@@ -241,12 +241,13 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchResult> {
       gains = {};
       // fusedKernels only acts on webgpu: elsewhere its row would time the same path twice
       const flags = (Object.keys(optimisations) as (keyof typeof optimisations)[]).filter((f) => f !== 'fusedKernels' || tf.getBackend() === 'webgpu');
-      // on webgpu also the host-side switches of src/backend/webgpu_uploads.ts
+      // on webgpu also the host-side switches of src/backend/webgpu_uploads.ts and webgpu_dispatch.ts
       const host: Record<string, (on: boolean) => void> =
         tf.getBackend() === 'webgpu'
           ? {
               'webgpu.uploads': (on) => void (webgpuHostTuning.uploads = on),
               'webgpu.bucketBuffers': (on) => void (webgpuHostTuning.bucketBuffers = on),
+              'webgpu.leanDispatch': (on) => void (webgpuHostTuning.leanDispatch = on),
               'webgpu.submitBatch': (on) => {
                 webgpuHostTuning.submitBatch = on ? 128 : null;
                 applySubmitBatch();

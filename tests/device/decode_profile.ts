@@ -35,7 +35,9 @@ async function main(): Promise<void> {
   // TF_FLAGS='{"WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE":64}' tries tfjs flags; SKIP_TIME=1 leaves out the tf.time step
   const flags = JSON.parse(process.env.TF_FLAGS ?? '{}') as Record<string, number | boolean>;
   // HOST_TUNING=0: tfjs' own uploads and submission batches (src/backend/webgpu_uploads.ts), for a same-run baseline
-  if (process.env.HOST_TUNING === '0') Object.assign(webgpuHostTuning, { uploads: false, submitBatch: null });
+  if (process.env.HOST_TUNING === '0') Object.assign(webgpuHostTuning, { uploads: false, submitBatch: null, leanDispatch: false });
+  // LEAN=0: everything else tuned, but tfjs' own recordAndSubmit (src/backend/webgpu_dispatch.ts)
+  if (process.env.LEAN === '0') webgpuHostTuning.leanDispatch = false;
   const choice = await initBackend({ backend: (process.env.HEADLENS_BACKEND as 'webgpu') ?? 'webgpu' });
   console.log('backend', choice.name, choice.reason);
   for (const [k, v] of Object.entries(flags)) tf.env().set(k, v);
