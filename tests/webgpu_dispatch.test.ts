@@ -8,7 +8,8 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { leanDispatchSlots, leanDispatchStats, uniformFields, uniformLayout, writeUniforms, type UniformEntry } from '../src/backend/webgpu_dispatch.js';
 import { webgpuHostTuning } from '../src/backend/webgpu_uploads.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
-import { makeConfig } from '../src/model/config.js';
+import { makeConfig, type HookedConfigInput } from '../src/model/config.js';
+import { optimisations } from '../src/model/transformer.js';
 import { KVCache } from '../src/model/kv_cache.js';
 import { startSoftwareWebGPU } from './helpers.js';
 
@@ -19,6 +20,7 @@ beforeAll(async () => {
 afterEach(() => {
   webgpuHostTuning.leanDispatch = true;
   leanDispatchSlots.slots = 512;
+  optimisations.fusedKernels = true;
 });
 
 interface TfjsUniforms {
@@ -146,5 +148,122 @@ describe('lean dispatch', () => {
     expect(Array.from(r.on)).toEqual(Array.from(r.off));
     a.dispose();
     expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+/** Counts programs by kind while f runs. */
+async function programs<T>(f: () => Promise<T>): Promise<{ result: T; kinds: Record<string, number>; total: number }> {
+  const be = tf.backend() as unknown as { runWebGPUProgram: (p: object, ...rest: unknown[]) => unknown };
+  const original = be.runWebGPUProgram;
+  const kinds: Record<string, number> = {};
+  let total = 0;
+  be.runWebGPUProgram = function (p: object, ...rest: unknown[]) {
+    total++;
+    kinds[p.constructor.name] = (kinds[p.constructor.name] ?? 0) + 1;
+    return original.call(this, p, ...rest);
+  };
+  try {
+    return { result: await f(), kinds, total };
+  } finally {
+    be.runWebGPUProgram = original;
+  }
+}
+
+/** runWithCache(names 'all'): every cached activation's values by name, and the logits. */
+async function cacheAll(model: HookedTransformer, tokens: number[][]): Promise<Map<string, Float32Array>> {
+  const { logits, cache } = model.runWithCache(tokens, { names: 'all' } as never);
+  const out = new Map<string, Float32Array>([['logits', (await logits.data()) as Float32Array]]);
+  for (const k of cache.keys()) out.set(k, (await cache.get(k).data()) as Float32Array);
+  logits.dispose();
+  cache.dispose();
+  return out;
+}
+
+function maxRel(a: Float32Array, b: Float32Array): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= diff)) diff = d;
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / Math.max(scale, 1e-30);
+}
+
+const FAMILIES: Record<string, HookedConfigInput> = {
+  'GPT-2 style (LayerNorm, GELU, learned positions)': { n_layers: 2, d_model: 64, n_heads: 4, d_head: 16, d_mlp: 256, d_vocab: 101, n_ctx: 32, act_fn: 'gelu_new', normalization_type: 'LN', positional_embedding_type: 'standard' },
+  'Llama style (RMSNorm, rotary, GQA, SwiGLU)': { n_layers: 2, d_model: 64, n_heads: 4, d_head: 16, d_mlp: 128, d_vocab: 101, n_ctx: 32, act_fn: 'silu', normalization_type: 'RMS', positional_embedding_type: 'rotary', gated_mlp: true, n_key_value_heads: 2 },
+};
+
+describe('kernels with several outputs (the cache of every activation)', () => {
+  for (const [family, input] of Object.entries(FAMILIES)) {
+    it(`${family}: runWithCache('all') gives the single-output kernels' values to the bit in fewer programs, and the plain ops' within 1e-5`, async () => {
+      const model = HookedTransformer.random(makeConfig(input as never), { seed: 5 });
+      const tokens = [Array.from({ length: 20 }, (_, i) => (i * 11 + 3) % 101), Array.from({ length: 20 }, (_, i) => (i * 5 + 1) % 101)];
+      await cacheAll(model, tokens); // compile every shader first
+      const multi = await programs(() => cacheAll(model, tokens));
+      webgpuHostTuning.leanDispatch = false; // the single-output kernels: scale and norm apart, tfjs' split
+      const single = await programs(() => cacheAll(model, tokens));
+      webgpuHostTuning.leanDispatch = true;
+      optimisations.fusedKernels = false;
+      const plain = await cacheAll(model, tokens);
+      optimisations.fusedKernels = true;
+
+      expect(multi.kinds.HeadlensNormWith).toBe(2 * input.n_layers! + 1); // ln1, ln2 (with resid_mid), ln_final
+      expect(multi.kinds.HeadlensSplitColumns).toBe(input.n_layers);
+      expect(multi.kinds.SliceProgram ?? 0).toBeLessThan(single.kinds.SliceProgram);
+      expect(single.kinds.HeadlensNormWith).toBeUndefined();
+      expect(multi.total).toBeLessThanOrEqual(single.total - 4 * input.n_layers!);
+      expect([...multi.result.keys()].sort()).toEqual([...single.result.keys()].sort());
+      expect(multi.result.size).toBeGreaterThan(20);
+      for (const [name, values] of multi.result) {
+        expect(Array.from(values), name).toEqual(Array.from(single.result.get(name)!));
+        expect(maxRel(values, plain.get(name)!), name).toBeLessThan(1e-5);
+      }
+      model.dispose();
+    });
+  }
+
+  it('a hook that changes resid_mid or ln2.hook_scale keeps the single-output path and the plain results', async () => {
+    const input = FAMILIES['GPT-2 style (LayerNorm, GELU, learned positions)'];
+    const model = HookedTransformer.random(makeConfig(input as never), { seed: 6 });
+    const tokens = [Array.from({ length: 12 }, (_, i) => (i * 7 + 2) % 101)];
+    const hooks = [
+      ['blocks.0.hook_resid_mid', (x: tf.Tensor) => x.mul(0.5)],
+      ['blocks.1.ln2.hook_scale', (x: tf.Tensor) => x.mul(2)],
+    ] as never;
+    const run = async () => {
+      const l = model.runWithHooks(tokens, { fwdHooks: hooks });
+      const v = (await l.data()) as Float32Array;
+      l.dispose();
+      return v;
+    };
+    const fused = await programs(run);
+    optimisations.fusedKernels = false;
+    const plain = await run();
+    expect(fused.kinds.HeadlensNormWith).toBeUndefined();
+    expect(maxRel(fused.result, plain)).toBeLessThan(1e-5);
+    model.dispose();
+  });
+
+  it('under tf.time (programs timed one by one through tfjs) the cache takes the single-output kernels', async () => {
+    const input = FAMILIES['Llama style (RMSNorm, rotary, GQA, SwiGLU)'];
+    const model = HookedTransformer.random(makeConfig(input as never), { seed: 7 });
+    (await cacheAll(model, [[1, 2, 3]])).clear(); // the model makes its fused QKV weights once, on first use
+    const before = tf.memory().numTensors;
+    let kinds: Record<string, number> = {};
+    const info = await tf.time(async () => {
+      const r = await programs(async () => {
+        const { logits, cache } = model.runWithCache([[1, 2, 3, 4, 5, 6, 7, 8]], { names: 'all' } as never);
+        tf.dispose([logits]);
+        cache.dispose();
+      });
+      kinds = r.kinds;
+    });
+    expect(info.kernelMs).toBeDefined();
+    expect(kinds.HeadlensNormWith).toBeUndefined();
+    expect(kinds.HeadlensNormScale).toBeGreaterThan(0);
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
   });
 });

@@ -16,7 +16,8 @@
  *     lands after the previous submission's dispatches read their slots and before this one's run;
  *   - each pipeline's bind-group layout is asked for once.
  * A dispatch this does not cover goes through tfjs' own path: while tf.time is timing programs (timestamp
- * queries), a draw program, uniforms larger than all the slots. When the slots run out before tfjs' submission batch
+ * queries), a draw program, uniforms larger than all the slots. It also binds a program's extra outputs (after the
+ * uniforms), which tfjs cannot: the kernels with several outputs (runProgramMulti) run only on this path. When the slots run out before tfjs' submission batch
  * does, the open work is submitted early.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -49,6 +50,8 @@ interface PassEncoder {
 }
 
 interface LeanProgram {
+  /** Outputs beyond `result`, bound after the uniforms (see runProgramMulti, webgpu_kernels/program.ts). */
+  extraOutputs?: TensorRef[];
   pipeline: { getBindGroupLayout(i: number): unknown } | Promise<unknown>;
   pixelsOpType?: unknown;
   size?: boolean;
@@ -131,6 +134,15 @@ function strides(shape: number[]): number[] {
 }
 
 const installed = new WeakSet<object>();
+
+/**
+ * Whether a program may have several outputs now: the lean path is installed on the running backend, switched on,
+ * and not handing dispatches to tfjs (tf.time). tfjs' own path binds only `result`, so a kernel with extra outputs
+ * must fall back to its single-output form when this is false.
+ */
+export function multiOutputReady(backend: object): boolean {
+  return installed.has(backend) && webgpuHostTuning.leanDispatch && (backend as { activeTimers?: unknown }).activeTimers == null;
+}
 /** Dispatches recorded by the lean path, those it handed to tfjs' own (while switched on), and those of its own whose
  *  uniforms took more than one slot, since the start. */
 export const leanDispatchStats = { lean: 0, fallback: 0, wide: 0 };
@@ -163,6 +175,7 @@ export function installLeanDispatch(backend: DispatchBackend): boolean {
 
   backend.recordAndSubmit = (program, output, inputs, programDefinedUniform) => {
     if (!webgpuHostTuning.leanDispatch || backend.activeTimers != null || program.pixelsOpType != null || program.pipeline instanceof Promise) {
+      if (program.extraOutputs?.length) throw new Error('a program with several outputs was recorded off the lean dispatch path (check multiOutputReady() first)');
       if (webgpuHostTuning.leanDispatch) leanDispatchStats.fallback++;
       return original(program, output, inputs, programDefinedUniform);
     }
@@ -183,6 +196,7 @@ export function installLeanDispatch(backend: DispatchBackend): boolean {
       [f32, i32, u32] = [new Float32Array(host), new Int32Array(host), new Uint32Array(host)];
     }
     if (need > slots) {
+      if (program.extraOutputs?.length) throw new Error(`a program with several outputs has ${size} bytes of uniforms, more than the ${slots * slot} of the lean path's slots`);
       leanDispatchStats.fallback++;
       return original(program, output, inputs, programDefinedUniform);
     }
@@ -206,6 +220,10 @@ export function installLeanDispatch(backend: DispatchBackend): boolean {
     backend.commandQueueOwnedIds.add(output.dataId);
     const entries = resources.map((resource, binding) => ({ binding, resource }));
     entries.push({ binding: entries.length, resource: { buffer: ring, offset: base, size } });
+    for (const t of program.extraOutputs ?? []) {
+      entries.push({ binding: entries.length, resource: backend.tensorToBinding(t) });
+      backend.commandQueueOwnedIds.add(t.dataId);
+    }
     const group = backend.device.createBindGroup({ layout, entries });
     backend.ensureCommandEncoderReady();
     backend.computePassEncoder ??= backend.commandEncoder!.beginComputePass({});

@@ -19,7 +19,7 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
-import { bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedRotary, FUSED_ATTENTION_MAX_D_HEAD, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
+import { bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedRotary, fusedSplitColumns, FUSED_ATTENTION_MAX_D_HEAD, multiOutputActive, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
 import type { PackedLinear } from './weights16.js';
 
 export interface AttentionContext {
@@ -174,7 +174,9 @@ function hookedQKV(
   const { n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
   if (ctx.qkv) {
     // one matmul for all three, split along the columns: [batch*pos, (head + 2·kv_head)·d_head]
-    const [qf, kf, vf] = tf.split(linear(x2d, ctx.qkv.W, ctx.qkv.b, ctx.fused ?? false), [h * e, kv * e, kv * e], 1);
+    const all = linear(x2d, ctx.qkv.W, ctx.qkv.b, ctx.fused ?? false);
+    // on webgpu one dispatch cuts all three (tfjs' split is a copy program each)
+    const [qf, kf, vf] = ctx.kernels && multiOutputActive() ? fusedSplitColumns(all, [h * e, kv * e, kv * e]) : tf.split(all, [h * e, kv * e, kv * e], 1);
     return [
       hp.point(H['attn.hook_q'], qf.reshape([batch, pos, h, e]) as tf.Tensor4D),
       hp.point(H['attn.hook_k'], kf.reshape([batch, pos, kv, e]) as tf.Tensor4D),

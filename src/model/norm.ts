@@ -4,13 +4,14 @@
  * after its weight (and bias). That is the tensor transformers returns, so `ln_final.hook_normalized`
  * equals its last hidden state (TransformerLens' RMSNorm hooks the value before the weight instead).
  * With `kernels` (webgpu, optimisations.fusedKernels) the norm is one dispatch, or two when a hook listens at
- * hook_scale: the scale, then the norm with whatever the hook point returned (src/backend/webgpu_kernels/norm.ts).
+ * hook_scale: the scale, then the norm with whatever the hook point returned (src/backend/webgpu_kernels/norm.ts);
+ * one again when that listener only reads (a cache), the scale written beside the output.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { HookedConfig } from './config.js';
 import { normHooks } from './hook_names.js';
 import type { HookPoints } from './hook_point.js';
-import { fusedNorm, fusedNormApply, fusedNormScale } from '../backend/webgpu_kernels/index.js';
+import { fusedNorm, fusedNormApply, fusedNormScale, fusedNormWith, multiOutputActive } from '../backend/webgpu_kernels/index.js';
 
 export function norm(
   cfg: HookedConfig,
@@ -25,6 +26,12 @@ export function norm(
   const H = normHooks(prefix);
   if (kernels) {
     const type = cfg.normalization_type;
+    if (hp.readsOnly(H.scale) && multiOutputActive()) {
+      // a listener that only reads the scale (a cache): the norm writes it beside its output, one dispatch
+      const { normalized, scale } = fusedNormWith(x, undefined, w!, b, cfg.eps, type, { scale: true });
+      hp.point(H.scale, scale!);
+      return hp.point(H.normalized, normalized as tf.Tensor3D);
+    }
     const out = hp.wants(H.scale) ? fusedNormApply(x, hp.point(H.scale, fusedNormScale(x, cfg.eps, type)), w!, b, type) : fusedNorm(x, w!, b, cfg.eps, type);
     return hp.point(H.normalized, out as tf.Tensor3D);
   }

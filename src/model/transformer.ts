@@ -19,7 +19,7 @@ import { countParams, paramShapes } from './params.js';
 import { PackedLinear, packedParamNames, packLayer, type Format16, type Weights16 } from './weights16.js';
 import { encoderPositionIds, hasPadding, maskRows, paddedMask, positionIds, type AttentionMaskInput } from './padding.js';
 import { rotaryTables, rotaryTablesAt } from './rotary.js';
-import { fusedAdd3, fusedKernelsActive, fusedNormOfSum } from '../backend/webgpu_kernels/index.js';
+import { fusedAdd3, fusedKernelsActive, fusedNormOfSum, fusedNormWith, multiOutputActive } from '../backend/webgpu_kernels/index.js';
 
 /** Token ids [batch, pos]: nested arrays, one sequence, or an int32 tensor. */
 export type TokenInput = number[][] | number[] | tf.Tensor;
@@ -604,6 +604,7 @@ export class Transformer {
     const kernels = ctx.kernels !== undefined;
     const W = (n: string) => this.linearWeight(n);
     // a norm's temporaries (centred, squared, …) freed as soon as it returns
+    const readOnlyOrNone = (name: string) => !hp.wants(name) || hp.readsOnly(name);
     const ln = (x: tf.Tensor3D, p: string) => (optimisations.blockScopes ? tf.tidy(() => norm(cfg, x, ...this.normParams(p), p, hp, kernels)) : norm(cfg, x, ...this.normParams(p), p, hp, kernels));
     const block = (l: number, x: tf.Tensor3D): tf.Tensor3D => {
       const b = `blocks.${l}`; // the norms' prefix: their parameters and hook points are named under it
@@ -633,6 +634,16 @@ export class Transformer {
         // (resid + attn_out) + mlp_out in one dispatch, rounded as the two adds would be
         const [w, bias] = this.normParams(`${b}.ln2`);
         const normed = hp.point(normHooks(`${b}.ln2`).normalized, fusedNormOfSum(resid, attnOut, w!, bias, cfg.eps, cfg.normalization_type) as tf.Tensor3D);
+        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, normed, P, hp, fused, optimisations.blockScopes, W, kernels));
+        return hp.point(H['hook_resid_post'], fusedAdd3(resid, attnOut, mlpOut) as tf.Tensor3D);
+      } else if (kernels && cfg.normalization_type !== null && multiOutputActive() && readOnlyOrNone(H['hook_resid_mid']) && readOnlyOrNone(normHooks(`${b}.ln2`).scale)) {
+        // a cache of resid_mid or ln2's scale: the same dispatch as above writes them beside ln2's output
+        const ln2 = normHooks(`${b}.ln2`);
+        const [w, bias] = this.normParams(`${b}.ln2`);
+        const made = fusedNormWith(resid, attnOut, w!, bias, cfg.eps, cfg.normalization_type, { sum: hp.wants(H['hook_resid_mid']), scale: hp.wants(ln2.scale) });
+        if (made.sum) hp.point(H['hook_resid_mid'], made.sum as tf.Tensor3D);
+        if (made.scale) hp.point(ln2.scale, made.scale);
+        const normed = hp.point(ln2.normalized, made.normalized as tf.Tensor3D);
         const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, normed, P, hp, fused, optimisations.blockScopes, W, kernels));
         return hp.point(H['hook_resid_post'], fusedAdd3(resid, attnOut, mlpOut) as tf.Tensor3D);
       } else {

@@ -10,9 +10,13 @@
  *   rotary.ts      rotary embeddings of q and k together, straight from the fused QKV output
  *   kv_append.ts   the KV cache's new keys and values written in place into its preallocated slab
  *   activation.ts  the MLP's nonlinearity, or SwiGLU's act(gate)·up; the block's two residual adds as one
+ *   split.ts       the fused QKV output cut into q, k and v in one dispatch
+ * A kernel may write several outputs (the norm with its scale and residual sum for a cache, the split) through
+ * headlens' own dispatch path (src/backend/webgpu_dispatch.ts); `multiOutputActive()` says when it can.
  */
-export { fusedKernelsActive } from './program.js';
-export { fusedNorm, fusedNormApply, fusedNormOfSum, fusedNormScale, type NormType } from './norm.js';
+export { fusedKernelsActive, multiOutputActive } from './program.js';
+export { fusedNorm, fusedNormApply, fusedNormOfSum, fusedNormScale, fusedNormWith, type NormType } from './norm.js';
+export { fusedSplitColumns } from './split.js';
 export { attentionSplits, bhpView, bphView, fusedAttention, fusedAttentionRows, FUSED_ATTENTION_MAX_D_HEAD, type DecodeAttentionOptions, type HeadView, type InlineRotary } from './attention.js';
 export { flashAttention, flashAttentionZ } from './flash_attention.js';
 export { fusedRotary, type RotaryOptions } from './rotary.js';

@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { rotateSnippet, tableUniforms, type HeadView, type InlineRotary } from './attention.js';
-import { assertFloat, dispatch1d, runProgramInto, type WebGPUProgram } from './program.js';
+import { assertFloat, dispatch1d, runProgramInto, uninitialised, type WebGPUProgram } from './program.js';
 
 const WG = 64;
 
@@ -75,8 +75,5 @@ export function writeKVInPlace(slab: tf.Tensor, at: number, freshK: HeadView, fr
  * the pooled buffer held): for a slab that only writeKVInPlace writes and only its written rows are read.
  */
 export function uninitialisedTensor(shape: number[]): tf.Tensor {
-  const backend = tf.backend() as unknown as { makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo; uploadToGPU(dataId: object): void };
-  const info = backend.makeTensorInfo(shape, 'float32');
-  backend.uploadToGPU(info.dataId);
-  return (tf.engine() as unknown as { makeTensorFromTensorInfo(info: tf.TensorInfo): tf.Tensor }).makeTensorFromTensorInfo(info);
+  return uninitialised(shape);
 }

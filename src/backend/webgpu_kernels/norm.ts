@@ -8,7 +8,7 @@
  * patches the scale changes the output exactly as it does on the unfused path).
  */
 import * as tf from '@tensorflow/tfjs';
-import { assertFloat, dispatch1d, runProgram, wgslWorkgroupReduce, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
+import { assertFloat, dispatch1d, runProgram, runProgramMulti, wgslExtraOutputs, wgslWorkgroupReduce, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
 
 export type NormType = 'LN' | 'RMS';
 
@@ -16,7 +16,13 @@ const WG = 128;
 
 type Mode = 'full' | 'scale' | 'apply';
 
-function normProgram(shape: number[], type: NormType, mode: Mode, hasBias: boolean, summed = false): WebGPUProgram {
+/** Extra outputs of the 'full' mode (runProgramMulti): the divisor [rows] (hook_scale) and the sum x + addend. */
+interface Extras {
+  scale?: boolean;
+  sum?: boolean;
+}
+
+function normProgram(shape: number[], type: NormType, mode: Mode, hasBias: boolean, summed = false, extras: Extras = {}): WebGPUProgram {
   const d = shape[shape.length - 1];
   const rows = sizeOf(shape) / d;
   const outputShape = mode === 'scale' ? [...shape.slice(0, -1), 1] : shape;
@@ -25,12 +31,13 @@ function normProgram(shape: number[], type: NormType, mode: Mode, hasBias: boole
   return {
     variableNames: inputs,
     outputShape,
-    shaderKey: `hlNorm_${type}_${mode}_${hasBias ? 'b' : 'nb'}_${summed ? 'sum' : 'one'}`,
+    shaderKey: `hlNorm_${type}_${mode}_${hasBias ? 'b' : 'nb'}_${summed ? 'sum' : 'one'}${extras.scale ? '_oscale' : ''}${extras.sum ? '_osum' : ''}`,
     dispatchLayout: { x: outputShape.map((_, i) => i) },
     dispatch: dispatch1d(rows),
     workgroupSize: [WG, 1, 1],
     uniforms: 'rows : i32, d : i32, eps : f32,',
     getUserCode: () => `
+${wgslExtraOutputs(inputs.length, [...(extras.scale ? ['scaleOut'] : []), ...(extras.sum ? ['sumOut'] : [])])}
 var<workgroup> red : array<f32, ${WG}>;
 // the row's input: x, or (summed) x + addend as the unfused add would round it
 fn xAt(i : i32) -> f32 {
@@ -54,8 +61,8 @@ fn main(index : i32) {
   let scale = sqrt(wgSum(sq, tid) / f32(d) + uniforms.eps);`}
   ${mode === 'scale' ? 'if (valid && tid == 0) { result[row] = scale; }' : `if (valid) {
     for (var i = tid; i < d; i += ${WG}) {
-      result[base + i] = (xAt(base + i) - mean) / scale * w[i]${hasBias ? ' + b[i]' : ''};
-    }
+      result[base + i] = (xAt(base + i) - mean) / scale * w[i]${hasBias ? ' + b[i]' : ''};${extras.sum ? '\n      sumOut[base + i] = xAt(base + i);' : ''}
+    }${extras.scale ? '\n    if (tid == 0) { scaleOut[row] = scale; }' : ''}
   }`}
 }
 `,
@@ -98,4 +105,21 @@ export function fusedNormOfSum(x: tf.Tensor, addend: tf.Tensor, w: tf.Tensor, b:
   assertFloat(x, 'x');
   assertFloat(addend, 'addend');
   return runProgram('HeadlensNormOfSum', normProgram(x.shape, type, 'full', !!b, true), [x, addend, w, ...(b ? [b] : [])], uniforms(x.shape, eps));
+}
+
+/**
+ * The norm of x (or of x + addend, never made apart unless asked) in one dispatch that also writes what a read-only
+ * listener wants: the divisor [..., 1] (hook_scale) and the sum x + addend (the residual stream before the norm,
+ * hook_resid_mid), each as the separate kernels round it. Needs multiOutputActive() (program.ts).
+ */
+export function fusedNormWith(
+  x: tf.Tensor, addend: tf.Tensor | undefined, w: tf.Tensor, b: tf.Tensor | undefined, eps: number, type: NormType, want: Extras,
+): { normalized: tf.Tensor; scale?: tf.Tensor; sum?: tf.Tensor } {
+  assertFloat(x, 'x');
+  if (addend) assertFloat(addend, 'addend');
+  if (want.sum && !addend) throw new Error('fusedNormWith: the sum needs an addend');
+  const inputs = [x, ...(addend ? [addend] : []), w, ...(b ? [b] : [])];
+  const shapes = [...(want.scale ? [[...x.shape.slice(0, -1), 1]] : []), ...(want.sum ? [x.shape] : [])];
+  const [normalized, ...rest] = runProgramMulti('HeadlensNormWith', normProgram(x.shape, type, 'full', !!b, !!addend, want), inputs, uniforms(x.shape, eps), shapes);
+  return { normalized, scale: want.scale ? rest.shift() : undefined, sum: want.sum ? rest.shift() : undefined };
 }

@@ -10,6 +10,7 @@
  * package itself: the backend instance is reached through tf.backend(), so wasm and cpu users never load it.
  */
 import * as tf from '@tensorflow/tfjs';
+import { multiOutputReady } from '../webgpu_dispatch.js';
 
 /** The fields of tfjs-backend-webgpu's WebGPUProgram that these kernels use. */
 export interface WebGPUProgram {
@@ -102,6 +103,47 @@ export function runProgram(name: string, program: WebGPUProgram, inputs: tf.Tens
   program.variableNames.forEach((v, i) => (named[v] = inputs[i]));
   const attrs = { program: withClassName(name, program), uniforms, order: program.variableNames } as unknown as tf.NamedAttrMap;
   return tf.engine().runKernel(name, named, attrs) as tf.Tensor;
+}
+
+/**
+ * Whether kernels with several outputs (runProgramMulti) can run now: on the webgpu backend with headlens' lean
+ * dispatch path (src/backend/webgpu_dispatch.ts) on, and not while tf.time times programs one by one.
+ */
+export function multiOutputActive(): boolean {
+  return tf.getBackend() === 'webgpu' && multiOutputReady(tf.backend());
+}
+
+/**
+ * WGSL declaring `names` as writable float32 storage for a program of `inputs` inputs: tfjs binds `result` at 0,
+ * the inputs at 1…inputs and the uniforms after them, so the extra outputs follow at inputs + 2, …
+ */
+export function wgslExtraOutputs(inputs: number, names: string[]): string {
+  return names.map((n, i) => `@group(0) @binding(${inputs + 2 + i}) var<storage, read_write> ${n} : array<f32>;`).join('\n');
+}
+
+/**
+ * Runs a program that writes `result` and, through storage it declares with wgslExtraOutputs, one float32 tensor
+ * per shape of `extraShapes`: [result, ...extras], each a tensor the engine tracks like any op's output. Only when
+ * multiOutputActive() is true (the caller runs the single-output kernels otherwise).
+ */
+export function runProgramMulti(name: string, program: WebGPUProgram, inputs: tf.Tensor[], uniforms: UniformData, extraShapes: number[][]): tf.Tensor[] {
+  if (!multiOutputActive()) throw new Error(`${name}: kernels with several outputs need the lean dispatch path (webgpuHostTuning.leanDispatch) and no tf.time around them`);
+  const extras = extraShapes.map((s) => uninitialised(s));
+  try {
+    const main = runProgram(name, { ...program, extraOutputs: extras } as WebGPUProgram, inputs, uniforms);
+    return [main, ...extras];
+  } catch (e) {
+    tf.dispose(extras);
+    throw e;
+  }
+}
+
+/** A float32 tensor whose buffer is made but not written: a program fills it (runProgramMulti, the KV slab). */
+export function uninitialised(shape: number[]): tf.Tensor {
+  const backend = tf.backend() as unknown as { makeTensorInfo(shape: number[], dtype: tf.DataType): tf.TensorInfo; uploadToGPU(dataId: object): void };
+  const info = backend.makeTensorInfo(shape, 'float32');
+  backend.uploadToGPU(info.dataId);
+  return (tf.engine() as unknown as { makeTensorFromTensorInfo(info: tf.TensorInfo): tf.Tensor }).makeTensorFromTensorInfo(info);
 }
 
 /**
