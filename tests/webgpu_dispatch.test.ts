@@ -170,8 +170,8 @@ async function programs<T>(f: () => Promise<T>): Promise<{ result: T; kinds: Rec
 }
 
 /** runWithCache(names 'all'): every cached activation's values by name, and the logits. */
-async function cacheAll(model: HookedTransformer, tokens: number[][]): Promise<Map<string, Float32Array>> {
-  const { logits, cache } = model.runWithCache(tokens, { names: 'all' } as never);
+async function cacheAll(model: HookedTransformer, tokens: number[][], extra: object = {}): Promise<Map<string, Float32Array>> {
+  const { logits, cache } = model.runWithCache(tokens, { names: 'all', ...extra } as never);
   const out = new Map<string, Float32Array>([['logits', (await logits.data()) as Float32Array]]);
   for (const k of cache.keys()) out.set(k, (await cache.get(k).data()) as Float32Array);
   logits.dispose();
@@ -211,6 +211,9 @@ describe('kernels with several outputs (the cache of every activation)', () => {
 
       expect(multi.kinds.HeadlensNormWith).toBe(2 * input.n_layers! + 1); // ln1, ln2 (with resid_mid), ln_final
       expect(multi.kinds.HeadlensSplitColumns).toBe(input.n_layers);
+      expect(multi.kinds.HeadlensAttentionScoresPattern).toBe(input.n_layers);
+      expect(multi.kinds.HeadlensAttentionPattern ?? 0).toBe(0);
+      expect(single.kinds.HeadlensAttentionPattern).toBe(input.n_layers);
       expect(multi.kinds.SliceProgram ?? 0).toBeLessThan(single.kinds.SliceProgram);
       expect(single.kinds.HeadlensNormWith).toBeUndefined();
       expect(multi.total).toBeLessThanOrEqual(single.total - 4 * input.n_layers!);
@@ -220,6 +223,15 @@ describe('kernels with several outputs (the cache of every activation)', () => {
         expect(Array.from(values), name).toEqual(Array.from(single.result.get(name)!));
         expect(maxRel(values, plain.get(name)!), name).toBeLessThan(1e-5);
       }
+      // only the last query row of scores and pattern (patternRows 'last'): one dispatch too, the same rows
+      const lastMulti = await programs(() => cacheAll(model, tokens, { patternRows: 'last' }));
+      webgpuHostTuning.leanDispatch = false;
+      const lastSingle = await cacheAll(model, tokens, { patternRows: 'last' });
+      webgpuHostTuning.leanDispatch = true;
+      expect(lastMulti.kinds.HeadlensAttentionScoresPattern).toBe(input.n_layers);
+      const p0 = 'blocks.0.attn.hook_pattern';
+      expect(lastMulti.result.get(p0)!.length).toBe(2 * input.n_heads! * 20);
+      for (const [name, values] of lastMulti.result) expect(Array.from(values), name).toEqual(Array.from(lastSingle.get(name)!));
       model.dispose();
     });
   }

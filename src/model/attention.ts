@@ -19,7 +19,7 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
-import { bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedRotary, fusedSplitColumns, FUSED_ATTENTION_MAX_D_HEAD, multiOutputActive, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
+import { bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedAttentionScoresAndPattern as fusedScoresAndPattern, fusedRotary, fusedSplitColumns, FUSED_ATTENTION_MAX_D_HEAD, multiOutputActive, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
 import type { PackedLinear } from './weights16.js';
 
 export interface AttentionContext {
@@ -254,7 +254,25 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
   const z = (pos >= flashAttention.minRows ? flashAttentionZ : fusedAttention)(q, k, v, { ...opts, rotary: inline }); // [batch, pos, head, d_head]
   // a cache of the scores or pattern (read-only: checked by the caller) gets them from their own dispatch, only the
   // query rows it keeps where it keeps only some (patternRows)
-  for (const name of [H['attn.hook_attn_scores'], H['attn.hook_pattern']]) {
+  const [scoresName, patternName] = [H['attn.hook_attn_scores'], H['attn.hook_pattern']];
+  const sameRows = (a: number[] | 'last' | undefined, b: number[] | 'last' | undefined) => (a === undefined || a === 'last' || b === undefined || b === 'last' ? a === b : a.join() === b.join());
+  if (hp.wants(scoresName) && hp.wants(patternName) && sameRows(hp.rowsOnly(scoresName), hp.rowsOnly(patternName)) && multiOutputActive()) {
+    // both kept for the same rows (a cache of everything): one dispatch writes the two
+    const want = hp.rowsOnly(patternName);
+    const rows = want === undefined ? undefined : want === 'last' ? [pos - 1] : want;
+    const bad = rows?.find((r) => r >= pos);
+    if (bad !== undefined) throw new HeadlensError(`patternRows: query row ${bad} is past the ${pos} query positions of ${patternName}`, `use rows 0..${pos - 1}`);
+    const { scores, pattern } = fusedScoresAndPattern(q, k, opts, rows);
+    if (rows === undefined) {
+      hp.point(scoresName, scores);
+      hp.point(patternName, pattern);
+    } else {
+      hp.pointRows(scoresName, scores);
+      hp.pointRows(patternName, pattern);
+    }
+    return output(cfg, layer, hp, hp.point(H['attn.hook_z'], z), P, ctx);
+  }
+  for (const name of [scoresName, patternName]) {
     if (!hp.wants(name)) continue;
     const isPattern = name === H['attn.hook_pattern'];
     const want = hp.rowsOnly(name);

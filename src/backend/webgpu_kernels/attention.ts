@@ -15,7 +15,7 @@
  * real. A query row that sees no key at all (a padding row) gets z = 0, as the unfused path's NaN → 0 pattern gives.
  */
 import * as tf from '@tensorflow/tfjs';
-import { assertFloat, dispatch1d, runProgram, wgslWorkgroupReduce, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
+import { assertFloat, dispatch1d, runProgram, runProgramMulti, wgslExtraOutputs, wgslWorkgroupReduce, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
 
 /** A tensor read as [batch, pos, head, d_head] through strides (d_head contiguous), from a flat offset. */
 export interface HeadView {
@@ -306,13 +306,14 @@ export const FUSED_ATTENTION_MAX_D_HEAD = WG;
 
 const WG_ROWS = 128;
 
-function attentionRowsProgram(o: DecodeAttentionOptions, nRows: number, pattern: boolean, listed: boolean): WebGPUProgram {
+function attentionRowsProgram(o: DecodeAttentionOptions, nRows: number, pattern: boolean, listed: boolean, alsoScores = false): WebGPUProgram {
   const E = o.dHead;
   const padded = !!o.keyMask;
+  const inputs = ['qIn', 'kIn', ...(padded ? ['keyMask'] : []), ...(listed ? ['rowList'] : [])];
   return {
-    variableNames: ['qIn', 'kIn', ...(padded ? ['keyMask'] : []), ...(listed ? ['rowList'] : [])],
+    variableNames: inputs,
     outputShape: [o.batch, o.heads, nRows, o.keys],
-    shaderKey: `hlAttentionRows_${E}_${pattern ? 'pattern' : 'scores'}_${padded ? 'p' : 'np'}_${listed ? 'list' : 'range'}`,
+    shaderKey: `hlAttentionRows_${E}_${pattern ? 'pattern' : 'scores'}_${padded ? 'p' : 'np'}_${listed ? 'list' : 'range'}${alsoScores ? '_andScores' : ''}`,
     dispatchLayout: { x: [0, 1, 2, 3] },
     dispatch: dispatch1d(o.batch * o.heads * nRows),
     workgroupSize: [WG_ROWS, 1, 1],
@@ -320,6 +321,7 @@ function attentionRowsProgram(o: DecodeAttentionOptions, nRows: number, pattern:
       'batch : i32, nRows : i32, heads : i32, group : i32, keys : i32, queryStart : i32, window : i32, scale : f32, rowStart : i32, ' +
       'qOff : i32, qSb : i32, qSp : i32, qSh : i32, kOff : i32, kSb : i32, kSp : i32, kSh : i32,',
     getUserCode: () => `
+${alsoScores ? wgslExtraOutputs(inputs.length, ['scoresOut']) : ''}
 const E = ${E};
 const NONE = -3.0e38;
 var<workgroup> qRow : array<f32, ${E}>;
@@ -372,6 +374,7 @@ fn main(index : i32) {
     }
     mx = max(mx, s);
     ${pattern ? 'if (valid) { result[outBase + t] = s; }' : 'if (valid) { if (ok) { result[outBase + t] = s; } else { result[outBase + t] = -uniforms.INFINITY; } }'}
+    ${alsoScores ? 'if (valid) { if (ok) { scoresOut[outBase + t] = s; } else { scoresOut[outBase + t] = -uniforms.INFINITY; } }' : ''}
   }
   ${pattern ? `let m = wgReduce(mx, tid, true);
   var sum = 0.0;
@@ -400,6 +403,19 @@ fn main(index : i32) {
  * goes on with fusedAttention's z.
  */
 export function fusedAttentionRows(q: HeadView, k: HeadView, o: DecodeAttentionOptions, pattern: boolean, rows?: number[]): tf.Tensor4D {
+  return attentionRows(q, k, o, pattern, rows, false)[0];
+}
+
+/**
+ * hook_attn_scores and hook_pattern of the same query rows from one dispatch (a kernel with two outputs: needs
+ * multiOutputActive(), program.ts): { scores, pattern }, each [batch, head, rows, keys] as fusedAttentionRows gives it.
+ */
+export function fusedAttentionScoresAndPattern(q: HeadView, k: HeadView, o: DecodeAttentionOptions, rows?: number[]): { scores: tf.Tensor4D; pattern: tf.Tensor4D } {
+  const [pattern, scores] = attentionRows(q, k, o, true, rows, true);
+  return { scores: scores!, pattern };
+}
+
+function attentionRows(q: HeadView, k: HeadView, o: DecodeAttentionOptions, pattern: boolean, rows: number[] | undefined, alsoScores: boolean): [tf.Tensor4D, tf.Tensor4D?] {
   for (const [t, n] of [[q.tensor, 'q'], [k.tensor, 'k']] as const) assertFloat(t, n);
   if (o.heads % o.kvHeads !== 0) throw new Error(`fused attention: ${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
   const list = rows ?? Array.from({ length: o.rows }, (_, r) => r);
@@ -413,7 +429,12 @@ export function fusedAttentionRows(q: HeadView, k: HeadView, o: DecodeAttentionO
   const rowList = contiguous ? undefined : tf.tensor1d(list, 'int32');
   try {
     const inputs = [q.tensor, k.tensor, ...(o.keyMask ? [o.keyMask] : []), ...(rowList ? [rowList] : [])];
-    return runProgram(pattern ? 'HeadlensAttentionPattern' : 'HeadlensAttentionScores', attentionRowsProgram(o, list.length, pattern, !contiguous), inputs, uniforms) as tf.Tensor4D;
+    const program = attentionRowsProgram(o, list.length, pattern, !contiguous, alsoScores);
+    if (alsoScores) {
+      const [p, sc] = runProgramMulti('HeadlensAttentionScoresPattern', program, inputs, uniforms, [[o.batch, o.heads, list.length, o.keys]]);
+      return [p as tf.Tensor4D, sc as tf.Tensor4D];
+    }
+    return [runProgram(pattern ? 'HeadlensAttentionPattern' : 'HeadlensAttentionScores', program, inputs, uniforms) as tf.Tensor4D];
   } finally {
     rowList?.dispose();
   }
