@@ -124,3 +124,36 @@ describe('no tensor outlives its owner', () => {
     expect(tf.memory().numTensors).toBe(before2);
   });
 });
+
+describe('a forward holds one residual stream at a time', () => {
+  it("frees each block's output once the next block has read it (bytes alive do not grow with depth), and hooks still see and keep theirs", async () => {
+    const { HookedTransformer } = await import('../src/hooks/hooked_transformer.js');
+    const { makeConfig } = await import('../src/model/config.js');
+    const deep = HookedTransformer.random(makeConfig({ n_layers: 8, d_model: 64, n_heads: 4, d_head: 16, d_mlp: 128, d_vocab: 50, n_ctx: 64, act_fn: 'gelu_new', normalization_type: 'LN', positional_embedding_type: 'standard' } as never), { seed: 1 });
+    const tokens = [Array.from({ length: 48 }, (_, i) => i % 50)];
+    const resid = 48 * 64 * 4; // bytes of one [1, 48, 64] residual stream
+    // bytes alive at the start of blocks 2 and 7, read by hooks that only look (and return nothing)
+    const seen: Record<string, number> = {};
+    const look = (x: tf.Tensor, { name }: { name: string }) => void (seen[name] = tf.memory().numBytes);
+    deep.runWithHooks(tokens).dispose(); // the first forward makes each layer's fused QKV weights (kept by the model)
+    const logits = deep.runWithHooks(tokens, { fwdHooks: [['blocks.2.hook_resid_pre', look], ['blocks.7.hook_resid_pre', look]] as never });
+    logits.dispose();
+    // between blocks 2 and 7 five blocks ran; with every block output alive until the end that is 5 more streams
+    expect(seen['blocks.7.hook_resid_pre'] - seen['blocks.2.hook_resid_pre']).toBeLessThan(2 * resid);
+    // a hook that stashes a block's output and reads it later in the same run still finds it
+    let stashed: tf.Tensor | undefined;
+    let later = -1;
+    const out = deep.runWithHooks(tokens, {
+      fwdHooks: [
+        ['blocks.1.hook_resid_post', (x: tf.Tensor) => void (stashed = x)],
+        ['blocks.6.hook_resid_post', () => void (later = stashed!.isDisposed ? -1 : (stashed!.dataSync()[0] as number))],
+      ] as never,
+    });
+    out.dispose();
+    expect(Number.isFinite(later) && later !== -1).toBe(true);
+    const before = tf.memory().numTensors;
+    deep.runWithHooks(tokens).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    deep.dispose();
+  });
+});

@@ -652,11 +652,19 @@ export class Transformer {
         return hp.point(H['hook_resid_post'], mid.add(mlpOut) as tf.Tensor3D);
       }
     };
+    // tensors made from here on have ids from this probe's on
+    const probe = tf.scalar(0);
+    const firstId = probe.id;
+    probe.dispose();
     for (let l = first; l < cfg.n_layers; l++) {
       if (stopAtLayer === l) return x.clone(); // a new handle: x may be a tensor a hook or cache owns
       const input = x;
       // a block's temporaries die with its scope; what a hook or cache kept, and the block's output, live on
       x = optimisations.blockScopes ? tf.tidy(() => block(l, input)) : block(l, input);
+      // the previous block's output, once read, is freed now rather than with the whole forward (n_layers residual
+      // streams alive at once: 8 GiB for the llama-7b shape at 16K tokens), unless it is not ours to free: the
+      // caller's input, a tensor a hook kept (HookPoints keeps what hooks saw) or handed in from outside
+      if (l > first && input !== x && !input.kept && !input.isDisposed && input.id >= firstId) input.dispose();
     }
     if (stopAtLayer === cfg.n_layers) return x.clone();
     const rows = lastOnly ? 1 : pos;
