@@ -197,7 +197,7 @@ const FAMILIES: Record<string, HookedConfigInput> = {
 
 describe('kernels with several outputs (the cache of every activation)', () => {
   for (const [family, input] of Object.entries(FAMILIES)) {
-    it(`${family}: runWithCache('all') gives the single-output kernels' values to the bit in fewer programs, and the plain ops' within 1e-5`, async () => {
+    it(`${family}: runWithCache('all') gives the single-output kernels' values (to the bit but for the pattern, within 1e-6) in fewer programs, and the plain ops' within 1e-5`, async () => {
       const model = HookedTransformer.random(makeConfig(input as never), { seed: 5 });
       const tokens = [Array.from({ length: 20 }, (_, i) => (i * 11 + 3) % 101), Array.from({ length: 20 }, (_, i) => (i * 5 + 1) % 101)];
       await cacheAll(model, tokens); // compile every shader first
@@ -211,7 +211,9 @@ describe('kernels with several outputs (the cache of every activation)', () => {
 
       expect(multi.kinds.HeadlensNormWith).toBe(2 * input.n_layers! + 1); // ln1, ln2 (with resid_mid), ln_final
       expect(multi.kinds.HeadlensSplitColumns).toBe(input.n_layers);
-      expect(multi.kinds.HeadlensAttentionScoresPattern).toBe(input.n_layers);
+      // every row of scores and pattern: written by the attention kernel itself, beside z
+      expect(multi.kinds.HeadlensAttentionWithRows).toBe(input.n_layers);
+      expect(multi.kinds.HeadlensAttention ?? 0).toBe(0);
       expect(multi.kinds.HeadlensAttentionPattern ?? 0).toBe(0);
       expect(single.kinds.HeadlensAttentionPattern).toBe(input.n_layers);
       expect(multi.kinds.SliceProgram ?? 0).toBeLessThan(single.kinds.SliceProgram);
@@ -220,7 +222,9 @@ describe('kernels with several outputs (the cache of every activation)', () => {
       expect([...multi.result.keys()].sort()).toEqual([...single.result.keys()].sort());
       expect(multi.result.size).toBeGreaterThan(20);
       for (const [name, values] of multi.result) {
-        expect(Array.from(values), name).toEqual(Array.from(single.result.get(name)!));
+        // the pattern's softmax sum comes from the online softmax there (rounded otherwise); all else to the bit
+        if (name.endsWith('hook_pattern')) expect(maxRel(values, single.result.get(name)!), name).toBeLessThan(1e-6);
+        else expect(Array.from(values), name).toEqual(Array.from(single.result.get(name)!));
         expect(maxRel(values, plain.get(name)!), name).toBeLessThan(1e-5);
       }
       // only the last query row of scores and pattern (patternRows 'last'): one dispatch too, the same rows

@@ -5,6 +5,7 @@
  * against transformers' fixtures and against the plain path. "Relative" is max |got − want| / max |want|.
  */
 import * as tf from '@tensorflow/tfjs';
+import { webgpuHostTuning } from '../src/backend/webgpu_uploads.js';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { bhpView, bphView, flashAttention, flashAttentionZ, type DecodeAttentionOptions, type HeadView } from '../src/backend/webgpu_kernels/index.js';
@@ -261,17 +262,27 @@ describe('the fused path hands long prefills to the flash kernel', () => {
     expect(await maxAbsDiffAsync(logits, ref.float32('logits')), name).toBeLessThan(1e-4);
     tf.dispose([logits, before.result]);
     if (name === 'llama-gqa') {
-      // hooks everywhere (the hooked q/k/v and rotary dispatches) and the patterns from their own dispatch
-      const { result, kinds: k2 } = await countPrograms(() => model.runWithCache(tokens, { names: 'all' }));
-      expect(k2.HeadlensFlashAttention).toBe(model.cfg.n_layers);
-      const { logits: l2, cache } = result;
-      expect(await maxAbsDiffAsync(l2, ref.float32('logits'))).toBeLessThan(1e-4);
-      for (let l = 0; l < model.cfg.n_layers; l++) {
-        expect(await maxAbsDiffAsync(cache.get(`blocks.${l}.hook_resid_pre`), ref.float32(`hidden_states.${l}`)), `resid_pre ${l}`).toBeLessThan(1e-4);
-        expect(await maxAbsDiffAsync(cache.get(`blocks.${l}.attn.hook_pattern`), ref.float32(`attentions.${l}`)), `pattern ${l}`).toBeLessThan(1e-4);
+      // hooks everywhere (the hooked q/k/v and rotary dispatches) and the patterns: with the single-output kernels
+      // (lean dispatch off) flash gives z and the patterns come from their own dispatch; with kernels of several
+      // outputs the per-row kernel writes every row's scores and pattern beside z (webgpu_dispatch.ts)
+      for (const lean of [false, true]) {
+        webgpuHostTuning.leanDispatch = lean;
+        try {
+          const { result, kinds: k2 } = await countPrograms(() => model.runWithCache(tokens, { names: 'all' }));
+          if (lean) expect(k2.HeadlensAttentionWithRows).toBe(model.cfg.n_layers);
+          else expect(k2.HeadlensFlashAttention).toBe(model.cfg.n_layers);
+          const { logits: l2, cache } = result;
+          expect(await maxAbsDiffAsync(l2, ref.float32('logits'))).toBeLessThan(1e-4);
+          for (let l = 0; l < model.cfg.n_layers; l++) {
+            expect(await maxAbsDiffAsync(cache.get(`blocks.${l}.hook_resid_pre`), ref.float32(`hidden_states.${l}`)), `resid_pre ${l}`).toBeLessThan(1e-4);
+            expect(await maxAbsDiffAsync(cache.get(`blocks.${l}.attn.hook_pattern`), ref.float32(`attentions.${l}`)), `pattern ${l}`).toBeLessThan(1e-4);
+          }
+          l2.dispose();
+          cache.dispose();
+        } finally {
+          webgpuHostTuning.leanDispatch = true;
+        }
       }
-      l2.dispose();
-      cache.dispose();
     }
     model.dispose();
   });

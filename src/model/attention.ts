@@ -19,7 +19,7 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
-import { bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedAttentionScoresAndPattern as fusedScoresAndPattern, fusedRotary, fusedSplitColumns, FUSED_ATTENTION_MAX_D_HEAD, multiOutputActive, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
+import { bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedAttentionScoresAndPattern as fusedScoresAndPattern, fusedAttentionWithRows as fusedWithRows, fusedRotary, fusedSplitColumns, FUSED_ATTENTION_MAX_D_HEAD, multiOutputActive, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
 import type { PackedLinear } from './weights16.js';
 
 export interface AttentionContext {
@@ -251,10 +251,17 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
     batch, rows: pos, heads: h, kvHeads: kv, dHead: e, keys, scale: scaleOf(cfg, layer),
     queryStart: keys - pos, window: cfg.sliding_window, keyMask: ctx.padded ? ctx.kernels!.keyMask!() : undefined,
   };
+  const [scoresName, patternName] = [H['attn.hook_attn_scores'], H['attn.hook_pattern']];
+  // a cache of every row of both: the per-row kernel writes them beside z, one dispatch (unless the keys are many)
+  const withRows = hp.wants(scoresName) && hp.wants(patternName) && hp.rowsOnly(scoresName) === undefined && hp.rowsOnly(patternName) === undefined && !inline && multiOutputActive() ? fusedWithRows(q, k, v, opts) : undefined;
+  if (withRows) {
+    hp.point(scoresName, withRows.scores);
+    hp.point(patternName, withRows.pattern);
+    return output(cfg, layer, hp, hp.point(H['attn.hook_z'], withRows.z), P, ctx);
+  }
   const z = (pos >= flashAttention.minRows ? flashAttentionZ : fusedAttention)(q, k, v, { ...opts, rotary: inline }); // [batch, pos, head, d_head]
   // a cache of the scores or pattern (read-only: checked by the caller) gets them from their own dispatch, only the
   // query rows it keeps where it keeps only some (patternRows)
-  const [scoresName, patternName] = [H['attn.hook_attn_scores'], H['attn.hook_pattern']];
   const sameRows = (a: number[] | 'last' | undefined, b: number[] | 'last' | undefined) => (a === undefined || a === 'last' || b === undefined || b === 'last' ? a === b : a.join() === b.join());
   if (hp.wants(scoresName) && hp.wants(patternName) && sameRows(hp.rowsOnly(scoresName), hp.rowsOnly(patternName)) && multiOutputActive()) {
     // both kept for the same rows (a cache of everything): one dispatch writes the two

@@ -116,7 +116,8 @@ const WG = 256;
  * and unnormalised ·V ([batch·rows·heads, splits, 2 + d_head]); combineProgram merges them (flash-decoding:
  * a long cache is read by many workgroups at once, not by one per head).
  */
-function attentionProgram(o: DecodeAttentionOptions, splits: number): WebGPUProgram {
+function attentionProgram(o: DecodeAttentionOptions, splits: number, withRows = false): WebGPUProgram {
+  if (withRows && splits > 1) throw new Error('fused attention: scores and pattern only from an unsplit pass');
   const E = o.dHead;
   const G = Math.floor(WG / E); // groups of E invocations that share the ·V sum of a chunk
   const padded = !!o.keyMask;
@@ -126,12 +127,13 @@ function attentionProgram(o: DecodeAttentionOptions, splits: number): WebGPUProg
   return {
     variableNames: attentionInputNames(o),
     outputShape,
-    shaderKey: `hlDecodeAttention_${E}_${padded ? 'p' : 'np'}_${rot ? 'rot' : 'norot'}_${split ? 'split' : 'whole'}`,
+    shaderKey: `hlDecodeAttention_${E}_${padded ? 'p' : 'np'}_${rot ? 'rot' : 'norot'}_${split ? 'split' : 'whole'}${withRows ? '_rows' : ''}`,
     dispatchLayout: { x: outputShape.map((_, i) => i) },
     dispatch: dispatch1d(o.batch * o.rows * o.heads * splits),
     workgroupSize: [WG, 1, 1],
     uniforms: ATTENTION_UNIFORMS + 'splits : i32, splitKeys : i32, splitChunks : i32,',
     getUserCode: () => `
+${withRows ? wgslExtraOutputs(attentionInputNames(o).length, ['scoresOut', 'patternOut']) : ''}
 const E = ${E};
 const G = ${G};
 ${rot ? rotateSnippet('rotQ', 'qIn') : ''}
@@ -167,6 +169,7 @@ fn main(index : i32) {
   let vBase = uniforms.vOff + bt * uniforms.vSb + kvh * uniforms.vSh;
   let dim = tid % E;
   let grp = tid / E;
+  let rowBase = ((bt * uniforms.heads + h) * uniforms.rows + r) * uniforms.keys;
   var m = NONE;
   var l = 0.0;
   var acc = 0.0;
@@ -184,6 +187,8 @@ fn main(index : i32) {
       for (var i = 0; i < E; i++) { dot += qRow[i] * kIn[kRow + i]; }
       s = dot / uniforms.scale;
     }
+    ${withRows ? `// hook_attn_scores [batch, head, row, key]: masked keys −Infinity
+    if (valid && key < uniforms.keys) { if (ok) { scoresOut[rowBase + key] = s; } else { scoresOut[rowBase + key] = -uniforms.INFINITY; } }` : ''}
     let mNew = max(m, wgMax(s, tid));
     var p = 0.0;
     if (ok) { p = exp(s - mNew); }
@@ -218,6 +223,16 @@ fn main(index : i32) {
     if (l > 0.0) { out = sum / l; }
     result[w * E + tid] = out;`}
   }
+  ${withRows ? `// hook_pattern from the scores this invocation wrote (the same keys as above), the row's final max and sum;
+  // a row that sees no key is 0
+  if (valid) {
+    for (var key = tid; key < uniforms.keys; key += ${WG}) {
+      let s = scoresOut[rowBase + key];
+      var p = 0.0;
+      if (s > NONE && l > 0.0) { p = exp(s - m) / l; }
+      patternOut[rowBase + key] = p;
+    }
+  }` : ''}
 }
 `,
   };
@@ -245,6 +260,25 @@ export function fusedAttention(q: HeadView, k: HeadView, v: HeadView, o: DecodeA
   } finally {
     parts.dispose();
   }
+}
+
+/**
+ * fusedAttention that also writes hook_attn_scores and hook_pattern [batch, head, rows, keys] of every query row, for a
+ * cache that keeps them (a kernel with three outputs: needs multiOutputActive(), program.ts). The pattern is the
+ * softmax with the row's maximum and sum as the online softmax found them. Undefined where the keys are many enough
+ * for the split pass (attentionSplits), which the caller then runs with fusedAttentionRows.
+ */
+export function fusedAttentionWithRows(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): { z: tf.Tensor4D; scores: tf.Tensor4D; pattern: tf.Tensor4D } | undefined {
+  for (const [t, n] of [[q.tensor, 'q'], [k.tensor, 'k'], [v.tensor, 'v']] as const) assertFloat(t, n);
+  if (o.dHead > WG) throw new Error(`fused attention: d_head ${o.dHead} is more than ${WG}`);
+  if (o.heads % o.kvHeads !== 0) throw new Error(`fused attention: ${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
+  if (o.keys >= attentionSplits.minKeys) return undefined;
+  const splitKeys = Math.ceil(o.keys / WG) * WG;
+  const i = (n: number) => ({ type: 'int32' as const, data: [n] });
+  const shared = attentionInputs(q, k, v, o);
+  const rowsShape = [o.batch, o.heads, o.rows, o.keys];
+  const [z, scores, pattern] = runProgramMulti('HeadlensAttentionWithRows', attentionProgram(o, 1, true), shared.inputs, [...shared.uniforms, i(1), i(splitKeys), i(splitKeys / WG)], [rowsShape, rowsShape]);
+  return { z: z as tf.Tensor4D, scores: scores as tf.Tensor4D, pattern: pattern as tf.Tensor4D };
 }
 
 /**
