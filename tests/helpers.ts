@@ -93,11 +93,31 @@ export function relError(out: ArrayLike<number>, ref: ArrayLike<number>): number
   let err = 0;
   let scale = 0;
   for (let i = 0; i < ref.length; i++) {
-    if (Number.isNaN(out[i])) return Infinity;
-    err = Math.max(err, Math.abs(out[i] - ref[i]));
-    scale = Math.max(scale, Math.abs(ref[i]));
+    if (Number.isNaN(out[i]) || Number.isNaN(ref[i])) return Infinity;
+    if (out[i] === ref[i]) continue; // equal infinities (masked scores) agree exactly
+    err = Math.max(err, Math.abs(out[i] - ref[i])); // Infinity where only one side is infinite
+    if (Number.isFinite(ref[i])) scale = Math.max(scale, Math.abs(ref[i]));
   }
-  return err / scale;
+  return err === 0 ? 0 : err / scale;
+}
+
+/** Counts the programs the webgpu backend dispatches while f runs, by kind (tfjs class name or headlens kernel). */
+export async function countPrograms<T>(f: () => T | Promise<T>): Promise<{ result: T; total: number; kinds: Record<string, number> }> {
+  const be = tf.backend() as unknown as { runWebGPUProgram: (p: object, ...rest: unknown[]) => unknown };
+  const original = be.runWebGPUProgram;
+  const kinds: Record<string, number> = {};
+  let total = 0;
+  be.runWebGPUProgram = function (p: object, ...rest: unknown[]) {
+    total++;
+    kinds[p.constructor.name] = (kinds[p.constructor.name] ?? 0) + 1;
+    return original.call(this, p, ...rest);
+  };
+  try {
+    const result = await f();
+    return { result, total, kinds };
+  } finally {
+    be.runWebGPUProgram = original;
+  }
 }
 
 export async function maxAbsDiffAsync(t: tf.Tensor, ref: Float32Array): Promise<number> {

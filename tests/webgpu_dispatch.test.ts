@@ -11,7 +11,7 @@ import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { makeConfig, type HookedConfigInput } from '../src/model/config.js';
 import { optimisations } from '../src/model/transformer.js';
 import { KVCache } from '../src/model/kv_cache.js';
-import { startSoftwareWebGPU } from './helpers.js';
+import { countPrograms, relError, startSoftwareWebGPU } from './helpers.js';
 
 beforeAll(async () => {
   await startSoftwareWebGPU();
@@ -151,24 +151,6 @@ describe('lean dispatch', () => {
   });
 });
 
-/** Counts programs by kind while f runs. */
-async function programs<T>(f: () => Promise<T>): Promise<{ result: T; kinds: Record<string, number>; total: number }> {
-  const be = tf.backend() as unknown as { runWebGPUProgram: (p: object, ...rest: unknown[]) => unknown };
-  const original = be.runWebGPUProgram;
-  const kinds: Record<string, number> = {};
-  let total = 0;
-  be.runWebGPUProgram = function (p: object, ...rest: unknown[]) {
-    total++;
-    kinds[p.constructor.name] = (kinds[p.constructor.name] ?? 0) + 1;
-    return original.call(this, p, ...rest);
-  };
-  try {
-    return { result: await f(), kinds, total };
-  } finally {
-    be.runWebGPUProgram = original;
-  }
-}
-
 /** runWithCache(names 'all'): every cached activation's values by name, and the logits. */
 async function cacheAll(model: HookedTransformer, tokens: number[][], extra: object = {}): Promise<Map<string, Float32Array>> {
   const { logits, cache } = model.runWithCache(tokens, { names: 'all', ...extra } as never);
@@ -177,17 +159,6 @@ async function cacheAll(model: HookedTransformer, tokens: number[][], extra: obj
   logits.dispose();
   cache.dispose();
   return out;
-}
-
-function maxRel(a: Float32Array, b: Float32Array): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= diff)) diff = d;
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / Math.max(scale, 1e-30);
 }
 
 const FAMILIES: Record<string, HookedConfigInput> = {
@@ -201,9 +172,9 @@ describe('kernels with several outputs (the cache of every activation)', () => {
       const model = HookedTransformer.random(makeConfig(input as never), { seed: 5 });
       const tokens = [Array.from({ length: 20 }, (_, i) => (i * 11 + 3) % 101), Array.from({ length: 20 }, (_, i) => (i * 5 + 1) % 101)];
       await cacheAll(model, tokens); // compile every shader first
-      const multi = await programs(() => cacheAll(model, tokens));
+      const multi = await countPrograms(() => cacheAll(model, tokens));
       webgpuHostTuning.leanDispatch = false; // the single-output kernels: scale and norm apart, tfjs' split
-      const single = await programs(() => cacheAll(model, tokens));
+      const single = await countPrograms(() => cacheAll(model, tokens));
       webgpuHostTuning.leanDispatch = true;
       optimisations.fusedKernels = false;
       const plain = await cacheAll(model, tokens);
@@ -223,12 +194,12 @@ describe('kernels with several outputs (the cache of every activation)', () => {
       expect(multi.result.size).toBeGreaterThan(20);
       for (const [name, values] of multi.result) {
         // the pattern's softmax sum comes from the online softmax there (rounded otherwise); all else to the bit
-        if (name.endsWith('hook_pattern')) expect(maxRel(values, single.result.get(name)!), name).toBeLessThan(1e-6);
+        if (name.endsWith('hook_pattern')) expect(relError(values, single.result.get(name)!), name).toBeLessThan(1e-6);
         else expect(Array.from(values), name).toEqual(Array.from(single.result.get(name)!));
-        expect(maxRel(values, plain.get(name)!), name).toBeLessThan(1e-5);
+        expect(relError(values, plain.get(name)!), name).toBeLessThan(1e-5);
       }
       // only the last query row of scores and pattern (patternRows 'last'): one dispatch too, the same rows
-      const lastMulti = await programs(() => cacheAll(model, tokens, { patternRows: 'last' }));
+      const lastMulti = await countPrograms(() => cacheAll(model, tokens, { patternRows: 'last' }));
       webgpuHostTuning.leanDispatch = false;
       const lastSingle = await cacheAll(model, tokens, { patternRows: 'last' });
       webgpuHostTuning.leanDispatch = true;
@@ -254,11 +225,11 @@ describe('kernels with several outputs (the cache of every activation)', () => {
       l.dispose();
       return v;
     };
-    const fused = await programs(run);
+    const fused = await countPrograms(run);
     optimisations.fusedKernels = false;
     const plain = await run();
     expect(fused.kinds.HeadlensNormWith).toBeUndefined();
-    expect(maxRel(fused.result, plain)).toBeLessThan(1e-5);
+    expect(relError(fused.result, plain)).toBeLessThan(1e-5);
     model.dispose();
   });
 
@@ -269,7 +240,7 @@ describe('kernels with several outputs (the cache of every activation)', () => {
     const before = tf.memory().numTensors;
     let kinds: Record<string, number> = {};
     const info = await tf.time(async () => {
-      const r = await programs(async () => {
+      const r = await countPrograms(async () => {
         const { logits, cache } = model.runWithCache([[1, 2, 3, 4, 5, 6, 7, 8]], { names: 'all' } as never);
         tf.dispose([logits]);
         cache.dispose();

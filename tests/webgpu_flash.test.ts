@@ -17,7 +17,7 @@ import { makeConfig } from '../src/model/config.js';
 import { KVCache } from '../src/model/kv_cache.js';
 import { optimisations } from '../src/model/transformer.js';
 import { fixtureTokens } from './device/fixture_parity.js';
-import { FIXTURES, maxAbsDiffAsync, reference, startSoftwareWebGPU } from './helpers.js';
+import { countPrograms, FIXTURES, maxAbsDiffAsync, reference, startSoftwareWebGPU } from './helpers.js';
 
 const saved = { ...flashAttention };
 
@@ -223,22 +223,6 @@ describe('flashAttentionZ against a float64 reference (1e-5 relative)', () => {
     t.dispose();
   });
 });
-
-/** Counts the programs the webgpu backend dispatches during f, by kind (tfjs class name or headlens kernel). */
-async function countPrograms<T>(f: () => T | Promise<T>): Promise<{ result: T; kinds: Record<string, number> }> {
-  const be = tf.backend() as unknown as { runWebGPUProgram: (p: object, ...rest: unknown[]) => unknown };
-  const original = be.runWebGPUProgram;
-  const kinds: Record<string, number> = {};
-  be.runWebGPUProgram = function (p: object, ...rest: unknown[]) {
-    kinds[p.constructor.name] = (kinds[p.constructor.name] ?? 0) + 1;
-    return original.call(this, p, ...rest);
-  };
-  try {
-    return { result: await f(), kinds };
-  } finally {
-    be.runWebGPUProgram = original;
-  }
-}
 
 describe('the fused path hands long prefills to the flash kernel', () => {
   // tiles of 32 here: SwiftShader compiles their shaders in a third of the time of 64's, which the cases above cover

@@ -17,7 +17,7 @@ import { norm } from '../src/model/norm.js';
 import { applyRotary, rotaryTables, rotaryTablesAt } from '../src/model/rotary.js';
 import { optimisations } from '../src/model/transformer.js';
 import { lmLoss } from '../src/train/trainer.js';
-import { startSoftwareWebGPU } from './helpers.js';
+import { countPrograms, startSoftwareWebGPU } from './helpers.js';
 
 const TOL = 1e-5;
 
@@ -41,25 +41,6 @@ async function rel(fused: tf.Tensor, plain: tf.Tensor): Promise<number> {
   }
   expect(scale).toBeGreaterThan(0);
   return diff / scale;
-}
-
-/** Counts the programs the webgpu backend dispatches during f, by kind (tfjs class name or headlens kernel). */
-async function countPrograms<T>(f: () => T | Promise<T>): Promise<{ result: T; total: number; kinds: Record<string, number> }> {
-  const be = tf.backend() as unknown as { runWebGPUProgram: (p: object, ...rest: unknown[]) => unknown };
-  const original = be.runWebGPUProgram;
-  const kinds: Record<string, number> = {};
-  let total = 0;
-  be.runWebGPUProgram = function (p: object, ...rest: unknown[]) {
-    total++;
-    kinds[p.constructor.name] = (kinds[p.constructor.name] ?? 0) + 1;
-    return original.call(this, p, ...rest);
-  };
-  try {
-    const result = await f();
-    return { result, total, kinds };
-  } finally {
-    be.runWebGPUProgram = original;
-  }
 }
 
 const seeded = (shape: number[], seed: number, std = 1) => tf.randomNormal(shape, 0, std, 'float32', seed);
