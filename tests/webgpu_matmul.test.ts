@@ -10,7 +10,7 @@ import { initBackend } from '../src/backend/index.js';
 import { webgpuMatMul } from '../src/backend/webgpu_kernels/matmul_tiled.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { formatMatmulBench, runMatmulBench } from '../src/bench/matmul.js';
-import { FIXTURES, startSoftwareWebGPU, randomValues, relError } from './helpers.js';
+import { countPrograms, FIXTURES, startSoftwareWebGPU, randomValues, relError } from './helpers.js';
 
 const TOL = 1e-5;
 
@@ -57,23 +57,11 @@ function reference(a: Float32Array, aShape: number[], b: Float32Array, bShape: n
   return { data, shape: [...outer, m, n] };
 }
 
-/** Counts the programs the webgpu backend runs by kind while `fn` runs. */
-async function countPrograms<T>(fn: () => Promise<T>): Promise<{ result: T; tiled: number; other: number }> {
-  const be = tf.backend() as unknown as { runWebGPUProgram: (p: { shaderKey?: string; constructor: { name: string } }, ...rest: unknown[]) => unknown };
-  const run = be.runWebGPUProgram;
-  let tiled = 0;
-  let other = 0;
-  be.runWebGPUProgram = function (this: unknown, p, ...rest) {
-    if (p.constructor.name === 'TiledMatMulProgram') tiled++;
-    else other++;
-    return run.call(this, p, ...rest);
-  };
-  try {
-    const result = await fn();
-    return { result, tiled, other };
-  } finally {
-    be.runWebGPUProgram = run;
-  }
+/** The tiled matmul's dispatches and all others while fn runs. */
+async function countTiled<T>(fn: () => Promise<T>): Promise<{ result: T; tiled: number; other: number }> {
+  const { result, total, kinds } = await countPrograms(fn);
+  const tiled = kinds.TiledMatMulProgram ?? 0;
+  return { result, tiled, other: total - tiled };
 }
 
 interface Case {
@@ -97,7 +85,7 @@ async function check(c: Case, seed: number): Promise<{ err: number; tiled: numbe
   const a = tf.tensor(sa, c.a);
   const b = tf.tensor(sb, c.b);
   const bias = sbias ? tf.tensor1d(sbias) : undefined;
-  const { result, tiled } = await countPrograms(async () => {
+  const { result, tiled } = await countTiled(async () => {
     const out = c.bias || c.activation ? tf.fused.matMul({ a, b, transposeA: c.tA, transposeB: c.tB, bias, activation: c.activation }) : tf.matMul(a, b, c.tA, c.tB);
     expect(out.shape).toEqual(ref.shape);
     const v = (await out.data()) as Float32Array;
@@ -217,7 +205,7 @@ describe('tiled WGSL matmul (webgpu on SwiftShader) against float64', () => {
   it('a forward of 96 rows (gpt2 fixture) equals the wasm forward within 1e-4, its projections tiled', async () => {
     for (const name of ['gpt2']) {
       const model = await loadPretrained(path.join(FIXTURES, name));
-      const { result, tiled } = await countPrograms(async () => {
+      const { result, tiled } = await countTiled(async () => {
         const logits = model.runWithHooks(FORWARD_TOKENS(model.cfg.d_vocab));
         expect(logits.shape).toEqual(wasmLogits[name].shape);
         const v = (await logits.data()) as Float32Array;

@@ -262,13 +262,19 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
   const z = (pos >= flashAttention.minRows ? flashAttentionZ : fusedAttention)(q, k, v, { ...opts, rotary: inline }); // [batch, pos, head, d_head]
   // a cache of the scores or pattern (read-only: checked by the caller) gets them from their own dispatch, only the
   // query rows it keeps where it keeps only some (patternRows)
+  // the query rows a listener at `name` keeps (new-position indices), or undefined for every row
+  const keptRows = (name: string): number[] | undefined => {
+    const want = hp.rowsOnly(name);
+    if (want === undefined) return undefined;
+    const rows = want === 'last' ? [pos - 1] : want;
+    const bad = rows.find((r) => r >= pos);
+    if (bad !== undefined) throw new HeadlensError(`patternRows: query row ${bad} is past the ${pos} query positions of ${name}`, `use rows 0..${pos - 1}`);
+    return rows;
+  };
   const sameRows = (a: number[] | 'last' | undefined, b: number[] | 'last' | undefined) => (a === undefined || a === 'last' || b === undefined || b === 'last' ? a === b : a.join() === b.join());
   if (hp.wants(scoresName) && hp.wants(patternName) && sameRows(hp.rowsOnly(scoresName), hp.rowsOnly(patternName)) && multiOutputActive()) {
     // both kept for the same rows (a cache of everything): one dispatch writes the two
-    const want = hp.rowsOnly(patternName);
-    const rows = want === undefined ? undefined : want === 'last' ? [pos - 1] : want;
-    const bad = rows?.find((r) => r >= pos);
-    if (bad !== undefined) throw new HeadlensError(`patternRows: query row ${bad} is past the ${pos} query positions of ${patternName}`, `use rows 0..${pos - 1}`);
+    const rows = keptRows(patternName);
     const { scores, pattern } = fusedScoresAndPattern(q, k, opts, rows);
     if (rows === undefined) {
       hp.point(scoresName, scores);
@@ -282,15 +288,9 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
   for (const name of [scoresName, patternName]) {
     if (!hp.wants(name)) continue;
     const isPattern = name === H['attn.hook_pattern'];
-    const want = hp.rowsOnly(name);
-    if (want === undefined) {
-      hp.point(name, fusedRows(q, k, opts, isPattern)); // [batch, head, query_pos, key_pos]
-      continue;
-    }
-    const rows = want === 'last' ? [pos - 1] : want;
-    const bad = rows.find((r) => r >= pos);
-    if (bad !== undefined) throw new HeadlensError(`patternRows: query row ${bad} is past the ${pos} query positions of ${name}`, `use rows 0..${pos - 1}`);
-    hp.pointRows(name, fusedRows(q, k, opts, isPattern, rows)); // [batch, head, rows, key_pos]
+    const rows = keptRows(name);
+    if (rows === undefined) hp.point(name, fusedRows(q, k, opts, isPattern)); // [batch, head, query_pos, key_pos]
+    else hp.pointRows(name, fusedRows(q, k, opts, isPattern, rows)); // [batch, head, rows, key_pos]
   }
   return output(cfg, layer, hp, hp.point(H['attn.hook_z'], z), P, ctx);
 }

@@ -629,21 +629,24 @@ export class Transformer {
       } else if (cfg.parallel_attn_mlp) {
         const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(resid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes, W, kernels));
         return hp.point(H['hook_resid_post'], (kernels ? fusedAdd3(resid, attnOut, mlpOut) : resid.add(attnOut).add(mlpOut)) as tf.Tensor3D);
-      } else if (kernels && cfg.normalization_type !== null && !hp.wants(H['hook_resid_mid']) && !hp.wants(normHooks(`${b}.ln2`).scale)) {
-        // resid_mid is never made: ln2 normalises resid + attn_out as it reads them, and the block's output is
-        // (resid + attn_out) + mlp_out in one dispatch, rounded as the two adds would be
-        const [w, bias] = this.normParams(`${b}.ln2`);
-        const normed = hp.point(normHooks(`${b}.ln2`).normalized, fusedNormOfSum(resid, attnOut, w!, bias, cfg.eps, cfg.normalization_type) as tf.Tensor3D);
-        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, normed, P, hp, fused, optimisations.blockScopes, W, kernels));
-        return hp.point(H['hook_resid_post'], fusedAdd3(resid, attnOut, mlpOut) as tf.Tensor3D);
-      } else if (kernels && cfg.normalization_type !== null && multiOutputActive() && readOnlyOrNone(H['hook_resid_mid']) && readOnlyOrNone(normHooks(`${b}.ln2`).scale)) {
-        // a cache of resid_mid or ln2's scale: the same dispatch as above writes them beside ln2's output
+      } else if (
+        kernels && cfg.normalization_type !== null && readOnlyOrNone(H['hook_resid_mid']) && readOnlyOrNone(normHooks(`${b}.ln2`).scale) &&
+        (multiOutputActive() || (!hp.wants(H['hook_resid_mid']) && !hp.wants(normHooks(`${b}.ln2`).scale)))
+      ) {
+        // ln2 normalises resid + attn_out as it reads them, and the block's output is (resid + attn_out) + mlp_out in
+        // one dispatch, rounded as the two adds would be. resid_mid and ln2's scale are made only for a listener that
+        // just reads them (a cache), written by the norm's dispatch beside its output
         const ln2 = normHooks(`${b}.ln2`);
         const [w, bias] = this.normParams(`${b}.ln2`);
-        const made = fusedNormWith(resid, attnOut, w!, bias, cfg.eps, cfg.normalization_type, { sum: hp.wants(H['hook_resid_mid']), scale: hp.wants(ln2.scale) });
-        if (made.sum) hp.point(H['hook_resid_mid'], made.sum as tf.Tensor3D);
-        if (made.scale) hp.point(ln2.scale, made.scale);
-        const normed = hp.point(ln2.normalized, made.normalized as tf.Tensor3D);
+        const want = { sum: hp.wants(H['hook_resid_mid']), scale: hp.wants(ln2.scale) };
+        let normalized: tf.Tensor;
+        if (want.sum || want.scale) {
+          const made = fusedNormWith(resid, attnOut, w!, bias, cfg.eps, cfg.normalization_type, want);
+          if (made.sum) hp.point(H['hook_resid_mid'], made.sum as tf.Tensor3D);
+          if (made.scale) hp.point(ln2.scale, made.scale);
+          normalized = made.normalized;
+        } else normalized = fusedNormOfSum(resid, attnOut, w!, bias, cfg.eps, cfg.normalization_type);
+        const normed = hp.point(ln2.normalized, normalized as tf.Tensor3D);
         const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, normed, P, hp, fused, optimisations.blockScopes, W, kernels));
         return hp.point(H['hook_resid_post'], fusedAdd3(resid, attnOut, mlpOut) as tf.Tensor3D);
       } else {

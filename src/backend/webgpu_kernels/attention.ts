@@ -243,9 +243,7 @@ fn main(index : i32) {
  * against the `keys` keys and values, without the scores or pattern ever being written.
  */
 export function fusedAttention(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): tf.Tensor4D {
-  for (const [t, n] of [[q.tensor, 'q'], [k.tensor, 'k'], [v.tensor, 'v']] as const) assertFloat(t, n);
-  if (o.dHead > WG) throw new Error(`fused attention: d_head ${o.dHead} is more than ${WG}`);
-  if (o.heads % o.kvHeads !== 0) throw new Error(`fused attention: ${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
+  checkAttention(q, k, v, o);
   // long caches in splits of whole chunks, at most attentionSplits.max of them
   const splits = o.keys >= attentionSplits.minKeys ? Math.min(attentionSplits.max, Math.ceil(o.keys / attentionSplits.keysPerSplit)) : 1;
   const splitKeys = Math.ceil(o.keys / splits / WG) * WG;
@@ -262,6 +260,13 @@ export function fusedAttention(q: HeadView, k: HeadView, v: HeadView, o: DecodeA
   }
 }
 
+/** The inputs the per-row attention kernel takes: float32 views, d_head within a workgroup, whole GQA groups. */
+function checkAttention(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): void {
+  for (const [t, n] of [[q.tensor, 'q'], [k.tensor, 'k'], [v.tensor, 'v']] as const) assertFloat(t, n);
+  if (o.dHead > WG) throw new Error(`fused attention: d_head ${o.dHead} is more than ${WG}`);
+  if (o.heads % o.kvHeads !== 0) throw new Error(`fused attention: ${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
+}
+
 /**
  * fusedAttention that also writes hook_attn_scores and hook_pattern [batch, head, rows, keys] of every query row, for a
  * cache that keeps them (a kernel with three outputs: needs multiOutputActive(), program.ts). The pattern is the
@@ -269,9 +274,7 @@ export function fusedAttention(q: HeadView, k: HeadView, v: HeadView, o: DecodeA
  * for the split pass (attentionSplits), which the caller then runs with fusedAttentionRows.
  */
 export function fusedAttentionWithRows(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): { z: tf.Tensor4D; scores: tf.Tensor4D; pattern: tf.Tensor4D } | undefined {
-  for (const [t, n] of [[q.tensor, 'q'], [k.tensor, 'k'], [v.tensor, 'v']] as const) assertFloat(t, n);
-  if (o.dHead > WG) throw new Error(`fused attention: d_head ${o.dHead} is more than ${WG}`);
-  if (o.heads % o.kvHeads !== 0) throw new Error(`fused attention: ${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
+  checkAttention(q, k, v, o);
   if (o.keys >= attentionSplits.minKeys) return undefined;
   const splitKeys = Math.ceil(o.keys / WG) * WG;
   const i = (n: number) => ({ type: 'int32' as const, data: [n] });

@@ -74,6 +74,4 @@ export function writeKVInPlace(slab: tf.Tensor, at: number, freshK: HeadView, fr
  * A float32 tensor of `shape` on the webgpu backend whose buffer is made but not filled (its values are whatever
  * the pooled buffer held): for a slab that only writeKVInPlace writes and only its written rows are read.
  */
-export function uninitialisedTensor(shape: number[]): tf.Tensor {
-  return uninitialised(shape);
-}
+export const uninitialisedTensor = uninitialised;
