@@ -7,12 +7,13 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { deviceMemory } from '../src/backend/memory_budget.js';
-import { matMul16, pack16, unpack16, type Format16 } from '../src/backend/webgpu_kernels/matmul16.js';
+import { fusedAdd3, fusedGatedActivation } from '../src/backend/webgpu_kernels/activation.js';
+import { matMul16, matmul16Options, pack16, unpack16, vectorKernelTakes, type Format16 } from '../src/backend/webgpu_kernels/matmul16.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { weightMemory } from '../src/model/weight_memory.js';
 import { linear16, PackedLinear, weights16Options } from '../src/model/weights16.js';
 import { fixtureTokens, modelFixtureErrors } from './device/fixture_parity.js';
-import { FIXTURES, maxAbsDiffAsync, startSoftwareWebGPU } from './helpers.js';
+import { countPrograms as countKinds, FIXTURES, maxAbsDiffAsync, reference, startSoftwareWebGPU } from './helpers.js';
 
 beforeAll(async () => {
   await startSoftwareWebGPU();
@@ -91,6 +92,60 @@ describe('packed 16-bit matmul (webgpu)', () => {
       expect(tf.memory().numTensors).toBe(before);
     });
   }
+
+  it('the vector kernel (N a multiple of 8) at 4, 8 and 16 lanes and the pair kernel (lanes 0) agree with tf.matMul of the unpacked weights within 1e-5 (M 1, 2, 3, 8, 13)', async () => {
+    const before = tf.memory().numTensors;
+    const saved = matmul16Options.lanes;
+    try {
+      for (const lanes of [4, 8, 16, 0] as const) {
+        matmul16Options.lanes = lanes;
+        for (const [M, K, N] of [[1, 64, 96], [2, 40, 64], [3, 52, 136], [8, 128, 264], [13, 36, 72]]) {
+          const x = tf.randomNormal([M, K], 0, 1, 'float32', M + K) as tf.Tensor2D;
+          const W = tf.randomNormal([K, N], 0, 0.1, 'float32', N) as tf.Tensor2D;
+          const b = tf.randomNormal([N], 0, 1, 'float32', 5);
+          const P = pack16(W, 'bf16');
+          const Wf = unpack16(P, N, 'bf16');
+          const counter = countPrograms();
+          const got = matMul16(x, P, b, N, 'bf16');
+          const ran = counter.stop();
+          const want = tf.tidy(() => tf.add(tf.matMul(x, Wf), b));
+          expect(ran, `lanes ${lanes}`).toEqual(lanes === 0 ? { headlensMatMul16: 1 } : { headlensMatMul16v: 1 });
+          expect(await relErr(got, want), `lanes ${lanes} M ${M} K ${K} N ${N}`).toBeLessThan(1e-5);
+          tf.dispose([x, W, b, P, Wf, got, want]);
+        }
+      }
+    } finally {
+      matmul16Options.lanes = saved;
+    }
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('epilogues: the gated product equals the two products and fusedGatedActivation, the residual one the product and fusedAdd3 (within 1e-6); shapes the vector kernel does not take are refused', async () => {
+    const before = tf.memory().numTensors;
+    for (const [M, K, N] of [[1, 64, 96], [3, 40, 136], [8, 128, 64]]) {
+      const x = tf.randomNormal([M, K], 0, 1, 'float32', 7 + M) as tf.Tensor2D;
+      const [Pg, Pu] = [1, 2].map((s) => tf.tidy(() => pack16(tf.randomNormal([K, N], 0, 0.2, 'float32', s) as tf.Tensor2D, 'bf16')));
+      const [bg, bu] = [3, 4].map((s) => tf.randomNormal([N], 0, 1, 'float32', s));
+      const [ra, rb] = [5, 6].map((s) => tf.randomNormal([1, M, N], 0, 1, 'float32', s));
+      for (const act of ['silu', 'gelu_new'] as const) {
+        const fusedGated = matMul16(x, Pg, bg, N, 'bf16', { gated: { act, up: Pu, upBias: bu } });
+        const parts = tf.tidy(() => fusedGatedActivation(act, matMul16(x, Pg, bg, N, 'bf16'), matMul16(x, Pu, bu, N, 'bf16')));
+        expect(await relErr(fusedGated, parts), `gated ${act} M ${M}`).toBeLessThan(1e-6);
+        tf.dispose([fusedGated, parts]);
+      }
+      const fusedAdd = matMul16(x, Pg, bg, N, 'bf16', { add: [ra, rb] });
+      const sum = tf.tidy(() => fusedAdd3(ra.reshape([M, N]), rb.reshape([M, N]), matMul16(x, Pg, bg, N, 'bf16')));
+      expect(await relErr(fusedAdd, sum), `add M ${M}`).toBeLessThan(1e-6);
+      tf.dispose([x, Pg, Pu, bg, bu, ra, rb, fusedAdd, sum]);
+    }
+    const x = tf.ones([1, 8]) as tf.Tensor2D;
+    const P = tf.tidy(() => pack16(tf.ones([8, 6]) as tf.Tensor2D, 'bf16'));
+    const b = tf.zeros([6]);
+    const r = tf.zeros([1, 6]);
+    expect(() => matMul16(x, P, b, 6, 'bf16', { add: [r, r] })).toThrow(/vector kernel.*N a multiple of 8/);
+    tf.dispose([x, P, b, r]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });
 
 /** Largest |error| against transformers: logits, every resid_pre and pattern, ln_final (fixture_parity.ts). */
@@ -114,10 +169,13 @@ function countPrograms(): { stop(): Record<string, number> } {
   };
 }
 
+/** Products the packed kernels ran: the pair kernel's and the vector kernel's (headlensMatMul16v). */
+const packedProducts = (ran: Record<string, number>) => (ran.headlensMatMul16 ?? 0) + (ran.headlensMatMul16v ?? 0);
+
 const FIXTURES16 = [['gpt2-sharded-f16', 'f16'], ['llama-mqa-tied-bias-bf16', 'bf16']] as const;
 
 describe('checkpoints loaded with 16-bit weights (webgpu)', () => {
-  it.each(FIXTURES16)('%s: within 1e-4 of transformers through the packed kernel (decode-sized rows) and through unpacking (prefill-sized)', async (name, format) => {
+  it.each(FIXTURES16)('%s: within 1e-4 of transformers through the packed kernel (decode-sized rows), its gated and residual epilogues, and through unpacking (prefill-sized)', async (name, format) => {
     const before = tf.memory().numTensors;
     const saved = weights16Options.kernelMaxRows;
     const model = await loadPretrained(path.join(FIXTURES, name), { weights: '16bit' });
@@ -132,9 +190,18 @@ describe('checkpoints loaded with 16-bit weights (webgpu)', () => {
         // per layer QKV, W_O and the MLP's 2 or 3 matrices, then the unembedding: through the kernel, or unpacked first
         const perLayer = 2 + (model.cfg.gated_mlp ? 3 : 2);
         const products = model.cfg.n_layers * perLayer + 1;
-        expect(ran[rows ? 'headlensMatMul16' : 'headlensUnpack16'] ?? 0).toBe(products);
-        expect(ran[rows ? 'headlensUnpack16' : 'headlensMatMul16'] ?? 0).toBe(0);
+        expect(rows ? packedProducts(ran) : (ran.headlensUnpack16 ?? 0)).toBe(products);
+        expect(rows ? (ran.headlensUnpack16 ?? 0) : packedProducts(ran)).toBe(0);
       }
+      // a forward without hooks at decode-sized rows: the gated MLP in one dispatch, the residual sum in W_out's
+      weights16Options.kernelMaxRows = 1e9;
+      const { result: logits, kinds } = await countKinds(() => model.forward(fixtureTokens(name)));
+      expect(await maxAbsDiffAsync(logits, reference(name).float32('logits')), `${name} logits through the epilogues`).toBeLessThan(1e-4);
+      logits.dispose();
+      const L = model.cfg.n_layers;
+      const takes = vectorKernelTakes(model.cfg.d_mlp!, model.cfg.d_model);
+      expect(kinds.HeadlensMatMul16Gated ?? 0).toBe(model.cfg.gated_mlp && vectorKernelTakes(model.cfg.d_model, model.cfg.d_mlp!) ? L : 0);
+      expect(kinds.HeadlensMatMul16Add ?? 0).toBe(takes ? L : 0);
     } finally {
       weights16Options.kernelMaxRows = saved;
       model.dispose();
@@ -208,7 +275,7 @@ describe('decoding and the fit check with 16-bit weights (webgpu)', () => {
     const ran = programs.stop();
     const want = await f32.generateAsync(prompt, { maxNewTokens: 6 });
     expect(got.tokens).toEqual(want.tokens);
-    expect(ran.headlensMatMul16).toBeGreaterThan(0); // the decode steps (2 rows each) went through the kernel
+    expect(packedProducts(ran)).toBeGreaterThan(0); // the decode steps (2 rows each) went through the kernel
     f32.dispose();
     b16.dispose();
     expect(tf.memory().numTensors).toBe(before);

@@ -627,7 +627,10 @@ export class Transformer {
       if (cfg.attn_only) {
         return hp.point(H['hook_resid_post'], resid.add(attnOut) as tf.Tensor3D);
       } else if (cfg.parallel_attn_mlp) {
-        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, ln(resid, `${b}.ln2`), P, hp, fused, optimisations.blockScopes, W, kernels));
+        const normed = ln(resid, `${b}.ln2`);
+        // nothing reads mlp_out: the MLP adds the residual stream itself (with 16-bit weights, in its last product)
+        if (!hp.wants(H['hook_mlp_out'])) return hp.point(H['hook_resid_post'], mlp(cfg, l, normed, P, hp, fused, optimisations.blockScopes, W, kernels, [resid, attnOut]));
+        const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, normed, P, hp, fused, optimisations.blockScopes, W, kernels));
         return hp.point(H['hook_resid_post'], (kernels ? fusedAdd3(resid, attnOut, mlpOut) : resid.add(attnOut).add(mlpOut)) as tf.Tensor3D);
       } else if (
         kernels && cfg.normalization_type !== null && readOnlyOrNone(H['hook_resid_mid']) && readOnlyOrNone(normHooks(`${b}.ln2`).scale) &&
@@ -647,6 +650,7 @@ export class Transformer {
           normalized = made.normalized;
         } else normalized = fusedNormOfSum(resid, attnOut, w!, bias, cfg.eps, cfg.normalization_type);
         const normed = hp.point(ln2.normalized, normalized as tf.Tensor3D);
+        if (!hp.wants(H['hook_mlp_out'])) return hp.point(H['hook_resid_post'], mlp(cfg, l, normed, P, hp, fused, optimisations.blockScopes, W, kernels, [resid, attnOut]));
         const mlpOut = hp.point(H['hook_mlp_out'], mlp(cfg, l, normed, P, hp, fused, optimisations.blockScopes, W, kernels));
         return hp.point(H['hook_resid_post'], fusedAdd3(resid, attnOut, mlpOut) as tf.Tensor3D);
       } else {

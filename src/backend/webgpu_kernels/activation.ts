@@ -12,7 +12,8 @@ export type FusedActivation = 'relu' | 'silu' | 'gelu' | 'gelu_new' | 'gelu_fast
 
 const WG = 64;
 
-function actExpr(fn: FusedActivation, a: string): string {
+/** WGSL for act(a) on an f32 expression `a`, the unfused path's operations in its order (shared with matmul16's SwiGLU epilogue). */
+export function actExpr(fn: FusedActivation, a: string): string {
   switch (fn) {
     case 'relu':
       return `max(${a}, 0.0)`;

@@ -18,7 +18,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
-import { wgslSliceSum } from './program.js';
+import { actExpr, type FusedActivation } from './activation.js';
+import { runProgram, WGSL_MATH, wgslSliceSum, type WebGPUProgram } from './program.js';
 
 export type Format16 = 'f16' | 'bf16';
 
@@ -135,36 +136,115 @@ export function unpack16(P: tf.Tensor2D, N: number, format: Format16): tf.Tensor
 }
 
 /**
- * Threads of a workgroup: 16 column pairs × 16 slices of K. A warp of 32 then reads two 64-byte runs of W (whole
- * 32-byte sectors), and a 4096-wide output has 128 workgroups, enough to occupy every multiprocessor of an H100
- * (132), where 32 pairs a workgroup would leave half of them idle at one row.
+ * Threads of a workgroup of the pair kernel: 16 column pairs × 16 slices of K. A warp of 32 then reads two 64-byte
+ * runs of W (whole 32-byte sectors), and a 4096-wide output has 128 workgroups, enough to occupy every
+ * multiprocessor of an H100 (132), where 32 pairs a workgroup would leave half of them idle at one row.
  */
 const PAIRS = 16;
 const SLICES = 16;
+/** Threads of a workgroup of the vector kernel (lanes × slices). */
+const THREADS = 256;
+/** Workgroup memory for the vector kernel's slice sums: 512 vec4 (8 KiB), as the float32 decode matmul's. */
+const RED_CAP = 512;
+
+/**
+ * Settings of the packed decode matmul. `lanes`: lanes of 8 columns a workgroup in the vector kernel (its slices:
+ * 256 / lanes); 0 runs the pair kernel for every shape. The vector kernel takes N a multiple of 8 and K a multiple
+ * of 4 (every linear layer of GPT-2, Pythia and Llama shapes); other shapes take the pair kernel.
+ */
+export const matmul16Options: { lanes: 0 | 4 | 8 | 16 } = { lanes: 4 };
 
 /** Rows of x a workgroup row computes: the shader is specialised to 1, 2, 4 or 8, so one row wastes no arithmetic. */
 export function rowsPerWorkgroup(M: number): number {
   return M <= 1 ? 1 : M <= 2 ? 2 : M <= 4 ? 4 : 8;
 }
 
+/** What a product's epilogue adds to x·W + bias (vector kernel only: see vectorKernelTakes). */
+export interface MatMul16Epilogue {
+  /**
+   * A gated MLP's two products in one pass over x: the output is act(x·W + bias) ⊙ (x·up + upBias), W the gate's
+   * packed weights and `up` the linear half's (same shape and format), rounded as the two products and
+   * fusedGatedActivation would round them.
+   */
+  gated?: { act: FusedActivation; up: tf.Tensor2D; upBias: tf.Tensor };
+  /** The residual stream's sum: the output is (add[0] + add[1]) + (x·W + bias), [M, N] each, rounded as fusedAdd3. */
+  add?: [tf.Tensor, tf.Tensor];
+}
+
+/** Whether the vector kernel (and so an epilogue) takes a product of K inputs and N outputs under the current settings. */
+export function vectorKernelTakes(K: number, N: number): boolean {
+  return matmul16Options.lanes > 0 && N % 8 === 0 && K % 4 === 0;
+}
+
 /**
- * x [M, K] · W + bias → [M, N], W packed ([K, ⌈N/2⌉], see pack16), bias float32 [N]. Any M works; it is made for
- * small M (decoding), where it reads each weight once per 8 rows. Caller owns the result.
+ * x [M, K] · W + bias → [M, N], W packed ([K, ⌈N/2⌉], see pack16), bias float32 [N]; with an epilogue (which needs
+ * vectorKernelTakes(K, N)), the gated product or the residual sum instead. Any M works; it is made for small M
+ * (decoding), where it reads each weight once per 8 rows. Caller owns the result.
  */
-export function matMul16(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: number, format: Format16): tf.Tensor2D {
+export function matMul16(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: number, format: Format16, epilogue: MatMul16Epilogue = {}): tf.Tensor2D {
   checkMatrix('matMul16 x', x, 'float32');
   checkMatrix('matMul16 weights', P, 'int32');
   const [M, K] = x.shape;
   const Np = Math.ceil(N / 2);
   if (P.shape[0] !== K || P.shape[1] !== Np) throw new HeadlensError(`matMul16: x is [${x.shape}], so the packed weights must be [${K}, ${Np}] for ${N} columns; got [${P.shape}]`);
+  checkBias(bias, N);
+  const { gated, add } = epilogue;
+  if (gated) {
+    if (gated.up.dtype !== 'int32' || gated.up.shape.join() !== P.shape.join()) throw new HeadlensError(`matMul16: the gated product's second packed weight must be int32 [${P.shape}] like the first, got ${gated.up.dtype} [${gated.up.shape}]`);
+    checkBias(gated.upBias, N);
+  }
+  for (const t of add ?? []) {
+    if (t.dtype !== 'float32' || t.size !== M * N) throw new HeadlensError(`matMul16: a residual addend must be float32 with ${M}·${N} values, got ${t.dtype} [${t.shape}]`);
+  }
+  backend('16-bit matmul');
+  if (!vectorKernelTakes(K, N)) {
+    if (gated || add) throw new HeadlensError(`matMul16: an epilogue needs the vector kernel, which takes N a multiple of 8 and K of 4 (got K ${K}, N ${N}, lanes ${matmul16Options.lanes})`, 'ask vectorKernelTakes(K, N) first and run the plain product otherwise');
+    return pairProduct(x, P, bias, N, format);
+  }
+  return vectorProduct(x, P, bias, N, format, epilogue);
+}
+
+function checkBias(bias: tf.Tensor, N: number): void {
   if (bias.size !== N || bias.dtype !== 'float32') throw new HeadlensError(`matMul16: the bias must be ${N} float32 values, got ${bias.dtype} [${bias.shape}]`);
+}
+
+function checkDispatch(dispatch: [number, number, number], M: number, K: number, N: number): void {
+  if (dispatch[0] > MAX_WORKGROUPS || dispatch[1] > MAX_WORKGROUPS) {
+    throw new HeadlensError(`matMul16: [${M}, ${K}]·[${K}, ${N}] needs ${dispatch[0]} × ${dispatch[1]} workgroups, more than WebGPU's ${MAX_WORKGROUPS} a dimension`, 'split the rows into smaller batches');
+  }
+}
+
+/**
+ * Runs a matmul program as a kernel of its own name (tf.profile lists it by that name): biases seen as [N], residual
+ * addends as [M, N] (views, no copies).
+ */
+function runNamed(name: string, program: WebGPUProgram, inputs: tf.Tensor[], uniforms: number[]): tf.Tensor2D {
+  const [M, N] = program.outputShape;
+  const views = inputs.map((t, i) => (i < 2 ? t : t.size === N && t.rank !== 1 ? t.reshape([N]) : t.size === M * N && t.size !== N && t.rank !== 2 ? t.reshape([M, N]) : t));
+  try {
+    return runProgram(name, program, views, uniforms.map((v) => ({ type: 'int32', data: [v] }))) as tf.Tensor2D;
+  } finally {
+    views.forEach((t, i) => t !== inputs[i] && t.dispose());
+  }
+}
+
+/** Layout for tfjs' shader header: a 2-d dispatch (main() without a flat index; the programs index by workgroup). */
+const LAYOUT_2D = { x: [1], y: [0] } as unknown as { x: number[] };
+
+/**
+ * The pair kernel: a workgroup of 16 × 16 threads owns 16 column pairs; its 16 rows of threads split K (thread row
+ * r takes k ≡ r mod 16), each thread reads one u32 of W per k, so the 16 threads of a row read 64 consecutive
+ * bytes; partial sums meet in workgroup memory (wgslSliceSum). Each block of up to 8 rows of x is one workgroup row
+ * of the dispatch, the shader specialised to the block's row count. Any K and N.
+ */
+function pairProduct(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: number, format: Format16): tf.Tensor2D {
+  const [M, K] = x.shape;
+  const Np = Math.ceil(N / 2);
   const ROWS = rowsPerWorkgroup(M);
   // partial sums over the slices (program.ts), in at most 8 KiB of workgroup memory
   const sum = wgslSliceSum('vec2<f32>', PAIRS, SLICES, ROWS, 1024);
   const dispatch: [number, number, number] = [Math.ceil(Np / PAIRS), Math.ceil(M / ROWS), 1];
-  if (dispatch[0] > MAX_WORKGROUPS || dispatch[1] > MAX_WORKGROUPS) {
-    throw new HeadlensError(`matMul16: [${M}, ${K}]·[${K}, ${N}] needs ${dispatch[0]} × ${dispatch[1]} workgroups, more than WebGPU's ${MAX_WORKGROUPS} a dimension`, 'split the rows into smaller batches');
-  }
+  checkDispatch(dispatch, M, K, N);
   const body = `
     ${unpackFn(format)}
     ${sum.decl}
@@ -194,20 +274,105 @@ export function matMul16(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: num
         }`).join('\n        ')}
       }
     }`;
-  const program: Program = {
+  const program: WebGPUProgram = {
     variableNames: ['X', 'P', 'bias'],
     outputShape: [M, N],
     shaderKey: `headlensMatMul16_${format}_${ROWS}`,
-    dispatchLayout: { x: [1], y: [0] },
+    dispatchLayout: LAYOUT_2D,
     dispatch,
     workgroupSize: [PAIRS, SLICES, 1],
     uniforms: 'M : i32, K : i32, N : i32, Np : i32,',
     getUserCode: () => body,
   };
-  const b = bias.rank === 1 ? bias : bias.reshape([N]);
-  try {
-    return run('16-bit matmul', program, [x, P, b], 'float32', [M, K, N, Np]) as tf.Tensor2D;
-  } finally {
-    if (b !== bias) b.dispose();
-  }
+  return runNamed('HeadlensMatMul16', program, [x, P, bias], [M, K, N, Np]);
+}
+
+/**
+ * The vector kernel, the float32 decode matmul's pattern (matmul_gemv.ts) on packed weights: a workgroup of
+ * `lanes` × 256/lanes threads owns 8·lanes consecutive columns; a lane owns 8 columns, read as one vec4 of packed
+ * pairs (16 bytes) per row of W, so the lanes of one slice read 16·lanes consecutive bytes of each row. The slices
+ * split K in quads (slice s takes rows 4q … 4q+3 for q ≡ s mod slices): per quad a thread reads 4 vec4 of W and one
+ * vec4 of x per row of x, and does 32 multiply-adds a row. Partial sums meet in workgroup memory (wgslSliceSum);
+ * slice 0 adds the bias, applies the epilogue and writes two vec4 a row. A gated product reads the second weight
+ * at the same places and keeps a second set of sums, so x is read once for both.
+ */
+function vectorProduct(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: number, format: Format16, epilogue: MatMul16Epilogue): tf.Tensor2D {
+  const [M, K] = x.shape;
+  const { gated, add } = epilogue;
+  const lanes = matmul16Options.lanes;
+  const slices = THREADS / lanes;
+  const ROWS = rowsPerWorkgroup(M);
+  const W = gated ? 2 : 1; // weight matrices read
+  const groups = N / 8;
+  const dispatch: [number, number, number] = [Math.ceil(groups / lanes), Math.ceil(M / ROWS), 1];
+  checkDispatch(dispatch, M, K, N);
+  // acc[(w · ROWS + r) · 2 + h]: weight w (0 the main one, 1 the gated product's up), row r, half h (columns 4h … 4h+3 of the lane's 8)
+  const at = (w: number, r: number, h: number) => (w * ROWS + r) * 2 + h;
+  const sum = wgslSliceSum('vec4<f32>', lanes, slices, 2 * ROWS * W, RED_CAP);
+  const names = ['X', 'P', 'bias', ...(gated ? ['U', 'upBias'] : []), ...(add ? ['addA', 'addB'] : [])];
+  const weights = gated ? ['P', 'U'] : ['P'];
+  const loads = weights.flatMap((name, w) =>
+    Array.from({ length: 4 }, (_, u) => `let p${w}${u} = bitcast<vec4<u32>>(${name}[(k + ${u}) * groups + jr]);
+      let lo${w}${u} = vec4<f32>(unpackPair(p${w}${u}.x), unpackPair(p${w}${u}.y));
+      let hi${w}${u} = vec4<f32>(unpackPair(p${w}${u}.z), unpackPair(p${w}${u}.w));`),
+  );
+  const chain = (a: string, v: string) => `${a} = fma(vec4<f32>(x.x), ${v}0, fma(vec4<f32>(x.y), ${v}1, fma(vec4<f32>(x.z), ${v}2, fma(vec4<f32>(x.w), ${v}3, ${a}))));`;
+  const fmas = Array.from({ length: ROWS }, (_, r) => `{
+        let x = X[xr${r} * quads + q];
+        ${weights.flatMap((_, w) => [chain(`acc[${at(w, r, 0)}]`, `lo${w}`), chain(`acc[${at(w, r, 1)}]`, `hi${w}`)]).join('\n        ')}
+      }`);
+  const epilogueCode = (r: number, h: number) => {
+    const g = `2 * j + ${h}`; // the vec4 of output columns
+    const lines = [`var v = acc[${at(0, r, h)}] + bias[${g}];`];
+    if (gated) lines.push(`let u = acc[${at(1, r, h)}] + upBias[${g}];`, 'v = vec4<f32>(act(v.x) * u.x, act(v.y) * u.y, act(v.z) * u.z, act(v.w) * u.w);');
+    if (add) lines.push(`v = (addA[row * cols4 + ${g}] + addB[row * cols4 + ${g}]) + v;`);
+    lines.push(`result[row * cols4 + ${g}] = v;`);
+    return `{
+            ${lines.join('\n            ')}
+          }`;
+  };
+  const body = `
+    ${unpackFn(format)}
+    ${gated ? `${WGSL_MATH}\n    fn act(a : f32) -> f32 { return ${actExpr(gated.act, 'a')}; }` : ''}
+    ${sum.decl}
+    fn main() {
+      let lane = i32(localId.x);
+      let slice = i32(localId.y);
+      let groups = uniforms.N / 8; // vec4s of packed pairs a row of W
+      let cols4 = uniforms.N / 4; // vec4s a row of the output
+      let quads = uniforms.K / 4;
+      // past the last column a lane reads the last group again (jr) and writes nothing
+      let j = i32(workgroupId.x) * ${lanes} + lane;
+      let jr = min(j, groups - 1);
+      let row0 = i32(workgroupId.y) * ${ROWS};
+      ${Array.from({ length: ROWS }, (_, r) => `let xr${r} = min(row0 + ${r}, uniforms.M - 1);`).join('\n      ')}
+      var acc : array<vec4<f32>, ${2 * ROWS * W}>; // zero-initialised
+      for (var q = slice; q < quads; q += ${slices}) {
+        let k = 4 * q;
+        ${loads.join('\n        ')}
+        ${fmas.join('\n        ')}
+      }
+      ${sum.code}
+      if (slice == 0 && j < groups) {
+        ${Array.from({ length: ROWS }, (_, r) => `if (row0 + ${r} < uniforms.M) {
+          let row = row0 + ${r};
+          ${epilogueCode(r, 0)}
+          ${epilogueCode(r, 1)}
+        }`).join('\n        ')}
+      }
+    }`;
+  const program = {
+    variableNames: names,
+    variableComponents: names.map(() => 4),
+    outputComponent: 4,
+    outputShape: [M, N],
+    shaderKey: `headlensMatMul16v_${format}_${lanes}_${ROWS}_${gated ? gated.act : 'plain'}_${add ? 'add' : ''}`,
+    dispatchLayout: LAYOUT_2D,
+    dispatch,
+    workgroupSize: [lanes, slices, 1] as [number, number, number],
+    uniforms: 'M : i32, K : i32, N : i32,',
+    getUserCode: () => body,
+  };
+  const inputs = [x, P, bias, ...(gated ? [gated.up, gated.upBias] : []), ...(add ?? [])];
+  return runNamed(gated ? 'HeadlensMatMul16Gated' : add ? 'HeadlensMatMul16Add' : 'HeadlensMatMul16', program, inputs, [M, K, N]);
 }
