@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { matmul16Options } from '../src/backend/webgpu_kernels/matmul16.js';
 import { webgpuMatMul } from '../src/backend/webgpu_kernels/matmul_tiled.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { formatMatmulBench, runMatmulBench } from '../src/bench/matmul.js';
@@ -210,24 +211,34 @@ describe('decode matmul (webgpu on SwiftShader) against float64 and tfjs’ kern
     tf.dispose([x, Wt, Wb, W, bias]);
   }, 60_000);
 
-  it('runMatmulBench times tfjs and the decode matmul at a decode shape, checks both, and reports GB/s of W', async () => {
-    const r = await runMatmulBench({ shapes: [{ name: 'decode 3', batch: 1, m: 3, k: 77, n: 259, bias: true }], gemvSettings: [[4, 1], [8, 2]], reps: 1, decodeReps: 2, trials: 1, samples: 4 });
-    const [row] = r.rows;
-    expect(row.error).toBeUndefined();
-    expect(row.variants.map((v) => [v.variant, v.tiled, v.ok])).toEqual([
-      ['tfjs', false, true],
-      ['gemv l4', true, true],
-      ['gemv l8g2', true, true],
-    ]);
-    for (const v of row.variants) {
-      expect(v.rel_err_vs_float64).toBeLessThan(TOL);
-      expect(v.rel_diff_vs_tfjs).toBeLessThan(TOL);
-      expect(v.gbps).toBeCloseTo((4 * 77 * 259) / v.ms / 1e6, 6);
+  it('runMatmulBench times tfjs, the decode matmul and the packed bf16 kernels at decode shapes, checks each, and reports GB/s of W', async () => {
+    const shapes = [
+      { name: 'decode 3', batch: 1, m: 3, k: 77, n: 259, bias: true },
+      { name: 'decode 2', batch: 1, m: 2, k: 64, n: 264 },
+    ];
+    const r = await runMatmulBench({ shapes, gemvSettings: [[4, 1], [8, 2]], w16Lanes: [0, 4], reps: 1, decodeReps: 2, trials: 1, samples: 4 });
+    for (const [i, row] of r.rows.entries()) {
+      const { k, n } = shapes[i];
+      expect(row.error).toBeUndefined();
+      expect(row.variants.map((v) => [v.variant, v.tiled, v.ok])).toEqual([
+        ['tfjs', false, true],
+        ['gemv l4', true, true],
+        ['gemv l8g2', true, true],
+        ['bf16 pairs', true, true],
+        ['bf16 l4', true, true],
+      ]);
+      for (const v of row.variants) {
+        expect(v.rel_err_vs_float64).toBeLessThan(TOL);
+        expect(v.rel_diff_vs_tfjs).toBeLessThan(TOL);
+        const bytes = v.variant.startsWith('bf16') ? 2 : 4;
+        expect(v.gbps).toBeCloseTo((bytes * k * n) / v.ms / 1e6, 6);
+      }
+      expect(row.default_variant).toBe('gemv l4');
     }
-    expect(row.default_variant).toBe('gemv l4');
     expect(r.decode_reps).toBe(2);
     expect(formatMatmulBench(r)).toMatch(/GB\/s = bytes of W[^]*decode 3 .* ok/);
     expect(webgpuMatMul).toEqual(DEFAULTS);
+    expect(matmul16Options.lanes).toBe(4);
   }, 60_000);
 
   it('a 6-token forward of llama-gqa takes the decode matmul for every projection and equals the forward without it within 1e-5', async () => {

@@ -128,7 +128,7 @@ export interface BenchResult {
 }
 
 /** A seeded [batch, pos] of token ids, and an IOI-like corruption of it (two positions changed). */
-function makeTask(vocab: number, batch: number, pos: number, seed: number): HeadPatchingTask {
+export function makeTask(vocab: number, batch: number, pos: number, seed: number): HeadPatchingTask {
   let s = seed >>> 0 || 1;
   const rnd = () => {
     s ^= s << 13;

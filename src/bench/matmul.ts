@@ -18,9 +18,13 @@
  * lanes (`gemv l4g2`, `gemv l8g2`), their measure GB/s = bytes of W / time, both
  * from the wall clock (blocks of at least `decodeReps` calls: one call is tens of microseconds) and, where the device
  * has WebGPU timestamp queries, from the programs' GPU time (tf.time's kernelMs over `reps` calls).
+ * At the decode shapes W is rounded to bf16 first (every variant multiplies the same values), and the packed
+ * 16-bit kernel (matmul16.ts) is timed beside them: `bf16 pairs` (the pair kernel) and `bf16 l4` … (the vector
+ * kernel at 4, 8, 16 lanes); their GB/s count W's 2 bytes a weight.
  */
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../errors.js';
+import { matMul16, matmul16Options, pack16, unpack16 } from '../backend/webgpu_kernels/matmul16.js';
 import { autoTile, webgpuMatMul } from '../backend/webgpu_kernels/matmul_tiled.js';
 import { msPerCall } from './timing.js';
 
@@ -135,6 +139,8 @@ export interface MatmulBenchOptions {
    * (default [4, 1], [8, 1], [16, 1], [4, 2], [8, 2]; variants named `gemv l4`, `gemv l4g2` …).
    */
   gemvSettings?: [4 | 8 | 16, 1 | 2][];
+  /** Lanes of the packed 16-bit kernel to time at decode shapes (matmul16Options.lanes; 0 the pair kernel; default 0, 4, 8, 16). */
+  w16Lanes?: (0 | 4 | 8 | 16)[];
   /** Calls per timed block at decode shapes, at least (default 100). */
   decodeReps?: number;
   /** Output entries checked against float64 (default 16). */
@@ -182,13 +188,16 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
   const tileKs = opts.tileKs ?? [8, 16];
   const tiles = opts.tiles ?? [128, 64];
   const gemvSettings = opts.gemvSettings ?? [[4, 1], [8, 1], [16, 1], [4, 2], [8, 2]];
+  const w16Lanes = opts.w16Lanes ?? [0, 4, 8, 16];
   const decodeReps = Math.max(reps, opts.decodeReps ?? 100);
   const samples = opts.samples ?? 16;
   const tolerance = opts.tolerance ?? 1e-4;
   const log = opts.log ?? (() => {});
   const saved = { ...webgpuMatMul };
-  // each variant names the program class that must run for it to count as taken
-  type Variant = { name: string; program?: string; set: () => void };
+  const saved16 = { ...matmul16Options };
+  // each variant names the program class that must run for it to count as taken; a 16-bit variant runs `packed`
+  // (its own call on the packed W) and reads half the bytes
+  type Variant = { name: string; program?: string; set: () => void; packed?: boolean };
   const tfjsVariant: Variant = { name: 'tfjs', set: () => Object.assign(webgpuMatMul, { tiled: false }) };
   const tiledVariants: Variant[] = [
     tfjsVariant,
@@ -197,6 +206,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
   const gemvVariants: Variant[] = [
     tfjsVariant,
     ...gemvSettings.map(([l, g]) => ({ name: gemvName(l, g), program: 'GemvMatMulProgram', set: () => Object.assign(webgpuMatMul, { tiled: true, gemvMaxRows: 8, gemvLanes: l, gemvGroups: g }) })),
+    ...w16Lanes.map((l) => ({ name: l ? `bf16 l${l}` : 'bf16 pairs', program: 'HeadlensMatMul16', packed: true, set: () => (matmul16Options.lanes = l) })),
   ];
   const be = tf.backend() as unknown as {
     runWebGPUProgram: (p: { constructor: { name: string } }, ...rest: unknown[]) => unknown;
@@ -217,10 +227,21 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
         const aShape = s.batch > 1 ? [s.batch, s.m, s.k] : [s.m, s.k];
         const bShape = s.transposeB ? (s.batch > 1 ? [s.batch, s.n, s.k] : [s.n, s.k]) : s.batch > 1 ? [s.batch, s.k, s.n] : [s.k, s.n];
         const a = tf.randomUniform(aShape, -1, 1, 'float32', 1);
-        const b = tf.randomUniform(bShape, -1, 1, 'float32', 2);
+        let b = tf.randomUniform(bShape, -1, 1, 'float32', 2);
         const bias = s.bias ? tf.randomUniform([s.n], -1, 1, 'float32', 3) : undefined;
         made.push(a, b, ...(bias ? [bias] : []));
-        const call = () => (bias ? tf.fused.matMul({ a, b, bias, transposeB: s.transposeB }) : tf.matMul(a, b, false, !!s.transposeB));
+        // decode shapes: W rounded to bf16, and packed for the 16-bit variants
+        let packed: tf.Tensor2D | undefined;
+        if (decode) {
+          packed = pack16(b as tf.Tensor2D, 'bf16');
+          b = unpack16(packed, s.n, 'bf16');
+          made.push(packed, b);
+        }
+        const zeros = decode && !bias ? tf.zeros([s.n]) : undefined;
+        if (zeros) made.push(zeros);
+        const call32 = () => (bias ? tf.fused.matMul({ a, b, bias, transposeB: s.transposeB }) : tf.matMul(a, b, false, !!s.transposeB));
+        const call16 = () => matMul16(a as tf.Tensor2D, packed!, bias ?? zeros!, s.n, 'bf16');
+        const callOf = (v: Variant) => (v.packed ? call16 : call32);
 
         // float64 references at sampled entries: a's row and b's column read back, the dot product done here
         const rnd = lcg(s.m * 31 + s.n * 7 + s.k);
@@ -249,7 +270,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
           };
           let out: tf.Tensor;
           try {
-            out = call();
+            out = callOf(v)();
           } finally {
             be.runWebGPUProgram = run;
           }
@@ -277,17 +298,18 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
         for (let t = 0; t < trials; t++) {
           for (const [vi, v] of variants.entries()) {
             v.set();
-            best[vi] = Math.min(best[vi], await msPerCall(call, { reps: decode ? decodeReps : reps, trials: 1, warmup: t === 0 ? 1 : 0 }));
-            if (decode) kernelBest[vi] = Math.min(kernelBest[vi], await kernelMsPerCall(call, reps));
+            best[vi] = Math.min(best[vi], await msPerCall(callOf(v), { reps: decode ? decodeReps : reps, trials: 1, warmup: t === 0 ? 1 : 0 }));
+            if (decode) kernelBest[vi] = Math.min(kernelBest[vi], await kernelMsPerCall(callOf(v), reps));
           }
         }
         for (const [vi, c] of checked.entries()) {
+          const bytes = variants[vi].packed ? wBytes / 2 : wBytes;
           c.ms = best[vi];
           c.tflops = flop / best[vi] / 1e9;
-          c.gbps = wBytes / best[vi] / 1e6;
+          c.gbps = bytes / best[vi] / 1e6;
           if (Number.isFinite(kernelBest[vi])) {
             c.kernel_ms = kernelBest[vi];
-            c.kernel_gbps = wBytes / kernelBest[vi] / 1e6;
+            c.kernel_gbps = bytes / kernelBest[vi] / 1e6;
           }
         }
         row.variants = checked;
@@ -302,7 +324,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
               ? 'tfjs'
               : `t${saved.tile === 'auto' ? autoTile(s.batch, s.m, s.n) : saved.tile} k${saved.tileK}`;
         Object.assign(webgpuMatMul, now);
-        const tiledBest = Math.max(...checked.filter((c) => c.tiled && c.ok).map((c) => c.tflops));
+        const tiledBest = Math.max(...checked.filter((c, i) => c.tiled && c.ok && !variants[i].packed).map((c) => c.tflops));
         if (Number.isFinite(tiledBest)) row.speedup = tiledBest / checked[0].tflops;
         const speed = (c: MatmulBenchVariant) => (decode ? `${tf3(c.gbps)} GB/s${c.kernel_gbps ? ` (GPU time ${tf3(c.kernel_gbps)})` : ''}` : `${tf3(c.tflops)} TFLOP/s`);
         log(
@@ -318,6 +340,7 @@ export async function runMatmulBench(opts: MatmulBenchOptions = {}): Promise<Mat
     }
   } finally {
     Object.assign(webgpuMatMul, saved);
+    Object.assign(matmul16Options, saved16);
   }
   const info = be.adapterInfo;
   return {
