@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   if (process.env.HEADLENS_FUSED === '0') optimisations.fusedKernels = false;
   // HEADLENS_GEMV=0: the decode steps' products through tfjs' kernels instead of the decode matmul (matmul_gemv.ts)
   if (process.env.HEADLENS_GEMV === '0') webgpuMatMul.gemvMaxRows = 0;
-  const p = tiny ? { ...preset, n_layers: 2, d_model: 256, d_head: 64, n_heads: 4, d_mlp: 512, d_vocab: 1000, ...(preset.rotary_dim != null ? { rotary_dim: preset.rotary_dim === 128 ? 64 : 16 } : {}) } : preset;
+  const p = tiny ? { ...preset, n_layers: Number(process.env.TINY_LAYERS ?? 2), d_model: 256, d_head: 64, n_heads: 4, d_mlp: 512, d_vocab: 1000, ...(preset.rotary_dim != null ? { rotary_dim: preset.rotary_dim === 128 ? 64 : 16 } : {}) } : preset;
   const cfg = makeConfig({ ...p, n_ctx: Math.max(p.n_ctx ?? 0, Math.max(...contexts) + steps + 2) });
   console.log('model', JSON.stringify({ n_layers: cfg.n_layers, d_model: cfg.d_model, n_heads: cfg.n_heads, n_kv: cfg.n_key_value_heads, fusedKernels: optimisations.fusedKernels, gemvMaxRows: webgpuMatMul.gemvMaxRows }));
   const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64 });

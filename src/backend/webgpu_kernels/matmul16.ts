@@ -241,11 +241,13 @@ function pairProduct(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: number,
   const [M, K] = x.shape;
   const Np = Math.ceil(N / 2);
   const ROWS = rowsPerWorkgroup(M);
-  // partial sums over the slices (program.ts), in at most 8 KiB of workgroup memory
-  const sum = wgslSliceSum('vec2<f32>', PAIRS, SLICES, ROWS, 1024);
   const dispatch: [number, number, number] = [Math.ceil(Np / PAIRS), Math.ceil(M / ROWS), 1];
   checkDispatch(dispatch, M, K, N);
-  const body = `
+  // the WGSL is made only when tfjs compiles the pipeline (its key is the shaderKey): not on every call
+  const body = () => {
+    // partial sums over the slices (program.ts), in at most 8 KiB of workgroup memory
+    const sum = wgslSliceSum('vec2<f32>', PAIRS, SLICES, ROWS, 1024);
+    return `
     ${unpackFn(format)}
     ${sum.decl}
     fn main() {
@@ -274,6 +276,7 @@ function pairProduct(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: number,
         }`).join('\n        ')}
       }
     }`;
+  };
   const program: WebGPUProgram = {
     variableNames: ['X', 'P', 'bias'],
     outputShape: [M, N],
@@ -282,7 +285,7 @@ function pairProduct(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: number,
     dispatch,
     workgroupSize: [PAIRS, SLICES, 1],
     uniforms: 'M : i32, K : i32, N : i32, Np : i32,',
-    getUserCode: () => body,
+    getUserCode: body,
   };
   return runNamed('HeadlensMatMul16', program, [x, P, bias], [M, K, N, Np]);
 }
@@ -300,16 +303,35 @@ function vectorProduct(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: numbe
   const [M, K] = x.shape;
   const { gated, add } = epilogue;
   const lanes = matmul16Options.lanes;
-  const slices = THREADS / lanes;
   const ROWS = rowsPerWorkgroup(M);
-  const W = gated ? 2 : 1; // weight matrices read
-  const groups = N / 8;
-  const dispatch: [number, number, number] = [Math.ceil(groups / lanes), Math.ceil(M / ROWS), 1];
+  const dispatch: [number, number, number] = [Math.ceil(N / 8 / lanes), Math.ceil(M / ROWS), 1];
   checkDispatch(dispatch, M, K, N);
+  const names = ['X', 'P', 'bias', ...(gated ? ['U', 'upBias'] : []), ...(add ? ['addA', 'addB'] : [])];
+  const program = {
+    variableNames: names,
+    variableComponents: names.map(() => 4),
+    outputComponent: 4,
+    outputShape: [M, N],
+    shaderKey: `headlensMatMul16v_${format}_${lanes}_${ROWS}_${gated ? gated.act : 'plain'}_${add ? 'add' : ''}`,
+    dispatchLayout: LAYOUT_2D,
+    dispatch,
+    workgroupSize: [lanes, THREADS / lanes, 1] as [number, number, number],
+    uniforms: 'M : i32, K : i32, N : i32,',
+    // made only when tfjs compiles the pipeline (keyed by shaderKey), not on every call
+    getUserCode: () => vectorSource(format, lanes, ROWS, gated?.act, !!add),
+  };
+  const inputs = [x, P, bias, ...(gated ? [gated.up, gated.upBias] : []), ...(add ?? [])];
+  return runNamed(gated ? 'HeadlensMatMul16Gated' : add ? 'HeadlensMatMul16Add' : 'HeadlensMatMul16', program, inputs, [M, K, N]);
+}
+
+/** The vector kernel's WGSL for a format, lanes, rows a workgroup row, and epilogue (act: gated). */
+function vectorSource(format: Format16, lanes: number, ROWS: number, act: FusedActivation | undefined, add: boolean): string {
+  const gated = act !== undefined;
+  const slices = THREADS / lanes;
+  const W = gated ? 2 : 1; // weight matrices read
   // acc[(w · ROWS + r) · 2 + h]: weight w (0 the main one, 1 the gated product's up), row r, half h (columns 4h … 4h+3 of the lane's 8)
   const at = (w: number, r: number, h: number) => (w * ROWS + r) * 2 + h;
   const sum = wgslSliceSum('vec4<f32>', lanes, slices, 2 * ROWS * W, RED_CAP);
-  const names = ['X', 'P', 'bias', ...(gated ? ['U', 'upBias'] : []), ...(add ? ['addA', 'addB'] : [])];
   const weights = gated ? ['P', 'U'] : ['P'];
   const loads = weights.flatMap((name, w) =>
     Array.from({ length: 4 }, (_, u) => `let p${w}${u} = bitcast<vec4<u32>>(${name}[(k + ${u}) * groups + jr]);
@@ -331,9 +353,9 @@ function vectorProduct(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: numbe
             ${lines.join('\n            ')}
           }`;
   };
-  const body = `
+  return `
     ${unpackFn(format)}
-    ${gated ? `${WGSL_MATH}\n    fn act(a : f32) -> f32 { return ${actExpr(gated.act, 'a')}; }` : ''}
+    ${act ? `${WGSL_MATH}\n    fn act(a : f32) -> f32 { return ${actExpr(act, 'a')}; }` : ''}
     ${sum.decl}
     fn main() {
       let lane = i32(localId.x);
@@ -361,18 +383,4 @@ function vectorProduct(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: numbe
         }`).join('\n        ')}
       }
     }`;
-  const program = {
-    variableNames: names,
-    variableComponents: names.map(() => 4),
-    outputComponent: 4,
-    outputShape: [M, N],
-    shaderKey: `headlensMatMul16v_${format}_${lanes}_${ROWS}_${gated ? gated.act : 'plain'}_${add ? 'add' : ''}`,
-    dispatchLayout: LAYOUT_2D,
-    dispatch,
-    workgroupSize: [lanes, slices, 1] as [number, number, number],
-    uniforms: 'M : i32, K : i32, N : i32,',
-    getUserCode: () => body,
-  };
-  const inputs = [x, P, bias, ...(gated ? [gated.up, gated.upBias] : []), ...(add ?? [])];
-  return runNamed(gated ? 'HeadlensMatMul16Gated' : add ? 'HeadlensMatMul16Add' : 'HeadlensMatMul16', program, inputs, [M, K, N]);
 }
