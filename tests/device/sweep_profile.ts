@@ -8,7 +8,9 @@
  *   programs     programs dispatched in the segment, by class name.
  * Then the same computation once more with each segment under tf.time: the segments' GPU time by program kind
  * (timestamp queries; tf.time turns lean dispatch and the kernels with several outputs off, so these kinds are
- * the single-output ones). Then one iteration of the per-head loop (runWithHooks + one read), timed alike.
+ * the single-output ones). Then the full cache against the forward (runWithCache('all') and forward, alternating:
+ * recording time, time until the logits are read back, programs by class; best of REPS, default 12), and the
+ * per-head loop (every head, and one head's forward under tf.time).
  * Usage (GPU machine): node sweep_profile.cjs OUT.json [BATCH] [POS] [MAX_PASS_BYTES]
  */
 import './device_env.js';
@@ -89,6 +91,35 @@ async function main(): Promise<void> {
   console.log(`timed sweep: GPU ${gpuTotal.toFixed(1)} ms over ${timed.segments.length} segments (wall ${timed.total_ms.toFixed(1)} ms under tf.time)`);
   console.log(`  by kind: ${JSON.stringify(Object.fromEntries(Object.entries(kinds).sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => [k, { n: v.n, ms: +v.ms.toFixed(2) }])))}`);
 
+  // the full cache against the forward (the cache_overhead target): recording time, time to the logits read back,
+  // and programs, alternating, best of REPS
+  const tokens = task.clean;
+  const variantsOf = {
+    forward: () => ({ logits: model.forward(tokens), done: () => {} }),
+    cache: () => {
+      const r = model.runWithCache(tokens, { names: 'all' });
+      return { logits: r.logits, done: () => r.cache.dispose() };
+    },
+  };
+  const cacheRows: Record<string, { enqueue_ms: number; total_ms: number; programs: Record<string, number> }> = {};
+  for (let rep = 0; rep < Number(process.env.REPS ?? 12); rep++) {
+    for (const [name, make] of Object.entries(variantsOf)) {
+      programs = {};
+      const a = now();
+      const r = make();
+      const enq = now() - a;
+      await r.logits.data();
+      const total = now() - a;
+      r.logits.dispose();
+      r.done();
+      const best = cacheRows[name];
+      if (rep > 1 && (!best || total < best.total_ms)) cacheRows[name] = { enqueue_ms: enq, total_ms: total, programs };
+    }
+  }
+  const nprog = (p: Record<string, number>) => Object.values(p).reduce((a, b) => a + b, 0);
+  for (const [name, r] of Object.entries(cacheRows)) console.log(`${name}: total ${r.total_ms.toFixed(2)} ms, enqueue ${r.enqueue_ms.toFixed(2)} ms, ${nprog(r.programs)} programs ${JSON.stringify(r.programs)}`);
+  console.log(`cache / forward: ${(cacheRows.cache.total_ms / cacheRows.forward.total_ms).toFixed(3)} (enqueue ${(cacheRows.cache.enqueue_ms / cacheRows.forward.enqueue_ms).toFixed(3)})`);
+
   // the loop: every head, then one head's forward under tf.time
   const l0 = now();
   (await patchHeadsOneByOneAsync(model, task)).dispose();
@@ -97,7 +128,7 @@ async function main(): Promise<void> {
     model.runWithHooks(task.corrupted).dispose();
   });
   console.log(`loop over ${cfg.n_layers * cfg.n_heads} heads: ${loopMs.toFixed(1)} ms (${(loopMs / (cfg.n_layers * cfg.n_heads)).toFixed(2)} ms a head); one forward's GPU time ${(one.kernelMs as number).toFixed(2)} ms`);
-  writeFileSync(out, JSON.stringify({ backend: choice, batch, pos, sweep: plain, timed, by_kind: kinds, gpu_ms: gpuTotal, loop_ms: loopMs, loop_forward_gpu_ms: one.kernelMs }, null, 1));
+  writeFileSync(out, JSON.stringify({ backend: choice, batch, pos, cache: cacheRows, sweep: plain, timed, by_kind: kinds, gpu_ms: gpuTotal, loop_ms: loopMs, loop_forward_gpu_ms: one.kernelMs }, null, 1));
   console.log('wrote', out);
 }
 
