@@ -8,6 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import path from 'node:path';
 import { deviceMemory } from '../src/backend/memory_budget.js';
 import { fusedAdd3, fusedGatedActivation } from '../src/backend/webgpu_kernels/activation.js';
+import { fusedNorm, fusedNormOfSum } from '../src/backend/webgpu_kernels/norm.js';
 import { matMul16, matmul16Options, pack16, unpack16, vectorKernelTakes, type Format16 } from '../src/backend/webgpu_kernels/matmul16.js';
 import { loadPretrained } from '../src/loading/load.js';
 import { weightMemory } from '../src/model/weight_memory.js';
@@ -120,7 +121,7 @@ describe('packed 16-bit matmul (webgpu)', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('epilogues: the gated product equals the two products and fusedGatedActivation, the residual one the product and fusedAdd3 (within 1e-6); shapes the vector kernel does not take are refused', async () => {
+  it('epilogues: the gated product equals the two products and fusedGatedActivation, the residual one the product and fusedAdd3 (within 1e-6), the norm prologue the norm kernel and the product (2e-6); shapes the vector kernel does not take are refused', async () => {
     const before = tf.memory().numTensors;
     for (const [M, K, N] of [[1, 64, 96], [3, 40, 136], [8, 128, 64]]) {
       const x = tf.randomNormal([M, K], 0, 1, 'float32', 7 + M) as tf.Tensor2D;
@@ -137,6 +138,39 @@ describe('packed 16-bit matmul (webgpu)', () => {
       const sum = tf.tidy(() => fusedAdd3(ra.reshape([M, N]), rb.reshape([M, N]), matMul16(x, Pg, bg, N, 'bf16')));
       expect(await relErr(fusedAdd, sum), `add M ${M}`).toBeLessThan(1e-6);
       tf.dispose([x, Pg, Pu, bg, bu, ra, rb, fusedAdd, sum]);
+    }
+    // the norm prologue: RMSNorm and LayerNorm (with a bias), of x or of x + addend, before a plain or gated product
+    for (const [M, K, N] of [[1, 64, 96], [3, 40, 136]]) {
+      const x = tf.randomNormal([M, K], 0, 1, 'float32', 17) as tf.Tensor2D;
+      const addend = tf.randomNormal([1, M, K], 0, 1, 'float32', 18);
+      const w = tf.randomNormal([K], 1, 0.1, 'float32', 19);
+      const nb = tf.randomNormal([K], 0, 0.1, 'float32', 20);
+      const [Pg, Pu] = [21, 22].map((s) => tf.tidy(() => pack16(tf.randomNormal([K, N], 0, 0.2, 'float32', s) as tf.Tensor2D, 'bf16')));
+      const [bg, bu] = [23, 24].map((s) => tf.randomNormal([N], 0, 1, 'float32', s));
+      for (const type of ['RMS', 'LN'] as const) {
+        for (const summed of [false, true]) {
+          const b = type === 'LN' ? nb : undefined;
+          const norm = { type, w, b, eps: 1e-5, addend: summed ? addend : undefined };
+          const normed = tf.tidy(() => (summed ? fusedNormOfSum(x, addend.reshape([M, K]), w, b, 1e-5, type) : fusedNorm(x, w, b, 1e-5, type)) as tf.Tensor2D);
+          const fusedPlain = matMul16(x, Pg, bg, N, 'bf16', { norm });
+          const plain = matMul16(normed, Pg, bg, N, 'bf16');
+          expect(await relErr(fusedPlain, plain), `norm ${type} summed ${summed} M ${M}`).toBeLessThan(2e-6);
+          const withGate = { norm, gated: { act: 'silu' as const, up: Pu, upBias: bu } };
+          tf.dispose([fusedPlain, plain]);
+          if (type === 'LN' && summed) {
+            // 9 storage buffers: more than every device binds
+            expect(vectorKernelTakes(K, N, withGate)).toBe(false);
+            expect(() => matMul16(x, Pg, bg, N, 'bf16', withGate)).toThrow(/at most 8 storage buffers .*9 buffers/);
+            normed.dispose();
+            continue;
+          }
+          const fusedGated = matMul16(x, Pg, bg, N, 'bf16', withGate);
+          const gated = matMul16(normed, Pg, bg, N, 'bf16', { gated: withGate.gated });
+          expect(await relErr(fusedGated, gated), `norm ${type} summed ${summed} gated M ${M}`).toBeLessThan(2e-6);
+          tf.dispose([normed, fusedGated, gated]);
+        }
+      }
+      tf.dispose([x, addend, w, nb, Pg, Pu, bg, bu]);
     }
     const x = tf.ones([1, 8]) as tf.Tensor2D;
     const P = tf.tidy(() => pack16(tf.ones([8, 6]) as tf.Tensor2D, 'bf16'));

@@ -19,6 +19,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import { actExpr, type FusedActivation } from './activation.js';
+import type { NormType } from './norm.js';
 import { runProgram, WGSL_MATH, wgslSliceSum, type WebGPUProgram } from './program.js';
 
 export type Format16 = 'f16' | 'bf16';
@@ -169,11 +170,29 @@ export interface MatMul16Epilogue {
   gated?: { act: FusedActivation; up: tf.Tensor2D; upBias: tf.Tensor };
   /** The residual stream's sum: the output is (add[0] + add[1]) + (x·W + bias), [M, N] each, rounded as fusedAdd3. */
   add?: [tf.Tensor, tf.Tensor];
+  /**
+   * A norm before the product: its input is norm(x + addend) rather than x, the norm fusedNorm / fusedNormOfSum
+   * computes ((x − mean) / √(mean square + eps) · w + b; RMSNorm does not centre), each workgroup reducing its
+   * rows' sums itself (x is read once more: 4·K bytes a row against the weights' 2·K·N).
+   */
+  norm?: { type: NormType; w: tf.Tensor; b?: tf.Tensor; eps: number; addend?: tf.Tensor };
 }
 
-/** Whether the vector kernel (and so an epilogue) takes a product of K inputs and N outputs under the current settings. */
-export function vectorKernelTakes(K: number, N: number): boolean {
-  return matmul16Options.lanes > 0 && N % 8 === 0 && K % 4 === 0;
+/** Storage buffers a shader stage may bind on every WebGPU device (maxStorageBuffersPerShaderStage's default). */
+const MAX_STORAGE_BUFFERS = 8;
+
+/** Storage buffers the vector kernel binds for an epilogue: x, W, bias, the output, and what the epilogue reads. */
+function storageBuffers(e: MatMul16Epilogue): number {
+  return 4 + (e.gated ? 2 : 0) + (e.add ? 2 : 0) + (e.norm ? 1 + (e.norm.addend ? 1 : 0) + (e.norm.b ? 1 : 0) : 0);
+}
+
+/**
+ * Whether the vector kernel takes a product of K inputs and N outputs with `epilogue` under the current settings:
+ * N a multiple of 8, K of 4, and at most 8 storage buffers bound (a gated product after a LayerNorm of a sum, with
+ * its bias, would need 9).
+ */
+export function vectorKernelTakes(K: number, N: number, epilogue: MatMul16Epilogue = {}): boolean {
+  return matmul16Options.lanes > 0 && N % 8 === 0 && K % 4 === 0 && storageBuffers(epilogue) <= MAX_STORAGE_BUFFERS;
 }
 
 /**
@@ -196,9 +215,20 @@ export function matMul16(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: num
   for (const t of add ?? []) {
     if (t.dtype !== 'float32' || t.size !== M * N) throw new HeadlensError(`matMul16: a residual addend must be float32 with ${M}·${N} values, got ${t.dtype} [${t.shape}]`);
   }
+  const { norm } = epilogue;
+  if (norm) {
+    for (const [t, n, what] of [[norm.w, K, 'weight'], [norm.b, K, 'bias'], [norm.addend, M * K, 'addend']] as const) {
+      if (t && (t.dtype !== 'float32' || t.size !== n)) throw new HeadlensError(`matMul16: the norm's ${what} must be float32 with ${n} values, got ${t.dtype} [${t.shape}]`);
+    }
+  }
   backend('16-bit matmul');
-  if (!vectorKernelTakes(K, N)) {
-    if (gated || add) throw new HeadlensError(`matMul16: an epilogue needs the vector kernel, which takes N a multiple of 8 and K of 4 (got K ${K}, N ${N}, lanes ${matmul16Options.lanes})`, 'ask vectorKernelTakes(K, N) first and run the plain product otherwise');
+  if (!vectorKernelTakes(K, N, epilogue)) {
+    if (gated || add || norm) {
+      throw new HeadlensError(
+        `matMul16: an epilogue needs the vector kernel, which takes N a multiple of 8, K of 4 and at most ${MAX_STORAGE_BUFFERS} storage buffers (got K ${K}, N ${N}, lanes ${matmul16Options.lanes}, ${storageBuffers(epilogue)} buffers)`,
+        'ask vectorKernelTakes(K, N, epilogue) first and run the plain product (or the norm) apart otherwise',
+      );
+    }
     return pairProduct(x, P, bias, N, format);
   }
   return vectorProduct(x, P, bias, N, format, epilogue);
@@ -218,11 +248,12 @@ function checkDispatch(dispatch: [number, number, number], M: number, K: number,
  * Runs a matmul program as a kernel of its own name (tf.profile lists it by that name): biases seen as [N], residual
  * addends as [M, N] (views, no copies).
  */
-function runNamed(name: string, program: WebGPUProgram, inputs: tf.Tensor[], uniforms: number[]): tf.Tensor2D {
+function runNamed(name: string, program: WebGPUProgram, inputs: tf.Tensor[], uniforms: number[], floats: number[] = []): tf.Tensor2D {
   const [M, N] = program.outputShape;
   const views = inputs.map((t, i) => (i < 2 ? t : t.size === N && t.rank !== 1 ? t.reshape([N]) : t.size === M * N && t.size !== N && t.rank !== 2 ? t.reshape([M, N]) : t));
   try {
-    return runProgram(name, program, views, uniforms.map((v) => ({ type: 'int32', data: [v] }))) as tf.Tensor2D;
+    const data = [...uniforms.map((v) => ({ type: 'int32' as const, data: [v] })), ...floats.map((v) => ({ type: 'float32' as const, data: [v] }))];
+    return runProgram(name, program, views, data) as tf.Tensor2D;
   } finally {
     views.forEach((t, i) => t !== inputs[i] && t.dispose());
   }
@@ -301,31 +332,34 @@ function pairProduct(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: number,
  */
 function vectorProduct(x: tf.Tensor2D, P: tf.Tensor2D, bias: tf.Tensor, N: number, format: Format16, epilogue: MatMul16Epilogue): tf.Tensor2D {
   const [M, K] = x.shape;
-  const { gated, add } = epilogue;
+  const { gated, add, norm } = epilogue;
   const lanes = matmul16Options.lanes;
   const ROWS = rowsPerWorkgroup(M);
+  const prologue = norm ? { type: norm.type, summed: !!norm.addend, bias: !!norm.b } : undefined;
   const dispatch: [number, number, number] = [Math.ceil(N / 8 / lanes), Math.ceil(M / ROWS), 1];
   checkDispatch(dispatch, M, K, N);
-  const names = ['X', 'P', 'bias', ...(gated ? ['U', 'upBias'] : []), ...(add ? ['addA', 'addB'] : [])];
+  const names = ['X', 'P', 'bias', ...(gated ? ['U', 'upBias'] : []), ...(add ? ['addA', 'addB'] : []), ...(norm?.addend ? ['X2'] : []), ...(norm ? ['nw'] : []), ...(norm?.b ? ['nb'] : [])];
   const program = {
     variableNames: names,
     variableComponents: names.map(() => 4),
     outputComponent: 4,
     outputShape: [M, N],
-    shaderKey: `headlensMatMul16v_${format}_${lanes}_${ROWS}_${gated ? gated.act : 'plain'}_${add ? 'add' : ''}`,
+    shaderKey: `headlensMatMul16v_${format}_${lanes}_${ROWS}_${gated ? gated.act : 'plain'}_${add ? 'add' : ''}_${prologue ? `${prologue.type}${prologue.summed ? 's' : ''}${prologue.bias ? 'b' : ''}` : ''}`,
     dispatchLayout: LAYOUT_2D,
     dispatch,
     workgroupSize: [lanes, THREADS / lanes, 1] as [number, number, number],
-    uniforms: 'M : i32, K : i32, N : i32,',
+    uniforms: 'M : i32, K : i32, N : i32, eps : f32,',
     // made only when tfjs compiles the pipeline (keyed by shaderKey), not on every call
-    getUserCode: () => vectorSource(format, lanes, ROWS, gated?.act, !!add),
+    getUserCode: () => vectorSource(format, lanes, ROWS, gated?.act, !!add, prologue),
   };
-  const inputs = [x, P, bias, ...(gated ? [gated.up, gated.upBias] : []), ...(add ?? [])];
-  return runNamed(gated ? 'HeadlensMatMul16Gated' : add ? 'HeadlensMatMul16Add' : 'HeadlensMatMul16', program, inputs, [M, K, N]);
+  const normInputs = norm ? [...(norm.addend ? [norm.addend] : []), norm.w, ...(norm.b ? [norm.b] : [])] : [];
+  const inputs = [x, P, bias, ...(gated ? [gated.up, gated.upBias] : []), ...(add ?? []), ...normInputs];
+  const name = `HeadlensMatMul16${norm ? 'Norm' : ''}${gated ? 'Gated' : add ? 'Add' : ''}`;
+  return runNamed(name, program, inputs, [M, K, N], [norm?.eps ?? 0]);
 }
 
 /** The vector kernel's WGSL for a format, lanes, rows a workgroup row, and epilogue (act: gated). */
-function vectorSource(format: Format16, lanes: number, ROWS: number, act: FusedActivation | undefined, add: boolean): string {
+function vectorSource(format: Format16, lanes: number, ROWS: number, act: FusedActivation | undefined, add: boolean, norm?: { type: NormType; summed: boolean; bias: boolean }): string {
   const gated = act !== undefined;
   const slices = THREADS / lanes;
   const W = gated ? 2 : 1; // weight matrices read
@@ -339,8 +373,42 @@ function vectorSource(format: Format16, lanes: number, ROWS: number, act: FusedA
       let hi${w}${u} = vec4<f32>(unpackPair(p${w}${u}.z), unpackPair(p${w}${u}.w));`),
   );
   const chain = (a: string, v: string) => `${a} = fma(vec4<f32>(x.x), ${v}0, fma(vec4<f32>(x.y), ${v}1, fma(vec4<f32>(x.z), ${v}2, fma(vec4<f32>(x.w), ${v}3, ${a}))));`;
+  // x as the product reads it: the row itself, or its norm (the prologue's mean and scale of the row)
+  const xAt = (r: number) => (norm ? `(xRaw(xr${r}, q) - vec4<f32>(mean${r})) / scale${r} * nw[q]${norm.bias ? ' + nb[q]' : ''}` : `X[xr${r} * quads + q]`);
+  const prologue = !norm
+    ? ''
+    : `let tid = slice * ${lanes} + lane;
+      ${Array.from({ length: ROWS }, (_, r) => `var mean${r} = 0.0;
+      ${norm.type === 'LN' ? `{
+        var a = 0.0;
+        for (var i = tid; i < quads; i += ${THREADS}) { let v = xRaw(xr${r}, i); a += v.x + v.y + v.z + v.w; }
+        mean${r} = nSum(a, tid) / f32(uniforms.K);
+      }` : ''}
+      var scale${r} = 0.0;
+      {
+        var sq = 0.0;
+        for (var i = tid; i < quads; i += ${THREADS}) { let c = xRaw(xr${r}, i) - vec4<f32>(mean${r}); sq += dot(c, c); }
+        scale${r} = sqrt(nSum(sq, tid) / f32(uniforms.K) + uniforms.eps);
+      }`).join('\n      ')}`;
+  const normDecl = !norm
+    ? ''
+    : `var<workgroup> nred : array<f32, ${THREADS}>;
+    // the sum of v over the workgroup; every invocation calls it (it holds barriers)
+    fn nSum(v : f32, tid : i32) -> f32 {
+      nred[tid] = v;
+      workgroupBarrier();
+      for (var s = ${THREADS / 2}; s > 0; s = s >> 1) {
+        if (tid < s) { nred[tid] = nred[tid] + nred[tid + s]; }
+        workgroupBarrier();
+      }
+      let total = nred[0];
+      workgroupBarrier();
+      return total;
+    }
+    // a row of x as the norm reads it: x, or x + addend as the unfused add rounds it
+    fn xRaw(row : i32, q : i32) -> vec4<f32> { return X[row * (uniforms.K / 4) + q]${norm.summed ? ' + X2[row * (uniforms.K / 4) + q]' : ''}; }`;
   const fmas = Array.from({ length: ROWS }, (_, r) => `{
-        let x = X[xr${r} * quads + q];
+        let x = ${xAt(r)};
         ${weights.flatMap((_, w) => [chain(`acc[${at(w, r, 0)}]`, `lo${w}`), chain(`acc[${at(w, r, 1)}]`, `hi${w}`)]).join('\n        ')}
       }`);
   const epilogueCode = (r: number, h: number) => {
@@ -357,6 +425,7 @@ function vectorSource(format: Format16, lanes: number, ROWS: number, act: FusedA
     ${unpackFn(format)}
     ${act ? `${WGSL_MATH}\n    fn act(a : f32) -> f32 { return ${actExpr(act, 'a')}; }` : ''}
     ${sum.decl}
+    ${normDecl}
     fn main() {
       let lane = i32(localId.x);
       let slice = i32(localId.y);
@@ -368,6 +437,7 @@ function vectorSource(format: Format16, lanes: number, ROWS: number, act: FusedA
       let jr = min(j, groups - 1);
       let row0 = i32(workgroupId.y) * ${ROWS};
       ${Array.from({ length: ROWS }, (_, r) => `let xr${r} = min(row0 + ${r}, uniforms.M - 1);`).join('\n      ')}
+      ${prologue}
       var acc : array<vec4<f32>, ${2 * ROWS * W}>; // zero-initialised
       for (var q = slice; q < quads; q += ${slices}) {
         let k = 4 * q;
