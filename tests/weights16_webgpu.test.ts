@@ -209,7 +209,7 @@ const packedProducts = (ran: Record<string, number>) => (ran.headlensMatMul16 ??
 const FIXTURES16 = [['gpt2-sharded-f16', 'f16'], ['llama-mqa-tied-bias-bf16', 'bf16']] as const;
 
 describe('checkpoints loaded with 16-bit weights (webgpu)', () => {
-  it.each(FIXTURES16)('%s: within 1e-4 of transformers through the packed kernel (decode-sized rows), its gated and residual epilogues, and through unpacking (prefill-sized)', async (name, format) => {
+  it.each(FIXTURES16)('%s: within 1e-4 of transformers through the packed kernel (decode-sized rows), its gated and residual epilogues and norm prologue, and through unpacking (prefill-sized)', async (name, format) => {
     const before = tf.memory().numTensors;
     const saved = weights16Options.kernelMaxRows;
     const model = await loadPretrained(path.join(FIXTURES, name), { weights: '16bit' });
@@ -234,7 +234,10 @@ describe('checkpoints loaded with 16-bit weights (webgpu)', () => {
       logits.dispose();
       const L = model.cfg.n_layers;
       const takes = vectorKernelTakes(model.cfg.d_mlp!, model.cfg.d_model);
-      expect(kinds.HeadlensMatMul16Gated ?? 0).toBe(model.cfg.gated_mlp && vectorKernelTakes(model.cfg.d_model, model.cfg.d_mlp!) ? L : 0);
+      // a gated MLP's product also computes ln2 of resid + attn_out (the norm prologue), so no norm dispatch of its own
+      const gatedInOne = model.cfg.gated_mlp && vectorKernelTakes(model.cfg.d_model, model.cfg.d_mlp!) ? L : 0;
+      expect(kinds.HeadlensMatMul16NormGated ?? 0).toBe(gatedInOne);
+      expect(kinds.HeadlensNormOfSum ?? 0).toBe(L - gatedInOne);
       expect(kinds.HeadlensMatMul16Add ?? 0).toBe(takes ? L : 0);
     } finally {
       weights16Options.kernelMaxRows = saved;

@@ -5,7 +5,7 @@
  * gated), hook_pre_linear (gated only: x·W_in), hook_post [batch, pos, d_mlp].
  */
 import * as tf from '@tensorflow/tfjs';
-import { fusedActivation, fusedAdd3, fusedGatedActivation } from '../backend/webgpu_kernels/index.js';
+import { fusedActivation, fusedAdd3, fusedGatedActivation, fusedNormOfSum, type NormType } from '../backend/webgpu_kernels/index.js';
 import { activation } from './activation.js';
 import type { HookedConfig } from './config.js';
 import { blockHooks } from './hook_names.js';
@@ -30,6 +30,9 @@ export function linear(x: tf.Tensor2D, W: tf.Tensor2D | PackedLinear, b: tf.Tens
  * With 16-bit weights at decode-sized rows (weights16.ts' packedEpilogueTakes) and the kernels on, a gated MLP's
  * two products and activation are one dispatch where nothing hooks hook_pre / hook_pre_linear, and the residual
  * sum is the last product's epilogue.
+ * `prenorm`: x is the residual stream before the block's second norm, and the MLP's input is that norm of x +
+ * addend (the caller passes it only where nothing hooks the norm); the gated product above then computes the norm
+ * itself, and any other path runs fusedNormOfSum first.
  */
 export function mlp(
   cfg: HookedConfig,
@@ -42,23 +45,27 @@ export function mlp(
   W: (name: string) => tf.Tensor2D | PackedLinear = (n) => P(n) as tf.Tensor2D,
   kernels = false,
   residual?: [tf.Tensor3D, tf.Tensor3D],
+  prenorm?: { addend: tf.Tensor3D; w: tf.Tensor; b?: tf.Tensor; eps: number; type: NormType },
 ): tf.Tensor3D {
   const n = `blocks.${layer}.mlp`; // parameter prefix
   const H = blockHooks(layer);
   const [batch, pos, d] = x.shape;
   const m = cfg.d_mlp!;
-  const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
-  const project = (w: string, b: string) => linear(x2d, W(w), P(b), fused).reshape([batch, pos, m]) as tf.Tensor3D;
-  const act = (f: () => tf.Tensor3D) => (scoped ? tf.tidy(f) : f());
-  let post: tf.Tensor3D;
   const rows = batch * pos;
   const Wg = cfg.gated_mlp ? W(`${n}.W_gate`) : undefined;
   const Wi = cfg.gated_mlp ? W(`${n}.W_in`) : undefined;
-  if (
-    kernels && Wg instanceof PackedLinear && Wi instanceof PackedLinear && packedEpilogueTakes(rows, Wg) &&
-    !hp.wants(H['mlp.hook_pre']) && !hp.wants(H['mlp.hook_pre_linear'])
-  ) {
-    post = hp.point(H['mlp.hook_post'], gatedLinear16(x2d, Wg, P(`${n}.b_gate`), Wi, P(`${n}.b_in`), cfg.act_fn).reshape([batch, pos, m]) as tf.Tensor3D);
+  const norm = prenorm && { type: prenorm.type, w: prenorm.w, b: prenorm.b, eps: prenorm.eps, addend: prenorm.addend };
+  const gatedInOne =
+    kernels && Wg instanceof PackedLinear && Wi instanceof PackedLinear && !hp.wants(H['mlp.hook_pre']) && !hp.wants(H['mlp.hook_pre_linear']) &&
+    packedEpilogueTakes(rows, Wg, { gated: { act: cfg.act_fn, up: Wi.packed, upBias: P(`${n}.b_in`) }, norm });
+  // the norm the caller left to this function, unless the gated product computes it
+  if (prenorm && !gatedInOne) x = fusedNormOfSum(x, prenorm.addend, prenorm.w, prenorm.b, prenorm.eps, prenorm.type) as tf.Tensor3D;
+  const x2d = x.reshape([rows, d]) as tf.Tensor2D;
+  const project = (w: string, b: string) => linear(x2d, W(w), P(b), fused).reshape([batch, pos, m]) as tf.Tensor3D;
+  const act = (f: () => tf.Tensor3D) => (scoped ? tf.tidy(f) : f());
+  let post: tf.Tensor3D;
+  if (gatedInOne) {
+    post = hp.point(H['mlp.hook_post'], gatedLinear16(x2d, Wg as PackedLinear, P(`${n}.b_gate`), Wi as PackedLinear, P(`${n}.b_in`), cfg.act_fn, norm).reshape([batch, pos, m]) as tf.Tensor3D);
   } else if (cfg.gated_mlp) {
     const gate = hp.point(H['mlp.hook_pre'], project(`${n}.W_gate`, `${n}.b_gate`));
     const lin = hp.point(H['mlp.hook_pre_linear'], project(`${n}.W_in`, `${n}.b_in`));

@@ -648,6 +648,11 @@ export class Transformer {
           if (made.sum) hp.point(H['hook_resid_mid'], made.sum as tf.Tensor3D);
           if (made.scale) hp.point(ln2.scale, made.scale);
           normalized = made.normalized;
+        } else if (!hp.wants(ln2.normalized) && !hp.wants(H['hook_mlp_out'])) {
+          // nobody looks at ln2 or mlp_out: the MLP normalises resid + attn_out itself (in its gated product, with
+          // 16-bit weights at decode-sized rows) and adds the residual stream
+          const prenorm = { addend: attnOut, w: w!, b: bias, eps: cfg.eps, type: cfg.normalization_type! };
+          return hp.point(H['hook_resid_post'], mlp(cfg, l, resid, P, hp, fused, optimisations.blockScopes, W, kernels, [resid, attnOut], prenorm));
         } else normalized = fusedNormOfSum(resid, attnOut, w!, bias, cfg.eps, cfg.normalization_type);
         const normed = hp.point(ln2.normalized, normalized as tf.Tensor3D);
         if (!hp.wants(H['hook_mlp_out'])) return hp.point(H['hook_resid_post'], mlp(cfg, l, normed, P, hp, fused, optimisations.blockScopes, W, kernels, [resid, attnOut]));

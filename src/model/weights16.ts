@@ -11,7 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { FusedActivation } from '../backend/webgpu_kernels/activation.js';
-import { matMul16, pack16, unpack16, vectorKernelTakes, type Format16 } from '../backend/webgpu_kernels/matmul16.js';
+import { matMul16, pack16, unpack16, vectorKernelTakes, type Format16, type MatMul16Epilogue } from '../backend/webgpu_kernels/matmul16.js';
 import type { HookedConfig } from './config.js';
 
 export type { Format16 } from '../backend/webgpu_kernels/matmul16.js';
@@ -63,19 +63,19 @@ export function linear16(x: tf.Tensor2D, W: PackedLinear, b: tf.Tensor, fused: b
  * Whether a product of `rows` rows with W may run the packed kernel with an epilogue (gatedLinear16, linear16Add):
  * decode-sized rows, no gradient tape, and a shape the vector kernel takes.
  */
-export function packedEpilogueTakes(rows: number, W: PackedLinear): boolean {
-  return rows <= weights16Options.kernelMaxRows && !tf.engine().isTapeOn() && vectorKernelTakes(W.rows, W.cols);
+export function packedEpilogueTakes(rows: number, W: PackedLinear, epilogue: MatMul16Epilogue = {}): boolean {
+  return rows <= weights16Options.kernelMaxRows && !tf.engine().isTapeOn() && vectorKernelTakes(W.rows, W.cols, epilogue);
 }
 
 /**
  * A gated MLP's hidden activation act(x·gate + bGate) ⊙ (x·up + bUp) in one dispatch (x read once, both weights
  * once), rounded as the two products and fusedGatedActivation would round them. Only where packedEpilogueTakes.
  */
-export function gatedLinear16(x: tf.Tensor2D, gate: PackedLinear, bGate: tf.Tensor, up: PackedLinear, bUp: tf.Tensor, act: FusedActivation): tf.Tensor2D {
+export function gatedLinear16(x: tf.Tensor2D, gate: PackedLinear, bGate: tf.Tensor, up: PackedLinear, bUp: tf.Tensor, act: FusedActivation, norm?: MatMul16Epilogue['norm']): tf.Tensor2D {
   if (up.format !== gate.format || up.rows !== gate.rows || up.cols !== gate.cols) {
     throw new Error(`gatedLinear16: the gate is ${gate.format} [${gate.rows}, ${gate.cols}] but the linear half ${up.format} [${up.rows}, ${up.cols}]`);
   }
-  return matMul16(x, gate.packed, bGate, gate.cols, gate.format, { gated: { act, up: up.packed, upBias: bUp } });
+  return matMul16(x, gate.packed, bGate, gate.cols, gate.format, { gated: { act, up: up.packed, upBias: bUp }, norm });
 }
 
 /** (a + c) + (x·W + b) in one dispatch, rounded as fusedAdd3 of the product would be: the residual stream's sum. */
