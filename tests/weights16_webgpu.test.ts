@@ -234,10 +234,15 @@ describe('checkpoints loaded with 16-bit weights (webgpu)', () => {
       logits.dispose();
       const L = model.cfg.n_layers;
       const takes = vectorKernelTakes(model.cfg.d_mlp!, model.cfg.d_model);
-      // a gated MLP's product also computes ln2 of resid + attn_out (the norm prologue), so no norm dispatch of its own
+      // a gated MLP's product also computes ln2 of resid + attn_out (the norm prologue), so ln2 has no dispatch of its own
       const gatedInOne = model.cfg.gated_mlp && vectorKernelTakes(model.cfg.d_model, model.cfg.d_mlp!) ? L : 0;
       expect(kinds.HeadlensMatMul16NormGated ?? 0).toBe(gatedInOne);
       expect(kinds.HeadlensNormOfSum ?? 0).toBe(L - gatedInOne);
+      // ln1 inside the QKV product, so the only norm dispatch left is ln_final's
+      const { n_heads: h, n_key_value_heads: kv, d_head: e, d_model } = model.cfg;
+      const qkvInOne = vectorKernelTakes(d_model, (h + 2 * kv) * e) ? L : 0;
+      expect(kinds.HeadlensMatMul16Norm ?? 0).toBe(qkvInOne);
+      expect(kinds.HeadlensNorm ?? 0).toBe(L - qkvInOne + 1);
       expect(kinds.HeadlensMatMul16Add ?? 0).toBe(takes ? L : 0);
     } finally {
       weights16Options.kernelMaxRows = saved;

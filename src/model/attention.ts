@@ -19,8 +19,8 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
-import { bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedAttentionScoresAndPattern as fusedScoresAndPattern, fusedAttentionWithRows as fusedWithRows, fusedRotary, fusedSplitColumns, FUSED_ATTENTION_MAX_D_HEAD, multiOutputActive, type HeadView, type InlineRotary } from '../backend/webgpu_kernels/index.js';
-import type { PackedLinear } from './weights16.js';
+import { bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedAttentionScoresAndPattern as fusedScoresAndPattern, fusedAttentionWithRows as fusedWithRows, fusedRotary, fusedSplitColumns, FUSED_ATTENTION_MAX_D_HEAD, fusedNorm, multiOutputActive, type HeadView, type InlineRotary, type NormType } from '../backend/webgpu_kernels/index.js';
+import { normLinear16, packedEpilogueTakes, PackedLinear } from './weights16.js';
 
 export interface AttentionContext {
   /**
@@ -56,6 +56,18 @@ export interface AttentionContext {
    * `keyMask` gives the padded batch's key mask [batch, key_pos] (1 real, 0 padding), made once per forward.
    */
   kernels?: { keyMask?: () => tf.Tensor2D };
+  /**
+   * The block's first norm, left to attention (kernels only; the block passes it only where nothing hooks ln1):
+   * x is then the residual stream, and the input is its norm. The fused path folds it into a 16-bit QKV product
+   * (the packed kernel's norm prologue); every other path runs the norm first.
+   */
+  prenorm?: { w: tf.Tensor; b?: tf.Tensor; eps: number; type: NormType };
+}
+
+/** x normalised by the norm the block left to attention (ctx.prenorm), or x itself without one. */
+function normalised(x: tf.Tensor3D, ctx: AttentionContext): tf.Tensor3D {
+  const n = ctx.prenorm;
+  return n ? (fusedNorm(x, n.w, n.b, n.eps, n.type) as tf.Tensor3D) : x;
 }
 
 type Param = (name: string) => tf.Tensor;
@@ -142,6 +154,7 @@ export function attention(
   if (ctx.kernels && !isEncoder(cfg) && rowsFit && e <= FUSED_ATTENTION_MAX_D_HEAD && onlyRead(H['attn.hook_attn_scores']) && onlyRead(H['attn.hook_pattern'])) {
     return fusedPath(cfg, layer, x, P, hp, ctx);
   }
+  x = normalised(x, ctx);
   const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
   let [q, k, v] = hookedQKV(cfg, layer, x2d, P, hp, ctx, batch, pos);
   if (cfg.positional_embedding_type === 'rotary') {
@@ -208,7 +221,6 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
   const [batch, pos, d] = x.shape;
   const { n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
   const rotary = cfg.positional_embedding_type === 'rotary';
-  const x2d = x.reshape([batch * pos, d]) as tf.Tensor2D;
   const rotate = (t: tf.Tensor, heads: number, colOffset: number, rowStride: number) =>
     fusedRotary(t, ctx.cos!, ctx.sin!, { batch, pos, heads, dHead: e, colOffset, rowStride, rotaryDim: cfg.rotary_dim! });
   const hooked = (['attn.hook_q', 'attn.hook_k', 'attn.hook_v', 'attn.hook_rot_q', 'attn.hook_rot_k'] as const).some((name) => hp.wants(H[name]));
@@ -216,9 +228,15 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
   let q: HeadView, kNew: HeadView, vNew: HeadView;
   // decoding with no one looking inside: q and the new keys are rotated inside the attention and append kernels
   let inline: InlineRotary | undefined;
+  const W = ctx.qkv?.W;
+  const norm = ctx.prenorm;
+  // the block's ln1 inside the 16-bit QKV product (its norm prologue), or run first
+  const foldNorm = !!norm && !hooked && W instanceof PackedLinear && packedEpilogueTakes(batch * pos, W, { norm });
+  const x2d = (foldNorm ? x : normalised(x, ctx)).reshape([batch * pos, d]) as tf.Tensor2D;
   if (ctx.qkv && !hooked) {
     const width = (h + 2 * kv) * e;
-    const qkv = linear(x2d, ctx.qkv.W, ctx.qkv.b, ctx.fused ?? false); // [batch*pos, (head + 2·kv_head)·d_head]
+    // [batch*pos, (head + 2·kv_head)·d_head]
+    const qkv = foldNorm ? normLinear16(x2d, W as PackedLinear, ctx.qkv.b, norm!) : linear(x2d, ctx.qkv.W, ctx.qkv.b, ctx.fused ?? false);
     const rows: [number, number, number] = [pos * width, width, e];
     vNew = { tensor: qkv, offset: (h + kv) * e, strides: rows };
     if (rotary && !(ctx.kvCache && !viewed)) {

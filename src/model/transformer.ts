@@ -622,8 +622,13 @@ export class Transformer {
         const post = hp.point(H['hook_resid_post'], normMid.add(mlpOut) as tf.Tensor3D);
         return hp.point(H['hook_normalized_resid_post'], ln(post, `${b}.ln2`));
       }
-      const attnIn = ln(resid, `${b}.ln1`);
-      const attnOut = hp.point(H['hook_attn_out'], attention(cfg, l, attnIn, P, hp, { ...ctx, qkv, W_O16, scoped: optimisations.blockScopes }));
+      // ln1 left to attention where nobody hooks it and the QKV weights are 16-bit: the packed product computes it
+      const ln1 = normHooks(`${b}.ln1`);
+      const leaveLn1 = kernels && cfg.normalization_type !== null && this.packed.has(`${b}.attn.qkv`) && !hp.wants(ln1.normalized) && !hp.wants(ln1.scale);
+      const [w1, b1] = this.normParams(`${b}.ln1`);
+      const prenorm = leaveLn1 ? { w: w1!, b: b1, eps: cfg.eps, type: cfg.normalization_type! } : undefined;
+      const attnIn = leaveLn1 ? resid : ln(resid, `${b}.ln1`);
+      const attnOut = hp.point(H['hook_attn_out'], attention(cfg, l, attnIn, P, hp, { ...ctx, qkv, W_O16, scoped: optimisations.blockScopes, prenorm }));
       if (cfg.attn_only) {
         return hp.point(H['hook_resid_post'], resid.add(attnOut) as tf.Tensor3D);
       } else if (cfg.parallel_attn_mlp) {

@@ -78,6 +78,11 @@ export function gatedLinear16(x: tf.Tensor2D, gate: PackedLinear, bGate: tf.Tens
   return matMul16(x, gate.packed, bGate, gate.cols, gate.format, { gated: { act, up: up.packed, upBias: bUp }, norm });
 }
 
+/** norm(x)·W + b in one dispatch: the packed kernel's norm prologue. Only where packedEpilogueTakes(rows, W, { norm }). */
+export function normLinear16(x: tf.Tensor2D, W: PackedLinear, b: tf.Tensor, norm: NonNullable<MatMul16Epilogue['norm']>): tf.Tensor2D {
+  return matMul16(x, W.packed, b, W.cols, W.format, { norm });
+}
+
 /** (a + c) + (x·W + b) in one dispatch, rounded as fusedAdd3 of the product would be: the residual stream's sum. */
 export function linear16Add(x: tf.Tensor2D, W: PackedLinear, b: tf.Tensor, a: tf.Tensor, c: tf.Tensor): tf.Tensor2D {
   return matMul16(x, W.packed, b, W.cols, W.format, { add: [a, c] });
