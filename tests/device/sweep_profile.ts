@@ -8,7 +8,8 @@
  *   programs     programs dispatched in the segment, by class name.
  * Then the same computation once more with each segment under tf.time: the segments' GPU time by program kind
  * (timestamp queries; tf.time turns lean dispatch and the kernels with several outputs off, so these kinds are
- * the single-output ones). Then the full cache against the forward (runWithCache('all') and forward, alternating:
+ * the single-output ones). Then the sweep with other numbers of variants a pass (SWEEP_BATCHES, default
+ * 12,24,64,144; best of two). Then the full cache against the forward (runWithCache('all') and forward, alternating:
  * recording time, time until the logits are read back, programs by class; best of REPS, default 12), and the
  * per-head loop (every head, and one head's forward under tf.time).
  * Usage (GPU machine): node sweep_profile.cjs OUT.json [BATCH] [POS] [MAX_PASS_BYTES]
@@ -23,7 +24,7 @@ import { HookedTransformer } from '../../src/hooks/hooked_transformer.js';
 import { activationPatchingReads } from '../../src/interp/interventions/patching.js';
 import { logitDiff } from '../../src/interp/metrics.js';
 import { makeConfig } from '../../src/model/config.js';
-import type { Values } from '../../src/util/reads.js';
+import { readAsync, type Values } from '../../src/util/reads.js';
 import { runMain } from './run_main.js';
 
 const now = () => performance.now();
@@ -91,6 +92,19 @@ async function main(): Promise<void> {
   console.log(`timed sweep: GPU ${gpuTotal.toFixed(1)} ms over ${timed.segments.length} segments (wall ${timed.total_ms.toFixed(1)} ms under tf.time)`);
   console.log(`  by kind: ${JSON.stringify(Object.fromEntries(Object.entries(kinds).sort((a, b) => b[1].ms - a[1].ms).map(([k, v]) => [k, { n: v.n, ms: +v.ms.toFixed(2) }])))}`);
 
+  // the sweep at other pass sizes (variants a pass; the default fills about 4,096 rows), best of two runs each
+  const byBatch: Record<string, number> = {};
+  for (const b of (process.env.SWEEP_BATCHES ?? '12,24,64,144').split(',').map(Number)) {
+    let best = Infinity;
+    for (let t = 0; t < 2; t++) {
+      const t0 = now();
+      await readAsync(activationPatchingReads(model, 'head-out', { ...opts, batchSize: b }));
+      best = Math.min(best, now() - t0);
+    }
+    byBatch[b] = best;
+  }
+  console.log(`sweep by variants a pass (ms): ${JSON.stringify(byBatch)}`);
+
   // the full cache against the forward (the cache_overhead target): recording time, time to the logits read back,
   // and programs, alternating, best of REPS
   const tokens = task.clean;
@@ -128,7 +142,7 @@ async function main(): Promise<void> {
     model.runWithHooks(task.corrupted).dispose();
   });
   console.log(`loop over ${cfg.n_layers * cfg.n_heads} heads: ${loopMs.toFixed(1)} ms (${(loopMs / (cfg.n_layers * cfg.n_heads)).toFixed(2)} ms a head); one forward's GPU time ${(one.kernelMs as number).toFixed(2)} ms`);
-  writeFileSync(out, JSON.stringify({ backend: choice, batch, pos, cache: cacheRows, sweep: plain, timed, by_kind: kinds, gpu_ms: gpuTotal, loop_ms: loopMs, loop_forward_gpu_ms: one.kernelMs }, null, 1));
+  writeFileSync(out, JSON.stringify({ backend: choice, batch, pos, sweep_ms_by_variants_a_pass: byBatch, cache: cacheRows, sweep: plain, timed, by_kind: kinds, gpu_ms: gpuTotal, loop_ms: loopMs, loop_forward_gpu_ms: one.kernelMs }, null, 1));
   console.log('wrote', out);
 }
 
