@@ -24,6 +24,7 @@ import { HookedTransformer, type FwdHook } from '../../src/hooks/hooked_transfor
 import { LONG_PRESETS, type LongPreset } from '../../src/bench/long_context.js';
 import { makeConfig, type HookedConfigInput } from '../../src/model/config.js';
 import { KVCache } from '../../src/model/kv_cache.js';
+import { matmul16Options } from '../../src/backend/webgpu_kernels/matmul16.js';
 import { optimisations } from '../../src/model/transformer.js';
 import { runMain } from './run_main.js';
 
@@ -146,12 +147,47 @@ async function main(): Promise<void> {
       kernel = { error: (e as Error).message };
       console.log('tf.time failed:', (e as Error).message);
     }
+    // the same step twice from the same cache: with the default kernels (16-bit weights: the vector kernel with its
+    // epilogues and norm prologues), then with the pair kernel (no epilogues: the norms, activation and adds as
+    // their own kernels); the cache's length is set back between the two, so both write and read the same rows
+    let check: Record<string, unknown> = {};
+    if (process.env.WEIGHTS16 === '1') {
+      const saved = matmul16Options.lanes;
+      const step = async (lanes: 0 | 4 | 8 | 16) => {
+        matmul16Options.lanes = lanes;
+        const t = model.runWithHooks([[7]], { kvCache: cache, logits: 'last' });
+        const v = (await t.data()) as Float32Array;
+        t.dispose();
+        cache.length -= 1;
+        return v;
+      };
+      try {
+        const fused = await step(saved);
+        const plain = await step(0);
+        let diff = 0;
+        let scale = 0;
+        for (let i = 0; i < plain.length; i++) {
+          diff = Math.max(diff, Math.abs(fused[i] - plain[i]));
+          scale = Math.max(scale, Math.abs(plain[i]));
+        }
+        check = { rel_diff: diff / scale, argmax_equal: argmax(fused) === argmax(plain) };
+        console.log(`L=${L} one step with the epilogues against the pair kernel without them: max |difference| / max |logit| ${(diff / scale).toExponential(2)}, same argmax ${argmax(fused) === argmax(plain)}`);
+      } finally {
+        matmul16Options.lanes = saved;
+      }
+    }
     console.log(`L=${L} cache ${(cache.bytes / 2 ** 30).toFixed(2)} GiB (${cache.mode}, capacity ${cache.capacity}); tf.memory ${(tf.memory().numBytes / 2 ** 30).toFixed(2)} GiB; tfjs' WebGPU buffers allocated (in use + pooled) ${(allocated() / 2 ** 30).toFixed(2)} GiB`);
-    result.push({ context: L, prefill_ms, steps: rows, timed: kernel, cache_bytes: cache.bytes, cache_mode: cache.mode, tensor_bytes: tf.memory().numBytes, allocated_bytes: allocated() });
+    result.push({ context: L, prefill_ms, steps: rows, timed: kernel, epilogue_check: check, cache_bytes: cache.bytes, cache_mode: cache.mode, tensor_bytes: tf.memory().numBytes, allocated_bytes: allocated() });
     cache.dispose();
     writeFileSync(out, JSON.stringify({ preset: presetName, backend: choice, result }, null, 1));
   }
   console.log('wrote', out);
+}
+
+function argmax(v: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
+  return best;
 }
 
 runMain(main);
