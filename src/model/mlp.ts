@@ -76,7 +76,7 @@ export function mlp(
   }
   const Wo = W(`${n}.W_out`);
   const post2d = post.reshape([rows, m]) as tf.Tensor2D;
-  if (residual && kernels && Wo instanceof PackedLinear && packedEpilogueTakes(rows, Wo)) {
+  if (residual && kernels && Wo instanceof PackedLinear && packedEpilogueTakes(rows, Wo, { add: residual })) {
     return linear16Add(post2d, Wo, P(`${n}.b_out`), residual[0], residual[1]).reshape([batch, pos, d]) as tf.Tensor3D;
   }
   const out = linear(post2d, Wo, P(`${n}.b_out`), fused).reshape([batch, pos, d]) as tf.Tensor3D;
