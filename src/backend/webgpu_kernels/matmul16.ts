@@ -7,12 +7,17 @@
  *   unpack16    packed → float32 [K, N] (unpack2x16float for f16; a 16-bit shift and bitcast for bf16), for
  *               prefill-sized products and for analyses that ask for a weight;
  *   matMul16    x [M, K] · W + bias [N] → [M, N] reading the packed weights directly. Made for decoding (M of
- *               1–8 rows), which is bound by reading the weights: half the bytes read. A workgroup of 16 × 16
- *               threads owns 16 column pairs; its 16 rows of threads split K (thread row r takes k ≡ r mod 16),
- *               each thread reads one u32 of W per k, so the 16 threads of a row read 64 consecutive bytes;
- *               partial sums meet in workgroup memory (wgslSliceSum, program.ts, shared with the float32
- *               decode matmul, matmul_gemv.ts). Each block of up to 8 rows of x is one workgroup row of the
+ *               1–8 rows), which is bound by reading the weights: half the bytes read. Two kernels:
+ *               the vector kernel (N a multiple of 8, K of 4: every linear layer of the GPT-2, Pythia and Llama
+ *               shapes), on the float32 decode matmul's pattern (matmul_gemv.ts): a lane reads a vec4 of packed
+ *               pairs (8 columns) per row of W, the slices of a workgroup split K in quads; and the pair kernel
+ *               for other shapes (a thread reads one u32, two columns, per row). Partial sums meet in workgroup
+ *               memory (wgslSliceSum, program.ts). Each block of up to 8 rows of x is one workgroup row of the
  *               dispatch, the shader specialised to the block's row count.
+ *               The vector kernel also takes what a decoding step would otherwise dispatch around the product
+ *               (MatMul16Epilogue): a norm of x (or of x + addend) before it, a gated MLP's second weight and
+ *               activation, or the residual stream's sum after it. The model uses them where no hook reads the
+ *               activations they skip (mlp.ts, attention.ts, transformer.ts).
  * Neither f16 shader arithmetic (the shader-f16 feature) nor any adapter feature is needed: unpack2x16float and
  * bitcast are core WGSL, and all arithmetic is float32.
  */
