@@ -5,7 +5,9 @@
  *   prefill      one forward of [1, L] tokens, logits of the last position only (ForwardOptions.logits 'last'),
  *                attention sliced by query rows where the scores would be large (attention.ts);
  *   decode       greedy decoding through model.generateAsync with a KV cache after that prompt: the time
- *                between the first and the last step's token, over the steps between them;
+ *                between the first decoded token and the last, over the steps between them (the step before,
+ *                the first with one new position, also compiles the decoding kernels on a GPU: it is reported
+ *                apart as decode_first_step_ms);
  *   decode+rows  the same with every layer's last attention row cached at each step (patternRows 'last'): the
  *                work of Wu et al.'s retrieval score per decoded token;
  *   peak         bytes of tensors alive at once during the prefill, weights excluded (memory.ts), and the
@@ -76,6 +78,8 @@ export interface LongBenchRow {
   prefill_peak_bytes?: number;
   decode_ms_per_token?: number;
   decode_tokens_per_s?: number;
+  /** The first decoding step (one new position after the prompt): on a GPU it also compiles the decoding kernels. */
+  decode_first_step_ms?: number;
   decode_rows_ms_per_token?: number;
   decode_rows_tokens_per_s?: number;
   /** Programs the webgpu backend dispatched per decoded token (the decode without cached rows); webgpu only. */
@@ -107,6 +111,9 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
   const preset = opts.preset ?? 'gpt2-small';
   const contexts = opts.contexts ?? [1024, 4096, 16384];
   const decodeTokens = opts.decodeTokens ?? 16;
+  if (!(Number.isInteger(decodeTokens) && decodeTokens >= 2)) {
+    throw new HeadlensError(`bench --long: --decode ${decodeTokens} is too few: the first decoding step is timed apart, so the rate needs at least 2 tokens`, 'pass --decode 2 or more (default 16)');
+  }
   const log = opts.log ?? (() => {});
   const p = LONG_PRESETS[preset];
   const retrievalSteps = opts.retrievalSteps ?? 50;
@@ -168,9 +175,10 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
         log(`bench --long: ${L} tokens: prefill ${row.prefill_ms.toFixed(0)} ms (${row.prefill_tokens_per_s.toFixed(0)} tokens/s), peak ${(first.peak / 2 ** 30).toFixed(2)} GiB above the weights`);
         const decode = await decodeRun(model, prompt, decodeTokens, false);
         row.decode_ms_per_token = decode.ms;
+        row.decode_first_step_ms = decode.firstStepMs;
         if (decode.programs !== undefined) row.decode_programs_per_token = decode.programs;
         row.decode_tokens_per_s = 1000 / row.decode_ms_per_token;
-        log(`bench --long: ${L} tokens: decode ${row.decode_ms_per_token.toFixed(1)} ms/token (${row.decode_tokens_per_s.toFixed(1)} tokens/s)`);
+        log(`bench --long: ${L} tokens: decode ${row.decode_ms_per_token.toFixed(1)} ms/token (${row.decode_tokens_per_s.toFixed(1)} tokens/s; the first step, which compiles the decoding kernels, ${decode.firstStepMs.toFixed(0)} ms)`);
         row.decode_rows_ms_per_token = (await decodeRun(model, prompt, decodeTokens, true)).ms;
         row.decode_rows_tokens_per_s = 1000 / row.decode_rows_ms_per_token;
         log(`bench --long: ${L} tokens: decode with every layer's last attention row cached ${row.decode_rows_ms_per_token.toFixed(1)} ms/token`);
@@ -200,11 +208,13 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
 
 /**
  * Milliseconds per decoded token after `prompt`, through generateAsync: the clock at each step's token (read
- * back, so the GPU has finished that step), from the first step (which includes the prefill) to the last. On
- * webgpu also the programs dispatched per token over the same steps (each one costs JavaScript time to encode:
+ * back, so the GPU has finished that step). Step 0 runs the prompt; step 1, the first with one new position,
+ * also compiles the decoding kernels on a GPU (hundreds of milliseconds once: 0.4 s for the llama-7b shape on an
+ * H100), so the rate is taken from step 1's token to the last (`steps` − 1 steps) and step 1 is returned apart.
+ * On webgpu also the programs dispatched per token over the same steps (each one costs JavaScript time to encode:
  * issue 18), counted by wrapping the backend's runWebGPUProgram for the run.
  */
-async function decodeRun(model: HookedTransformer, prompt: number[][], steps: number, rows: boolean): Promise<{ ms: number; programs?: number }> {
+async function decodeRun(model: HookedTransformer, prompt: number[][], steps: number, rows: boolean): Promise<{ ms: number; firstStepMs: number; programs?: number }> {
   const at: number[] = [];
   const dispatched: number[] = [];
   const be = tf.backend() as unknown as { runWebGPUProgram?: (...a: unknown[]) => unknown };
@@ -225,7 +235,7 @@ async function decodeRun(model: HookedTransformer, prompt: number[][], steps: nu
   } finally {
     if (original) be.runWebGPUProgram = original;
   }
-  if (at.length < 2) throw new Error(`decoding stopped after ${at.length} step(s)`);
+  if (at.length < 3) throw new Error(`decoding stopped after ${at.length} step(s); the rate needs 3`);
   const n = at.length - 1;
-  return { ms: (at[n] - at[0]) / n, ...(original ? { programs: (dispatched[n] - dispatched[0]) / n } : {}) };
+  return { ms: (at[n] - at[1]) / (n - 1), firstStepMs: at[1] - at[0], ...(original ? { programs: (dispatched[n] - dispatched[1]) / (n - 1) } : {}) };
 }
