@@ -209,8 +209,8 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
 /**
  * Milliseconds per decoded token after `prompt`, through generateAsync: the clock at each step's token (read
  * back, so the GPU has finished that step). Step 0 runs the prompt; step 1, the first with one new position,
- * also compiles the decoding kernels on a GPU (hundreds of milliseconds once: 0.4 s for the llama-7b shape on an
- * H100), so the rate is taken from step 1's token to the last (`steps` − 1 steps) and step 1 is returned apart.
+ * also compiles the decoding kernels on a GPU (once: 0.16–0.42 s for the llama-7b shape on an H100), so the rate
+ * is taken from step 1's token to the last (`steps` − 1 steps) and step 1 is returned apart.
  * On webgpu also the programs dispatched per token over the same steps (each one costs JavaScript time to encode:
  * issue 18), counted by wrapping the backend's runWebGPUProgram for the run.
  */
