@@ -54,10 +54,9 @@ export function mlp(
   const rows = batch * pos;
   const Wg = cfg.gated_mlp ? W(`${n}.W_gate`) : undefined;
   const Wi = cfg.gated_mlp ? W(`${n}.W_in`) : undefined;
-  const norm = prenorm && { type: prenorm.type, w: prenorm.w, b: prenorm.b, eps: prenorm.eps, addend: prenorm.addend };
   const gatedInOne =
     kernels && Wg instanceof PackedLinear && Wi instanceof PackedLinear && !hp.wants(H['mlp.hook_pre']) && !hp.wants(H['mlp.hook_pre_linear']) &&
-    packedEpilogueTakes(rows, Wg, { gated: { act: cfg.act_fn, up: Wi.packed, upBias: P(`${n}.b_in`) }, norm });
+    packedEpilogueTakes(rows, Wg, { gated: { act: cfg.act_fn, up: Wi.packed, upBias: P(`${n}.b_in`) }, norm: prenorm });
   // the norm the caller left to this function, unless the gated product computes it
   if (prenorm && !gatedInOne) x = fusedNormOfSum(x, prenorm.addend, prenorm.w, prenorm.b, prenorm.eps, prenorm.type) as tf.Tensor3D;
   const x2d = x.reshape([rows, d]) as tf.Tensor2D;
@@ -65,7 +64,7 @@ export function mlp(
   const act = (f: () => tf.Tensor3D) => (scoped ? tf.tidy(f) : f());
   let post: tf.Tensor3D;
   if (gatedInOne) {
-    post = hp.point(H['mlp.hook_post'], gatedLinear16(x2d, Wg as PackedLinear, P(`${n}.b_gate`), Wi as PackedLinear, P(`${n}.b_in`), cfg.act_fn, norm).reshape([batch, pos, m]) as tf.Tensor3D);
+    post = hp.point(H['mlp.hook_post'], gatedLinear16(x2d, Wg as PackedLinear, P(`${n}.b_gate`), Wi as PackedLinear, P(`${n}.b_in`), cfg.act_fn, prenorm).reshape([batch, pos, m]) as tf.Tensor3D);
   } else if (cfg.gated_mlp) {
     const gate = hp.point(H['mlp.hook_pre'], project(`${n}.W_gate`, `${n}.b_gate`));
     const lin = hp.point(H['mlp.hook_pre_linear'], project(`${n}.W_in`, `${n}.b_in`));

@@ -381,6 +381,12 @@ export class Transformer {
   }
 
   /** The weight and bias of the norm at `prefix` (no weight without a norm; a bias only for LayerNorm). */
+  /** A norm left to the 16-bit QKV product's prologue (AttentionContext.prenorm): its parameters and kind. */
+  private prenormOf(prefix: string): { w: tf.Tensor; b?: tf.Tensor; eps: number; type: 'LN' | 'RMS' } {
+    const [w, b] = this.normParams(prefix);
+    return { w: w!, b, eps: this.cfg.eps, type: this.cfg.normalization_type! };
+  }
+
   private normParams(prefix: string): readonly [tf.Tensor | undefined, tf.Tensor | undefined] {
     const type = this.cfg.normalization_type;
     return [type ? this.param(`${prefix}.w`) : undefined, type === 'LN' ? this.param(`${prefix}.b`) : undefined];
@@ -625,8 +631,7 @@ export class Transformer {
       // ln1 left to attention where nobody hooks it and the QKV weights are 16-bit: the packed product computes it
       const ln1 = normHooks(`${b}.ln1`);
       const leaveLn1 = kernels && cfg.normalization_type !== null && this.packed.has(`${b}.attn.qkv`) && !hp.wants(ln1.normalized) && !hp.wants(ln1.scale);
-      const [w1, b1] = this.normParams(`${b}.ln1`);
-      const prenorm = leaveLn1 ? { w: w1!, b: b1, eps: cfg.eps, type: cfg.normalization_type! } : undefined;
+      const prenorm = leaveLn1 ? this.prenormOf(`${b}.ln1`) : undefined;
       const attnIn = leaveLn1 ? resid : ln(resid, `${b}.ln1`);
       const attnOut = hp.point(H['hook_attn_out'], attention(cfg, l, attnIn, P, hp, { ...ctx, qkv, W_O16, scoped: optimisations.blockScopes, prenorm }));
       if (cfg.attn_only) {

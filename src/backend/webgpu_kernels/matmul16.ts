@@ -25,7 +25,7 @@ import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import { actExpr, type FusedActivation } from './activation.js';
 import type { NormType } from './norm.js';
-import { runProgram, WGSL_MATH, wgslSliceSum, type WebGPUProgram } from './program.js';
+import { runProgram, WGSL_MATH, wgslSliceSum, wgslWorkgroupReduce, type WebGPUProgram } from './program.js';
 
 export type Format16 = 'f16' | 'bf16';
 
@@ -250,12 +250,11 @@ function checkDispatch(dispatch: [number, number, number], M: number, K: number,
 }
 
 /**
- * Runs a matmul program as a kernel of its own name (tf.profile lists it by that name): biases seen as [N], residual
- * addends as [M, N] (views, no copies).
+ * Runs a matmul program as a kernel of its own name (tf.profile lists it by that name). The inputs after x and W
+ * (biases, addends, norm parameters), which the kernels index flat, are seen as 1-d (views, no copies).
  */
 function runNamed(name: string, program: WebGPUProgram, inputs: tf.Tensor[], uniforms: number[], floats: number[] = []): tf.Tensor2D {
-  const [M, N] = program.outputShape;
-  const views = inputs.map((t, i) => (i < 2 ? t : t.size === N && t.rank !== 1 ? t.reshape([N]) : t.size === M * N && t.size !== N && t.rank !== 2 ? t.reshape([M, N]) : t));
+  const views = inputs.map((t, i) => (i < 2 || t.rank === 1 ? t : t.reshape([t.size])));
   try {
     const data = [...uniforms.map((v) => ({ type: 'int32' as const, data: [v] })), ...floats.map((v) => ({ type: 'float32' as const, data: [v] }))];
     return runProgram(name, program, views, data) as tf.Tensor2D;
@@ -398,18 +397,8 @@ function vectorSource(format: Format16, lanes: number, ROWS: number, act: FusedA
   const normDecl = !norm
     ? ''
     : `var<workgroup> nred : array<f32, ${THREADS}>;
-    // the sum of v over the workgroup; every invocation calls it (it holds barriers)
-    fn nSum(v : f32, tid : i32) -> f32 {
-      nred[tid] = v;
-      workgroupBarrier();
-      for (var s = ${THREADS / 2}; s > 0; s = s >> 1) {
-        if (tid < s) { nred[tid] = nred[tid] + nred[tid + s]; }
-        workgroupBarrier();
-      }
-      let total = nred[0];
-      workgroupBarrier();
-      return total;
-    }
+    // the sum of v over the workgroup (its own array: wgslSliceSum's is \`red\`)
+    ${wgslWorkgroupReduce('nSum', THREADS, 'a + b', 'nred')}
     // a row of x as the norm reads it: x, or x + addend as the unfused add rounds it
     fn xRaw(row : i32, q : i32) -> vec4<f32> { return X[row * (uniforms.K / 4) + q]${norm.summed ? ' + X2[row * (uniforms.K / 4) + q]' : ''}; }`;
   const fmas = Array.from({ length: ROWS }, (_, r) => `{

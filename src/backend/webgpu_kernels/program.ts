@@ -178,20 +178,21 @@ export function assertFloat(t: tf.Tensor, what: string): void {
 }
 
 /**
- * WGSL for a workgroup-wide reduction over `red` (a `var<workgroup> red : array<f32, WG>` the shader declares):
- * `fn NAME(v, tid)` combines every invocation's v with `op` (a WGSL expression of `a` and `b`) and returns the result
- * to all of them. Every invocation must call it: it holds barriers.
+ * WGSL for a workgroup-wide reduction over `red` (a `var<workgroup> red : array<f32, WG>` the shader declares; another
+ * name where the shader's `red` is taken, as by wgslSliceSum): `fn NAME(v, tid)` combines every invocation's v with
+ * `op` (a WGSL expression of `a` and `b`) and returns the result to all of them. Every invocation must call it: it
+ * holds barriers.
  */
-export function wgslWorkgroupReduce(name: string, wg: number, op: string): string {
-  const combine = op.replace(/\ba\b/g, 'red[tid]').replace(/\bb\b/g, 'red[tid + s]');
+export function wgslWorkgroupReduce(name: string, wg: number, op: string, red = 'red'): string {
+  const combine = op.replace(/\ba\b/g, `${red}[tid]`).replace(/\bb\b/g, `${red}[tid + s]`);
   return `fn ${name}(v : f32, tid : i32) -> f32 {
-  red[tid] = v;
+  ${red}[tid] = v;
   workgroupBarrier();
   for (var s = ${wg / 2}; s > 0; s = s >> 1) {
-    if (tid < s) { red[tid] = ${combine}; }
+    if (tid < s) { ${red}[tid] = ${combine}; }
     workgroupBarrier();
   }
-  let total = red[0];
+  let total = ${red}[0];
   workgroupBarrier();
   return total;
 }`;
