@@ -26,6 +26,7 @@ import { makeConfig, type HookedConfigInput } from '../../src/model/config.js';
 import { KVCache } from '../../src/model/kv_cache.js';
 import { matmul16Options } from '../../src/backend/webgpu_kernels/matmul16.js';
 import { optimisations } from '../../src/model/transformer.js';
+import { kernelTimesByKind } from './kernel_times.js';
 import { runMain } from './run_main.js';
 
 async function main(): Promise<void> {
@@ -130,16 +131,7 @@ async function main(): Promise<void> {
         const l = model.runWithHooks([[5]], { kvCache: cache, logits: 'last' });
         l.dispose();
       });
-      // tfjs-backend-webgpu 4.22 gives "Name: ms, Name: ms, …"
-      const extra = String((info as unknown as { getExtraProfileInfo?: () => string }).getExtraProfileInfo?.() ?? '');
-      const byKind: Record<string, { n: number; ms: number }> = {};
-      for (const part of extra.split(', ').filter(Boolean)) {
-        const [name, msText] = part.split(': ');
-        const ms = Number(msText);
-        byKind[name] ??= { n: 0, ms: 0 };
-        byKind[name].n++;
-        byKind[name].ms += ms;
-      }
+      const byKind = kernelTimesByKind(info);
       kernel = { wall_ms: info.wallMs, kernel_ms: info.kernelMs, by_kind: byKind };
       console.log(`L=${L} timed step: wall ${info.wallMs.toFixed(1)} ms, kernels ${JSON.stringify(info.kernelMs)} ms`);
       console.log(JSON.stringify(byKind));

@@ -25,6 +25,7 @@ import { activationPatchingReads } from '../../src/interp/interventions/patching
 import { logitDiff } from '../../src/interp/metrics.js';
 import { makeConfig } from '../../src/model/config.js';
 import { readAsync, type Values } from '../../src/util/reads.js';
+import { kernelTimesByKind } from './kernel_times.js';
 import { runMain } from './run_main.js';
 
 const now = () => performance.now();
@@ -64,7 +65,7 @@ async function main(): Promise<void> {
         const info = await tf.time(() => {
           r = g.next(value as Values);
         });
-        gpu = { gpu_ms: info.kernelMs as number, by_kind: byKind(info) };
+        gpu = { gpu_ms: info.kernelMs as number, by_kind: kernelTimesByKind(info) };
       } else r = g.next(value as Values);
       const s1 = now();
       if (r.done) break;
@@ -144,19 +145,6 @@ async function main(): Promise<void> {
   console.log(`loop over ${cfg.n_layers * cfg.n_heads} heads: ${loopMs.toFixed(1)} ms (${(loopMs / (cfg.n_layers * cfg.n_heads)).toFixed(2)} ms a head); one forward's GPU time ${(one.kernelMs as number).toFixed(2)} ms`);
   writeFileSync(out, JSON.stringify({ backend: choice, batch, pos, sweep_ms_by_variants_a_pass: byBatch, cache: cacheRows, sweep: plain, timed, by_kind: kinds, gpu_ms: gpuTotal, loop_ms: loopMs, loop_forward_gpu_ms: one.kernelMs }, null, 1));
   console.log('wrote', out);
-}
-
-/** tfjs-backend-webgpu 4.22's per-program times ("Name: ms, Name: ms, …") summed by name. */
-function byKind(info: tf.TimingInfo): Record<string, { n: number; ms: number }> {
-  const extra = String((info as unknown as { getExtraProfileInfo?: () => string }).getExtraProfileInfo?.() ?? '');
-  const kinds: Record<string, { n: number; ms: number }> = {};
-  for (const part of extra.split(', ').filter(Boolean)) {
-    const [name, msText] = part.split(': ');
-    kinds[name] ??= { n: 0, ms: 0 };
-    kinds[name].n++;
-    kinds[name].ms += Number(msText);
-  }
-  return kinds;
 }
 
 runMain(main);
