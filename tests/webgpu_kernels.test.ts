@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { attentionSplits, bhpView, bphView, fusedActivation, fusedAdd3, fusedAttention, fusedGatedActivation, fusedNormOfSum, fusedRotary } from '../src/backend/webgpu_kernels/index.js';
+import { attentionSplits, bhpView, bphView, fusedActivation, fusedAdd3, fusedAttention, fusedAttentionSplitRows, fusedGatedActivation, fusedNormOfSum, fusedRotary } from '../src/backend/webgpu_kernels/index.js';
 import { generateAsync } from '../src/hooks/generate.js';
 import { HookedTransformer, type FwdHook } from '../src/hooks/hooked_transformer.js';
 import { activation } from '../src/model/activation.js';
@@ -136,18 +136,33 @@ describe('each fused kernel against the unfused path', () => {
               const ok = t <= start + r && (window === null || start + r - t < window) && (!padded || keyRows[b][t] === 1);
               maskData[(b * rows + r) * keys + t] = ok ? 0 : -Infinity;
             }
-        const plain = tf.tidy(() => {
+        const [plain, plainScores, plainPattern] = tf.tidy(() => {
           const kvOf = tf.tensor1d(Array.from({ length: heads }, (_, h) => Math.floor(h / (heads / kvHeads))), 'int32');
           const kh = tf.gather(k, kvOf, 1);
           const vh = tf.gather(v, kvOf, 1);
           const scores = tf.matMul(q.transpose([0, 2, 1, 3]), kh, false, true).div(4).add(tf.tensor4d(maskData, [batch, 1, rows, keys]));
-          return tf.matMul(tf.softmax(scores, -1), vh).transpose([0, 2, 1, 3]); // [batch, rows, head, d_head]
+          const p = tf.softmax(scores, -1);
+          const pattern = tf.where(tf.isNaN(p), tf.zerosLike(p), p); // a row that sees no key: 0, as the model's padded path
+          return [tf.matMul(pattern, vh).transpose([0, 2, 1, 3]), scores, pattern]; // z [batch, rows, head, d_head]
         });
         const keyMask = padded ? tf.tensor2d(keyRows) : undefined;
-        const { result: fused, kinds } = await countPrograms(() => fusedAttention(bphView(q), bhpView(k), bhpView(v), { batch, rows, heads, kvHeads, dHead: e, keys, scale: 4, queryStart: start, window, keyMask }));
+        const o = { batch, rows, heads, kvHeads, dHead: e, keys, scale: 4, queryStart: start, window, keyMask };
+        const { result: fused, kinds } = await countPrograms(() => fusedAttention(bphView(q), bhpView(k), bhpView(v), o));
         expect(kinds.HeadlensAttentionCombine ?? 0).toBe(keys === 600 ? 1 : 0);
         expect(await rel(fused, plain), `keys ${keys}, window ${window}, padded ${padded}`).toBeLessThan(TOL);
-        tf.dispose([plain, fused, q, k, v, ...(keyMask ? [keyMask] : [])]);
+        // the split pass writing every row's scores, and the pattern from its ranges' maxima and sums
+        const split = fusedAttentionSplitRows(bphView(q), bhpView(k), bhpView(v), o, { scores: true, pattern: true });
+        if (keys < 512) expect(split).toBeUndefined();
+        else {
+          expect(await rel(split!.z, plain), `split z, window ${window}`).toBeLessThan(TOL);
+          expect(await rel(split!.pattern!, plainPattern), `split pattern, window ${window}`).toBeLessThan(TOL);
+          const [a, b] = [await split!.scores!.data(), await plainScores.data()];
+          expect(Array.from(a).map(Number.isFinite)).toEqual(Array.from(b).map(Number.isFinite)); // masked keys −Infinity in both
+          const [fa, fb] = [tf.tensor(Array.from(a).map((x) => (Number.isFinite(x) ? x : 0))), tf.tensor(Array.from(b).map((x) => (Number.isFinite(x) ? x : 0)))];
+          expect(await rel(fa, fb), `split scores, window ${window}`).toBeLessThan(TOL);
+          tf.dispose([fa, fb, split!.z, split!.scores!, split!.pattern!]);
+        }
+        tf.dispose([plain, plainScores, plainPattern, fused, q, k, v, ...(keyMask ? [keyMask] : [])]);
       }
     } finally {
       Object.assign(attentionSplits, saved);
@@ -211,6 +226,53 @@ describe('the forward and decoding with fusedKernels on and off', () => {
     }
     tf.dispose([...fused.records.flat(), ...plain.records.flat()]);
     m.dispose();
+  });
+
+  it('decoding against a long cache with a cache of the last scores and pattern rows: the split pass writes them (no per-row kernel), the plain values within 1e-5', async () => {
+    const saved = { ...attentionSplits };
+    // a cache of 11 positions and more counts as long here: splits of 4 keys (whole chunks of 256, so most are empty)
+    Object.assign(attentionSplits, { minKeys: 8, keysPerSplit: 4 });
+    try {
+      for (const family of ['llama-gqa-window', 'neox-partial-rotary']) {
+        const m = model(family);
+        const names = ['blocks.1.attn.hook_pattern', 'blocks.0.attn.hook_attn_scores', 'blocks.0.attn.hook_pattern'];
+        const run = () =>
+          generateAsync(m, PROMPTS, {
+            maxNewTokens: 3, attentionMask: PADDING, names, patternRows: 'last',
+            onStep: (s) => names.map((n) => tf.keep(s.cache!.get(n).clone())).concat([tf.keep(s.logits.clone())]),
+          });
+        const warm = m.runWithHooks(PROMPTS); // makes the model's cached QKV weights, which it keeps
+        await warm.data();
+        warm.dispose();
+        const before = tf.memory().numTensors;
+        const fused = await countPrograms(run);
+        expect(tf.memory().numTensors - before - fused.result.records.flat().length, 'tensors left behind').toBe(0);
+        optimisations.fusedKernels = false;
+        const plain = await run();
+        optimisations.fusedKernels = true;
+        expect(fused.result.tokens).toEqual(plain.tokens);
+        // the prompt (11 rows, of which the cache keeps the last) takes the per-row kernels; each of the two decoding
+        // steps one split pass a layer, which writes the scores, and one pattern from them
+        expect(fused.kinds.HeadlensAttentionWithScores, family).toBe(2 * 2);
+        expect(fused.kinds.HeadlensAttentionNormalise, family).toBe(2 * 2);
+        expect(fused.kinds.HeadlensAttentionPattern, family).toBe(1);
+        for (let s = 0; s < fused.result.records.length; s++) {
+          for (let j = 0; j < names.length + 1; j++) {
+            const [a, b] = [fused.result.records[s][j], plain.records[s][j]];
+            expect(a.shape).toEqual(b.shape);
+            const [x, y] = [await a.data(), await b.data()];
+            expect(Array.from(x).map(Number.isFinite), `${family} step ${s} ${names[j] ?? 'logits'}`).toEqual(Array.from(y).map(Number.isFinite));
+            const [fx, fy] = [tf.tensor(Array.from(x).map((v) => (Number.isFinite(v) ? v : 0))), tf.tensor(Array.from(y).map((v) => (Number.isFinite(v) ? v : 0)))];
+            expect(await rel(fx, fy), `${family} step ${s} ${names[j] ?? 'logits'}`).toBeLessThan(TOL);
+            tf.dispose([fx, fy]);
+          }
+        }
+        tf.dispose([...fused.result.records.flat(), ...plain.records.flat()]);
+        m.dispose();
+      }
+    } finally {
+      Object.assign(attentionSplits, saved);
+    }
   });
 
   it('a KV cache the fused kernels wrote serves a plain step (a hook that changes a pattern) and the fused steps after it', async () => {

@@ -19,7 +19,7 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
-import { bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedAttentionScoresAndPattern as fusedScoresAndPattern, fusedAttentionWithRows as fusedWithRows, fusedRotary, fusedSplitColumns, FUSED_ATTENTION_MAX_D_HEAD, fusedNorm, multiOutputActive, type HeadView, type InlineRotary, type NormType } from '../backend/webgpu_kernels/index.js';
+import { attentionSplits, bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedAttentionScoresAndPattern as fusedScoresAndPattern, fusedAttentionSplitRows, fusedAttentionWithRows as fusedWithRows, fusedRotary, fusedSplitColumns, FUSED_ATTENTION_MAX_D_HEAD, fusedNorm, multiOutputActive, type HeadView, type InlineRotary, type NormType } from '../backend/webgpu_kernels/index.js';
 import { normLinear16, packedEpilogueTakes, PackedLinear } from './weights16.js';
 
 export interface AttentionContext {
@@ -224,7 +224,17 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
   const rotate = (t: tf.Tensor, heads: number, colOffset: number, rowStride: number) =>
     fusedRotary(t, ctx.cos!, ctx.sin!, { batch, pos, heads, dHead: e, colOffset, rowStride, rotaryDim: cfg.rotary_dim! });
   const hooked = (['attn.hook_q', 'attn.hook_k', 'attn.hook_v', 'attn.hook_rot_q', 'attn.hook_rot_k'] as const).some((name) => hp.wants(H[name]));
-  const viewed = [H['attn.hook_attn_scores'], H['attn.hook_pattern']].some((name) => hp.wants(name));
+  const [scoresName, patternName] = [H['attn.hook_attn_scores'], H['attn.hook_pattern']];
+  const viewed = hp.wants(scoresName) || hp.wants(patternName);
+  // every new query row's scores / pattern against a long KV cache (decoding with a cache of the last row, as the
+  // retrieval scorer's): written by attention's own split pass, which reads each key once over many workgroups
+  // and rotates q itself, instead of a second pass over the keys with one workgroup per row and head
+  const everyRow = (name: string) => {
+    const want = hp.rowsOnly(name);
+    return want === undefined || (want === 'last' ? pos === 1 : want.length === pos && want.every((r, i) => r === i));
+  };
+  const splitRows = viewed && !!ctx.kvCache && pos < flashAttention.minRows && ctx.kvCache.length + pos >= attentionSplits.minKeys &&
+    multiOutputActive() && [scoresName, patternName].every((name) => !hp.wants(name) || everyRow(name));
   let q: HeadView, kNew: HeadView, vNew: HeadView;
   // decoding with no one looking inside: q and the new keys are rotated inside the attention and append kernels
   let inline: InlineRotary | undefined;
@@ -239,7 +249,7 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
     const qkv = foldNorm ? normLinear16(x2d, W as PackedLinear, ctx.qkv.b, norm!) : linear(x2d, ctx.qkv.W, ctx.qkv.b, ctx.fused ?? false);
     const rows: [number, number, number] = [pos * width, width, e];
     vNew = { tensor: qkv, offset: (h + kv) * e, strides: rows };
-    if (rotary && !(ctx.kvCache && !viewed)) {
+    if (rotary && !(ctx.kvCache && (!viewed || splitRows))) {
       const qk = rotate(qkv, h + kv, 0, width); // [batch, pos, head + kv_head, d_head]: q's heads, then k's
       const qkRows: [number, number, number] = [pos * (h + kv) * e, (h + kv) * e, e];
       q = { tensor: qk, offset: 0, strides: qkRows };
@@ -269,7 +279,16 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
     batch, rows: pos, heads: h, kvHeads: kv, dHead: e, keys, scale: scaleOf(cfg, layer),
     queryStart: keys - pos, window: cfg.sliding_window, keyMask: ctx.padded ? ctx.kernels!.keyMask!() : undefined,
   };
-  const [scoresName, patternName] = [H['attn.hook_attn_scores'], H['attn.hook_pattern']];
+  if (splitRows) {
+    const got = fusedAttentionSplitRows(q, k, v, { ...opts, rotary: inline }, { scores: hp.wants(scoresName), pattern: hp.wants(patternName) });
+    if (!got) throw new Error(`attention: the split pass declined ${keys} keys that it was chosen for`);
+    for (const [name, t] of [[scoresName, got.scores], [patternName, got.pattern]] as const) {
+      if (!t) continue;
+      if (hp.rowsOnly(name) === undefined) hp.point(name, t);
+      else hp.pointRows(name, t);
+    }
+    return output(cfg, layer, hp, hp.point(H['attn.hook_z'], got.z), P, ctx);
+  }
   // a cache of every row of both: the per-row kernel writes them beside z, one dispatch (unless the keys are many)
   const withRows = hp.wants(scoresName) && hp.wants(patternName) && hp.rowsOnly(scoresName) === undefined && hp.rowsOnly(patternName) === undefined && !inline && multiOutputActive() ? fusedWithRows(q, k, v, opts) : undefined;
   if (withRows) {

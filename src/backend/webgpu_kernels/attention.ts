@@ -15,7 +15,7 @@
  * real. A query row that sees no key at all (a padding row) gets z = 0, as the unfused path's NaN → 0 pattern gives.
  */
 import * as tf from '@tensorflow/tfjs';
-import { assertFloat, dispatch1d, runProgram, runProgramMulti, wgslExtraOutputs, wgslWorkgroupReduce, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
+import { assertFloat, dispatch1d, multiOutputActive, runProgram, runProgramMulti, wgslExtraOutputs, wgslWorkgroupReduce, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
 
 /** A tensor read as [batch, pos, head, d_head] through strides (d_head contiguous), from a flat offset. */
 export interface HeadView {
@@ -116,8 +116,8 @@ const WG = 256;
  * and unnormalised ·V ([batch·rows·heads, splits, 2 + d_head]); combineProgram merges them (flash-decoding:
  * a long cache is read by many workgroups at once, not by one per head).
  */
-function attentionProgram(o: DecodeAttentionOptions, splits: number, withRows = false): WebGPUProgram {
-  if (withRows && splits > 1) throw new Error('fused attention: scores and pattern only from an unsplit pass');
+function attentionProgram(o: DecodeAttentionOptions, splits: number, withRows: false | 'both' | 'scores' = false): WebGPUProgram {
+  if (withRows === 'both' && splits > 1) throw new Error('fused attention: the pattern only from an unsplit pass (a split pass writes the scores)');
   const E = o.dHead;
   const G = Math.floor(WG / E); // groups of E invocations that share the ·V sum of a chunk
   const padded = !!o.keyMask;
@@ -127,13 +127,13 @@ function attentionProgram(o: DecodeAttentionOptions, splits: number, withRows = 
   return {
     variableNames: attentionInputNames(o),
     outputShape,
-    shaderKey: `hlDecodeAttention_${E}_${padded ? 'p' : 'np'}_${rot ? 'rot' : 'norot'}_${split ? 'split' : 'whole'}${withRows ? '_rows' : ''}`,
+    shaderKey: `hlDecodeAttention_${E}_${padded ? 'p' : 'np'}_${rot ? 'rot' : 'norot'}_${split ? 'split' : 'whole'}${withRows ? `_rows_${withRows}` : ''}`,
     dispatchLayout: { x: outputShape.map((_, i) => i) },
     dispatch: dispatch1d(o.batch * o.rows * o.heads * splits),
     workgroupSize: [WG, 1, 1],
     uniforms: ATTENTION_UNIFORMS + 'splits : i32, splitKeys : i32, splitChunks : i32,',
     getUserCode: () => `
-${withRows ? wgslExtraOutputs(attentionInputNames(o).length, ['scoresOut', 'patternOut']) : ''}
+${withRows ? wgslExtraOutputs(attentionInputNames(o).length, withRows === 'both' ? ['scoresOut', 'patternOut'] : ['scoresOut']) : ''}
 const E = ${E};
 const G = ${G};
 ${rot ? rotateSnippet('rotQ', 'qIn') : ''}
@@ -187,8 +187,8 @@ fn main(index : i32) {
       for (var i = 0; i < E; i++) { dot += qRow[i] * kIn[kRow + i]; }
       s = dot / uniforms.scale;
     }
-    ${withRows ? `// hook_attn_scores [batch, head, row, key]: masked keys −Infinity
-    if (valid && key < uniforms.keys) { if (ok) { scoresOut[rowBase + key] = s; } else { scoresOut[rowBase + key] = -uniforms.INFINITY; } }` : ''}
+    ${withRows ? `// hook_attn_scores [batch, head, row, key]: masked keys −Infinity (a split writes its own range of keys)
+    if (valid && key < keyEnd) { if (ok) { scoresOut[rowBase + key] = s; } else { scoresOut[rowBase + key] = -uniforms.INFINITY; } }` : ''}
     let mNew = max(m, wgMax(s, tid));
     var p = 0.0;
     if (ok) { p = exp(s - mNew); }
@@ -223,7 +223,7 @@ fn main(index : i32) {
     if (l > 0.0) { out = sum / l; }
     result[w * E + tid] = out;`}
   }
-  ${withRows ? `// hook_pattern from the scores this invocation wrote (the same keys as above), the row's final max and sum;
+  ${withRows === 'both' ? `// hook_pattern from the scores this invocation wrote (the same keys as above), the row's final max and sum;
   // a row that sees no key is 0
   if (valid) {
     for (var key = tid; key < uniforms.keys; key += ${WG}) {
@@ -280,7 +280,7 @@ export function fusedAttentionWithRows(q: HeadView, k: HeadView, v: HeadView, o:
   const i = (n: number) => ({ type: 'int32' as const, data: [n] });
   const shared = attentionInputs(q, k, v, o);
   const rowsShape = [o.batch, o.heads, o.rows, o.keys];
-  const [z, scores, pattern] = runProgramMulti('HeadlensAttentionWithRows', attentionProgram(o, 1, true), shared.inputs, [...shared.uniforms, i(1), i(splitKeys), i(splitKeys / WG)], [rowsShape, rowsShape]);
+  const [z, scores, pattern] = runProgramMulti('HeadlensAttentionWithRows', attentionProgram(o, 1, 'both'), shared.inputs, [...shared.uniforms, i(1), i(splitKeys), i(splitKeys / WG)], [rowsShape, rowsShape]);
   return { z: z as tf.Tensor4D, scores: scores as tf.Tensor4D, pattern: pattern as tf.Tensor4D };
 }
 
@@ -475,4 +475,92 @@ function attentionRows(q: HeadView, k: HeadView, o: DecodeAttentionOptions, patt
   } finally {
     rowList?.dispose();
   }
+}
+
+/**
+ * hook_z together with hook_attn_scores and / or hook_pattern of every query row [batch, head, rows, keys], for a
+ * long KV cache (at least attentionSplits.minKeys keys): the split pass of fusedAttention also writes each key's
+ * scaled score (masked keys −Infinity) beside its range's maximum and sum, the combine step makes z, and the
+ * pattern is exp(score − max) / sum with the row's maximum and sum merged from the splits (normaliseProgram). The
+ * keys are read once, by as many workgroups as fusedAttention's, where fusedAttentionRows reads them again with
+ * one workgroup per row and head (at 16K keys and 32 heads, 32 workgroups). Rotary q inside the kernel as
+ * fusedAttention. Undefined below attentionSplits.minKeys, or without multiOutputActive() (two outputs).
+ */
+export function fusedAttentionSplitRows(
+  q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions, want: { scores: boolean; pattern: boolean },
+): { z: tf.Tensor4D; scores?: tf.Tensor4D; pattern?: tf.Tensor4D } | undefined {
+  checkAttention(q, k, v, o);
+  if (o.keys < attentionSplits.minKeys || !multiOutputActive() || !(want.scores || want.pattern)) return undefined;
+  const splits = Math.min(attentionSplits.max, Math.ceil(o.keys / attentionSplits.keysPerSplit));
+  const splitKeys = Math.ceil(o.keys / splits / WG) * WG;
+  const i = (n: number) => ({ type: 'int32' as const, data: [n] });
+  const shared = attentionInputs(q, k, v, o);
+  const rowsShape = [o.batch, o.heads, o.rows, o.keys];
+  const [parts, scores] = runProgramMulti('HeadlensAttentionWithScores', attentionProgram(o, splits, 'scores'), shared.inputs, [...shared.uniforms, i(splits), i(splitKeys), i(splitKeys / WG)], [rowsShape]);
+  try {
+    const z = runProgram('HeadlensAttentionCombine', combineProgram(o, splits), [parts], [i(o.batch * o.rows * o.heads * o.dHead), i(splits), i(o.dHead)]) as tf.Tensor4D;
+    const pattern = want.pattern ? (runProgram('HeadlensAttentionNormalise', normaliseProgram(o, splits), [parts, scores], [i(o.keys), i(splits), i(o.dHead), i(Math.ceil(o.keys / NORM_KEYS)), i(o.heads), i(o.rows), i(o.batch * o.heads * o.rows)]) as tf.Tensor4D) : undefined;
+    return { z, pattern, ...(want.scores ? { scores: scores as tf.Tensor4D } : {}) };
+  } finally {
+    parts.dispose();
+    if (!want.scores) scores.dispose();
+  }
+}
+
+/** Keys a workgroup of normaliseProgram turns into pattern values (4 a thread). */
+const NORM_KEYS = WG * 4;
+
+/**
+ * hook_pattern [batch, head, rows, keys] from the split pass' scores and its ranges' (max, sum): one workgroup per
+ * NORM_KEYS keys of a row and head merges the ranges' maxima and sums (at most attentionSplits.max ≤ WG of them) as
+ * combineProgram does, then writes exp(score − max) / sum; masked keys and rows that see no key are 0.
+ */
+function normaliseProgram(o: DecodeAttentionOptions, splits: number): WebGPUProgram {
+  if (splits > WG) throw new Error(`fused attention: ${splits} key ranges are more than the ${WG} a workgroup merges`);
+  const outputShape = [o.batch, o.heads, o.rows, o.keys];
+  const chunks = Math.ceil(o.keys / NORM_KEYS);
+  return {
+    variableNames: ['parts', 'scores'],
+    outputShape,
+    shaderKey: 'hlAttentionNormalise',
+    dispatchLayout: { x: [0, 1, 2, 3] },
+    dispatch: dispatch1d(o.batch * o.heads * o.rows * chunks),
+    workgroupSize: [WG, 1, 1],
+    uniforms: 'keys : i32, splits : i32, dHead : i32, chunks : i32, heads : i32, rows : i32, total : i32,',
+    getUserCode: () => `
+const NONE = -3.0e38;
+var<workgroup> red : array<f32, ${WG}>;
+${wgslWorkgroupReduce('wgMax', WG, 'max(a, b)')}
+${wgslWorkgroupReduce('wgSum', WG, 'a + b')}
+
+fn main(index : i32) {
+  let tid = i32(localId.x);
+  let wg = ${WORKGROUP_INDEX};
+  // the output row ([batch, head, row]) and its chunk of keys; the parts are laid out [batch, row, head] (the split pass)
+  let rowIndex = wg / uniforms.chunks;
+  let chunk = wg % uniforms.chunks;
+  let r = rowIndex % uniforms.rows;
+  let h = (rowIndex / uniforms.rows) % uniforms.heads;
+  let bt = rowIndex / (uniforms.heads * uniforms.rows);
+  let stride = uniforms.dHead + 2;
+  let base = ((bt * uniforms.rows + r) * uniforms.heads + h) * uniforms.splits * stride;
+  var ms = NONE;
+  if (tid < uniforms.splits) { ms = parts[base + tid * stride]; }
+  let m = wgMax(ms, tid);
+  var ls = 0.0;
+  if (tid < uniforms.splits && ms > NONE) { ls = parts[base + tid * stride + 1] * exp(ms - m); }
+  let l = wgSum(ls, tid);
+  let rowBase = rowIndex * uniforms.keys;
+  for (var j = 0; j < 4; j++) {
+    let key = chunk * ${NORM_KEYS} + j * ${WG} + tid;
+    if (key < uniforms.keys && rowIndex < uniforms.total) {
+      let s = scores[rowBase + key];
+      var p = 0.0;
+      if (s > NONE && l > 0.0) { p = exp(s - m) / l; }
+      result[rowBase + key] = p;
+    }
+  }
+}
+`,
+  };
 }
