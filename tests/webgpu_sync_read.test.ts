@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { refuseSyncReads, type SyncReadBackend } from '../src/backend/webgpu_sync_read.js';
 import { HeadlensError } from '../src/errors.js';
+import { pipelinedPasses } from '../src/interp/interventions/stacked_runs.js';
 import { readAsync, readSync, type Reads } from '../src/util/reads.js';
 
 describe('synchronous reads of WebGPU tensors in Node (webgpu_sync_read.ts)', () => {
@@ -55,5 +56,53 @@ describe('one computation read synchronously or asynchronously (util/reads.ts)',
     expect(() => readSync(bad())).toThrow(/disposed/);
     await expect(readAsync(bad())).rejects.toThrow(/disposed/);
     expect(log).toEqual(['closed', 'closed']);
+  });
+});
+
+describe('a sweep whose passes are read one pass late (pipelinedPasses, prefetch)', () => {
+  /** Three passes of two values each; `log` gets the order of recording, reads started and values used. */
+  function* sweep(log: string[], failAt?: number): Reads<number[]> {
+    const out: number[] = [];
+    yield* pipelinedPasses(
+      [0, 1, 2],
+      (c) => {
+        if (c === failAt) throw new Error(`pass ${c} failed`);
+        log.push(`record ${c}`);
+        return tf.tensor1d([c, 10 * c]);
+      },
+      (c, v) => {
+        log.push(`use ${c}`);
+        out.push(...Array.from(v));
+      },
+    );
+    return out;
+  }
+
+  it('both drivers give the values in order, each pass used after the next is recorded; readAsync starts each read at once', async () => {
+    const before = tf.memory().numTensors;
+    const syncLog: string[] = [];
+    expect(readSync(sweep(syncLog))).toEqual([0, 0, 1, 10, 2, 20]);
+    expect(syncLog).toEqual(['record 0', 'record 1', 'use 0', 'record 2', 'use 1', 'use 2']);
+    // asynchronously, the read of a pass starts as soon as it is recorded (Tensor.data is called then)
+    const asyncLog: string[] = [];
+    const data = tf.Tensor.prototype.data;
+    tf.Tensor.prototype.data = function (this: tf.Tensor) {
+      asyncLog.push(`read ${this.dataSync()[0]}`);
+      return data.call(this) as never;
+    } as typeof data;
+    try {
+      expect(await readAsync(sweep(asyncLog))).toEqual([0, 0, 1, 10, 2, 20]);
+    } finally {
+      tf.Tensor.prototype.data = data;
+    }
+    expect(asyncLog).toEqual(['record 0', 'read 0', 'record 1', 'read 1', 'use 0', 'record 2', 'read 2', 'use 1', 'use 2']);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('a pass that fails frees the values recorded but not read, and the error reaches the caller', async () => {
+    const before = tf.memory().numTensors;
+    expect(() => readSync(sweep([], 2))).toThrow(/pass 2 failed/);
+    await expect(readAsync(sweep([], 2))).rejects.toThrow(/pass 2 failed/);
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

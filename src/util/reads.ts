@@ -12,6 +12,28 @@ import * as tf from '@tensorflow/tfjs';
 export type Values = Float32Array | Int32Array | Uint8Array;
 export type Reads<T> = Generator<tf.Tensor, T, Values>;
 
+/**
+ * Reads started ahead (prefetch) by the asynchronous driver that is running the computation: the tensor's pending
+ * values, awaited when the computation yields the tensor.
+ */
+const started = new WeakMap<tf.Tensor, Promise<Values>>();
+/** Whether an asynchronous driver is inside its computation's step now (set around each g.next). */
+let asyncStep = 0;
+
+/**
+ * Starts reading `t` now, for a computation that yields it later, after recording more work: under readAsync the
+ * device then computes `t` while the host records what follows, instead of the two waiting on each other at each
+ * read (a patching sweep's passes). Under readSync it does nothing. The computation still yields `t` (which the
+ * driver disposes) and gets its values then; a computation that ends without yielding it disposes it itself.
+ */
+export function prefetch(t: tf.Tensor): void {
+  if (asyncStep > 0 && !started.has(t)) {
+    const p = t.data() as Promise<Values>;
+    p.catch(() => undefined); // a failure surfaces when the tensor is yielded (or never, if it is not)
+    started.set(t, p);
+  }
+}
+
 export function readSync<T>(g: Reads<T>): T {
   let r = g.next(undefined as unknown as Values);
   while (!r.done) {
@@ -32,20 +54,29 @@ export function readSync<T>(g: Reads<T>): T {
 
 /** Drives `g` with `await data()`; `onRead` is called after each read (a benchmark stamps the clock there). */
 export async function readAsync<T>(g: Reads<T>, opts: { onRead?: () => void } = {}): Promise<T> {
-  let r = g.next(undefined as unknown as Values);
+  const step = (v: Values): IteratorResult<tf.Tensor, T> => {
+    asyncStep++;
+    try {
+      return g.next(v);
+    } finally {
+      asyncStep--;
+    }
+  };
+  let r = step(undefined as unknown as Values);
   while (!r.done) {
     const t = r.value;
     let v: Values;
     try {
-      v = (await t.data()) as Values;
+      v = (await (started.get(t) ?? t.data())) as Values;
     } catch (e) {
       g.return(undefined as unknown as T);
       throw e;
     } finally {
+      started.delete(t);
       t.dispose();
     }
     opts.onRead?.();
-    r = g.next(v);
+    r = step(v);
   }
   return r.value;
 }

@@ -31,7 +31,7 @@ import type { Circuit } from '../circuit.js';
 import { metricMean, type Metric } from '../metrics.js';
 import { readAsync, readSync, type Reads } from '../../util/reads.js';
 import type { Edge } from './eap.js';
-import { BaseRun, stackedValues, variantsPerPass, type PassOptions } from './stacked_runs.js';
+import { BaseRun, pipelinedPasses, stackedValues, variantsPerPass, type PassOptions } from './stacked_runs.js';
 
 export type CircuitAblation = 'patching' | 'mean' | 'mean-positional' | 'zero';
 
@@ -168,17 +168,22 @@ function* evaluateCircuitsReads(model: HookedTransformer, circuits: CircuitLike[
   try {
     const out = new Float64Array(circuits.length);
     const per = variantsPerPass(model, run.batch, run.pos, opts);
-    for (let g = 0; g < circuits.length; g += per) {
-      const chunk = keys.slice(g, g + per);
-      const kept: tf.Tensor[] = [];
-      try {
-        const vals = yield stackedValues(model, run, chunk.length, null, circuitHooks(model, lay, chunk, src, run.batch, kept), opts.metric);
+    const starts = Array.from({ length: Math.ceil(circuits.length / per) }, (_, i) => i * per);
+    yield* pipelinedPasses(
+      starts,
+      (g) => {
+        const kept: tf.Tensor[] = [];
+        try {
+          return stackedValues(model, run, Math.min(per, circuits.length - g), null, circuitHooks(model, lay, keys.slice(g, g + per), src, run.batch, kept), opts.metric);
+        } finally {
+          kept.forEach((t) => t.dispose()); // the pass is recorded: what it reads stays on the device until it has run
+        }
+      },
+      (g, vals) => {
         vals.forEach((v, k) => (out[g + k] = v));
-      } finally {
-        kept.forEach((t) => t.dispose());
-      }
-      opts.onProgress?.(Math.min(g + per, circuits.length), circuits.length);
-    }
+        opts.onProgress?.(Math.min(g + per, circuits.length), circuits.length);
+      },
+    );
     return out;
   } finally {
     src.dispose();

@@ -31,7 +31,7 @@ import { headAxisLabels, Labelled, layerAxis, posAxis, type Axis } from '../labe
 import type { AttentionMaskInput } from '../../model/padding.js';
 import { readAsync, readSync, type Reads } from '../../util/reads.js';
 import { metricMean, metricValue, type Metric } from '../metrics.js';
-import { BaseRun, stackedValues, startLayer, variantsPerPass, type PassOptions } from './stacked_runs.js';
+import { BaseRun, pipelinedPasses, stackedValues, startLayer, variantsPerPass, type PassOptions } from './stacked_runs.js';
 
 /**
  * One patched variant: at hook `name`, the slot of `head` (all heads if absent) at query position `pos` (all if
@@ -98,17 +98,24 @@ export function* patchSitesReads(
     // embeddings-level sites (start null) first, then blocks in increasing order: BaseRun walks forward once
     const order = sites.map((site, i) => ({ site, i, start: startLayer([site.name]) }));
     order.sort((a, b) => (a.start ?? -1) - (b.start ?? -1) || a.i - b.i);
-    let done = 0;
+    // the passes: runs of at most `per` sites that start at the same layer
+    const chunks: (typeof order)[] = [];
     for (let g = 0; g < order.length; ) {
       let end = g;
       while (end < order.length && end - g < per && order[end].start === order[g].start) end++;
-      const chunk = order.slice(g, end);
-      const vals = yield stackedValues(model, run, chunk.length, chunk[0].start, stackedHooks(source, chunk.map((c) => c.site), run.batch), metric);
-      chunk.forEach((c, k) => (out[c.i] = vals[k]));
-      done += chunk.length;
-      opts.onProgress?.(done, sites.length);
+      chunks.push(order.slice(g, end));
       g = end;
     }
+    let done = 0;
+    yield* pipelinedPasses(
+      chunks,
+      (chunk) => stackedValues(model, run, chunk.length, chunk[0].start, stackedHooks(source, chunk.map((c) => c.site), run.batch), metric),
+      (chunk, vals) => {
+        chunk.forEach((c, k) => (out[c.i] = vals[k]));
+        done += chunk.length;
+        opts.onProgress?.(done, sites.length);
+      },
+    );
     return out;
   } finally {
     run.dispose();

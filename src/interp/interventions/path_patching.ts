@@ -43,7 +43,7 @@ import { headAxisLabels, Labelled, layerAxis } from '../labelled.js';
 import { metricMean, type Metric } from '../metrics.js';
 import type { AttentionMaskInput } from '../../model/padding.js';
 import { readAsync, readSync, type Reads } from '../../util/reads.js';
-import { BaseRun, stackedValues, variantsPerPass } from './stacked_runs.js';
+import { BaseRun, pipelinedPasses, stackedValues, variantsPerPass } from './stacked_runs.js';
 
 export type Receiver = { kind: 'logits' } | { kind: 'heads'; heads: HeadRef[]; inputs: ('q' | 'k' | 'v')[] };
 
@@ -161,13 +161,16 @@ function* pathPatchManyReads(model: HookedTransformer, senderSets: HeadRef[][], 
     const first = (set: HeadRef[]) => Math.min(cfg.n_layers, ...set.map((h) => h.layer));
     const order = senderSets.map((set, i) => ({ set, i })).sort((x, y) => first(x.set) - first(y.set) || x.i - y.i);
     let done = 0;
-    for (let start = 0; start < order.length; start += per) {
-      const chunk = order.slice(start, start + per);
-      const vals = yield runChunk(model, base, chunk.map((c) => c.set), receiver, orig.cache, fresh.cache, zNames, mlpNames, opts);
-      chunk.forEach((c, k) => (out[c.i] = vals[k]));
-      done += chunk.length;
-      opts.onProgress?.(done, senderSets.length);
-    }
+    const chunks = Array.from({ length: Math.ceil(order.length / per) }, (_, i) => order.slice(i * per, (i + 1) * per));
+    yield* pipelinedPasses(
+      chunks,
+      (chunk) => runChunk(model, base, chunk.map((c) => c.set), receiver, orig.cache, fresh.cache, zNames, mlpNames, opts),
+      (chunk, vals) => {
+        chunk.forEach((c, k) => (out[c.i] = vals[k]));
+        done += chunk.length;
+        opts.onProgress?.(done, senderSets.length);
+      },
+    );
     return out;
   } finally {
     base.dispose();

@@ -26,6 +26,7 @@ import { normHooks } from '../../model/hook_names.js';
 import { hasPadding, maskRows, type AttentionMaskInput } from '../../model/padding.js';
 import type { TokenInput } from '../../model/transformer.js';
 import { metricPosition, type Metric } from '../metrics.js';
+import { prefetch, type Reads, type Values } from '../../util/reads.js';
 
 export interface PassOptions {
   /** Variants per forward pass (default: enough to fill about 4,096 rows). 1: one forward per variant. */
@@ -165,5 +166,30 @@ export function stackedValues(model: HookedTransformer, base: BaseRun, variants:
     });
   } finally {
     out.dispose();
+  }
+}
+
+/**
+ * Runs a sweep's passes with each pass's values read after the next pass is recorded: `record` records one pass
+ * and returns its values [variants] (a tensor this function then owns), whose read starts at once (prefetch), so
+ * the device computes a pass while the host records the next, where reading every pass before recording the next
+ * kept each waiting on the other. `use` gets each pass's values in order, one pass late (the last after the loop).
+ * If the sweep stops (an error, a failed read), the values recorded but not read are disposed.
+ */
+export function* pipelinedPasses<C>(chunks: Iterable<C>, record: (chunk: C) => tf.Tensor1D, use: (chunk: C, values: Values) => void): Reads<void> {
+  let pending: { chunk: C; values: tf.Tensor1D } | undefined;
+  try {
+    for (const chunk of chunks) {
+      const values = record(chunk);
+      prefetch(values);
+      const before = pending;
+      pending = { chunk, values };
+      if (before) use(before.chunk, yield before.values); // the driver disposes what it reads
+    }
+    const last = pending;
+    pending = undefined;
+    if (last) use(last.chunk, yield last.values);
+  } finally {
+    pending?.values.dispose();
   }
 }
