@@ -356,12 +356,19 @@ export class HookedTransformer extends Transformer {
     this.checkNames(hooks.map(([f]) => f).filter((f): f is string => typeof f === 'string'));
   }
 
+  /** Every hook point's name (hook_result included), made on the first check: a sweep checks its hooks at every pass. */
+  private known?: { list: string[]; set: Set<string> };
+
   private checkNames(names: string[]): void {
-    const known = this.hookNames({ withResult: true });
-    const set = new Set(known);
+    if (names.length === 0) return;
+    if (!this.known) {
+      const list = this.hookNames({ withResult: true });
+      this.known = { list, set: new Set(list) };
+    }
+    const { list, set } = this.known;
     for (const n of names) {
       if (!set.has(n)) {
-        throw new HeadlensError(`unknown hook point '${n}'`, `did you mean '${nearest(n, known)}'? model.hookNames() lists them all`);
+        throw new HeadlensError(`unknown hook point '${n}'`, `did you mean '${nearest(n, list)}'? model.hookNames() lists them all`);
       }
     }
   }
