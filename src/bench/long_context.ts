@@ -84,6 +84,8 @@ export interface LongBenchRow {
   decode_rows_tokens_per_s?: number;
   /** Programs the webgpu backend dispatched per decoded token (the decode without cached rows); webgpu only. */
   decode_programs_per_token?: number;
+  /** The same for the decode with attention rows cached (webgpu only). */
+  decode_rows_programs_per_token?: number;
   /** With `retrieval`: the timed scan of every head (its scores are meaningless: random weights). */
   retrieval?: RetrievalScanTiming;
   /** Set when this context could not run; the fields above it reached are kept. */
@@ -179,9 +181,11 @@ export async function runLongBench(opts: LongBenchOptions = {}): Promise<LongBen
         if (decode.programs !== undefined) row.decode_programs_per_token = decode.programs;
         row.decode_tokens_per_s = 1000 / row.decode_ms_per_token;
         log(`bench --long: ${L} tokens: decode ${row.decode_ms_per_token.toFixed(1)} ms/token (${row.decode_tokens_per_s.toFixed(1)} tokens/s; the first step, which compiles the decoding kernels, ${decode.firstStepMs.toFixed(0)} ms)`);
-        row.decode_rows_ms_per_token = (await decodeRun(model, prompt, decodeTokens, true)).ms;
+        const withRows = await decodeRun(model, prompt, decodeTokens, true);
+        row.decode_rows_ms_per_token = withRows.ms;
         row.decode_rows_tokens_per_s = 1000 / row.decode_rows_ms_per_token;
-        log(`bench --long: ${L} tokens: decode with every layer's last attention row cached ${row.decode_rows_ms_per_token.toFixed(1)} ms/token`);
+        if (withRows.programs !== undefined) row.decode_rows_programs_per_token = withRows.programs;
+        log(`bench --long: ${L} tokens: decode with every layer's last attention row cached ${row.decode_rows_ms_per_token.toFixed(1)} ms/token${withRows.programs === undefined ? '' : `, ${withRows.programs.toFixed(0)} programs/token`}`);
       } catch (e) {
         row.error = (e as Error).message.split('\n')[0];
         log(`bench --long: ${L} tokens: ${row.error}`);

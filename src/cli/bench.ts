@@ -53,6 +53,7 @@ export function formatLongBench(r: LongBenchResult): string {
       `${String(row.context).padStart(6)} tokens  prefill ${f(row.prefill_tokens_per_s, 0)} tokens/s (${f(row.prefill_ms, 0)} ms, peak ${f(row.prefill_peak_bytes === undefined ? undefined : row.prefill_peak_bytes / 2 ** 30, 2)} GiB)` +
         `  decode ${f(row.decode_tokens_per_s)} tokens/s, with attention rows ${f(row.decode_rows_tokens_per_s)} tokens/s` +
         (row.decode_programs_per_token === undefined ? '' : `, ${f(row.decode_programs_per_token, 0)} programs/token`) +
+        (row.decode_rows_programs_per_token === undefined ? '' : ` (${f(row.decode_rows_programs_per_token, 0)} with rows)`) +
         (row.error ? `  FAILED: ${row.error}` : ''),
     );
   }
