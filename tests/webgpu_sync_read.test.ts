@@ -96,6 +96,22 @@ describe('a sweep whose passes are read one pass late (pipelinedPasses, prefetch
       tf.Tensor.prototype.data = data;
     }
     expect(asyncLog).toEqual(['record 0', 'read 0', 'record 1', 'read 1', 'use 0', 'record 2', 'read 2', 'use 1', 'use 2']);
+    // a computation read synchronously inside an asynchronous one's step starts no read ahead
+    const nestedLog: string[] = [];
+    function* outer(): Reads<number[]> {
+      const inner = readSync(sweep(nestedLog));
+      return [...inner, (yield tf.scalar(7))[0]];
+    }
+    tf.Tensor.prototype.data = function (this: tf.Tensor) {
+      nestedLog.push('read');
+      return data.call(this) as never;
+    } as typeof data;
+    try {
+      expect(await readAsync(outer())).toEqual([0, 0, 1, 10, 2, 20, 7]);
+    } finally {
+      tf.Tensor.prototype.data = data;
+    }
+    expect(nestedLog).toEqual(['record 0', 'record 1', 'use 0', 'record 2', 'use 1', 'use 2', 'read']);
     expect(tf.memory().numTensors).toBe(before);
   });
 

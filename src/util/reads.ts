@@ -35,7 +35,17 @@ export function prefetch(t: tf.Tensor): void {
 }
 
 export function readSync<T>(g: Reads<T>): T {
-  let r = g.next(undefined as unknown as Values);
+  // a computation read synchronously starts no read ahead, even inside an asynchronous driver's step (a callback)
+  const next = (v: Values): IteratorResult<tf.Tensor, T> => {
+    const outer = asyncStep;
+    asyncStep = 0;
+    try {
+      return g.next(v);
+    } finally {
+      asyncStep = outer;
+    }
+  };
+  let r = next(undefined as unknown as Values);
   while (!r.done) {
     const t = r.value;
     let v: Values;
@@ -47,7 +57,7 @@ export function readSync<T>(g: Reads<T>): T {
     } finally {
       t.dispose();
     }
-    r = g.next(v);
+    r = next(v);
   }
   return r.value;
 }
