@@ -19,7 +19,7 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
-import { attentionSplits, bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedAttentionScoresAndPattern as fusedScoresAndPattern, fusedAttentionSplitRows, fusedAttentionWithRows as fusedWithRows, fusedRotary, fusedSplitColumns, FUSED_ATTENTION_MAX_D_HEAD, fusedNorm, multiOutputActive, type HeadView, type InlineRotary, type NormType } from '../backend/webgpu_kernels/index.js';
+import { attentionSplitCount, bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedAttentionScoresAndPattern as fusedScoresAndPattern, fusedAttentionSplitRows, fusedAttentionWithRows as fusedWithRows, fusedRotary, fusedSplitColumns, FUSED_ATTENTION_MAX_D_HEAD, fusedNorm, multiOutputActive, type HeadView, type InlineRotary, type NormType } from '../backend/webgpu_kernels/index.js';
 import { normLinear16, packedEpilogueTakes, PackedLinear } from './weights16.js';
 
 export interface AttentionContext {
@@ -226,14 +226,23 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
   const hooked = (['attn.hook_q', 'attn.hook_k', 'attn.hook_v', 'attn.hook_rot_q', 'attn.hook_rot_k'] as const).some((name) => hp.wants(H[name]));
   const [scoresName, patternName] = [H['attn.hook_attn_scores'], H['attn.hook_pattern']];
   const viewed = hp.wants(scoresName) || hp.wants(patternName);
+  // the query rows a listener at `name` keeps (new-position indices), or undefined for every row
+  const keptRows = (name: string): number[] | undefined => {
+    const want = hp.rowsOnly(name);
+    if (want === undefined) return undefined;
+    const rows = want === 'last' ? [pos - 1] : want;
+    const bad = rows.find((r) => r >= pos);
+    if (bad !== undefined) throw new HeadlensError(`patternRows: query row ${bad} is past the ${pos} query positions of ${name}`, `use rows 0..${pos - 1}`);
+    return rows;
+  };
   // every new query row's scores / pattern against a long KV cache (decoding with a cache of the last row, as the
   // retrieval scorer's): written by attention's own split pass, which reads each key once over many workgroups
   // and rotates q itself, instead of a second pass over the keys with one workgroup per row and head
   const everyRow = (name: string) => {
-    const want = hp.rowsOnly(name);
-    return want === undefined || (want === 'last' ? pos === 1 : want.length === pos && want.every((r, i) => r === i));
+    const rows = keptRows(name);
+    return rows === undefined || (rows.length === pos && rows.every((r, i) => r === i));
   };
-  const splitRows = viewed && !!ctx.kvCache && pos < flashAttention.minRows && ctx.kvCache.length + pos >= attentionSplits.minKeys &&
+  const splitRows = viewed && !!ctx.kvCache && pos < flashAttention.minRows && attentionSplitCount(ctx.kvCache.length + pos) > 1 &&
     multiOutputActive() && [scoresName, patternName].every((name) => !hp.wants(name) || everyRow(name));
   let q: HeadView, kNew: HeadView, vNew: HeadView;
   // decoding with no one looking inside: q and the new keys are rotated inside the attention and append kernels
@@ -299,15 +308,6 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
   const z = (pos >= flashAttention.minRows ? flashAttentionZ : fusedAttention)(q, k, v, { ...opts, rotary: inline }); // [batch, pos, head, d_head]
   // a cache of the scores or pattern (read-only: checked by the caller) gets them from their own dispatch, only the
   // query rows it keeps where it keeps only some (patternRows)
-  // the query rows a listener at `name` keeps (new-position indices), or undefined for every row
-  const keptRows = (name: string): number[] | undefined => {
-    const want = hp.rowsOnly(name);
-    if (want === undefined) return undefined;
-    const rows = want === 'last' ? [pos - 1] : want;
-    const bad = rows.find((r) => r >= pos);
-    if (bad !== undefined) throw new HeadlensError(`patternRows: query row ${bad} is past the ${pos} query positions of ${name}`, `use rows 0..${pos - 1}`);
-    return rows;
-  };
   const sameRows = (a: number[] | 'last' | undefined, b: number[] | 'last' | undefined) => (a === undefined || a === 'last' || b === undefined || b === 'last' ? a === b : a.join() === b.join());
   if (hp.wants(scoresName) && hp.wants(patternName) && sameRows(hp.rowsOnly(scoresName), hp.rowsOnly(patternName)) && multiOutputActive()) {
     // both kept for the same rows (a cache of everything): one dispatch writes the two

@@ -244,20 +244,34 @@ fn main(index : i32) {
  */
 export function fusedAttention(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): tf.Tensor4D {
   checkAttention(q, k, v, o);
-  // long caches in splits of whole chunks, at most attentionSplits.max of them
-  const splits = o.keys >= attentionSplits.minKeys ? Math.min(attentionSplits.max, Math.ceil(o.keys / attentionSplits.keysPerSplit)) : 1;
-  const splitKeys = Math.ceil(o.keys / splits / WG) * WG;
-  const i = (n: number) => ({ type: 'int32' as const, data: [n] });
-  const shared = attentionInputs(q, k, v, o);
-  const uniforms = [...shared.uniforms, i(splits), i(splitKeys), i(splitKeys / WG)];
-  const inputs = shared.inputs;
+  const splits = attentionSplitCount(o.keys);
+  const { inputs, uniforms } = splitPassInputs(q, k, v, o, splits);
   if (splits === 1) return runProgram('HeadlensAttention', attentionProgram(o, 1), inputs, uniforms) as tf.Tensor4D;
   const parts = runProgram('HeadlensAttention', attentionProgram(o, splits), inputs, uniforms);
   try {
-    return runProgram('HeadlensAttentionCombine', combineProgram(o, splits), [parts], [i(o.batch * o.rows * o.heads * o.dHead), i(splits), i(o.dHead)]) as tf.Tensor4D;
+    return combine(parts, o, splits);
   } finally {
     parts.dispose();
   }
+}
+
+/** Key ranges the attention pass reads a cache of `keys` keys in: 1 below attentionSplits.minKeys, else at most attentionSplits.max. */
+export function attentionSplitCount(keys: number): number {
+  return keys >= attentionSplits.minKeys ? Math.min(attentionSplits.max, Math.ceil(keys / attentionSplits.keysPerSplit)) : 1;
+}
+
+/** The attention pass' inputs and uniforms for `splits` ranges of keys, each a whole number of WG-key chunks. */
+function splitPassInputs(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions, splits: number) {
+  const splitKeys = Math.ceil(o.keys / splits / WG) * WG;
+  const i = (n: number) => ({ type: 'int32' as const, data: [n] });
+  const shared = attentionInputs(q, k, v, o);
+  return { inputs: shared.inputs, uniforms: [...shared.uniforms, i(splits), i(splitKeys), i(splitKeys / WG)] };
+}
+
+/** z [batch, rows, head, d_head] from a split pass' ranges (combineProgram). */
+function combine(parts: tf.Tensor, o: DecodeAttentionOptions, splits: number): tf.Tensor4D {
+  const i = (n: number) => ({ type: 'int32' as const, data: [n] });
+  return runProgram('HeadlensAttentionCombine', combineProgram(o, splits), [parts], [i(o.batch * o.rows * o.heads * o.dHead), i(splits), i(o.dHead)]) as tf.Tensor4D;
 }
 
 /** The inputs the per-row attention kernel takes: float32 views, d_head within a workgroup, whole GQA groups. */
@@ -276,11 +290,9 @@ function checkAttention(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentio
 export function fusedAttentionWithRows(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): { z: tf.Tensor4D; scores: tf.Tensor4D; pattern: tf.Tensor4D } | undefined {
   checkAttention(q, k, v, o);
   if (o.keys >= attentionSplits.minKeys) return undefined;
-  const splitKeys = Math.ceil(o.keys / WG) * WG;
-  const i = (n: number) => ({ type: 'int32' as const, data: [n] });
-  const shared = attentionInputs(q, k, v, o);
+  const { inputs, uniforms } = splitPassInputs(q, k, v, o, 1);
   const rowsShape = [o.batch, o.heads, o.rows, o.keys];
-  const [z, scores, pattern] = runProgramMulti('HeadlensAttentionWithRows', attentionProgram(o, 1, 'both'), shared.inputs, [...shared.uniforms, i(1), i(splitKeys), i(splitKeys / WG)], [rowsShape, rowsShape]);
+  const [z, scores, pattern] = runProgramMulti('HeadlensAttentionWithRows', attentionProgram(o, 1, 'both'), inputs, uniforms, [rowsShape, rowsShape]);
   return { z: z as tf.Tensor4D, scores: scores as tf.Tensor4D, pattern: pattern as tf.Tensor4D };
 }
 
@@ -484,21 +496,21 @@ function attentionRows(q: HeadView, k: HeadView, o: DecodeAttentionOptions, patt
  * pattern is exp(score − max) / sum with the row's maximum and sum merged from the splits (normaliseProgram). The
  * keys are read once, by as many workgroups as fusedAttention's, where fusedAttentionRows reads them again with
  * one workgroup per row and head (at 16K keys and 32 heads, 32 workgroups). Rotary q inside the kernel as
- * fusedAttention. Undefined below attentionSplits.minKeys, or without multiOutputActive() (two outputs).
+ * fusedAttention. Undefined where the keys fit one range (attentionSplitCount 1), or without multiOutputActive() (two
+ * outputs).
  */
 export function fusedAttentionSplitRows(
   q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions, want: { scores: boolean; pattern: boolean },
 ): { z: tf.Tensor4D; scores?: tf.Tensor4D; pattern?: tf.Tensor4D } | undefined {
   checkAttention(q, k, v, o);
-  if (o.keys < attentionSplits.minKeys || !multiOutputActive() || !(want.scores || want.pattern)) return undefined;
-  const splits = Math.min(attentionSplits.max, Math.ceil(o.keys / attentionSplits.keysPerSplit));
-  const splitKeys = Math.ceil(o.keys / splits / WG) * WG;
-  const i = (n: number) => ({ type: 'int32' as const, data: [n] });
-  const shared = attentionInputs(q, k, v, o);
+  const splits = attentionSplitCount(o.keys);
+  if (splits === 1 || !multiOutputActive() || !(want.scores || want.pattern)) return undefined;
+  const { inputs, uniforms } = splitPassInputs(q, k, v, o, splits);
   const rowsShape = [o.batch, o.heads, o.rows, o.keys];
-  const [parts, scores] = runProgramMulti('HeadlensAttentionWithScores', attentionProgram(o, splits, 'scores'), shared.inputs, [...shared.uniforms, i(splits), i(splitKeys), i(splitKeys / WG)], [rowsShape]);
+  const [parts, scores] = runProgramMulti('HeadlensAttentionWithScores', attentionProgram(o, splits, 'scores'), inputs, uniforms, [rowsShape]);
   try {
-    const z = runProgram('HeadlensAttentionCombine', combineProgram(o, splits), [parts], [i(o.batch * o.rows * o.heads * o.dHead), i(splits), i(o.dHead)]) as tf.Tensor4D;
+    const z = combine(parts, o, splits);
+    const i = (n: number) => ({ type: 'int32' as const, data: [n] });
     const pattern = want.pattern ? (runProgram('HeadlensAttentionNormalise', normaliseProgram(o, splits), [parts, scores], [i(o.keys), i(splits), i(o.dHead), i(Math.ceil(o.keys / NORM_KEYS)), i(o.heads), i(o.rows), i(o.batch * o.heads * o.rows)]) as tf.Tensor4D) : undefined;
     return { z, pattern, ...(want.scores ? { scores: scores as tf.Tensor4D } : {}) };
   } finally {
