@@ -17,7 +17,7 @@ export type Reads<T> = Generator<tf.Tensor, T, Values>;
  * values, awaited when the computation yields the tensor.
  */
 const started = new WeakMap<tf.Tensor, Promise<Values>>();
-/** Whether an asynchronous driver is inside its computation's step now (set around each g.next). */
+/** Whether an asynchronous driver is inside its computation's step now (set around each g.next: stepOf). */
 let asyncStep = 0;
 
 /**
@@ -34,17 +34,24 @@ export function prefetch(t: tf.Tensor): void {
   }
 }
 
-export function readSync<T>(g: Reads<T>): T {
-  // a computation read synchronously starts no read ahead, even inside an asynchronous driver's step (a callback)
-  const next = (v: Values): IteratorResult<tf.Tensor, T> => {
+/**
+ * One step of `g` under a driver: an asynchronous driver's steps may start reads ahead (prefetch); a synchronous
+ * one's never do, even inside an asynchronous driver's step (a callback that reads synchronously).
+ */
+function stepOf<T>(g: Reads<T>, driver: 'sync' | 'async'): (v: Values) => IteratorResult<tf.Tensor, T> {
+  return (v) => {
     const outer = asyncStep;
-    asyncStep = 0;
+    asyncStep = driver === 'async' ? outer + 1 : 0;
     try {
       return g.next(v);
     } finally {
       asyncStep = outer;
     }
   };
+}
+
+export function readSync<T>(g: Reads<T>): T {
+  const next = stepOf(g, 'sync');
   let r = next(undefined as unknown as Values);
   while (!r.done) {
     const t = r.value;
@@ -64,14 +71,7 @@ export function readSync<T>(g: Reads<T>): T {
 
 /** Drives `g` with `await data()`; `onRead` is called after each read (a benchmark stamps the clock there). */
 export async function readAsync<T>(g: Reads<T>, opts: { onRead?: () => void } = {}): Promise<T> {
-  const step = (v: Values): IteratorResult<tf.Tensor, T> => {
-    asyncStep++;
-    try {
-      return g.next(v);
-    } finally {
-      asyncStep--;
-    }
-  };
+  const step = stepOf(g, 'async');
   let r = step(undefined as unknown as Values);
   while (!r.done) {
     const t = r.value;
