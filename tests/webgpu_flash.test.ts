@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { webgpuHostTuning } from '../src/backend/webgpu_uploads.js';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { bhpView, bphView, flashAttention, flashAttentionZ, type DecodeAttentionOptions, type HeadView } from '../src/backend/webgpu_kernels/index.js';
+import { bhpView, bphView, flashAttention, flashAttentionWithRows, flashAttentionZ, type DecodeAttentionOptions, type HeadView } from '../src/backend/webgpu_kernels/index.js';
 import { generateAsync } from '../src/hooks/generate.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
@@ -60,8 +60,11 @@ interface Case {
   rotaryDim?: number;
 }
 
-/** z [batch, rows, head, d_head] in float64, from the definition. */
-function reference64(c: Case, q: (b: number, r: number, h: number, e: number) => number, k: (b: number, t: number, g: number, e: number) => number, v: typeof k, scale: number): Float64Array {
+/**
+ * z [batch, rows, head, d_head] in float64, from the definition; with `rowsOut`, also the scores (masked keys
+ * −Infinity) and the pattern (a row that sees no key all 0) [batch, head, rows, keys].
+ */
+function reference64(c: Case, q: (b: number, r: number, h: number, e: number) => number, k: (b: number, t: number, g: number, e: number) => number, v: typeof k, scale: number, rowsOut?: { scores: Float64Array; pattern: Float64Array }): Float64Array {
   const { batch, rows, keys, heads, kvHeads, dHead: E, window } = c;
   const start = keys - rows;
   const z = new Float64Array(batch * rows * heads * E);
@@ -78,10 +81,13 @@ function reference64(c: Case, q: (b: number, r: number, h: number, e: number) =>
           s.push(ok ? dot / scale : -Infinity);
           if (ok) m = Math.max(m, dot / scale);
         }
+        const at = ((b * heads + h) * rows + r) * keys;
+        if (rowsOut) rowsOut.scores.set(s, at);
         if (m === -Infinity) continue; // no visible key: z = 0
         let l = 0;
         const p = s.map((x) => (x === -Infinity ? 0 : Math.exp(x - m)));
         for (const x of p) l += x;
+        if (rowsOut) rowsOut.pattern.set(p.map((x) => x / l), at);
         for (let e = 0; e < E; e++) {
           let acc = 0;
           for (let t = 0; t < keys; t++) acc += p[t] * v(b, t, g, e);
@@ -103,8 +109,20 @@ function relative(got: Float32Array, want: Float64Array): number {
   return diff / scale;
 }
 
-/** Runs the kernel on case c (inputs laid out as the fused path lays them out) and returns its error against reference64. */
-async function check(c: Case): Promise<{ err: number; z: Float32Array }> {
+/**
+ * Scores against their reference: −Infinity exactly where the reference masks the key, relative error elsewhere.
+ */
+function relativeScores(got: Float32Array, want: Float64Array): number {
+  const masked = (i: number) => want[i] === -Infinity;
+  for (let i = 0; i < want.length; i++) if (masked(i) !== (got[i] === -Infinity)) return Infinity;
+  return relative(got.map((x, i) => (masked(i) ? 0 : x)), want.map((x, i) => (masked(i) ? 0 : x)));
+}
+
+/**
+ * Runs the kernel on case c (inputs laid out as the fused path lays them out) and returns its error against
+ * reference64; with `withRows`, flashAttentionWithRows, and the errors of its scores and pattern too.
+ */
+async function check(c: Case, withRows = false): Promise<{ err: number; z: Float32Array; scoresErr?: number; patternErr?: number }> {
   const { batch, rows, keys, heads: H, kvHeads: KV, dHead: E } = c;
   const scale = Math.sqrt(E);
   const qData = randoms(batch * rows * H * E, 1);
@@ -180,6 +198,16 @@ async function check(c: Case): Promise<{ err: number; z: Float32Array }> {
   const keyMask = c.keyMask ? tf.tensor2d(c.keyMask) : undefined;
   if (keyMask) tensors.push(keyMask);
   const opts: DecodeAttentionOptions = { batch, rows, heads: H, kvHeads: KV, dHead: E, keys, scale, queryStart: keys - rows, window: c.window, keyMask, rotary };
+  if (withRows) {
+    const got = flashAttentionWithRows(q, k, v, opts);
+    const rowsShape = [batch, H, rows, keys];
+    expect([got.z.shape, got.scores.shape, got.pattern.shape]).toEqual([[batch, rows, H, E], rowsShape, rowsShape]);
+    const [z, scores, pattern] = (await Promise.all([got.z.data(), got.scores.data(), got.pattern.data()])) as Float32Array[];
+    tf.dispose([got.z, got.scores, got.pattern, ...tensors]);
+    const want = { scores: new Float64Array(scores.length), pattern: new Float64Array(pattern.length) };
+    const err = relative(z, reference64(c, qRef, kAt, vAt, scale, want));
+    return { err, z, scoresErr: relativeScores(scores, want.scores), patternErr: relative(pattern, want.pattern) };
+  }
   const out = flashAttentionZ(q, k, v, opts);
   expect(out.shape).toEqual([batch, rows, H, E]);
   const z = (await out.data()) as Float32Array;
@@ -217,6 +245,19 @@ describe('flashAttentionZ against a float64 reference (1e-5 relative)', () => {
     });
   }
 
+  // flashAttentionWithRows: z, and every row's scores and pattern, in the cases without inline rotary (a cache that
+  // keeps the rows keeps hook_rot_q, so q comes rotated); tiles of 32, and 64 for the padded window
+  it.each(CASES.filter((c) => !c.rotaryDim).map((c) => [c.name, c] as const))('with the scores and pattern, tile 32: %s', async (_name, c) => {
+    flashAttention.tile = 32;
+    const { err, scoresErr, patternErr } = await check(c, true);
+    expect([err, scoresErr, patternErr].every((e) => e! < 1e-5), `z ${err}, scores ${scoresErr}, pattern ${patternErr}`).toBe(true);
+  });
+  it('with the scores and pattern, tile 64: d_head 5, window 4 and padding (rows that see no key: pattern 0)', async () => {
+    flashAttention.tile = 64;
+    const { err, scoresErr, patternErr } = await check(CASES[5], true);
+    expect([err, scoresErr, patternErr].every((e) => e! < 1e-5), `z ${err}, scores ${scoresErr}, pattern ${patternErr}`).toBe(true);
+  });
+
   it('rejects a head count that is not a multiple of the key/value heads, naming both', () => {
     const t = tf.zeros([2, 40, 3, 16]);
     expect(() => flashAttentionZ(bphView(t), bphView(t), bphView(t), { batch: 2, rows: 40, heads: 3, kvHeads: 2, dHead: 16, keys: 40, scale: 4, queryStart: 0, window: null })).toThrow(/3 heads .* 2 key\/value heads/);
@@ -248,12 +289,12 @@ describe('the fused path hands long prefills to the flash kernel', () => {
     if (name === 'llama-gqa') {
       // hooks everywhere (the hooked q/k/v and rotary dispatches) and the patterns: with the single-output kernels
       // (lean dispatch off) flash gives z and the patterns come from their own dispatch; with kernels of several
-      // outputs the per-row kernel writes every row's scores and pattern beside z (webgpu_dispatch.ts)
+      // outputs the flash kernel writes every row's scores and pattern beside z (webgpu_dispatch.ts)
       for (const lean of [false, true]) {
         webgpuHostTuning.leanDispatch = lean;
         try {
           const { result, kinds: k2 } = await countPrograms(() => model.runWithCache(tokens, { names: 'all' }));
-          if (lean) expect(k2.HeadlensAttentionWithRows).toBe(model.cfg.n_layers);
+          if (lean) expect(k2.HeadlensFlashAttentionWithRows).toBe(model.cfg.n_layers);
           else expect(k2.HeadlensFlashAttention).toBe(model.cfg.n_layers);
           const { logits: l2, cache } = result;
           expect(await maxAbsDiffAsync(l2, ref.float32('logits'))).toBeLessThan(1e-4);
@@ -327,7 +368,7 @@ describe('the fused path hands long prefills to the flash kernel', () => {
     }
   });
 
-  it('past fusedAttentionRows.max rows a cache of the whole pattern takes the plain path, one of the last row still the flash kernel; no tensor is left behind', async () => {
+  it('past fusedAttentionRows.max rows a cache of the whole pattern takes the flash kernel that writes the rows (the plain path with single-output kernels), one of the last row still the flash kernel; no tensor is left behind', async () => {
     const m = HookedTransformer.random(cfg, { seed: 5, std: 0.15 });
     const savedMax = fusedAttentionRows.max;
     fusedAttentionRows.max = 16;
@@ -336,7 +377,15 @@ describe('the fused path hands long prefills to the flash kernel', () => {
       const before = tf.memory().numTensors;
       const names = ['blocks.0.attn.hook_pattern'];
       const whole = await countPrograms(() => m.runWithCache(prompts, { names }));
-      expect(whole.kinds.HeadlensFlashAttention ?? 0).toBe(cfg.n_layers - 1); // layer 0 plain, layer 1 flash
+      // layer 0 writes its pattern from the flash kernel (its unasked scores freed), layer 1 plain flash
+      expect([whole.kinds.HeadlensFlashAttentionWithRows, whole.kinds.HeadlensFlashAttention]).toEqual([1, cfg.n_layers - 1]);
+      webgpuHostTuning.leanDispatch = false; // single-output kernels: layer 0 takes the matmul path
+      const plain = await countPrograms(() => m.runWithCache(prompts, { names }));
+      webgpuHostTuning.leanDispatch = true;
+      expect([plain.kinds.HeadlensFlashAttentionWithRows ?? 0, plain.kinds.HeadlensFlashAttention]).toEqual([0, cfg.n_layers - 1]);
+      expect(await maxAbsDiffAsync(whole.result.cache.get(names[0]), (await plain.result.cache.get(names[0]).data()) as Float32Array)).toBeLessThan(1e-6);
+      plain.result.logits.dispose();
+      plain.result.cache.dispose();
       const last = await countPrograms(() => m.runWithCache(prompts, { names, patternRows: 'last' }));
       expect(last.kinds.HeadlensFlashAttention).toBe(cfg.n_layers);
       expect(last.kinds.HeadlensAttentionPattern).toBe(1);
@@ -354,6 +403,7 @@ describe('the fused path hands long prefills to the flash kernel', () => {
       expect(tf.memory().numTensors).toBe(before);
     } finally {
       fusedAttentionRows.max = savedMax;
+      webgpuHostTuning.leanDispatch = true;
       m.dispose();
     }
   });

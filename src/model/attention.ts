@@ -19,7 +19,7 @@ import { HeadlensError } from '../errors.js';
 import type { KVCache } from './kv_cache.js';
 import { linear } from './mlp.js';
 import { applyRotary } from './rotary.js';
-import { attentionSplitCount, bphView, flashAttention, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedAttentionScoresAndPattern as fusedScoresAndPattern, fusedAttentionSplitRows, fusedAttentionWithRows as fusedWithRows, fusedRotary, fusedSplitColumns, FUSED_ATTENTION_MAX_D_HEAD, fusedNorm, multiOutputActive, type HeadView, type InlineRotary, type NormType } from '../backend/webgpu_kernels/index.js';
+import { attentionSplitCount, bphView, flashAttention, flashAttentionWithRows, flashAttentionZ, fusedAttention, fusedAttentionRows as fusedRows, fusedAttentionScoresAndPattern as fusedScoresAndPattern, fusedAttentionSplitRows, fusedAttentionWithRows as fusedWithRows, fusedRotary, fusedSplitColumns, FUSED_ATTENTION_MAX_D_HEAD, fusedNorm, multiOutputActive, type HeadView, type InlineRotary, type NormType } from '../backend/webgpu_kernels/index.js';
 import { normLinear16, packedEpilogueTakes, PackedLinear } from './weights16.js';
 
 export interface AttentionContext {
@@ -84,9 +84,10 @@ export const attentionSlicing = { maxBytes: 256 * 2 ** 20 };
  * workgroup per query row and head (src/backend/webgpu_kernels/attention.ts), right for decoding, but only up to
  * this many (it re-reads every key for each row); from minRows on, the tiled flash-attention kernel
  * (flash_attention.ts), which reads each key once per tile of rows. With minRows above this, the rows between the two
- * take the matmul path. A cache
- * of the whole hook_attn_scores / hook_pattern, though, is written by a dispatch with one workgroup per query row
- * reading every key: with such a cache the fused path takes at most this many new query rows, and longer prompts
+ * take the matmul path. A cache of every row of hook_attn_scores / hook_pattern is written by the attention
+ * kernel itself where kernels of several outputs run (multiOutputActive): the flash kernel's tiles from minRows on.
+ * Where they cannot run, the whole scores or pattern come from a dispatch with one workgroup per query row reading
+ * every key: with such a cache the fused path then takes at most this many new query rows, and longer prompts
  * take the matmul path, whose product shares its key reads across rows. (A cache of some rows, patternRows, does not
  * count.)
  */
@@ -147,9 +148,13 @@ export function attention(
   // cache) can be served, by a separate dispatch that writes them out
   const onlyRead = (name: string) => !hp.wants(name) || hp.readsOnly(name);
   const whole = (name: string) => hp.wants(name) && hp.rowsOnly(name) === undefined; // every query row kept
-  // up to fusedAttentionRows.max rows the per-row kernel; from flashAttention.minRows on the flash kernel (unless
-  // every row of the scores or pattern is kept); between the two, if minRows is set above max, the matmul path
-  const rowsFit = pos <= fusedAttentionRows.max || (pos >= flashAttention.minRows && !(whole(H['attn.hook_attn_scores']) || whole(H['attn.hook_pattern'])));
+  // up to fusedAttentionRows.max rows the per-row kernel; from flashAttention.minRows on the flash kernel, which
+  // writes every row of the scores and pattern beside z where kernels of several outputs run (else a cache of every
+  // row takes the matmul path); between the two, if minRows is set above max, the matmul path
+  const [scoresName, patternName] = [H['attn.hook_attn_scores'], H['attn.hook_pattern']];
+  const someRows = (name: string) => hp.wants(name) && hp.rowsOnly(name) !== undefined;
+  const flashRows = !(whole(scoresName) || whole(patternName)) || (multiOutputActive() && !someRows(scoresName) && !someRows(patternName));
+  const rowsFit = pos <= fusedAttentionRows.max || (pos >= flashAttention.minRows && flashRows);
   // (causal models only: the kernels mask keys after the query; an encoder's attention takes the plain path)
   if (ctx.kernels && !isEncoder(cfg) && rowsFit && e <= FUSED_ATTENTION_MAX_D_HEAD && onlyRead(H['attn.hook_attn_scores']) && onlyRead(H['attn.hook_pattern'])) {
     return fusedPath(cfg, layer, x, P, hp, ctx);
@@ -298,11 +303,19 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
     }
     return output(cfg, layer, hp, hp.point(H['attn.hook_z'], got.z), P, ctx);
   }
-  // a cache of every row of both: the per-row kernel writes them beside z, one dispatch (unless the keys are many)
-  const withRows = hp.wants(scoresName) && hp.wants(patternName) && hp.rowsOnly(scoresName) === undefined && hp.rowsOnly(patternName) === undefined && !inline && multiOutputActive() ? fusedWithRows(q, k, v, opts) : undefined;
+  // a cache of every row: attention writes the scores and pattern beside z in its one dispatch, the flash kernel for
+  // many rows (any number of keys), the per-row kernel for few (unless the keys are many); an output no one asked
+  // for is freed
+  const allRows = (name: string) => !hp.wants(name) || hp.rowsOnly(name) === undefined;
+  const bothHere = hp.wants(scoresName) && hp.wants(patternName);
+  const withRows = viewed && allRows(scoresName) && allRows(patternName) && !inline && multiOutputActive()
+    ? pos >= flashAttention.minRows ? flashAttentionWithRows(q, k, v, opts) : bothHere ? fusedWithRows(q, k, v, opts) : undefined
+    : undefined;
   if (withRows) {
-    hp.point(scoresName, withRows.scores);
-    hp.point(patternName, withRows.pattern);
+    for (const [name, t] of [[scoresName, withRows.scores], [patternName, withRows.pattern]] as const) {
+      if (hp.wants(name)) hp.point(name, t);
+      else t.dispose();
+    }
     return output(cfg, layer, hp, hp.point(H['attn.hook_z'], withRows.z), P, ctx);
   }
   const z = (pos >= flashAttention.minRows ? flashAttentionZ : fusedAttention)(q, k, v, { ...opts, rotary: inline }); // [batch, pos, head, d_head]

@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ATTENTION_UNIFORMS, attentionInputNames, attentionInputs, rotateSnippet, type DecodeAttentionOptions, type HeadView } from './attention.js';
-import { assertFloat, dispatch1d, runProgram, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
+import { assertFloat, dispatch1d, runProgram, runProgramMulti, wgslExtraOutputs, WORKGROUP_INDEX, type WebGPUProgram } from './program.js';
 
 /**
  * minRows: the fused path hands attention of at least this many new query rows to flashAttention, fewer to
@@ -46,7 +46,7 @@ function tileFor(): 32 | 64 {
   return (limits?.maxComputeWorkgroupStorageSize ?? 16384) >= sharedBytes(64) ? 64 : 32;
 }
 
-function flashProgram(o: DecodeAttentionOptions, T: number): WebGPUProgram {
+function flashProgram(o: DecodeAttentionOptions, T: number, withRows = false): WebGPUProgram {
   const E = o.dHead;
   const RP = T / 16; // rows (and keys) of the scores each invocation holds
   const DP = Math.ceil(E / 16); // dimensions of the accumulator each invocation holds, per row
@@ -60,12 +60,13 @@ function flashProgram(o: DecodeAttentionOptions, T: number): WebGPUProgram {
   return {
     variableNames: attentionInputNames(o),
     outputShape,
-    shaderKey: `hlFlashAttention_${E}_${T}_${padded ? 'p' : 'np'}_${rot ? 'rot' : 'norot'}`,
+    shaderKey: `hlFlashAttention_${E}_${T}_${padded ? 'p' : 'np'}_${rot ? 'rot' : 'norot'}${withRows ? '_rows' : ''}`,
     dispatchLayout: { x: [0, 1, 2, 3] },
     dispatch: dispatch1d(o.batch * o.heads * nTiles),
     workgroupSize: [WG, 1, 1],
     uniforms: ATTENTION_UNIFORMS + 'nTiles : i32,',
     getUserCode: () => `
+${withRows ? wgslExtraOutputs(attentionInputNames(o).length, ['scoresOut', 'patternOut']) : ''}
 const E = ${E};
 const T = ${T};
 const RP = ${RP};
@@ -163,7 +164,13 @@ fn main(index : i32) {
         var v = NONE;
         if (ok) { v = s[i * RP + j] / uniforms.scale; }
         s[i * RP + j] = v;
-        mx = max(mx, v);
+        mx = max(mx, v);${withRows ? `
+        // hook_attn_scores [batch, head, row, key], masked keys −Infinity
+        if (r < uniforms.rows && t < uniforms.keys) {
+          var out = -uniforms.INFINITY;
+          if (ok) { out = v; }
+          scoresOut[((bt * uniforms.heads + h) * uniforms.rows + r) * uniforms.keys + t] = out;
+        }` : ''}
       }
       red[rr * 16 + tx] = mx;
     }
@@ -231,7 +238,32 @@ fn main(index : i32) {
       workgroupBarrier();
     }
   }
-  if (wg >= total) { return; }
+${withRows ? `  // hook_pattern from the scores the tiles above wrote and each row's final maximum and sum; keys of tiles the rows
+  // never reached (above the diagonal, before the window) get scores −Infinity and probability 0, as does a row that
+  // sees no key
+  storageBarrier();
+  if (wg < total) {
+    let seen0 = range.x * T;
+    let seen1 = range.y * T;
+    for (var n = tid; n < T * uniforms.keys; n += ${WG}) {
+      let rr = n / uniforms.keys;
+      let t = n % uniforms.keys;
+      let r = r0 + rr;
+      if (r < uniforms.rows) {
+        let at = ((bt * uniforms.heads + h) * uniforms.rows + r) * uniforms.keys + t;
+        var p = 0.0;
+        if (t >= seen0 && t < seen1) {
+          let sv = scoresOut[at];
+          let l = lRow[rr];
+          if (sv > NONE && l > 0.0) { p = exp(sv - mRow[rr]) / l; }
+        } else {
+          scoresOut[at] = -uniforms.INFINITY;
+        }
+        patternOut[at] = p;
+      }
+    }
+  }
+` : ''}  if (wg >= total) { return; }
   for (var i = 0; i < RP; i++) {
     let rr = ty + 16 * i;
     let r = r0 + rr;
@@ -257,13 +289,35 @@ fn main(index : i32) {
  * keys and values, the same as fusedAttention (same views and options), tiled for many query rows.
  */
 export function flashAttentionZ(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): tf.Tensor4D {
-  for (const [t, n] of [[q.tensor, 'q'], [k.tensor, 'k'], [v.tensor, 'v']] as const) assertFloat(t, n);
-  if (o.dHead > 256) throw new Error(`flash attention: d_head ${o.dHead} is more than 256`);
-  if (o.heads % o.kvHeads !== 0) throw new Error(`flash attention: ${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
+  checkFlash(q, k, v, o);
   const T = tileFor();
   const i = (n: number) => ({ type: 'int32' as const, data: [n] });
   const shared = attentionInputs(q, k, v, o);
   const uniforms = [...shared.uniforms, i(Math.ceil(o.rows / T))];
   const inputs = shared.inputs;
   return runProgram('HeadlensFlashAttention', flashProgram(o, T), inputs, uniforms) as tf.Tensor4D;
+}
+
+/**
+ * flashAttentionZ that also writes hook_attn_scores and hook_pattern [batch, head, rows, keys] of every query row,
+ * for a cache that keeps them (three outputs: needs multiOutputActive()). Each key tile's masked, scaled scores are
+ * written as the tile is folded in; once the row's maximum and sum are final, the workgroup turns its rows' scores
+ * into the pattern. So a prefill's full cache costs one pass over the keys, tiled, not a second per-row pass
+ * (fusedAttentionWithRows: one workgroup per row and head, each reading every key of its head).
+ */
+export function flashAttentionWithRows(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): { z: tf.Tensor4D; scores: tf.Tensor4D; pattern: tf.Tensor4D } {
+  checkFlash(q, k, v, o);
+  if (o.rotary) throw new Error('flash attention with rows: q must come rotated (the cache keeps hook_rot_q)');
+  const T = tileFor();
+  const shared = attentionInputs(q, k, v, o);
+  const uniforms = [...shared.uniforms, { type: 'int32' as const, data: [Math.ceil(o.rows / T)] }];
+  const rowsShape = [o.batch, o.heads, o.rows, o.keys];
+  const [z, scores, pattern] = runProgramMulti('HeadlensFlashAttentionWithRows', flashProgram(o, T, true), shared.inputs, uniforms, [rowsShape, rowsShape]);
+  return { z: z as tf.Tensor4D, scores: scores as tf.Tensor4D, pattern: pattern as tf.Tensor4D };
+}
+
+function checkFlash(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): void {
+  for (const [t, n] of [[q.tensor, 'q'], [k.tensor, 'k'], [v.tensor, 'v']] as const) assertFloat(t, n);
+  if (o.dHead > 256) throw new Error(`flash attention: d_head ${o.dHead} is more than 256`);
+  if (o.heads % o.kvHeads !== 0) throw new Error(`flash attention: ${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
 }

@@ -18,7 +18,7 @@ export { fusedKernelsActive, multiOutputActive } from './program.js';
 export { fusedNorm, fusedNormApply, fusedNormOfSum, fusedNormScale, fusedNormWith, type NormType } from './norm.js';
 export { fusedSplitColumns } from './split.js';
 export { attentionSplitCount, attentionSplits, bhpView, bphView, fusedAttention, fusedAttentionRows, fusedAttentionScoresAndPattern, fusedAttentionSplitRows, fusedAttentionWithRows, FUSED_ATTENTION_MAX_D_HEAD, type DecodeAttentionOptions, type HeadView, type InlineRotary } from './attention.js';
-export { flashAttention, flashAttentionZ } from './flash_attention.js';
+export { flashAttention, flashAttentionWithRows, flashAttentionZ } from './flash_attention.js';
 export { fusedRotary, type RotaryOptions } from './rotary.js';
 export { uninitialisedTensor, writeKVInPlace } from './kv_append.js';
 export { fusedActivation, fusedAdd3, fusedGatedActivation, type FusedActivation } from './activation.js';
