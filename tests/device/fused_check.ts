@@ -5,7 +5,10 @@
  * length is run into a KV cache and --steps greedy single-token steps follow, once with optimisations.fusedKernels
  * on and once off; every step's last logits are compared (max |fused − plain| / max |plain|), the chosen tokens
  * must be equal, and the programs each decoding step dispatched are counted both ways. A context past
- * attentionSplits.minKeys (2,048) runs the split attention and its merge. Also here with tiny shapes on
+ * attentionSplits.minKeys (2,048) runs the split attention and its merge. With --rows yes each step also keeps every
+ * layer's last attention row (hook_attn_scores and hook_pattern, patternRows 'last', as the retrieval scorer
+ * decodes): past minKeys the split pass writes them (fusedAttentionSplitRows), and each step's rows are compared
+ * both ways too (rows_rel_diff_per_step; masked scores must be −Infinity in both). Also here with tiny shapes on
  * SwiftShader, so a typo never costs device time:
  *   HEADLENS_WEBGPU_ADAPTER=swiftshader npx vite-node tests/device/fused_check.ts --presets gpt2-small --layers 1 \
  *     --tiny yes --contexts 40 --steps 2 --out /tmp/fc
@@ -35,6 +38,8 @@ async function main(): Promise<void> {
   const contexts = arg('contexts', '1024,4096').split(',').map(Number);
   const steps = Number(arg('steps', '4'));
   const tiny = arg('tiny', 'no') === 'yes';
+  const withRows = arg('rows', 'no') === 'yes';
+  const rowNames = (n: string) => /attn\.hook_(attn_scores|pattern)$/.test(n);
   const out = path.join(arg('out', process.env.OUT ?? '.'), 'fused_check.json');
   const choice = await initBackend({ backend: 'webgpu' });
   console.log('backend', choice.reason);
@@ -57,13 +62,20 @@ async function main(): Promise<void> {
         optimisations.fusedKernels = fused;
         const cache = new KVCache(cfg.n_layers);
         const logits: Float32Array[] = [];
+        const rows: Float32Array[][] = [];
         const tokens: number[] = [];
         const perStep: number[] = [];
         let feed = [prompt];
         try {
           for (let s = 0; s <= steps; s++) {
             const before = programs;
-            const out = model.runWithHooks(feed, { kvCache: cache, logits: 'last' });
+            let out: tf.Tensor;
+            if (withRows) {
+              const r = model.runWithCache(feed, { kvCache: cache, logits: 'last', names: rowNames, patternRows: 'last' });
+              out = r.logits;
+              rows.push(await Promise.all(r.cache.keys().sort().map(async (k) => (await r.cache.get(k).data()) as Float32Array)));
+              r.cache.dispose();
+            } else out = model.runWithHooks(feed, { kvCache: cache, logits: 'last' });
             if (s > 0) perStep.push(programs - before);
             const last = (await out.data()) as Float32Array;
             out.dispose();
@@ -77,24 +89,26 @@ async function main(): Promise<void> {
           cache.dispose();
           optimisations.fusedKernels = true;
         }
-        return { logits, tokens, perStep };
+        return { logits, rows, tokens, perStep };
       };
-      const row: Record<string, unknown> = { preset: name, n_layers: layers, context: L };
+      const row: Record<string, unknown> = { preset: name, n_layers: layers, context: L, rows: withRows };
       try {
         const fused = await run(true);
         const plain = await run(false);
         row.tokens_equal = fused.tokens.every((t, i) => t === plain.tokens[i]);
-        row.rel_diff_per_step = fused.logits.map((a, s) => {
-          const b = plain.logits[s];
+        const rel = (a: Float32Array, b: Float32Array) => {
           let d = 0;
           let m = 0;
           for (let i = 0; i < a.length; i++) {
+            if (a[i] === -Infinity && b[i] === -Infinity) continue; // a masked score in both
             const x = Math.abs(a[i] - b[i]);
-            if (!(x <= d)) d = x;
+            if (!(x <= d)) d = x; // NaN, or −Infinity on one side only, wins
             m = Math.max(m, Math.abs(b[i]));
           }
           return d / m;
-        });
+        };
+        row.rel_diff_per_step = fused.logits.map((a, s) => rel(a, plain.logits[s]));
+        if (withRows) row.rows_rel_diff_per_step = fused.rows.map((names, s) => Math.max(...names.map((a, i) => rel(a, plain.rows[s][i]))));
         row.programs_per_step = { fused: fused.perStep, plain: plain.perStep };
       } catch (e) {
         row.error = (e as Error).message.split('\n')[0];
