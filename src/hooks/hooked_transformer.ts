@@ -5,6 +5,7 @@
  * until `resetHooks()`. `generate` decodes with a KV cache, hooks applied at every step (generate.ts).
  */
 import * as tf from '@tensorflow/tfjs';
+import { sharedHandle } from '../util/handles.js';
 import { HeadlensError } from '../errors.js';
 import { isEncoder, type HookedConfig } from '../model/config.js';
 import type { Interceptor } from '../model/hook_point.js';
@@ -302,15 +303,15 @@ export class HookedTransformer extends Transformer {
       call: (n, act) => {
         const out = base.wants(n) ? base.call(n, act) : act;
         // the cache's own handle: `out` may be the caller's tensor or another cache's (patching), and one
-        // tensor can sit at two points (resid_post of l is resid_pre of l+1). A same-shape reshape gives a new
-        // handle on the same data on every backend; clone() copies the data on wasm
-        if (keep(n)) acts.set(n, tf.keep(rows && isPerQuery(n) ? queryRows(n, out, rows) : out.reshape(out.shape)));
+        // tensor can sit at two points (resid_post of l is resid_pre of l+1). A second handle on the same data
+        // (sharedHandle: what a same-shape reshape gives, without the kernel call); clone() copies the data on wasm
+        if (keep(n)) acts.set(n, tf.keep(rows && isPerQuery(n) ? queryRows(n, out, rows) : sharedHandle(out)));
         return out;
       },
       // long contexts: the attention may compute only the rows kept (attention.ts); checked as queryRows checks them
       queryRows: (n) => (rows && isPerQuery(n) && keep(n) ? rows : undefined),
       callRows: (n, act) => {
-        acts.set(n, tf.keep(act.reshape(act.shape)));
+        acts.set(n, tf.keep(sharedHandle(act)));
       },
     };
     try {

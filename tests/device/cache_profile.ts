@@ -10,6 +10,8 @@
  *   cache_resid        only the residual stream (hook_resid_pre / mid / post)
  *   cache_all_per_row  'all' with flashAttention.minRows above pos: the per-row kernel writes the rows (the routing
  *                      before flashAttentionWithRows, for pos ≥ 32)
+ *   cache_all_reshape_handles  'all' with the cache's handles made by reshape (sharedHandles.direct off: before
+ *                      src/util/handles.ts)
  * For each: ms a call and the GPU buffers created a call while queued so; then one call with the GPU idle before it:
  * the host's own time (recording, no read), programs, buffers created.
  * Then the rows' agreement: every layer's scores, pattern and z of the default routing against the per-row kernel's
@@ -26,6 +28,7 @@ import { msPerCall } from '../../src/bench/timing.js';
 import { HookedTransformer, type NamesFilter } from '../../src/hooks/hooked_transformer.js';
 import { makeConfig } from '../../src/model/config.js';
 import { optimisations } from '../../src/model/transformer.js';
+import { sharedHandles } from '../../src/util/handles.js';
 import { runMain } from './run_main.js';
 
 const ROWS = /attn\.hook_(attn_scores|pattern)$/;
@@ -52,14 +55,16 @@ async function main(): Promise<void> {
     const cfg = makeConfig({ ...p.model, n_ctx: Math.max(p.model.n_ctx, pos) });
     const model = HookedTransformer.random(cfg, { seed: 0 });
     const tokens = makeTask(cfg.d_vocab, batch, pos, 1).clean;
-    const cached = (names: NamesFilter, perRow = false) => () => {
+    const cached = (names: NamesFilter, perRow = false, reshapeHandles = false) => () => {
       if (perRow) flashAttention.minRows = pos + 1;
+      sharedHandles.direct = !reshapeHandles;
       try {
         const r = model.runWithCache(tokens, { names });
         r.cache.dispose();
         return r.logits;
       } finally {
         flashAttention.minRows = savedMin;
+        sharedHandles.direct = true;
       }
     };
     const variants: Record<string, () => tf.Tensor> = {
@@ -69,6 +74,7 @@ async function main(): Promise<void> {
       cache_rows_only: cached((n) => ROWS.test(n)),
       cache_resid: cached((n) => /hook_resid_(pre|mid|post)$/.test(n)),
       cache_all_per_row: cached('all', true),
+      cache_all_reshape_handles: cached('all', false, true),
     };
     const ms: Record<string, number> = {};
     const created: Record<string, number> = {}; // GPU buffers created a call while the calls were queued back to back (after the first trial)
@@ -96,7 +102,7 @@ async function main(): Promise<void> {
     }
     console.log(`${batch}x${pos}: ms a call ${JSON.stringify(Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, +v.toFixed(2)])))}`);
     console.log(`${batch}x${pos}: buffers created a call, queued back to back ${JSON.stringify(Object.fromEntries(Object.entries(created).map(([k, v]) => [k, +v.toFixed(1)])))}`);
-    console.log(`${batch}x${pos}: cache_all / forward ${(ms.cache_all / ms.forward).toFixed(3)}, cache_all_per_row / forward ${(ms.cache_all_per_row / ms.forward).toFixed(3)}, cache_no_rows / forward ${(ms.cache_no_rows / ms.forward).toFixed(3)}`);
+    console.log(`${batch}x${pos}: cache_all / forward ${(ms.cache_all / ms.forward).toFixed(3)}, cache_all_reshape_handles / forward ${(ms.cache_all_reshape_handles / ms.forward).toFixed(3)}, cache_all_per_row / forward ${(ms.cache_all_per_row / ms.forward).toFixed(3)}, cache_no_rows / forward ${(ms.cache_no_rows / ms.forward).toFixed(3)}`);
     for (const [name, h] of Object.entries(host)) console.log(`  ${name}: enqueue ${h.enqueue_ms.toFixed(2)} ms, ${h.programs} programs, ${h.buffers_created} buffers created`);
 
     // agreement of the rows: default routing against the per-row kernel and against the unfused path
