@@ -8,7 +8,9 @@
  * attentionSplits.minKeys (2,048) runs the split attention and its merge. With --rows yes each step also keeps every
  * layer's last attention row (hook_attn_scores and hook_pattern, patternRows 'last', as the retrieval scorer
  * decodes): past minKeys the split pass writes them (fusedAttentionSplitRows), and each step's rows are compared
- * both ways too (rows_rel_diff_per_step; masked scores must be −Infinity in both). Also here with tiny shapes on
+ * both ways too (rows_rel_diff_per_step; masked scores must be −Infinity in both; attn_scores_worst_per_step and
+ * pattern_worst_per_step: each kind apart, the hook point of the largest difference and the largest |value| there).
+ * Also here with tiny shapes on
  * SwiftShader, so a typo never costs device time:
  *   HEADLENS_WEBGPU_ADAPTER=swiftshader npx vite-node tests/device/fused_check.ts --presets gpt2-small --layers 1 \
  *     --tiny yes --contexts 40 --steps 2 --out /tmp/fc
@@ -63,6 +65,7 @@ async function main(): Promise<void> {
         const cache = new KVCache(cfg.n_layers);
         const logits: Float32Array[] = [];
         const rows: Float32Array[][] = [];
+        let rowNamesSeen: string[] = [];
         const tokens: number[] = [];
         const perStep: number[] = [];
         let feed = [prompt];
@@ -73,7 +76,8 @@ async function main(): Promise<void> {
             if (withRows) {
               const r = model.runWithCache(feed, { kvCache: cache, logits: 'last', names: rowNames, patternRows: 'last' });
               out = r.logits;
-              rows.push(await Promise.all(r.cache.keys().sort().map(async (k) => (await r.cache.get(k).data()) as Float32Array)));
+              rowNamesSeen = r.cache.keys().sort();
+              rows.push(await Promise.all(rowNamesSeen.map(async (k) => (await r.cache.get(k).data()) as Float32Array)));
               r.cache.dispose();
             } else out = model.runWithHooks(feed, { kvCache: cache, logits: 'last' });
             if (s > 0) perStep.push(programs - before);
@@ -89,7 +93,7 @@ async function main(): Promise<void> {
           cache.dispose();
           optimisations.fusedKernels = true;
         }
-        return { logits, rows, tokens, perStep };
+        return { logits, rows, rowNames: rowNamesSeen, tokens, perStep };
       };
       const row: Record<string, unknown> = { preset: name, n_layers: layers, context: L, rows: withRows };
       try {
@@ -108,7 +112,22 @@ async function main(): Promise<void> {
           return d / m;
         };
         row.rel_diff_per_step = fused.logits.map((a, s) => rel(a, plain.logits[s]));
-        if (withRows) row.rows_rel_diff_per_step = fused.rows.map((names, s) => Math.max(...names.map((a, i) => rel(a, plain.rows[s][i]))));
+        if (withRows) {
+          row.rows_rel_diff_per_step = fused.rows.map((names, s) => Math.max(...names.map((a, i) => rel(a, plain.rows[s][i]))));
+          // the same apart for the scores and the pattern, with the hook point of each step's largest difference and
+          // the largest |value| it is relative to
+          for (const kind of ['attn_scores', 'pattern']) {
+            row[`${kind}_worst_per_step`] = fused.rows.map((names, s) => {
+              let worst = { rel: 0, at: '', max_abs_value: 0 };
+              names.forEach((a, i) => {
+                if (!fused.rowNames[i].endsWith(`hook_${kind}`)) return;
+                const e = rel(a, plain.rows[s][i]);
+                if (e >= worst.rel) worst = { rel: e, at: fused.rowNames[i], max_abs_value: Math.max(...Array.from(plain.rows[s][i]).filter(Number.isFinite).map(Math.abs)) };
+              });
+              return worst;
+            });
+          }
+        }
         row.programs_per_step = { fused: fused.perStep, plain: plain.perStep };
       } catch (e) {
         row.error = (e as Error).message.split('\n')[0];
