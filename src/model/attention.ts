@@ -93,6 +93,11 @@ export const attentionSlicing = { maxBytes: 256 * 2 ** 20 };
  */
 export const fusedAttentionRows = { max: 128 };
 
+/** Nobody at `name` keeps only some query rows (patternRows): nobody listens there, or its listener keeps every row. */
+function noRowSubset(hp: HookPoints, name: string): boolean {
+  return !hp.wants(name) || hp.rowsOnly(name) === undefined;
+}
+
 /** x·W + b for per-head weights W [head, d_model, d_head]: x [batch, pos, d_model] → [batch, pos, head, d_head]. */
 function project(x2d: tf.Tensor2D, W: tf.Tensor, b: tf.Tensor, batch: number, pos: number): tf.Tensor4D {
   const [h, d, e] = W.shape;
@@ -152,8 +157,7 @@ export function attention(
   // writes every row of the scores and pattern beside z where kernels of several outputs run (else a cache of every
   // row takes the matmul path); between the two, if minRows is set above max, the matmul path
   const [scoresName, patternName] = [H['attn.hook_attn_scores'], H['attn.hook_pattern']];
-  const someRows = (name: string) => hp.wants(name) && hp.rowsOnly(name) !== undefined;
-  const flashRows = !(whole(scoresName) || whole(patternName)) || (multiOutputActive() && !someRows(scoresName) && !someRows(patternName));
+  const flashRows = !(whole(scoresName) || whole(patternName)) || (multiOutputActive() && noRowSubset(hp, scoresName) && noRowSubset(hp, patternName));
   const rowsFit = pos <= fusedAttentionRows.max || (pos >= flashAttention.minRows && flashRows);
   // (causal models only: the kernels mask keys after the query; an encoder's attention takes the plain path)
   if (ctx.kernels && !isEncoder(cfg) && rowsFit && e <= FUSED_ATTENTION_MAX_D_HEAD && onlyRead(H['attn.hook_attn_scores']) && onlyRead(H['attn.hook_pattern'])) {
@@ -306,9 +310,8 @@ function fusedPath(cfg: HookedConfig, layer: number, x: tf.Tensor3D, P: Param, h
   // a cache of every row: attention writes the scores and pattern beside z in its one dispatch, the flash kernel for
   // many rows (any number of keys), the per-row kernel for few (unless the keys are many); an output no one asked
   // for is freed
-  const allRows = (name: string) => !hp.wants(name) || hp.rowsOnly(name) === undefined;
   const bothHere = hp.wants(scoresName) && hp.wants(patternName);
-  const withRows = viewed && allRows(scoresName) && allRows(patternName) && !inline && multiOutputActive()
+  const withRows = viewed && noRowSubset(hp, scoresName) && noRowSubset(hp, patternName) && !inline && multiOutputActive()
     ? pos >= flashAttention.minRows ? flashAttentionWithRows(q, k, v, opts) : bothHere ? fusedWithRows(q, k, v, opts) : undefined
     : undefined;
   if (withRows) {

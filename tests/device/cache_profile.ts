@@ -29,6 +29,7 @@ import { HookedTransformer, type NamesFilter } from '../../src/hooks/hooked_tran
 import { makeConfig } from '../../src/model/config.js';
 import { optimisations } from '../../src/model/transformer.js';
 import { sharedHandles } from '../../src/util/handles.js';
+import { relError } from '../helpers.js';
 import { runMain } from './run_main.js';
 
 const ROWS = /attn\.hook_(attn_scores|pattern)$/;
@@ -124,21 +125,10 @@ async function main(): Promise<void> {
       }
     };
     const [mine, perRow, unfused] = [await grab(false, true), await grab(true, true), await grab(false, false)];
-    const rel = (a: Float32Array, b: Float32Array) => {
-      let [d, s] = [0, 0];
-      for (let i = 0; i < a.length; i++) {
-        const [x, y] = [a[i], b[i]];
-        if (x === -Infinity && y === -Infinity) continue;
-        const e = Math.abs(x - y);
-        if (!(e <= d)) d = e; // NaN or a one-sided −Infinity wins
-        s = Math.max(s, Math.abs(y));
-      }
-      return d / s;
-    };
     const agreement: Record<string, { vs_per_row: number; vs_unfused: number }> = {};
     for (const kind of ['attn_scores', 'pattern', 'z', 'logits']) {
       const keys = Object.keys(mine).filter((k) => (kind === 'logits' ? k === 'logits' : k.endsWith(`hook_${kind}`)));
-      agreement[kind] = { vs_per_row: Math.max(...keys.map((k) => rel(mine[k], perRow[k]))), vs_unfused: Math.max(...keys.map((k) => rel(mine[k], unfused[k]))) };
+      agreement[kind] = { vs_per_row: Math.max(...keys.map((k) => relError(mine[k], perRow[k]))), vs_unfused: Math.max(...keys.map((k) => relError(mine[k], unfused[k]))) };
     }
     console.log(`${batch}x${pos}: agreement (max |difference| / max |value| over the layers) ${JSON.stringify(agreement)}`);
     results.push({ batch, pos, ms_per_call: ms, buffers_created_queued: created, host, agreement });

@@ -27,6 +27,7 @@ import { HookedTransformer } from '../../src/hooks/hooked_transformer.js';
 import { makeConfig, type HookedConfigInput } from '../../src/model/config.js';
 import { KVCache } from '../../src/model/kv_cache.js';
 import { optimisations } from '../../src/model/transformer.js';
+import { relError } from '../helpers.js';
 import { runMain } from './run_main.js';
 
 function arg(name: string, fallback: string): string {
@@ -100,20 +101,9 @@ async function main(): Promise<void> {
         const fused = await run(true);
         const plain = await run(false);
         row.tokens_equal = fused.tokens.every((t, i) => t === plain.tokens[i]);
-        const rel = (a: Float32Array, b: Float32Array) => {
-          let d = 0;
-          let m = 0;
-          for (let i = 0; i < a.length; i++) {
-            if (a[i] === -Infinity && b[i] === -Infinity) continue; // a masked score in both
-            const x = Math.abs(a[i] - b[i]);
-            if (!(x <= d)) d = x; // NaN, or −Infinity on one side only, wins
-            m = Math.max(m, Math.abs(b[i]));
-          }
-          return d / m;
-        };
-        row.rel_diff_per_step = fused.logits.map((a, s) => rel(a, plain.logits[s]));
+        row.rel_diff_per_step = fused.logits.map((a, s) => relError(a, plain.logits[s]));
         if (withRows) {
-          row.rows_rel_diff_per_step = fused.rows.map((names, s) => Math.max(...names.map((a, i) => rel(a, plain.rows[s][i]))));
+          row.rows_rel_diff_per_step = fused.rows.map((names, s) => Math.max(...names.map((a, i) => relError(a, plain.rows[s][i]))));
           // the same apart for the scores and the pattern, with the hook point of each step's largest difference and
           // the largest |value| it is relative to
           for (const kind of ['attn_scores', 'pattern']) {
@@ -121,7 +111,7 @@ async function main(): Promise<void> {
               let worst = { rel: 0, at: '', max_abs_value: 0 };
               names.forEach((a, i) => {
                 if (!fused.rowNames[i].endsWith(`hook_${kind}`)) return;
-                const e = rel(a, plain.rows[s][i]);
+                const e = relError(a, plain.rows[s][i]);
                 if (e >= worst.rel) worst = { rel: e, at: fused.rowNames[i], max_abs_value: Math.max(...Array.from(plain.rows[s][i]).filter(Number.isFinite).map(Math.abs)) };
               });
               return worst;

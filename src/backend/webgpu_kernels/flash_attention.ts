@@ -289,12 +289,7 @@ ${withRows ? `  // hook_pattern from the scores the tiles above wrote and each r
  * keys and values, the same as fusedAttention (same views and options), tiled for many query rows.
  */
 export function flashAttentionZ(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): tf.Tensor4D {
-  checkFlash(q, k, v, o);
-  const T = tileFor();
-  const i = (n: number) => ({ type: 'int32' as const, data: [n] });
-  const shared = attentionInputs(q, k, v, o);
-  const uniforms = [...shared.uniforms, i(Math.ceil(o.rows / T))];
-  const inputs = shared.inputs;
+  const { T, inputs, uniforms } = flashInputs(q, k, v, o);
   return runProgram('HeadlensFlashAttention', flashProgram(o, T), inputs, uniforms) as tf.Tensor4D;
 }
 
@@ -306,18 +301,19 @@ export function flashAttentionZ(q: HeadView, k: HeadView, v: HeadView, o: Decode
  * (fusedAttentionWithRows: one workgroup per row and head, each reading every key of its head).
  */
 export function flashAttentionWithRows(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): { z: tf.Tensor4D; scores: tf.Tensor4D; pattern: tf.Tensor4D } {
-  checkFlash(q, k, v, o);
   if (o.rotary) throw new Error('flash attention with rows: q must come rotated (the cache keeps hook_rot_q)');
-  const T = tileFor();
-  const shared = attentionInputs(q, k, v, o);
-  const uniforms = [...shared.uniforms, { type: 'int32' as const, data: [Math.ceil(o.rows / T)] }];
+  const { T, inputs, uniforms } = flashInputs(q, k, v, o);
   const rowsShape = [o.batch, o.heads, o.rows, o.keys];
-  const [z, scores, pattern] = runProgramMulti('HeadlensFlashAttentionWithRows', flashProgram(o, T, true), shared.inputs, uniforms, [rowsShape, rowsShape]);
+  const [z, scores, pattern] = runProgramMulti('HeadlensFlashAttentionWithRows', flashProgram(o, T, true), inputs, uniforms, [rowsShape, rowsShape]);
   return { z: z as tf.Tensor4D, scores: scores as tf.Tensor4D, pattern: pattern as tf.Tensor4D };
 }
 
-function checkFlash(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions): void {
+/** The checked inputs of both flash entries, the tile, and the uniforms (attention's, then the query tiles). */
+function flashInputs(q: HeadView, k: HeadView, v: HeadView, o: DecodeAttentionOptions) {
   for (const [t, n] of [[q.tensor, 'q'], [k.tensor, 'k'], [v.tensor, 'v']] as const) assertFloat(t, n);
   if (o.dHead > 256) throw new Error(`flash attention: d_head ${o.dHead} is more than 256`);
   if (o.heads % o.kvHeads !== 0) throw new Error(`flash attention: ${o.heads} heads are not a multiple of ${o.kvHeads} key/value heads`);
+  const T = tileFor();
+  const shared = attentionInputs(q, k, v, o);
+  return { T, inputs: shared.inputs, uniforms: [...shared.uniforms, { type: 'int32' as const, data: [Math.ceil(o.rows / T)] }] };
 }
