@@ -56,22 +56,34 @@ describe('notebooks', () => {
     it.concurrent(`jupyter nbconvert --execute ${nb} runs every cell without error`, { timeout: 300_000 }, async () => {
       await requireTools();
       const target = path.join(out, nb);
+      let stderr: string;
       try {
         // asynchronously: a blocked worker cannot answer vitest's RPC for the half minute a notebook takes
-        await run('jupyter', ['nbconvert', '--to', 'notebook', '--execute', `--ExecutePreprocessor.timeout=240`, '--output', target, path.join(NOTEBOOKS, nb)], {
+        ({ stderr } = await run('jupyter', ['nbconvert', '--to', 'notebook', '--execute', `--ExecutePreprocessor.timeout=240`, '--output', target, path.join(NOTEBOOKS, nb)], {
           cwd: NOTEBOOKS,
           env,
           encoding: 'utf8',
           maxBuffer: 64 * 1024 * 1024,
-        });
+        }));
       } catch (e) {
         const err = e as { stderr?: string };
-        // nbconvert's stderr ends with the failing cell and its error
-        throw new Error(`${nb} failed:\n${(err.stderr ?? String(e)).split('\n').slice(-40).join('\n')}`);
+        // nbconvert's stderr ends with the failing cell and its error; what the kernel itself printed (a crash, a
+        // stray rejection) comes before nbconvert's traceback, so that part is shown too
+        const lines = (err.stderr ?? String(e)).split('\n').map((l) => (l.length > 400 ? `${l.slice(0, 400)}…` : l));
+        const tb = lines.findIndex((l) => l.startsWith('Traceback'));
+        const kernel = (tb > 0 ? lines.slice(0, tb) : []).filter((l) => !/^\[NbConvertApp\]/.test(l)).slice(-30);
+        throw new Error(`${nb} failed:\n${kernel.length ? `the kernel printed:\n${kernel.join('\n')}\n---\n` : ''}${lines.slice(-40).join('\n')}`);
       }
       const executed = JSON.parse(readFileSync(target, 'utf8')) as { cells: { cell_type: string; outputs?: { output_type: string; text?: string[]; data?: Record<string, unknown> }[] }[] };
       const code = executed.cells.filter((c) => c.cell_type === 'code');
       expect(code.flatMap((c) => c.outputs ?? []).filter((o) => o.output_type === 'error')).toEqual([]);
+      // the tslab kernel reports an error thrown in a callback, or a rejection nobody handled, and goes on (under the
+      // running cell, or on its stderr between cells); one whose stack passes through headlens' own code fails the
+      // notebook, any other is printed here
+      const printed = [stderr, ...code.flatMap((c) => c.outputs ?? []).map((o) => (o.text ?? []).join(''))].join('\n');
+      const stray = printed.split(/\n(?=UncaughtException:|UnhandledPromiseRejection:)/).filter((b) => /^(UncaughtException|UnhandledPromiseRejection):/.test(b));
+      if (stray.length) console.warn(`${nb}: the kernel reported\n${stray.join('\n')}`);
+      expect(stray.filter((b) => b.includes(path.join(ROOT, `dist${path.sep}`)) || b.includes(path.join(ROOT, `src${path.sep}`)))).toEqual([]);
       // the checks ran: every `check(…)` prints "ok: …"
       const oks = code.flatMap((c) => c.outputs ?? []).flatMap((o) => o.text ?? []).join('').match(/^ok: /gm) ?? [];
       expect(oks.length).toBeGreaterThan(0);

@@ -246,9 +246,32 @@ async function startWasm(): Promise<string> {
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   }
   registerWasmKernels();
-  await setBackend('wasm');
+  await keepProcessHandlers(() => setBackend('wasm'));
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   return `CPU through WebAssembly (${simd ? 'SIMD' : 'no SIMD'}, one thread)`;
+}
+
+/**
+ * Runs `start` and then removes the process-wide 'uncaughtException' and 'unhandledRejection' listeners it added.
+ * The wasm backend's Emscripten module adds one of each when it loads in Node, and both rethrow. A listener that
+ * rethrows kills the process at any stray rejection or error thrown in a callback, even where the host has its own
+ * listener to report and carry on: the tslab kernel's does that, and with the wasm module loaded a notebook's kernel
+ * died instead (tfjs removes the same listeners itself, but only when the module is disposed). Without them Node and
+ * the host behave as they would without headlens.
+ */
+async function keepProcessHandlers<T>(start: () => Promise<T>): Promise<T> {
+  if (!isNode || typeof process.listeners !== 'function') return start();
+  // typed loosely: @types/node's overloads take one event name at a time
+  const proc = process as unknown as { listeners(e: string): Function[]; removeListener(e: string, l: Function): void };
+  const events = ['uncaughtException', 'unhandledRejection'];
+  const before = events.map((e) => new Set(proc.listeners(e)));
+  try {
+    return await start();
+  } finally {
+    events.forEach((e, i) => {
+      for (const l of proc.listeners(e)) if (!before[i].has(l)) proc.removeListener(e, l);
+    });
+  }
 }
 
 /**

@@ -10,6 +10,11 @@
  * decodes): past minKeys the split pass writes them (fusedAttentionSplitRows), and each step's rows are compared
  * both ways too (rows_rel_diff_per_step; masked scores must be −Infinity in both; attn_scores_worst_per_step and
  * pattern_worst_per_step: each kind apart, the hook point of the largest difference and the largest |value| there).
+ * With --reference yes as well, each step's last rows are computed again in float64 here, from the plain run's own q
+ * (hook_rot_q, or hook_q without rotary) and keys (the KV cache), and both runs are compared with that
+ * (reference_per_step: per kind, the largest relative difference over the layers of fused and of plain). Which side
+ * is nearer says which one a fused-against-plain difference comes from; the plain side's difference is its own
+ * float32 arithmetic, since the reference starts from its inputs.
  * Also here with tiny shapes on
  * SwiftShader, so a typo never costs device time:
  *   HEADLENS_WEBGPU_ADAPTER=swiftshader npx vite-node tests/device/fused_check.ts --presets gpt2-small --layers 1 \
@@ -42,6 +47,8 @@ async function main(): Promise<void> {
   const steps = Number(arg('steps', '4'));
   const tiny = arg('tiny', 'no') === 'yes';
   const withRows = arg('rows', 'no') === 'yes';
+  const withReference = arg('reference', 'no') === 'yes';
+  if (withReference && !withRows) throw new Error('--reference yes compares the kept rows: give --rows yes too');
   const rowNames = (n: string) => /attn\.hook_(attn_scores|pattern)$/.test(n);
   const out = path.join(arg('out', process.env.OUT ?? '.'), 'fused_check.json');
   const choice = await initBackend({ backend: 'webgpu' });
@@ -59,6 +66,8 @@ async function main(): Promise<void> {
     const shape = tiny ? { d_model: 64, d_head: 16, n_heads: 4, d_mlp: 128, d_vocab: 500, ...(p.rotary_dim != null ? { rotary_dim: 8 } : {}) } : {};
     const cfg = makeConfig({ ...p, ...shape, n_layers: layers, n_ctx: Math.max(...contexts) + steps + 2 });
     const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64, std: 0.05 });
+    if (withReference && cfg.sliding_window !== null) throw new Error(`--reference: ${name} has a sliding window, which the float64 rows here do not apply`);
+    const qName = cfg.positional_embedding_type === 'rotary' ? 'attn.hook_rot_q' : 'attn.hook_q';
     for (const L of contexts) {
       const prompt = Array.from({ length: L }, (_, i) => (i * 7919 + 13) % cfg.d_vocab);
       const run = async (fused: boolean) => {
@@ -66,6 +75,8 @@ async function main(): Promise<void> {
         const cache = new KVCache(cfg.n_layers);
         const logits: Float32Array[] = [];
         const rows: Float32Array[][] = [];
+        /** per step, per layer: the last row's scores and pattern in float64 [head, key] (plain run with --reference) */
+        const reference: { scores: Float64Array; pattern: Float64Array }[][] = [];
         let rowNamesSeen: string[] = [];
         const tokens: number[] = [];
         const perStep: number[] = [];
@@ -75,10 +86,23 @@ async function main(): Promise<void> {
             const before = programs;
             let out: tf.Tensor;
             if (withRows) {
-              const r = model.runWithCache(feed, { kvCache: cache, logits: 'last', names: rowNames, patternRows: 'last' });
+              // the plain run also keeps q for the reference (listening at q sends a fused run down another path)
+              const ref = withReference && !fused;
+              const names = ref ? (n: string) => rowNames(n) || n.endsWith(qName) : rowNames;
+              const r = model.runWithCache(feed, { kvCache: cache, logits: 'last', names, patternRows: 'last' });
               out = r.logits;
-              rowNamesSeen = r.cache.keys().sort();
+              rowNamesSeen = r.cache.keys().filter(rowNames).sort();
               rows.push(await Promise.all(rowNamesSeen.map(async (k) => (await r.cache.get(k).data()) as Float32Array)));
+              if (ref) {
+                const perLayer = [];
+                for (let l = 0; l < cfg.n_layers; l++) {
+                  const q = r.cache.get(`blocks.${l}.${qName}`); // [1, pos, head, d_head]
+                  const qLast = (await q.slice([0, q.shape[1]! - 1, 0, 0], [1, 1, -1, -1]).data()) as Float32Array;
+                  const k = cache.past(l)!.k; // [1, kv_head, key_pos, d_head]; plain runs hold the cache as tensors
+                  perLayer.push(lastRow64(qLast, (await k.data()) as Float32Array, cfg.n_heads, cfg.n_key_value_heads, k.shape[2], cfg.d_head, cfg.attn_scale));
+                }
+                reference.push(perLayer);
+              }
               r.cache.dispose();
             } else out = model.runWithHooks(feed, { kvCache: cache, logits: 'last' });
             if (s > 0) perStep.push(programs - before);
@@ -94,7 +118,7 @@ async function main(): Promise<void> {
           cache.dispose();
           optimisations.fusedKernels = true;
         }
-        return { logits, rows, rowNames: rowNamesSeen, tokens, perStep };
+        return { logits, rows, rowNames: rowNamesSeen, tokens, perStep, reference };
       };
       const row: Record<string, unknown> = { preset: name, n_layers: layers, context: L, rows: withRows };
       try {
@@ -118,6 +142,18 @@ async function main(): Promise<void> {
             });
           }
         }
+        if (withReference) {
+          // per step and kind: the largest relative difference from float64 over the layers, fused and plain
+          const layerOf = (n: string) => Number(/^blocks\.(\d+)\./.exec(n)![1]);
+          row.reference_per_step = plain.reference.map((perLayer, s) => {
+            const worst = (run: typeof fused, kind: 'attn_scores' | 'pattern') =>
+              Math.max(...run.rowNames.map((n, i) => (n.endsWith(`hook_${kind}`) ? relError(run.rows[s][i], perLayer[layerOf(n)][kind === 'pattern' ? 'pattern' : 'scores']) : 0)));
+            return {
+              scores: { fused: worst(fused, 'attn_scores'), plain: worst(plain, 'attn_scores') },
+              pattern: { fused: worst(fused, 'pattern'), plain: worst(plain, 'pattern') },
+            };
+          });
+        }
         row.programs_per_step = { fused: fused.perStep, plain: plain.perStep };
       } catch (e) {
         row.error = (e as Error).message.split('\n')[0];
@@ -129,6 +165,30 @@ async function main(): Promise<void> {
     model.dispose();
   }
   console.log('wrote', out);
+}
+
+/**
+ * The last query row's scores and pattern, [head, key] in float64, from q [head, d_head] (one row, rotated) and keys
+ * [kv_head, key, d_head]: q·k / scale over every key (the last row sees them all: no window, no padding), then the
+ * softmax; head h reads key head ⌊h / (heads / kv_heads)⌋.
+ */
+function lastRow64(q: Float32Array, k: Float32Array, heads: number, kvHeads: number, keys: number, dHead: number, scale: number): { scores: Float64Array; pattern: Float64Array } {
+  const scores = new Float64Array(heads * keys);
+  const pattern = new Float64Array(heads * keys);
+  for (let h = 0; h < heads; h++) {
+    const g = Math.floor(h / (heads / kvHeads));
+    let m = -Infinity;
+    for (let t = 0; t < keys; t++) {
+      let dot = 0;
+      for (let e = 0; e < dHead; e++) dot += q[h * dHead + e] * k[(g * keys + t) * dHead + e];
+      scores[h * keys + t] = dot / scale;
+      m = Math.max(m, dot / scale);
+    }
+    let sum = 0;
+    for (let t = 0; t < keys; t++) sum += (pattern[h * keys + t] = Math.exp(scores[h * keys + t] - m));
+    for (let t = 0; t < keys; t++) pattern[h * keys + t] /= sum;
+  }
+  return { scores, pattern };
 }
 
 runMain(main);
