@@ -12,9 +12,11 @@
  * pattern_worst_per_step: each kind apart, the hook point of the largest difference and the largest |value| there).
  * With --reference yes as well, each step's last rows are computed again in float64 here, from the plain run's own q
  * (hook_rot_q, or hook_q without rotary) and keys (the KV cache), and both runs are compared with that
- * (reference_per_step: per kind, the largest relative difference over the layers of fused and of plain). Which side
- * is nearer says which one a fused-against-plain difference comes from; the plain side's difference is its own
- * float32 arithmetic, since the reference starts from its inputs.
+ * (reference_per_step: per kind, the largest relative difference over the layers of fused and of plain). The plain
+ * side's difference is its own attention's float32 arithmetic, since the reference starts from its inputs. The fused
+ * side is also compared with float64 rows from the same q and its own keys (fused_own_keys; its q cannot be kept
+ * without changing its path), and keys_rel_diff says how far its keys are from the plain run's.
+ * --std sets the random weights' spread (default 0.05). --shape key=value,… overrides the preset's numbers (e.g. d_model=256,n_heads=2,d_head=128,n_key_value_heads=2).
  * Also here with tiny shapes on
  * SwiftShader, so a typo never costs device time:
  *   HEADLENS_WEBGPU_ADAPTER=swiftshader npx vite-node tests/device/fused_check.ts --presets gpt2-small --layers 1 \
@@ -63,9 +65,11 @@ async function main(): Promise<void> {
   const results: Record<string, unknown>[] = [];
   for (const name of presets) {
     const p: HookedConfigInput = LONG_PRESETS[name];
-    const shape = tiny ? { d_model: 64, d_head: 16, n_heads: 4, d_mlp: 128, d_vocab: 500, ...(p.rotary_dim != null ? { rotary_dim: 8 } : {}) } : {};
+    // --shape d_model=256,n_heads=2,d_head=128,…: a preset's family at a shape of one's own (numbers only)
+    const own = Object.fromEntries(arg('shape', '').split(',').filter(Boolean).map((kv) => [kv.split('=')[0], Number(kv.split('=')[1])]));
+    const shape = { ...(tiny ? { d_model: 64, d_head: 16, n_heads: 4, d_mlp: 128, d_vocab: 500, ...(p.rotary_dim != null ? { rotary_dim: 8 } : {}) } : {}), ...own };
     const cfg = makeConfig({ ...p, ...shape, n_layers: layers, n_ctx: Math.max(...contexts) + steps + 2 });
-    const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64, std: 0.05 });
+    const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64, std: Number(arg('std', '0.05')) });
     if (withReference && cfg.sliding_window !== null) throw new Error(`--reference: ${name} has a sliding window, which the float64 rows here do not apply`);
     const qName = cfg.positional_embedding_type === 'rotary' ? 'attn.hook_rot_q' : 'attn.hook_q';
     for (const L of contexts) {
@@ -75,8 +79,10 @@ async function main(): Promise<void> {
         const cache = new KVCache(cfg.n_layers);
         const logits: Float32Array[] = [];
         const rows: Float32Array[][] = [];
-        /** per step, per layer: the last row's scores and pattern in float64 [head, key] (plain run with --reference) */
-        const reference: { scores: Float64Array; pattern: Float64Array }[][] = [];
+        /** with --reference: per step, per layer, the plain run's last q row [head, d_head] (rotated) */
+        const qLast: Float32Array[][] = [];
+        /** with --reference: per layer, the keys held after the last step [kv_head, key_pos, d_head] (both runs) */
+        const keys: Float32Array[] = [];
         let rowNamesSeen: string[] = [];
         const tokens: number[] = [];
         const perStep: number[] = [];
@@ -94,14 +100,15 @@ async function main(): Promise<void> {
               rowNamesSeen = r.cache.keys().filter(rowNames).sort();
               rows.push(await Promise.all(rowNamesSeen.map(async (k) => (await r.cache.get(k).data()) as Float32Array)));
               if (ref) {
-                const perLayer = [];
-                for (let l = 0; l < cfg.n_layers; l++) {
+                qLast.push(await Promise.all(Array.from({ length: cfg.n_layers }, async (_, l) => {
                   const q = r.cache.get(`blocks.${l}.${qName}`); // [1, pos, head, d_head]
-                  const qLast = (await q.slice([0, q.shape[1]! - 1, 0, 0], [1, 1, -1, -1]).data()) as Float32Array;
-                  const k = cache.past(l)!.k; // [1, kv_head, key_pos, d_head]; plain runs hold the cache as tensors
-                  perLayer.push(lastRow64(qLast, (await k.data()) as Float32Array, cfg.n_heads, cfg.n_key_value_heads, k.shape[2], cfg.d_head, cfg.attn_scale));
-                }
-                reference.push(perLayer);
+                  const last = q.slice([0, q.shape[1]! - 1, 0, 0], [1, 1, -1, -1]);
+                  try {
+                    return (await last.data()) as Float32Array;
+                  } finally {
+                    last.dispose();
+                  }
+                })));
               }
               r.cache.dispose();
             } else out = model.runWithHooks(feed, { kvCache: cache, logits: 'last' });
@@ -114,11 +121,19 @@ async function main(): Promise<void> {
             tokens.push(best);
             feed = [[best]];
           }
+          if (withReference) {
+            // the cache only appends, so the last step's keys hold every earlier step's as a prefix
+            for (let l = 0; l < cfg.n_layers; l++) {
+              const k = cache.past(l)!.k; // [1, kv_head, key_pos, d_head]: the plain run's own, a slab's copy
+              keys.push((await k.data()) as Float32Array);
+              if (cache.mode === 'slab') k.dispose();
+            }
+          }
         } finally {
           cache.dispose();
           optimisations.fusedKernels = true;
         }
-        return { logits, rows, rowNames: rowNamesSeen, tokens, perStep, reference };
+        return { logits, rows, rowNames: rowNamesSeen, tokens, perStep, qLast, keys };
       };
       const row: Record<string, unknown> = { preset: name, n_layers: layers, context: L, rows: withRows };
       try {
@@ -143,16 +158,23 @@ async function main(): Promise<void> {
           }
         }
         if (withReference) {
-          // per step and kind: the largest relative difference from float64 over the layers, fused and plain
+          // per step and kind, the largest relative difference over the layers from the float64 rows: fused and
+          // plain against those from the plain run's q and keys; fused also against those from the same q and the
+          // fused run's own keys (what remains is the fused attention's arithmetic, and the q it computed itself)
           const layerOf = (n: string) => Number(/^blocks\.(\d+)\./.exec(n)![1]);
-          row.reference_per_step = plain.reference.map((perLayer, s) => {
-            const worst = (run: typeof fused, kind: 'attn_scores' | 'pattern') =>
-              Math.max(...run.rowNames.map((n, i) => (n.endsWith(`hook_${kind}`) ? relError(run.rows[s][i], perLayer[layerOf(n)][kind === 'pattern' ? 'pattern' : 'scores']) : 0)));
+          const held = plain.keys[0].length / (cfg.n_key_value_heads * cfg.d_head);
+          const worst = (run: typeof fused, s: number, kind: 'attn_scores' | 'pattern', ref: { scores: Float64Array; pattern: Float64Array }[]) =>
+            Math.max(...run.rowNames.map((n, i) => (n.endsWith(`hook_${kind}`) ? relError(run.rows[s][i], ref[layerOf(n)][kind === 'pattern' ? 'pattern' : 'scores']) : 0)));
+          row.reference_per_step = plain.qLast.map((perLayer, s) => {
+            const refPlain = perLayer.map((q, l) => lastRow64(q, plain.keys[l], cfg, L + s, held));
+            const refFusedKeys = perLayer.map((q, l) => lastRow64(q, fused.keys[l], cfg, L + s, held));
             return {
-              scores: { fused: worst(fused, 'attn_scores'), plain: worst(plain, 'attn_scores') },
-              pattern: { fused: worst(fused, 'pattern'), plain: worst(plain, 'pattern') },
+              scores: { fused: worst(fused, s, 'attn_scores', refPlain), plain: worst(plain, s, 'attn_scores', refPlain), fused_own_keys: worst(fused, s, 'attn_scores', refFusedKeys) },
+              pattern: { fused: worst(fused, s, 'pattern', refPlain), plain: worst(plain, s, 'pattern', refPlain), fused_own_keys: worst(fused, s, 'pattern', refFusedKeys) },
             };
           });
+          // how far the fused run's keys are from the plain run's (every position, the largest over the layers)
+          row.keys_rel_diff = Math.max(...fused.keys.map((k, l) => relError(k, plain.keys[l])));
         }
         row.programs_per_step = { fused: fused.perStep, plain: plain.perStep };
       } catch (e) {
@@ -168,11 +190,12 @@ async function main(): Promise<void> {
 }
 
 /**
- * The last query row's scores and pattern, [head, key] in float64, from q [head, d_head] (one row, rotated) and keys
- * [kv_head, key, d_head]: q·k / scale over every key (the last row sees them all: no window, no padding), then the
- * softmax; head h reads key head ⌊h / (heads / kv_heads)⌋.
+ * The last query row's scores and pattern, [head, key] in float64, from q [head, d_head] (one row, rotated) and the
+ * first `keys` of keys [kv_head, held, d_head]: q·k / attn_scale over each of them (the last row sees them all: no
+ * window, no padding), then the softmax; head h reads key head ⌊h / (heads / kv_heads)⌋.
  */
-function lastRow64(q: Float32Array, k: Float32Array, heads: number, kvHeads: number, keys: number, dHead: number, scale: number): { scores: Float64Array; pattern: Float64Array } {
+function lastRow64(q: Float32Array, k: Float32Array, cfg: { n_heads: number; n_key_value_heads: number; d_head: number; attn_scale: number }, keys: number, held: number): { scores: Float64Array; pattern: Float64Array } {
+  const { n_heads: heads, n_key_value_heads: kvHeads, d_head: dHead, attn_scale: scale } = cfg;
   const scores = new Float64Array(heads * keys);
   const pattern = new Float64Array(heads * keys);
   for (let h = 0; h < heads; h++) {
@@ -180,7 +203,7 @@ function lastRow64(q: Float32Array, k: Float32Array, heads: number, kvHeads: num
     let m = -Infinity;
     for (let t = 0; t < keys; t++) {
       let dot = 0;
-      for (let e = 0; e < dHead; e++) dot += q[h * dHead + e] * k[(g * keys + t) * dHead + e];
+      for (let e = 0; e < dHead; e++) dot += q[h * dHead + e] * k[(g * held + t) * dHead + e];
       scores[h * keys + t] = dot / scale;
       m = Math.max(m, dot / scale);
     }
