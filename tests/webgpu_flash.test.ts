@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { webgpuHostTuning } from '../src/backend/webgpu_uploads.js';
 import path from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { bhpView, bphView, flashAttention, flashAttentionWithRows, flashAttentionZ, type DecodeAttentionOptions, type HeadView } from '../src/backend/webgpu_kernels/index.js';
+import { attentionSplitCount, bhpView, bphView, flashAttention, flashAttentionWithRows, flashAttentionZ, fusedAttentionScoresAndPattern, fusedAttentionSplitRows, type DecodeAttentionOptions, type HeadView } from '../src/backend/webgpu_kernels/index.js';
 import { generateAsync } from '../src/hooks/generate.js';
 import { HookedTransformer } from '../src/hooks/hooked_transformer.js';
 import { loadPretrained } from '../src/loading/load.js';
@@ -253,6 +253,39 @@ describe('flashAttentionZ against a float64 reference (1e-5 relative)', () => {
     const t = tf.zeros([2, 40, 3, 16]);
     expect(() => flashAttentionZ(bphView(t), bphView(t), bphView(t), { batch: 2, rows: 40, heads: 3, kvHeads: 2, dHead: 16, keys: 40, scale: 4, queryStart: 0, window: null })).toThrow(/3 heads .* 2 key\/value heads/);
     t.dispose();
+  });
+});
+
+// The llama-7b shape's kept rows differed from the plain path's by up to 1.95e-4 on the GPU (fused_check --rows, README).
+// Given the same q, k and v, every kernel that writes a last row at such a shape is checked here against float64: d_head
+// 128, 2,560 keys (past attentionSplits.minKeys, so the decoding step's split pass runs), scores up to about 6.
+describe('the kernels that write attention rows, at a llama-7b decoding shape, against float64 (1e-5 relative)', () => {
+  it.each([1, 32])('%s new row(s) after the rest of 2,560 keys: the per-row kernel, the split pass and (32 rows) the flash kernel', async (rows) => {
+    const c: Case = { name: 'llama-7b rows', batch: 1, rows, keys: 2560, heads: 4, kvHeads: 4, dHead: 128, window: null, cacheLayout: true };
+    const { keys, heads: H, dHead: E } = c;
+    const scale = Math.sqrt(E);
+    const [qData, kData, vData] = [randoms(rows * H * E, 1), randoms(H * keys * E, 2), randoms(H * keys * E, 3)];
+    const want = { scores: new Float64Array(H * rows * keys), pattern: new Float64Array(H * rows * keys) };
+    const z64 = reference64(c, (_b, r, h, e) => qData[(r * H + h) * E + e], (_b, t, g, e) => kData[(g * keys + t) * E + e], (_b, t, g, e) => vData[(g * keys + t) * E + e], scale, want);
+    const maxScore = want.scores.reduce((m, x) => (Number.isFinite(x) ? Math.max(m, Math.abs(x)) : m), 0);
+    expect(maxScore).toBeGreaterThan(4); // rows far from uniform, as the random llama-7b shape's (scores up to about 10)
+    const q = tf.tensor4d(qData, [1, rows, H, E]);
+    const k = tf.tensor4d(kData, [1, H, keys, E]);
+    const v = tf.tensor4d(vData, [1, H, keys, E]);
+    const o: DecodeAttentionOptions = { batch: 1, rows, heads: H, kvHeads: H, dHead: E, keys, scale, queryStart: keys - rows, window: null };
+    expect(attentionSplitCount(keys)).toBeGreaterThan(1);
+    const errors: Record<string, number> = {};
+    const perRow = fusedAttentionScoresAndPattern(bphView(q), bhpView(k), o);
+    const split = fusedAttentionSplitRows(bphView(q), bhpView(k), bhpView(v), o, { scores: true, pattern: true })!;
+    const flash = rows >= 32 ? flashAttentionWithRows(bphView(q), bhpView(k), bhpView(v), o) : undefined;
+    for (const [name, got] of [['per-row', perRow], ['split', split], ...(flash ? [['flash', flash] as const] : [])] as const) {
+      errors[`${name} scores`] = relError((await got.scores!.data()) as Float32Array, want.scores);
+      errors[`${name} pattern`] = relError((await got.pattern!.data()) as Float32Array, want.pattern);
+      if ('z' in got) errors[`${name} z`] = relError((await got.z.data()) as Float32Array, z64);
+    }
+    tf.dispose([q, k, v, perRow.scores, perRow.pattern, split.z, split.scores!, split.pattern!, ...(flash ? [flash.z, flash.scores, flash.pattern] : [])]);
+    expect(Object.keys(errors).length).toBe(rows >= 32 ? 8 : 5);
+    expect(Object.values(errors).every((x) => x < 1e-5), JSON.stringify(errors)).toBe(true);
   });
 });
 
