@@ -139,6 +139,35 @@ describe('saveModel of a headlens-native model', () => {
     }
   });
 
+  it('a model named LlamaForCausalLM whose settings Llama cannot express is refused before anything is written, naming each setting', async () => {
+    const base = {
+      model_name: 'not-quite-llama', original_architecture: 'LlamaForCausalLM', d_model: 16, n_layers: 1, n_heads: 2, d_head: 8, d_mlp: 24, d_vocab: 20, n_ctx: 16,
+      normalization_type: 'RMS', positional_embedding_type: 'rotary', gated_mlp: true, act_fn: 'silu', attn_qkv_bias: false, attn_out_bias: false, mlp_bias: false,
+    } as const;
+    // partial rotary (fused_check's tiny llama had it): transformers' Llama would rotate every dimension
+    for (const [change, named] of [[{ rotary_dim: 4 }, /rotary_dim 4 \(the whole head, 8/], [{ parallel_attn_mlp: true }, /parallel_attn_mlp/], [{ normalization_type: 'LN' }, /normalization_type LN \(RMS\)/]] as const) {
+      const model = HookedTransformer.random(makeConfig({ ...base, ...change }), { seed: 1 });
+      const dir = path.join(TMP, `not-llama-${Object.keys(change)[0]}`);
+      try {
+        await expect(saveModel(model, dir)).rejects.toThrow(named);
+        expect(fs.existsSync(dir)).toBe(false);
+      } finally {
+        model.dispose();
+      }
+    }
+    // the same settings as Llama's are saved, and come back
+    const model = HookedTransformer.random(makeConfig(base), { seed: 1 });
+    const dir = path.join(TMP, 'llama-shaped');
+    await saveModel(model, dir);
+    const reloaded = await loadPretrained(dir);
+    try {
+      expectSameModel(model, reloaded);
+    } finally {
+      model.dispose();
+      reloaded.dispose();
+    }
+  });
+
   it('saving twice into the same folder gives byte-identical files', async () => {
     const model = await loadPretrained(path.join(FIXTURES, 'llama-gqa'));
     const a = path.join(TMP, 'twice-a');

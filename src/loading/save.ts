@@ -31,6 +31,8 @@ export async function saveModel(model: Transformer & { tokenizer?: unknown }, di
     throw new HeadlensError(`this model's weights were processed (${model.processing.join(', ')}); saving them would not give the checkpoint back`, 'save before processing, or reload the checkpoint');
   }
   const family = familyForArchitecture(model.cfg.original_architecture);
+  // first, so that a model its family's config cannot describe is refused before anything is written
+  const config = { ...family.hfConfig(model.cfg), _name_or_path: model.cfg.model_name, dtype: 'float32' };
   mkdirSync(dir, { recursive: true });
   const tensors: Parameters<typeof encodeSafetensors>[0] = {};
   const hf = tf.tidy(() => family.toHF(model.cfg, (n) => model.param(n)));
@@ -46,7 +48,6 @@ export async function saveModel(model: Transformer & { tokenizer?: unknown }, di
   } else {
     writeShards(dir, tensors, opts.maxShardBytes, opts.metadata);
   }
-  const config = { ...family.hfConfig(model.cfg), _name_or_path: model.cfg.model_name, dtype: 'float32' };
   writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
   if (model.tokenizer instanceof HFTokenizer) {
     writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(model.tokenizer.json));

@@ -15,7 +15,10 @@
  * (reference_per_step: per kind, the largest relative difference over the layers of fused and of plain). The plain
  * side's difference is its own attention's float32 arithmetic, since the reference starts from its inputs. The fused
  * side is also compared with float64 rows from the same q and its own keys (fused_own_keys; its q cannot be kept
- * without changing its path), and keys_rel_diff says how far its keys are from the plain run's.
+ * without changing its path), and keys_rel_diff_per_layer says how far its keys are from the plain run's.
+ * --save DIR (with --rows yes) writes each preset's model as transformers reads it to DIR/<preset>/, and beside it
+ * rows-<context>.safetensors: the tokens fed and every step's kept rows of both runs; tests/device/rows_reference.py
+ * then compares both runs' patterns with transformers' in float64 on the same tokens.
  * --std sets the random weights' spread (default 0.05). --shape key=value,… overrides the preset's numbers (e.g. d_model=256,n_heads=2,d_head=128,n_key_value_heads=2).
  * Also here with tiny shapes on
  * SwiftShader, so a typo never costs device time:
@@ -26,7 +29,7 @@
  * Everything goes into OUT/fused_check.json, rewritten after each case.
  */
 import * as tf from '@tensorflow/tfjs';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { initBackend } from '../../src/backend/index.js';
 import { LONG_PRESETS, type LongPreset } from '../../src/bench/long_context.js';
@@ -34,6 +37,8 @@ import { HookedTransformer } from '../../src/hooks/hooked_transformer.js';
 import { makeConfig, type HookedConfigInput } from '../../src/model/config.js';
 import { KVCache } from '../../src/model/kv_cache.js';
 import { optimisations } from '../../src/model/transformer.js';
+import { saveModel } from '../../src/loading/save.js';
+import { encodeSafetensors } from '../../src/util/safetensors.js';
 import { relError } from '../helpers.js';
 import { runMain } from './run_main.js';
 
@@ -52,7 +57,10 @@ async function main(): Promise<void> {
   const withReference = arg('reference', 'no') === 'yes';
   if (withReference && !withRows) throw new Error('--reference yes compares the kept rows: give --rows yes too');
   const rowNames = (n: string) => /attn\.hook_(attn_scores|pattern)$/.test(n);
+  const saveDir = arg('save', '');
+  if (saveDir && !withRows) throw new Error('--save writes the kept rows: give --rows yes too');
   const out = path.join(arg('out', process.env.OUT ?? '.'), 'fused_check.json');
+  mkdirSync(path.dirname(out), { recursive: true });
   const choice = await initBackend({ backend: 'webgpu' });
   console.log('backend', choice.reason);
   const be = tf.backend() as unknown as { runWebGPUProgram: (...a: unknown[]) => unknown };
@@ -67,11 +75,13 @@ async function main(): Promise<void> {
     const p: HookedConfigInput = LONG_PRESETS[name];
     // --shape d_model=256,n_heads=2,d_head=128,…: a preset's family at a shape of one's own (numbers only)
     const own = Object.fromEntries(arg('shape', '').split(',').filter(Boolean).map((kv) => [kv.split('=')[0], Number(kv.split('=')[1])]));
-    const shape = { ...(tiny ? { d_model: 64, d_head: 16, n_heads: 4, d_mlp: 128, d_vocab: 500, ...(p.rotary_dim != null ? { rotary_dim: 8 } : {}) } : {}), ...own };
+    const shape = { ...(tiny ? { d_model: 64, d_head: 16, n_heads: 4, d_mlp: 128, d_vocab: 500, ...(p.rotary_dim != null ? { rotary_dim: p.rotary_dim === p.d_head ? 16 : 8 } : {}) } : {}), ...own };
     const cfg = makeConfig({ ...p, ...shape, n_layers: layers, n_ctx: Math.max(...contexts) + steps + 2 });
     const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64, std: Number(arg('std', '0.05')) });
     if (withReference && cfg.sliding_window !== null) throw new Error(`--reference: ${name} has a sliding window, which the float64 rows here do not apply`);
     const qName = cfg.positional_embedding_type === 'rotary' ? 'attn.hook_rot_q' : 'attn.hook_q';
+    // the model as transformers reads it (float32, shards under 2 GB), for tests/device/rows_reference.py
+    if (saveDir) await saveModel(model, path.join(saveDir, name), { maxShardBytes: 2 ** 30 });
     for (const L of contexts) {
       const prompt = Array.from({ length: L }, (_, i) => (i * 7919 + 13) % cfg.d_vocab);
       const run = async (fused: boolean) => {
@@ -173,8 +183,21 @@ async function main(): Promise<void> {
               pattern: { fused: worst(fused, s, 'pattern', refPlain), plain: worst(plain, s, 'pattern', refPlain), fused_own_keys: worst(fused, s, 'pattern', refFusedKeys) },
             };
           });
-          // how far the fused run's keys are from the plain run's (every position, the largest over the layers)
-          row.keys_rel_diff = Math.max(...fused.keys.map((k, l) => relError(k, plain.keys[l])));
+          // how far the fused run's keys are from the plain run's, layer by layer (every position)
+          row.keys_rel_diff_per_layer = fused.keys.map((k, l) => relError(k, plain.keys[l]));
+        }
+        if (saveDir) {
+          // the tokens fed (the prompt, then each step's greedy token but the last) and every step's kept rows of
+          // both runs, [head, keys] each, beside the saved model
+          const tensors: Parameters<typeof encodeSafetensors>[0] = {
+            tokens: { dtype: 'I32', shape: [L + steps], data: Int32Array.from([...prompt, ...fused.tokens.slice(0, steps)]) },
+          };
+          for (const [runName, run] of [['fused', fused], ['plain', plain]] as const)
+            run.rows.forEach((names, s) => names.forEach((a, i) => {
+              const [, l, kind] = /^blocks\.(\d+)\.attn\.hook_(attn_scores|pattern)$/.exec(run.rowNames[i])!;
+              tensors[`${runName}.s${s}.l${l}.${kind}`] = { dtype: 'F32', shape: [cfg.n_heads, L + s], data: a };
+            }));
+          writeFileSync(path.join(saveDir, name, `rows-${L}.safetensors`), encodeSafetensors(tensors, { context: String(L), steps: String(steps), tokens_equal: String(row.tokens_equal) }));
         }
         row.programs_per_step = { fused: fused.perStep, plain: plain.perStep };
       } catch (e) {

@@ -120,6 +120,7 @@ export const llama: Family = {
     return out;
   },
   toHF(cfg, P) {
+    assertLlamaShaped(cfg);
     const { d_model: d, n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
     const out: Record<string, tf.Tensor> = { 'model.embed_tokens.weight': P('embed.W_E'), 'model.norm.weight': P('ln_final.w') };
     if (!cfg.tie_word_embeddings) out['lm_head.weight'] = P('unembed.W_U').transpose();
@@ -153,6 +154,7 @@ export const llama: Family = {
     return out;
   },
   hfConfig(cfg) {
+    assertLlamaShaped(cfg);
     const type = Object.keys(ARCH).find((k) => ARCH[k] === cfg.original_architecture) ?? 'llama';
     return {
       architectures: [ARCH[type]],
@@ -177,3 +179,31 @@ export const llama: Family = {
     };
   },
 };
+
+/**
+ * A model saved as Llama, Mistral or Qwen2 is read by transformers as that architecture computes, whatever headlens
+ * computed: every setting the config cannot say must be the architecture's own, or the save would give transformers
+ * another model without a word. Names each setting that differs.
+ */
+function assertLlamaShaped(cfg: HookedConfig): void {
+  const type = Object.keys(ARCH).find((k) => ARCH[k] === cfg.original_architecture) ?? 'llama';
+  const off: string[] = [];
+  const want = (ok: boolean, what: string) => ok || off.push(what);
+  want(cfg.normalization_type === 'RMS', `normalization_type ${cfg.normalization_type} (RMS)`);
+  want(cfg.norm_placement === 'pre', `norm_placement ${cfg.norm_placement} (pre)`);
+  want(cfg.positional_embedding_type === 'rotary', `positional_embedding_type ${cfg.positional_embedding_type} (rotary)`);
+  want(cfg.rotary_dim === null || cfg.rotary_dim === cfg.d_head, `rotary_dim ${cfg.rotary_dim} (the whole head, ${cfg.d_head}: transformers' ${ARCH[type]} rotates every dimension)`);
+  want(cfg.rotary_freq_dim === null || cfg.rotary_freq_dim === cfg.rotary_dim, `rotary_freq_dim ${cfg.rotary_freq_dim} (rotary_dim)`);
+  want(cfg.gated_mlp && !cfg.attn_only, `gated_mlp ${cfg.gated_mlp}, attn_only ${cfg.attn_only} (a gated MLP)`);
+  want(!cfg.parallel_attn_mlp, 'parallel_attn_mlp true (attention, then the MLP)');
+  want(cfg.attn_scale === Math.sqrt(cfg.d_head) && !cfg.scale_attn_by_inverse_layer_idx, `attn_scale ${cfg.attn_scale} (√d_head, ${Math.sqrt(cfg.d_head)}, the same in every layer)`);
+  want(!cfg.unembed_bias, 'an unembedding bias (none)');
+  if (type === 'llama') want(cfg.attn_out_bias === cfg.attn_qkv_bias, `attn_qkv_bias ${cfg.attn_qkv_bias} with attn_out_bias ${cfg.attn_out_bias} (one attention_bias for both)`);
+  else want(cfg.attn_qkv_bias === (type === 'qwen2') && !cfg.attn_out_bias && !cfg.mlp_bias, `biases q/k/v ${cfg.attn_qkv_bias}, out ${cfg.attn_out_bias}, MLP ${cfg.mlp_bias} (${type}: ${type === 'qwen2' ? 'q/k/v only' : 'none'})`);
+  if (off.length) {
+    throw new HeadlensError(
+      `this model cannot be saved as ${ARCH[type]}: ${off.join('; ')}`,
+      'transformers would read the save as another model; save a model with those settings, or keep it in headlens (its config is not a Llama-family one)',
+    );
+  }
+}
