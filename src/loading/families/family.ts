@@ -5,6 +5,7 @@
  * tensors are split and transposed here and nowhere else.
  */
 import type * as tf from '@tensorflow/tfjs';
+import { HeadlensError } from '../../errors.js';
 import type { HookedConfig, HookedConfigInput } from '../../model/config.js';
 
 export type HFConfig = Record<string, unknown>;
@@ -41,4 +42,28 @@ export function field<T extends 'number' | 'boolean' | 'string' | 'object'>(
   const v = hf[key];
   if (v === undefined || v === null) return undefined;
   return typeof v === type ? (v as never) : (NaN as never); // a wrong type reaches the zod check, which names the field
+}
+
+/**
+ * A save is read by transformers as its architecture computes, whatever headlens computed; hfConfig calls this before
+ * anything is written, with each setting the architecture's config cannot say: [holds, 'setting value (what the
+ * architecture has)']. Throws a HeadlensError naming every one that does not hold.
+ */
+export function assertExpressible(arch: string, checks: [boolean, string][]): void {
+  const off = checks.filter(([ok]) => !ok).map(([, what]) => what);
+  if (off.length) {
+    throw new HeadlensError(
+      `this model cannot be saved as ${arch}: ${off.join('; ')}`,
+      `transformers would read the save as another model; give the model those settings, or save it under its own architecture name (original_architecture), which headlens saves as model_type 'headlens'`,
+    );
+  }
+}
+
+/** The settings every decoder-only family here shares: pre-norm, no unembedding bias, no talking across batch rows. */
+export function commonChecks(cfg: HookedConfig): [boolean, string][] {
+  return [
+    [cfg.norm_placement === 'pre', `norm_placement ${cfg.norm_placement} (pre)`],
+    [!cfg.attn_only, 'attn_only true (an MLP in every block)'],
+    [!cfg.unembed_bias, 'an unembedding bias (none)'],
+  ];
 }

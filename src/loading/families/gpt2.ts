@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { HookedConfig } from '../../model/config.js';
-import { field, type Family } from './family.js';
+import { assertExpressible, commonChecks, field, type Family } from './family.js';
 
 export const gpt2: Family = {
   modelTypes: ['gpt2'],
@@ -113,6 +113,17 @@ export const gpt2: Family = {
     return out;
   },
   hfConfig(cfg) {
+    assertExpressible('GPT2LMHeadModel', [
+      ...commonChecks(cfg),
+      [cfg.normalization_type === 'LN', `normalization_type ${cfg.normalization_type} (LN)`],
+      [cfg.positional_embedding_type === 'standard', `positional_embedding_type ${cfg.positional_embedding_type} (learned positions)`],
+      [!cfg.gated_mlp && !cfg.parallel_attn_mlp, `gated_mlp ${cfg.gated_mlp}, parallel_attn_mlp ${cfg.parallel_attn_mlp} (one up-projection, attention then the MLP)`],
+      [cfg.n_key_value_heads === cfg.n_heads, `${cfg.n_key_value_heads} key/value heads (as many as heads, ${cfg.n_heads})`],
+      [cfg.d_head * cfg.n_heads === cfg.d_model, `d_head ${cfg.d_head} (d_model / n_heads, ${cfg.d_model / cfg.n_heads})`],
+      [cfg.attn_qkv_bias && cfg.attn_out_bias && cfg.mlp_bias, `biases q/k/v ${cfg.attn_qkv_bias}, out ${cfg.attn_out_bias}, MLP ${cfg.mlp_bias} (all)`],
+      [cfg.attn_scale === 1 || cfg.attn_scale === Math.sqrt(cfg.d_head), `attn_scale ${cfg.attn_scale} (√d_head, ${Math.sqrt(cfg.d_head)}, or 1)`],
+      [cfg.sliding_window === null, `sliding_window ${cfg.sliding_window} (none)`],
+    ]);
     return {
       architectures: ['GPT2LMHeadModel'],
       model_type: 'gpt2',

@@ -6,7 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { HookedConfig } from '../../model/config.js';
-import { field, type Family } from './family.js';
+import { assertExpressible, commonChecks, field, type Family } from './family.js';
 import { ropeFromHF, ropeToHF } from './rope_config.js';
 
 export const gptNeox: Family = {
@@ -139,6 +139,17 @@ export const gptNeox: Family = {
     return out;
   },
   hfConfig(cfg) {
+    assertExpressible('GPTNeoXForCausalLM', [
+      ...commonChecks(cfg),
+      [cfg.normalization_type === 'LN', `normalization_type ${cfg.normalization_type} (LN)`],
+      [cfg.positional_embedding_type === 'rotary', `positional_embedding_type ${cfg.positional_embedding_type} (rotary)`],
+      [!cfg.gated_mlp, 'gated_mlp true (one up-projection)'],
+      [cfg.n_key_value_heads === cfg.n_heads, `${cfg.n_key_value_heads} key/value heads (as many as heads, ${cfg.n_heads})`],
+      [cfg.d_head * cfg.n_heads === cfg.d_model, `d_head ${cfg.d_head} (d_model / n_heads, ${cfg.d_model / cfg.n_heads})`],
+      [cfg.attn_out_bias === cfg.attn_qkv_bias && cfg.mlp_bias, `biases q/k/v ${cfg.attn_qkv_bias}, out ${cfg.attn_out_bias}, MLP ${cfg.mlp_bias} (attention_bias for both attention biases; MLP biases always)`],
+      [cfg.attn_scale === Math.sqrt(cfg.d_head) && !cfg.scale_attn_by_inverse_layer_idx, `attn_scale ${cfg.attn_scale} (√d_head, ${Math.sqrt(cfg.d_head)}, in every layer)`],
+      [cfg.sliding_window === null, `sliding_window ${cfg.sliding_window} (none)`],
+    ]);
     return {
       architectures: ['GPTNeoXForCausalLM'],
       model_type: 'gpt_neox',

@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import type { HookedConfig } from '../../model/config.js';
-import { field, type Family } from './family.js';
+import { assertExpressible, commonChecks, field, type Family } from './family.js';
 import { ropeFromHF, ropeToHF } from './rope_config.js';
 
 const ARCH: Record<string, string> = { llama: 'LlamaForCausalLM', mistral: 'MistralForCausalLM', qwen2: 'Qwen2ForCausalLM' };
@@ -180,30 +180,21 @@ export const llama: Family = {
   },
 };
 
-/**
- * A model saved as Llama, Mistral or Qwen2 is read by transformers as that architecture computes, whatever headlens
- * computed: every setting the config cannot say must be the architecture's own, or the save would give transformers
- * another model without a word. Names each setting that differs.
- */
+/** What a Llama, Mistral or Qwen2 config cannot say (assertExpressible). */
 function assertLlamaShaped(cfg: HookedConfig): void {
   const type = Object.keys(ARCH).find((k) => ARCH[k] === cfg.original_architecture) ?? 'llama';
-  const off: string[] = [];
-  const want = (ok: boolean, what: string) => ok || off.push(what);
-  want(cfg.normalization_type === 'RMS', `normalization_type ${cfg.normalization_type} (RMS)`);
-  want(cfg.norm_placement === 'pre', `norm_placement ${cfg.norm_placement} (pre)`);
-  want(cfg.positional_embedding_type === 'rotary', `positional_embedding_type ${cfg.positional_embedding_type} (rotary)`);
-  want(cfg.rotary_dim === null || cfg.rotary_dim === cfg.d_head, `rotary_dim ${cfg.rotary_dim} (the whole head, ${cfg.d_head}: transformers' ${ARCH[type]} rotates every dimension)`);
-  want(cfg.rotary_freq_dim === null || cfg.rotary_freq_dim === cfg.rotary_dim, `rotary_freq_dim ${cfg.rotary_freq_dim} (rotary_dim)`);
-  want(cfg.gated_mlp && !cfg.attn_only, `gated_mlp ${cfg.gated_mlp}, attn_only ${cfg.attn_only} (a gated MLP)`);
-  want(!cfg.parallel_attn_mlp, 'parallel_attn_mlp true (attention, then the MLP)');
-  want(cfg.attn_scale === Math.sqrt(cfg.d_head) && !cfg.scale_attn_by_inverse_layer_idx, `attn_scale ${cfg.attn_scale} (√d_head, ${Math.sqrt(cfg.d_head)}, the same in every layer)`);
-  want(!cfg.unembed_bias, 'an unembedding bias (none)');
-  if (type === 'llama') want(cfg.attn_out_bias === cfg.attn_qkv_bias, `attn_qkv_bias ${cfg.attn_qkv_bias} with attn_out_bias ${cfg.attn_out_bias} (one attention_bias for both)`);
-  else want(cfg.attn_qkv_bias === (type === 'qwen2') && !cfg.attn_out_bias && !cfg.mlp_bias, `biases q/k/v ${cfg.attn_qkv_bias}, out ${cfg.attn_out_bias}, MLP ${cfg.mlp_bias} (${type}: ${type === 'qwen2' ? 'q/k/v only' : 'none'})`);
-  if (off.length) {
-    throw new HeadlensError(
-      `this model cannot be saved as ${ARCH[type]}: ${off.join('; ')}`,
-      'transformers would read the save as another model; save a model with those settings, or keep it in headlens (its config is not a Llama-family one)',
-    );
-  }
+  const checks: [boolean, string][] = [
+    ...commonChecks(cfg),
+    [cfg.normalization_type === 'RMS', `normalization_type ${cfg.normalization_type} (RMS)`],
+    [cfg.positional_embedding_type === 'rotary', `positional_embedding_type ${cfg.positional_embedding_type} (rotary)`],
+    [cfg.rotary_dim === null || cfg.rotary_dim === cfg.d_head, `rotary_dim ${cfg.rotary_dim} (the whole head, ${cfg.d_head}: transformers' ${ARCH[type]} rotates every dimension)`],
+    [cfg.rotary_freq_dim === null || cfg.rotary_freq_dim === cfg.rotary_dim, `rotary_freq_dim ${cfg.rotary_freq_dim} (rotary_dim)`],
+    [cfg.gated_mlp, 'gated_mlp false (a gated MLP)'],
+    [!cfg.parallel_attn_mlp, 'parallel_attn_mlp true (attention, then the MLP)'],
+    [cfg.attn_scale === Math.sqrt(cfg.d_head) && !cfg.scale_attn_by_inverse_layer_idx, `attn_scale ${cfg.attn_scale} (√d_head, ${Math.sqrt(cfg.d_head)}, in every layer)`],
+    [type === 'mistral' || cfg.sliding_window === null, `sliding_window ${cfg.sliding_window} (none; MistralForCausalLM has one)`],
+  ];
+  if (type === 'llama') checks.push([cfg.attn_out_bias === cfg.attn_qkv_bias, `attn_qkv_bias ${cfg.attn_qkv_bias} with attn_out_bias ${cfg.attn_out_bias} (one attention_bias for both)`]);
+  else checks.push([cfg.attn_qkv_bias === (type === 'qwen2') && !cfg.attn_out_bias && !cfg.mlp_bias, `biases q/k/v ${cfg.attn_qkv_bias}, out ${cfg.attn_out_bias}, MLP ${cfg.mlp_bias} (${type}: ${type === 'qwen2' ? 'q/k/v only' : 'none'})`]);
+  assertExpressible(ARCH[type], checks);
 }
