@@ -54,12 +54,12 @@ export function assertExpressible(arch: string, checks: [boolean, string][]): vo
   if (off.length) {
     throw new HeadlensError(
       `this model cannot be saved as ${arch}: ${off.join('; ')}`,
-      `transformers would read the save as another model; give the model those settings, or save it under its own architecture name (original_architecture), which headlens saves as model_type 'headlens'`,
+      `transformers would read the save as another model; give the model those settings, or give it an original_architecture of its own (any name transformers does not have), which headlens saves with model_type 'headlens'`,
     );
   }
 }
 
-/** The settings every decoder-only family here shares: pre-norm, no unembedding bias, no talking across batch rows. */
+/** What every decoder-only family here has and its config cannot change: norms before the blocks, an MLP, no unembedding bias. */
 export function commonChecks(cfg: HookedConfig): [boolean, string][] {
   return [
     [cfg.norm_placement === 'pre', `norm_placement ${cfg.norm_placement} (pre)`],

@@ -120,7 +120,6 @@ export const llama: Family = {
     return out;
   },
   toHF(cfg, P) {
-    assertLlamaShaped(cfg);
     const { d_model: d, n_heads: h, n_key_value_heads: kv, d_head: e } = cfg;
     const out: Record<string, tf.Tensor> = { 'model.embed_tokens.weight': P('embed.W_E'), 'model.norm.weight': P('ln_final.w') };
     if (!cfg.tie_word_embeddings) out['lm_head.weight'] = P('unembed.W_U').transpose();
