@@ -139,7 +139,7 @@ describe('saveModel of a headlens-native model', () => {
     }
   });
 
-  it('a model named LlamaForCausalLM (or GPT-NeoX, GPT-2) whose settings that architecture cannot express is refused before anything is written, naming each setting', async () => {
+  it('a model named LlamaForCausalLM (or GPT-NeoX, GPT-2, BERT) whose settings that architecture cannot express is refused before anything is written, naming each setting', async () => {
     const base = {
       model_name: 'not-quite-llama', original_architecture: 'LlamaForCausalLM', d_model: 16, n_layers: 1, n_heads: 2, d_head: 8, d_mlp: 24, d_vocab: 20, n_ctx: 16,
       normalization_type: 'RMS', positional_embedding_type: 'rotary', gated_mlp: true, act_fn: 'silu', attn_qkv_bias: false, attn_out_bias: false, mlp_bias: false,
@@ -159,6 +159,7 @@ describe('saveModel of a headlens-native model', () => {
     for (const [cfg, named] of [
       [{ ...base, original_architecture: 'GPTNeoXForCausalLM', normalization_type: 'LN', mlp_bias: true }, /as GPTNeoXForCausalLM: gated_mlp true/],
       [{ ...base, original_architecture: 'GPT2LMHeadModel', normalization_type: 'LN', gated_mlp: false, attn_qkv_bias: true, attn_out_bias: true, mlp_bias: true }, /as GPT2LMHeadModel: positional_embedding_type rotary/],
+      [{ ...base, original_architecture: 'BertForMaskedLM', normalization_type: 'LN', positional_embedding_type: 'standard', gated_mlp: false, attn_qkv_bias: true, attn_out_bias: true, mlp_bias: true }, /as BertForMaskedLM: attention_dir causal, norm_placement pre/],
     ] as const) {
       const model = HookedTransformer.random(makeConfig(cfg), { seed: 1 });
       const dir = path.join(TMP, `not-${cfg.original_architecture}`);

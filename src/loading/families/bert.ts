@@ -9,7 +9,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { HeadlensError } from '../../errors.js';
 import type { HookedConfig, HookedConfigInput } from '../../model/config.js';
-import { field, type Family, type HFConfig } from './family.js';
+import { assertExpressible, field, type Family, type HFConfig } from './family.js';
 
 /** Where one encoder family keeps its tensors. */
 export interface EncoderLayout {
@@ -175,6 +175,16 @@ export function encoderFamily(L: EncoderLayout): Family {
       return out;
     },
     hfConfig(cfg) {
+      assertExpressible(L.architecture, [
+        [cfg.attention_dir === 'bidirectional' && cfg.norm_placement === 'post', `attention_dir ${cfg.attention_dir}, norm_placement ${cfg.norm_placement} (bidirectional, post)`],
+        [cfg.normalization_type === 'LN' && cfg.positional_embedding_type === 'standard', `normalization_type ${cfg.normalization_type}, positional_embedding_type ${cfg.positional_embedding_type} (LN, learned positions)`],
+        [!cfg.gated_mlp && !cfg.parallel_attn_mlp && !cfg.attn_only, 'a gated, parallel or missing MLP (one up-projection after attention)'],
+        [cfg.n_key_value_heads === cfg.n_heads && cfg.d_head * cfg.n_heads === cfg.d_model, `${cfg.n_key_value_heads} key/value heads of d_head ${cfg.d_head} (${cfg.n_heads} of d_model / n_heads)`],
+        [cfg.attn_qkv_bias && cfg.attn_out_bias && cfg.mlp_bias && cfg.unembed_bias && cfg.mlm_head, 'every bias and the MLM head (BERT has them all)'],
+        [cfg.attn_scale === Math.sqrt(cfg.d_head) && !cfg.scale_attn_by_inverse_layer_idx && cfg.sliding_window === null, `attn_scale ${cfg.attn_scale} (√d_head, no window)`],
+        [cfg.positions_after_pad === L.positionsAfterPad, `positions_after_pad ${cfg.positions_after_pad} (${L.positionsAfterPad} for ${L.modelType})`],
+        [!L.positionsAfterPad || cfg.act_fn === 'gelu', `act_fn ${cfg.act_fn} (gelu: RoBERTa's MLM head applies it whatever hidden_act says)`],
+      ]);
       return {
         architectures: [L.architecture],
         model_type: L.modelType,
