@@ -183,6 +183,27 @@ describe('saveModel of a headlens-native model', () => {
     }
   });
 
+  it('a GPT-NeoX whose rotary width over d_head does not survive float rounding (30 of 44: ⌊44 · (30/44)⌋ is 29) round-trips with the same rotary width', async () => {
+    const cfg = makeConfig({
+      model_name: 'neox-44', original_architecture: 'GPTNeoXForCausalLM', d_model: 88, n_layers: 1, n_heads: 2, d_head: 44, d_mlp: 64, d_vocab: 20, n_ctx: 16,
+      act_fn: 'gelu', normalization_type: 'LN', positional_embedding_type: 'rotary', rotary_dim: 30, parallel_attn_mlp: true, mlp_bias: true,
+    });
+    expect(Math.floor(44 * (30 / 44))).toBe(29); // what transformers' int(head_dim * rotary_pct) would give for 30/44
+    const model = HookedTransformer.random(cfg, { seed: 2, std: 0.5 });
+    const dir = path.join(TMP, 'neox-44');
+    await saveModel(model, dir);
+    const saved = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    expect(Math.floor(44 * saved.rotary_pct)).toBe(30);
+    expect(Math.floor(44 * saved.rope_parameters.partial_rotary_factor)).toBe(30);
+    const reloaded = await loadPretrained(dir);
+    try {
+      expectSameModel(model, reloaded);
+    } finally {
+      model.dispose();
+      reloaded.dispose();
+    }
+  });
+
   it('saving twice into the same folder gives byte-identical files', async () => {
     const model = await loadPretrained(path.join(FIXTURES, 'llama-gqa'));
     const a = path.join(TMP, 'twice-a');

@@ -161,9 +161,9 @@ export const gptNeox: Family = {
       vocab_size: cfg.d_vocab,
       hidden_act: cfg.act_fn,
       layer_norm_eps: cfg.eps,
-      rotary_pct: (cfg.rotary_freq_dim ?? cfg.rotary_dim!) / cfg.d_head,
+      rotary_pct: rotaryPct(cfg),
       rotary_emb_base: cfg.rotary_base,
-      rope_parameters: ropeToHF(cfg, { partial_rotary_factor: (cfg.rotary_freq_dim ?? cfg.rotary_dim!) / cfg.d_head }),
+      rope_parameters: ropeToHF(cfg, { partial_rotary_factor: rotaryPct(cfg) }),
       use_parallel_residual: cfg.parallel_attn_mlp,
       attention_bias: cfg.attn_qkv_bias,
       tie_word_embeddings: cfg.tie_word_embeddings,
@@ -173,3 +173,13 @@ export const gptNeox: Family = {
     };
   },
 };
+
+/**
+ * The rotary_pct to write for r = rotary_freq_dim (or rotary_dim): transformers, and config() here, read
+ * r = int(d_head · rotary_pct). r / d_head gives r back for the usual widths, but not for all (⌊44 · (30/44)⌋ is 29 in
+ * float64); there, (r + ½) / d_head does.
+ */
+function rotaryPct(cfg: HookedConfig): number {
+  const r = cfg.rotary_freq_dim ?? cfg.rotary_dim!;
+  return Math.floor(cfg.d_head * (r / cfg.d_head)) === r ? r / cfg.d_head : (r + 0.5) / cfg.d_head;
+}
