@@ -78,7 +78,9 @@ async function main(): Promise<void> {
     const shape = { ...(tiny ? { d_model: 64, d_head: 16, n_heads: 4, d_mlp: 128, d_vocab: 500, ...(p.rotary_dim != null ? { rotary_dim: p.rotary_dim === p.d_head ? 16 : 8 } : {}) } : {}), ...own };
     const cfg = makeConfig({ ...p, ...shape, n_layers: layers, n_ctx: Math.max(...contexts) + steps + 2 });
     const model = HookedTransformer.random(cfg, { seed: 0, lowRank: 64, std: Number(arg('std', '0.05')) });
-    if (withReference && cfg.sliding_window !== null) throw new Error(`--reference: ${name} has a sliding window, which the float64 rows here do not apply`);
+    if (withReference && (cfg.sliding_window !== null || cfg.scale_attn_by_inverse_layer_idx)) {
+      throw new Error(`--reference: ${name} has a sliding window or a scale by layer, which the float64 rows here do not apply`);
+    }
     const qName = cfg.positional_embedding_type === 'rotary' ? 'attn.hook_rot_q' : 'attn.hook_q';
     // the model as transformers reads it (float32, shards under 2 GB), for tests/device/rows_reference.py
     if (saveDir) await saveModel(model, path.join(saveDir, name), { maxShardBytes: 2 ** 30 });
