@@ -160,3 +160,62 @@ export async function startSoftwareWebGPU(): Promise<void> {
   const choice = await initBackend({ backend: 'webgpu' });
   if (!/SwiftShader/.test(choice.reason)) throw new Error(`expected WebGPU on SwiftShader, got: ${choice.reason}`);
 }
+
+/** The shape attention64 computes: new query rows after keys − rows cached positions, GQA by ⌊head / group⌋. */
+export interface Attention64Shape {
+  batch: number;
+  rows: number;
+  keys: number;
+  heads: number;
+  kvHeads: number;
+  dHead: number;
+  window: number | null;
+  /** [batch][keys] 1 real, 0 padding */
+  keyMask?: number[][];
+}
+
+/**
+ * Attention in float64 from the definition, softmax(q·kᵀ / scale + mask)·v: z [batch, rows, head, d_head] (zeros
+ * without `v`); with `rowsOut`, also the scores (masked keys −Infinity) and the pattern (a row that sees no key all 0)
+ * [batch, head, rows, keys]. The rows are the last `rows` of `keys` positions, causal, within `window` if given.
+ */
+export function attention64(
+  c: Attention64Shape,
+  q: (b: number, r: number, h: number, e: number) => number,
+  k: (b: number, t: number, g: number, e: number) => number,
+  v: ((b: number, t: number, g: number, e: number) => number) | undefined,
+  scale: number,
+  rowsOut?: { scores: Float64Array; pattern: Float64Array },
+): Float64Array {
+  const { batch, rows, keys, heads, kvHeads, dHead: E, window } = c;
+  const start = keys - rows;
+  const z = new Float64Array(batch * rows * heads * E);
+  for (let b = 0; b < batch; b++)
+    for (let r = 0; r < rows; r++)
+      for (let h = 0; h < heads; h++) {
+        const g = Math.floor(h / (heads / kvHeads));
+        const s: number[] = [];
+        let m = -Infinity;
+        for (let t = 0; t < keys; t++) {
+          const ok = t <= start + r && (window === null || start + r - t < window) && (!c.keyMask || c.keyMask[b][t] === 1);
+          let dot = 0;
+          for (let e = 0; e < E; e++) dot += q(b, r, h, e) * k(b, t, g, e);
+          s.push(ok ? dot / scale : -Infinity);
+          if (ok) m = Math.max(m, dot / scale);
+        }
+        const at = ((b * heads + h) * rows + r) * keys;
+        if (rowsOut) rowsOut.scores.set(s, at);
+        if (m === -Infinity) continue; // no visible key: z = 0
+        let l = 0;
+        const p = s.map((x) => (x === -Infinity ? 0 : Math.exp(x - m)));
+        for (const x of p) l += x;
+        if (rowsOut) rowsOut.pattern.set(p.map((x) => x / l), at);
+        if (!v) continue;
+        for (let e = 0; e < E; e++) {
+          let acc = 0;
+          for (let t = 0; t < keys; t++) acc += p[t] * v(b, t, g, e);
+          z[((b * rows + r) * heads + h) * E + e] = acc / l;
+        }
+      }
+  return z;
+}

@@ -1,7 +1,7 @@
 /**
  * The tiled flash-attention kernel (src/backend/webgpu_kernels/flash_attention.ts) on SwiftShader: against a float64
- * reference written here from the definition (softmax(q·kᵀ / scale + mask)·v, GQA by ⌊head / group⌋, rotate_half
- * rotary) for every case the fused path can hand it, in both tile sizes; then whole models whose prefill takes it,
+ * reference from the definition (attention64 in helpers.ts: softmax(q·kᵀ / scale + mask)·v, GQA by ⌊head / group⌋; q
+ * rotated here by rotate_half) for every case the fused path can hand it, in both tile sizes; then whole models whose prefill takes it,
  * against transformers' fixtures and against the plain path. "Relative" is max |got − want| / max |want|.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -17,7 +17,7 @@ import { makeConfig } from '../src/model/config.js';
 import { KVCache } from '../src/model/kv_cache.js';
 import { optimisations } from '../src/model/transformer.js';
 import { fixtureTokens } from './device/fixture_parity.js';
-import { countPrograms, FIXTURES, maxAbsDiffAsync, reference, relError, startSoftwareWebGPU } from './helpers.js';
+import { attention64, countPrograms, FIXTURES, maxAbsDiffAsync, reference, relError, startSoftwareWebGPU, type Attention64Shape } from './helpers.js';
 
 const saved = { ...flashAttention };
 
@@ -44,57 +44,11 @@ function randoms(n: number, seed: number): Float32Array {
   return out;
 }
 
-interface Case {
+interface Case extends Attention64Shape {
   name: string;
-  batch: number;
-  rows: number;
-  keys: number;
-  heads: number;
-  kvHeads: number;
-  dHead: number;
-  window: number | null;
-  /** [batch][keys] 1 real, 0 padding */
-  keyMask?: number[][];
   /** keys and values in the KV cache's combined layout [2, batch, kv_head, key_pos, d_head]; else q, k, v from one QKV matrix */
   cacheLayout: boolean;
   rotaryDim?: number;
-}
-
-/**
- * z [batch, rows, head, d_head] in float64, from the definition; with `rowsOut`, also the scores (masked keys
- * −Infinity) and the pattern (a row that sees no key all 0) [batch, head, rows, keys].
- */
-function reference64(c: Case, q: (b: number, r: number, h: number, e: number) => number, k: (b: number, t: number, g: number, e: number) => number, v: typeof k, scale: number, rowsOut?: { scores: Float64Array; pattern: Float64Array }): Float64Array {
-  const { batch, rows, keys, heads, kvHeads, dHead: E, window } = c;
-  const start = keys - rows;
-  const z = new Float64Array(batch * rows * heads * E);
-  for (let b = 0; b < batch; b++)
-    for (let r = 0; r < rows; r++)
-      for (let h = 0; h < heads; h++) {
-        const g = Math.floor(h / (heads / kvHeads));
-        const s: number[] = [];
-        let m = -Infinity;
-        for (let t = 0; t < keys; t++) {
-          const ok = t <= start + r && (window === null || start + r - t < window) && (!c.keyMask || c.keyMask[b][t] === 1);
-          let dot = 0;
-          for (let e = 0; e < E; e++) dot += q(b, r, h, e) * k(b, t, g, e);
-          s.push(ok ? dot / scale : -Infinity);
-          if (ok) m = Math.max(m, dot / scale);
-        }
-        const at = ((b * heads + h) * rows + r) * keys;
-        if (rowsOut) rowsOut.scores.set(s, at);
-        if (m === -Infinity) continue; // no visible key: z = 0
-        let l = 0;
-        const p = s.map((x) => (x === -Infinity ? 0 : Math.exp(x - m)));
-        for (const x of p) l += x;
-        if (rowsOut) rowsOut.pattern.set(p.map((x) => x / l), at);
-        for (let e = 0; e < E; e++) {
-          let acc = 0;
-          for (let t = 0; t < keys; t++) acc += p[t] * v(b, t, g, e);
-          z[((b * rows + r) * heads + h) * E + e] = acc / l;
-        }
-      }
-  return z;
 }
 
 function relative(got: Float32Array, want: Float64Array): number {
@@ -111,7 +65,7 @@ function relative(got: Float32Array, want: Float64Array): number {
 
 /**
  * Runs the kernel on case c (inputs laid out as the fused path lays them out) and returns its error against
- * reference64; with `withRows`, flashAttentionWithRows, and the errors of its scores and pattern too.
+ * attention64; with `withRows`, flashAttentionWithRows, and the errors of its scores and pattern too.
  */
 async function check(c: Case, withRows = false): Promise<{ err: number; z: Float32Array; scoresErr?: number; patternErr?: number }> {
   const { batch, rows, keys, heads: H, kvHeads: KV, dHead: E } = c;
@@ -196,14 +150,14 @@ async function check(c: Case, withRows = false): Promise<{ err: number; z: Float
     const [z, scores, pattern] = (await Promise.all([got.z.data(), got.scores.data(), got.pattern.data()])) as Float32Array[];
     tf.dispose([got.z, got.scores, got.pattern, ...tensors]);
     const want = { scores: new Float64Array(scores.length), pattern: new Float64Array(pattern.length) };
-    const err = relative(z, reference64(c, qRef, kAt, vAt, scale, want));
+    const err = relative(z, attention64(c, qRef, kAt, vAt, scale, want));
     return { err, z, scoresErr: relError(scores, want.scores), patternErr: relative(pattern, want.pattern) };
   }
   const out = flashAttentionZ(q, k, v, opts);
   expect(out.shape).toEqual([batch, rows, H, E]);
   const z = (await out.data()) as Float32Array;
   tf.dispose([out, ...tensors]);
-  return { err: relative(z, reference64(c, qRef, kAt, vAt, scale)), z };
+  return { err: relative(z, attention64(c, qRef, kAt, vAt, scale)), z };
 }
 
 const base = { batch: 2, heads: 4, kvHeads: 4, dHead: 16, window: null, cacheLayout: false };
@@ -266,7 +220,7 @@ describe('the kernels that write attention rows, at a llama-7b decoding shape, a
     const scale = Math.sqrt(E);
     const [qData, kData, vData] = [randoms(rows * H * E, 1), randoms(H * keys * E, 2), randoms(H * keys * E, 3)];
     const want = { scores: new Float64Array(H * rows * keys), pattern: new Float64Array(H * rows * keys) };
-    const z64 = reference64(c, (_b, r, h, e) => qData[(r * H + h) * E + e], (_b, t, g, e) => kData[(g * keys + t) * E + e], (_b, t, g, e) => vData[(g * keys + t) * E + e], scale, want);
+    const z64 = attention64(c, (_b, r, h, e) => qData[(r * H + h) * E + e], (_b, t, g, e) => kData[(g * keys + t) * E + e], (_b, t, g, e) => vData[(g * keys + t) * E + e], scale, want);
     const maxScore = want.scores.reduce((m, x) => (Number.isFinite(x) ? Math.max(m, Math.abs(x)) : m), 0);
     expect(maxScore).toBeGreaterThan(4); // rows far from uniform, as the random llama-7b shape's (scores up to about 10)
     const q = tf.tensor4d(qData, [1, rows, H, E]);

@@ -39,7 +39,7 @@ import { KVCache } from '../../src/model/kv_cache.js';
 import { optimisations } from '../../src/model/transformer.js';
 import { saveModel } from '../../src/loading/save.js';
 import { encodeSafetensors } from '../../src/util/safetensors.js';
-import { relError } from '../helpers.js';
+import { attention64, relError } from '../helpers.js';
 import { runMain } from './run_main.js';
 
 function arg(name: string, fallback: string): string {
@@ -215,28 +215,14 @@ async function main(): Promise<void> {
 }
 
 /**
- * The last query row's scores and pattern, [head, key] in float64, from q [head, d_head] (one row, rotated) and the
- * first `keys` of keys [kv_head, held, d_head]: q·k / attn_scale over each of them (the last row sees them all: no
- * window, no padding), then the softmax; head h reads key head ⌊h / (heads / kv_heads)⌋.
+ * The last query row's scores and pattern, [head, key] in float64 (attention64), from q [head, d_head] (one row,
+ * rotated) and the first `keys` of keys [kv_head, held, d_head]; the last row sees them all (no window, no padding).
  */
 function lastRow64(q: Float32Array, k: Float32Array, cfg: { n_heads: number; n_key_value_heads: number; d_head: number; attn_scale: number }, keys: number, held: number): { scores: Float64Array; pattern: Float64Array } {
-  const { n_heads: heads, n_key_value_heads: kvHeads, d_head: dHead, attn_scale: scale } = cfg;
-  const scores = new Float64Array(heads * keys);
-  const pattern = new Float64Array(heads * keys);
-  for (let h = 0; h < heads; h++) {
-    const g = Math.floor(h / (heads / kvHeads));
-    let m = -Infinity;
-    for (let t = 0; t < keys; t++) {
-      let dot = 0;
-      for (let e = 0; e < dHead; e++) dot += q[h * dHead + e] * k[(g * held + t) * dHead + e];
-      scores[h * keys + t] = dot / scale;
-      m = Math.max(m, dot / scale);
-    }
-    let sum = 0;
-    for (let t = 0; t < keys; t++) sum += (pattern[h * keys + t] = Math.exp(scores[h * keys + t] - m));
-    for (let t = 0; t < keys; t++) pattern[h * keys + t] /= sum;
-  }
-  return { scores, pattern };
+  const { n_heads: heads, n_key_value_heads: kvHeads, d_head: E } = cfg;
+  const out = { scores: new Float64Array(heads * keys), pattern: new Float64Array(heads * keys) };
+  attention64({ batch: 1, rows: 1, keys, heads, kvHeads, dHead: E, window: null }, (_b, _r, h, e) => q[h * E + e], (_b, t, g, e) => k[(g * held + t) * E + e], undefined, cfg.attn_scale, out);
+  return out;
 }
 
 runMain(main);
